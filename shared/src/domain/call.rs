@@ -1,0 +1,124 @@
+//! The call as the control plane records it: who, where it stands, and the instructions in force.
+
+use serde::{Deserialize, Serialize};
+
+use super::sid::{AccountSid, CallSid};
+use super::time::Timestamp;
+use super::webhook::{Method, StatusCallbackEvents, WebhookUrl};
+
+/// Twilio's call statuses. `queued`, `ringing` and `in-progress` are live; the rest are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallStatus {
+    Queued,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 8] = [
+        Self::Queued,
+        Self::Ringing,
+        Self::InProgress,
+        Self::Completed,
+        Self::Busy,
+        Self::Failed,
+        Self::NoAnswer,
+        Self::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Ringing => "ringing",
+            Self::InProgress => "in-progress",
+            Self::Completed => "completed",
+            Self::Busy => "busy",
+            Self::Failed => "failed",
+            Self::NoAnswer => "no-answer",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// A final status: the call is over and can no longer be modified.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Ringing | Self::InProgress)
+    }
+
+    /// Not yet answered: a hang-up now cancels the call rather than completing it.
+    pub fn is_unanswered(self) -> bool {
+        matches!(self, Self::Queued | Self::Ringing)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Inbound,
+    OutboundApi,
+    OutboundDial,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::OutboundApi => "outbound-api",
+            Self::OutboundDial => "outbound-dial",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Inbound, Self::OutboundApi, Self::OutboundDial]
+            .into_iter()
+            .find(|d| d.as_str() == value)
+    }
+}
+
+/// Where the call gets its RCML and where its events are reported: what a modification changes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Instructions {
+    pub url: Option<WebhookUrl>,
+    pub method: Method,
+    pub fallback_url: Option<WebhookUrl>,
+    pub fallback_method: Method,
+    pub status_callback: Option<WebhookUrl>,
+    pub status_callback_method: Method,
+    pub status_callback_events: StatusCallbackEvents,
+    /// Longest the call may last, in seconds.
+    pub time_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub sid: CallSid,
+    pub account_sid: AccountSid,
+    pub parent_call_sid: Option<CallSid>,
+    pub from: String,
+    pub to: String,
+    pub direction: Direction,
+    pub status: CallStatus,
+    pub muted: bool,
+    pub instructions: Instructions,
+    /// The commands queue of the media worker that owns the call, when one has said so.
+    pub command_queue: Option<String>,
+    /// Sequence number of the call's latest intent; 0 before the first.
+    pub seq: u64,
+    /// Bumped by every write of the call item: the optimistic-concurrency token.
+    pub version: u64,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    /// Seconds from answer to end, once the call is over.
+    pub duration: Option<u64>,
+}

@@ -1,0 +1,100 @@
+//! Commands: what the control plane asks the media worker that owns a call to do.
+//!
+//! One JSON message per intent on the commands FIFO queue (group = CallSid, deduplication id =
+//! IntentSid). `version` changes only for incompatible changes; workers ignore fields they do not
+//! know. See docs/messages.md.
+
+use serde::{Deserialize, Serialize};
+
+use super::modify::HangupStatus;
+use super::rcml::Rcml;
+use super::sid::{AccountSid, CallSid, IntentSid};
+use super::webhook::{Method, WebhookUrl};
+
+pub const COMMAND_VERSION: u32 = 1;
+
+/// The primary thing a command asks for. Optional parameters (`mute`, `time_limit`) ride along
+/// with it and are applied first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandType {
+    /// Fetch RCML from `url` with `method` and run it instead of what the call is doing.
+    Redirect,
+    /// Run the inline `rcml` instead of what the call is doing.
+    Execute,
+    /// End the call; `status` says whether as canceled or completed.
+    Hangup,
+    Mute,
+    Unmute,
+    /// Only the ride-along parameters changed (today: `time_limit`).
+    Update,
+}
+
+impl CommandType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redirect => "redirect",
+            Self::Execute => "execute",
+            Self::Hangup => "hangup",
+            Self::Mute => "mute",
+            Self::Unmute => "unmute",
+            Self::Update => "update",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CommandParameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<WebhookUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rcml: Option<Rcml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<HangupStatus>,
+    /// Redirect and execute: also move the leg this call is connected to (true), or hang that
+    /// leg up (false, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_connected_call_leg: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mute: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub version: u32,
+    #[serde(rename = "type")]
+    pub kind: CommandType,
+    pub call_sid: CallSid,
+    pub account_sid: AccountSid,
+    pub intent_sid: IntentSid,
+    /// The intent's per-call sequence number. Workers apply a command only if its `seq` is above
+    /// the last one they applied for the call, and report an older one as rejected (superseded).
+    pub seq: u64,
+    pub parameters: CommandParameters,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandDecodeError {
+    #[error("not a command: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported command version {0}")]
+    Version(u32),
+}
+
+impl Command {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a command always serialises")
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, CommandDecodeError> {
+        let command: Command = serde_json::from_str(json)?;
+        if command.version != COMMAND_VERSION {
+            return Err(CommandDecodeError::Version(command.version));
+        }
+        Ok(command)
+    }
+}

@@ -1,0 +1,46 @@
+//! What can be wrong with a request, in the product's terms. The API layer maps each to an HTTP
+//! status and a Twilio-style code in one place (`api::error`).
+
+use super::call::CallStatus;
+
+/// What kind of problem a parameter has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// A parameter the endpoint does not know.
+    Unknown,
+    /// A known parameter with a value that breaks its rules, or a forbidden combination.
+    Invalid,
+    /// A required parameter is missing.
+    Missing,
+    /// The request asks for nothing at all.
+    NothingToDo,
+}
+
+/// A request parameter that breaks the rules; the message names it and says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidParameter {
+    /// The parameter at fault, as the API spells it; empty when no single one is.
+    pub parameter: String,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+impl InvalidParameter {
+    pub fn new(parameter: &str, kind: ProblemKind, message: String) -> Self {
+        Self {
+            parameter: parameter.to_owned(),
+            kind,
+            message,
+        }
+    }
+}
+
+/// The request is valid but the call's state does not allow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallStateError {
+    #[error("The call has ended (status {}) and can no longer be modified", .0.as_str())]
+    Ended(CallStatus),
+    #[error("The call is {} and Mute applies only to a call in progress", .0.as_str())]
+    NotInProgress(CallStatus),
+}

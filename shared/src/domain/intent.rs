@@ -1,0 +1,119 @@
+//! Intents: one record per accepted modification of a call, numbered per call.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::Command;
+use super::sid::{AccountSid, CallSid, IntentSid};
+use super::time::Timestamp;
+
+/// The primary action of an intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentAction {
+    Redirect,
+    Execute,
+    Hangup,
+    Mute,
+    Unmute,
+    /// Only settings changed (callbacks, fallback, time limit).
+    Update,
+}
+
+impl IntentAction {
+    pub const ALL: [IntentAction; 6] = [
+        Self::Redirect,
+        Self::Execute,
+        Self::Hangup,
+        Self::Mute,
+        Self::Unmute,
+        Self::Update,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redirect => "redirect",
+            Self::Execute => "execute",
+            Self::Hangup => "hangup",
+            Self::Mute => "mute",
+            Self::Unmute => "unmute",
+            Self::Update => "update",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == value)
+    }
+}
+
+/// Where an intent stands. `pending` until something settles it; see docs/data-model.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntentStatus {
+    /// Recorded; its command is being sent, or was sent and the worker has not reported yet.
+    Pending,
+    /// The reconciler found it pending and confirmed its command is on the queue.
+    Enqueued,
+    /// The worker applied it, or it needed no worker (settings only).
+    Applied,
+    /// The worker refused it (for instance superseded by a later intent).
+    Rejected,
+    /// Its command could not be delivered; the call was left as it was.
+    Failed,
+    /// Accepted but nothing to do: `Status=canceled` on a call already in progress.
+    NoEffect,
+}
+
+impl IntentStatus {
+    pub const ALL: [IntentStatus; 6] = [
+        Self::Pending,
+        Self::Enqueued,
+        Self::Applied,
+        Self::Rejected,
+        Self::Failed,
+        Self::NoEffect,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Enqueued => "enqueued",
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::NoEffect => "no-effect",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// Settled: nothing will change it any more.
+    pub fn is_settled(self) -> bool {
+        !matches!(self, Self::Pending | Self::Enqueued)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub sid: IntentSid,
+    pub call_sid: CallSid,
+    pub account_sid: AccountSid,
+    pub seq: u64,
+    pub action: IntentAction,
+    /// The request's parameters in canonical form (API names, normalised values).
+    pub parameters: BTreeMap<String, String>,
+    pub status: IntentStatus,
+    /// Why it settled as it did, when there is something to say.
+    pub reason: Option<String>,
+    /// The command sent for it, kept so that the reconciler can send the very same message.
+    pub command: Option<Command>,
+    /// The queue the command goes to; `None` is the default commands queue.
+    pub queue: Option<String>,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+    /// When the store may forget it (DynamoDB TTL).
+    pub expires_at: Timestamp,
+}

@@ -1,0 +1,27 @@
+//! The product's concepts and rules. No AWS, Lambda or HTTP types live here.
+
+pub mod account;
+pub mod call;
+pub mod command;
+pub mod error;
+pub mod form;
+pub mod idempotency;
+pub mod intent;
+pub mod modify;
+pub mod rcml;
+pub mod sid;
+pub mod time;
+pub mod webhook;
+
+pub use account::{Account, AccountStatus, AuthToken};
+pub use call::{Call, CallStatus, Direction, Instructions};
+pub use command::{Command, CommandParameters, CommandType};
+pub use error::{CallStateError, InvalidParameter, ProblemKind};
+pub use form::Form;
+pub use idempotency::{IdempotencyKey, IdempotencyRecord};
+pub use intent::{Intent, IntentAction, IntentStatus};
+pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
+pub use rcml::Rcml;
+pub use sid::{AccountSid, CallSid, IntentSid};
+pub use time::Timestamp;
+pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};

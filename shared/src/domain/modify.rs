@@ -1,0 +1,492 @@
+//! Modifying a live call: the request's parameters, their rules, and what a valid request does
+//! to a call in a given state (DESIGN §3).
+//!
+//! [`ModifyRequest::parse`] turns a form into a typed request or names the first bad parameter;
+//! [`plan`] decides, from the call as read, the call as it will be written and the intent that
+//! records the change. Both are pure: the API layer does the reading and writing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::call::{Call, CallStatus};
+use super::command::{Command, CommandParameters, CommandType, COMMAND_VERSION};
+use super::error::{CallStateError, InvalidParameter, ProblemKind};
+use super::form::Form;
+use super::intent::{Intent, IntentAction, IntentStatus};
+use super::rcml::Rcml;
+use super::sid::{shorten, IntentSid};
+use super::time::Timestamp;
+use super::webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
+
+/// Every parameter the endpoint accepts, in the order problems are reported.
+pub const PARAMETERS: [&str; 12] = [
+    "Url",
+    "Method",
+    "Twiml",
+    "Status",
+    "Mute",
+    "MoveConnectedCallLeg",
+    "FallbackUrl",
+    "FallbackMethod",
+    "StatusCallback",
+    "StatusCallbackMethod",
+    "StatusCallbackEvent",
+    "TimeLimit",
+];
+
+/// Longest call Twilio allows, and the most `TimeLimit` may say: four hours.
+pub const MAX_TIME_LIMIT_SECONDS: u32 = 14_400;
+
+/// How `Status` ends a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HangupStatus {
+    /// End a call that is queued or ringing; no effect on one in progress.
+    Canceled,
+    /// End the call whatever its live state.
+    Completed,
+}
+
+impl HangupStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Canceled => "canceled",
+            Self::Completed => "completed",
+        }
+    }
+}
+
+/// New RCML for the call: fetched from a URL, or given inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewInstructions {
+    Fetch { url: WebhookUrl, method: Method },
+    Inline(Rcml),
+}
+
+/// A valid modification request. Every field is optional; `None` leaves that aspect as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModifyRequest {
+    pub hangup: Option<HangupStatus>,
+    pub instructions: Option<NewInstructions>,
+    pub mute: Option<bool>,
+    pub move_connected_call_leg: Option<bool>,
+    pub fallback: Option<(WebhookUrl, Method)>,
+    pub status_callback: Option<(WebhookUrl, Method)>,
+    pub status_callback_events: Option<StatusCallbackEvents>,
+    pub time_limit: Option<u32>,
+}
+
+/// The raw values of the known parameters, each at most once (`StatusCallbackEvent` may repeat).
+#[derive(Default)]
+struct Raw<'a> {
+    values: [Option<&'a str>; PARAMETERS.len()],
+    events: Vec<&'a str>,
+}
+
+impl<'a> Raw<'a> {
+    fn collect(form: &'a Form) -> Result<Self, InvalidParameter> {
+        let mut raw = Raw::default();
+        for (name, value) in form.pairs() {
+            let Some(index) = PARAMETERS.iter().position(|p| *p == name) else {
+                return Err(InvalidParameter::new(
+                    &shorten(name),
+                    ProblemKind::Unknown,
+                    format!(
+                        "Unknown parameter '{}'. Accepted parameters: {}",
+                        shorten(name),
+                        PARAMETERS.join(", ")
+                    ),
+                ));
+            };
+            if name == "StatusCallbackEvent" {
+                raw.events.push(value);
+            } else if raw.values[index].replace(value).is_some() {
+                return Err(InvalidParameter::new(
+                    name,
+                    ProblemKind::Invalid,
+                    format!("Parameter '{name}' was given more than once"),
+                ));
+            }
+        }
+        Ok(raw)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        let index = PARAMETERS.iter().position(|p| *p == name)?;
+        self.values[index]
+    }
+}
+
+fn invalid(name: &str, message: String) -> InvalidParameter {
+    InvalidParameter::new(name, ProblemKind::Invalid, message)
+}
+
+fn parse_url(
+    raw: &Raw<'_>,
+    name: &str,
+    policy: AddressPolicy,
+) -> Result<Option<WebhookUrl>, InvalidParameter> {
+    raw.get(name)
+        .map(|value| {
+            WebhookUrl::parse(value, policy)
+                .map_err(|problem| invalid(name, format!("{name} is not a valid URL: {problem}")))
+        })
+        .transpose()
+}
+
+/// A `…Method` parameter: GET or POST, only together with the URL it applies to.
+fn parse_method(raw: &Raw<'_>, name: &str, url_name: &str) -> Result<Option<Method>, InvalidParameter> {
+    let Some(value) = raw.get(name) else {
+        return Ok(None);
+    };
+    let method = Method::parse(value).ok_or_else(|| {
+        invalid(
+            name,
+            format!("{name} must be GET or POST, not '{}'", shorten(value)),
+        )
+    })?;
+    if raw.get(url_name).is_none() {
+        return Err(invalid(name, format!("{name} can only be given together with {url_name}")));
+    }
+    Ok(Some(method))
+}
+
+/// `true` or `false`, case-insensitive.
+fn parse_bool(raw: &Raw<'_>, name: &str) -> Result<Option<bool>, InvalidParameter> {
+    raw.get(name)
+        .map(|value| {
+            if value.eq_ignore_ascii_case("true") {
+                Ok(true)
+            } else if value.eq_ignore_ascii_case("false") {
+                Ok(false)
+            } else {
+                Err(invalid(
+                    name,
+                    format!("{name} must be true or false, not '{}'", shorten(value)),
+                ))
+            }
+        })
+        .transpose()
+}
+
+impl ModifyRequest {
+    pub fn parse(form: &Form, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
+        let raw = Raw::collect(form)?;
+
+        let url = parse_url(&raw, "Url", policy)?;
+        let method = parse_method(&raw, "Method", "Url")?;
+        let twiml = raw
+            .get("Twiml")
+            .map(|doc| {
+                Rcml::parse(doc)
+                    .map_err(|problem| invalid("Twiml", format!("Twiml is not valid RCML: {problem}")))
+            })
+            .transpose()?;
+        let hangup = raw
+            .get("Status")
+            .map(|value| {
+                if value.eq_ignore_ascii_case("canceled") {
+                    Ok(HangupStatus::Canceled)
+                } else if value.eq_ignore_ascii_case("completed") {
+                    Ok(HangupStatus::Completed)
+                } else {
+                    Err(invalid(
+                        "Status",
+                        format!("Status must be canceled or completed, not '{}'", shorten(value)),
+                    ))
+                }
+            })
+            .transpose()?;
+        let mute = parse_bool(&raw, "Mute")?;
+        let move_connected_call_leg = parse_bool(&raw, "MoveConnectedCallLeg")?;
+        let fallback_url = parse_url(&raw, "FallbackUrl", policy)?;
+        let fallback_method = parse_method(&raw, "FallbackMethod", "FallbackUrl")?;
+        let status_callback = parse_url(&raw, "StatusCallback", policy)?;
+        let status_callback_method = parse_method(&raw, "StatusCallbackMethod", "StatusCallback")?;
+        let status_callback_events = parse_events(&raw.events)?;
+        let time_limit = raw
+            .get("TimeLimit")
+            .map(|value| {
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|s| (1..=MAX_TIME_LIMIT_SECONDS).contains(s) && value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        invalid(
+                            "TimeLimit",
+                            format!(
+                                "TimeLimit must be a whole number of seconds from 1 to {MAX_TIME_LIMIT_SECONDS}, not '{}'",
+                                shorten(value)
+                            ),
+                        )
+                    })
+            })
+            .transpose()?;
+
+        // Combinations.
+        if url.is_some() && twiml.is_some() {
+            return Err(invalid("Twiml", "Give Url or Twiml, not both".into()));
+        }
+        if hangup.is_some() {
+            if let Some(other) = ["Url", "Twiml", "Mute"].into_iter().find(|p| raw.get(p).is_some()) {
+                return Err(invalid(
+                    "Status",
+                    format!("Status ends the call and cannot be combined with {other}"),
+                ));
+            }
+        }
+        if move_connected_call_leg.is_some() && url.is_none() && twiml.is_none() {
+            return Err(invalid(
+                "MoveConnectedCallLeg",
+                "MoveConnectedCallLeg applies to a redirect: give it together with Url or Twiml".into(),
+            ));
+        }
+
+        let instructions = match (url, twiml) {
+            (Some(url), _) => Some(NewInstructions::Fetch {
+                url,
+                method: method.unwrap_or_default(),
+            }),
+            (None, Some(rcml)) => Some(NewInstructions::Inline(rcml)),
+            (None, None) => None,
+        };
+        let request = Self {
+            hangup,
+            instructions,
+            mute,
+            move_connected_call_leg,
+            fallback: fallback_url.map(|url| (url, fallback_method.unwrap_or_default())),
+            status_callback: status_callback.map(|url| (url, status_callback_method.unwrap_or_default())),
+            status_callback_events,
+            time_limit,
+        };
+        if request == Self::default() {
+            return Err(InvalidParameter::new(
+                "",
+                ProblemKind::NothingToDo,
+                format!(
+                    "The request modifies nothing: give at least one of {}",
+                    PARAMETERS.join(", ")
+                ),
+            ));
+        }
+        Ok(request)
+    }
+
+    /// The request in canonical form, defaults filled in: what the intent records, and what makes
+    /// two requests with the same Idempotency-Key "the same".
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut put = |name: &str, value: String| {
+            out.insert(name.to_owned(), value);
+        };
+        if let Some(status) = self.hangup {
+            put("Status", status.as_str().into());
+        }
+        match &self.instructions {
+            Some(NewInstructions::Fetch { url, method }) => {
+                put("Url", url.to_string());
+                put("Method", method.as_str().into());
+            }
+            Some(NewInstructions::Inline(rcml)) => put("Twiml", rcml.as_str().into()),
+            None => {}
+        }
+        if let Some(mute) = self.mute {
+            put("Mute", mute.to_string());
+        }
+        if let Some(move_leg) = self.move_connected_call_leg {
+            put("MoveConnectedCallLeg", move_leg.to_string());
+        }
+        if let Some((url, method)) = &self.fallback {
+            put("FallbackUrl", url.to_string());
+            put("FallbackMethod", method.as_str().into());
+        }
+        if let Some((url, method)) = &self.status_callback {
+            put("StatusCallback", url.to_string());
+            put("StatusCallbackMethod", method.as_str().into());
+        }
+        if let Some(events) = self.status_callback_events {
+            let names: Vec<&str> = events.iter().map(CallbackEvent::as_str).collect();
+            put("StatusCallbackEvent", names.join(" "));
+        }
+        if let Some(limit) = self.time_limit {
+            put("TimeLimit", limit.to_string());
+        }
+        out
+    }
+}
+
+/// `StatusCallbackEvent` may repeat, and each value may list several events separated by spaces.
+fn parse_events(values: &[&str]) -> Result<Option<StatusCallbackEvents>, InvalidParameter> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let mut events = StatusCallbackEvents::empty();
+    for value in values {
+        let mut any = false;
+        for name in value.split_ascii_whitespace() {
+            any = true;
+            let event = CallbackEvent::parse(name).ok_or_else(|| {
+                invalid(
+                    "StatusCallbackEvent",
+                    format!(
+                        "StatusCallbackEvent '{}' is not one of initiated, ringing, answered, completed",
+                        shorten(name)
+                    ),
+                )
+            })?;
+            events.insert(event);
+        }
+        if !any {
+            return Err(invalid("StatusCallbackEvent", "StatusCallbackEvent is empty".into()));
+        }
+    }
+    Ok(Some(events))
+}
+
+/// A modification decided: the call item to write and the intent that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub call: Call,
+    pub intent: Intent,
+}
+
+/// Decides what `request` does to `call` as read. The returned call carries the next sequence
+/// number and version; the write must succeed only if the stored call still has `call.version`.
+pub fn plan(
+    call: &Call,
+    request: &ModifyRequest,
+    intent_sid: IntentSid,
+    now: Timestamp,
+    retention: Duration,
+) -> Result<Planned, CallStateError> {
+    if call.status.is_final() {
+        return Err(CallStateError::Ended(call.status));
+    }
+    if request.mute.is_some() && call.status != CallStatus::InProgress {
+        return Err(CallStateError::NotInProgress(call.status));
+    }
+
+    let mut next = call.clone();
+    next.seq += 1;
+    next.version += 1;
+    next.date_updated = now;
+
+    let mut intent = Intent {
+        sid: intent_sid,
+        call_sid: call.sid.clone(),
+        account_sid: call.account_sid.clone(),
+        seq: next.seq,
+        action: IntentAction::Update,
+        parameters: request.parameters(),
+        status: IntentStatus::Pending,
+        reason: None,
+        command: None,
+        queue: call.command_queue.clone(),
+        date_created: now,
+        date_updated: now,
+        expires_at: now.plus(retention),
+    };
+
+    if request.hangup == Some(HangupStatus::Canceled) && call.status == CallStatus::InProgress {
+        intent.action = IntentAction::Hangup;
+        intent.status = IntentStatus::NoEffect;
+        intent.reason = Some(
+            "The call is already in progress: Status=canceled only ends queued or ringing calls. \
+             Use Status=completed to hang up a call in progress."
+                .into(),
+        );
+        return Ok(Planned { call: next, intent });
+    }
+
+    // Settings: in force from now on, whatever else the request does.
+    let settings = &mut next.instructions;
+    if let Some((url, method)) = &request.fallback {
+        settings.fallback_url = Some(url.clone());
+        settings.fallback_method = *method;
+    }
+    if let Some((url, method)) = &request.status_callback {
+        settings.status_callback = Some(url.clone());
+        settings.status_callback_method = *method;
+    }
+    if let Some(events) = request.status_callback_events {
+        settings.status_callback_events = events;
+    }
+    if let Some(limit) = request.time_limit {
+        settings.time_limit = Some(limit);
+    }
+
+    let mut parameters = CommandParameters {
+        move_connected_call_leg: request.move_connected_call_leg,
+        time_limit: request.time_limit,
+        ..CommandParameters::default()
+    };
+    let kind = if let Some(status) = request.hangup {
+        next.status = if call.status.is_unanswered() {
+            CallStatus::Canceled
+        } else {
+            CallStatus::Completed
+        };
+        next.end_time = Some(now);
+        next.duration = match (next.status, call.start_time) {
+            (CallStatus::Completed, Some(start)) => Some(now.seconds_since(start)),
+            _ => None,
+        };
+        parameters.status = Some(status);
+        Some(CommandType::Hangup)
+    } else {
+        if let Some(mute) = request.mute {
+            next.muted = mute;
+        }
+        match &request.instructions {
+            Some(NewInstructions::Fetch { url, method }) => {
+                next.instructions.url = Some(url.clone());
+                next.instructions.method = *method;
+                parameters.url = Some(url.clone());
+                parameters.method = Some(*method);
+                parameters.mute = request.mute;
+                Some(CommandType::Redirect)
+            }
+            Some(NewInstructions::Inline(rcml)) => {
+                // Inline RCML replaces the document the call runs; there is no URL in force.
+                next.instructions.url = None;
+                parameters.rcml = Some(rcml.clone());
+                parameters.mute = request.mute;
+                Some(CommandType::Execute)
+            }
+            None => match request.mute {
+                Some(true) => Some(CommandType::Mute),
+                Some(false) => Some(CommandType::Unmute),
+                None if request.time_limit.is_some() => Some(CommandType::Update),
+                // Only callback settings changed: they live on the call item, no worker needed.
+                None => None,
+            },
+        }
+    };
+
+    intent.action = match kind {
+        Some(CommandType::Redirect) => IntentAction::Redirect,
+        Some(CommandType::Execute) => IntentAction::Execute,
+        Some(CommandType::Hangup) => IntentAction::Hangup,
+        Some(CommandType::Mute) => IntentAction::Mute,
+        Some(CommandType::Unmute) => IntentAction::Unmute,
+        Some(CommandType::Update) | None => IntentAction::Update,
+    };
+    match kind {
+        Some(kind) => {
+            intent.command = Some(Command {
+                version: COMMAND_VERSION,
+                kind,
+                call_sid: call.sid.clone(),
+                account_sid: call.account_sid.clone(),
+                intent_sid: intent.sid.clone(),
+                seq: next.seq,
+                parameters,
+            });
+        }
+        None => intent.status = IntentStatus::Applied,
+    }
+    Ok(Planned { call: next, intent })
+}

@@ -1,0 +1,8 @@
+//! `teleapi`: the Calls API control plane shared by every function and by `teleapi-local`.
+//!
+//! - [`domain`]: the product's concepts and rules, pure.
+//! - [`ports`]: the traits the domain needs from the world (stores, queues, clock).
+//! - [`adapters`]: DynamoDB, SQS and in-memory implementations of the ports.
+//! - [`api`]: one module per HTTP operation, from `lambda_http::Request` to a response.
+
+pub mod domain;
