@@ -81,7 +81,11 @@ pub struct Account {
 
 impl Account {
     /// A new active account with fresh credentials.
-    pub fn open(friendly_name: impl Into<String>, parent: Option<AccountSid>, now: Timestamp) -> Self {
+    pub fn open(
+        friendly_name: impl Into<String>,
+        parent: Option<AccountSid>,
+        now: Timestamp,
+    ) -> Self {
         Self {
             sid: AccountSid::generate(),
             auth_token: AuthToken::generate(),

@@ -84,7 +84,10 @@ mod tests {
             ]
         );
         assert_eq!(pairs("a=1+2%2B3"), [("a".into(), "1 2+3".into())]);
-        assert_eq!(pairs("a=100%&b=%zz"), [("a".into(), "100%".into()), ("b".into(), "%zz".into())]);
+        assert_eq!(
+            pairs("a=100%&b=%zz"),
+            [("a".into(), "100%".into()), ("b".into(), "%zz".into())]
+        );
         assert_eq!(pairs("T=%C3%A9"), [("T".into(), "é".into())]);
         assert!(Form::parse(b"").unwrap().is_empty());
     }
@@ -95,7 +98,10 @@ mod tests {
             Form::parse(b"Url=%FF%FE"),
             Err(FormError::InvalidUtf8Value("Url".into()))
         );
-        assert_eq!(Form::parse(b"Url=\xff"), Err(FormError::InvalidUtf8Value("Url".into())));
+        assert_eq!(
+            Form::parse(b"Url=\xff"),
+            Err(FormError::InvalidUtf8Value("Url".into()))
+        );
         assert_eq!(Form::parse(b"%C3=x"), Err(FormError::InvalidUtf8Name));
     }
 }

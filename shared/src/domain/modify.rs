@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::call::{Call, CallStatus};
-use super::command::{Command, CommandParameters, CommandType, COMMAND_VERSION};
+use super::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
 use super::error::{CallStateError, InvalidParameter, ProblemKind};
 use super::form::Form;
 use super::intent::{Intent, IntentAction, IntentStatus};
 use super::rcml::Rcml;
-use super::sid::{shorten, IntentSid};
+use super::sid::{IntentSid, shorten};
 use super::time::Timestamp;
 use super::webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 
@@ -137,7 +137,11 @@ fn parse_url(
 }
 
 /// A `…Method` parameter: GET or POST, only together with the URL it applies to.
-fn parse_method(raw: &Raw<'_>, name: &str, url_name: &str) -> Result<Option<Method>, InvalidParameter> {
+fn parse_method(
+    raw: &Raw<'_>,
+    name: &str,
+    url_name: &str,
+) -> Result<Option<Method>, InvalidParameter> {
     let Some(value) = raw.get(name) else {
         return Ok(None);
     };
@@ -148,7 +152,10 @@ fn parse_method(raw: &Raw<'_>, name: &str, url_name: &str) -> Result<Option<Meth
         )
     })?;
     if raw.get(url_name).is_none() {
-        return Err(invalid(name, format!("{name} can only be given together with {url_name}")));
+        return Err(invalid(
+            name,
+            format!("{name} can only be given together with {url_name}"),
+        ));
     }
     Ok(Some(method))
 }
@@ -180,8 +187,9 @@ impl ModifyRequest {
         let twiml = raw
             .get("Twiml")
             .map(|doc| {
-                Rcml::parse(doc)
-                    .map_err(|problem| invalid("Twiml", format!("Twiml is not valid RCML: {problem}")))
+                Rcml::parse(doc).map_err(|problem| {
+                    invalid("Twiml", format!("Twiml is not valid RCML: {problem}"))
+                })
             })
             .transpose()?;
         let hangup = raw
@@ -194,7 +202,10 @@ impl ModifyRequest {
                 } else {
                     Err(invalid(
                         "Status",
-                        format!("Status must be canceled or completed, not '{}'", shorten(value)),
+                        format!(
+                            "Status must be canceled or completed, not '{}'",
+                            shorten(value)
+                        ),
                     ))
                 }
             })
@@ -229,18 +240,21 @@ impl ModifyRequest {
         if url.is_some() && twiml.is_some() {
             return Err(invalid("Twiml", "Give Url or Twiml, not both".into()));
         }
-        if hangup.is_some() {
-            if let Some(other) = ["Url", "Twiml", "Mute"].into_iter().find(|p| raw.get(p).is_some()) {
-                return Err(invalid(
-                    "Status",
-                    format!("Status ends the call and cannot be combined with {other}"),
-                ));
-            }
+        if hangup.is_some()
+            && let Some(other) = ["Url", "Twiml", "Mute"]
+                .into_iter()
+                .find(|p| raw.get(p).is_some())
+        {
+            return Err(invalid(
+                "Status",
+                format!("Status ends the call and cannot be combined with {other}"),
+            ));
         }
         if move_connected_call_leg.is_some() && url.is_none() && twiml.is_none() {
             return Err(invalid(
                 "MoveConnectedCallLeg",
-                "MoveConnectedCallLeg applies to a redirect: give it together with Url or Twiml".into(),
+                "MoveConnectedCallLeg applies to a redirect: give it together with Url or Twiml"
+                    .into(),
             ));
         }
 
@@ -258,7 +272,8 @@ impl ModifyRequest {
             mute,
             move_connected_call_leg,
             fallback: fallback_url.map(|url| (url, fallback_method.unwrap_or_default())),
-            status_callback: status_callback.map(|url| (url, status_callback_method.unwrap_or_default())),
+            status_callback: status_callback
+                .map(|url| (url, status_callback_method.unwrap_or_default())),
             status_callback_events,
             time_limit,
         };
@@ -340,7 +355,10 @@ fn parse_events(values: &[&str]) -> Result<Option<StatusCallbackEvents>, Invalid
             events.insert(event);
         }
         if !any {
-            return Err(invalid("StatusCallbackEvent", "StatusCallbackEvent is empty".into()));
+            return Err(invalid(
+                "StatusCallbackEvent",
+                "StatusCallbackEvent is empty".into(),
+            ));
         }
     }
     Ok(Some(events))
@@ -387,7 +405,7 @@ pub fn plan(
         queue: call.command_queue.clone(),
         date_created: now,
         date_updated: now,
-        expires_at: now.plus(retention),
+        expires_at: now.plus(retention).whole_seconds(),
     };
 
     if request.hangup == Some(HangupStatus::Canceled) && call.status == CallStatus::InProgress {

@@ -75,28 +75,35 @@ fn check_well_formed(document: &str) -> Result<(), RcmlProblem> {
                 }
             }
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(text) if depth == 0 => {
-                if !text.iter().all(u8::is_ascii_whitespace) {
-                    return Err(RcmlProblem::Malformed("text outside the root element".into()));
-                }
+            Event::Text(text) if depth == 0 && !text.iter().all(u8::is_ascii_whitespace) => {
+                return Err(RcmlProblem::Malformed(
+                    "text outside the root element".into(),
+                ));
             }
             Event::Text(text) => {
                 text.decode().map_err(|e| malformed(&e))?;
             }
             Event::GeneralRef(reference) => {
                 if depth == 0 {
-                    return Err(RcmlProblem::Malformed("text outside the root element".into()));
+                    return Err(RcmlProblem::Malformed(
+                        "text outside the root element".into(),
+                    ));
                 }
                 let known = matches!(
                     reference.as_ref(),
                     b"amp" | b"lt" | b"gt" | b"quot" | b"apos"
-                ) || reference.resolve_char_ref().map_err(|e| malformed(&e))?.is_some();
+                ) || reference
+                    .resolve_char_ref()
+                    .map_err(|e| malformed(&e))?
+                    .is_some();
                 if !known {
                     return Err(RcmlProblem::Malformed("undefined entity reference".into()));
                 }
             }
             Event::CData(_) if depth == 0 => {
-                return Err(RcmlProblem::Malformed("text outside the root element".into()));
+                return Err(RcmlProblem::Malformed(
+                    "text outside the root element".into(),
+                ));
             }
             Event::DocType(_) => return Err(RcmlProblem::DocType),
             Event::Eof => break,
@@ -142,21 +149,32 @@ mod tests {
 
     #[test]
     fn rejects_everything_else() {
-        let cases: &[(&str, fn(&RcmlProblem) -> bool)] = &[
+        type Check = fn(&RcmlProblem) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |p| *p == RcmlProblem::WrongRoot),
             ("hello", |p| matches!(p, RcmlProblem::Malformed(_))),
             ("<Say>hi</Say>", |p| *p == RcmlProblem::WrongRoot),
             ("<response/>", |p| *p == RcmlProblem::WrongRoot),
             ("<Response>", |p| matches!(p, RcmlProblem::Malformed(_))),
-            ("<Response><Say></Response>", |p| matches!(p, RcmlProblem::Malformed(_))),
-            ("<Response/><Response/>", |p| matches!(p, RcmlProblem::Malformed(_))),
-            ("<Response/>trailing", |p| matches!(p, RcmlProblem::Malformed(_))),
-            ("<Response>&bogus;</Response>", |p| matches!(p, RcmlProblem::Malformed(_))),
+            ("<Response><Say></Response>", |p| {
+                matches!(p, RcmlProblem::Malformed(_))
+            }),
+            ("<Response/><Response/>", |p| {
+                matches!(p, RcmlProblem::Malformed(_))
+            }),
+            ("<Response/>trailing", |p| {
+                matches!(p, RcmlProblem::Malformed(_))
+            }),
+            ("<Response>&bogus;</Response>", |p| {
+                matches!(p, RcmlProblem::Malformed(_))
+            }),
             (
                 r#"<!DOCTYPE r [<!ENTITY a "aaaa">]><Response>&a;</Response>"#,
                 |p| *p == RcmlProblem::DocType,
             ),
-            ("<Response a=\"1\" a=\"2\"/>", |p| matches!(p, RcmlProblem::Malformed(_))),
+            ("<Response a=\"1\" a=\"2\"/>", |p| {
+                matches!(p, RcmlProblem::Malformed(_))
+            }),
         ];
         for (doc, expected) in cases {
             match Rcml::parse(doc) {
@@ -168,9 +186,16 @@ mod tests {
 
     #[test]
     fn bounds_size_and_depth() {
-        let long = format!("<Response><Say>{}</Say></Response>", "a".repeat(MAX_RCML_LENGTH));
+        let long = format!(
+            "<Response><Say>{}</Say></Response>",
+            "a".repeat(MAX_RCML_LENGTH)
+        );
         assert_eq!(Rcml::parse(&long), Err(RcmlProblem::TooLong));
-        let deep = format!("<Response>{}{}</Response>", "<a>".repeat(40), "</a>".repeat(40));
+        let deep = format!(
+            "<Response>{}{}</Response>",
+            "<a>".repeat(40),
+            "</a>".repeat(40)
+        );
         assert_eq!(Rcml::parse(&deep), Err(RcmlProblem::TooDeep));
     }
 }

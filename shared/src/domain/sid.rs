@@ -151,7 +151,10 @@ mod tests {
             "CA0123456789abcdef0123456789abcdé",
             "CA😀😀😀😀😀😀😀😀",
         ] {
-            assert!(bad.parse::<CallSid>().is_err(), "{bad:?} should be rejected");
+            assert!(
+                bad.parse::<CallSid>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -43,6 +43,12 @@ impl Timestamp {
         Self(self.0.saturating_sub(millis))
     }
 
+    /// Rounded down to a whole second: the precision of a TTL attribute, so that an expiry reads
+    /// back exactly as it was written.
+    pub const fn whole_seconds(self) -> Self {
+        Self(self.epoch_seconds() * 1000)
+    }
+
     /// Whole seconds from `earlier` to `self`, never negative.
     pub fn seconds_since(self, earlier: Timestamp) -> u64 {
         u64::try_from(self.0.saturating_sub(earlier.0).max(0) / 1000).unwrap_or(0)

@@ -356,19 +356,34 @@ mod tests {
             (" https://example.com/", Err(UrlProblem::Whitespace)),
             ("https://example.com/\n", Err(UrlProblem::Whitespace)),
             ("http://localhost/x", Err(UrlProblem::Address("loopback"))),
-            ("http://app.localhost./x", Err(UrlProblem::Address("loopback"))),
+            (
+                "http://app.localhost./x",
+                Err(UrlProblem::Address("loopback")),
+            ),
             ("http://127.0.0.1/x", Err(UrlProblem::Address("loopback"))),
             ("http://0x7f.1/x", Err(UrlProblem::Address("loopback"))),
             ("http://[::1]/x", Err(UrlProblem::Address("loopback"))),
-            ("http://[::ffff:127.0.0.1]/x", Err(UrlProblem::Address("loopback"))),
+            (
+                "http://[::ffff:127.0.0.1]/x",
+                Err(UrlProblem::Address("loopback")),
+            ),
             ("http://10.1.2.3/x", Err(UrlProblem::Address("private"))),
             ("http://172.16.0.1/x", Err(UrlProblem::Address("private"))),
             ("http://192.168.1.1/x", Err(UrlProblem::Address("private"))),
             ("http://100.64.0.1/x", Err(UrlProblem::Address("private"))),
-            ("http://[fd00:ec2::254]/x", Err(UrlProblem::Address("private"))),
-            ("http://169.254.169.254/latest", Err(UrlProblem::Address("link-local"))),
+            (
+                "http://[fd00:ec2::254]/x",
+                Err(UrlProblem::Address("private")),
+            ),
+            (
+                "http://169.254.169.254/latest",
+                Err(UrlProblem::Address("link-local")),
+            ),
             ("http://[fe80::1]/x", Err(UrlProblem::Address("link-local"))),
-            ("http://[64:ff9b::a9fe:a9fe]/x", Err(UrlProblem::Address("link-local"))),
+            (
+                "http://[64:ff9b::a9fe:a9fe]/x",
+                Err(UrlProblem::Address("link-local")),
+            ),
             ("http://0.0.0.0/x", Err(UrlProblem::Address("reserved"))),
             ("http://[::]/x", Err(UrlProblem::Address("reserved"))),
             ("http://224.0.0.1/x", Err(UrlProblem::Address("reserved"))),
@@ -397,10 +412,16 @@ mod tests {
 
     #[test]
     fn callback_events() {
-        assert_eq!(CallbackEvent::parse("ANSWERED"), Some(CallbackEvent::Answered));
+        assert_eq!(
+            CallbackEvent::parse("ANSWERED"),
+            Some(CallbackEvent::Answered)
+        );
         assert_eq!(CallbackEvent::parse("answer"), None);
         let default = StatusCallbackEvents::default();
-        assert_eq!(default.iter().collect::<Vec<_>>(), [CallbackEvent::Completed]);
+        assert_eq!(
+            default.iter().collect::<Vec<_>>(),
+            [CallbackEvent::Completed]
+        );
         let json = serde_json::to_string(
             &[CallbackEvent::Ringing, CallbackEvent::Initiated]
                 .into_iter()

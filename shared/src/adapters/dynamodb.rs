@@ -1,0 +1,407 @@
+//! The stores on DynamoDB. Tables, keys, conditions and TTL are described in docs/data-model.md;
+//! the item <-> domain conversions live in [`item`].
+
+mod item;
+pub mod schema;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+
+use crate::domain::{
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
+    Timestamp,
+};
+use crate::ports::{
+    AccountStore, CallStore, InsertError, IntentFailure, IntentWrite, RecordError, StoreError,
+};
+
+pub use schema::TableNames;
+
+use item::{n, s};
+
+/// Number of partitions of the sparse `pending` index; a pending intent's shard is the last hex
+/// digit of its CallSid, so pending intents spread over sixteen index partitions.
+const PENDING_SHARDS: u32 = 16;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: TableNames,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+}
+
+/// Throttling, timeouts and server errors are worth retrying (after the SDK's own retries);
+/// anything else is a fault of ours or of the deployment.
+fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    const TRANSIENT: [&str; 7] = [
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ThrottlingException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    ];
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(format!("{err:?}"))
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or("");
+            if TRANSIENT.contains(&code) {
+                StoreError::Unavailable(format!("{code}: {message}"))
+            } else {
+                StoreError::Failed(format!("{code}: {message}"))
+            }
+        }
+        _ => StoreError::Failed(format!("{err:?}")),
+    }
+}
+
+fn is_conditional_check_failed<E: ProvideErrorMetadata>(
+    err: &SdkError<E, impl std::fmt::Debug>,
+) -> bool {
+    matches!(err, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// Which items of a cancelled transaction failed their condition (or conflicted).
+fn cancelled_items(
+    err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Vec<bool>> {
+    let SdkError::ServiceError(service) = err else {
+        return None;
+    };
+    match service.err() {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => Some(
+            cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| {
+                    matches!(
+                        reason.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn pending_shard(call_sid: &CallSid) -> String {
+    call_sid.as_str()[call_sid.as_str().len() - 1..].to_owned()
+}
+
+#[async_trait]
+impl AccountStore for DynamoStore {
+    async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.accounts)
+            .key("AccountSid", s(sid.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.map(|i| item::account_from(&i)).transpose()
+    }
+
+    async fn insert_account(&self, account: &Account) -> Result<(), InsertError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.accounts)
+            .set_item(Some(item::account_item(account)))
+            .condition_expression("attribute_not_exists(AccountSid)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
+            Err(err) => Err(store_error(err).into()),
+        }
+    }
+}
+
+#[async_trait]
+impl CallStore for DynamoStore {
+    async fn call(&self, sid: &CallSid) -> Result<Option<Call>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.calls)
+            .key("CallSid", s(sid.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.map(|i| item::call_from(&i)).transpose()
+    }
+
+    async fn insert_call(&self, call: &Call) -> Result<(), InsertError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.calls)
+            .set_item(Some(item::call_item(call)))
+            .condition_expression("attribute_not_exists(CallSid)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
+            Err(err) => Err(store_error(err).into()),
+        }
+    }
+
+    async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError> {
+        let call_put = Put::builder()
+            .table_name(&self.tables.calls)
+            .set_item(Some(item::call_item(write.call)))
+            .condition_expression("Version = :expected")
+            .expression_attribute_values(":expected", n(write.expected_version))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut intent_item = item::intent_item(write.intent);
+        if write.intent.status == IntentStatus::Pending {
+            intent_item.insert(
+                "PendingShard".into(),
+                s(&pending_shard(&write.intent.call_sid)),
+            );
+        }
+        let intent_put = Put::builder()
+            .table_name(&self.tables.intents)
+            .set_item(Some(intent_item))
+            .condition_expression("attribute_not_exists(CallSid)")
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(call_put).build(),
+            TransactWriteItem::builder().put(intent_put).build(),
+        ];
+        if let Some(record) = write.idempotency {
+            let put = Put::builder()
+                .table_name(&self.tables.idempotency)
+                .set_item(Some(item::idempotency_item(record)))
+                .condition_expression("attribute_not_exists(IdempotencyKey) OR ExpiresAt <= :now")
+                .expression_attribute_values(":now", n(write.now.epoch_seconds()))
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match cancelled_items(&err) {
+                // The idempotency key decides first: a retry of a request that already
+                // succeeded also finds the call's version moved on.
+                Some(failed) if failed.get(2) == Some(&true) => Err(RecordError::KeyTaken),
+                Some(failed) if failed.iter().any(|f| *f) => Err(RecordError::CallChanged),
+                _ => Err(store_error(err).into()),
+            },
+        }
+    }
+
+    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.intents)
+            .key("CallSid", s(call_sid.as_str()))
+            .key("Seq", n(seq))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.map(|i| item::intent_from(&i)).transpose()
+    }
+
+    async fn settle_intent(
+        &self,
+        call_sid: &CallSid,
+        seq: u64,
+        from: IntentStatus,
+        to: IntentStatus,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut update = "SET #status = :to, DateUpdated = :now".to_owned();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.intents)
+            .key("CallSid", s(call_sid.as_str()))
+            .key("Seq", n(seq))
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "Status")
+            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", n(now.millis()));
+        if let Some(reason) = reason {
+            update.push_str(", Reason = :reason");
+            request = request.expression_attribute_values(":reason", s(reason));
+        }
+        if to != IntentStatus::Pending {
+            update.push_str(" REMOVE PendingShard");
+        }
+        match request.update_expression(update).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
+        let build = |restore: bool| -> Result<Vec<TransactWriteItem>, StoreError> {
+            let built = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed(e.to_string());
+            let mut items = vec![
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.tables.intents)
+                            .key("CallSid", s(failure.call_sid.as_str()))
+                            .key("Seq", n(failure.seq))
+                            .update_expression(
+                                "SET #status = :failed, Reason = :reason, DateUpdated = :now REMOVE PendingShard",
+                            )
+                            .condition_expression("#status = :pending")
+                            .expression_attribute_names("#status", "Status")
+                            .expression_attribute_values(":failed", s(IntentStatus::Failed.as_str()))
+                            .expression_attribute_values(":pending", s(IntentStatus::Pending.as_str()))
+                            .expression_attribute_values(":reason", s(failure.reason))
+                            .expression_attribute_values(":now", n(failure.now.millis()))
+                            .build()
+                            .map_err(built)?,
+                    )
+                    .build(),
+            ];
+            if let (true, Some((call, expected))) = (restore, failure.restore) {
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.tables.calls)
+                                .set_item(Some(item::call_item(call)))
+                                .condition_expression("Version = :expected")
+                                .expression_attribute_values(":expected", n(expected))
+                                .build()
+                                .map_err(built)?,
+                        )
+                        .build(),
+                );
+            }
+            if let Some(key) = failure.release_key {
+                items.push(
+                    TransactWriteItem::builder()
+                        .delete(
+                            Delete::builder()
+                                .table_name(&self.tables.idempotency)
+                                .key("IdempotencyKey", s(key.as_str()))
+                                .build()
+                                .map_err(built)?,
+                        )
+                        .build(),
+                );
+            }
+            Ok(items)
+        };
+        // First with the call restored; if the call moved on meanwhile, a later intent owns it
+        // and only the intent is failed.
+        for restore in [true, false] {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(build(restore)?))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(true),
+                Err(err) => match cancelled_items(&err) {
+                    Some(failed) if failed.first() == Some(&true) => return Ok(false),
+                    Some(failed) if restore && failed.get(1) == Some(&true) => continue,
+                    _ => return Err(store_error(err)),
+                },
+            }
+        }
+        Ok(false)
+    }
+
+    async fn pending_intents(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Intent>, StoreError> {
+        let page_size = i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
+        let mut found = Vec::new();
+        for shard in 0..PENDING_SHARDS {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.intents)
+                .index_name(schema::PENDING_INDEX)
+                .key_condition_expression("PendingShard = :shard AND DateCreated < :before")
+                .expression_attribute_values(":shard", s(&format!("{shard:x}")))
+                .expression_attribute_values(":before", n(created_before.millis()))
+                .limit(page_size)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in output.items() {
+                let intent = item::intent_from(entry)?;
+                // The index is eventually consistent: skip what has settled since.
+                if intent.status == IntentStatus::Pending {
+                    found.push(intent);
+                }
+            }
+        }
+        found.sort_by_key(|i| i.date_created);
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.idempotency)
+            .key("IdempotencyKey", s(key.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        // TTL deletes lazily, so an expired record may still be there: it counts as absent.
+        Ok(output
+            .item
+            .map(|i| item::idempotency_from(&i))
+            .transpose()?
+            .filter(|record| record.is_live(now)))
+    }
+}
+
+/// An attribute map, for the tests that inspect raw items.
+pub type Item = HashMap<String, AttributeValue>;

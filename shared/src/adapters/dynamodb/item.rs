@@ -1,0 +1,313 @@
+//! DynamoDB items <-> domain values. Attribute names are the contract of docs/data-model.md.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::domain::{
+    Account, AccountStatus, AuthToken, Call, CallStatus, Command, Direction, IdempotencyKey,
+    IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method,
+    StatusCallbackEvents, Timestamp, WebhookUrl,
+};
+use crate::ports::StoreError;
+
+type Item = HashMap<String, AttributeValue>;
+
+pub(super) fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+pub(super) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn corrupt(attribute: &str) -> StoreError {
+    StoreError::Failed(format!(
+        "stored item has a missing or malformed '{attribute}'"
+    ))
+}
+
+/// Reading one item: every accessor names the attribute it could not read.
+struct Reader<'a>(&'a Item);
+
+impl Reader<'_> {
+    fn opt_s(&self, name: &str) -> Result<Option<&str>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(value)) => Ok(Some(value)),
+            Some(_) => Err(corrupt(name)),
+        }
+    }
+
+    fn s(&self, name: &str) -> Result<&str, StoreError> {
+        self.opt_s(name)?.ok_or_else(|| corrupt(name))
+    }
+
+    fn parse<T>(&self, name: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
+        parse(self.s(name)?).ok_or_else(|| corrupt(name))
+    }
+
+    fn opt_parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        self.opt_s(name)?
+            .map(|v| parse(v).ok_or_else(|| corrupt(name)))
+            .transpose()
+    }
+
+    fn opt_n<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(value)) => value.parse().map(Some).map_err(|_| corrupt(name)),
+            Some(_) => Err(corrupt(name)),
+        }
+    }
+
+    fn n<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        self.opt_n(name)?.ok_or_else(|| corrupt(name))
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, StoreError> {
+        match self.0.get(name) {
+            Some(AttributeValue::Bool(value)) => Ok(*value),
+            _ => Err(corrupt(name)),
+        }
+    }
+
+    fn time(&self, name: &str) -> Result<Timestamp, StoreError> {
+        self.n(name).map(Timestamp::from_millis)
+    }
+
+    fn opt_time(&self, name: &str) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.opt_n(name)?.map(Timestamp::from_millis))
+    }
+
+    /// TTL attributes are epoch seconds.
+    fn ttl(&self, name: &str) -> Result<Timestamp, StoreError> {
+        self.n::<i64>(name)
+            .map(|secs| Timestamp::from_millis(secs.saturating_mul(1000)))
+    }
+
+    fn url(&self, name: &str) -> Result<Option<WebhookUrl>, StoreError> {
+        Ok(self.opt_s(name)?.map(|v| WebhookUrl::trusted(v.to_owned())))
+    }
+
+    fn method(&self, name: &str) -> Result<Method, StoreError> {
+        self.parse(name, Method::parse)
+    }
+}
+
+/// Builds an item, leaving out absent optional values (DynamoDB has no use for nulls here).
+#[derive(Default)]
+struct Writer(Item);
+
+impl Writer {
+    fn s(mut self, name: &str, value: &str) -> Self {
+        self.0.insert(name.into(), s(value));
+        self
+    }
+
+    fn opt_s(self, name: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(value) => self.s(name, value),
+            None => self,
+        }
+    }
+
+    fn n(mut self, name: &str, value: impl ToString) -> Self {
+        self.0.insert(name.into(), n(value));
+        self
+    }
+
+    fn opt_n(self, name: &str, value: Option<impl ToString>) -> Self {
+        match value {
+            Some(value) => self.n(name, value),
+            None => self,
+        }
+    }
+
+    fn bool(mut self, name: &str, value: bool) -> Self {
+        self.0.insert(name.into(), AttributeValue::Bool(value));
+        self
+    }
+}
+
+pub(super) fn account_item(account: &Account) -> Item {
+    Writer::default()
+        .s("AccountSid", account.sid.as_str())
+        .s("AuthToken", account.auth_token.expose())
+        .s("FriendlyName", &account.friendly_name)
+        .opt_s(
+            "ParentAccountSid",
+            account.parent.as_ref().map(|p| p.as_str()),
+        )
+        .s("Status", account.status.as_str())
+        .n("DateCreated", account.date_created.millis())
+        .0
+}
+
+pub(super) fn account_from(item: &Item) -> Result<Account, StoreError> {
+    let r = Reader(item);
+    Ok(Account {
+        sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        auth_token: AuthToken::new(r.s("AuthToken")?),
+        friendly_name: r.s("FriendlyName")?.to_owned(),
+        parent: r.opt_parse("ParentAccountSid", |v| v.parse().ok())?,
+        status: r.parse("Status", AccountStatus::parse)?,
+        date_created: r.time("DateCreated")?,
+    })
+}
+
+pub(super) fn call_item(call: &Call) -> Item {
+    let i = &call.instructions;
+    let events: Vec<AttributeValue> = i
+        .status_callback_events
+        .iter()
+        .map(|e| s(e.as_str()))
+        .collect();
+    let mut item = Writer::default()
+        .s("CallSid", call.sid.as_str())
+        .s("AccountSid", call.account_sid.as_str())
+        .opt_s(
+            "ParentCallSid",
+            call.parent_call_sid.as_ref().map(|p| p.as_str()),
+        )
+        .s("From", &call.from)
+        .s("To", &call.to)
+        .s("Direction", call.direction.as_str())
+        .s("Status", call.status.as_str())
+        .bool("Muted", call.muted)
+        .opt_s("Url", i.url.as_ref().map(WebhookUrl::as_str))
+        .s("Method", i.method.as_str())
+        .opt_s(
+            "FallbackUrl",
+            i.fallback_url.as_ref().map(WebhookUrl::as_str),
+        )
+        .s("FallbackMethod", i.fallback_method.as_str())
+        .opt_s(
+            "StatusCallback",
+            i.status_callback.as_ref().map(WebhookUrl::as_str),
+        )
+        .s("StatusCallbackMethod", i.status_callback_method.as_str())
+        .opt_n("TimeLimit", i.time_limit)
+        .opt_s("CommandQueue", call.command_queue.as_deref())
+        .n("Seq", call.seq)
+        .n("Version", call.version)
+        .n("DateCreated", call.date_created.millis())
+        .n("DateUpdated", call.date_updated.millis())
+        .opt_n("StartTime", call.start_time.map(Timestamp::millis))
+        .opt_n("EndTime", call.end_time.map(Timestamp::millis))
+        .opt_n("Duration", call.duration)
+        .0;
+    item.insert("StatusCallbackEvents".into(), AttributeValue::L(events));
+    item
+}
+
+pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
+    let r = Reader(item);
+    let events = match item.get("StatusCallbackEvents") {
+        Some(AttributeValue::L(values)) => values
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(name) => crate::domain::CallbackEvent::parse(name),
+                _ => None,
+            })
+            .collect::<Option<StatusCallbackEvents>>()
+            .ok_or_else(|| corrupt("StatusCallbackEvents"))?,
+        _ => return Err(corrupt("StatusCallbackEvents")),
+    };
+    Ok(Call {
+        sid: r.parse("CallSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        parent_call_sid: r.opt_parse("ParentCallSid", |v| v.parse().ok())?,
+        from: r.s("From")?.to_owned(),
+        to: r.s("To")?.to_owned(),
+        direction: r.parse("Direction", Direction::parse)?,
+        status: r.parse("Status", CallStatus::parse)?,
+        muted: r.bool("Muted")?,
+        instructions: Instructions {
+            url: r.url("Url")?,
+            method: r.method("Method")?,
+            fallback_url: r.url("FallbackUrl")?,
+            fallback_method: r.method("FallbackMethod")?,
+            status_callback: r.url("StatusCallback")?,
+            status_callback_method: r.method("StatusCallbackMethod")?,
+            status_callback_events: events,
+            time_limit: r.opt_n("TimeLimit")?,
+        },
+        command_queue: r.opt_s("CommandQueue")?.map(str::to_owned),
+        seq: r.n("Seq")?,
+        version: r.n("Version")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+        start_time: r.opt_time("StartTime")?,
+        end_time: r.opt_time("EndTime")?,
+        duration: r.opt_n("Duration")?,
+    })
+}
+
+pub(super) fn intent_item(intent: &Intent) -> Item {
+    let parameters = serde_json::to_string(&intent.parameters).expect("a string map serialises");
+    Writer::default()
+        .s("CallSid", intent.call_sid.as_str())
+        .n("Seq", intent.seq)
+        .s("IntentSid", intent.sid.as_str())
+        .s("AccountSid", intent.account_sid.as_str())
+        .s("Action", intent.action.as_str())
+        .s("Parameters", &parameters)
+        .s("Status", intent.status.as_str())
+        .opt_s("Reason", intent.reason.as_deref())
+        .opt_s(
+            "Command",
+            intent.command.as_ref().map(Command::to_json).as_deref(),
+        )
+        .opt_s("Queue", intent.queue.as_deref())
+        .n("DateCreated", intent.date_created.millis())
+        .n("DateUpdated", intent.date_updated.millis())
+        .n("ExpiresAt", intent.expires_at.epoch_seconds())
+        .0
+}
+
+pub(super) fn intent_from(item: &Item) -> Result<Intent, StoreError> {
+    let r = Reader(item);
+    let parameters: BTreeMap<String, String> =
+        serde_json::from_str(r.s("Parameters")?).map_err(|_| corrupt("Parameters"))?;
+    Ok(Intent {
+        sid: r.parse("IntentSid", |v| v.parse().ok())?,
+        call_sid: r.parse("CallSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        seq: r.n("Seq")?,
+        action: r.parse("Action", IntentAction::parse)?,
+        parameters,
+        status: r.parse("Status", IntentStatus::parse)?,
+        reason: r.opt_s("Reason")?.map(str::to_owned),
+        command: r.opt_parse("Command", |v| Command::from_json(v).ok())?,
+        queue: r.opt_s("Queue")?.map(str::to_owned),
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+        expires_at: r.ttl("ExpiresAt")?,
+    })
+}
+
+pub(super) fn idempotency_item(record: &IdempotencyRecord) -> Item {
+    Writer::default()
+        .s("IdempotencyKey", record.key.as_str())
+        .s("Fingerprint", &record.fingerprint)
+        .n("Status", record.status)
+        .s("Response", &record.response)
+        .n("ExpiresAt", record.expires_at.epoch_seconds())
+        .0
+}
+
+pub(super) fn idempotency_from(item: &Item) -> Result<IdempotencyRecord, StoreError> {
+    let r = Reader(item);
+    Ok(IdempotencyRecord {
+        key: IdempotencyKey::from_stored(r.s("IdempotencyKey")?.to_owned()),
+        fingerprint: r.s("Fingerprint")?.to_owned(),
+        status: r.n("Status")?,
+        response: r.s("Response")?.to_owned(),
+        expires_at: r.ttl("ExpiresAt")?,
+    })
+}

@@ -1,0 +1,173 @@
+//! Table names and key schemas: one definition used by the test harness, `teleapi-local` and the
+//! admin tool to create tables, and mirrored by infra/template.yaml.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use crate::ports::StoreError;
+
+/// The sparse index of pending intents (docs/data-model.md).
+pub const PENDING_INDEX: &str = "pending";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub accounts: String,
+    pub calls: String,
+    pub intents: String,
+    pub idempotency: String,
+}
+
+impl TableNames {
+    /// The environment variables the functions read their table names from.
+    pub const ENV: [&'static str; 4] = [
+        "TELEAPI_ACCOUNTS_TABLE",
+        "TELEAPI_CALLS_TABLE",
+        "TELEAPI_INTENTS_TABLE",
+        "TELEAPI_IDEMPOTENCY_TABLE",
+    ];
+
+    /// `{prefix}-accounts`, `{prefix}-calls`, …
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            accounts: format!("{prefix}-accounts"),
+            calls: format!("{prefix}-calls"),
+            intents: format!("{prefix}-intents"),
+            idempotency: format!("{prefix}-idempotency"),
+        }
+    }
+
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        Ok(Self {
+            accounts: var(Self::ENV[0])?,
+            calls: var(Self::ENV[1])?,
+            intents: var(Self::ENV[2])?,
+            idempotency: var(Self::ENV[3])?,
+        })
+    }
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+fn attribute(name: &str, kind: ScalarAttributeType) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .expect("name and type are set")
+}
+
+fn failed(err: impl std::fmt::Debug) -> StoreError {
+    StoreError::Failed(format!("{err:?}"))
+}
+
+/// Creates the tables that do not exist yet (on demand capacity, TTL on), and returns once they
+/// are usable.
+pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), StoreError> {
+    use KeyType::{Hash, Range};
+    use ScalarAttributeType::{N, S};
+    let existing = client.list_tables().send().await.map_err(failed)?;
+    let existing = existing.table_names();
+
+    let tables = [
+        (&names.accounts, vec![("AccountSid", S, Hash)], None, None),
+        (&names.calls, vec![("CallSid", S, Hash)], None, None),
+        (
+            &names.intents,
+            vec![("CallSid", S, Hash), ("Seq", N, Range)],
+            Some(
+                GlobalSecondaryIndex::builder()
+                    .index_name(PENDING_INDEX)
+                    .key_schema(key("PendingShard", Hash))
+                    .key_schema(key("DateCreated", Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(failed)?,
+            ),
+            Some("ExpiresAt"),
+        ),
+        (
+            &names.idempotency,
+            vec![("IdempotencyKey", S, Hash)],
+            None,
+            Some("ExpiresAt"),
+        ),
+    ];
+    for (name, keys, index, ttl) in tables {
+        if existing.iter().any(|t| t == name) {
+            continue;
+        }
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (attr, kind, key_type) in keys {
+            request = request
+                .attribute_definitions(attribute(attr, kind))
+                .key_schema(key(attr, key_type));
+        }
+        if let Some(index) = index {
+            request = request
+                .attribute_definitions(attribute("PendingShard", S))
+                .attribute_definitions(attribute("DateCreated", N))
+                .global_secondary_indexes(index);
+        }
+        request.send().await.map_err(failed)?;
+        if let Some(ttl) = ttl {
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(ttl)
+                        .enabled(true)
+                        .build()
+                        .map_err(failed)?,
+                )
+                .send()
+                .await
+                .map_err(failed)?;
+        }
+    }
+    for name in [
+        &names.accounts,
+        &names.calls,
+        &names.intents,
+        &names.idempotency,
+    ] {
+        wait_until_active(client, name).await?;
+    }
+    Ok(())
+}
+
+async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError> {
+    for _ in 0..120 {
+        let table = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = table.table().and_then(|t| t.table_status());
+        if status == Some(&aws_sdk_dynamodb::types::TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(StoreError::Failed(format!(
+        "table {name} did not become active"
+    )))
+}

@@ -1,0 +1,355 @@
+//! In-process twins of the DynamoDB and SQS adapters, with the same semantics: conditional
+//! writes that are all-or-nothing, FIFO order per message group, deduplication for five minutes,
+//! visibility timeouts. The embedded `teleapi-local` runs on them; the contract suite keeps them
+//! honest.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::domain::{
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
+    Timestamp,
+};
+use crate::ports::{
+    AccountStore, CallStore, InsertError, IntentFailure, IntentWrite, OutgoingMessage, Queue,
+    QueueError, ReceivedMessage, RecordError, StoreError,
+};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-written (every mutation is a
+    // single insert or a check-then-insert without await), so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Default)]
+struct Tables {
+    accounts: HashMap<AccountSid, Account>,
+    calls: HashMap<CallSid, Call>,
+    intents: BTreeMap<(CallSid, u64), Intent>,
+    idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+}
+
+/// Accounts, calls, intents and idempotency records in memory.
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    tables: Arc<Mutex<Tables>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError> {
+        Ok(lock(&self.tables).accounts.get(sid).cloned())
+    }
+
+    async fn insert_account(&self, account: &Account) -> Result<(), InsertError> {
+        let mut tables = lock(&self.tables);
+        if tables.accounts.contains_key(&account.sid) {
+            return Err(InsertError::AlreadyExists);
+        }
+        tables.accounts.insert(account.sid.clone(), account.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CallStore for MemoryStore {
+    async fn call(&self, sid: &CallSid) -> Result<Option<Call>, StoreError> {
+        Ok(lock(&self.tables).calls.get(sid).cloned())
+    }
+
+    async fn insert_call(&self, call: &Call) -> Result<(), InsertError> {
+        let mut tables = lock(&self.tables);
+        if tables.calls.contains_key(&call.sid) {
+            return Err(InsertError::AlreadyExists);
+        }
+        tables.calls.insert(call.sid.clone(), call.clone());
+        Ok(())
+    }
+
+    async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError> {
+        let mut tables = lock(&self.tables);
+        let version_holds = tables
+            .calls
+            .get(&write.call.sid)
+            .is_some_and(|stored| stored.version == write.expected_version);
+        let intent_key = (write.intent.call_sid.clone(), write.intent.seq);
+        if !version_holds || tables.intents.contains_key(&intent_key) {
+            return Err(RecordError::CallChanged);
+        }
+        if let Some(record) = write.idempotency {
+            let taken = tables
+                .idempotency
+                .get(&record.key)
+                .is_some_and(|stored| stored.is_live(write.now));
+            if taken {
+                return Err(RecordError::KeyTaken);
+            }
+            tables
+                .idempotency
+                .insert(record.key.clone(), record.clone());
+        }
+        tables
+            .calls
+            .insert(write.call.sid.clone(), write.call.clone());
+        tables.intents.insert(intent_key, write.intent.clone());
+        Ok(())
+    }
+
+    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
+        Ok(lock(&self.tables)
+            .intents
+            .get(&(call_sid.clone(), seq))
+            .cloned())
+    }
+
+    async fn settle_intent(
+        &self,
+        call_sid: &CallSid,
+        seq: u64,
+        from: IntentStatus,
+        to: IntentStatus,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        match tables.intents.get_mut(&(call_sid.clone(), seq)) {
+            Some(intent) if intent.status == from => {
+                intent.status = to;
+                intent.reason = reason.map(str::to_owned);
+                intent.date_updated = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        let key = (failure.call_sid.clone(), failure.seq);
+        match tables.intents.get_mut(&key) {
+            Some(intent) if intent.status == IntentStatus::Pending => {
+                intent.status = IntentStatus::Failed;
+                intent.reason = Some(failure.reason.to_owned());
+                intent.date_updated = failure.now;
+            }
+            _ => return Ok(false),
+        }
+        if let Some((call, expected_version)) = failure.restore
+            && tables
+                .calls
+                .get(&call.sid)
+                .is_some_and(|stored| stored.version == expected_version)
+        {
+            tables.calls.insert(call.sid.clone(), call.clone());
+        }
+        if let Some(key) = failure.release_key {
+            tables.idempotency.remove(key);
+        }
+        Ok(true)
+    }
+
+    async fn pending_intents(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Intent>, StoreError> {
+        let tables = lock(&self.tables);
+        let mut pending: Vec<Intent> = tables
+            .intents
+            .values()
+            .filter(|i| i.status == IntentStatus::Pending && i.date_created < created_before)
+            .cloned()
+            .collect();
+        pending.sort_by_key(|i| i.date_created);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    async fn idempotency_record(
+        &self,
+        key: &IdempotencyKey,
+        now: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(lock(&self.tables)
+            .idempotency
+            .get(key)
+            .filter(|record| record.is_live(now))
+            .cloned())
+    }
+}
+
+/// SQS's deduplication interval.
+const DEDUP_WINDOW: Duration = Duration::from_secs(300);
+
+struct Stored {
+    body: String,
+    group: Option<String>,
+    /// Set while a receiver holds it; the message is invisible until then.
+    invisible_until: Option<Instant>,
+    receipt: Option<String>,
+    receive_count: u32,
+}
+
+#[derive(Default)]
+struct QueueState {
+    messages: VecDeque<Stored>,
+    dedup: HashMap<String, Instant>,
+}
+
+/// FIFO queues in memory, addressed by name; `None` is the default queue.
+#[derive(Clone)]
+pub struct MemoryQueue {
+    default_queue: String,
+    visibility: Duration,
+    queues: Arc<Mutex<HashMap<String, QueueState>>>,
+    arrived: Arc<Notify>,
+    receipts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl MemoryQueue {
+    pub fn new(default_queue: impl Into<String>) -> Self {
+        Self::with_visibility(default_queue, Duration::from_secs(30))
+    }
+
+    pub fn with_visibility(default_queue: impl Into<String>, visibility: Duration) -> Self {
+        Self {
+            default_queue: default_queue.into(),
+            visibility,
+            queues: Arc::default(),
+            arrived: Arc::default(),
+            receipts: Arc::default(),
+        }
+    }
+
+    fn name<'a>(&'a self, queue: Option<&'a str>) -> &'a str {
+        queue.unwrap_or(&self.default_queue)
+    }
+
+    /// Messages currently in `queue`, in order, delivered or not: for tests and the local
+    /// stack's introspection.
+    pub fn bodies(&self, queue: Option<&str>) -> Vec<String> {
+        let queues = lock(&self.queues);
+        queues
+            .get(self.name(queue))
+            .map(|q| q.messages.iter().map(|m| m.body.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn take_visible(&self, queue: &str, max: usize) -> Vec<ReceivedMessage> {
+        let now = Instant::now();
+        let mut queues = lock(&self.queues);
+        let Some(state) = queues.get_mut(queue) else {
+            return Vec::new();
+        };
+        let mut blocked_groups: HashSet<String> = HashSet::new();
+        let mut out = Vec::new();
+        for message in state.messages.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if message
+                .group
+                .as_ref()
+                .is_some_and(|g| blocked_groups.contains(g))
+            {
+                continue;
+            }
+            if message.invisible_until.is_some_and(|until| until > now) {
+                // In flight: FIFO holds back the rest of its group until it is deleted.
+                if let Some(group) = &message.group {
+                    blocked_groups.insert(group.clone());
+                }
+                continue;
+            }
+            let receipt = format!(
+                "r{}",
+                self.receipts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            message.invisible_until = Some(now + self.visibility);
+            message.receipt = Some(receipt.clone());
+            message.receive_count += 1;
+            out.push(ReceivedMessage {
+                body: message.body.clone(),
+                receipt,
+                group: message.group.clone(),
+                receive_count: message.receive_count,
+            });
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, queue: Option<&str>, message: &OutgoingMessage) -> Result<(), QueueError> {
+        let now = Instant::now();
+        {
+            let mut queues = lock(&self.queues);
+            let state = queues.entry(self.name(queue).to_owned()).or_default();
+            state
+                .dedup
+                .retain(|_, sent| now.duration_since(*sent) < DEDUP_WINDOW);
+            if state.dedup.contains_key(&message.dedup_id) {
+                return Ok(()); // accepted and dropped, as SQS does
+            }
+            state.dedup.insert(message.dedup_id.clone(), now);
+            state.messages.push_back(Stored {
+                body: message.body.clone(),
+                group: Some(message.group.clone()),
+                invisible_until: None,
+                receipt: None,
+                receive_count: 0,
+            });
+        }
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(
+        &self,
+        queue: Option<&str>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let queue = self.name(queue).to_owned();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let arrived = self.arrived.notified();
+            let messages = self.take_visible(&queue, max.max(1));
+            if !messages.is_empty() {
+                return Ok(messages);
+            }
+            // Wake on a new message, or soon, for messages whose visibility timeout ran out.
+            let next_check =
+                (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            if tokio::time::timeout_at(next_check, arrived).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn delete(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
+        let mut queues = lock(&self.queues);
+        if let Some(state) = queues.get_mut(self.name(queue)) {
+            state
+                .messages
+                .retain(|m| m.receipt.as_deref() != Some(receipt));
+        }
+        Ok(())
+    }
+}
