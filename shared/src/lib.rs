@@ -7,5 +7,8 @@
 
 pub mod adapters;
 pub mod api;
+pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod reconcile;
+pub mod telemetry;

@@ -122,3 +122,37 @@ pub struct Call {
     /// Seconds from answer to end, once the call is over.
     pub duration: Option<u64>,
 }
+
+impl Call {
+    /// A call that reached one of the account's numbers, as a media worker first reports it (or
+    /// as the local stack's dev route creates it).
+    pub fn inbound(
+        account_sid: AccountSid,
+        from: String,
+        to: String,
+        instructions: Instructions,
+        status: CallStatus,
+        now: Timestamp,
+    ) -> Self {
+        let answered = !status.is_unanswered();
+        Self {
+            sid: CallSid::generate(),
+            account_sid,
+            parent_call_sid: None,
+            from,
+            to,
+            direction: Direction::Inbound,
+            status,
+            muted: false,
+            instructions,
+            command_queue: None,
+            seq: 0,
+            version: 1,
+            date_created: now,
+            date_updated: now,
+            start_time: answered.then_some(now),
+            end_time: status.is_final().then_some(now),
+            duration: status.is_final().then_some(0),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `teleapi-local`: every function's logic in one process, on 127.0.0.1, with in-memory stores
+//! and queues. The API routes are served by exactly the code the Lambda functions run
+//! (`teleapi::api::handle`); the `/dev/…` routes exist only here, to try the API without AWS or
+//! media workers.
+
+mod dev;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lambda_http::Body;
+use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
+use teleapi::api::error::ApiError;
+use teleapi::api::representation::Format;
+use teleapi::api::{self, ApiConfig, Services};
+use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, Timestamp};
+use teleapi::ports::{AccountStore, SystemClock};
+use tokio::net::TcpListener;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The name of the default commands queue in memory.
+pub const COMMANDS_QUEUE: &str = "commands.fifo";
+
+const USAGE: &str = "\
+Usage: teleapi-local [--listen ADDR]
+
+Runs the Calls API on this machine with in-memory stores and queues.
+
+Options:
+  --listen ADDR   address to serve on (default 127.0.0.1:8080; port 0 picks a free port)
+  -h, --help      show this help
+
+Environment:
+  TELEAPI_DEV_ACCOUNT_SID, TELEAPI_DEV_AUTH_TOKEN   credentials of the dev account (both or
+                                                   neither; generated when unset)
+  RUST_LOG                                         log filter (default info)";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub listen: SocketAddr,
+}
+
+impl Options {
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut listen = DEFAULT_LISTEN.to_owned();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--listen" => listen = args.next().ok_or("--listen needs an address")?,
+                "-h" | "--help" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+            }
+        }
+        let listen = listen
+            .parse()
+            .map_err(|_| format!("--listen: {listen:?} is not an address like 127.0.0.1:8080"))?;
+        Ok(Self { listen })
+    }
+}
+
+/// The running system's parts, shared by every request.
+#[derive(Clone)]
+pub struct Stack {
+    pub services: Services,
+    pub store: MemoryStore,
+    pub commands: MemoryQueue,
+    pub dev_account: Account,
+}
+
+/// The dev account's credentials from the environment, if set.
+pub fn dev_credentials_from_env() -> Result<Option<(AccountSid, AuthToken)>, String> {
+    let sid = std::env::var("TELEAPI_DEV_ACCOUNT_SID").ok();
+    let token = std::env::var("TELEAPI_DEV_AUTH_TOKEN").ok();
+    match (sid, token) {
+        (None, None) => Ok(None),
+        (Some(sid), Some(token)) if !token.is_empty() => {
+            let sid = sid
+                .parse()
+                .map_err(|e| format!("TELEAPI_DEV_ACCOUNT_SID: {e}"))?;
+            Ok(Some((sid, AuthToken::new(token))))
+        }
+        _ => Err("set both TELEAPI_DEV_ACCOUNT_SID and TELEAPI_DEV_AUTH_TOKEN, or neither".into()),
+    }
+}
+
+impl Stack {
+    /// In-memory stores and queues, a dev account, and the local address policy (webhooks on
+    /// loopback allowed, so that an app on this machine can be called).
+    pub async fn in_memory(dev: Option<(AccountSid, AuthToken)>) -> Self {
+        let store = MemoryStore::new();
+        let commands = MemoryQueue::new(COMMANDS_QUEUE);
+        let mut dev_account = Account::open("Dev account", None, Timestamp::now());
+        if let Some((sid, token)) = dev {
+            dev_account.sid = sid;
+            dev_account.auth_token = token;
+        }
+        store
+            .insert_account(&dev_account)
+            .await
+            .expect("an empty store takes any account");
+        let services = Services {
+            accounts: Arc::new(store.clone()),
+            calls: Arc::new(store.clone()),
+            commands: Arc::new(commands.clone()),
+            clock: Arc::new(SystemClock),
+            config: ApiConfig {
+                address_policy: AddressPolicy {
+                    allow_loopback: true,
+                },
+                ..ApiConfig::default()
+            },
+        };
+        Self {
+            services,
+            store,
+            commands,
+            dev_account,
+        }
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/dev/Accounts", post(dev::create_account))
+            .route("/dev/IncomingCalls", post(dev::create_incoming_call))
+            .route("/dev/Commands", get(dev::list_commands))
+            .fallback(serve_api)
+            .with_state(self)
+    }
+}
+
+/// Hands a request to the same code the Lambda functions run.
+async fn serve_api(State(stack): State<Stack>, request: Request) -> Response {
+    let limit = stack.services.config.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let format = Format::choose(parts.uri.path().contains(".json"), &parts.headers);
+            return into_axum(api::respond_error(
+                format,
+                &ApiError::PayloadTooLarge { limit },
+            ));
+        }
+    };
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(bytes.to_vec())
+    };
+    let request = lambda_http::http::Request::from_parts(parts, body);
+    into_axum(api::handle(&stack.services, request, None).await)
+}
+
+fn into_axum(response: lambda_http::Response<Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Text(text) => axum::body::Body::from(text),
+        Body::Binary(bytes) => axum::body::Body::from(bytes),
+        _ => axum::body::Body::empty(),
+    };
+    Response::from_parts(parts, body).into_response()
+}
+
+/// Settles intents left pending, as the scheduled function does when deployed.
+async fn reconcile_forever(services: Services) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        ticks.tick().await;
+        let now = services.clock.now();
+        if let Err(err) = teleapi::reconcile::reconcile_pending(
+            services.calls.as_ref(),
+            services.commands.as_ref(),
+            now,
+        )
+        .await
+        {
+            tracing::warn!(error = %err, "reconciler run failed");
+        }
+    }
+}
+
+/// Serves `stack` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    stack: Stack,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let reconciler = tokio::spawn(reconcile_forever(stack.services.clone()));
+    let served = axum::serve(listener, stack.router())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    reconciler.abort();
+    served
+}
+
+fn banner(address: SocketAddr, account: &Account) -> String {
+    let base = format!("http://{address}");
+    let (sid, token) = (&account.sid, account.auth_token.expose());
+    format!(
+        "teleapi-local listening on {base} (in-memory stores and queues)
+
+Dev account
+  AccountSid  {sid}
+  AuthToken   {token}
+
+Try it:
+  # a live inbound call to play with (prints its CallSid)
+  curl -s -X POST {base}/dev/IncomingCalls --data-urlencode From=+15551230001 --data-urlencode To=+15551230002 -d Url=http://127.0.0.1:9000/rcml
+  # redirect it to new RCML
+  curl -s -u {sid}:{token} {base}/call/2012-04-24/Accounts/{sid}/Calls/CALL_SID.json -d Url=http://127.0.0.1:9000/alice
+  # the commands queued for media workers
+  curl -s {base}/dev/Commands
+
+Ctrl-C stops it."
+    )
+}
+
+pub async fn run(options: Options) -> Result<(), String> {
+    let dev = dev_credentials_from_env()?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let stack = Stack::in_memory(dev).await;
+    println!("{}", banner(address, &stack.dev_account));
+    let shutdown = async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM can be handled");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+    };
+    serve(listener, stack, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}

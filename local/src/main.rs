@@ -1,0 +1,22 @@
+//! `teleapi-local`: run the Calls API on this machine. See `teleapi-local --help`.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    teleapi::telemetry::init_local();
+    let options = match teleapi_local::Options::parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match teleapi_local::run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("teleapi-local: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The reconciler: settles intents left pending by a modification that died between its write
+//! and its send (a crash, a timeout, a lost connection). Runs every minute (a scheduled function
+//! deployed; a background task in `teleapi-local`). See docs/data-model.md, "Intent lifecycle".
+//!
+//! An intent still pending after [`GRACE`] is either unsent or sent and not yet reported by the
+//! worker. Sending its command again is safe either way: the deduplication id is the IntentSid,
+//! so within SQS's five-minute window the worker sees the command once. Beyond
+//! [`DELIVERY_WINDOW`] a resend could duplicate, and a command that late would surprise the
+//! caller, so the intent is failed instead.
+
+use std::time::Duration;
+
+use crate::domain::{IntentStatus, Timestamp};
+use crate::ports::{CallStore, OutgoingMessage, Queue, StoreError};
+
+/// Longer than any modification request may run (the function's timeout), so that the
+/// reconciler never races a request still in flight.
+pub const GRACE: Duration = Duration::from_secs(60);
+
+/// Inside SQS's five-minute deduplication interval, with a margin for clock skew and the time a
+/// reconciler run takes.
+pub const DELIVERY_WINDOW: Duration = Duration::from_secs(240);
+
+/// Intents looked at per run; a backlog drains over successive runs.
+const BATCH: usize = 200;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Commands sent again and their intents marked enqueued.
+    pub resent: usize,
+    /// Intents too old to deliver, marked failed.
+    pub failed: usize,
+    /// Sends that failed again; retried on the next run.
+    pub deferred: usize,
+}
+
+pub async fn reconcile_pending(
+    calls: &dyn CallStore,
+    commands: &dyn Queue,
+    now: Timestamp,
+) -> Result<Reconciled, StoreError> {
+    let mut report = Reconciled::default();
+    for intent in calls.pending_intents(now.minus(GRACE), BATCH).await? {
+        let too_late = intent.date_created < now.minus(DELIVERY_WINDOW);
+        let Some(command) = intent.command.as_ref().filter(|_| !too_late) else {
+            let reason = "The command was not confirmed on the queue within 4 minutes";
+            if calls
+                .settle_intent(
+                    &intent.call_sid,
+                    intent.seq,
+                    IntentStatus::Pending,
+                    IntentStatus::Failed,
+                    Some(reason),
+                    now,
+                )
+                .await?
+            {
+                tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
+                report.failed += 1;
+            }
+            continue;
+        };
+        let message = OutgoingMessage {
+            group: intent.call_sid.to_string(),
+            dedup_id: intent.sid.to_string(),
+            body: command.to_json(),
+        };
+        match commands.send(intent.queue.as_deref(), &message).await {
+            Ok(()) => {
+                if calls
+                    .settle_intent(
+                        &intent.call_sid,
+                        intent.seq,
+                        IntentStatus::Pending,
+                        IntentStatus::Enqueued,
+                        None,
+                        now,
+                    )
+                    .await?
+                {
+                    tracing::info!(intent_sid = %intent.sid, "pending intent's command sent again");
+                    report.resent += 1;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(intent_sid = %intent.sid, error = %err, "resend failed; next run retries");
+                report.deferred += 1;
+            }
+        }
+    }
+    Ok(report)
+}
