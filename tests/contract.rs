@@ -1,0 +1,385 @@
+//! The adapter contract: every port behaves the same on the in-memory twins and on DynamoDB/SQS
+//! (moto). Each case is an async fn over a `Backend`; the macro at the end runs it on both.
+
+use std::time::Duration;
+
+use teleapi::domain::modify::{Planned, plan};
+use teleapi::domain::{
+    AccountStatus, Call, CallStatus, Form, IdempotencyKey, IdempotencyRecord, IntentSid,
+    IntentStatus, ModifyRequest, Timestamp,
+};
+use teleapi::ports::{InsertError, IntentFailure, IntentWrite, OutgoingMessage, RecordError};
+use teleapi_tests::{Backend, account, call};
+
+const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn planned(call: &Call, body: &str, now: Timestamp) -> Planned {
+    let request = ModifyRequest::parse(&Form::parse(body.as_bytes()).unwrap(), Default::default())
+        .expect("a valid test request");
+    plan(call, &request, IntentSid::generate(), now, RETENTION).expect("a plannable request")
+}
+
+fn write<'a>(before: &Call, planned: &'a Planned, now: Timestamp) -> IntentWrite<'a> {
+    IntentWrite {
+        call: &planned.call,
+        expected_version: before.version,
+        intent: &planned.intent,
+        idempotency: None,
+        now,
+    }
+}
+
+fn record(key: &IdempotencyKey, now: Timestamp, lifetime: Duration) -> IdempotencyRecord {
+    IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: "fp".into(),
+        status: 200,
+        response: "{}".into(),
+        expires_at: now.plus(lifetime).whole_seconds(),
+    }
+}
+
+async fn accounts_round_trip(b: &Backend) {
+    let parent = account(b, None).await;
+    let child = account(b, Some(&parent)).await;
+    let read = b.accounts.account(&child.sid).await.unwrap().unwrap();
+    assert_eq!(read, child);
+    assert_eq!(read.parent.as_ref(), Some(&parent.sid));
+    assert_eq!(read.status, AccountStatus::Active);
+    assert_eq!(
+        b.accounts.insert_account(&child).await,
+        Err(InsertError::AlreadyExists)
+    );
+    let unknown = teleapi::domain::AccountSid::generate();
+    assert_eq!(b.accounts.account(&unknown).await.unwrap(), None);
+}
+
+async fn calls_round_trip(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now().whole_seconds();
+    let mut stored = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    assert_eq!(b.calls.call(&stored.sid).await.unwrap().as_ref(), Some(&stored));
+    assert_eq!(b.calls.insert_call(&stored).await, Err(InsertError::AlreadyExists));
+
+    // Every optional field set, and read back the same.
+    stored.sid = teleapi::domain::CallSid::generate();
+    stored.parent_call_sid = Some(teleapi::domain::CallSid::generate());
+    stored.command_queue = Some("https://sqs.example/worker-7.fifo".into());
+    stored.end_time = Some(now);
+    stored.duration = Some(42);
+    stored.instructions.time_limit = Some(600);
+    stored.instructions.status_callback_events = [
+        teleapi::domain::CallbackEvent::Ringing,
+        teleapi::domain::CallbackEvent::Completed,
+    ]
+    .into_iter()
+    .collect();
+    b.calls.insert_call(&stored).await.unwrap();
+    assert_eq!(b.calls.call(&stored.sid).await.unwrap().as_ref(), Some(&stored));
+}
+
+async fn an_intent_and_its_call_are_written_together(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let first = planned(&before, "Url=https://app.example.com/alice&Mute=true", now);
+    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+
+    let after = b.calls.call(&before.sid).await.unwrap().unwrap();
+    assert_eq!(after, first.call);
+    assert_eq!((after.seq, after.version), (1, before.version + 1));
+    let intent = b.calls.intent(&before.sid, 1).await.unwrap().unwrap();
+    assert_eq!(intent, first.intent);
+    assert_eq!(intent.status, IntentStatus::Pending);
+    assert!(intent.command.is_some());
+}
+
+async fn a_stale_version_writes_nothing(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let first = planned(&before, "Url=https://app.example.com/a", now);
+    let racing = planned(&before, "Url=https://app.example.com/b", now);
+    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    assert_eq!(
+        b.calls.record_intent(write(&before, &racing, now)).await,
+        Err(RecordError::CallChanged)
+    );
+    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap(), first.call);
+    assert_eq!(b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid, first.intent.sid);
+    assert_eq!(b.calls.intent(&before.sid, 2).await.unwrap(), None);
+}
+
+async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let first = planned(&before, "Url=https://app.example.com/a", now);
+    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    // A call item that went back in time (seq reused) must not clobber intent 1.
+    let mut rewound = first.call.clone();
+    rewound.seq = 0;
+    let again = planned(&rewound, "Url=https://app.example.com/b", now);
+    assert_eq!(again.intent.seq, 1);
+    assert_eq!(
+        b.calls.record_intent(write(&first.call, &again, now)).await,
+        Err(RecordError::CallChanged)
+    );
+    assert_eq!(b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid, first.intent.sid);
+}
+
+async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let key = IdempotencyKey::parse(&owner.sid, b"retry-1").unwrap();
+    let first = planned(&before, "Url=https://app.example.com/a", now);
+    let held = record(&key, now, Duration::from_secs(3600));
+    b.calls
+        .record_intent(IntentWrite {
+            idempotency: Some(&held),
+            ..write(&before, &first, now)
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.calls.idempotency_record(&key, now).await.unwrap(), Some(held.clone()));
+
+    let second = planned(&first.call, "Url=https://app.example.com/b", now);
+    assert_eq!(
+        b.calls
+            .record_intent(IntentWrite {
+                idempotency: Some(&held),
+                ..write(&first.call, &second, now)
+            })
+            .await,
+        Err(RecordError::KeyTaken)
+    );
+    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap().seq, 1, "nothing written");
+
+    // Past its expiry the record reads as absent and the key can be taken again.
+    let later = now.plus(Duration::from_secs(3601));
+    assert_eq!(b.calls.idempotency_record(&key, later).await.unwrap(), None);
+    let third = planned(&first.call, "Url=https://app.example.com/c", later);
+    let renewed = record(&key, later, Duration::from_secs(3600));
+    b.calls
+        .record_intent(IntentWrite {
+            idempotency: Some(&renewed),
+            ..write(&first.call, &third, later)
+        })
+        .await
+        .unwrap();
+    assert_eq!(b.calls.idempotency_record(&key, later).await.unwrap(), Some(renewed));
+}
+
+async fn settling_an_intent_is_conditional(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let first = planned(&before, "Mute=true", now);
+    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    let sid = &before.sid;
+    assert!(b.calls.settle_intent(sid, 1, IntentStatus::Pending, IntentStatus::Applied, None, now).await.unwrap());
+    assert!(!b.calls.settle_intent(sid, 1, IntentStatus::Pending, IntentStatus::Failed, Some("late"), now).await.unwrap());
+    let intent = b.calls.intent(sid, 1).await.unwrap().unwrap();
+    assert_eq!(intent.status, IntentStatus::Applied);
+    assert_eq!(intent.reason, None);
+    assert!(!b.calls.settle_intent(sid, 9, IntentStatus::Pending, IntentStatus::Applied, None, now).await.unwrap());
+}
+
+async fn failing_an_intent_restores_the_call_and_releases_the_key(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let key = IdempotencyKey::parse(&owner.sid, b"k").unwrap();
+    let held = record(&key, now, Duration::from_secs(3600));
+    let first = planned(&before, "Url=https://app.example.com/a&Mute=true", now);
+    b.calls
+        .record_intent(IntentWrite {
+            idempotency: Some(&held),
+            ..write(&before, &first, now)
+        })
+        .await
+        .unwrap();
+    let restored = Call {
+        seq: 1,
+        version: first.call.version + 1,
+        ..before.clone()
+    };
+    let failure = IntentFailure {
+        call_sid: &before.sid,
+        seq: 1,
+        reason: "no queue",
+        now,
+        restore: Some((&restored, first.call.version)),
+        release_key: Some(&key),
+    };
+    assert!(b.calls.fail_intent(failure).await.unwrap());
+    let after = b.calls.call(&before.sid).await.unwrap().unwrap();
+    assert_eq!(after, restored);
+    assert!(!after.muted);
+    let intent = b.calls.intent(&before.sid, 1).await.unwrap().unwrap();
+    assert_eq!(intent.status, IntentStatus::Failed);
+    assert_eq!(intent.reason.as_deref(), Some("no queue"));
+    assert_eq!(b.calls.idempotency_record(&key, now).await.unwrap(), None);
+    // Not pending any more: a second failure changes nothing.
+    assert!(!b.calls.fail_intent(failure).await.unwrap());
+}
+
+async fn failing_an_intent_leaves_a_call_that_moved_on(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let first = planned(&before, "Url=https://app.example.com/a", now);
+    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    let second = planned(&first.call, "Url=https://app.example.com/b", now);
+    b.calls.record_intent(write(&first.call, &second, now)).await.unwrap();
+    let restored = Call {
+        seq: 1,
+        version: first.call.version + 1,
+        ..before.clone()
+    };
+    let failure = IntentFailure {
+        call_sid: &before.sid,
+        seq: 1,
+        reason: "no queue",
+        now,
+        restore: Some((&restored, first.call.version)),
+        release_key: None,
+    };
+    assert!(b.calls.fail_intent(failure).await.unwrap());
+    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap(), second.call);
+    assert_eq!(
+        b.calls.intent(&before.sid, 1).await.unwrap().unwrap().status,
+        IntentStatus::Failed
+    );
+}
+
+async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
+    let owner = account(b, None).await;
+    let start = Timestamp::now();
+    let mut seen = Vec::new();
+    for offset in [3u64, 1, 2] {
+        let now = start.plus(Duration::from_secs(offset));
+        let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+        let p = planned(&before, "Mute=true", now);
+        b.calls.record_intent(write(&before, &p, now)).await.unwrap();
+        seen.push((offset, p.intent));
+    }
+    let cutoff = start.plus(Duration::from_millis(2500));
+    let pending = b.calls.pending_intents(cutoff, 10).await.unwrap();
+    let offsets: Vec<u64> = pending
+        .iter()
+        .map(|i| seen.iter().find(|(_, s)| s.sid == i.sid).unwrap().0)
+        .collect();
+    assert_eq!(offsets, [1, 2], "older than the cutoff, oldest first");
+    assert_eq!(b.calls.pending_intents(cutoff, 1).await.unwrap().len(), 1);
+
+    let one = &pending[0];
+    b.calls
+        .settle_intent(&one.call_sid, one.seq, IntentStatus::Pending, IntentStatus::Enqueued, None, cutoff)
+        .await
+        .unwrap();
+    let pending = b.calls.pending_intents(cutoff, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_ne!(pending[0].sid, one.sid);
+}
+
+async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    let settings = planned(&before, "StatusCallback=https://app.example.com/cb", now);
+    b.calls.record_intent(write(&before, &settings, now)).await.unwrap();
+    let cancel = planned(&settings.call, "Status=canceled", now);
+    b.calls.record_intent(write(&settings.call, &cancel, now)).await.unwrap();
+    let later = now.plus(Duration::from_secs(1));
+    assert!(b.calls.pending_intents(later, 10).await.unwrap().is_empty());
+    assert_eq!(b.calls.intent(&before.sid, 1).await.unwrap().unwrap().status, IntentStatus::Applied);
+    assert_eq!(b.calls.intent(&before.sid, 2).await.unwrap().unwrap().status, IntentStatus::NoEffect);
+}
+
+fn message(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        group: group.into(),
+        dedup_id: dedup.into(),
+        body: body.into(),
+    }
+}
+
+async fn fifo_order_per_group_and_deduplication(b: &Backend) {
+    let q = b.commands.as_ref();
+    q.send(None, &message("A", "a1", "A1")).await.unwrap();
+    q.send(None, &message("B", "b1", "B1")).await.unwrap();
+    q.send(None, &message("A", "a2", "A2")).await.unwrap();
+    q.send(None, &message("A", "a1", "A1 again")).await.unwrap(); // dropped: same dedup id
+
+    let mut bodies = Vec::new();
+    let mut deliveries = 0;
+    while bodies.len() < 3 && deliveries < 20 {
+        deliveries += 1;
+        for m in q.receive(None, 10, Duration::from_millis(500)).await.unwrap() {
+            assert_eq!(m.receive_count, 1);
+            bodies.push((m.group.clone().unwrap(), m.body.clone()));
+            q.delete(None, &m.receipt).await.unwrap();
+        }
+    }
+    let group = |g: &str| -> Vec<String> {
+        bodies.iter().filter(|(x, _)| x == g).map(|(_, b)| b.clone()).collect()
+    };
+    assert_eq!(group("A"), ["A1", "A2"]);
+    assert_eq!(group("B"), ["B1"]);
+    assert!(q.receive(None, 10, Duration::ZERO).await.unwrap().is_empty());
+}
+
+async fn an_unacknowledged_message_comes_back_and_holds_its_group(b: &Backend) {
+    let q = b.commands.as_ref();
+    q.send(None, &message("G", "g1", "first")).await.unwrap();
+    q.send(None, &message("G", "g2", "second")).await.unwrap();
+    let got = q.receive(None, 1, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "first");
+    // While "first" is in flight, "second" is held back.
+    assert!(q.receive(None, 10, Duration::ZERO).await.unwrap().is_empty());
+    // Not deleted: after the visibility timeout (2 s in tests) it is delivered again, first.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let again = q.receive(None, 1, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(again[0].body, "first");
+    assert_eq!(again[0].receive_count, 2);
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&teleapi_tests::Backend::memory()).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&teleapi_tests::Backend::moto().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    accounts_round_trip,
+    calls_round_trip,
+    an_intent_and_its_call_are_written_together,
+    a_stale_version_writes_nothing,
+    an_existing_intent_number_is_never_overwritten,
+    an_idempotency_key_is_taken_once_until_it_expires,
+    settling_an_intent_is_conditional,
+    failing_an_intent_restores_the_call_and_releases_the_key,
+    failing_an_intent_leaves_a_call_that_moved_on,
+    pending_intents_are_listed_oldest_first_until_settled,
+    settings_only_and_no_effect_intents_are_never_pending,
+    fifo_order_per_group_and_deduplication,
+    an_unacknowledged_message_comes_back_and_holds_its_group,
+);
