@@ -58,8 +58,14 @@ async fn calls_round_trip(b: &Backend) {
     let owner = account(b, None).await;
     let now = Timestamp::now().whole_seconds();
     let mut stored = call(b, &owner.sid, CallStatus::InProgress, now).await;
-    assert_eq!(b.calls.call(&stored.sid).await.unwrap().as_ref(), Some(&stored));
-    assert_eq!(b.calls.insert_call(&stored).await, Err(InsertError::AlreadyExists));
+    assert_eq!(
+        b.calls.call(&stored.sid).await.unwrap().as_ref(),
+        Some(&stored)
+    );
+    assert_eq!(
+        b.calls.insert_call(&stored).await,
+        Err(InsertError::AlreadyExists)
+    );
 
     // Every optional field set, and read back the same.
     stored.sid = teleapi::domain::CallSid::generate();
@@ -75,7 +81,10 @@ async fn calls_round_trip(b: &Backend) {
     .into_iter()
     .collect();
     b.calls.insert_call(&stored).await.unwrap();
-    assert_eq!(b.calls.call(&stored.sid).await.unwrap().as_ref(), Some(&stored));
+    assert_eq!(
+        b.calls.call(&stored.sid).await.unwrap().as_ref(),
+        Some(&stored)
+    );
 }
 
 async fn an_intent_and_its_call_are_written_together(b: &Backend) {
@@ -83,7 +92,10 @@ async fn an_intent_and_its_call_are_written_together(b: &Backend) {
     let now = Timestamp::now();
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/alice&Mute=true", now);
-    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&before, &first, now))
+        .await
+        .unwrap();
 
     let after = b.calls.call(&before.sid).await.unwrap().unwrap();
     assert_eq!(after, first.call);
@@ -100,13 +112,22 @@ async fn a_stale_version_writes_nothing(b: &Backend) {
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/a", now);
     let racing = planned(&before, "Url=https://app.example.com/b", now);
-    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&before, &first, now))
+        .await
+        .unwrap();
     assert_eq!(
         b.calls.record_intent(write(&before, &racing, now)).await,
         Err(RecordError::CallChanged)
     );
-    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap(), first.call);
-    assert_eq!(b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid, first.intent.sid);
+    assert_eq!(
+        b.calls.call(&before.sid).await.unwrap().unwrap(),
+        first.call
+    );
+    assert_eq!(
+        b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid,
+        first.intent.sid
+    );
     assert_eq!(b.calls.intent(&before.sid, 2).await.unwrap(), None);
 }
 
@@ -115,7 +136,10 @@ async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
     let now = Timestamp::now();
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/a", now);
-    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&before, &first, now))
+        .await
+        .unwrap();
     // A call item that went back in time (seq reused) must not clobber intent 1.
     let mut rewound = first.call.clone();
     rewound.seq = 0;
@@ -125,7 +149,10 @@ async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
         b.calls.record_intent(write(&first.call, &again, now)).await,
         Err(RecordError::CallChanged)
     );
-    assert_eq!(b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid, first.intent.sid);
+    assert_eq!(
+        b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid,
+        first.intent.sid
+    );
 }
 
 async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
@@ -142,7 +169,10 @@ async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(b.calls.idempotency_record(&key, now).await.unwrap(), Some(held.clone()));
+    assert_eq!(
+        b.calls.idempotency_record(&key, now).await.unwrap(),
+        Some(held.clone())
+    );
 
     let second = planned(&first.call, "Url=https://app.example.com/b", now);
     assert_eq!(
@@ -154,7 +184,11 @@ async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
             .await,
         Err(RecordError::KeyTaken)
     );
-    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap().seq, 1, "nothing written");
+    assert_eq!(
+        b.calls.call(&before.sid).await.unwrap().unwrap().seq,
+        1,
+        "nothing written"
+    );
 
     // Past its expiry the record reads as absent and the key can be taken again.
     let later = now.plus(Duration::from_secs(3601));
@@ -168,7 +202,10 @@ async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
         })
         .await
         .unwrap();
-    assert_eq!(b.calls.idempotency_record(&key, later).await.unwrap(), Some(renewed));
+    assert_eq!(
+        b.calls.idempotency_record(&key, later).await.unwrap(),
+        Some(renewed)
+    );
 }
 
 async fn settling_an_intent_is_conditional(b: &Backend) {
@@ -176,14 +213,53 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     let now = Timestamp::now();
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Mute=true", now);
-    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&before, &first, now))
+        .await
+        .unwrap();
     let sid = &before.sid;
-    assert!(b.calls.settle_intent(sid, 1, IntentStatus::Pending, IntentStatus::Applied, None, now).await.unwrap());
-    assert!(!b.calls.settle_intent(sid, 1, IntentStatus::Pending, IntentStatus::Failed, Some("late"), now).await.unwrap());
+    assert!(
+        b.calls
+            .settle_intent(
+                sid,
+                1,
+                IntentStatus::Pending,
+                IntentStatus::Applied,
+                None,
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.calls
+            .settle_intent(
+                sid,
+                1,
+                IntentStatus::Pending,
+                IntentStatus::Failed,
+                Some("late"),
+                now
+            )
+            .await
+            .unwrap()
+    );
     let intent = b.calls.intent(sid, 1).await.unwrap().unwrap();
     assert_eq!(intent.status, IntentStatus::Applied);
     assert_eq!(intent.reason, None);
-    assert!(!b.calls.settle_intent(sid, 9, IntentStatus::Pending, IntentStatus::Applied, None, now).await.unwrap());
+    assert!(
+        !b.calls
+            .settle_intent(
+                sid,
+                9,
+                IntentStatus::Pending,
+                IntentStatus::Applied,
+                None,
+                now
+            )
+            .await
+            .unwrap()
+    );
 }
 
 async fn failing_an_intent_restores_the_call_and_releases_the_key(b: &Backend) {
@@ -230,9 +306,15 @@ async fn failing_an_intent_leaves_a_call_that_moved_on(b: &Backend) {
     let now = Timestamp::now();
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/a", now);
-    b.calls.record_intent(write(&before, &first, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&before, &first, now))
+        .await
+        .unwrap();
     let second = planned(&first.call, "Url=https://app.example.com/b", now);
-    b.calls.record_intent(write(&first.call, &second, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&first.call, &second, now))
+        .await
+        .unwrap();
     let restored = Call {
         seq: 1,
         version: first.call.version + 1,
@@ -247,9 +329,17 @@ async fn failing_an_intent_leaves_a_call_that_moved_on(b: &Backend) {
         release_key: None,
     };
     assert!(b.calls.fail_intent(failure).await.unwrap());
-    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap(), second.call);
     assert_eq!(
-        b.calls.intent(&before.sid, 1).await.unwrap().unwrap().status,
+        b.calls.call(&before.sid).await.unwrap().unwrap(),
+        second.call
+    );
+    assert_eq!(
+        b.calls
+            .intent(&before.sid, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         IntentStatus::Failed
     );
 }
@@ -262,7 +352,10 @@ async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
         let now = start.plus(Duration::from_secs(offset));
         let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
         let p = planned(&before, "Mute=true", now);
-        b.calls.record_intent(write(&before, &p, now)).await.unwrap();
+        b.calls
+            .record_intent(write(&before, &p, now))
+            .await
+            .unwrap();
         seen.push((offset, p.intent));
     }
     let cutoff = start.plus(Duration::from_millis(2500));
@@ -276,7 +369,14 @@ async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
 
     let one = &pending[0];
     b.calls
-        .settle_intent(&one.call_sid, one.seq, IntentStatus::Pending, IntentStatus::Enqueued, None, cutoff)
+        .settle_intent(
+            &one.call_sid,
+            one.seq,
+            IntentStatus::Pending,
+            IntentStatus::Enqueued,
+            None,
+            cutoff,
+        )
         .await
         .unwrap();
     let pending = b.calls.pending_intents(cutoff, 10).await.unwrap();
@@ -289,13 +389,35 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     let now = Timestamp::now();
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let settings = planned(&before, "StatusCallback=https://app.example.com/cb", now);
-    b.calls.record_intent(write(&before, &settings, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&before, &settings, now))
+        .await
+        .unwrap();
     let cancel = planned(&settings.call, "Status=canceled", now);
-    b.calls.record_intent(write(&settings.call, &cancel, now)).await.unwrap();
+    b.calls
+        .record_intent(write(&settings.call, &cancel, now))
+        .await
+        .unwrap();
     let later = now.plus(Duration::from_secs(1));
     assert!(b.calls.pending_intents(later, 10).await.unwrap().is_empty());
-    assert_eq!(b.calls.intent(&before.sid, 1).await.unwrap().unwrap().status, IntentStatus::Applied);
-    assert_eq!(b.calls.intent(&before.sid, 2).await.unwrap().unwrap().status, IntentStatus::NoEffect);
+    assert_eq!(
+        b.calls
+            .intent(&before.sid, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        IntentStatus::Applied
+    );
+    assert_eq!(
+        b.calls
+            .intent(&before.sid, 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        IntentStatus::NoEffect
+    );
 }
 
 fn message(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
@@ -317,32 +439,56 @@ async fn fifo_order_per_group_and_deduplication(b: &Backend) {
     let mut deliveries = 0;
     while bodies.len() < 3 && deliveries < 20 {
         deliveries += 1;
-        for m in q.receive(None, 10, Duration::from_millis(500)).await.unwrap() {
+        for m in q
+            .receive(None, 10, Duration::from_millis(500))
+            .await
+            .unwrap()
+        {
             assert_eq!(m.receive_count, 1);
             bodies.push((m.group.clone().unwrap(), m.body.clone()));
             q.delete(None, &m.receipt).await.unwrap();
         }
     }
     let group = |g: &str| -> Vec<String> {
-        bodies.iter().filter(|(x, _)| x == g).map(|(_, b)| b.clone()).collect()
+        bodies
+            .iter()
+            .filter(|(x, _)| x == g)
+            .map(|(_, b)| b.clone())
+            .collect()
     };
     assert_eq!(group("A"), ["A1", "A2"]);
     assert_eq!(group("B"), ["B1"]);
-    assert!(q.receive(None, 10, Duration::ZERO).await.unwrap().is_empty());
+    assert!(
+        q.receive(None, 10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn an_unacknowledged_message_comes_back_and_holds_its_group(b: &Backend) {
     let q = b.commands.as_ref();
     q.send(None, &message("G", "g1", "first")).await.unwrap();
     q.send(None, &message("G", "g2", "second")).await.unwrap();
-    let got = q.receive(None, 1, Duration::from_millis(500)).await.unwrap();
+    let got = q
+        .receive(None, 1, Duration::from_millis(500))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, "first");
     // While "first" is in flight, "second" is held back.
-    assert!(q.receive(None, 10, Duration::ZERO).await.unwrap().is_empty());
+    assert!(
+        q.receive(None, 10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Not deleted: after the visibility timeout (2 s in tests) it is delivered again, first.
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    let again = q.receive(None, 1, Duration::from_millis(500)).await.unwrap();
+    let again = q
+        .receive(None, 1, Duration::from_millis(500))
+        .await
+        .unwrap();
     assert_eq!(again[0].body, "first");
     assert_eq!(again[0].receive_count, 2);
 }

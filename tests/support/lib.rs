@@ -15,9 +15,7 @@ use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
 use teleapi::adapters::sqs::{SqsQueue, create_fifo_queue};
 use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
-use teleapi::domain::{
-    Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl,
-};
+use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
 use teleapi::ports::{AccountStore, CallStore, Clock, Queue};
 
 /// A clock that stands still until a test moves it.
@@ -67,7 +65,10 @@ impl Backend {
             name: "memory",
             accounts: Arc::new(store.clone()),
             calls: Arc::new(store),
-            commands: Arc::new(MemoryQueue::with_visibility("commands.fifo", Duration::from_secs(2))),
+            commands: Arc::new(MemoryQueue::with_visibility(
+                "commands.fifo",
+                Duration::from_secs(2),
+            )),
             aws: None,
         }
     }
@@ -88,7 +89,10 @@ impl Backend {
         let _ = sqs
             .set_queue_attributes()
             .queue_url(&commands_url)
-            .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "2")
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                "2",
+            )
             .send()
             .await;
         let store = Arc::new(DynamoStore::new(dynamodb.clone(), tables.clone()));
@@ -147,12 +151,21 @@ pub const BASE: &str = "/call/2012-04-24";
 /// An account, stored.
 pub async fn account(backend: &Backend, parent: Option<&Account>) -> Account {
     let account = Account::open("Test", parent.map(|p| p.sid.clone()), Timestamp::now());
-    backend.accounts.insert_account(&account).await.expect("account stored");
+    backend
+        .accounts
+        .insert_account(&account)
+        .await
+        .expect("account stored");
     account
 }
 
 /// An inbound call of `account` in `status`, stored.
-pub async fn call(backend: &Backend, account: &AccountSid, status: CallStatus, now: Timestamp) -> Call {
+pub async fn call(
+    backend: &Backend,
+    account: &AccountSid,
+    status: CallStatus,
+    now: Timestamp,
+) -> Call {
     let instructions = Instructions {
         url: Some(WebhookUrl::parse("https://app.example.com/rcml", Default::default()).unwrap()),
         ..Instructions::default()
