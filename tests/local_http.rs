@@ -1,1 +1,153 @@
-//! placeholder
+//! `teleapi-local` over real HTTP on loopback: the dev routes and the API routes together.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use teleapi::domain::{AccountSid, AuthToken};
+use teleapi_local::Stack;
+use tokio::net::TcpListener;
+
+struct Local {
+    base: String,
+    client: reqwest::Client,
+    sid: String,
+    token: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start() -> Local {
+    let sid = AccountSid::generate();
+    let token = "0123456789abcdef0123456789abcdef";
+    let stack = Stack::in_memory(Some((sid.clone(), AuthToken::new(token)))).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(teleapi_local::serve(listener, stack, async {
+        let _ = stopped.await;
+    }));
+    Local {
+        base,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        sid: sid.to_string(),
+        token: token.to_owned(),
+        _stop: stop,
+    }
+}
+
+impl Local {
+    async fn post(&self, path: &str, body: &str, auth: bool) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if auth {
+            request = request.basic_auth(&self.sid, Some(&self.token));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+#[tokio::test]
+async fn dev_routes_and_the_api_work_together() {
+    let local = start().await;
+
+    let (status, account) = local.post("/dev/Accounts", "FriendlyName=Ops", false).await;
+    assert_eq!(status, 201, "{account}");
+    assert!(account["sid"].as_str().unwrap().starts_with("AC"));
+    assert_eq!(account["auth_token"].as_str().unwrap().len(), 32);
+    let parent = account["sid"].as_str().unwrap().to_owned();
+    let (status, sub) = local
+        .post(
+            "/dev/Accounts",
+            &format!("FriendlyName=Sub&ParentAccountSid={parent}"),
+            false,
+        )
+        .await;
+    assert_eq!(status, 201, "{sub}");
+    assert_eq!(sub["parent_account_sid"], parent.as_str());
+    let (status, _) = local
+        .post(
+            "/dev/Accounts",
+            &format!("ParentAccountSid={}", sub["sid"].as_str().unwrap()),
+            false,
+        )
+        .await;
+    assert_eq!(status, 400, "no grandchildren");
+
+    let (status, call) = local
+        .post(
+            "/dev/IncomingCalls",
+            "From=%2B15551230001&To=%2B15551230002&Url=http%3A%2F%2F127.0.0.1%3A9%2Frcml&Method=get",
+            false,
+        )
+        .await;
+    assert_eq!(status, 201, "{call}");
+    assert_eq!(call["status"], "in-progress");
+    assert_eq!(call["account_sid"], local.sid.as_str());
+    assert_eq!(call["from"], "+15551230001");
+    let call_sid = call["sid"].as_str().unwrap().to_owned();
+
+    let (status, ringing) = local
+        .post(
+            "/dev/IncomingCalls",
+            "From=a&To=b&Url=https%3A%2F%2Fapp.example.com%2Fx&Status=Ringing",
+            false,
+        )
+        .await;
+    assert_eq!((status, ringing["status"].as_str()), (201, Some("ringing")));
+    for bad in [
+        "To=b&Url=https%3A%2F%2Fa.example%2F",
+        "From=a&To=b&Url=nope",
+        "From=a&To=b&Url=https%3A%2F%2Fa.example%2F&Status=on-hold",
+        "From=a&To=b&Url=https%3A%2F%2Fa.example%2F&Extra=1",
+    ] {
+        let (status, body) = local.post("/dev/IncomingCalls", bad, false).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    let path = format!(
+        "/call/2012-04-24/Accounts/{}/Calls/{call_sid}.json",
+        local.sid
+    );
+    let (status, modified) = local
+        .post(
+            &path,
+            "Url=http%3A%2F%2F127.0.0.1%3A9%2Falice&Method=GET",
+            true,
+        )
+        .await;
+    assert_eq!(status, 200, "{modified}");
+    let (status, _) = local
+        .post(&path, "Url=http%3A%2F%2F127.0.0.1%3A9%2Falice", false)
+        .await;
+    assert_eq!(status, 401);
+
+    let commands: Value = local
+        .client
+        .get(format!("{}/dev/Commands", local.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let commands = commands["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0]["intent_sid"], modified["intent_sid"]);
+    assert_eq!(commands[0]["parameters"]["url"], "http://127.0.0.1:9/alice");
+
+    let huge = format!("Url={}", "a".repeat(100 * 1024));
+    let (status, body) = local.post(&path, &huge, true).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], 20413);
+}

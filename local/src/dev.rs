@@ -16,19 +16,38 @@ use teleapi::ports::{AccountStore, CallStore};
 
 use crate::Stack;
 
-fn bad_request(message: String) -> Response {
-    let body = error_resource(400, 21201, &message);
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+/// Why a dev route refused: a bad request (400, described) or a store failure (500).
+pub enum DevError {
+    BadRequest(String),
+    Internal(String),
 }
 
-fn internal(message: String) -> Response {
-    tracing::error!(error = %message, "dev route failed");
-    let body = error_resource(500, 20500, "Internal error");
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+impl IntoResponse for DevError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadRequest(message) => {
+                let body = error_resource(400, 21201, &message);
+                (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            Self::Internal(message) => {
+                tracing::error!(error = %message, "dev route failed");
+                let body = error_resource(500, 20500, "Internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+fn bad_request(message: String) -> DevError {
+    DevError::BadRequest(message)
+}
+
+fn internal(err: impl ToString) -> DevError {
+    DevError::Internal(err.to_string())
 }
 
 /// The single value of each parameter; unknown or repeated parameters are errors.
-fn fields<'a>(form: &'a Form, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, Response> {
+fn fields<'a>(form: &'a Form, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, DevError> {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for (name, value) in form.pairs() {
         if !known.contains(&name) {
@@ -63,83 +82,72 @@ fn account_json(account: &Account) -> Value {
 }
 
 /// `POST /dev/Accounts` (FriendlyName, optional ParentAccountSid): a new account with its token.
-pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Response {
-    let form = match Form::parse(&body) {
-        Ok(form) => form,
-        Err(err) => return bad_request(err.to_string()),
-    };
-    let fields = match fields(&form, &["FriendlyName", "ParentAccountSid"]) {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
+pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Result<Response, DevError> {
+    let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
+    let fields = fields(&form, &["FriendlyName", "ParentAccountSid"])?;
     let parent = match field(&fields, "ParentAccountSid") {
         None => None,
         Some(raw) => {
-            let Ok(sid) = raw.parse::<AccountSid>() else {
-                return bad_request(format!("ParentAccountSid '{raw}' is not an AccountSid"));
-            };
-            match stack.store.account(&sid).await {
-                Ok(Some(parent))
+            let sid: AccountSid = raw.parse().map_err(|_| {
+                bad_request(format!("ParentAccountSid '{raw}' is not an AccountSid"))
+            })?;
+            match stack.store.account(&sid).await.map_err(internal)? {
+                Some(parent)
                     if parent.parent.is_none() && parent.status == AccountStatus::Active =>
                 {
                     Some(parent.sid)
                 }
-                Ok(Some(_)) => {
-                    return bad_request(format!(
+                Some(_) => {
+                    return Err(bad_request(format!(
                         "ParentAccountSid {sid} is itself a subaccount or not active"
-                    ));
+                    )));
                 }
-                Ok(None) => return bad_request(format!("ParentAccountSid {sid} does not exist")),
-                Err(err) => return internal(err.to_string()),
+                None => {
+                    return Err(bad_request(format!(
+                        "ParentAccountSid {sid} does not exist"
+                    )));
+                }
             }
         }
     };
     let name = field(&fields, "FriendlyName").unwrap_or("Dev subaccount");
     let account = Account::open(name, parent, Timestamp::now());
-    match stack.store.insert_account(&account).await {
-        Ok(()) => (StatusCode::CREATED, Json(account_json(&account))).into_response(),
-        Err(err) => internal(err.to_string()),
-    }
+    stack
+        .store
+        .insert_account(&account)
+        .await
+        .map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(account_json(&account))).into_response())
 }
 
 /// `POST /dev/IncomingCalls` (From, To, Url, optional Method, optional Status): a call to the
 /// dev account, in progress unless Status says otherwise.
-pub async fn create_incoming_call(State(stack): State<Stack>, body: Bytes) -> Response {
-    let form = match Form::parse(&body) {
-        Ok(form) => form,
-        Err(err) => return bad_request(err.to_string()),
-    };
-    let fields = match fields(&form, &["From", "To", "Url", "Method", "Status"]) {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
+pub async fn create_incoming_call(
+    State(stack): State<Stack>,
+    body: Bytes,
+) -> Result<Response, DevError> {
+    let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
+    let fields = fields(&form, &["From", "To", "Url", "Method", "Status"])?;
     let required = |name: &str| {
         field(&fields, name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| bad_request(format!("{name} is required")))
     };
-    let (from, to, url) = match (required("From"), required("To"), required("Url")) {
-        (Ok(from), Ok(to), Ok(url)) => (from, to, url),
-        (Err(response), _, _) | (_, Err(response), _) | (_, _, Err(response)) => return response,
-    };
-    let url = match WebhookUrl::parse(url, stack.services.config.address_policy) {
-        Ok(url) => url,
-        Err(problem) => return bad_request(format!("Url is not a valid URL: {problem}")),
-    };
-    let method = match field(&fields, "Method").map(Method::parse) {
+    let (from, to, url) = (required("From")?, required("To")?, required("Url")?);
+    let url = WebhookUrl::parse(url, stack.services.config.address_policy)
+        .map_err(|problem| bad_request(format!("Url is not a valid URL: {problem}")))?;
+    let method = match field(&fields, "Method") {
         None => Method::Post,
-        Some(Some(method)) => method,
-        Some(None) => return bad_request("Method must be GET or POST".into()),
+        Some(raw) => {
+            Method::parse(raw).ok_or_else(|| bad_request("Method must be GET or POST".into()))?
+        }
     };
     let status = match field(&fields, "Status") {
         None => CallStatus::InProgress,
-        Some(raw) => match CallStatus::parse(&raw.to_ascii_lowercase()) {
-            Some(status) => status,
-            None => {
-                let all: Vec<&str> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
-                return bad_request(format!("Status must be one of {}", all.join(", ")));
-            }
-        },
+        Some(raw) => CallStatus::parse(&raw.to_ascii_lowercase()).ok_or_else(|| {
+            let all: Vec<&str> = CallStatus::ALL.iter().map(|s| s.as_str()).collect();
+            bad_request(format!("Status must be one of {}", all.join(", ")))
+        })?,
     };
     let instructions = Instructions {
         url: Some(url),
@@ -154,10 +162,8 @@ pub async fn create_incoming_call(State(stack): State<Stack>, body: Bytes) -> Re
         status,
         Timestamp::now(),
     );
-    match stack.store.insert_call(&call).await {
-        Ok(()) => (StatusCode::CREATED, Json(call_resource(&call, None))).into_response(),
-        Err(err) => internal(err.to_string()),
-    }
+    stack.store.insert_call(&call).await.map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(call_resource(&call, None))).into_response())
 }
 
 /// `GET /dev/Commands`: the commands on the default commands queue, oldest first.

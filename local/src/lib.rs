@@ -46,19 +46,41 @@ pub struct Options {
     pub listen: SocketAddr,
 }
 
+/// Why the command line did not give options to run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgsError {
+    /// `--help`: print the usage and succeed.
+    Help,
+    /// A mistake, described, followed by the usage.
+    Invalid(String),
+}
+
+impl ArgsError {
+    pub fn usage() -> &'static str {
+        USAGE
+    }
+}
+
 impl Options {
-    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
+    pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, ArgsError> {
+        let invalid = |message: String| ArgsError::Invalid(format!("{message}\n\n{USAGE}"));
         let mut listen = DEFAULT_LISTEN.to_owned();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--listen" => listen = args.next().ok_or("--listen needs an address")?,
-                "-h" | "--help" => return Err(USAGE.to_owned()),
-                other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+                "--listen" => {
+                    listen = args
+                        .next()
+                        .ok_or_else(|| invalid("--listen needs an address".into()))?;
+                }
+                "-h" | "--help" => return Err(ArgsError::Help),
+                other => return Err(invalid(format!("unknown argument {other:?}"))),
             }
         }
-        let listen = listen
-            .parse()
-            .map_err(|_| format!("--listen: {listen:?} is not an address like 127.0.0.1:8080"))?;
+        let listen = listen.parse().map_err(|_| {
+            invalid(format!(
+                "--listen: {listen:?} is not an address like 127.0.0.1:8080"
+            ))
+        })?;
         Ok(Self { listen })
     }
 }

@@ -2,12 +2,18 @@
 
 use std::process::ExitCode;
 
+use teleapi_local::ArgsError;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     teleapi::telemetry::init_local();
     let options = match teleapi_local::Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
-        Err(message) => {
+        Err(ArgsError::Help) => {
+            println!("{}", ArgsError::usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(ArgsError::Invalid(message)) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }

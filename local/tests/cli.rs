@@ -1,0 +1,123 @@
+//! The `teleapi-local` binary as a newcomer runs it: it prints where it listens, the dev
+//! account's credentials and a curl example, serves, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Kills the server if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SID: &str = "AC00000000000000000000000000000001";
+const TOKEN: &str = "fedcba9876543210fedcba9876543210";
+
+#[test]
+fn prints_credentials_serves_and_stops_on_sigterm() {
+    let child = Command::new(env!("CARGO_BIN_EXE_teleapi-local"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
+        .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("teleapi-local starts");
+    let mut running = Running(child);
+    let stdout = running.0.stdout.take().unwrap();
+    let mut banner = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ctrl-C");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    let banner = banner.join("\n");
+    assert!(banner.contains(&format!("AccountSid  {SID}")), "{banner}");
+    assert!(banner.contains(&format!("AuthToken   {TOKEN}")), "{banner}");
+    assert!(banner.contains("curl -s -u"), "{banner}");
+    let address = banner
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner names the address")
+        .to_owned();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{address}/call/2012-04-24/Accounts/{SID}/Calls/CA00000000000000000000000000000001.json"))
+            .basic_auth(SID, Some(TOKEN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("Mute=true")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 404, "authenticated, and the call does not exist");
+
+    let pid = running.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = running.0.try_wait().unwrap() {
+            assert!(exit.success(), "clean exit on SIGTERM, got {exit}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn rejects_bad_arguments_with_usage() {
+    let help = Command::new(env!("CARGO_BIN_EXE_teleapi-local"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: teleapi-local"));
+    for args in [
+        vec!["--bogus"],
+        vec!["--listen"],
+        vec!["--listen", "not-an-address"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_teleapi-local"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("Usage: teleapi-local"),
+            "{args:?}"
+        );
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_teleapi-local"))
+        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TELEAPI_DEV_AUTH_TOKEN"));
+}
