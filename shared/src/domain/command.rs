@@ -98,3 +98,38 @@ impl Command {
         Ok(command)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every JSON example in docs/messages.md is a command that encodes back to itself.
+    #[test]
+    fn documented_examples_round_trip() {
+        let doc = include_str!("../../../docs/messages.md");
+        let examples: Vec<&str> = doc
+            .split("```json")
+            .skip(1)
+            .map(|block| block.split("```").next().unwrap_or_default())
+            .collect();
+        assert!(examples.len() >= 6, "docs/messages.md lost its examples");
+        for example in examples {
+            let command = Command::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
+            let expected: serde_json::Value = serde_json::from_str(example).unwrap();
+            assert_eq!(serde_json::to_value(&command).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn other_versions_are_refused() {
+        let json = r#"{"version":2,"type":"mute","call_sid":"CA5f2b9d0c6e1a4b3f8c7d6e5f4a3b2c1d",
+            "account_sid":"AC1b2c3d4e5f60718293a4b5c6d7e8f901",
+            "intent_sid":"MI3d4e5f60718293a4b5c6d7e8f90a1b2c","seq":6,"parameters":{}}"#;
+        assert!(matches!(
+            Command::from_json(json),
+            Err(CommandDecodeError::Version(2))
+        ));
+        assert!(Command::from_json("{}").is_err());
+        assert!(Command::from_json("not json").is_err());
+    }
+}

@@ -508,3 +508,223 @@ pub fn plan(
     }
     Ok(Planned { call: next, intent })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::call::{Direction, Instructions};
+    use crate::domain::sid::{AccountSid, CallSid};
+
+    fn parse(body: &str) -> Result<ModifyRequest, InvalidParameter> {
+        ModifyRequest::parse(
+            &Form::parse(body.as_bytes()).unwrap(),
+            AddressPolicy::default(),
+        )
+    }
+
+    fn call(status: CallStatus) -> Call {
+        Call {
+            sid: CallSid::generate(),
+            account_sid: AccountSid::generate(),
+            parent_call_sid: None,
+            from: "+15551230001".into(),
+            to: "+15551230002".into(),
+            direction: Direction::Inbound,
+            status,
+            muted: false,
+            instructions: Instructions::default(),
+            command_queue: None,
+            seq: 4,
+            version: 9,
+            date_created: Timestamp::from_millis(1_000),
+            date_updated: Timestamp::from_millis(1_000),
+            start_time: Some(Timestamp::from_millis(1_000)),
+            end_time: None,
+            duration: None,
+        }
+    }
+
+    fn decide(status: CallStatus, body: &str) -> Result<Planned, CallStateError> {
+        let now = Timestamp::from_millis(91_000);
+        plan(
+            &call(status),
+            &parse(body).unwrap(),
+            IntentSid::generate(),
+            now,
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn parse_rules() {
+        // (body, Ok(canonical parameters) or Err(parameter at fault))
+        let cases: &[(&str, Result<&[(&str, &str)], &str>)] = &[
+            (
+                "Url=https://a.example/x",
+                Ok(&[("Method", "POST"), ("Url", "https://a.example/x")]),
+            ),
+            (
+                "Url=https://a.example/x&Method=get",
+                Ok(&[("Method", "GET"), ("Url", "https://a.example/x")]),
+            ),
+            ("Status=CANCELED", Ok(&[("Status", "canceled")])),
+            ("Mute=True", Ok(&[("Mute", "true")])),
+            (
+                "StatusCallbackEvent=completed+ringing&StatusCallbackEvent=RINGING",
+                Ok(&[("StatusCallbackEvent", "ringing completed")]),
+            ),
+            (
+                "FallbackUrl=https://a.example/f",
+                Ok(&[
+                    ("FallbackMethod", "POST"),
+                    ("FallbackUrl", "https://a.example/f"),
+                ]),
+            ),
+            ("TimeLimit=14400", Ok(&[("TimeLimit", "14400")])),
+            ("", Err("")),
+            ("Url=x", Err("Url")),
+            ("Method=GET", Err("Method")),
+            (
+                "Url=https://a.example/x&Twiml=%3CResponse%2F%3E",
+                Err("Twiml"),
+            ),
+            ("Status=completed&Mute=false", Err("Status")),
+            ("MoveConnectedCallLeg=false", Err("MoveConnectedCallLeg")),
+            ("Mute=true&Mute=false", Err("Mute")),
+            ("Bogus=1", Err("Bogus")),
+            ("StatusCallbackMethod=GET", Err("StatusCallbackMethod")),
+            ("TimeLimit=007x", Err("TimeLimit")),
+        ];
+        for (body, expected) in cases {
+            match (parse(body), expected) {
+                (Ok(request), Ok(parameters)) => {
+                    let got: Vec<(String, String)> = request.parameters().into_iter().collect();
+                    let want: Vec<(String, String)> = parameters
+                        .iter()
+                        .map(|(k, v)| ((*k).into(), (*v).into()))
+                        .collect();
+                    assert_eq!(got, want, "{body}");
+                }
+                (Err(err), Err(parameter)) => {
+                    assert_eq!(err.parameter, *parameter, "{body}: {err}")
+                }
+                (got, _) => panic!("{body}: unexpected {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn plan_by_call_state() {
+        use CallStatus::*;
+        // (call status, body) -> Ok((new status, intent status, command type)) or Err
+        let cases: &[(
+            CallStatus,
+            &str,
+            Result<(CallStatus, IntentStatus, Option<CommandType>), CallStateError>,
+        )] = &[
+            (
+                InProgress,
+                "Url=https://a.example/x",
+                Ok((
+                    InProgress,
+                    IntentStatus::Pending,
+                    Some(CommandType::Redirect),
+                )),
+            ),
+            (
+                Ringing,
+                "Url=https://a.example/x",
+                Ok((Ringing, IntentStatus::Pending, Some(CommandType::Redirect))),
+            ),
+            (
+                InProgress,
+                "Status=canceled",
+                Ok((InProgress, IntentStatus::NoEffect, None)),
+            ),
+            (
+                Ringing,
+                "Status=canceled",
+                Ok((Canceled, IntentStatus::Pending, Some(CommandType::Hangup))),
+            ),
+            (
+                Queued,
+                "Status=completed",
+                Ok((Canceled, IntentStatus::Pending, Some(CommandType::Hangup))),
+            ),
+            (
+                InProgress,
+                "Status=completed",
+                Ok((Completed, IntentStatus::Pending, Some(CommandType::Hangup))),
+            ),
+            (
+                InProgress,
+                "Mute=false",
+                Ok((InProgress, IntentStatus::Pending, Some(CommandType::Unmute))),
+            ),
+            (
+                InProgress,
+                "TimeLimit=60",
+                Ok((InProgress, IntentStatus::Pending, Some(CommandType::Update))),
+            ),
+            (
+                InProgress,
+                "StatusCallback=https://a.example/cb",
+                Ok((InProgress, IntentStatus::Applied, None)),
+            ),
+            (
+                Ringing,
+                "Mute=true",
+                Err(CallStateError::NotInProgress(Ringing)),
+            ),
+            (
+                Completed,
+                "Status=completed",
+                Err(CallStateError::Ended(Completed)),
+            ),
+            (
+                NoAnswer,
+                "Url=https://a.example/x",
+                Err(CallStateError::Ended(NoAnswer)),
+            ),
+        ];
+        for (status, body, expected) in cases {
+            let got = decide(*status, body).map(|p| {
+                (
+                    p.call.status,
+                    p.intent.status,
+                    p.intent.command.map(|c| c.kind),
+                )
+            });
+            assert_eq!(&got, expected, "{status:?} {body}");
+        }
+    }
+
+    #[test]
+    fn a_plan_bumps_sequence_and_version_and_times_the_end() {
+        let planned = decide(CallStatus::InProgress, "Status=completed").unwrap();
+        assert_eq!(
+            (planned.call.seq, planned.call.version, planned.intent.seq),
+            (5, 10, 5)
+        );
+        assert_eq!(planned.call.duration, Some(90));
+        assert_eq!(planned.call.end_time, Some(Timestamp::from_millis(91_000)));
+        assert_eq!(planned.intent.expires_at, Timestamp::from_millis(151_000));
+        let command = planned.intent.command.unwrap();
+        assert_eq!((command.seq, &command.intent_sid), (5, &planned.intent.sid));
+
+        let planned = decide(CallStatus::InProgress, "Twiml=%3CResponse%2F%3E&Mute=true").unwrap();
+        assert_eq!(planned.call.instructions.url, None);
+        assert!(planned.call.muted);
+        assert_eq!(planned.intent.command.unwrap().parameters.mute, Some(true));
+
+        let planned = decide(
+            CallStatus::InProgress,
+            "Status=canceled&StatusCallback=https://a.example/cb",
+        )
+        .unwrap();
+        assert_eq!(
+            planned.call.instructions.status_callback, None,
+            "no effect means no change"
+        );
+    }
+}
