@@ -558,7 +558,8 @@ mod tests {
     #[test]
     fn parse_rules() {
         // (body, Ok(canonical parameters) or Err(parameter at fault))
-        let cases: &[(&str, Result<&[(&str, &str)], &str>)] = &[
+        type Expected = Result<&'static [(&'static str, &'static str)], &'static str>;
+        let cases: &[(&str, Expected)] = &[
             (
                 "Url=https://a.example/x",
                 Ok(&[("Method", "POST"), ("Url", "https://a.example/x")]),
@@ -617,11 +618,8 @@ mod tests {
     fn plan_by_call_state() {
         use CallStatus::*;
         // (call status, body) -> Ok((new status, intent status, command type)) or Err
-        let cases: &[(
-            CallStatus,
-            &str,
-            Result<(CallStatus, IntentStatus, Option<CommandType>), CallStateError>,
-        )] = &[
+        type Expected = Result<(CallStatus, IntentStatus, Option<CommandType>), CallStateError>;
+        let cases: &[(CallStatus, &str, Expected)] = &[
             (
                 InProgress,
                 "Url=https://a.example/x",
