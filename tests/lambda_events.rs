@@ -147,7 +147,7 @@ async fn http_api_and_rest_api_events_reach_the_handler() {
     .unwrap();
     let response = api::handle(&services, request, Some(Operation::ModifyCall)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(body_text(&response).contains("<Code>21201</Code>"));
+    assert!(body_text(&response).contains("<Code>21200</Code>"));
 
     // A function answers only its own operation's routes.
     let request = lambda_http::request::from_str(&http_api_event(

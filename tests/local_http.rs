@@ -149,5 +149,5 @@ async fn dev_routes_and_the_api_work_together() {
     let huge = format!("Url={}", "a".repeat(100 * 1024));
     let (status, body) = local.post(&path, &huge, true).await;
     assert_eq!(status, 413, "{body}");
-    assert_eq!(body["code"], 20413);
+    assert_eq!(body["code"], 413);
 }

@@ -26,12 +26,12 @@ impl IntoResponse for DevError {
     fn into_response(self) -> Response {
         match self {
             Self::BadRequest(message) => {
-                let body = error_resource(400, 21201, &message);
+                let body = error_resource(400, 21200, &message);
                 (StatusCode::BAD_REQUEST, Json(body)).into_response()
             }
             Self::Internal(message) => {
                 tracing::error!(error = %message, "dev route failed");
-                let body = error_resource(500, 20500, "Internal error");
+                let body = error_resource(500, 500, "Internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
             }
         }

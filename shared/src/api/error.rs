@@ -74,43 +74,47 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Twilio's code for a bad value of a parameter, where Twilio has one; 21201 otherwise.
+/// Twilio's code for a bad value of a parameter, where Twilio has one; 21200 (a problem with a
+/// Calls resource request) otherwise.
 fn parameter_code(parameter: &str) -> u32 {
     match parameter {
-        "Url" | "Twiml" => 21205,
-        "Method" => 21206,
-        "FallbackUrl" => 21207,
-        "FallbackMethod" => 21208,
-        "StatusCallback" => 21209,
-        "StatusCallbackMethod" => 21210,
-        _ => 21201,
+        "Url" | "FallbackUrl" | "StatusCallback" => 21205,
+        "Method" | "FallbackMethod" | "StatusCallbackMethod" => 21209,
+        "StatusCallbackEvent" => 21626,
+        "Twiml" => 12100,
+        _ => 21200,
     }
 }
 
 impl ApiError {
-    /// HTTP status and code: the table docs/errors.md documents.
+    /// HTTP status and code: the table docs/errors.md documents. Codes are Twilio's where one
+    /// means the same thing; otherwise the HTTP status itself, as Twilio does for bare HTTP errors.
     pub fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
             Self::InvalidParameter(p) => match p.kind {
                 ProblemKind::Unknown => (StatusCode::BAD_REQUEST, 20001),
                 ProblemKind::Invalid => (StatusCode::BAD_REQUEST, parameter_code(&p.parameter)),
-                ProblemKind::Missing | ProblemKind::NothingToDo => (StatusCode::BAD_REQUEST, 21201),
+                ProblemKind::Conflict | ProblemKind::Missing | ProblemKind::NothingToDo => {
+                    (StatusCode::BAD_REQUEST, 21200)
+                }
             },
-            Self::MalformedBody(_) => (StatusCode::BAD_REQUEST, 20001),
-            Self::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, 20001),
-            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 20413),
-            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 20415),
+            Self::MalformedBody(_) | Self::InvalidIdempotencyKey => {
+                (StatusCode::BAD_REQUEST, 21200)
+            }
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, 20003),
-            Self::AccountNotActive => (StatusCode::FORBIDDEN, 20005),
+            Self::AccountNotActive => (StatusCode::FORBIDDEN, 10001),
             Self::PermissionDenied(_) => (StatusCode::FORBIDDEN, 20003),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
-            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 20004),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 405),
             Self::CallState(_) => (StatusCode::CONFLICT, 21220),
-            Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, 20422),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 413),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 415),
+            Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, 422),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, 20429),
-            Self::CommandNotQueued { .. } => (StatusCode::SERVICE_UNAVAILABLE, 20503),
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 20503),
-            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 20500),
+            Self::CommandNotQueued { .. } | Self::Unavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, 503)
+            }
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 500),
         }
     }
 

@@ -11,8 +11,15 @@ use crate::domain::{Call, IntentSid};
 pub const API_VERSION: &str = "2012-04-24";
 pub const BASE_PATH: &str = "/call/2012-04-24";
 
-/// Twilio's documentation has a page per error code.
-const MORE_INFO: &str = "https://www.twilio.com/docs/errors/";
+/// Where `more_info` points: Twilio's page for the codes we share with Twilio, the HTTP status's
+/// description for the bare HTTP codes (three digits).
+fn more_info(code: u32) -> String {
+    if code < 1000 {
+        format!("https://developer.mozilla.org/docs/Web/HTTP/Status/{code}")
+    } else {
+        format!("https://www.twilio.com/docs/errors/{code}")
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -119,7 +126,7 @@ pub fn error_resource(status: u16, code: u32, message: &str) -> Value {
     json!({
         "code": code,
         "message": message,
-        "more_info": format!("{MORE_INFO}{code}"),
+        "more_info": more_info(code),
         "status": status,
     })
 }

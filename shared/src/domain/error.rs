@@ -8,8 +8,10 @@ use super::call::CallStatus;
 pub enum ProblemKind {
     /// A parameter the endpoint does not know.
     Unknown,
-    /// A known parameter with a value that breaks its rules, or a forbidden combination.
+    /// A known parameter with a value that breaks its rules.
     Invalid,
+    /// A parameter that cannot be given with (or without) another.
+    Conflict,
     /// A required parameter is missing.
     Missing,
     /// The request asks for nothing at all.

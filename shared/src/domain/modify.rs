@@ -103,9 +103,8 @@ impl<'a> Raw<'a> {
             if name == "StatusCallbackEvent" {
                 raw.events.push(value);
             } else if raw.values[index].replace(value).is_some() {
-                return Err(InvalidParameter::new(
+                return Err(conflict(
                     name,
-                    ProblemKind::Invalid,
                     format!("Parameter '{name}' was given more than once"),
                 ));
             }
@@ -121,6 +120,10 @@ impl<'a> Raw<'a> {
 
 fn invalid(name: &str, message: String) -> InvalidParameter {
     InvalidParameter::new(name, ProblemKind::Invalid, message)
+}
+
+fn conflict(name: &str, message: String) -> InvalidParameter {
+    InvalidParameter::new(name, ProblemKind::Conflict, message)
 }
 
 fn parse_url(
@@ -152,7 +155,7 @@ fn parse_method(
         )
     })?;
     if raw.get(url_name).is_none() {
-        return Err(invalid(
+        return Err(conflict(
             name,
             format!("{name} can only be given together with {url_name}"),
         ));
@@ -238,20 +241,20 @@ impl ModifyRequest {
 
         // Combinations.
         if url.is_some() && twiml.is_some() {
-            return Err(invalid("Twiml", "Give Url or Twiml, not both".into()));
+            return Err(conflict("Twiml", "Give Url or Twiml, not both".into()));
         }
         if hangup.is_some()
             && let Some(other) = ["Url", "Twiml", "Mute"]
                 .into_iter()
                 .find(|p| raw.get(p).is_some())
         {
-            return Err(invalid(
+            return Err(conflict(
                 "Status",
                 format!("Status ends the call and cannot be combined with {other}"),
             ));
         }
         if move_connected_call_leg.is_some() && url.is_none() && twiml.is_none() {
-            return Err(invalid(
+            return Err(conflict(
                 "MoveConnectedCallLeg",
                 "MoveConnectedCallLeg applies to a redirect: give it together with Url or Twiml"
                     .into(),
