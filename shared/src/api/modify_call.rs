@@ -93,13 +93,7 @@ pub async fn modify_call(
         };
         match services.calls.record_intent(write).await {
             Ok(()) => break (before, planned, resource),
-            Err(RecordError::CallChanged) => {
-                if Instant::now() >= deadline {
-                    return Err(ApiError::Busy);
-                }
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
+            Err(RecordError::CallChanged) => {}
             Err(RecordError::KeyTaken) => {
                 // A concurrent request with the same key won: answer as it did. (If its record
                 // expired between the write and this read, go round again.)
@@ -111,6 +105,11 @@ pub async fn modify_call(
             }
             Err(RecordError::Store(err)) => return Err(err.into()),
         }
+        if Instant::now() >= deadline {
+            return Err(ApiError::Busy);
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
     };
 
     if let Some(command) = &planned.intent.command {
