@@ -8,6 +8,7 @@ pub mod form;
 pub mod idempotency;
 pub mod intent;
 pub mod modify;
+pub mod params;
 pub mod rcml;
 pub mod sid;
 pub mod time;

@@ -15,6 +15,7 @@ use super::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
 use super::error::{CallStateError, InvalidParameter, ProblemKind};
 use super::form::Form;
 use super::intent::{Intent, IntentAction, IntentStatus};
+use super::params::{Params, conflict, invalid};
 use super::rcml::Rcml;
 use super::sid::{IntentSid, shorten};
 use super::time::Timestamp;
@@ -35,9 +36,6 @@ pub const PARAMETERS: [&str; 12] = [
     "StatusCallbackEvent",
     "TimeLimit",
 ];
-
-/// Longest call Twilio allows, and the most `TimeLimit` may say: four hours.
-pub const MAX_TIME_LIMIT_SECONDS: u32 = 14_400;
 
 /// How `Status` ends a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,123 +76,13 @@ pub struct ModifyRequest {
     pub time_limit: Option<u32>,
 }
 
-/// The raw values of the known parameters, each at most once (`StatusCallbackEvent` may repeat).
-#[derive(Default)]
-struct Raw<'a> {
-    values: [Option<&'a str>; PARAMETERS.len()],
-    events: Vec<&'a str>,
-}
-
-impl<'a> Raw<'a> {
-    fn collect(form: &'a Form) -> Result<Self, InvalidParameter> {
-        let mut raw = Raw::default();
-        for (name, value) in form.pairs() {
-            let Some(index) = PARAMETERS.iter().position(|p| *p == name) else {
-                return Err(InvalidParameter::new(
-                    &shorten(name),
-                    ProblemKind::Unknown,
-                    format!(
-                        "Unknown parameter '{}'. Accepted parameters: {}",
-                        shorten(name),
-                        PARAMETERS.join(", ")
-                    ),
-                ));
-            };
-            if name == "StatusCallbackEvent" {
-                raw.events.push(value);
-            } else if raw.values[index].replace(value).is_some() {
-                return Err(conflict(
-                    name,
-                    format!("Parameter '{name}' was given more than once"),
-                ));
-            }
-        }
-        Ok(raw)
-    }
-
-    fn get(&self, name: &str) -> Option<&'a str> {
-        let index = PARAMETERS.iter().position(|p| *p == name)?;
-        self.values[index]
-    }
-}
-
-fn invalid(name: &str, message: String) -> InvalidParameter {
-    InvalidParameter::new(name, ProblemKind::Invalid, message)
-}
-
-fn conflict(name: &str, message: String) -> InvalidParameter {
-    InvalidParameter::new(name, ProblemKind::Conflict, message)
-}
-
-fn parse_url(
-    raw: &Raw<'_>,
-    name: &str,
-    policy: AddressPolicy,
-) -> Result<Option<WebhookUrl>, InvalidParameter> {
-    raw.get(name)
-        .map(|value| {
-            WebhookUrl::parse(value, policy)
-                .map_err(|problem| invalid(name, format!("{name} is not a valid URL: {problem}")))
-        })
-        .transpose()
-}
-
-/// A `…Method` parameter: GET or POST, only together with the URL it applies to.
-fn parse_method(
-    raw: &Raw<'_>,
-    name: &str,
-    url_name: &str,
-) -> Result<Option<Method>, InvalidParameter> {
-    let Some(value) = raw.get(name) else {
-        return Ok(None);
-    };
-    let method = Method::parse(value).ok_or_else(|| {
-        invalid(
-            name,
-            format!("{name} must be GET or POST, not '{}'", shorten(value)),
-        )
-    })?;
-    if raw.get(url_name).is_none() {
-        return Err(conflict(
-            name,
-            format!("{name} can only be given together with {url_name}"),
-        ));
-    }
-    Ok(Some(method))
-}
-
-/// `true` or `false`, case-insensitive.
-fn parse_bool(raw: &Raw<'_>, name: &str) -> Result<Option<bool>, InvalidParameter> {
-    raw.get(name)
-        .map(|value| {
-            if value.eq_ignore_ascii_case("true") {
-                Ok(true)
-            } else if value.eq_ignore_ascii_case("false") {
-                Ok(false)
-            } else {
-                Err(invalid(
-                    name,
-                    format!("{name} must be true or false, not '{}'", shorten(value)),
-                ))
-            }
-        })
-        .transpose()
-}
-
 impl ModifyRequest {
     pub fn parse(form: &Form, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
-        let raw = Raw::collect(form)?;
+        let raw = Params::collect(form, &PARAMETERS, &["StatusCallbackEvent"])?;
 
-        let url = parse_url(&raw, "Url", policy)?;
-        let method = parse_method(&raw, "Method", "Url")?;
-        let twiml = raw
-            .get("Twiml")
-            .map(|doc| {
-                Rcml::parse(doc).map_err(|problem| {
-                    invalid("Twiml", format!("Twiml is not valid RCML: {problem}"))
-                })
-            })
-            .transpose()?;
+        let url = raw.url("Url", policy)?;
+        let method = raw.method("Method", "Url")?;
+        let twiml = raw.twiml()?;
         let hangup = raw
             .get("Status")
             .map(|value| {
@@ -213,31 +101,12 @@ impl ModifyRequest {
                 }
             })
             .transpose()?;
-        let mute = parse_bool(&raw, "Mute")?;
-        let move_connected_call_leg = parse_bool(&raw, "MoveConnectedCallLeg")?;
-        let fallback_url = parse_url(&raw, "FallbackUrl", policy)?;
-        let fallback_method = parse_method(&raw, "FallbackMethod", "FallbackUrl")?;
-        let status_callback = parse_url(&raw, "StatusCallback", policy)?;
-        let status_callback_method = parse_method(&raw, "StatusCallbackMethod", "StatusCallback")?;
-        let status_callback_events = parse_events(&raw.events)?;
-        let time_limit = raw
-            .get("TimeLimit")
-            .map(|value| {
-                value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|s| (1..=MAX_TIME_LIMIT_SECONDS).contains(s) && value.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| {
-                        invalid(
-                            "TimeLimit",
-                            format!(
-                                "TimeLimit must be a whole number of seconds from 1 to {MAX_TIME_LIMIT_SECONDS}, not '{}'",
-                                shorten(value)
-                            ),
-                        )
-                    })
-            })
-            .transpose()?;
+        let mute = raw.boolean("Mute")?;
+        let move_connected_call_leg = raw.boolean("MoveConnectedCallLeg")?;
+        let fallback = raw.webhook("FallbackUrl", "FallbackMethod", policy)?;
+        let status_callback = raw.webhook("StatusCallback", "StatusCallbackMethod", policy)?;
+        let status_callback_events = raw.events()?;
+        let time_limit = raw.time_limit()?;
 
         // Combinations.
         if url.is_some() && twiml.is_some() {
@@ -274,9 +143,8 @@ impl ModifyRequest {
             instructions,
             mute,
             move_connected_call_leg,
-            fallback: fallback_url.map(|url| (url, fallback_method.unwrap_or_default())),
-            status_callback: status_callback
-                .map(|url| (url, status_callback_method.unwrap_or_default())),
+            fallback,
+            status_callback,
             status_callback_events,
             time_limit,
         };
@@ -334,37 +202,6 @@ impl ModifyRequest {
         }
         out
     }
-}
-
-/// `StatusCallbackEvent` may repeat, and each value may list several events separated by spaces.
-fn parse_events(values: &[&str]) -> Result<Option<StatusCallbackEvents>, InvalidParameter> {
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let mut events = StatusCallbackEvents::empty();
-    for value in values {
-        let mut any = false;
-        for name in value.split_ascii_whitespace() {
-            any = true;
-            let event = CallbackEvent::parse(name).ok_or_else(|| {
-                invalid(
-                    "StatusCallbackEvent",
-                    format!(
-                        "StatusCallbackEvent '{}' is not one of initiated, ringing, answered, completed",
-                        shorten(name)
-                    ),
-                )
-            })?;
-            events.insert(event);
-        }
-        if !any {
-            return Err(invalid(
-                "StatusCallbackEvent",
-                "StatusCallbackEvent is empty".into(),
-            ));
-        }
-    }
-    Ok(Some(events))
 }
 
 /// A modification decided: the call item to write and the intent that records it.
