@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use teleapi::domain::listing::{CallFilter, PageRequest};
 use teleapi::domain::modify::{Planned, plan};
 use teleapi::domain::{
-    AccountStatus, Call, CallStatus, Form, IdempotencyKey, IdempotencyRecord, IntentSid,
-    IntentStatus, ModifyRequest, Timestamp,
+    AccountSid, AccountStatus, Call, CallSid, CallStatus, Form, IdempotencyKey, IdempotencyRecord,
+    IntentSid, IntentStatus, ModifyRequest, Timestamp,
 };
 use teleapi::ports::{InsertError, IntentFailure, IntentWrite, OutgoingMessage, RecordError};
 use teleapi_tests::{Backend, account, call};
@@ -22,7 +23,7 @@ fn planned(call: &Call, body: &str, now: Timestamp) -> Planned {
 fn write<'a>(before: &Call, planned: &'a Planned, now: Timestamp) -> IntentWrite<'a> {
     IntentWrite {
         call: &planned.call,
-        expected_version: before.version,
+        expected_version: Some(before.version),
         intent: &planned.intent,
         idempotency: None,
         now,
@@ -420,6 +421,259 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     );
 }
 
+async fn creating_a_call_writes_it_once(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let request = teleapi::domain::create::CreateRequest::parse(
+        &Form::parse(b"From=%2B15551230001&To=client:bob&Url=https://app.example.com/conf")
+            .unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let sid = teleapi::domain::CallSid::generate();
+    let planned = teleapi::domain::create::plan_create(
+        &request,
+        owner.sid.clone(),
+        sid.clone(),
+        IntentSid::generate(),
+        now,
+        RETENTION,
+    );
+    let create = IntentWrite {
+        call: &planned.call,
+        expected_version: None,
+        intent: &planned.intent,
+        idempotency: None,
+        now,
+    };
+    b.calls.record_intent(create).await.unwrap();
+    assert_eq!(b.calls.call(&sid).await.unwrap().unwrap(), planned.call);
+    assert_eq!(
+        b.calls.intent(&sid, 1).await.unwrap().unwrap(),
+        planned.intent
+    );
+    assert_eq!(
+        b.calls.record_intent(create).await,
+        Err(RecordError::CallChanged)
+    );
+}
+
+fn page(size: usize, after: Option<String>, backward: bool) -> PageRequest {
+    PageRequest {
+        size,
+        after,
+        backward,
+    }
+}
+
+/// Follows `more` forward from the start, collecting every item.
+async fn all_calls(
+    b: &Backend,
+    account: &AccountSid,
+    filter: &CallFilter,
+    size: usize,
+) -> Vec<CallSid> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let got = b
+            .calls
+            .list_calls(account, filter, &page(size, after, false))
+            .await
+            .unwrap();
+        out.extend(got.items.iter().map(|c| c.sid.clone()));
+        match got.more {
+            Some(more) => after = Some(more),
+            None => return out,
+        }
+    }
+    panic!("listing did not end");
+}
+
+async fn calls_are_listed_newest_first_page_by_page(b: &Backend) {
+    let owner = account(b, None).await;
+    let other = account(b, None).await;
+    let start = Timestamp::now();
+    let mut created = Vec::new();
+    for i in 0..25u64 {
+        let at = start.plus(Duration::from_secs(i));
+        created.push(call(b, &owner.sid, CallStatus::InProgress, at).await.sid);
+    }
+    for i in 0..3u64 {
+        call(
+            b,
+            &other.sid,
+            CallStatus::InProgress,
+            start.plus(Duration::from_secs(i)),
+        )
+        .await;
+    }
+    created.reverse(); // newest first
+    let everything = CallFilter::default();
+
+    let first = b
+        .calls
+        .list_calls(&owner.sid, &everything, &page(10, None, false))
+        .await
+        .unwrap();
+    let sids: Vec<CallSid> = first.items.iter().map(|c| c.sid.clone()).collect();
+    assert_eq!(sids, created[..10]);
+    assert_eq!(first.scanned, 10, "a page reads only that page");
+    assert!(first.more.is_some());
+
+    assert_eq!(all_calls(b, &owner.sid, &everything, 10).await, created);
+    assert_eq!(all_calls(b, &owner.sid, &everything, 7).await, created);
+
+    // Backward from the first call of the third page: the second page, in display order.
+    let third_start = teleapi::domain::listing::call_position(
+        &b.calls.call(&created[20]).await.unwrap().unwrap(),
+    );
+    let back = b
+        .calls
+        .list_calls(&owner.sid, &everything, &page(10, Some(third_start), true))
+        .await
+        .unwrap();
+    let sids: Vec<CallSid> = back.items.iter().map(|c| c.sid.clone()).collect();
+    assert_eq!(sids, created[10..20]);
+    // And backward from the second page's first: the first page, then the start.
+    let second_start = teleapi::domain::listing::call_position(&back.items[0]);
+    let back = b
+        .calls
+        .list_calls(&owner.sid, &everything, &page(10, Some(second_start), true))
+        .await
+        .unwrap();
+    assert_eq!(
+        back.items.iter().map(|c| c.sid.clone()).collect::<Vec<_>>(),
+        created[..10]
+    );
+}
+
+async fn call_filters(b: &Backend) {
+    let owner = account(b, None).await;
+    let start = Timestamp::now().whole_seconds();
+    let mut expected_bob = Vec::new();
+    let mut expected_ringing = Vec::new();
+    let mut expected_late = Vec::new();
+    let parent = teleapi::domain::CallSid::generate();
+    let mut expected_children = Vec::new();
+    for i in 0..12u64 {
+        let at = start.plus(Duration::from_secs(60 * i));
+        let status = if i % 3 == 0 {
+            CallStatus::Ringing
+        } else {
+            CallStatus::InProgress
+        };
+        let mut c = teleapi_tests::new_call(&owner.sid, status, at);
+        if i % 4 == 0 {
+            c.to = "client:bob".into();
+            expected_bob.push(c.sid.clone());
+        }
+        if i % 5 == 0 {
+            c.parent_call_sid = Some(parent.clone());
+            expected_children.push(c.sid.clone());
+        }
+        if status == CallStatus::Ringing {
+            expected_ringing.push(c.sid.clone());
+        } else if i >= 6 {
+            expected_late.push(c.sid.clone());
+        }
+        b.calls.insert_call(&c).await.unwrap();
+    }
+    for list in [
+        &mut expected_bob,
+        &mut expected_ringing,
+        &mut expected_late,
+        &mut expected_children,
+    ] {
+        list.reverse();
+    }
+    let by_to = CallFilter {
+        to: Some("client:bob".into()),
+        ..CallFilter::default()
+    };
+    assert_eq!(all_calls(b, &owner.sid, &by_to, 2).await, expected_bob);
+    let by_status = CallFilter {
+        status: Some(CallStatus::Ringing),
+        ..CallFilter::default()
+    };
+    assert_eq!(
+        all_calls(b, &owner.sid, &by_status, 3).await,
+        expected_ringing
+    );
+    let by_parent = CallFilter {
+        parent_call_sid: Some(parent),
+        ..CallFilter::default()
+    };
+    assert_eq!(
+        all_calls(b, &owner.sid, &by_parent, 5).await,
+        expected_children
+    );
+    // Ringing calls have no start time: a start-time filter leaves them out.
+    let late = CallFilter {
+        started_at_or_after: Some(start.plus(Duration::from_secs(6 * 60))),
+        started_at_or_before: Some(start.plus(Duration::from_secs(11 * 60))),
+        ..CallFilter::default()
+    };
+    assert_eq!(all_calls(b, &owner.sid, &late, 4).await, expected_late);
+    let nobody = CallFilter {
+        from: Some("+19999999999".into()),
+        ..CallFilter::default()
+    };
+    assert!(all_calls(b, &owner.sid, &nobody, 5).await.is_empty());
+}
+
+async fn intents_are_listed_in_sequence(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let mut current = call(b, &owner.sid, CallStatus::InProgress, now).await;
+    for _ in 0..7 {
+        let p = planned(&current, "Mute=true", now);
+        b.calls
+            .record_intent(write(&current, &p, now))
+            .await
+            .unwrap();
+        current = p.call;
+    }
+    let seqs = |page: &teleapi::domain::listing::Page<teleapi::domain::Intent>| -> Vec<u64> {
+        page.items.iter().map(|i| i.seq).collect()
+    };
+    let first = b
+        .calls
+        .list_intents(&current.sid, &page(3, None, false))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&first), [1, 2, 3]);
+    assert_eq!(first.scanned, 3);
+    let second = b
+        .calls
+        .list_intents(&current.sid, &page(3, first.more.clone(), false))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&second), [4, 5, 6]);
+    let third = b
+        .calls
+        .list_intents(&current.sid, &page(3, second.more.clone(), false))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&third), [7]);
+    assert_eq!(third.more, None);
+    let back = b
+        .calls
+        .list_intents(
+            &current.sid,
+            &page(3, Some(teleapi::domain::listing::intent_position(4)), true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs(&back), [1, 2, 3]);
+    let none = b
+        .calls
+        .list_intents(&teleapi::domain::CallSid::generate(), &page(3, None, false))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty() && none.more.is_none());
+}
+
 fn message(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
     OutgoingMessage {
         group: group.into(),
@@ -526,6 +780,10 @@ contract!(
     failing_an_intent_leaves_a_call_that_moved_on,
     pending_intents_are_listed_oldest_first_until_settled,
     settings_only_and_no_effect_intents_are_never_pending,
+    creating_a_call_writes_it_once,
+    calls_are_listed_newest_first_page_by_page,
+    call_filters,
+    intents_are_listed_in_sequence,
     fifo_order_per_group_and_deduplication,
     an_unacknowledged_message_comes_back_and_holds_its_group,
 );

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
@@ -47,8 +48,9 @@ pub enum RecordError {
 pub struct IntentWrite<'a> {
     /// The call after the modification.
     pub call: &'a Call,
-    /// The write applies only if the stored call still has this version.
-    pub expected_version: u64,
+    /// The write applies only if the stored call still has this version; `None`: only if there
+    /// is no such call yet (creating it).
+    pub expected_version: Option<u64>,
     /// Written only if no intent has this call and sequence number yet.
     pub intent: &'a Intent,
     /// Written only if the key is unused or expired at `now`.
@@ -108,6 +110,22 @@ pub trait CallStore: Send + Sync {
         created_before: Timestamp,
         limit: usize,
     ) -> Result<Vec<Intent>, StoreError>;
+
+    /// A page of the account's calls matching `filter`, newest first. Served by the listing
+    /// index; reads at most a bounded number of items (see docs/data-model.md).
+    async fn list_calls(
+        &self,
+        account: &AccountSid,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Call>, StoreError>;
+
+    /// A page of the call's intents, in sequence order.
+    async fn list_intents(
+        &self,
+        call_sid: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<Intent>, StoreError>;
 
     /// The record of a key, if one is stored and not expired at `now`.
     async fn idempotency_record(

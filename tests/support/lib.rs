@@ -159,6 +159,22 @@ pub async fn account(backend: &Backend, parent: Option<&Account>) -> Account {
     account
 }
 
+/// An inbound call of `account` in `status`, created at `now`, not stored.
+pub fn new_call(account: &AccountSid, status: CallStatus, now: Timestamp) -> Call {
+    let instructions = Instructions {
+        url: Some(WebhookUrl::parse("https://app.example.com/rcml", Default::default()).unwrap()),
+        ..Instructions::default()
+    };
+    Call::inbound(
+        account.clone(),
+        "+15551230001".into(),
+        "+15551230002".into(),
+        instructions,
+        status,
+        now,
+    )
+}
+
 /// An inbound call of `account` in `status`, stored.
 pub async fn call(
     backend: &Backend,
@@ -166,18 +182,7 @@ pub async fn call(
     status: CallStatus,
     now: Timestamp,
 ) -> Call {
-    let instructions = Instructions {
-        url: Some(WebhookUrl::parse("https://app.example.com/rcml", Default::default()).unwrap()),
-        ..Instructions::default()
-    };
-    let call = Call::inbound(
-        account.clone(),
-        "+15551230001".into(),
-        "+15551230002".into(),
-        instructions,
-        status,
-        now,
-    );
+    let call = new_call(account, status, now);
     backend.calls.insert_call(&call).await.expect("call stored");
     call
 }

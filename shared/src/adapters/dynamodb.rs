@@ -12,6 +12,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
+use super::paging::{Round, fill_page};
+use crate::domain::listing::{self, CallFilter, Page, PageRequest};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
@@ -173,11 +175,15 @@ impl CallStore for DynamoStore {
     async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError> {
         let call_put = Put::builder()
             .table_name(&self.tables.calls)
-            .set_item(Some(item::call_item(write.call)))
-            .condition_expression("Version = :expected")
-            .expression_attribute_values(":expected", n(write.expected_version))
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
+            .set_item(Some(item::call_item(write.call)));
+        let call_put = match write.expected_version {
+            Some(expected) => call_put
+                .condition_expression("Version = :expected")
+                .expression_attribute_values(":expected", n(expected)),
+            None => call_put.condition_expression("attribute_not_exists(CallSid)"),
+        }
+        .build()
+        .map_err(|e| StoreError::Failed(e.to_string()))?;
         let mut intent_item = item::intent_item(write.intent);
         if write.intent.status == IntentStatus::Pending {
             intent_item.insert(
@@ -378,6 +384,139 @@ impl CallStore for DynamoStore {
         found.sort_by_key(|i| i.date_created);
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn list_calls(
+        &self,
+        account: &AccountSid,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Call>, StoreError> {
+        let mut key_condition = "AccountSid = :account".to_owned();
+        let mut values: Vec<(&str, AttributeValue)> = vec![(":account", s(account.as_str()))];
+        // A call starts after it is created: an upper bound on the start time bounds the key.
+        if let Some(before) = filter.started_at_or_before {
+            key_condition.push_str(" AND Listing <= :upper");
+            values.push((":upper", s(&format!("{:015}#~", before.millis().max(0)))));
+        }
+        let mut conditions = Vec::new();
+        let mut names: Vec<(&str, &str)> = Vec::new();
+        let mut equal = |name: &'static str, placeholder: &'static str, value: AttributeValue| {
+            conditions.push(format!("#{name} = {placeholder}"));
+            names.push((&name[..], &name[..]));
+            values.push((placeholder, value));
+        };
+        if let Some(to) = &filter.to {
+            equal("To", ":to", s(to));
+        }
+        if let Some(from) = &filter.from {
+            equal("From", ":from", s(from));
+        }
+        if let Some(status) = filter.status {
+            equal("Status", ":status", s(status.as_str()));
+        }
+        if let Some(parent) = &filter.parent_call_sid {
+            equal("ParentCallSid", ":parent", s(parent.as_str()));
+        }
+        if let Some(after) = filter.started_at_or_after {
+            conditions.push("StartTime >= :started_after".into());
+            values.push((":started_after", n(after.millis())));
+        }
+        if let Some(before) = filter.started_at_or_before {
+            conditions.push("StartTime <= :started_before".into());
+            values.push((":started_before", n(before.millis())));
+        }
+        let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        fill_page(page, listing::call_position, |after, limit| {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.calls)
+                .index_name(schema::LISTING_INDEX)
+                .key_condition_expression(&key_condition)
+                .set_filter_expression(filter_expression.clone())
+                .scan_index_forward(page.backward)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+            for (placeholder, value) in &values {
+                query = query.expression_attribute_values(*placeholder, value.clone());
+            }
+            for (placeholder, name) in &names {
+                query = query.expression_attribute_names(format!("#{placeholder}"), *name);
+            }
+            async move {
+                if let Some(after) = after {
+                    let sid = listing::call_position_sid(&after)
+                        .ok_or_else(|| StoreError::Failed("malformed call position".into()))?;
+                    query = query
+                        .exclusive_start_key("AccountSid", s(account.as_str()))
+                        .exclusive_start_key("Listing", s(&after))
+                        .exclusive_start_key("CallSid", s(sid.as_str()));
+                }
+                let output = query.send().await.map_err(store_error)?;
+                Ok(Round {
+                    items: output
+                        .items()
+                        .iter()
+                        .map(item::call_from)
+                        .collect::<Result<_, _>>()?,
+                    last_evaluated: output
+                        .last_evaluated_key()
+                        .and_then(|key| key.get("Listing"))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned(),
+                    scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+                })
+            }
+        })
+        .await
+    }
+
+    async fn list_intents(
+        &self,
+        call_sid: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<Intent>, StoreError> {
+        fill_page(
+            page,
+            |i: &Intent| listing::intent_position(i.seq),
+            |after, limit| {
+                let mut query = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.intents)
+                    .key_condition_expression("CallSid = :call")
+                    .expression_attribute_values(":call", s(call_sid.as_str()))
+                    .scan_index_forward(!page.backward)
+                    .consistent_read(true)
+                    .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+                async move {
+                    if let Some(after) = after {
+                        let seq = listing::intent_position_seq(&after).ok_or_else(|| {
+                            StoreError::Failed("malformed intent position".into())
+                        })?;
+                        query = query
+                            .exclusive_start_key("CallSid", s(call_sid.as_str()))
+                            .exclusive_start_key("Seq", n(seq));
+                    }
+                    let output = query.send().await.map_err(store_error)?;
+                    Ok(Round {
+                        items: output
+                            .items()
+                            .iter()
+                            .map(item::intent_from)
+                            .collect::<Result<_, _>>()?,
+                        last_evaluated: output
+                            .last_evaluated_key()
+                            .and_then(|key| key.get("Seq"))
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|seq| seq.parse().ok())
+                            .map(listing::intent_position),
+                        scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+                    })
+                }
+            },
+        )
+        .await
     }
 
     async fn idempotency_record(

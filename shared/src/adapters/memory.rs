@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use super::paging::{Round, fill_page};
+use crate::domain::listing::{CallFilter, Page, PageRequest, call_position, intent_position};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
@@ -80,10 +82,11 @@ impl CallStore for MemoryStore {
 
     async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError> {
         let mut tables = lock(&self.tables);
-        let version_holds = tables
-            .calls
-            .get(&write.call.sid)
-            .is_some_and(|stored| stored.version == write.expected_version);
+        let stored = tables.calls.get(&write.call.sid);
+        let version_holds = match write.expected_version {
+            Some(expected) => stored.is_some_and(|stored| stored.version == expected),
+            None => stored.is_none(),
+        };
         let intent_key = (write.intent.call_sid.clone(), write.intent.seq);
         if !version_holds || tables.intents.contains_key(&intent_key) {
             return Err(RecordError::CallChanged);
@@ -177,6 +180,70 @@ impl CallStore for MemoryStore {
         Ok(pending)
     }
 
+    async fn list_calls(
+        &self,
+        account: &AccountSid,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Call>, StoreError> {
+        // The listing index, as DynamoDB keeps it: the account's calls by position, newest
+        // first, bounded above by the start-time filter (a call starts after it is created).
+        let upper = filter
+            .started_at_or_before
+            .map(|t| format!("{:015}#~", t.millis().max(0)));
+        let mut listing: Vec<(String, Call)> = lock(&self.tables)
+            .calls
+            .values()
+            .filter(|call| call.account_sid == *account)
+            .map(|call| (call_position(call), call.clone()))
+            .filter(|(position, _)| upper.as_ref().is_none_or(|upper| position <= upper))
+            .collect();
+        listing.sort_by(|a, b| b.0.cmp(&a.0));
+        if page.backward {
+            listing.reverse();
+        }
+        fill_page(page, call_position, |after, limit| {
+            std::future::ready(Ok(read_round(
+                &listing,
+                after,
+                limit,
+                !page.backward,
+                |call| filter.matches(call),
+            )))
+        })
+        .await
+    }
+
+    async fn list_intents(
+        &self,
+        call_sid: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<Intent>, StoreError> {
+        let mut listing: Vec<(String, Intent)> = lock(&self.tables)
+            .intents
+            .range((call_sid.clone(), 0)..=(call_sid.clone(), u64::MAX))
+            .map(|(_, intent)| (intent_position(intent.seq), intent.clone()))
+            .collect();
+        // Display order is ascending; the store's key order already is.
+        if page.backward {
+            listing.reverse();
+        }
+        fill_page(
+            page,
+            |i: &Intent| intent_position(i.seq),
+            |after, limit| {
+                std::future::ready(Ok(read_round(
+                    &listing,
+                    after,
+                    limit,
+                    page.backward,
+                    |_| true,
+                )))
+            },
+        )
+        .await
+    }
+
     async fn idempotency_record(
         &self,
         key: &IdempotencyKey,
@@ -187,6 +254,40 @@ impl CallStore for MemoryStore {
             .get(key)
             .filter(|record| record.is_live(now))
             .cloned())
+    }
+}
+
+/// One read of `listing` (already in reading order, with positions): up to `limit` items after
+/// `after`, as DynamoDB's Query with `Limit` and `ExclusiveStartKey` reads them. `descending`
+/// says whether positions decrease along `listing`.
+fn read_round<T: Clone>(
+    listing: &[(String, T)],
+    after: Option<String>,
+    limit: usize,
+    descending: bool,
+    matches: impl Fn(&T) -> bool,
+) -> Round<T> {
+    let start = match &after {
+        None => 0,
+        Some(after) => listing.partition_point(|(position, _)| {
+            if descending {
+                position >= after
+            } else {
+                position <= after
+            }
+        }),
+    };
+    let read = &listing[start.min(listing.len())..(start + limit).min(listing.len())];
+    Round {
+        items: read
+            .iter()
+            .filter(|(_, item)| matches(item))
+            .map(|(_, item)| item.clone())
+            .collect(),
+        last_evaluated: (read.len() == limit)
+            .then(|| read.last().map(|(position, _)| position.clone()))
+            .flatten(),
+        scanned: read.len(),
     }
 }
 

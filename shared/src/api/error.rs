@@ -82,6 +82,8 @@ fn parameter_code(parameter: &str) -> u32 {
         "Method" | "FallbackMethod" | "StatusCallbackMethod" => 21209,
         "StatusCallbackEvent" => 21626,
         "Twiml" => 12100,
+        "To" => 21211,
+        "From" => 21212,
         _ => 21200,
     }
 }

@@ -86,7 +86,7 @@ pub async fn modify_call(
         });
         let write = IntentWrite {
             call: &planned.call,
-            expected_version: before.version,
+            expected_version: Some(before.version),
             intent: &planned.intent,
             idempotency: record.as_ref(),
             now,

@@ -28,6 +28,8 @@ pub enum CommandType {
     Unmute,
     /// Only the ride-along parameters changed (today: `time_limit`).
     Update,
+    /// Place the outgoing call `from` -> `to`; when answered, run `url`/`method` or `rcml`.
+    Dial,
 }
 
 impl CommandType {
@@ -39,6 +41,7 @@ impl CommandType {
             Self::Mute => "mute",
             Self::Unmute => "unmute",
             Self::Update => "update",
+            Self::Dial => "dial",
         }
     }
 }
@@ -61,6 +64,15 @@ pub struct CommandParameters {
     pub mute: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit: Option<u32>,
+    /// Dial: the caller shown to the callee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Dial: an E.164 number, `client:NAME` or a `sip:` URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Dial: seconds to let the callee ring before giving up (no-answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

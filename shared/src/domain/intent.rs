@@ -12,6 +12,8 @@ use super::time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntentAction {
+    /// The first intent of a call created through the API: place it.
+    Dial,
     Redirect,
     Execute,
     Hangup,
@@ -22,7 +24,8 @@ pub enum IntentAction {
 }
 
 impl IntentAction {
-    pub const ALL: [IntentAction; 6] = [
+    pub const ALL: [IntentAction; 7] = [
+        Self::Dial,
         Self::Redirect,
         Self::Execute,
         Self::Hangup,
@@ -33,6 +36,7 @@ impl IntentAction {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Dial => "dial",
             Self::Redirect => "redirect",
             Self::Execute => "execute",
             Self::Hangup => "hangup",

@@ -3,10 +3,12 @@
 pub mod account;
 pub mod call;
 pub mod command;
+pub mod create;
 pub mod error;
 pub mod form;
 pub mod idempotency;
 pub mod intent;
+pub mod listing;
 pub mod modify;
 pub mod params;
 pub mod rcml;

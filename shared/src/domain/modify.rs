@@ -330,6 +330,7 @@ pub fn plan(
         Some(CommandType::Hangup) => IntentAction::Hangup,
         Some(CommandType::Mute) => IntentAction::Mute,
         Some(CommandType::Unmute) => IntentAction::Unmute,
+        Some(CommandType::Dial) => IntentAction::Dial,
         Some(CommandType::Update) | None => IntentAction::Update,
     };
     match kind {

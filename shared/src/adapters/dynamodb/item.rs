@@ -170,6 +170,7 @@ pub(super) fn call_item(call: &Call) -> Item {
     let mut item = Writer::default()
         .s("CallSid", call.sid.as_str())
         .s("AccountSid", call.account_sid.as_str())
+        .s("Listing", &crate::domain::listing::call_position(call))
         .opt_s(
             "ParentCallSid",
             call.parent_call_sid.as_ref().map(|p| p.as_str()),

@@ -11,6 +11,8 @@ use crate::ports::StoreError;
 
 /// The sparse index of pending intents (docs/data-model.md).
 pub const PENDING_INDEX: &str = "pending";
+/// The index of an account's calls, newest first (docs/data-model.md).
+pub const LISTING_INDEX: &str = "account-calls";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
@@ -78,25 +80,37 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
     let existing = client.list_tables().send().await.map_err(failed)?;
     let existing = existing.table_names();
 
+    let index = |name: &str, hash: &str, range: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, Hash))
+            .key_schema(key(range, Range))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(failed)
+    };
     let tables = [
         (&names.accounts, vec![("AccountSid", S, Hash)], None, None),
-        (&names.calls, vec![("CallSid", S, Hash)], None, None),
+        (
+            &names.calls,
+            vec![("CallSid", S, Hash)],
+            Some((
+                index(LISTING_INDEX, "AccountSid", "Listing")?,
+                [("AccountSid", S), ("Listing", S)],
+            )),
+            None,
+        ),
         (
             &names.intents,
             vec![("CallSid", S, Hash), ("Seq", N, Range)],
-            Some(
-                GlobalSecondaryIndex::builder()
-                    .index_name(PENDING_INDEX)
-                    .key_schema(key("PendingShard", Hash))
-                    .key_schema(key("DateCreated", Range))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::All)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(failed)?,
-            ),
+            Some((
+                index(PENDING_INDEX, "PendingShard", "DateCreated")?,
+                [("PendingShard", S), ("DateCreated", N)],
+            )),
             Some("ExpiresAt"),
         ),
         (
@@ -106,7 +120,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             Some("ExpiresAt"),
         ),
     ];
-    for (name, keys, index, ttl) in tables {
+    for (name, keys, gsi, ttl) in tables {
         if existing.iter().any(|t| t == name) {
             continue;
         }
@@ -119,11 +133,18 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
                 .attribute_definitions(attribute(attr, kind))
                 .key_schema(key(attr, key_type));
         }
-        if let Some(index) = index {
-            request = request
-                .attribute_definitions(attribute("PendingShard", S))
-                .attribute_definitions(attribute("DateCreated", N))
-                .global_secondary_indexes(index);
+        if let Some((gsi, attributes)) = gsi {
+            for (attr, kind) in attributes {
+                if !request
+                    .get_attribute_definitions()
+                    .iter()
+                    .flatten()
+                    .any(|d| d.attribute_name() == attr)
+                {
+                    request = request.attribute_definitions(attribute(attr, kind));
+                }
+            }
+            request = request.global_secondary_indexes(gsi);
         }
         request.send().await.map_err(failed)?;
         if let Some(ttl) = ttl {
