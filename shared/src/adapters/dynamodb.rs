@@ -400,10 +400,10 @@ impl CallStore for DynamoStore {
             values.push((":upper", s(&format!("{:015}#~", before.millis().max(0)))));
         }
         let mut conditions = Vec::new();
-        let mut names: Vec<(&str, &str)> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
         let mut equal = |name: &'static str, placeholder: &'static str, value: AttributeValue| {
             conditions.push(format!("#{name} = {placeholder}"));
-            names.push((&name[..], &name[..]));
+            names.push(name);
             values.push((placeholder, value));
         };
         if let Some(to) = &filter.to {
@@ -440,8 +440,8 @@ impl CallStore for DynamoStore {
             for (placeholder, value) in &values {
                 query = query.expression_attribute_values(*placeholder, value.clone());
             }
-            for (placeholder, name) in &names {
-                query = query.expression_attribute_names(format!("#{placeholder}"), *name);
+            for name in &names {
+                query = query.expression_attribute_names(format!("#{name}"), *name);
             }
             async move {
                 if let Some(after) = after {
