@@ -119,7 +119,7 @@ async fn http_api_and_rest_api_events_reach_the_handler() {
     ];
     for (index, event) in events.iter().enumerate() {
         let request = lambda_http::request::from_str(event).expect("a valid API Gateway event");
-        let response = api::handle(&services, request, Some(Operation::ModifyCall)).await;
+        let response = api::handle(&services, request, Some(&[Operation::ModifyCall])).await;
         assert_eq!(
             response.status(),
             StatusCode::OK,
@@ -145,7 +145,7 @@ async fn http_api_and_rest_api_events_reach_the_handler() {
         "Mute=perhaps",
     ))
     .unwrap();
-    let response = api::handle(&services, request, Some(Operation::ModifyCall)).await;
+    let response = api::handle(&services, request, Some(&[Operation::ModifyCall])).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(body_text(&response).contains("<Code>21200</Code>"));
 
@@ -158,7 +158,7 @@ async fn http_api_and_rest_api_events_reach_the_handler() {
         false,
     ))
     .unwrap();
-    let response = api::handle(&services, request, Some(Operation::ModifyCall)).await;
+    let response = api::handle(&services, request, Some(&[Operation::ModifyCall])).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(body_json(&response)["code"], 20404);
 }

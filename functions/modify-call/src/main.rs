@@ -5,6 +5,8 @@ use std::convert::Infallible;
 use lambda_http::{Error, Request, service_fn};
 use teleapi::api::{self, Operation};
 
+const SERVES: &[Operation] = &[Operation::ModifyCall];
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     teleapi::telemetry::init_lambda();
@@ -12,9 +14,7 @@ async fn main() -> Result<(), Error> {
     let services = teleapi::config::services_from_env().await?;
     lambda_http::run(service_fn(|request: Request| {
         let services = &services;
-        async move {
-            Ok::<_, Infallible>(api::handle(services, request, Some(Operation::ModifyCall)).await)
-        }
+        async move { Ok::<_, Infallible>(api::handle(services, request, Some(SERVES)).await) }
     }))
     .await
 }

@@ -47,12 +47,12 @@ pub enum ApiError {
 fn command_not_queued(intent_sid: &IntentSid, undone: bool) -> String {
     if undone {
         format!(
-            "The command could not be queued for the call's media worker, so nothing was changed \
-             (intent {intent_sid} failed); retry shortly"
+            "The command could not be queued for the call's media worker: intent {intent_sid} \
+             is marked failed and nothing it asked for was done; retry shortly"
         )
     } else {
         format!(
-            "The modification was recorded as intent {intent_sid} but its command could not be \
+            "The request was recorded as intent {intent_sid} but its command could not be \
              queued yet; it will be delivered within minutes or marked failed. Retry with the \
              same Idempotency-Key to learn the outcome"
         )

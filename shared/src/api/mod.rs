@@ -5,7 +5,11 @@
 //! ([`error::ApiError`] and [`respond_error`]).
 
 pub mod auth;
+pub mod create_call;
 pub mod error;
+pub mod get_call;
+pub mod intents;
+pub mod list;
 pub mod modify_call;
 pub mod representation;
 
@@ -16,7 +20,7 @@ use lambda_http::http::{HeaderValue, Method as HttpMethod, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
-use crate::domain::{AddressPolicy, Form};
+use crate::domain::{Account, AddressPolicy, Call, CallSid, Form};
 use crate::ports::{AccountStore, CallStore, Clock, Queue};
 use error::ApiError;
 use representation::{Format, error_resource};
@@ -58,13 +62,29 @@ pub struct Services {
 /// The operations of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    CreateCall,
+    ListCalls,
+    GetCall,
     ModifyCall,
+    ListModifications,
 }
 
 impl Operation {
+    pub const ALL: [Operation; 5] = [
+        Self::CreateCall,
+        Self::ListCalls,
+        Self::GetCall,
+        Self::ModifyCall,
+        Self::ListModifications,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
+            Self::CreateCall => "create-call",
+            Self::ListCalls => "list-calls",
+            Self::GetCall => "get-call",
             Self::ModifyCall => "modify-call",
+            Self::ListModifications => "list-modifications",
         }
     }
 }
@@ -79,8 +99,23 @@ pub struct Route {
     pub path_says_json: bool,
 }
 
+impl Route {
+    /// The CallSid of the path; a malformed one names no call (404).
+    pub fn call_sid(&self) -> Result<CallSid, ApiError> {
+        let raw = self.call_sid.as_deref().unwrap_or_default();
+        raw.parse()
+            .map_err(|_| ApiError::NotFound(crate::domain::sid::shorten(raw)))
+    }
+}
+
 /// Matches `method path` against the API's routes. The path may carry an API Gateway stage as
 /// its first segment.
+///
+/// ```text
+/// GET, POST  /call/2012-04-24/Accounts/{AccountSid}/Calls[.json]
+/// GET, POST  /call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}[.json]   (and Calls.json/{CallSid})
+/// GET        /call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Modifications[.json]
+/// ```
 pub fn route(method: &HttpMethod, path: &str) -> Result<Route, ApiError> {
     let not_found = || ApiError::NotFound(representation::BASE_PATH.to_owned() + "/…");
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
@@ -95,32 +130,86 @@ pub fn route(method: &HttpMethod, path: &str) -> Result<Route, ApiError> {
         }
         _ => return Err(not_found()),
     };
-    let (call, path_says_json) = match rest {
-        [calls @ ("Calls" | "Calls.json"), call] if !call.is_empty() => {
-            let (call, suffix) = match call.strip_suffix(".json") {
-                Some(call) => (call, true),
-                None => (*call, false),
-            };
-            (call, *calls == "Calls.json" || suffix)
-        }
-        _ => return Err(not_found()),
-    };
-    if method != HttpMethod::POST {
-        return Err(ApiError::MethodNotAllowed { allow: "POST" });
-    }
+    let is_json = |segment: &str| segment.ends_with(".json");
+    let (call, path_says_json, by_method): (Option<&str>, bool, &[(HttpMethod, Operation)]) =
+        match rest {
+            [calls @ ("Calls" | "Calls.json")] => (
+                None,
+                is_json(calls),
+                &[
+                    (HttpMethod::GET, Operation::ListCalls),
+                    (HttpMethod::POST, Operation::CreateCall),
+                ],
+            ),
+            [calls @ ("Calls" | "Calls.json"), call] if !call.is_empty() => (
+                Some(call.strip_suffix(".json").unwrap_or(call)),
+                is_json(calls) || is_json(call),
+                &[
+                    (HttpMethod::GET, Operation::GetCall),
+                    (HttpMethod::POST, Operation::ModifyCall),
+                ],
+            ),
+            [
+                calls @ ("Calls" | "Calls.json"),
+                call,
+                list @ ("Modifications" | "Modifications.json"),
+            ] if !call.is_empty() && !is_json(call) => (
+                Some(*call),
+                is_json(calls) || is_json(list),
+                &[(HttpMethod::GET, Operation::ListModifications)],
+            ),
+            _ => return Err(not_found()),
+        };
+    let operation = by_method
+        .iter()
+        .find(|(m, _)| m == method)
+        .map(|(_, operation)| *operation)
+        .ok_or(ApiError::MethodNotAllowed {
+            allow: if by_method.len() == 2 {
+                "GET, POST"
+            } else {
+                "GET"
+            },
+        })?;
     Ok(Route {
-        operation: Operation::ModifyCall,
+        operation,
         account_sid: account.to_owned(),
-        call_sid: Some(call.to_owned()),
+        call_sid: call.map(str::to_owned),
         path_says_json,
     })
+}
+
+/// The caller (from the credentials) and the account the path names, which the caller must be
+/// allowed to act for.
+pub async fn accounts(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<(Account, Account), ApiError> {
+    let caller = auth::authenticate(services, request.headers()).await?;
+    let owner = auth::authorize(services, caller.clone(), &route.account_sid).await?;
+    Ok((caller, owner))
+}
+
+/// The call, if it exists and belongs to `owner`; 404 otherwise, whichever it is.
+pub async fn owned_call(
+    services: &Services,
+    owner: &Account,
+    sid: &CallSid,
+) -> Result<Call, ApiError> {
+    services
+        .calls
+        .call(sid)
+        .await?
+        .filter(|call| call.account_sid == owner.sid)
+        .ok_or_else(|| ApiError::NotFound(sid.to_string()))
 }
 
 /// What an operation answers with when it succeeds.
 pub struct Success {
     pub status: StatusCode,
-    /// XML root element name for the resource.
-    pub root: &'static str,
+    /// XML element name for the resource; `None` for a list envelope.
+    pub root: Option<&'static str>,
     pub resource: Value,
     pub headers: Vec<(&'static str, String)>,
 }
@@ -130,13 +219,13 @@ pub struct Success {
 pub async fn handle(
     services: &Services,
     request: Request,
-    only: Option<Operation>,
+    only: Option<&[Operation]>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let routed = route(&method, &path).and_then(|r| match only {
-        Some(op) if op != r.operation => Err(ApiError::NotFound(path.clone())),
+        Some(served) if !served.contains(&r.operation) => Err(ApiError::NotFound(path.clone())),
         _ => Ok(r),
     });
     let path_says_json = routed
@@ -147,7 +236,13 @@ pub async fn handle(
     let operation = routed.as_ref().ok().map(|r| r.operation.name());
     let result = match routed {
         Ok(route) => match route.operation {
+            Operation::CreateCall => create_call::create_call(services, &route, &request).await,
+            Operation::ListCalls => list::list_calls(services, &route, &request).await,
+            Operation::GetCall => get_call::get_call(services, &route, &request).await,
             Operation::ModifyCall => modify_call::modify_call(services, &route, &request).await,
+            Operation::ListModifications => {
+                list::list_modifications(services, &route, &request).await
+            }
         },
         Err(err) => Err(err),
     };
@@ -161,7 +256,7 @@ pub async fn handle(
         path = %path,
         operation = operation.unwrap_or("-"),
         status = response.status().as_u16(),
-        intent_sid = response.headers().get(modify_call::INTENT_SID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        intent_sid = response.headers().get(intents::INTENT_SID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-"),
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "request"
     );
@@ -188,7 +283,7 @@ fn respond(format: Format, success: Success) -> Response<Body> {
 pub fn respond_error(format: Format, err: &ApiError) -> Response<Body> {
     let (status, code) = err.status_and_code();
     let resource = error_resource(status.as_u16(), code, &err.to_string());
-    let mut response = Response::new(Body::Text(format.render("RestException", &resource)));
+    let mut response = Response::new(Body::Text(format.render(Some("RestException"), &resource)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -284,6 +379,81 @@ mod tests {
     }
 
     #[test]
+    fn routes_by_method_and_shape() {
+        let base = format!("/call/2012-04-24/Accounts/{AC}");
+        for (method, path, operation, call, json) in [
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls"),
+                Operation::ListCalls,
+                None,
+                false,
+            ),
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls.json"),
+                Operation::ListCalls,
+                None,
+                true,
+            ),
+            (
+                HttpMethod::POST,
+                format!("{base}/Calls.json"),
+                Operation::CreateCall,
+                None,
+                true,
+            ),
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls/{CA}"),
+                Operation::GetCall,
+                Some(CA),
+                false,
+            ),
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls.json/{CA}"),
+                Operation::GetCall,
+                Some(CA),
+                true,
+            ),
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls/{CA}/Modifications"),
+                Operation::ListModifications,
+                Some(CA),
+                false,
+            ),
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls/{CA}/Modifications.json"),
+                Operation::ListModifications,
+                Some(CA),
+                true,
+            ),
+            (
+                HttpMethod::GET,
+                format!("{base}/Calls.json/{CA}/Modifications"),
+                Operation::ListModifications,
+                Some(CA),
+                true,
+            ),
+        ] {
+            let route = route(&method, &path).unwrap();
+            assert_eq!(route.operation, operation, "{path}");
+            assert_eq!(route.call_sid.as_deref(), call, "{path}");
+            assert_eq!(route.path_says_json, json, "{path}");
+        }
+        assert!(
+            route(
+                &HttpMethod::GET,
+                &format!("{base}/Calls/{CA}.json/Modifications")
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn other_paths_and_methods_are_refused() {
         for path in [
             "/".to_owned(),
@@ -302,7 +472,11 @@ mod tests {
         let path = format!("/call/2012-04-24/Accounts/{AC}/Calls/{CA}");
         assert!(matches!(
             route(&HttpMethod::DELETE, &path),
-            Err(ApiError::MethodNotAllowed { allow: "POST" })
+            Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
+        ));
+        assert!(matches!(
+            route(&HttpMethod::POST, &format!("{path}/Modifications")),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
         ));
     }
 

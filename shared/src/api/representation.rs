@@ -6,7 +6,7 @@ use lambda_http::http::{HeaderMap, header};
 use quick_xml::escape::escape;
 use serde_json::{Map, Value, json};
 
-use crate::domain::{Call, IntentSid};
+use crate::domain::{Call, Intent, IntentSid};
 
 pub const API_VERSION: &str = "2012-04-24";
 pub const BASE_PATH: &str = "/call/2012-04-24";
@@ -49,15 +49,21 @@ impl Format {
         }
     }
 
-    /// The body for `resource`, a JSON object; `root` names its XML element (`Call`).
-    pub fn render(self, root: &str, resource: &Value) -> String {
+    /// The body for `resource`, a JSON object. In XML, `root` names its element (`Call`); a list
+    /// envelope has none, and its fields sit directly in `<TeleapiResponse>`.
+    pub fn render(self, root: Option<&str>, resource: &Value) -> String {
         match self {
             Self::Json => resource.to_string(),
             Self::Xml => {
                 let mut out = String::from(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-                out.push_str("<TeleapiResponse>");
-                write_xml(&mut out, root, resource);
-                out.push_str("</TeleapiResponse>");
+                match root {
+                    Some(root) => {
+                        out.push_str("<TeleapiResponse>");
+                        write_xml(&mut out, root, resource);
+                        out.push_str("</TeleapiResponse>");
+                    }
+                    None => write_xml(&mut out, "TeleapiResponse", resource),
+                }
                 out
             }
         }
@@ -161,11 +167,36 @@ pub fn call_resource(call: &Call, intent_sid: Option<&IntentSid>) -> Value {
     put("api_version", json!(API_VERSION));
     put("muted", json!(call.muted));
     put("uri", json!(call_uri(call)));
-    put("subresource_uris", json!({}));
+    put(
+        "subresource_uris",
+        json!({
+            "modifications": format!(
+                "{BASE_PATH}/Accounts/{}/Calls/{}/Modifications.json",
+                call.account_sid, call.sid
+            ),
+        }),
+    );
     if let Some(intent_sid) = intent_sid {
         put("intent_sid", json!(intent_sid));
     }
     Value::Object(fields)
+}
+
+/// One intent, as `GET …/Calls/{CallSid}/Modifications` lists it.
+pub fn modification_resource(intent: &Intent) -> Value {
+    json!({
+        "sid": intent.sid,
+        "call_sid": intent.call_sid,
+        "account_sid": intent.account_sid,
+        "seq": intent.seq,
+        "action": intent.action.as_str(),
+        "parameters": intent.parameters,
+        "status": intent.status.as_str(),
+        "outcome": intent.reason,
+        "date_created": intent.date_created.rfc2822(),
+        "date_updated": intent.date_updated.rfc2822(),
+        "api_version": API_VERSION,
+    })
 }
 
 #[cfg(test)]
@@ -182,14 +213,14 @@ mod tests {
             "subresource_uris": {"modifications": "/x?a=1&b=<2>"},
         });
         assert_eq!(
-            Format::Xml.render("Call", &resource),
+            Format::Xml.render(Some("Call"), &resource),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><TeleapiResponse><Call><Sid>CA1</Sid>\
              <ParentCallSid/><Duration>15</Duration><Muted>false</Muted><SubresourceUris>\
              <Modifications>/x?a=1&amp;b=&lt;2&gt;</Modifications></SubresourceUris></Call>\
              </TeleapiResponse>"
         );
         assert_eq!(
-            Format::Json.render("Call", &resource),
+            Format::Json.render(Some("Call"), &resource),
             r#"{"sid":"CA1","parent_call_sid":null,"duration":"15","muted":false,"subresource_uris":{"modifications":"/x?a=1&b=<2>"}}"#
         );
     }

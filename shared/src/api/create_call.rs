@@ -1,0 +1,86 @@
+//! `POST …/Accounts/{AccountSid}/Calls`: create an outgoing call.
+//!
+//! One conditional write creates the call item (queued, outbound-api) with its first intent,
+//! `dial` [+ idempotency record]; one SendMessage puts the `dial` command on the default commands
+//! queue (group = CallSid). If the send fails the call is recorded as failed and the answer is 503.
+
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+
+use super::error::ApiError;
+use super::intents::{self, INTENT_SID_HEADER};
+use super::representation::{call_resource, call_uri};
+use super::{Route, Services, Success, form_body};
+use crate::domain::create::{CreateRequest, plan_create};
+use crate::domain::{Call, CallSid, CallStatus, IntentSid};
+use crate::ports::{IntentWrite, RecordError};
+
+pub async fn create_call(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    let (caller, owner) = super::accounts(services, route, request).await?;
+    let form = form_body(request, services.config.max_body_bytes)?;
+    let create = CreateRequest::parse(&form, services.config.address_policy)?;
+    let key = intents::idempotency_key(request.headers(), &caller)?;
+    let fingerprint = format!(
+        "create {} {}",
+        owner.sid,
+        serde_json::to_string(&create.parameters()).expect("a string map serialises")
+    );
+    if let Some(answer) = intents::known_answer(services, key.as_ref(), &fingerprint).await? {
+        return Ok(answer);
+    }
+
+    let now = services.clock.now();
+    let planned = plan_create(
+        &create,
+        owner.sid.clone(),
+        CallSid::generate(),
+        IntentSid::generate(),
+        now,
+        services.config.intent_retention,
+    );
+    let resource = call_resource(&planned.call, Some(&planned.intent.sid));
+    let record = key
+        .as_ref()
+        .map(|key| intents::remember(key, &fingerprint, StatusCode::CREATED, &resource, now));
+    let write = IntentWrite {
+        call: &planned.call,
+        expected_version: None,
+        intent: &planned.intent,
+        idempotency: record.as_ref(),
+        now,
+    };
+    match services.calls.record_intent(write).await {
+        Ok(()) => {}
+        Err(RecordError::KeyTaken) => {
+            return intents::known_answer(services, key.as_ref(), &fingerprint)
+                .await?
+                .ok_or(ApiError::Busy);
+        }
+        Err(RecordError::CallChanged) => {
+            tracing::error!(call_sid = %planned.call.sid, "a new CallSid collided with a stored call");
+            return Err(ApiError::Internal);
+        }
+        Err(RecordError::Store(err)) => return Err(err.into()),
+    }
+
+    // If the dial command cannot be queued, nobody will place the call: it is failed.
+    let failed = Call {
+        status: CallStatus::Failed,
+        end_time: Some(now),
+        ..planned.call.clone()
+    };
+    intents::dispatch(services, &planned, failed, key.as_ref()).await?;
+    Ok(Success {
+        status: StatusCode::CREATED,
+        root: Some("Call"),
+        resource,
+        headers: vec![
+            (INTENT_SID_HEADER, planned.intent.sid.to_string()),
+            ("location", call_uri(&planned.call)),
+        ],
+    })
+}

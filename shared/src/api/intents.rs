@@ -1,0 +1,161 @@
+//! What every operation that records an intent shares: the Idempotency-Key protocol, and sending
+//! the intent's command (or undoing the intent when the send fails).
+
+use std::time::Duration;
+
+use lambda_http::http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::{Services, Success};
+use crate::domain::idempotency::KEY_LIFETIME;
+use crate::domain::modify::Planned;
+use crate::domain::{Account, Call, IdempotencyKey, IdempotencyRecord, Timestamp};
+use crate::ports::{IntentFailure, OutgoingMessage};
+
+pub const INTENT_SID_HEADER: &str = "teleapi-intent-sid";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Set on an answer replayed for a repeated Idempotency-Key.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// The request's Idempotency-Key, scoped to the account that sent it.
+pub fn idempotency_key(
+    headers: &HeaderMap,
+    caller: &Account,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    headers
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .map(|value| {
+            IdempotencyKey::parse(&caller.sid, value.as_bytes())
+                .ok_or(ApiError::InvalidIdempotencyKey)
+        })
+        .transpose()
+}
+
+/// The first answer to this key, if the key was used: replayed for the same request, 422 for
+/// another one.
+pub async fn known_answer(
+    services: &Services,
+    key: Option<&IdempotencyKey>,
+    fingerprint: &str,
+) -> Result<Option<Success>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    match services
+        .calls
+        .idempotency_record(key, services.clock.now())
+        .await?
+    {
+        Some(record) => replay(&record, fingerprint).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What a key remembers of an accepted request.
+pub fn remember(
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    status: StatusCode,
+    resource: &Value,
+    now: Timestamp,
+) -> IdempotencyRecord {
+    IdempotencyRecord {
+        key: key.clone(),
+        fingerprint: fingerprint.to_owned(),
+        status: status.as_u16(),
+        response: resource.to_string(),
+        expires_at: now.plus(KEY_LIFETIME).whole_seconds(),
+    }
+}
+
+fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Success, ApiError> {
+    if record.fingerprint != fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let resource: Value = serde_json::from_str(&record.response).map_err(|err| {
+        tracing::error!(error = %err, "stored idempotent response is not JSON");
+        ApiError::Internal
+    })?;
+    let intent_sid = resource
+        .get("intent_sid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Success {
+        status: StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK),
+        root: Some("Call"),
+        resource,
+        headers: vec![
+            (INTENT_SID_HEADER, intent_sid),
+            (REPLAYED_HEADER, "true".into()),
+        ],
+    })
+}
+
+/// Full-jitter exponential backoff: a random wait up to 10 ms x 2^attempt, at most 250 ms.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(10)
+        .saturating_mul(1 << attempt.min(5))
+        .min(Duration::from_millis(250));
+    let mut bytes = [0u8; 4];
+    let fraction = match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    };
+    ceiling.mul_f64(fraction)
+}
+
+/// Sends the intent's command, if it has one. If the send fails, undoes the intent in one write
+/// (intent failed, call put back as `restored` unless a later write owns it, key released) and
+/// answers 503; if even that write fails, the intent stays pending for the reconciler and the
+/// answer says so.
+pub async fn dispatch(
+    services: &Services,
+    planned: &Planned,
+    restored: Call,
+    key: Option<&IdempotencyKey>,
+) -> Result<(), ApiError> {
+    let Some(command) = &planned.intent.command else {
+        return Ok(());
+    };
+    let message = OutgoingMessage {
+        group: planned.call.sid.to_string(),
+        dedup_id: planned.intent.sid.to_string(),
+        body: command.to_json(),
+    };
+    let Err(err) = services
+        .commands
+        .send(planned.intent.queue.as_deref(), &message)
+        .await
+    else {
+        return Ok(());
+    };
+    tracing::error!(intent_sid = %planned.intent.sid, error = %err, "command not sent");
+    let now = services.clock.now();
+    let restored = Call {
+        seq: planned.call.seq,
+        version: planned.call.version + 1,
+        date_updated: now,
+        ..restored
+    };
+    let failure = IntentFailure {
+        call_sid: &planned.call.sid,
+        seq: planned.intent.seq,
+        reason: "The command could not be queued for the call's media worker",
+        now,
+        restore: Some((&restored, planned.call.version)),
+        release_key: key,
+    };
+    let undone = match services.calls.fail_intent(failure).await {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::error!(intent_sid = %planned.intent.sid, error = %err, "intent not undone; the reconciler will deliver it");
+            false
+        }
+    };
+    Err(ApiError::CommandNotQueued {
+        intent_sid: planned.intent.sid.clone(),
+        undone,
+    })
+}
