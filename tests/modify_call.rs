@@ -6,82 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lambda_http::http::{HeaderValue, StatusCode, header};
-use lambda_http::{Body, Response};
-use serde_json::Value;
-use teleapi::api::{self, Services};
-use teleapi::domain::{Account, AccountStatus, Call, CallStatus, IntentStatus, Timestamp};
+use teleapi::domain::{Account, AccountStatus, CallStatus, IntentStatus, Timestamp};
+use teleapi::ports::Clock as _;
 use teleapi::ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use teleapi_tests::{
-    Backend, ManualClock, basic_auth, body_json, body_text, call_path, modify_request,
+    Backend, World, assert_error, basic_auth, body_json, body_text, call_path, modify_request,
 };
-
-struct World {
-    backend: Backend,
-    services: Services,
-    clock: Arc<ManualClock>,
-    account: Account,
-}
-
-impl World {
-    async fn new(backend: Backend) -> Self {
-        let clock = ManualClock::starting_now();
-        let services = backend.services(clock.clone());
-        let account = teleapi_tests::account(&backend, None).await;
-        Self {
-            backend,
-            services,
-            clock,
-            account,
-        }
-    }
-
-    async fn call(&self, status: CallStatus) -> Call {
-        teleapi_tests::call(&self.backend, &self.account.sid, status, self.clock.now()).await
-    }
-
-    async fn send(&self, request: lambda_http::Request) -> Response<Body> {
-        api::handle(&self.services, request, None).await
-    }
-
-    async fn modify(&self, call: &Call, body: &str) -> Response<Body> {
-        let path = call_path(&self.account.sid, call.sid.as_str());
-        self.send(modify_request(
-            &path,
-            Some(&basic_auth(&self.account)),
-            body,
-        ))
-        .await
-    }
-
-    async fn stored(&self, call: &Call) -> Call {
-        self.backend.calls.call(&call.sid).await.unwrap().unwrap()
-    }
-}
-
-use teleapi::ports::Clock as _;
-
-fn code(response: &Response<Body>) -> Option<u64> {
-    body_json(response).get("code").and_then(Value::as_u64)
-}
-
-#[track_caller]
-fn assert_error(response: &Response<Body>, status: u16, code_expected: u64, mentions: &str) {
-    let body = body_text(response);
-    assert_eq!(response.status().as_u16(), status, "{body}");
-    assert_eq!(code(response), Some(code_expected), "{body}");
-    assert!(
-        body.contains(mentions),
-        "{body} should mention {mentions:?}"
-    );
-    let json = body_json(response);
-    assert_eq!(json["status"].as_u64(), Some(u64::from(status)));
-    assert!(
-        json["more_info"]
-            .as_str()
-            .unwrap()
-            .ends_with(&code_expected.to_string())
-    );
-}
 
 /// (body, expected status, expected code, text the message must contain)
 #[rustfmt::skip]
@@ -927,7 +857,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    super::$case(super::World::new(teleapi_tests::Backend::memory()).await).await;
+                    super::$case(teleapi_tests::World::new(teleapi_tests::Backend::memory()).await).await;
                 }
             )*
         }
@@ -935,7 +865,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::World::new(teleapi_tests::Backend::moto().await).await).await;
+                    super::$case(teleapi_tests::World::new(teleapi_tests::Backend::moto().await).await).await;
                 }
             )*
         }

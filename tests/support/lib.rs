@@ -195,6 +195,23 @@ pub fn basic_auth(account: &Account) -> String {
     )
 }
 
+/// A GET request (path with its query string) as API Gateway would deliver it.
+pub fn get_request(path_and_query: &str, auth: Option<&str>) -> Request {
+    let mut request = Request::new(Body::Empty);
+    *request.uri_mut() = path_and_query.parse().expect("a test path is a URI");
+    if let Some(auth) = auth {
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+    }
+    request
+}
+
+/// A form POST (a modification or a creation) as API Gateway would deliver it.
+pub fn post_request(path: &str, auth: Option<&str>, body: &str) -> Request {
+    modify_request(path, auth, body)
+}
+
 /// A modification request as API Gateway would deliver it.
 pub fn modify_request(path: &str, auth: Option<&str>, body: &str) -> Request {
     let mut request = Request::new(if body.is_empty() {
@@ -230,4 +247,92 @@ pub fn body_text(response: &lambda_http::Response<Body>) -> String {
 
 pub fn body_json(response: &lambda_http::Response<Body>) -> serde_json::Value {
     serde_json::from_str(&body_text(response)).unwrap_or(serde_json::Value::Null)
+}
+
+/// An account on a backend, with the services the API runs on and a clock the test moves.
+pub struct World {
+    pub backend: Backend,
+    pub services: Services,
+    pub clock: Arc<ManualClock>,
+    pub account: Account,
+}
+
+impl World {
+    pub async fn new(backend: Backend) -> Self {
+        let clock = ManualClock::starting_now();
+        let services = backend.services(clock.clone());
+        let account = account(&backend, None).await;
+        Self {
+            backend,
+            services,
+            clock,
+            account,
+        }
+    }
+
+    pub fn auth(&self) -> String {
+        basic_auth(&self.account)
+    }
+
+    /// An inbound call of this world's account, stored.
+    pub async fn call(&self, status: CallStatus) -> Call {
+        call(&self.backend, &self.account.sid, status, self.clock.now()).await
+    }
+
+    pub async fn send(&self, request: Request) -> lambda_http::Response<Body> {
+        teleapi::api::handle(&self.services, request, None).await
+    }
+
+    pub async fn modify(&self, call: &Call, body: &str) -> lambda_http::Response<Body> {
+        let path = call_path(&self.account.sid, call.sid.as_str());
+        self.send(modify_request(&path, Some(&self.auth()), body))
+            .await
+    }
+
+    /// `GET` of a path relative to this account (`/Calls.json?PageSize=2`), or of an absolute
+    /// path as the API hands them out (`next_page_uri`).
+    pub async fn get(&self, path: &str) -> lambda_http::Response<Body> {
+        let path = if path.starts_with(BASE) {
+            path.to_owned()
+        } else {
+            format!("{BASE}/Accounts/{}{path}", self.account.sid)
+        };
+        self.send(get_request(&path, Some(&self.auth()))).await
+    }
+
+    /// `POST` of a form to a path relative to this account.
+    pub async fn post(&self, path: &str, body: &str) -> lambda_http::Response<Body> {
+        let path = format!("{BASE}/Accounts/{}{path}", self.account.sid);
+        self.send(post_request(&path, Some(&self.auth()), body))
+            .await
+    }
+
+    pub async fn stored(&self, call: &Call) -> Call {
+        self.backend.calls.call(&call.sid).await.unwrap().unwrap()
+    }
+}
+
+/// Asserts an error answer: status, code, a phrase of the message, and Twilio's error shape.
+#[track_caller]
+pub fn assert_error(
+    response: &lambda_http::Response<Body>,
+    status: u16,
+    code: u64,
+    mentions: &str,
+) {
+    let body = body_text(response);
+    assert_eq!(response.status().as_u16(), status, "{body}");
+    let json = body_json(response);
+    assert_eq!(json["code"].as_u64(), Some(code), "{body}");
+    assert!(
+        body.contains(mentions),
+        "{body} should mention {mentions:?}"
+    );
+    assert_eq!(json["status"].as_u64(), Some(u64::from(status)));
+    assert!(
+        json["more_info"]
+            .as_str()
+            .unwrap()
+            .ends_with(&code.to_string())
+    );
 }
