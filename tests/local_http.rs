@@ -146,6 +146,29 @@ async fn dev_routes_and_the_api_work_together() {
     assert_eq!(commands[0]["intent_sid"], modified["intent_sid"]);
     assert_eq!(commands[0]["parameters"]["url"], "http://127.0.0.1:9/alice");
 
+    // The rest of the Calls API is served too.
+    let calls = format!("/call/2012-04-24/Accounts/{}/Calls.json", local.sid);
+    let (status, created) = local
+        .post(
+            &calls,
+            "From=%2B15551230001&To=client%3Abob&Url=http%3A%2F%2F127.0.0.1%3A9%2Fconf",
+            true,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let listed: Value = local
+        .client
+        .get(format!("{}{calls}?PageSize=10", local.base))
+        .basic_auth(&local.sid, Some(&local.token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["calls"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["calls"][0]["sid"], created["sid"]);
+
     let huge = format!("Url={}", "a".repeat(100 * 1024));
     let (status, body) = local.post(&path, &huge, true).await;
     assert_eq!(status, 413, "{body}");
