@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::{Call, Intent, IntentSid};
 
-pub const API_VERSION: &str = "2012-04-24";
+pub use crate::domain::API_VERSION;
 pub const BASE_PATH: &str = "/call/2012-04-24";
 
 /// Where `more_info` points: Twilio's page for the codes we share with Twilio, the HTTP status's

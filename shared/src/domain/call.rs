@@ -115,6 +115,13 @@ pub struct Call {
     pub seq: u64,
     /// Bumped by every write of the call item: the optimistic-concurrency token.
     pub version: u64,
+    /// `seq` of the last worker event applied to the call (0 before the first).
+    pub event_seq: u64,
+    /// `SequenceNumber` of the next StatusCallback (Twilio numbers them per call from 0).
+    pub callback_seq: u64,
+    /// The worker has reported the call's end; until then a final status is the API's own
+    /// (set by a hang-up request) and the worker's report refines it.
+    pub end_reported: bool,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,
     pub start_time: Option<Timestamp>,
@@ -148,6 +155,9 @@ impl Call {
             command_queue: None,
             seq: 0,
             version: 1,
+            event_seq: 0,
+            callback_seq: 0,
+            end_reported: false,
             date_created: now,
             date_updated: now,
             start_time: answered.then_some(now),

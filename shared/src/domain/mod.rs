@@ -1,16 +1,22 @@
 //! The product's concepts and rules. No AWS, Lambda or HTTP types live here.
 
+/// The API version in every path and resource.
+pub const API_VERSION: &str = "2012-04-24";
+
 pub mod account;
 pub mod call;
+pub mod callback;
 pub mod command;
 pub mod create;
 pub mod error;
+pub mod event;
 pub mod form;
 pub mod idempotency;
 pub mod intent;
 pub mod listing;
 pub mod modify;
 pub mod params;
+pub mod progress;
 pub mod rcml;
 pub mod sid;
 pub mod time;

@@ -45,6 +45,8 @@ pub enum HangupStatus {
     Canceled,
     /// End the call whatever its live state.
     Completed,
+    /// Not an API value: the control plane ends a call whose RCML failed with no fallback.
+    Failed,
 }
 
 impl HangupStatus {
@@ -52,6 +54,7 @@ impl HangupStatus {
         match self {
             Self::Canceled => "canceled",
             Self::Completed => "completed",
+            Self::Failed => "failed",
         }
     }
 }
@@ -350,6 +353,92 @@ pub fn plan(
     Ok(Planned { call: next, intent })
 }
 
+/// What the control plane itself asks of a call, outside any API request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemAction {
+    /// Run the RCML the application's FallbackUrl answered.
+    RunFallback {
+        rcml: Rcml,
+        fallback_url: WebhookUrl,
+    },
+    /// End the call as failed: its RCML failed and nothing can replace it.
+    Fail { reason: String },
+}
+
+/// The intent (and call update) for a [`SystemAction`], numbered after the call's latest
+/// intent; `None` if the call has already ended.
+pub fn plan_system(
+    call: &Call,
+    action: &SystemAction,
+    intent_sid: IntentSid,
+    now: Timestamp,
+    retention: Duration,
+) -> Option<Planned> {
+    if call.status.is_final() {
+        return None;
+    }
+    let mut next = call.clone();
+    next.seq += 1;
+    next.version += 1;
+    next.date_updated = now;
+    let mut parameters = BTreeMap::new();
+    let (action_name, kind, command_parameters, reason) = match action {
+        SystemAction::RunFallback { rcml, fallback_url } => {
+            next.instructions.url = None;
+            parameters.insert("Twiml".to_owned(), rcml.as_str().to_owned());
+            parameters.insert("Source".to_owned(), format!("FallbackUrl {fallback_url}"));
+            let command = CommandParameters {
+                rcml: Some(rcml.clone()),
+                ..CommandParameters::default()
+            };
+            (IntentAction::Execute, CommandType::Execute, command, None)
+        }
+        SystemAction::Fail { reason } => {
+            next.status = CallStatus::Failed;
+            next.end_time = Some(now);
+            parameters.insert(
+                "Status".to_owned(),
+                HangupStatus::Failed.as_str().to_owned(),
+            );
+            let command = CommandParameters {
+                status: Some(HangupStatus::Failed),
+                ..CommandParameters::default()
+            };
+            (
+                IntentAction::Hangup,
+                CommandType::Hangup,
+                command,
+                Some(reason.clone()),
+            )
+        }
+    };
+    let command = Command {
+        version: COMMAND_VERSION,
+        kind,
+        call_sid: call.sid.clone(),
+        account_sid: call.account_sid.clone(),
+        intent_sid: intent_sid.clone(),
+        seq: next.seq,
+        parameters: command_parameters,
+    };
+    let intent = Intent {
+        sid: intent_sid,
+        call_sid: call.sid.clone(),
+        account_sid: call.account_sid.clone(),
+        seq: next.seq,
+        action: action_name,
+        parameters,
+        status: IntentStatus::Pending,
+        reason,
+        command: Some(command),
+        queue: call.command_queue.clone(),
+        date_created: now,
+        date_updated: now,
+        expires_at: now.plus(retention).whole_seconds(),
+    };
+    Some(Planned { call: next, intent })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +466,9 @@ mod tests {
             command_queue: None,
             seq: 4,
             version: 9,
+            event_seq: 0,
+            callback_seq: 0,
+            end_reported: false,
             date_created: Timestamp::from_millis(1_000),
             date_updated: Timestamp::from_millis(1_000),
             start_time: Some(Timestamp::from_millis(1_000)),

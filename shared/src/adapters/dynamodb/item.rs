@@ -196,6 +196,9 @@ pub(super) fn call_item(call: &Call) -> Item {
         .opt_s("CommandQueue", call.command_queue.as_deref())
         .n("Seq", call.seq)
         .n("Version", call.version)
+        .n("EventSeq", call.event_seq)
+        .n("CallbackSeq", call.callback_seq)
+        .bool("EndReported", call.end_reported)
         .n("DateCreated", call.date_created.millis())
         .n("DateUpdated", call.date_updated.millis())
         .opt_n("StartTime", call.start_time.map(Timestamp::millis))
@@ -241,6 +244,9 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
         command_queue: r.opt_s("CommandQueue")?.map(str::to_owned),
         seq: r.n("Seq")?,
         version: r.n("Version")?,
+        event_seq: r.n("EventSeq")?,
+        callback_seq: r.n("CallbackSeq")?,
+        end_reported: r.bool("EndReported")?,
         date_created: r.time("DateCreated")?,
         date_updated: r.time("DateUpdated")?,
         start_time: r.opt_time("StartTime")?,

@@ -1,0 +1,113 @@
+//! Events: what media workers report about the calls they own, on the events FIFO queue
+//! (group = CallSid). Versioned JSON; see docs/messages.md.
+
+use serde::{Deserialize, Serialize};
+
+use super::call::{CallStatus, Direction};
+use super::sid::{AccountSid, CallSid, IntentSid};
+use super::webhook::{Method, WebhookUrl};
+
+pub const EVENT_VERSION: u32 = 1;
+
+/// One event. `seq` numbers a call's events (call.*, rcml.failed) from 1, in the order the worker
+/// emitted them: the control plane applies an event only if its `seq` is above the last one it
+/// applied for the call, so a duplicate or a stale event changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub version: u32,
+    pub call_sid: CallSid,
+    /// When it happened, milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    /// A leg exists: an inbound call arrived, an API-created call is being placed, or a `<Dial>`
+    /// placed a child leg. Names the worker's own commands queue, where the call's commands go
+    /// from now on.
+    #[serde(rename = "call.initiated")]
+    CallInitiated {
+        seq: u64,
+        account_sid: AccountSid,
+        direction: Direction,
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_call_sid: Option<CallSid>,
+        command_queue_url: String,
+        /// Inbound calls: the RCML the number is configured with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<WebhookUrl>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<Method>,
+    },
+    /// The call's status changed.
+    #[serde(rename = "call.status")]
+    CallStatus {
+        seq: u64,
+        status: CallStatus,
+        /// When the call was answered (in-progress and after), ms since the epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start_time: Option<i64>,
+        /// When it ended (final statuses), ms since the epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_time: Option<i64>,
+        /// Seconds from answer to end (final statuses).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+    },
+    /// The worker carried out an intent's command.
+    #[serde(rename = "command.applied")]
+    CommandApplied { intent_sid: IntentSid, seq: u64 },
+    /// The worker refused an intent's command (`superseded`, `call-ended`, …).
+    #[serde(rename = "command.rejected")]
+    CommandRejected {
+        intent_sid: IntentSid,
+        seq: u64,
+        reason: String,
+    },
+    /// Fetching or running the call's RCML failed.
+    #[serde(rename = "rcml.failed")]
+    RcmlFailed {
+        seq: u64,
+        url: String,
+        /// 11200 (HTTP retrieval failure), 11205 (connection failure), 12100 (parse failure), …
+        error_code: u32,
+        detail: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("not an event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported event version {0}")]
+    Version(u32),
+}
+
+impl Event {
+    pub fn from_json(json: &str) -> Result<Self, EventDecodeError> {
+        let event: Event = serde_json::from_str(json)?;
+        if event.version != EVENT_VERSION {
+            return Err(EventDecodeError::Version(event.version));
+        }
+        Ok(event)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event always serialises")
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            EventKind::CallInitiated { .. } => "call.initiated",
+            EventKind::CallStatus { .. } => "call.status",
+            EventKind::CommandApplied { .. } => "command.applied",
+            EventKind::CommandRejected { .. } => "command.rejected",
+            EventKind::RcmlFailed { .. } => "rcml.failed",
+        }
+    }
+}
