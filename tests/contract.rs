@@ -9,7 +9,9 @@ use teleapi::domain::{
     AccountSid, AccountStatus, Call, CallSid, CallStatus, Form, IdempotencyKey, IdempotencyRecord,
     IntentSid, IntentStatus, ModifyRequest, Timestamp,
 };
-use teleapi::ports::{InsertError, IntentFailure, IntentWrite, OutgoingMessage, RecordError};
+use teleapi::ports::{
+    CallWrite, InsertError, IntentFailure, OutgoingMessage, RecordError, Settlement,
+};
 use teleapi_tests::{Backend, account, call};
 
 const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -20,11 +22,11 @@ fn planned(call: &Call, body: &str, now: Timestamp) -> Planned {
     plan(call, &request, IntentSid::generate(), now, RETENTION).expect("a plannable request")
 }
 
-fn write<'a>(before: &Call, planned: &'a Planned, now: Timestamp) -> IntentWrite<'a> {
-    IntentWrite {
+fn write<'a>(before: &Call, planned: &'a Planned, now: Timestamp) -> CallWrite<'a> {
+    CallWrite {
         call: &planned.call,
         expected_version: Some(before.version),
-        intent: &planned.intent,
+        intent: Some(&planned.intent),
         idempotency: None,
         now,
     }
@@ -94,7 +96,7 @@ async fn an_intent_and_its_call_are_written_together(b: &Backend) {
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/alice&Mute=true", now);
     b.calls
-        .record_intent(write(&before, &first, now))
+        .write_call(write(&before, &first, now))
         .await
         .unwrap();
 
@@ -114,11 +116,11 @@ async fn a_stale_version_writes_nothing(b: &Backend) {
     let first = planned(&before, "Url=https://app.example.com/a", now);
     let racing = planned(&before, "Url=https://app.example.com/b", now);
     b.calls
-        .record_intent(write(&before, &first, now))
+        .write_call(write(&before, &first, now))
         .await
         .unwrap();
     assert_eq!(
-        b.calls.record_intent(write(&before, &racing, now)).await,
+        b.calls.write_call(write(&before, &racing, now)).await,
         Err(RecordError::CallChanged)
     );
     assert_eq!(
@@ -138,7 +140,7 @@ async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/a", now);
     b.calls
-        .record_intent(write(&before, &first, now))
+        .write_call(write(&before, &first, now))
         .await
         .unwrap();
     // A call item that went back in time (seq reused) must not clobber intent 1.
@@ -147,7 +149,7 @@ async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
     let again = planned(&rewound, "Url=https://app.example.com/b", now);
     assert_eq!(again.intent.seq, 1);
     assert_eq!(
-        b.calls.record_intent(write(&first.call, &again, now)).await,
+        b.calls.write_call(write(&first.call, &again, now)).await,
         Err(RecordError::CallChanged)
     );
     assert_eq!(
@@ -164,7 +166,7 @@ async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
     let first = planned(&before, "Url=https://app.example.com/a", now);
     let held = record(&key, now, Duration::from_secs(3600));
     b.calls
-        .record_intent(IntentWrite {
+        .write_call(CallWrite {
             idempotency: Some(&held),
             ..write(&before, &first, now)
         })
@@ -178,7 +180,7 @@ async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
     let second = planned(&first.call, "Url=https://app.example.com/b", now);
     assert_eq!(
         b.calls
-            .record_intent(IntentWrite {
+            .write_call(CallWrite {
                 idempotency: Some(&held),
                 ..write(&first.call, &second, now)
             })
@@ -197,7 +199,7 @@ async fn an_idempotency_key_is_taken_once_until_it_expires(b: &Backend) {
     let third = planned(&first.call, "Url=https://app.example.com/c", later);
     let renewed = record(&key, later, Duration::from_secs(3600));
     b.calls
-        .record_intent(IntentWrite {
+        .write_call(CallWrite {
             idempotency: Some(&renewed),
             ..write(&first.call, &third, later)
         })
@@ -215,33 +217,35 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Mute=true", now);
     b.calls
-        .record_intent(write(&before, &first, now))
+        .write_call(write(&before, &first, now))
         .await
         .unwrap();
     let sid = &before.sid;
     assert!(
         b.calls
-            .settle_intent(
-                sid,
-                1,
-                IntentStatus::Pending,
-                IntentStatus::Applied,
-                None,
-                now
-            )
+            .settle_intent(Settlement {
+                call_sid: sid,
+                seq: 1,
+                intent_sid: None,
+                from: &[IntentStatus::Pending],
+                to: IntentStatus::Applied,
+                reason: None,
+                now: now,
+            })
             .await
             .unwrap()
     );
     assert!(
         !b.calls
-            .settle_intent(
-                sid,
-                1,
-                IntentStatus::Pending,
-                IntentStatus::Failed,
-                Some("late"),
-                now
-            )
+            .settle_intent(Settlement {
+                call_sid: sid,
+                seq: 1,
+                intent_sid: None,
+                from: &[IntentStatus::Pending],
+                to: IntentStatus::Failed,
+                reason: Some("late"),
+                now: now,
+            })
             .await
             .unwrap()
     );
@@ -250,14 +254,15 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     assert_eq!(intent.reason, None);
     assert!(
         !b.calls
-            .settle_intent(
-                sid,
-                9,
-                IntentStatus::Pending,
-                IntentStatus::Applied,
-                None,
-                now
-            )
+            .settle_intent(Settlement {
+                call_sid: sid,
+                seq: 9,
+                intent_sid: None,
+                from: &[IntentStatus::Pending],
+                to: IntentStatus::Applied,
+                reason: None,
+                now: now,
+            })
             .await
             .unwrap()
     );
@@ -271,7 +276,7 @@ async fn failing_an_intent_restores_the_call_and_releases_the_key(b: &Backend) {
     let held = record(&key, now, Duration::from_secs(3600));
     let first = planned(&before, "Url=https://app.example.com/a&Mute=true", now);
     b.calls
-        .record_intent(IntentWrite {
+        .write_call(CallWrite {
             idempotency: Some(&held),
             ..write(&before, &first, now)
         })
@@ -308,12 +313,12 @@ async fn failing_an_intent_leaves_a_call_that_moved_on(b: &Backend) {
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let first = planned(&before, "Url=https://app.example.com/a", now);
     b.calls
-        .record_intent(write(&before, &first, now))
+        .write_call(write(&before, &first, now))
         .await
         .unwrap();
     let second = planned(&first.call, "Url=https://app.example.com/b", now);
     b.calls
-        .record_intent(write(&first.call, &second, now))
+        .write_call(write(&first.call, &second, now))
         .await
         .unwrap();
     let restored = Call {
@@ -353,10 +358,7 @@ async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
         let now = start.plus(Duration::from_secs(offset));
         let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
         let p = planned(&before, "Mute=true", now);
-        b.calls
-            .record_intent(write(&before, &p, now))
-            .await
-            .unwrap();
+        b.calls.write_call(write(&before, &p, now)).await.unwrap();
         seen.push((offset, p.intent));
     }
     let cutoff = start.plus(Duration::from_millis(2500));
@@ -370,14 +372,15 @@ async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
 
     let one = &pending[0];
     b.calls
-        .settle_intent(
-            &one.call_sid,
-            one.seq,
-            IntentStatus::Pending,
-            IntentStatus::Enqueued,
-            None,
-            cutoff,
-        )
+        .settle_intent(Settlement {
+            call_sid: &one.call_sid,
+            seq: one.seq,
+            intent_sid: None,
+            from: &[IntentStatus::Pending],
+            to: IntentStatus::Enqueued,
+            reason: None,
+            now: cutoff,
+        })
         .await
         .unwrap();
     let pending = b.calls.pending_intents(cutoff, 10).await.unwrap();
@@ -391,12 +394,12 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     let before = call(b, &owner.sid, CallStatus::InProgress, now).await;
     let settings = planned(&before, "StatusCallback=https://app.example.com/cb", now);
     b.calls
-        .record_intent(write(&before, &settings, now))
+        .write_call(write(&before, &settings, now))
         .await
         .unwrap();
     let cancel = planned(&settings.call, "Status=canceled", now);
     b.calls
-        .record_intent(write(&settings.call, &cancel, now))
+        .write_call(write(&settings.call, &cancel, now))
         .await
         .unwrap();
     let later = now.plus(Duration::from_secs(1));
@@ -439,21 +442,21 @@ async fn creating_a_call_writes_it_once(b: &Backend) {
         now,
         RETENTION,
     );
-    let create = IntentWrite {
+    let create = CallWrite {
         call: &planned.call,
         expected_version: None,
-        intent: &planned.intent,
+        intent: Some(&planned.intent),
         idempotency: None,
         now,
     };
-    b.calls.record_intent(create).await.unwrap();
+    b.calls.write_call(create).await.unwrap();
     assert_eq!(b.calls.call(&sid).await.unwrap().unwrap(), planned.call);
     assert_eq!(
         b.calls.intent(&sid, 1).await.unwrap().unwrap(),
         planned.intent
     );
     assert_eq!(
-        b.calls.record_intent(create).await,
+        b.calls.write_call(create).await,
         Err(RecordError::CallChanged)
     );
 }
@@ -628,10 +631,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     let mut current = call(b, &owner.sid, CallStatus::InProgress, now).await;
     for _ in 0..7 {
         let p = planned(&current, "Mute=true", now);
-        b.calls
-            .record_intent(write(&current, &p, now))
-            .await
-            .unwrap();
+        b.calls.write_call(write(&current, &p, now)).await.unwrap();
         current = p.call;
     }
     let seqs = |page: &teleapi::domain::listing::Page<teleapi::domain::Intent>| -> Vec<u64> {
@@ -675,11 +675,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
 }
 
 fn message(group: &str, dedup: &str, body: &str) -> OutgoingMessage {
-    OutgoingMessage {
-        group: group.into(),
-        dedup_id: dedup.into(),
-        body: body.into(),
-    }
+    OutgoingMessage::fifo(group, dedup, body.to_owned())
 }
 
 async fn fifo_order_per_group_and_deduplication(b: &Backend) {

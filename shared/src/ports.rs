@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::{
-    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
-    Timestamp,
+    Account, AccountSid, Call, CallSid, Command, IdempotencyKey, IdempotencyRecord, Intent,
+    IntentSid, IntentStatus, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -42,17 +42,18 @@ pub enum RecordError {
     Store(#[from] StoreError),
 }
 
-/// One accepted modification, written as a single conditional write: the call item as it will
-/// be, the new intent, and optionally the idempotency record.
+/// A change of a call, written as a single conditional write: the call item as it will be, the
+/// intent that records why (an accepted request, or the control plane's own), and the
+/// idempotency record of the request.
 #[derive(Debug, Clone, Copy)]
-pub struct IntentWrite<'a> {
+pub struct CallWrite<'a> {
     /// The call after the modification.
     pub call: &'a Call,
     /// The write applies only if the stored call still has this version; `None`: only if there
     /// is no such call yet (creating it).
     pub expected_version: Option<u64>,
     /// Written only if no intent has this call and sequence number yet.
-    pub intent: &'a Intent,
+    pub intent: Option<&'a Intent>,
     /// Written only if the key is unused or expired at `now`.
     pub idempotency: Option<&'a IdempotencyRecord>,
     pub now: Timestamp,
@@ -72,6 +73,19 @@ pub struct IntentFailure<'a> {
     pub release_key: Option<&'a IdempotencyKey>,
 }
 
+/// Settling an intent: see [`CallStore::settle_intent`].
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    pub call_sid: &'a CallSid,
+    pub seq: u64,
+    pub intent_sid: Option<&'a IntentSid>,
+    pub from: &'a [IntentStatus],
+    pub to: IntentStatus,
+    /// Kept as the intent's reason; `None` leaves the reason as it is.
+    pub reason: Option<&'a str>,
+    pub now: Timestamp,
+}
+
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError>;
@@ -85,21 +99,14 @@ pub trait CallStore: Send + Sync {
 
     async fn insert_call(&self, call: &Call) -> Result<(), InsertError>;
 
-    async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError>;
+    async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError>;
 
     async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError>;
 
-    /// Moves an intent from `from` to `to`; `false` if it was not in `from` (someone else
-    /// settled it first), which changes nothing.
-    async fn settle_intent(
-        &self,
-        call_sid: &CallSid,
-        seq: u64,
-        from: IntentStatus,
-        to: IntentStatus,
-        reason: Option<&str>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError>;
+    /// Moves an intent to a new status, if it is in one of `from` (and has the given sid);
+    /// `false` if not (someone else settled it first, or it is not that intent), which changes
+    /// nothing.
+    async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError>;
 
     /// See [`IntentFailure`]. `false` if the intent was no longer pending (nothing changed).
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError>;
@@ -143,13 +150,46 @@ pub enum QueueError {
     Failed(String),
 }
 
-/// A message for a FIFO queue: delivered in order within its group, once per deduplication id
-/// (within SQS's five-minute window).
+/// A message to send. On a FIFO queue it has a group (delivered in order within it) and a
+/// deduplication id (delivered once per id within SQS's five-minute window); on a standard queue
+/// it may instead be delayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
-    pub group: String,
-    pub dedup_id: String,
     pub body: String,
+    pub group: Option<String>,
+    pub dedup_id: Option<String>,
+    /// Standard queues only: invisible for this long after sending (whole seconds, at most 15
+    /// minutes).
+    pub delay: Duration,
+}
+
+impl OutgoingMessage {
+    pub fn fifo(group: impl Into<String>, dedup_id: impl Into<String>, body: String) -> Self {
+        Self {
+            body,
+            group: Some(group.into()),
+            dedup_id: Some(dedup_id.into()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn standard(body: String, delay: Duration) -> Self {
+        Self {
+            body,
+            group: None,
+            dedup_id: None,
+            delay,
+        }
+    }
+
+    /// A command for its call's worker: group = CallSid, deduplication id = IntentSid.
+    pub fn command(command: &Command) -> Self {
+        Self::fifo(
+            command.call_sid.as_str(),
+            command.intent_sid.as_str(),
+            command.to_json(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::domain::{IntentStatus, Timestamp};
-use crate::ports::{CallStore, OutgoingMessage, Queue, StoreError};
+use crate::ports::{CallStore, OutgoingMessage, Queue, Settlement, StoreError};
 
 /// Longer than any modification request may run (the function's timeout), so that the
 /// reconciler never races a request still in flight.
@@ -45,14 +45,15 @@ pub async fn reconcile_pending(
         let Some(command) = intent.command.as_ref().filter(|_| !too_late) else {
             let reason = "The command was not confirmed on the queue within 4 minutes";
             if calls
-                .settle_intent(
-                    &intent.call_sid,
-                    intent.seq,
-                    IntentStatus::Pending,
-                    IntentStatus::Failed,
-                    Some(reason),
-                    now,
-                )
+                .settle_intent(Settlement {
+                    call_sid: &intent.call_sid,
+                    seq: intent.seq,
+                    intent_sid: None,
+                    from: &[IntentStatus::Pending],
+                    to: IntentStatus::Failed,
+                    reason: Some(reason),
+                    now: now,
+                })
                 .await?
             {
                 tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
@@ -60,22 +61,19 @@ pub async fn reconcile_pending(
             }
             continue;
         };
-        let message = OutgoingMessage {
-            group: intent.call_sid.to_string(),
-            dedup_id: intent.sid.to_string(),
-            body: command.to_json(),
-        };
+        let message = OutgoingMessage::command(command);
         match commands.send(intent.queue.as_deref(), &message).await {
             Ok(()) => {
                 if calls
-                    .settle_intent(
-                        &intent.call_sid,
-                        intent.seq,
-                        IntentStatus::Pending,
-                        IntentStatus::Enqueued,
-                        None,
-                        now,
-                    )
+                    .settle_intent(Settlement {
+                        call_sid: &intent.call_sid,
+                        seq: intent.seq,
+                        intent_sid: None,
+                        from: &[IntentStatus::Pending],
+                        to: IntentStatus::Enqueued,
+                        reason: None,
+                        now: now,
+                    })
                     .await?
                 {
                     tracing::info!(intent_sid = %intent.sid, "pending intent's command sent again");

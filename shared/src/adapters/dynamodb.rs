@@ -19,7 +19,8 @@ use crate::domain::{
     Timestamp,
 };
 use crate::ports::{
-    AccountStore, CallStore, InsertError, IntentFailure, IntentWrite, RecordError, StoreError,
+    AccountStore, CallStore, CallWrite, InsertError, IntentFailure, RecordError, Settlement,
+    StoreError,
 };
 
 pub use schema::TableNames;
@@ -172,7 +173,7 @@ impl CallStore for DynamoStore {
         }
     }
 
-    async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError> {
+    async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError> {
         let call_put = Put::builder()
             .table_name(&self.tables.calls)
             .set_item(Some(item::call_item(write.call)));
@@ -184,23 +185,38 @@ impl CallStore for DynamoStore {
         }
         .build()
         .map_err(|e| StoreError::Failed(e.to_string()))?;
-        let mut intent_item = item::intent_item(write.intent);
-        if write.intent.status == IntentStatus::Pending {
-            intent_item.insert(
-                "PendingShard".into(),
-                s(&pending_shard(&write.intent.call_sid)),
-            );
+        if write.intent.is_none() && write.idempotency.is_none() {
+            // The call alone: one conditional PutItem, no transaction needed.
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.tables.calls)
+                .set_item(Some(call_put.item))
+                .set_condition_expression(call_put.condition_expression)
+                .set_expression_attribute_values(call_put.expression_attribute_values)
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(err) if is_conditional_check_failed(&err) => Err(RecordError::CallChanged),
+                Err(err) => Err(store_error(err).into()),
+            };
         }
-        let intent_put = Put::builder()
-            .table_name(&self.tables.intents)
-            .set_item(Some(intent_item))
-            .condition_expression("attribute_not_exists(CallSid)")
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
-        let mut items = vec![
-            TransactWriteItem::builder().put(call_put).build(),
-            TransactWriteItem::builder().put(intent_put).build(),
-        ];
+        let mut items = vec![TransactWriteItem::builder().put(call_put).build()];
+        if let Some(intent) = write.intent {
+            let mut intent_item = item::intent_item(intent);
+            if intent.status == IntentStatus::Pending {
+                intent_item.insert("PendingShard".into(), s(&pending_shard(&intent.call_sid)));
+            }
+            let intent_put = Put::builder()
+                .table_name(&self.tables.intents)
+                .set_item(Some(intent_item))
+                .condition_expression("attribute_not_exists(CallSid)")
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(intent_put).build());
+        }
+        let key_index = items.len();
         if let Some(record) = write.idempotency {
             let put = Put::builder()
                 .table_name(&self.tables.idempotency)
@@ -222,7 +238,7 @@ impl CallStore for DynamoStore {
             Err(err) => match cancelled_items(&err) {
                 // The idempotency key decides first: a retry of a request that already
                 // succeeded also finds the call's version moved on.
-                Some(failed) if failed.get(2) == Some(&true) => Err(RecordError::KeyTaken),
+                Some(failed) if failed.get(key_index) == Some(&true) => Err(RecordError::KeyTaken),
                 Some(failed) if failed.iter().any(|f| *f) => Err(RecordError::CallChanged),
                 _ => Err(store_error(err).into()),
             },
@@ -243,15 +259,18 @@ impl CallStore for DynamoStore {
         output.item.map(|i| item::intent_from(&i)).transpose()
     }
 
-    async fn settle_intent(
-        &self,
-        call_sid: &CallSid,
-        seq: u64,
-        from: IntentStatus,
-        to: IntentStatus,
-        reason: Option<&str>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
+        let Settlement {
+            call_sid,
+            seq,
+            intent_sid,
+            from,
+            to,
+            reason,
+            now,
+        } = settlement;
+        let placeholders: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+        let mut condition = format!("#status IN ({})", placeholders.join(", "));
         let mut update = "SET #status = :to, DateUpdated = :now".to_owned();
         let mut request = self
             .client
@@ -259,11 +278,17 @@ impl CallStore for DynamoStore {
             .table_name(&self.tables.intents)
             .key("CallSid", s(call_sid.as_str()))
             .key("Seq", n(seq))
-            .condition_expression("#status = :from")
             .expression_attribute_names("#status", "Status")
-            .expression_attribute_values(":from", s(from.as_str()))
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":now", n(now.millis()));
+        for (placeholder, status) in placeholders.iter().zip(from) {
+            request = request.expression_attribute_values(placeholder, s(status.as_str()));
+        }
+        if let Some(sid) = intent_sid {
+            condition.push_str(" AND IntentSid = :sid");
+            request = request.expression_attribute_values(":sid", s(sid.as_str()));
+        }
+        request = request.condition_expression(condition);
         if let Some(reason) = reason {
             update.push_str(", Reason = :reason");
             request = request.expression_attribute_values(":reason", s(reason));

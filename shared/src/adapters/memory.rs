@@ -17,8 +17,8 @@ use crate::domain::{
     Timestamp,
 };
 use crate::ports::{
-    AccountStore, CallStore, InsertError, IntentFailure, IntentWrite, OutgoingMessage, Queue,
-    QueueError, ReceivedMessage, RecordError, StoreError,
+    AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
+    QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,15 +80,17 @@ impl CallStore for MemoryStore {
         Ok(())
     }
 
-    async fn record_intent(&self, write: IntentWrite<'_>) -> Result<(), RecordError> {
+    async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError> {
         let mut tables = lock(&self.tables);
         let stored = tables.calls.get(&write.call.sid);
         let version_holds = match write.expected_version {
             Some(expected) => stored.is_some_and(|stored| stored.version == expected),
             None => stored.is_none(),
         };
-        let intent_key = (write.intent.call_sid.clone(), write.intent.seq);
-        if !version_holds || tables.intents.contains_key(&intent_key) {
+        let intent_taken = write
+            .intent
+            .is_some_and(|i| tables.intents.contains_key(&(i.call_sid.clone(), i.seq)));
+        if !version_holds || intent_taken {
             return Err(RecordError::CallChanged);
         }
         if let Some(record) = write.idempotency {
@@ -106,7 +108,11 @@ impl CallStore for MemoryStore {
         tables
             .calls
             .insert(write.call.sid.clone(), write.call.clone());
-        tables.intents.insert(intent_key, write.intent.clone());
+        if let Some(intent) = write.intent {
+            tables
+                .intents
+                .insert((intent.call_sid.clone(), intent.seq), intent.clone());
+        }
         Ok(())
     }
 
@@ -117,21 +123,21 @@ impl CallStore for MemoryStore {
             .cloned())
     }
 
-    async fn settle_intent(
-        &self,
-        call_sid: &CallSid,
-        seq: u64,
-        from: IntentStatus,
-        to: IntentStatus,
-        reason: Option<&str>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
-        match tables.intents.get_mut(&(call_sid.clone(), seq)) {
-            Some(intent) if intent.status == from => {
-                intent.status = to;
-                intent.reason = reason.map(str::to_owned);
-                intent.date_updated = now;
+        match tables
+            .intents
+            .get_mut(&(settlement.call_sid.clone(), settlement.seq))
+        {
+            Some(intent)
+                if settlement.from.contains(&intent.status)
+                    && settlement.intent_sid.is_none_or(|sid| *sid == intent.sid) =>
+            {
+                intent.status = settlement.to;
+                if let Some(reason) = settlement.reason {
+                    intent.reason = Some(reason.to_owned());
+                }
+                intent.date_updated = settlement.now;
                 Ok(true)
             }
             _ => Ok(false),
@@ -309,11 +315,14 @@ struct QueueState {
     dedup: HashMap<String, Instant>,
 }
 
-/// FIFO queues in memory, addressed by name; `None` is the default queue.
+/// Queues in memory, addressed by name; `None` is the default queue. A message sent with a group
+/// is FIFO within it; without one, the queue behaves as a standard queue.
 #[derive(Clone)]
 pub struct MemoryQueue {
     default_queue: String,
     visibility: Duration,
+    /// SQS's redrive policy: after this many receives, a message moves to the named queue.
+    redrive: Option<(u32, String)>,
     queues: Arc<Mutex<HashMap<String, QueueState>>>,
     arrived: Arc<Notify>,
     receipts: Arc<std::sync::atomic::AtomicU64>,
@@ -328,10 +337,27 @@ impl MemoryQueue {
         Self {
             default_queue: default_queue.into(),
             visibility,
+            redrive: None,
             queues: Arc::default(),
             arrived: Arc::default(),
             receipts: Arc::default(),
         }
+    }
+
+    /// The same queues, seen with `default_queue` as the default: one store, several queues.
+    pub fn queue(&self, default_queue: impl Into<String>) -> Self {
+        Self {
+            default_queue: default_queue.into(),
+            redrive: None,
+            ..self.clone()
+        }
+    }
+
+    /// Messages received `max_receives` times without being deleted move to `dead_letters`
+    /// (a queue of the same store) instead of being delivered again.
+    pub fn with_redrive(mut self, max_receives: u32, dead_letters: impl Into<String>) -> Self {
+        self.redrive = Some((max_receives, dead_letters.into()));
+        self
     }
 
     fn name<'a>(&'a self, queue: Option<&'a str>) -> &'a str {
@@ -356,10 +382,11 @@ impl MemoryQueue {
         };
         let mut blocked_groups: HashSet<String> = HashSet::new();
         let mut out = Vec::new();
-        for message in state.messages.iter_mut() {
-            if out.len() >= max {
-                break;
-            }
+        let mut dead = Vec::new();
+        let mut index = 0;
+        while index < state.messages.len() && out.len() < max {
+            let message = &mut state.messages[index];
+            index += 1;
             if message
                 .group
                 .as_ref()
@@ -368,10 +395,18 @@ impl MemoryQueue {
                 continue;
             }
             if message.invisible_until.is_some_and(|until| until > now) {
-                // In flight: FIFO holds back the rest of its group until it is deleted.
+                // In flight (or delayed): FIFO holds back the rest of its group until it is
+                // deleted.
                 if let Some(group) = &message.group {
                     blocked_groups.insert(group.clone());
                 }
+                continue;
+            }
+            if let Some((max_receives, _)) = &self.redrive
+                && message.receive_count >= *max_receives
+            {
+                index -= 1;
+                dead.extend(state.messages.remove(index));
                 continue;
             }
             let receipt = format!(
@@ -389,6 +424,14 @@ impl MemoryQueue {
                 receive_count: message.receive_count,
             });
         }
+        if let Some((_, dead_letters)) = &self.redrive {
+            let target = queues.entry(dead_letters.clone()).or_default();
+            for mut message in dead {
+                message.invisible_until = None;
+                message.receipt = None;
+                target.messages.push_back(message);
+            }
+        }
         out
     }
 }
@@ -403,14 +446,16 @@ impl Queue for MemoryQueue {
             state
                 .dedup
                 .retain(|_, sent| now.duration_since(*sent) < DEDUP_WINDOW);
-            if state.dedup.contains_key(&message.dedup_id) {
-                return Ok(()); // accepted and dropped, as SQS does
+            if let Some(dedup_id) = &message.dedup_id {
+                if state.dedup.contains_key(dedup_id) {
+                    return Ok(()); // accepted and dropped, as SQS does
+                }
+                state.dedup.insert(dedup_id.clone(), now);
             }
-            state.dedup.insert(message.dedup_id.clone(), now);
             state.messages.push_back(Stored {
                 body: message.body.clone(),
-                group: Some(message.group.clone()),
-                invisible_until: None,
+                group: message.group.clone(),
+                invisible_until: (!message.delay.is_zero()).then(|| now + message.delay),
                 receipt: None,
                 receive_count: 0,
             });

@@ -58,12 +58,14 @@ where
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, queue: Option<&str>, message: &OutgoingMessage) -> Result<(), QueueError> {
+        let delay = i32::try_from(message.delay.as_secs().min(900)).unwrap_or(900);
         self.client
             .send_message()
             .queue_url(self.url(queue))
             .message_body(&message.body)
-            .message_group_id(&message.group)
-            .message_deduplication_id(&message.dedup_id)
+            .set_message_group_id(message.group.clone())
+            .set_message_deduplication_id(message.dedup_id.clone())
+            .set_delay_seconds((delay > 0).then_some(delay))
             .send()
             .await
             .map_err(queue_error)?;

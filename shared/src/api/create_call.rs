@@ -13,7 +13,7 @@ use super::representation::{call_resource, call_uri};
 use super::{Route, Services, Success, form_body};
 use crate::domain::create::{CreateRequest, plan_create};
 use crate::domain::{Call, CallSid, CallStatus, IntentSid};
-use crate::ports::{IntentWrite, RecordError};
+use crate::ports::{CallWrite, RecordError};
 
 pub async fn create_call(
     services: &Services,
@@ -46,14 +46,14 @@ pub async fn create_call(
     let record = key
         .as_ref()
         .map(|key| intents::remember(key, &fingerprint, StatusCode::CREATED, &resource, now));
-    let write = IntentWrite {
+    let write = CallWrite {
         call: &planned.call,
         expected_version: None,
-        intent: &planned.intent,
+        intent: Some(&planned.intent),
         idempotency: record.as_ref(),
         now,
     };
-    match services.calls.record_intent(write).await {
+    match services.calls.write_call(write).await {
         Ok(()) => {}
         Err(RecordError::KeyTaken) => {
             return intents::known_answer(services, key.as_ref(), &fingerprint)

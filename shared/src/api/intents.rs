@@ -119,11 +119,7 @@ pub async fn dispatch(
     let Some(command) = &planned.intent.command else {
         return Ok(());
     };
-    let message = OutgoingMessage {
-        group: planned.call.sid.to_string(),
-        dedup_id: planned.intent.sid.to_string(),
-        body: command.to_json(),
-    };
+    let message = OutgoingMessage::command(command);
     let Err(err) = services
         .commands
         .send(planned.intent.queue.as_deref(), &message)

@@ -16,7 +16,7 @@ use super::representation::call_resource;
 use super::{Route, Services, Success, form_body};
 use crate::domain::modify::plan;
 use crate::domain::{IntentSid, ModifyRequest};
-use crate::ports::{IntentWrite, RecordError};
+use crate::ports::{CallWrite, RecordError};
 
 pub async fn modify_call(
     services: &Services,
@@ -53,14 +53,14 @@ pub async fn modify_call(
         let record = key
             .as_ref()
             .map(|key| intents::remember(key, &fingerprint, StatusCode::OK, &resource, now));
-        let write = IntentWrite {
+        let write = CallWrite {
             call: &planned.call,
             expected_version: Some(before.version),
-            intent: &planned.intent,
+            intent: Some(&planned.intent),
             idempotency: record.as_ref(),
             now,
         };
-        match services.calls.record_intent(write).await {
+        match services.calls.write_call(write).await {
             Ok(()) => break (before, planned, resource),
             Err(RecordError::CallChanged) => {}
             Err(RecordError::KeyTaken) => {
