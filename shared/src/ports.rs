@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::callback::Delivery;
 use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, Command, IdempotencyKey, IdempotencyRecord, Intent,
-    IntentSid, IntentStatus, Timestamp,
+    IntentSid, IntentStatus, Method, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -217,6 +218,49 @@ pub trait Queue: Send + Sync {
     ) -> Result<Vec<ReceivedMessage>, QueueError>;
 
     async fn delete(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError>;
+}
+
+/// A request to the application (StatusCallback, FallbackUrl).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub method: Method,
+    /// The URL to request, query included, fragment removed.
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// Form body (POST).
+    pub body: Option<String>,
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Why a request did not get an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The address is not one we may reach (private, loopback, link-local, …), directly, after
+    /// resolving the name, or after a redirect.
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("connect timeout")]
+    ConnectTimeout,
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("read timeout")]
+    ReadTimeout,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Makes requests to applications, within the address policy.
+#[async_trait]
+pub trait WebhookClient: Send + Sync {
+    async fn send(&self, request: &WebhookRequest) -> Result<WebhookResponse, DeliveryError>;
 }
 
 /// The time, behind a port so that tests can move it.

@@ -2,6 +2,7 @@
 //! stack and fast tests.
 
 pub mod dynamodb;
+pub mod http;
 pub mod memory;
 pub mod paging;
 pub mod sqs;
