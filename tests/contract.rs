@@ -230,7 +230,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
                 from: &[IntentStatus::Pending],
                 to: IntentStatus::Applied,
                 reason: None,
-                now: now,
+                now,
             })
             .await
             .unwrap()
@@ -244,7 +244,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
                 from: &[IntentStatus::Pending],
                 to: IntentStatus::Failed,
                 reason: Some("late"),
-                now: now,
+                now,
             })
             .await
             .unwrap()
@@ -261,7 +261,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
                 from: &[IntentStatus::Pending],
                 to: IntentStatus::Applied,
                 reason: None,
-                now: now,
+                now,
             })
             .await
             .unwrap()

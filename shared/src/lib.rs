@@ -7,8 +7,12 @@
 
 pub mod adapters;
 pub mod api;
+pub mod call_events;
+pub mod callbacks;
 pub mod config;
+pub mod consumer;
 pub mod domain;
 pub mod ports;
 pub mod reconcile;
+pub mod system_intents;
 pub mod telemetry;

@@ -52,7 +52,7 @@ pub async fn reconcile_pending(
                     from: &[IntentStatus::Pending],
                     to: IntentStatus::Failed,
                     reason: Some(reason),
-                    now: now,
+                    now,
                 })
                 .await?
             {
@@ -72,7 +72,7 @@ pub async fn reconcile_pending(
                         from: &[IntentStatus::Pending],
                         to: IntentStatus::Enqueued,
                         reason: None,
-                        now: now,
+                        now,
                     })
                     .await?
                 {

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 
-use crate::domain::webhook::{AddressClass, AddressPolicy};
 use crate::domain::Method;
+use crate::domain::webhook::{AddressClass, AddressPolicy};
 use crate::ports::{DeliveryError, WebhookClient, WebhookRequest, WebhookResponse};
 
 /// Longest answer read: a FallbackUrl answers RCML, which is small.
@@ -81,7 +81,12 @@ impl Resolve for GuardedResolver {
             if allowed.is_empty() {
                 let why = refused
                     .first()
-                    .map(|ip| format!("{host} resolves to a {} address", class_name(AddressClass::of(*ip))))
+                    .map(|ip| {
+                        format!(
+                            "{host} resolves to a {} address",
+                            class_name(AddressClass::of(*ip))
+                        )
+                    })
                     .unwrap_or_else(|| format!("{host} has no address"));
                 return Err(Box::new(Refused(why)) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -188,7 +193,8 @@ fn classify(err: &reqwest::Error) -> DeliveryError {
 #[async_trait]
 impl WebhookClient for HttpWebhooks {
     async fn send(&self, request: &WebhookRequest) -> Result<WebhookResponse, DeliveryError> {
-        let url = reqwest::Url::parse(&request.url).map_err(|e| DeliveryError::Protocol(e.to_string()))?;
+        let url = reqwest::Url::parse(&request.url)
+            .map_err(|e| DeliveryError::Protocol(e.to_string()))?;
         if let Some(why) = refused_literal(&url, self.policy) {
             return Err(DeliveryError::Refused(why));
         }

@@ -1,0 +1,198 @@
+//! The call-events function's work: apply one worker event. Call events go through the state
+//! machine ([`crate::domain::progress`]) and one conditional write; command events settle their
+//! intent. Callback jobs are queued before the write that records the event, so a crash between
+//! the two can only repeat a job (same job id, which the application sees as the idempotency
+//! token), never lose one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::api::intents::backoff;
+use crate::domain::callback::CallbackJob;
+use crate::domain::event::{Event, EventKind};
+use crate::domain::progress::{Verdict, progress};
+use crate::domain::{IntentSid, IntentStatus};
+use crate::ports::{
+    CallStore, CallWrite, Clock, OutgoingMessage, Queue, QueueError, RecordError, Settlement,
+    StoreError,
+};
+use crate::system_intents::send_after_write;
+
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    pub intent_retention: Duration,
+    /// How long one event may keep retrying its write against concurrent writers.
+    pub write_budget: Duration,
+}
+
+impl Default for EventConfig {
+    fn default() -> Self {
+        Self {
+            intent_retention: Duration::from_secs(30 * 24 * 3600),
+            write_budget: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventServices {
+    pub calls: Arc<dyn CallStore>,
+    pub commands: Arc<dyn Queue>,
+    pub callbacks: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub config: EventConfig,
+}
+
+/// What an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The call moved on (and what was queued for it).
+    Applied { callback: bool, intent: bool },
+    /// An intent was settled (`false`: it already was).
+    Settled(bool),
+    /// Nothing to do, and why.
+    Ignored(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The message is not an event this version understands: it will never succeed.
+    #[error("poison message: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handled, EventError> {
+    let event = Event::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
+    let handled = match &event.kind {
+        EventKind::CommandApplied { intent_sid, seq } => {
+            settle(
+                services,
+                &event,
+                intent_sid,
+                *seq,
+                IntentStatus::Applied,
+                None,
+            )
+            .await?
+        }
+        EventKind::CommandRejected {
+            intent_sid,
+            seq,
+            reason,
+        } => {
+            settle(
+                services,
+                &event,
+                intent_sid,
+                *seq,
+                IntentStatus::Rejected,
+                Some(reason),
+            )
+            .await?
+        }
+        _ => advance(services, &event).await?,
+    };
+    tracing::info!(
+        target: "teleapi::event",
+        event = event.name(),
+        call_sid = %event.call_sid,
+        handled = ?handled,
+        "event"
+    );
+    Ok(handled)
+}
+
+async fn settle(
+    services: &EventServices,
+    event: &Event,
+    intent_sid: &IntentSid,
+    seq: u64,
+    to: IntentStatus,
+    reason: Option<&str>,
+) -> Result<Handled, EventError> {
+    let changed = services
+        .calls
+        .settle_intent(Settlement {
+            call_sid: &event.call_sid,
+            seq,
+            intent_sid: Some(intent_sid),
+            from: &[IntentStatus::Pending, IntentStatus::Enqueued],
+            to,
+            reason,
+            now: services.clock.now(),
+        })
+        .await?;
+    Ok(Handled::Settled(changed))
+}
+
+async fn advance(services: &EventServices, event: &Event) -> Result<Handled, EventError> {
+    let intent_sid = IntentSid::generate();
+    let deadline = Instant::now() + services.config.write_budget;
+    let mut attempt = 0;
+    let mut queued: Option<CallbackJob> = None;
+    loop {
+        let current = services.calls.call(&event.call_sid).await?;
+        let now = services.clock.now();
+        let verdict = progress(
+            current.as_ref(),
+            event,
+            now,
+            services.config.intent_retention,
+            intent_sid.clone(),
+        );
+        let progress = match verdict {
+            Verdict::Ignore(why) => {
+                tracing::info!(call_sid = %event.call_sid, reason = %why, "event ignored");
+                return Ok(Handled::Ignored(why));
+            }
+            Verdict::Apply(progress) => progress,
+        };
+        if let Some(job) = &progress.callback
+            && queued.as_ref() != Some(job)
+        {
+            services
+                .callbacks
+                .send(
+                    None,
+                    &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
+                )
+                .await?;
+            queued = Some(job.clone());
+        }
+        let write = CallWrite {
+            call: &progress.call,
+            expected_version: progress.expected_version,
+            intent: progress.intent.as_ref(),
+            idempotency: None,
+            now,
+        };
+        match services.calls.write_call(write).await {
+            Ok(()) => {
+                if let Some(intent) = &progress.intent {
+                    send_after_write(services.commands.as_ref(), intent).await;
+                }
+                return Ok(Handled::Applied {
+                    callback: progress.callback.is_some(),
+                    intent: progress.intent.is_some(),
+                });
+            }
+            Err(RecordError::Store(err)) => return Err(err.into()),
+            Err(RecordError::CallChanged | RecordError::KeyTaken) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Unavailable(format!(
+                        "{} kept changing while applying {}",
+                        event.call_sid,
+                        event.name()
+                    ))
+                    .into());
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Consuming SQS batches: the partial-batch-failure rule shared by the Lambda functions (which
+//! get batches from the event source mapping) and `teleapi-local` (which polls).
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::ports::{Queue, QueueError};
+
+/// One message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchMessage {
+    /// The id reported back on failure (SQS message id, or receipt handle when polling).
+    pub id: String,
+    pub body: String,
+    /// FIFO message group, if any.
+    pub group: Option<String>,
+}
+
+/// Runs `handle` over the batch in order and returns the ids of the messages that failed. In a
+/// FIFO batch, once a message of a group fails, the later messages of that group are not run and
+/// fail too: running them would break the group's order.
+pub async fn process_batch<F, Fut, E>(messages: &[BatchMessage], mut handle: F) -> Vec<String>
+where
+    F: FnMut(&BatchMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let mut failed: Vec<String> = Vec::new();
+    let mut failed_groups: Vec<&str> = Vec::new();
+    for message in messages {
+        if let Some(group) = message.group.as_deref()
+            && failed_groups.contains(&group)
+        {
+            failed.push(message.id.clone());
+            continue;
+        }
+        if let Err(err) = handle(message).await {
+            tracing::warn!(message_id = %message.id, error = %err, "message failed; it will be delivered again");
+            failed.push(message.id.clone());
+            if let Some(group) = message.group.as_deref() {
+                failed_groups.push(group);
+            }
+        }
+    }
+    failed
+}
+
+/// Receives one batch from `queue` (waiting up to `wait`), handles it, and deletes what
+/// succeeded; failures stay on the queue and come back after their visibility timeout. Returns
+/// how many messages were received.
+pub async fn poll_once<F, Fut, E>(
+    queue: &dyn Queue,
+    wait: Duration,
+    handle: F,
+) -> Result<usize, QueueError>
+where
+    F: FnMut(&BatchMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let received = queue.receive(None, 10, wait).await?;
+    let batch: Vec<BatchMessage> = received
+        .iter()
+        .map(|m| BatchMessage {
+            id: m.receipt.clone(),
+            body: m.body.clone(),
+            group: m.group.clone(),
+        })
+        .collect();
+    let failed = process_batch(&batch, handle).await;
+    for message in &batch {
+        if !failed.contains(&message.id) {
+            queue.delete(None, &message.id).await?;
+        }
+    }
+    Ok(batch.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, group: &str, body: &str) -> BatchMessage {
+        BatchMessage {
+            id: id.into(),
+            body: body.into(),
+            group: Some(group.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_holds_back_the_rest_of_its_group_only() {
+        let batch = [
+            message("1", "A", "ok"),
+            message("2", "B", "bad"),
+            message("3", "A", "ok"),
+            message("4", "B", "ok"),
+            message("5", "C", "ok"),
+        ];
+        let mut ran = Vec::new();
+        let failed = process_batch(&batch, |m| {
+            ran.push(m.id.clone());
+            let result = if m.body == "bad" { Err("boom") } else { Ok(()) };
+            std::future::ready(result)
+        })
+        .await;
+        assert_eq!(failed, ["2", "4"]);
+        assert_eq!(
+            ran,
+            ["1", "2", "3", "5"],
+            "4 never ran: it would have overtaken 2"
+        );
+    }
+}
