@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::intents::backoff;
+use crate::consumer::BatchMessage;
 use crate::domain::callback::CallbackJob;
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Verdict, progress};
@@ -39,8 +40,32 @@ pub struct EventServices {
     pub calls: Arc<dyn CallStore>,
     pub commands: Arc<dyn Queue>,
     pub callbacks: Arc<dyn Queue>,
+    /// The events dead-letter queue (FIFO), for messages that can never be applied.
+    pub dead_letters: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub config: EventConfig,
+}
+
+/// Handles one message of the events queue. A poison message (not an event this version
+/// understands) goes straight to the dead-letter queue, so that it does not hold back the later
+/// events of its call while SQS redelivers it; any other failure is returned for redelivery.
+pub async fn consume(services: &EventServices, message: &BatchMessage) -> Result<(), EventError> {
+    match handle_event(services, &message.body).await {
+        Ok(_) => Ok(()),
+        Err(EventError::Poison(why)) => {
+            let group = message.group.clone().unwrap_or_else(|| "poison".into());
+            services
+                .dead_letters
+                .send(
+                    None,
+                    &OutgoingMessage::fifo(group, message.id.clone(), message.body.clone()),
+                )
+                .await?;
+            tracing::warn!(message_id = %message.id, reason = %why, "poison event dead-lettered");
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// What an event did.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::consumer::BatchMessage;
 use crate::domain::callback::{
     AttemptRecord, CallbackJob, Delivery, JobKind, retry_delay, signature,
 };
@@ -158,6 +159,11 @@ async fn dead_letter(
         .await?;
     tracing::warn!(job_id = %job.job_id, call_sid = %job.call_sid, reason = why, "callback job dead-lettered");
     Ok(JobOutcome::DeadLettered(why.to_owned()))
+}
+
+/// Handles one message of the callbacks queue.
+pub async fn consume(services: &CallbackServices, message: &BatchMessage) -> Result<(), JobError> {
+    run_job(services, &message.body).await.map(|_| ())
 }
 
 /// Delivers (or retries, or gives up) the job in `body`.

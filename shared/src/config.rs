@@ -9,11 +9,20 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
 use crate::adapters::dynamodb::{DynamoStore, TableNames};
+use crate::adapters::http::HttpWebhooks;
 use crate::adapters::sqs::SqsQueue;
 use crate::api::{ApiConfig, Services};
+use crate::call_events::{EventConfig, EventServices};
+use crate::callbacks::{CallbackConfig, CallbackServices};
+use crate::domain::AddressPolicy;
 use crate::ports::SystemClock;
 
 pub const COMMANDS_QUEUE_ENV: &str = "TELEAPI_COMMANDS_QUEUE_URL";
+pub const CALLBACKS_QUEUE_ENV: &str = "TELEAPI_CALLBACKS_QUEUE_URL";
+pub const CALLBACKS_DLQ_ENV: &str = "TELEAPI_CALLBACKS_DLQ_URL";
+pub const EVENTS_DLQ_ENV: &str = "TELEAPI_EVENTS_DLQ_URL";
+/// Set to `true` only for local development: lets webhooks reach loopback addresses.
+pub const ALLOW_LOOPBACK_ENV: &str = "TELEAPI_ALLOW_LOOPBACK_WEBHOOKS";
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
@@ -66,24 +75,96 @@ pub fn api_config_from_env() -> Result<ApiConfig, ConfigError> {
     })
 }
 
-/// Services on DynamoDB and SQS, named by the environment.
+fn var(name: &str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
+}
+
+/// The webhook address policy: public addresses only, unless local development says otherwise.
+pub fn address_policy_from_env() -> Result<AddressPolicy, ConfigError> {
+    match std::env::var(ALLOW_LOOPBACK_ENV).as_deref() {
+        Err(_) | Ok("false") => Ok(AddressPolicy::default()),
+        Ok("true") => Ok(AddressPolicy {
+            allow_loopback: true,
+        }),
+        Ok(other) => Err(ConfigError(format!(
+            "{ALLOW_LOOPBACK_ENV} must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// The AWS clients and the stores, built once per process.
+pub struct Aws {
+    pub store: Arc<DynamoStore>,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Aws {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let tables = TableNames::from_env().map_err(ConfigError)?;
+        let config = aws_config().await;
+        Ok(Self {
+            store: Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                tables,
+            )),
+            sqs: aws_sdk_sqs::Client::new(&config),
+        })
+    }
+
+    /// The queue whose URL the environment variable `name` holds.
+    pub fn queue(&self, name: &str) -> Result<Arc<SqsQueue>, ConfigError> {
+        Ok(Arc::new(SqsQueue::new(self.sqs.clone(), var(name)?)))
+    }
+}
+
+/// Services of the API functions on DynamoDB and SQS, named by the environment.
 pub async fn services_from_env() -> Result<Services, ConfigError> {
-    let tables = TableNames::from_env().map_err(ConfigError)?;
-    let commands_url = std::env::var(COMMANDS_QUEUE_ENV)
-        .map_err(|_| ConfigError(format!("{COMMANDS_QUEUE_ENV} is not set")))?;
-    let config = aws_config().await;
-    let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        tables,
-    ));
+    let aws = Aws::from_env().await?;
     Ok(Services {
-        accounts: store.clone(),
-        calls: store,
-        commands: Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(&config),
-            commands_url,
-        )),
+        accounts: aws.store.clone(),
+        calls: aws.store.clone(),
+        commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
-        config: api_config_from_env()?,
+        config: ApiConfig {
+            address_policy: address_policy_from_env()?,
+            ..api_config_from_env()?
+        },
+    })
+}
+
+/// Services of the call-events function.
+pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
+    let aws = Aws::from_env().await?;
+    let api = api_config_from_env()?;
+    Ok(EventServices {
+        calls: aws.store.clone(),
+        commands: aws.queue(COMMANDS_QUEUE_ENV)?,
+        callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
+        dead_letters: aws.queue(EVENTS_DLQ_ENV)?,
+        clock: Arc::new(SystemClock),
+        config: EventConfig {
+            intent_retention: api.intent_retention,
+            write_budget: api.write_budget,
+        },
+    })
+}
+
+/// Services of the callback function.
+pub async fn callback_services_from_env() -> Result<CallbackServices, ConfigError> {
+    let aws = Aws::from_env().await?;
+    let api = api_config_from_env()?;
+    Ok(CallbackServices {
+        accounts: aws.store.clone(),
+        calls: aws.store.clone(),
+        commands: aws.queue(COMMANDS_QUEUE_ENV)?,
+        callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
+        dead_letters: aws.queue(CALLBACKS_DLQ_ENV)?,
+        webhooks: Arc::new(HttpWebhooks::new(address_policy_from_env()?)),
+        clock: Arc::new(SystemClock),
+        config: CallbackConfig {
+            intent_retention: api.intent_retention,
+            write_budget: api.write_budget,
+            ..CallbackConfig::default()
+        },
     })
 }

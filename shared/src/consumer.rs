@@ -17,12 +17,49 @@ pub struct BatchMessage {
     pub group: Option<String>,
 }
 
-/// Runs `handle` over the batch in order and returns the ids of the messages that failed. In a
+/// A message of a Lambda SQS event: its message id (what a partial batch failure names), body
+/// and FIFO group.
+pub fn from_sqs(record: aws_lambda_events::event::sqs::SqsMessage) -> BatchMessage {
+    BatchMessage {
+        group: record.attributes.get("MessageGroupId").cloned(),
+        id: record.message_id.unwrap_or_default(),
+        body: record.body.unwrap_or_default(),
+    }
+}
+
+/// Runs `handle` over a Lambda SQS event and answers which messages failed (the event source
+/// mapping has `ReportBatchItemFailures`: only those come back).
+pub async fn handle_sqs_event<F, Fut, E>(
+    event: aws_lambda_events::event::sqs::SqsEvent,
+    handle: F,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse
+where
+    F: FnMut(BatchMessage) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+    let batch: Vec<BatchMessage> = event.records.into_iter().map(from_sqs).collect();
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = process_batch(&batch, handle)
+        .await
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+/// Runs `handle` over the batch in order (each call gets its own copy of the message, so that
+/// its future may outlive the borrow) and returns the ids of the messages that failed. In a
 /// FIFO batch, once a message of a group fails, the later messages of that group are not run and
 /// fail too: running them would break the group's order.
 pub async fn process_batch<F, Fut, E>(messages: &[BatchMessage], mut handle: F) -> Vec<String>
 where
-    F: FnMut(&BatchMessage) -> Fut,
+    F: FnMut(BatchMessage) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
@@ -35,7 +72,7 @@ where
             failed.push(message.id.clone());
             continue;
         }
-        if let Err(err) = handle(message).await {
+        if let Err(err) = handle(message.clone()).await {
             tracing::warn!(message_id = %message.id, error = %err, "message failed; it will be delivered again");
             failed.push(message.id.clone());
             if let Some(group) = message.group.as_deref() {
@@ -55,7 +92,7 @@ pub async fn poll_once<F, Fut, E>(
     handle: F,
 ) -> Result<usize, QueueError>
 where
-    F: FnMut(&BatchMessage) -> Fut,
+    F: FnMut(BatchMessage) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
