@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use teleapi::api::representation::{call_resource, error_resource};
+use teleapi::domain::event::Event;
 use teleapi::domain::{
     Account, AccountSid, AccountStatus, Call, CallStatus, Form, Instructions, Method, Timestamp,
     WebhookUrl,
 };
-use teleapi::ports::{AccountStore, CallStore};
+use teleapi::ports::{AccountStore, CallStore, OutgoingMessage, Queue};
 
 use crate::Stack;
 
@@ -175,4 +176,23 @@ pub async fn list_commands(State(stack): State<Stack>) -> Response {
         .filter_map(|body| serde_json::from_str(body).ok())
         .collect();
     Json(json!({ "commands": commands })).into_response()
+}
+
+/// `POST /dev/Events` (a worker event, JSON): puts it on the events queue, as a media worker
+/// would, for the event loop to apply. Answers 202.
+pub async fn post_event(State(stack): State<Stack>, body: Bytes) -> Result<Response, DevError> {
+    let text =
+        std::str::from_utf8(&body).map_err(|_| bad_request("the event is not UTF-8".into()))?;
+    let event = Event::from_json(text).map_err(|e| bad_request(e.to_string()))?;
+    let message = OutgoingMessage::fifo(
+        event.call_sid.as_str(),
+        teleapi::domain::sid::random_hex32(),
+        event.to_json(),
+    );
+    stack
+        .event_queue
+        .send(None, &message)
+        .await
+        .map_err(internal)?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -15,12 +15,16 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lambda_http::Body;
+use teleapi::adapters::http::HttpWebhooks;
 use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
 use teleapi::api::error::ApiError;
 use teleapi::api::representation::Format;
 use teleapi::api::{self, ApiConfig, Services};
+use teleapi::call_events::{self, EventConfig, EventServices};
+use teleapi::callbacks::{CallbackConfig, CallbackServices};
+use teleapi::consumer::poll_once;
 use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, Timestamp};
-use teleapi::ports::{AccountStore, SystemClock};
+use teleapi::ports::{AccountStore, Clock, SystemClock};
 use tokio::net::TcpListener;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -85,14 +89,30 @@ impl Options {
     }
 }
 
-/// The running system's parts, shared by every request.
+/// The running system's parts, shared by every request and loop.
 #[derive(Clone)]
 pub struct Stack {
+    /// The API functions' services.
     pub services: Services,
+    /// The call-events function's services.
+    pub events: EventServices,
+    /// The callback function's services.
+    pub callbacks: CallbackServices,
     pub store: MemoryStore,
+    /// The default commands queue (what media workers would read).
     pub commands: MemoryQueue,
+    /// The events queue (what media workers would write).
+    pub event_queue: MemoryQueue,
     pub dev_account: Account,
 }
+
+/// Queue names of the in-memory stack.
+pub const EVENTS_QUEUE: &str = "events.fifo";
+pub const EVENTS_DLQ: &str = "events-dlq.fifo";
+pub const CALLBACKS_QUEUE: &str = "callbacks";
+pub const CALLBACKS_DLQ: &str = "callbacks-dlq";
+/// Receives before a message moves to its dead-letter queue, as in the deployed redrive policies.
+pub const MAX_RECEIVES: u32 = 5;
 
 /// The dev account's credentials from the environment, if set.
 pub fn dev_credentials_from_env() -> Result<Option<(AccountSid, AuthToken)>, String> {
@@ -115,7 +135,14 @@ impl Stack {
     /// loopback allowed, so that an app on this machine can be called).
     pub async fn in_memory(dev: Option<(AccountSid, AuthToken)>) -> Self {
         let store = MemoryStore::new();
-        let commands = MemoryQueue::new(COMMANDS_QUEUE);
+        let queues = MemoryQueue::new(COMMANDS_QUEUE);
+        let commands = queues.queue(COMMANDS_QUEUE);
+        let event_queue = queues
+            .queue(EVENTS_QUEUE)
+            .with_redrive(MAX_RECEIVES, EVENTS_DLQ);
+        let callback_queue = queues
+            .queue(CALLBACKS_QUEUE)
+            .with_redrive(MAX_RECEIVES, CALLBACKS_DLQ);
         let mut dev_account = Account::open("Dev account", None, Timestamp::now());
         if let Some((sid, token)) = dev {
             dev_account.sid = sid;
@@ -125,22 +152,46 @@ impl Stack {
             .insert_account(&dev_account)
             .await
             .expect("an empty store takes any account");
+        let local = AddressPolicy {
+            allow_loopback: true,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let api = ApiConfig {
+            address_policy: local,
+            ..ApiConfig::default()
+        };
+        let events = EventServices {
+            calls: Arc::new(store.clone()),
+            commands: Arc::new(commands.clone()),
+            callbacks: Arc::new(callback_queue.clone()),
+            dead_letters: Arc::new(queues.queue(EVENTS_DLQ)),
+            clock: clock.clone(),
+            config: EventConfig::default(),
+        };
+        let callbacks = CallbackServices {
+            accounts: Arc::new(store.clone()),
+            calls: Arc::new(store.clone()),
+            commands: Arc::new(commands.clone()),
+            callbacks: Arc::new(callback_queue),
+            dead_letters: Arc::new(queues.queue(CALLBACKS_DLQ)),
+            webhooks: Arc::new(HttpWebhooks::new(local)),
+            clock: clock.clone(),
+            config: CallbackConfig::default(),
+        };
         let services = Services {
             accounts: Arc::new(store.clone()),
             calls: Arc::new(store.clone()),
             commands: Arc::new(commands.clone()),
-            clock: Arc::new(SystemClock),
-            config: ApiConfig {
-                address_policy: AddressPolicy {
-                    allow_loopback: true,
-                },
-                ..ApiConfig::default()
-            },
+            clock,
+            config: api,
         };
         Self {
             services,
+            events,
+            callbacks,
             store,
             commands,
+            event_queue,
             dev_account,
         }
     }
@@ -150,6 +201,7 @@ impl Stack {
             .route("/dev/Accounts", post(dev::create_account))
             .route("/dev/IncomingCalls", post(dev::create_incoming_call))
             .route("/dev/Commands", get(dev::list_commands))
+            .route("/dev/Events", post(dev::post_event))
             .fallback(serve_api)
             .with_state(self)
     }
@@ -206,17 +258,58 @@ async fn reconcile_forever(services: Services) {
     }
 }
 
-/// Serves `stack` on `listener` until `shutdown` completes.
+/// Applies worker events as they arrive, as the call-events function does when deployed.
+async fn apply_events_forever(events: EventServices, queue: MemoryQueue) {
+    loop {
+        let polled = poll_once(&queue, Duration::from_secs(1), |m| {
+            let events = events.clone();
+            async move { call_events::consume(&events, &m).await }
+        })
+        .await;
+        if let Err(err) = polled {
+            tracing::warn!(error = %err, "events queue unavailable");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// Delivers callback jobs as they arrive, as the callback function does when deployed.
+async fn deliver_callbacks_forever(callbacks: CallbackServices) {
+    let queue = callbacks.callbacks.clone();
+    loop {
+        let polled = poll_once(queue.as_ref(), Duration::from_secs(1), |m| {
+            let callbacks = callbacks.clone();
+            async move { teleapi::callbacks::consume(&callbacks, &m).await }
+        })
+        .await;
+        if let Err(err) = polled {
+            tracing::warn!(error = %err, "callbacks queue unavailable");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+/// Serves `stack` on `listener` until `shutdown` completes, with the event, callback and
+/// reconciler loops running beside it.
 pub async fn serve(
     listener: TcpListener,
     stack: Stack,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let reconciler = tokio::spawn(reconcile_forever(stack.services.clone()));
+    let loops = [
+        tokio::spawn(reconcile_forever(stack.services.clone())),
+        tokio::spawn(apply_events_forever(
+            stack.events.clone(),
+            stack.event_queue.clone(),
+        )),
+        tokio::spawn(deliver_callbacks_forever(stack.callbacks.clone())),
+    ];
     let served = axum::serve(listener, stack.router())
         .with_graceful_shutdown(shutdown)
         .await;
-    reconciler.abort();
+    for task in loops {
+        task.abort();
+    }
     served
 }
 
