@@ -554,15 +554,7 @@ async fn a_repeated_idempotency_key_returns_the_first_answer(world: World) {
 }
 
 async fn commands_go_to_the_queue_named_on_the_call(world: World) {
-    let worker_queue = match &world.backend.aws {
-        Some(aws) => teleapi::adapters::sqs::create_fifo_queue(
-            &aws.sqs,
-            &format!("{}-worker", aws.tables.calls),
-        )
-        .await
-        .unwrap(),
-        None => "worker-7.fifo".to_owned(),
-    };
+    let worker_queue = world.backend.worker_queue("worker-7").await;
     let mut call = world.call(CallStatus::InProgress).await;
     call.sid = teleapi::domain::CallSid::generate();
     call.command_queue = Some(worker_queue.clone());

@@ -2,6 +2,7 @@
 //! the tests move, and request builders.
 
 pub mod moto;
+pub mod sink;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,7 +13,7 @@ use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request};
 use teleapi::adapters::dynamodb::{DynamoStore, TableNames, schema};
 use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
-use teleapi::adapters::sqs::{SqsQueue, create_fifo_queue};
+use teleapi::adapters::sqs::{SqsQueue, create_queue};
 use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
@@ -45,7 +46,14 @@ pub struct Backend {
     pub name: &'static str,
     pub accounts: Arc<dyn AccountStore>,
     pub calls: Arc<dyn CallStore>,
+    /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
+    /// The events queue (FIFO) and its dead-letter queue.
+    pub events: Arc<dyn Queue>,
+    pub event_dead_letters: Arc<dyn Queue>,
+    /// The callbacks queue (standard) and its dead-letter queue.
+    pub callbacks: Arc<dyn Queue>,
+    pub callback_dead_letters: Arc<dyn Queue>,
     /// Raw clients, when the backend is AWS (for tests that look at items and queues directly).
     pub aws: Option<AwsParts>,
 }
@@ -61,14 +69,20 @@ pub struct AwsParts {
 impl Backend {
     pub fn memory() -> Self {
         let store = MemoryStore::new();
+        let queues = MemoryQueue::with_visibility("commands.fifo", Duration::from_secs(2));
         Self {
             name: "memory",
             accounts: Arc::new(store.clone()),
             calls: Arc::new(store),
-            commands: Arc::new(MemoryQueue::with_visibility(
-                "commands.fifo",
-                Duration::from_secs(2),
-            )),
+            commands: Arc::new(queues.queue("commands.fifo")),
+            events: Arc::new(
+                queues
+                    .queue("events.fifo")
+                    .with_redrive(3, "events-dlq.fifo"),
+            ),
+            event_dead_letters: Arc::new(queues.queue("events-dlq.fifo")),
+            callbacks: Arc::new(queues.queue("callbacks").with_redrive(3, "callbacks-dlq")),
+            callback_dead_letters: Arc::new(queues.queue("callbacks-dlq")),
             aws: None,
         }
     }
@@ -83,24 +97,37 @@ impl Backend {
         schema::create_tables(&dynamodb, &tables)
             .await
             .expect("tables are created on moto");
-        let commands_url = create_fifo_queue(&sqs, &format!("{prefix}-commands"))
-            .await
-            .expect("the commands queue is created on moto");
-        let _ = sqs
-            .set_queue_attributes()
-            .queue_url(&commands_url)
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                "2",
-            )
-            .send()
-            .await;
+        let visibility = Duration::from_secs(2);
+        let queue = |name: String, fifo: bool, redrive: Option<String>| {
+            let sqs = sqs.clone();
+            async move {
+                let redrive = redrive.as_deref().map(|dlq| (dlq, 3));
+                create_queue(&sqs, &name, fifo, visibility, redrive)
+                    .await
+                    .expect("queues are created on moto")
+            }
+        };
+        let commands_url = queue(format!("{prefix}-commands"), true, None).await;
+        let events_dlq = queue(format!("{prefix}-events-dlq"), true, None).await;
+        let events_url = queue(format!("{prefix}-events"), true, Some(events_dlq.clone())).await;
+        let callbacks_dlq = queue(format!("{prefix}-callbacks-dlq"), false, None).await;
+        let callbacks_url = queue(
+            format!("{prefix}-callbacks"),
+            false,
+            Some(callbacks_dlq.clone()),
+        )
+        .await;
+        let sqs_queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
         let store = Arc::new(DynamoStore::new(dynamodb.clone(), tables.clone()));
         Self {
             name: "moto",
             accounts: store.clone(),
             calls: store,
-            commands: Arc::new(SqsQueue::new(sqs.clone(), commands_url.clone())),
+            commands: sqs_queue(&commands_url),
+            events: sqs_queue(&events_url),
+            event_dead_letters: sqs_queue(&events_dlq),
+            callbacks: sqs_queue(&callbacks_url),
+            callback_dead_letters: sqs_queue(&callbacks_dlq),
             aws: Some(AwsParts {
                 dynamodb,
                 sqs,
@@ -120,6 +147,77 @@ impl Backend {
                 write_budget: Duration::from_secs(30),
                 ..ApiConfig::default()
             },
+        }
+    }
+
+    /// The call-events function's services on this backend.
+    pub fn event_services(&self, clock: Arc<ManualClock>) -> teleapi::call_events::EventServices {
+        teleapi::call_events::EventServices {
+            calls: self.calls.clone(),
+            commands: self.commands.clone(),
+            callbacks: self.callbacks.clone(),
+            dead_letters: self.event_dead_letters.clone(),
+            clock,
+            config: teleapi::call_events::EventConfig::default(),
+        }
+    }
+
+    /// The callback function's services on this backend, calling applications through
+    /// `webhooks`, retrying at once (no backoff wait) so that tests run fast.
+    pub fn callback_services(
+        &self,
+        clock: Arc<ManualClock>,
+        webhooks: Arc<dyn teleapi::ports::WebhookClient>,
+    ) -> teleapi::callbacks::CallbackServices {
+        teleapi::callbacks::CallbackServices {
+            accounts: self.accounts.clone(),
+            calls: self.calls.clone(),
+            commands: self.commands.clone(),
+            callbacks: self.callbacks.clone(),
+            dead_letters: self.callback_dead_letters.clone(),
+            webhooks,
+            clock,
+            config: teleapi::callbacks::CallbackConfig {
+                retry_base: Duration::ZERO,
+                ..teleapi::callbacks::CallbackConfig::default()
+            },
+        }
+    }
+
+    /// A media worker's own commands queue, by URL (created on moto; any name in memory).
+    pub async fn worker_queue(&self, name: &str) -> String {
+        match &self.aws {
+            Some(aws) => create_queue(
+                &aws.sqs,
+                &format!("{}-{name}", aws.tables.calls),
+                true,
+                Duration::from_secs(2),
+                None,
+            )
+            .await
+            .expect("the worker queue is created on moto"),
+            None => format!("{name}.fifo"),
+        }
+    }
+
+    /// Every message on `queue`, received and deleted, as text.
+    pub async fn drain(queue: &dyn Queue) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let batch = queue
+                .receive(None, 10, Duration::from_millis(200))
+                .await
+                .expect("receive works");
+            if batch.is_empty() {
+                return out;
+            }
+            for message in batch {
+                queue
+                    .delete(None, &message.receipt)
+                    .await
+                    .expect("delete works");
+                out.push(message.body);
+            }
         }
     }
 

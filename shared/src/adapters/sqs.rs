@@ -118,22 +118,43 @@ impl Queue for SqsQueue {
     }
 }
 
-/// Creates a FIFO queue (the name gets `.fifo` if it lacks it) and returns its URL; an existing
-/// queue of that name is returned as it is.
-pub async fn create_fifo_queue(client: &Client, name: &str) -> Result<String, QueueError> {
-    let name = if name.ends_with(".fifo") {
-        name.to_owned()
-    } else {
-        format!("{name}.fifo")
+/// Creates a queue (FIFO: the name gets `.fifo` if it lacks it) and returns its URL; an
+/// existing queue of that name is returned as it is. With `redrive`, messages received that many
+/// times move to the queue with that URL (which must be of the same kind).
+pub async fn create_queue(
+    client: &Client,
+    name: &str,
+    fifo: bool,
+    visibility: std::time::Duration,
+    redrive: Option<(&str, u32)>,
+) -> Result<String, QueueError> {
+    let name = match (fifo, name.ends_with(".fifo")) {
+        (true, false) => format!("{name}.fifo"),
+        _ => name.to_owned(),
     };
-    let output = client
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .map_err(queue_error)?;
+    let mut request = client.create_queue().queue_name(name).attributes(
+        QueueAttributeName::VisibilityTimeout,
+        visibility.as_secs().to_string(),
+    );
+    if fifo {
+        request = request.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    if let Some((dead_letters, max_receives)) = redrive {
+        let arn = client
+            .get_queue_attributes()
+            .queue_url(dead_letters)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(queue_error)?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .ok_or_else(|| QueueError::Failed("the dead-letter queue has no ARN".into()))?;
+        let policy =
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{max_receives}"}}"#);
+        request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
+    }
+    let output = request.send().await.map_err(queue_error)?;
     output
         .queue_url
         .ok_or_else(|| QueueError::Failed("CreateQueue returned no URL".into()))

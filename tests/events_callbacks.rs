@@ -1,0 +1,888 @@
+//! Media worker events and the callback function, on the memory twins and on moto: events move
+//! calls and settle intents; StatusCallbacks are signed, numbered, retried and dead-lettered;
+//! fallbacks turn into `execute` commands or failed calls; the SSRF guard refuses every private
+//! address class.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+use serde_json::Value;
+use teleapi::adapters::http::{HostResolver, HttpWebhooks};
+use teleapi::call_events::{EventServices, Handled, consume, handle_event};
+use teleapi::callbacks::{CallbackServices, JobOutcome, run_job};
+use teleapi::consumer::poll_once;
+use teleapi::domain::callback::{CallbackJob, signature};
+use teleapi::domain::event::{Event, EventKind};
+use teleapi::domain::{
+    AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, Timestamp,
+};
+use teleapi::ports::{Clock as _, DeliveryError, OutgoingMessage, WebhookClient, WebhookRequest};
+use teleapi_tests::sink::{Reply, Sink, independent_signature};
+use teleapi_tests::{Backend, World, body_json};
+
+struct Pipeline {
+    world: World,
+    events: EventServices,
+    callbacks: CallbackServices,
+    sink: Sink,
+}
+
+const LOCAL: AddressPolicy = AddressPolicy {
+    allow_loopback: true,
+};
+
+impl Pipeline {
+    async fn new(backend: Backend) -> Self {
+        let mut world = World::new(backend).await;
+        world.services.config.address_policy = LOCAL;
+        let events = world.backend.event_services(world.clock.clone());
+        let callbacks = world
+            .backend
+            .callback_services(world.clock.clone(), Arc::new(HttpWebhooks::new(LOCAL)));
+        Self {
+            world,
+            events,
+            callbacks,
+            sink: Sink::start().await,
+        }
+    }
+
+    fn event(&self, call_sid: &CallSid, kind: EventKind) -> String {
+        Event {
+            version: 1,
+            call_sid: call_sid.clone(),
+            timestamp: self.world.clock.now().millis(),
+            kind,
+        }
+        .to_json()
+    }
+
+    async fn apply(&self, call_sid: &CallSid, kind: EventKind) -> Handled {
+        handle_event(&self.events, &self.event(call_sid, kind))
+            .await
+            .unwrap()
+    }
+
+    async fn status(
+        &self,
+        call_sid: &CallSid,
+        seq: u64,
+        status: CallStatus,
+        duration: Option<u64>,
+    ) -> Handled {
+        let kind = EventKind::CallStatus {
+            seq,
+            status,
+            start_time: None,
+            end_time: None,
+            duration,
+        };
+        self.apply(call_sid, kind).await
+    }
+
+    /// Runs every job on the callbacks queue, retries included, until it is empty.
+    async fn deliver_all(&self) -> Vec<JobOutcome> {
+        let mut outcomes = Vec::new();
+        for _ in 0..50 {
+            let batch = self
+                .callbacks
+                .callbacks
+                .receive(None, 10, Duration::from_millis(300))
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return outcomes;
+            }
+            for message in batch {
+                outcomes.push(run_job(&self.callbacks, &message.body).await.unwrap());
+                self.callbacks
+                    .callbacks
+                    .delete(None, &message.receipt)
+                    .await
+                    .unwrap();
+            }
+        }
+        panic!("the callbacks queue never emptied");
+    }
+
+    /// A call created through the API, reporting to the sink.
+    async fn outgoing_call(&self, extra: &str) -> CallSid {
+        let body = format!(
+            "From=%2B15551230001&To=client%3Abob&Url=https%3A%2F%2Fapp.example.com%2Fbob{extra}"
+        );
+        let response = self.world.post("/Calls.json", &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{}",
+            teleapi_tests::body_text(&response)
+        );
+        body_json(&response)["sid"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn encoded(&self, path: &str) -> String {
+        percent_encoding::utf8_percent_encode(
+            &self.sink.url(path),
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string()
+    }
+}
+
+fn initiated(seq: u64, world: &World, queue: &str) -> EventKind {
+    EventKind::CallInitiated {
+        seq,
+        account_sid: world.account.sid.clone(),
+        direction: Direction::OutboundApi,
+        from: "+15551230001".into(),
+        to: "client:bob".into(),
+        parent_call_sid: None,
+        command_queue_url: queue.into(),
+        url: None,
+        method: None,
+    }
+}
+
+async fn status_callbacks_are_signed_and_numbered(p: Pipeline) {
+    let callback = p.encoded("/status");
+    let sid = p
+        .outgoing_call(&format!(
+            "&StatusCallback={callback}&StatusCallbackEvent=initiated+ringing+answered+completed"
+        ))
+        .await;
+    p.world.backend.drain_commands().await;
+    assert!(matches!(
+        p.apply(&sid, initiated(1, &p.world, "worker-1")).await,
+        Handled::Applied { callback: true, .. }
+    ));
+    p.status(&sid, 2, CallStatus::Ringing, None).await;
+    p.world.clock.advance(Duration::from_secs(5));
+    p.status(&sid, 3, CallStatus::InProgress, None).await;
+    p.world.clock.advance(Duration::from_secs(42));
+    p.status(&sid, 4, CallStatus::Completed, Some(42)).await;
+    let outcomes = p.deliver_all().await;
+    assert_eq!(outcomes, vec![JobOutcome::Delivered; 4]);
+
+    let mut received = p.sink.received_at("/status");
+    received.sort_by_key(|r| r.params["SequenceNumber"].parse::<u64>().unwrap());
+    let statuses: Vec<&str> = received
+        .iter()
+        .map(|r| r.params["CallStatus"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["initiated", "ringing", "in-progress", "completed"]
+    );
+    let token = p.world.account.auth_token.expose();
+    for (n, request) in received.iter().enumerate() {
+        let params = &request.params;
+        assert_eq!(request.method, "POST");
+        assert_eq!(params["SequenceNumber"], n.to_string());
+        assert_eq!(params["CallSid"], sid.as_str());
+        assert_eq!(params["AccountSid"], p.world.account.sid.as_str());
+        assert_eq!(params["From"], "+15551230001");
+        assert_eq!(params["To"], "client:bob");
+        assert_eq!(params["Direction"], "outbound-api");
+        assert_eq!(params["ApiVersion"], "2012-04-24");
+        assert_eq!(params["CallbackSource"], "call-progress-events");
+        assert!(
+            params["Timestamp"].ends_with("+0000"),
+            "{}",
+            params["Timestamp"]
+        );
+        assert_eq!(params.contains_key("CallDuration"), n == 3);
+        let url = p.sink.url("/status");
+        let header = request.header("x-teleapi-signature").unwrap();
+        assert_eq!(header, independent_signature(token, &url, params));
+        assert_eq!(header, signature(token, &url, Method::Post, params));
+        assert_eq!(
+            request.header("i-teleapi-idempotency-token").unwrap(),
+            format!("{sid}-e{}", n + 1)
+        );
+    }
+    assert_eq!(received[3].params["CallDuration"], "42");
+
+    let call = body_json(&p.world.get(&format!("/Calls/{sid}.json")).await);
+    assert_eq!(call["status"], "completed");
+    assert_eq!(call["duration"], "42");
+    let stored = p.world.backend.calls.call(&sid).await.unwrap().unwrap();
+    assert_eq!(stored.command_queue.as_deref(), Some("worker-1"));
+}
+
+async fn get_callbacks_carry_their_parameters_in_the_query(p: Pipeline) {
+    let callback = p.encoded("/status?tenant=7");
+    let sid = p
+        .outgoing_call(&format!(
+            "&StatusCallback={callback}&StatusCallbackMethod=GET"
+        ))
+        .await;
+    p.status(&sid, 1, CallStatus::Busy, None).await;
+    assert_eq!(p.deliver_all().await, [JobOutcome::Delivered]);
+    let request = &p.sink.received_at("/status")[0];
+    assert_eq!(request.method, "GET");
+    assert!(request.body.is_empty());
+    assert_eq!(request.params["tenant"], "7");
+    assert_eq!(request.params["CallStatus"], "busy");
+    let full = format!(
+        "{}?{}",
+        p.sink.url("/status"),
+        request.query.as_deref().unwrap()
+    );
+    let token = p.world.account.auth_token.expose();
+    assert_eq!(
+        request.header("x-teleapi-signature").unwrap(),
+        independent_signature(token, &full, &Default::default())
+    );
+}
+
+async fn a_failing_callback_is_retried_then_dead_lettered(p: Pipeline) {
+    p.sink
+        .script("/flaky", vec![Reply::status(500), Reply::status(503)]);
+    let sid = p
+        .outgoing_call(&format!("&StatusCallback={}", p.encoded("/flaky")))
+        .await;
+    p.status(&sid, 1, CallStatus::NoAnswer, None).await;
+    let outcomes = p.deliver_all().await;
+    assert!(
+        matches!(outcomes[0], JobOutcome::Retrying { attempts: 1, .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[1], JobOutcome::Retrying { attempts: 2, .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], JobOutcome::Delivered);
+    let tokens: Vec<String> = p
+        .sink
+        .received_at("/flaky")
+        .iter()
+        .map(|r| r.header("i-teleapi-idempotency-token").unwrap().to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one token across retries: {tokens:?}"
+    );
+
+    // Out of tries: the job goes to the dead-letter queue with its history. The fragment
+    // (#rc) is never sent.
+    p.sink.script("/down", vec![Reply::status(500); 5]);
+    let sid = p
+        .outgoing_call(&format!("&StatusCallback={}", p.encoded("/down#rc=2")))
+        .await;
+    p.status(&sid, 1, CallStatus::Failed, None).await;
+    let outcomes = p.deliver_all().await;
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(matches!(outcomes[2], JobOutcome::DeadLettered(_)));
+    assert_eq!(p.sink.received_at("/down").len(), 3);
+    assert!(
+        p.sink
+            .received_at("/down")
+            .iter()
+            .all(|r| r.query.is_none())
+    );
+    let dead = Backend::drain(p.callbacks.dead_letters.as_ref()).await;
+    assert_eq!(dead.len(), 1);
+    let job = CallbackJob::from_json(&dead[0]).unwrap();
+    assert_eq!(job.attempts, 3);
+    let history: Vec<&str> = job.history.iter().map(|h| h.outcome.as_str()).collect();
+    assert_eq!(history, ["500", "500", "500"]);
+
+    // A 4xx is not retried unless the URL asks for it (#rp=4xx).
+    let sid = p
+        .outgoing_call(&format!("&StatusCallback={}", p.encoded("/gone")))
+        .await;
+    p.sink.script("/gone", vec![Reply::status(404); 3]);
+    p.status(&sid, 1, CallStatus::Failed, None).await;
+    assert!(matches!(
+        p.deliver_all().await[..],
+        [JobOutcome::DeadLettered(_)]
+    ));
+}
+
+async fn timeouts_and_unreachable_applications(p: Pipeline) {
+    p.sink
+        .script("/slow", vec![Reply::slow(Duration::from_secs(2)); 2]);
+    let sid = p
+        .outgoing_call(&format!(
+            "&StatusCallback={}",
+            p.encoded("/slow#rt=200&tt=300&rc=1")
+        ))
+        .await;
+    p.status(&sid, 1, CallStatus::Failed, None).await;
+    let outcomes = p.deliver_all().await;
+    assert!(
+        matches!(
+            outcomes[..],
+            [JobOutcome::Retrying { .. }, JobOutcome::DeadLettered(_)]
+        ),
+        "{outcomes:?}"
+    );
+    let job = CallbackJob::from_json(&Backend::drain(p.callbacks.dead_letters.as_ref()).await[0])
+        .unwrap();
+    assert!(
+        job.history.iter().all(|h| h.outcome == "read timeout"),
+        "{:?}",
+        job.history
+    );
+
+    // Nobody listening: a connection error, retried as the policy says, then given up.
+    let closed = "http%3A%2F%2F127.0.0.1%3A9%2Fcb%23rc%3D1";
+    let sid = p.outgoing_call(&format!("&StatusCallback={closed}")).await;
+    p.status(&sid, 1, CallStatus::Failed, None).await;
+    let outcomes = p.deliver_all().await;
+    assert!(
+        matches!(
+            outcomes[..],
+            [JobOutcome::Retrying { .. }, JobOutcome::DeadLettered(_)]
+        ),
+        "{outcomes:?}"
+    );
+}
+
+async fn a_fallback_answer_becomes_an_execute_command(p: Pipeline) {
+    let call = p.world.call(CallStatus::InProgress).await;
+    let modified = p
+        .world
+        .modify(&call, &format!("FallbackUrl={}", p.encoded("/fallback")))
+        .await;
+    assert_eq!(modified.status(), StatusCode::OK);
+    let rcml = "<Response><Say>Sorry, we are having trouble.</Say></Response>";
+    p.sink.script("/fallback", vec![Reply::rcml(rcml)]);
+    let failed = EventKind::RcmlFailed {
+        seq: 1,
+        url: "https://app.example.com/rcml".into(),
+        error_code: 11200,
+        detail: "HTTP 500 from the application".into(),
+    };
+    assert_eq!(
+        p.apply(&call.sid, failed.clone()).await,
+        Handled::Applied {
+            callback: true,
+            intent: false
+        }
+    );
+    assert_eq!(p.deliver_all().await, [JobOutcome::Delivered]);
+    let request = &p.sink.received_at("/fallback")[0];
+    assert_eq!(request.params["ErrorCode"], "11200");
+    assert_eq!(request.params["ErrorUrl"], "https://app.example.com/rcml");
+    assert_eq!(request.params["CallStatus"], "in-progress");
+    assert_eq!(request.params["CallSid"], call.sid.as_str());
+
+    let commands = p.world.backend.drain_commands().await;
+    let execute = commands
+        .iter()
+        .find(|c| c["type"] == "execute")
+        .expect("an execute command");
+    assert_eq!(execute["parameters"]["rcml"], rcml);
+    assert_eq!(execute["call_sid"], call.sid.as_str());
+    let stored = p.world.stored(&call).await;
+    assert_eq!(execute["seq"], stored.seq);
+    let intent = p
+        .world
+        .backend
+        .calls
+        .intent(&call.sid, stored.seq)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(intent.action.as_str(), "execute");
+    assert!(intent.parameters["Source"].contains("/fallback"));
+
+    // The same event again changes nothing and asks for nothing.
+    assert!(matches!(
+        p.apply(&call.sid, failed).await,
+        Handled::Ignored(_)
+    ));
+    assert!(p.deliver_all().await.is_empty());
+}
+
+async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
+    // No FallbackUrl: the call is hung up as failed, with the error recorded.
+    let bare = p.world.call(CallStatus::InProgress).await;
+    let failed = |seq| EventKind::RcmlFailed {
+        seq,
+        url: "https://app.example.com/rcml".into(),
+        error_code: 12100,
+        detail: "document parse failure".into(),
+    };
+    assert_eq!(
+        p.apply(&bare.sid, failed(1)).await,
+        Handled::Applied {
+            callback: false,
+            intent: true
+        }
+    );
+    let stored = p.world.stored(&bare).await;
+    assert_eq!(stored.status, CallStatus::Failed);
+    let intent = p
+        .world
+        .backend
+        .calls
+        .intent(&bare.sid, stored.seq)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        intent.reason.as_deref().unwrap().contains("12100"),
+        "{:?}",
+        intent.reason
+    );
+    let commands = p.world.backend.drain_commands().await;
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0]["type"], "hangup");
+    assert_eq!(commands[0]["parameters"]["status"], "failed");
+
+    // A FallbackUrl that fails after its tries: the call fails too.
+    for (path, replies) in [
+        ("/broken", vec![Reply::status(500)]),
+        ("/not-rcml", vec![Reply::rcml("<html>oops</html>")]),
+    ] {
+        let call = p.world.call(CallStatus::InProgress).await;
+        p.world
+            .modify(
+                &call,
+                &format!("FallbackUrl={}", p.encoded(&format!("{path}#rc=0"))),
+            )
+            .await;
+        p.world.backend.drain_commands().await;
+        p.sink.script(path, replies);
+        p.apply(&call.sid, failed(1)).await;
+        p.deliver_all().await;
+        let stored = p.world.stored(&call).await;
+        assert_eq!(stored.status, CallStatus::Failed, "{path}");
+        let intent = p
+            .world
+            .backend
+            .calls
+            .intent(&call.sid, stored.seq)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            intent.reason.as_deref().unwrap().contains("FallbackUrl"),
+            "{path}: {:?}",
+            intent.reason
+        );
+        let commands = p.world.backend.drain_commands().await;
+        assert_eq!(
+            commands.iter().filter(|c| c["type"] == "hangup").count(),
+            1,
+            "{path}"
+        );
+    }
+    Backend::drain(p.callbacks.dead_letters.as_ref()).await;
+}
+
+async fn duplicate_stale_and_illegal_events_change_nothing(p: Pipeline) {
+    let sid = p
+        .outgoing_call(&format!("&StatusCallback={}", p.encoded("/status")))
+        .await;
+    assert!(matches!(
+        p.status(&sid, 2, CallStatus::InProgress, None).await,
+        Handled::Applied { .. }
+    ));
+    assert!(
+        matches!(
+            p.status(&sid, 1, CallStatus::Ringing, None).await,
+            Handled::Ignored(_)
+        ),
+        "older"
+    );
+    assert!(
+        matches!(
+            p.status(&sid, 2, CallStatus::InProgress, None).await,
+            Handled::Ignored(_)
+        ),
+        "again"
+    );
+    assert!(matches!(
+        p.status(&sid, 3, CallStatus::Completed, Some(10)).await,
+        Handled::Applied { callback: true, .. }
+    ));
+    assert!(
+        matches!(
+            p.status(&sid, 3, CallStatus::Completed, Some(10)).await,
+            Handled::Ignored(_)
+        ),
+        "duplicate"
+    );
+    assert!(
+        matches!(
+            p.status(&sid, 4, CallStatus::InProgress, None).await,
+            Handled::Ignored(_)
+        ),
+        "illegal"
+    );
+    assert!(
+        matches!(
+            p.status(&sid, 5, CallStatus::Busy, None).await,
+            Handled::Ignored(_)
+        ),
+        "already ended"
+    );
+    assert_eq!(
+        p.deliver_all().await,
+        [JobOutcome::Delivered],
+        "one completed callback"
+    );
+    let call = p.world.backend.calls.call(&sid).await.unwrap().unwrap();
+    assert_eq!(
+        (call.status, call.duration, call.event_seq),
+        (CallStatus::Completed, Some(10), 3)
+    );
+
+    // An event for a call nobody knows, other than call.initiated, is ignored.
+    assert!(matches!(
+        p.status(&CallSid::generate(), 1, CallStatus::Ringing, None)
+            .await,
+        Handled::Ignored(_)
+    ));
+}
+
+async fn a_hangup_request_is_confirmed_by_the_worker(p: Pipeline) {
+    let call = p.world.call(CallStatus::InProgress).await;
+    p.world
+        .modify(&call, &format!("StatusCallback={}", p.encoded("/status")))
+        .await;
+    p.world.clock.advance(Duration::from_secs(30));
+    let hung_up = p.world.modify(&call, "Status=completed").await;
+    assert_eq!(body_json(&hung_up)["status"], "completed");
+    // The worker reports the end with its own figures: they win, and the callback goes out.
+    assert!(matches!(
+        p.status(&call.sid, 1, CallStatus::Completed, Some(31))
+            .await,
+        Handled::Applied { callback: true, .. }
+    ));
+    assert_eq!(p.deliver_all().await, [JobOutcome::Delivered]);
+    assert_eq!(
+        p.sink.received_at("/status")[0].params["CallDuration"],
+        "31"
+    );
+}
+
+async fn command_events_settle_intents(p: Pipeline) {
+    let call = p.world.call(CallStatus::InProgress).await;
+    let first = body_json(
+        &p.world
+            .modify(&call, "Url=https%3A%2F%2Fapp.example.com%2Fa")
+            .await,
+    );
+    let second = body_json(&p.world.modify(&call, "Mute=true").await);
+    let intent_sid = |v: &Value| v["intent_sid"].as_str().unwrap().parse().unwrap();
+    let applied = EventKind::CommandApplied {
+        intent_sid: intent_sid(&first),
+        seq: 1,
+    };
+    assert_eq!(
+        p.apply(&call.sid, applied.clone()).await,
+        Handled::Settled(true)
+    );
+    assert_eq!(
+        p.apply(&call.sid, applied).await,
+        Handled::Settled(false),
+        "duplicate"
+    );
+    let wrong = EventKind::CommandApplied {
+        intent_sid: intent_sid(&first),
+        seq: 2,
+    };
+    assert_eq!(
+        p.apply(&call.sid, wrong).await,
+        Handled::Settled(false),
+        "not that intent"
+    );
+    let rejected = EventKind::CommandRejected {
+        intent_sid: intent_sid(&second),
+        seq: 2,
+        reason: "superseded".into(),
+    };
+    assert_eq!(p.apply(&call.sid, rejected).await, Handled::Settled(true));
+    let list = body_json(
+        &p.world
+            .get(&format!("/Calls/{}/Modifications.json", call.sid))
+            .await,
+    );
+    assert_eq!(list["modifications"][0]["status"], "applied");
+    assert_eq!(list["modifications"][1]["status"], "rejected");
+    assert_eq!(list["modifications"][1]["outcome"], "superseded");
+    let stored = p
+        .world
+        .backend
+        .calls
+        .intent(&call.sid, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, IntentStatus::Applied);
+}
+
+async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
+    let sid = CallSid::generate();
+    let worker = p.world.backend.worker_queue("worker-9").await;
+    let kind = EventKind::CallInitiated {
+        seq: 1,
+        account_sid: p.world.account.sid.clone(),
+        direction: Direction::Inbound,
+        from: "+15557654321".into(),
+        to: "+15551230002".into(),
+        parent_call_sid: None,
+        command_queue_url: worker.clone(),
+        url: Some(
+            teleapi::domain::WebhookUrl::parse("https://app.example.com/bob", LOCAL).unwrap(),
+        ),
+        method: Some(Method::Get),
+    };
+    assert!(matches!(
+        p.apply(&sid, kind.clone()).await,
+        Handled::Applied { .. }
+    ));
+    assert!(
+        matches!(p.apply(&sid, kind).await, Handled::Ignored(_)),
+        "duplicate"
+    );
+    let call = body_json(&p.world.get(&format!("/Calls/{sid}.json")).await);
+    assert_eq!(call["direction"], "inbound");
+    assert_eq!(call["from"], "+15557654321");
+    assert_eq!(call["status"], "queued");
+    p.status(&sid, 2, CallStatus::Ringing, None).await;
+    p.status(&sid, 3, CallStatus::InProgress, None).await;
+    // Modifications of the call now go to its worker's queue.
+    let call = p.world.backend.calls.call(&sid).await.unwrap().unwrap();
+    assert_eq!(call.command_queue.as_deref(), Some(worker.as_str()));
+    assert_eq!(
+        p.world.modify(&call, "Mute=true").await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        p.world.backend.drain_commands().await.is_empty(),
+        "not on the default queue"
+    );
+}
+
+async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
+    let a = p.world.call(CallStatus::InProgress).await;
+    let b = p.world.call(CallStatus::Ringing).await;
+    let queue = p.world.backend.events.clone();
+    let send = |group: &str, body: String| {
+        let queue = queue.clone();
+        let message = OutgoingMessage::fifo(group, teleapi::domain::sid::random_hex32(), body);
+        async move { queue.send(None, &message).await.unwrap() }
+    };
+    let completed = EventKind::CallStatus {
+        seq: 1,
+        status: CallStatus::Completed,
+        start_time: None,
+        end_time: None,
+        duration: Some(3),
+    };
+    send(a.sid.as_str(), p.event(&a.sid, completed)).await;
+    send("CAbogus", "{not an event".into()).await;
+    let answered = EventKind::CallStatus {
+        seq: 1,
+        status: CallStatus::InProgress,
+        start_time: None,
+        end_time: None,
+        duration: None,
+    };
+    send(b.sid.as_str(), p.event(&b.sid, answered)).await;
+    let mut handled = 0;
+    for _ in 0..5 {
+        handled += poll_once(queue.as_ref(), Duration::from_millis(300), |m| {
+            let events = p.events.clone();
+            async move { consume(&events, &m).await }
+        })
+        .await
+        .unwrap();
+        if handled >= 3 {
+            break;
+        }
+    }
+    assert_eq!(handled, 3);
+    assert_eq!(p.world.stored(&a).await.status, CallStatus::Completed);
+    assert_eq!(p.world.stored(&b).await.status, CallStatus::InProgress);
+    let dead = Backend::drain(p.world.backend.event_dead_letters.as_ref()).await;
+    assert_eq!(dead, ["{not an event"]);
+    assert!(
+        queue
+            .receive(None, 10, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left behind"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::Pipeline::new(teleapi_tests::Backend::memory()).await).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Pipeline::new(teleapi_tests::Backend::moto().await).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    status_callbacks_are_signed_and_numbered,
+    get_callbacks_carry_their_parameters_in_the_query,
+    a_failing_callback_is_retried_then_dead_lettered,
+    timeouts_and_unreachable_applications,
+    a_fallback_answer_becomes_an_execute_command,
+    a_failed_fallback_or_none_fails_the_call,
+    duplicate_stale_and_illegal_events_change_nothing,
+    a_hangup_request_is_confirmed_by_the_worker,
+    command_events_settle_intents,
+    an_unknown_inbound_call_is_created_on_initiated,
+    one_bad_message_does_not_hold_back_the_batch,
+);
+
+/// A resolver that answers every name with fixed addresses: DNS as an attacker would run it.
+struct FixedResolver(Vec<std::net::IpAddr>);
+
+#[async_trait::async_trait]
+impl HostResolver for FixedResolver {
+    async fn lookup(&self, _host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        Ok(self.0.clone())
+    }
+}
+
+fn request(url: &str) -> WebhookRequest {
+    WebhookRequest {
+        method: Method::Post,
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: Some("a=1".into()),
+        delivery: teleapi::domain::callback::Delivery::default(),
+    }
+}
+
+#[tokio::test]
+async fn every_private_address_class_is_refused() {
+    let classes = [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.0.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "fc00::1",
+        "fd00:ec2::254",
+        "fe80::1",
+        "ff02::1",
+        "::",
+        "::ffff:10.0.0.1",
+    ];
+    for ip in classes {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        // By name: the resolver's answer is checked before anything connects.
+        let client = HttpWebhooks::with_resolver(
+            AddressPolicy::default(),
+            Arc::new(FixedResolver(vec![ip])),
+        );
+        let answer = client
+            .send(&request("http://app.example.test:8080/cb"))
+            .await;
+        assert!(
+            matches!(answer, Err(DeliveryError::Refused(_))),
+            "{ip}: {answer:?}"
+        );
+        // As a literal in the URL.
+        let literal = match ip {
+            std::net::IpAddr::V4(v4) => format!("http://{v4}/cb"),
+            std::net::IpAddr::V6(v6) => format!("http://[{v6}]/cb"),
+        };
+        let answer = client.send(&request(&literal)).await;
+        assert!(
+            matches!(answer, Err(DeliveryError::Refused(_))),
+            "{literal}: {answer:?}"
+        );
+    }
+    // A name with only some private answers connects to the public ones only: here the one
+    // allowed address is the test sink, so reaching it proves the private answer was dropped.
+    let sink = Sink::start().await;
+    let port = sink.base.rsplit(':').next().unwrap().to_owned();
+    let mixed = HttpWebhooks::with_resolver(
+        LOCAL,
+        Arc::new(FixedResolver(vec![
+            "10.9.9.9".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+        ])),
+    );
+    let answer = mixed
+        .send(&request(&format!("http://mixed.test:{port}/ok")))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn redirects_to_private_addresses_are_refused() {
+    let sink = Sink::start().await;
+    let client = HttpWebhooks::with_resolver(
+        LOCAL,
+        Arc::new(FixedResolver(vec!["192.168.1.1".parse().unwrap()])),
+    );
+    for target in [
+        "http://10.0.0.1/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00::1]:22/x",
+        "http://internal.test/x",
+    ] {
+        sink.script("/hop", vec![Reply::redirect(target)]);
+        let answer = client.send(&request(&sink.url("/hop"))).await;
+        assert!(
+            matches!(answer, Err(DeliveryError::Refused(_))),
+            "{target}: {answer:?}"
+        );
+    }
+    // A redirect to another scheme is not followed at all: the 302 is the answer, not a 2xx.
+    sink.script("/hop", vec![Reply::redirect("file:///etc/passwd")]);
+    let answer = client.send(&request(&sink.url("/hop"))).await.unwrap();
+    assert_eq!(answer.status, 302);
+    sink.script("/hop", vec![Reply::redirect(&sink.url("/landed"))]);
+    let answer = client.send(&request(&sink.url("/hop"))).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(sink.received_at("/landed").len(), 1);
+}
+
+#[test]
+fn signatures_match_an_independent_implementation() {
+    let mut params = std::collections::BTreeMap::new();
+    params.insert("CallSid".to_owned(), "CA1234567890ABCDE".to_owned());
+    params.insert("Caller".to_owned(), "+14158675310".to_owned());
+    params.insert("Digits".to_owned(), "1234".to_owned());
+    params.insert("From".to_owned(), "+14158675310".to_owned());
+    params.insert("To".to_owned(), "+18005551212".to_owned());
+    params.insert("Ünïcode".to_owned(), "välue & more=yes".to_owned());
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    assert_eq!(
+        signature("12345", url, Method::Post, &params),
+        independent_signature("12345", url, &params)
+    );
+    assert_eq!(
+        signature("12345", url, Method::Get, &params),
+        independent_signature("12345", url, &Default::default())
+    );
+    let _ = Timestamp::now();
+}
