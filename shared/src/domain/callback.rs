@@ -294,6 +294,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_job_round_trips() {
+        let examples = crate::domain::doc_examples("## Callback jobs");
+        assert_eq!(examples.len(), 1);
+        let job = CallbackJob::from_json(examples[0]).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(examples[0]).unwrap();
+        assert_eq!(serde_json::to_value(&job).unwrap(), expected);
+    }
+
+    #[test]
     fn connection_overrides() {
         let url = WebhookUrl::trusted(
             "https://app.example.com/cb?x=1#ct=2000&rt=900&tt=12000&rc=5&rp=4xx,ct&e=ashburn"

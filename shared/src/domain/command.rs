@@ -118,12 +118,7 @@ mod tests {
     /// Every JSON example in docs/messages.md is a command that encodes back to itself.
     #[test]
     fn documented_examples_round_trip() {
-        let doc = include_str!("../../../docs/messages.md");
-        let examples: Vec<&str> = doc
-            .split("```json")
-            .skip(1)
-            .map(|block| block.split("```").next().unwrap_or_default())
-            .collect();
+        let examples = crate::domain::doc_examples("## Commands");
         assert!(examples.len() >= 6, "docs/messages.md lost its examples");
         for example in examples {
             let command = Command::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));

@@ -111,3 +111,33 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event example in docs/messages.md decodes and encodes back to itself.
+    #[test]
+    fn documented_examples_round_trip() {
+        let examples = crate::domain::doc_examples("## Events");
+        assert_eq!(examples.len(), 5, "one example per event type");
+        for example in examples {
+            let event = Event::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
+            let expected: serde_json::Value = serde_json::from_str(example).unwrap();
+            assert_eq!(serde_json::to_value(&event).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn unknown_types_and_versions_are_refused() {
+        for bad in [
+            r#"{"version":1,"type":"call.exploded","call_sid":"CA5f2b9d0c6e1a4b3f8c7d6e5f4a3b2c1d","timestamp":1}"#,
+            r#"{"version":2,"type":"command.applied","call_sid":"CA5f2b9d0c6e1a4b3f8c7d6e5f4a3b2c1d","timestamp":1,"intent_sid":"MI0a1b2c3d4e5f60718293a4b5c6d7e8f9","seq":1}"#,
+            r#"{"version":1,"type":"call.status","call_sid":"CAnope","timestamp":1,"seq":1,"status":"completed"}"#,
+            "[]",
+            "",
+        ] {
+            assert!(Event::from_json(bad).is_err(), "{bad}");
+        }
+    }
+}

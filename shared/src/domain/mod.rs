@@ -34,3 +34,18 @@ pub use rcml::Rcml;
 pub use sid::{AccountSid, CallSid, IntentSid};
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
+
+/// The JSON examples of one section of docs/messages.md (from `heading` to the next `## `), for
+/// the tests that keep the documentation true.
+#[cfg(test)]
+pub(crate) fn doc_examples(heading: &str) -> Vec<&'static str> {
+    let doc = include_str!("../../../docs/messages.md");
+    let start = doc.find(heading).expect("the section exists");
+    let section = &doc[start + heading.len()..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    section
+        .split("```json")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default())
+        .collect()
+}
