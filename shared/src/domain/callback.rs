@@ -293,6 +293,33 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration, random: f64) -> 
 mod tests {
     use super::*;
 
+    /// The worked example of Twilio's webhook security documentation
+    /// (twilio.com/docs/usage/security): AuthToken `12345`, this URL and these POST parameters
+    /// are signed `GvWf1cFY/Q7PnoempGyD5oXAezc=`.
+    #[test]
+    fn signs_twilios_published_example() {
+        let parameters: BTreeMap<String, String> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675310"),
+            ("Digits", "1234"),
+            ("From", "+14158675310"),
+            ("To", "+18005551212"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            signature("12345", url, Method::Post, &parameters),
+            "GvWf1cFY/Q7PnoempGyD5oXAezc="
+        );
+        // GET requests sign the URL alone: their parameters are in it.
+        assert_ne!(
+            signature("12345", url, Method::Get, &parameters),
+            "GvWf1cFY/Q7PnoempGyD5oXAezc="
+        );
+    }
+
     #[test]
     fn the_documented_job_round_trips() {
         let examples = crate::domain::doc_examples("## Callback jobs");
