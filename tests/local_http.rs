@@ -169,6 +169,44 @@ async fn dev_routes_and_the_api_work_together() {
     assert_eq!(listed["calls"].as_array().unwrap().len(), 3);
     assert_eq!(listed["calls"][0]["sid"], created["sid"]);
 
+    // The event and callback loops run in-process: an event posted as a worker would makes the
+    // app receive its StatusCallback.
+    let sink = teleapi_tests::sink::Sink::start().await;
+    let (status, call) = local
+        .post(
+            &calls,
+            &format!(
+                "From=%2B15551230001&To=client%3Acarol&Url=http%3A%2F%2F127.0.0.1%3A9%2Fconf&StatusCallback={}",
+                percent_encoding::utf8_percent_encode(&sink.url("/status"), percent_encoding::NON_ALPHANUMERIC)
+            ),
+            true,
+        )
+        .await;
+    assert_eq!(status, 201, "{call}");
+    let event = serde_json::json!({
+        "version": 1, "type": "call.status", "call_sid": call["sid"], "timestamp": 1_795_524_310_000_i64,
+        "seq": 1, "status": "busy"
+    });
+    let response = local
+        .client
+        .post(format!("{}/dev/Events", local.base))
+        .body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let mut delivered = Vec::new();
+    for _ in 0..100 {
+        delivered = sink.received_at("/status");
+        if !delivered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivered.len(), 1, "the StatusCallback arrived");
+    assert_eq!(delivered[0].params["CallStatus"], "busy");
+    assert!(delivered[0].header("x-teleapi-signature").is_some());
+
     let huge = format!("Url={}", "a".repeat(100 * 1024));
     let (status, body) = local.post(&path, &huge, true).await;
     assert_eq!(status, 413, "{body}");
