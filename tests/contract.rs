@@ -461,6 +461,73 @@ async fn creating_a_call_writes_it_once(b: &Backend) {
     );
 }
 
+async fn call_only_writes_are_conditional(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let before = call(b, &owner.sid, CallStatus::Ringing, now).await;
+    let mut next = before.clone();
+    next.status = CallStatus::InProgress;
+    next.version += 1;
+    next.event_seq = 2;
+    let write = |call, expected_version| CallWrite {
+        call,
+        expected_version,
+        intent: None,
+        idempotency: None,
+        now,
+    };
+    b.calls
+        .write_call(write(&next, Some(before.version)))
+        .await
+        .unwrap();
+    assert_eq!(b.calls.call(&before.sid).await.unwrap().unwrap(), next);
+    assert_eq!(
+        b.calls.write_call(write(&next, Some(before.version))).await,
+        Err(RecordError::CallChanged),
+        "stale version"
+    );
+    assert_eq!(
+        b.calls.write_call(write(&next, None)).await,
+        Err(RecordError::CallChanged),
+        "creating a call that exists"
+    );
+}
+
+async fn standard_messages_may_be_delayed(b: &Backend) {
+    let q = b.callbacks.as_ref();
+    q.send(
+        None,
+        &OutgoingMessage::standard("later".into(), Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+    q.send(
+        None,
+        &OutgoingMessage::standard("now".into(), Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    let first = q
+        .receive(None, 10, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["now"]
+    );
+    assert_eq!(first[0].group, None);
+    q.delete(None, &first[0].receipt).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = q
+        .receive(None, 10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["later"]
+    );
+}
+
 fn page(size: usize, after: Option<String>, backward: bool) -> PageRequest {
     PageRequest {
         size,
@@ -780,6 +847,8 @@ contract!(
     calls_are_listed_newest_first_page_by_page,
     call_filters,
     intents_are_listed_in_sequence,
+    call_only_writes_are_conditional,
+    standard_messages_may_be_delayed,
     fifo_order_per_group_and_deduplication,
     an_unacknowledged_message_comes_back_and_holds_its_group,
 );
