@@ -87,7 +87,7 @@ async fn dev_routes_and_the_api_work_together() {
     let (status, call) = local
         .post(
             "/dev/IncomingCalls",
-            "From=%2B15551230001&To=%2B15551230002&Url=http%3A%2F%2F127.0.0.1%3A9%2Frcml&Method=get",
+            "From=%2B15551230001&To=%2B15551230002&Url=http%3A%2F%2F127.0.0.1%3A9%2Frcml&Method=get&Status=in-progress",
             false,
         )
         .await;
@@ -132,19 +132,25 @@ async fn dev_routes_and_the_api_work_together() {
         .await;
     assert_eq!(status, 401);
 
-    let commands: Value = local
+    // The call was made with Status, so no simulated worker owns it: the redirect's intent is
+    // recorded and waits for a worker.
+    let modifications: Value = local
         .client
-        .get(format!("{}/dev/Commands", local.base))
+        .get(format!(
+            "{}{}",
+            local.base,
+            path.replace(".json", "/Modifications.json")
+        ))
+        .basic_auth(&local.sid, Some(&local.token))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let commands = commands["commands"].as_array().unwrap();
-    assert_eq!(commands.len(), 1);
-    assert_eq!(commands[0]["intent_sid"], modified["intent_sid"]);
-    assert_eq!(commands[0]["parameters"]["url"], "http://127.0.0.1:9/alice");
+    let intent = &modifications["modifications"][0];
+    assert_eq!(intent["sid"], modified["intent_sid"]);
+    assert_eq!(intent["parameters"]["Url"], "http://127.0.0.1:9/alice");
 
     // The rest of the Calls API is served too.
     let calls = format!("/call/2012-04-24/Accounts/{}/Calls.json", local.sid);
@@ -172,17 +178,21 @@ async fn dev_routes_and_the_api_work_together() {
     // The event and callback loops run in-process: an event posted as a worker would makes the
     // app receive its StatusCallback.
     let sink = teleapi_tests::sink::Sink::start().await;
+    // The ringing call was made with Status, so no simulated worker owns it: the test plays the
+    // worker.
+    let ringing_path = format!(
+        "/call/2012-04-24/Accounts/{}/Calls/{}.json",
+        local.sid,
+        ringing["sid"].as_str().unwrap()
+    );
+    let sink_url = sink.url("/status");
+    let callback =
+        percent_encoding::utf8_percent_encode(&sink_url, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
     let (status, call) = local
-        .post(
-            &calls,
-            &format!(
-                "From=%2B15551230001&To=client%3Acarol&Url=http%3A%2F%2F127.0.0.1%3A9%2Fconf&StatusCallback={}",
-                percent_encoding::utf8_percent_encode(&sink.url("/status"), percent_encoding::NON_ALPHANUMERIC)
-            ),
-            true,
-        )
+        .post(&ringing_path, &format!("StatusCallback={callback}"), true)
         .await;
-    assert_eq!(status, 201, "{call}");
+    assert_eq!(status, 200, "{call}");
     let event = serde_json::json!({
         "version": 1, "type": "call.status", "call_sid": call["sid"], "timestamp": 1_795_524_310_000_i64,
         "seq": 1, "status": "busy"

@@ -13,9 +13,10 @@ use teleapi::domain::{
     Account, AccountSid, AccountStatus, Call, CallStatus, Form, Instructions, Method, Timestamp,
     WebhookUrl,
 };
-use teleapi::ports::{AccountStore, CallStore, OutgoingMessage, Queue};
+use teleapi::ports::OutgoingMessage;
 
 use crate::Stack;
+use crate::simulator::InboundCall;
 
 /// Why a dev route refused: a bad request (400, described) or a store failure (500).
 pub enum DevError {
@@ -92,7 +93,7 @@ pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Result<R
             let sid: AccountSid = raw.parse().map_err(|_| {
                 bad_request(format!("ParentAccountSid '{raw}' is not an AccountSid"))
             })?;
-            match stack.store.account(&sid).await.map_err(internal)? {
+            match stack.accounts.account(&sid).await.map_err(internal)? {
                 Some(parent)
                     if parent.parent.is_none() && parent.status == AccountStatus::Active =>
                 {
@@ -114,7 +115,7 @@ pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Result<R
     let name = field(&fields, "FriendlyName").unwrap_or("Dev subaccount");
     let account = Account::open(name, parent, Timestamp::now());
     stack
-        .store
+        .accounts
         .insert_account(&account)
         .await
         .map_err(internal)?;
@@ -122,7 +123,8 @@ pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Result<R
 }
 
 /// `POST /dev/IncomingCalls` (From, To, Url, optional Method, optional Status): a call to the
-/// dev account, in progress unless Status says otherwise.
+/// dev account. Without Status, a real simulated call: it rings, its RCML is fetched from Url
+/// with Method, and it is answered. With Status, just a call record in that status.
 pub async fn create_incoming_call(
     State(stack): State<Stack>,
     body: Bytes,
@@ -155,27 +157,30 @@ pub async fn create_incoming_call(
         method,
         ..Instructions::default()
     };
-    let call = Call::inbound(
+    let simulate = field(&fields, "Status").is_none();
+    let mut call = Call::inbound(
         stack.dev_account.sid.clone(),
         from.to_owned(),
         to.to_owned(),
         instructions,
-        status,
+        if simulate { CallStatus::Queued } else { status },
         Timestamp::now(),
     );
-    stack.store.insert_call(&call).await.map_err(internal)?;
+    if simulate {
+        call.command_queue = Some(stack.simulator.queue_url().to_owned());
+    }
+    stack.calls.insert_call(&call).await.map_err(internal)?;
+    if simulate {
+        stack.simulator.start_inbound(InboundCall {
+            sid: call.sid.clone(),
+            account_sid: call.account_sid.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            url: call.instructions.url.clone().expect("the Url was given"),
+            method: call.instructions.method,
+        });
+    }
     Ok((StatusCode::CREATED, Json(call_resource(&call, None))).into_response())
-}
-
-/// `GET /dev/Commands`: the commands on the default commands queue, oldest first.
-pub async fn list_commands(State(stack): State<Stack>) -> Response {
-    let commands: Vec<Value> = stack
-        .commands
-        .bodies(None)
-        .iter()
-        .filter_map(|body| serde_json::from_str(body).ok())
-        .collect();
-    Json(json!({ "commands": commands })).into_response()
 }
 
 /// `POST /dev/Events` (a worker event, JSON): puts it on the events queue, as a media worker
@@ -195,4 +200,45 @@ pub async fn post_event(State(stack): State<Stack>, body: Bytes) -> Result<Respo
         .await
         .map_err(internal)?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Sample RCML for trying the API without an application of one's own.
+const SAMPLES: [(&str, &str); 4] = [
+    (
+        "call-bob",
+        "<Response><Say>Connecting you to Bob</Say><Dial><Client>bob</Client></Dial></Response>",
+    ),
+    (
+        "call-alice",
+        "<Response><Say>Transferring you to Alice</Say><Dial><Client>alice</Client></Dial></Response>",
+    ),
+    (
+        "conference",
+        "<Response><Dial><Conference>room-1</Conference></Dial></Response>",
+    ),
+    (
+        "hold",
+        "<Response><Say>Please hold</Say><Play loop=\"0\">hold.mp3</Play></Response>",
+    ),
+];
+
+/// `GET|POST /dev/rcml/{name}`: one of the sample documents (call-bob, call-alice, conference,
+/// hold), as an application would answer.
+pub async fn sample_rcml(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match SAMPLES.iter().find(|(n, _)| *n == name) {
+        Some((_, document)) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            *document,
+        )
+            .into_response(),
+        None => {
+            let names: Vec<&str> = SAMPLES.iter().map(|(n, _)| *n).collect();
+            (
+                StatusCode::NOT_FOUND,
+                format!("no sample RCML {name:?}; try one of {}", names.join(", ")),
+            )
+                .into_response()
+        }
+    }
 }

@@ -4,10 +4,11 @@
 //! media workers.
 
 mod dev;
+pub mod simulator;
+pub mod stack;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,39 +16,51 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lambda_http::Body;
-use teleapi::adapters::http::HttpWebhooks;
-use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
 use teleapi::api::error::ApiError;
 use teleapi::api::representation::Format;
-use teleapi::api::{self, ApiConfig, Services};
-use teleapi::call_events::{self, EventConfig, EventServices};
-use teleapi::callbacks::{CallbackConfig, CallbackServices};
+use teleapi::api::{self, Services};
+use teleapi::call_events::{self, EventServices};
+use teleapi::callbacks::CallbackServices;
 use teleapi::consumer::poll_once;
-use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, Timestamp};
-use teleapi::ports::{AccountStore, Clock, SystemClock};
+use teleapi::domain::{AccountSid, AuthToken};
+use teleapi::ports::Queue;
 use tokio::net::TcpListener;
 
+pub use simulator::SimulatorConfig;
+pub use stack::{Backing, Stack, StackOptions};
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// The name of the default commands queue in memory.
-pub const COMMANDS_QUEUE: &str = "commands.fifo";
+pub const DEFAULT_PREFIX: &str = "teleapi-local";
 
 const USAGE: &str = "\
-Usage: teleapi-local [--listen ADDR]
+Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
+                     [--speed FACTOR] [--ring-ms MS]
 
-Runs the Calls API on this machine with in-memory stores and queues.
+Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
+intent reconciler and a simulated media worker. In-memory stores and queues unless told
+otherwise.
 
 Options:
-  --listen ADDR   address to serve on (default 127.0.0.1:8080; port 0 picks a free port)
-  -h, --help      show this help
+  --listen ADDR       address to serve on (default 127.0.0.1:8080; port 0 picks a free port)
+  --aws-endpoint URL  use DynamoDB and SQS at URL (an emulator such as moto), creating the
+                      tables and queues if missing
+  --aws               use DynamoDB and SQS as the standard AWS environment configures them
+  --prefix NAME       prefix of table and queue names with --aws/--aws-endpoint
+                      (default teleapi-local; TELEAPI_*_TABLE variables override table names)
+  --speed FACTOR      scale every simulated duration (Say, Pause, ring timeouts); default 1
+  --ring-ms MS        how long simulated phones ring before answering; default 1500
+  -h, --help          show this help
 
 Environment:
   TELEAPI_DEV_ACCOUNT_SID, TELEAPI_DEV_AUTH_TOKEN   credentials of the dev account (both or
                                                    neither; generated when unset)
   RUST_LOG                                         log filter (default info)";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub listen: SocketAddr,
+    pub backing: Backing,
+    pub simulator: SimulatorConfig,
 }
 
 /// Why the command line did not give options to run with.
@@ -69,12 +82,38 @@ impl Options {
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, ArgsError> {
         let invalid = |message: String| ArgsError::Invalid(format!("{message}\n\n{USAGE}"));
         let mut listen = DEFAULT_LISTEN.to_owned();
+        let mut endpoint: Option<String> = None;
+        let mut aws = false;
+        let mut prefix = DEFAULT_PREFIX.to_owned();
+        let mut simulator = SimulatorConfig::default();
         while let Some(arg) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .ok_or_else(|| invalid(format!("{name} needs a value")))
+            };
             match arg.as_str() {
-                "--listen" => {
-                    listen = args
-                        .next()
-                        .ok_or_else(|| invalid("--listen needs an address".into()))?;
+                "--listen" => listen = value("--listen")?,
+                "--aws-endpoint" => endpoint = Some(value("--aws-endpoint")?),
+                "--aws" => aws = true,
+                "--prefix" => prefix = value("--prefix")?,
+                "--speed" => {
+                    let raw = value("--speed")?;
+                    simulator.speed = raw
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                        .ok_or_else(|| {
+                            invalid(format!("--speed: {raw:?} is not a factor like 0.1"))
+                        })?;
+                }
+                "--ring-ms" => {
+                    let raw = value("--ring-ms")?;
+                    let ms: u64 = raw.parse().map_err(|_| {
+                        invalid(format!(
+                            "--ring-ms: {raw:?} is not a number of milliseconds"
+                        ))
+                    })?;
+                    simulator.ring = Duration::from_millis(ms);
                 }
                 "-h" | "--help" => return Err(ArgsError::Help),
                 other => return Err(invalid(format!("unknown argument {other:?}"))),
@@ -85,34 +124,27 @@ impl Options {
                 "--listen: {listen:?} is not an address like 127.0.0.1:8080"
             ))
         })?;
-        Ok(Self { listen })
+        let backing = match (endpoint, aws) {
+            (Some(_), true) => {
+                return Err(invalid("give --aws-endpoint or --aws, not both".into()));
+            }
+            (Some(endpoint), false) => Backing::Aws {
+                endpoint: Some(endpoint),
+                prefix,
+            },
+            (None, true) => Backing::Aws {
+                endpoint: None,
+                prefix,
+            },
+            (None, false) => Backing::Memory,
+        };
+        Ok(Self {
+            listen,
+            backing,
+            simulator,
+        })
     }
 }
-
-/// The running system's parts, shared by every request and loop.
-#[derive(Clone)]
-pub struct Stack {
-    /// The API functions' services.
-    pub services: Services,
-    /// The call-events function's services.
-    pub events: EventServices,
-    /// The callback function's services.
-    pub callbacks: CallbackServices,
-    pub store: MemoryStore,
-    /// The default commands queue (what media workers would read).
-    pub commands: MemoryQueue,
-    /// The events queue (what media workers would write).
-    pub event_queue: MemoryQueue,
-    pub dev_account: Account,
-}
-
-/// Queue names of the in-memory stack.
-pub const EVENTS_QUEUE: &str = "events.fifo";
-pub const EVENTS_DLQ: &str = "events-dlq.fifo";
-pub const CALLBACKS_QUEUE: &str = "callbacks";
-pub const CALLBACKS_DLQ: &str = "callbacks-dlq";
-/// Receives before a message moves to its dead-letter queue, as in the deployed redrive policies.
-pub const MAX_RECEIVES: u32 = 5;
 
 /// The dev account's credentials from the environment, if set.
 pub fn dev_credentials_from_env() -> Result<Option<(AccountSid, AuthToken)>, String> {
@@ -130,81 +162,18 @@ pub fn dev_credentials_from_env() -> Result<Option<(AccountSid, AuthToken)>, Str
     }
 }
 
-impl Stack {
-    /// In-memory stores and queues, a dev account, and the local address policy (webhooks on
-    /// loopback allowed, so that an app on this machine can be called).
-    pub async fn in_memory(dev: Option<(AccountSid, AuthToken)>) -> Self {
-        let store = MemoryStore::new();
-        let queues = MemoryQueue::new(COMMANDS_QUEUE);
-        let commands = queues.queue(COMMANDS_QUEUE);
-        let event_queue = queues
-            .queue(EVENTS_QUEUE)
-            .with_redrive(MAX_RECEIVES, EVENTS_DLQ);
-        let callback_queue = queues
-            .queue(CALLBACKS_QUEUE)
-            .with_redrive(MAX_RECEIVES, CALLBACKS_DLQ);
-        let mut dev_account = Account::open("Dev account", None, Timestamp::now());
-        if let Some((sid, token)) = dev {
-            dev_account.sid = sid;
-            dev_account.auth_token = token;
-        }
-        store
-            .insert_account(&dev_account)
-            .await
-            .expect("an empty store takes any account");
-        let local = AddressPolicy {
-            allow_loopback: true,
-        };
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let api = ApiConfig {
-            address_policy: local,
-            ..ApiConfig::default()
-        };
-        let events = EventServices {
-            calls: Arc::new(store.clone()),
-            commands: Arc::new(commands.clone()),
-            callbacks: Arc::new(callback_queue.clone()),
-            dead_letters: Arc::new(queues.queue(EVENTS_DLQ)),
-            clock: clock.clone(),
-            config: EventConfig::default(),
-        };
-        let callbacks = CallbackServices {
-            accounts: Arc::new(store.clone()),
-            calls: Arc::new(store.clone()),
-            commands: Arc::new(commands.clone()),
-            callbacks: Arc::new(callback_queue),
-            dead_letters: Arc::new(queues.queue(CALLBACKS_DLQ)),
-            webhooks: Arc::new(HttpWebhooks::new(local)),
-            clock: clock.clone(),
-            config: CallbackConfig::default(),
-        };
-        let services = Services {
-            accounts: Arc::new(store.clone()),
-            calls: Arc::new(store.clone()),
-            commands: Arc::new(commands.clone()),
-            clock,
-            config: api,
-        };
-        Self {
-            services,
-            events,
-            callbacks,
-            store,
-            commands,
-            event_queue,
-            dev_account,
-        }
-    }
-
-    pub fn router(self) -> Router {
-        Router::new()
-            .route("/dev/Accounts", post(dev::create_account))
-            .route("/dev/IncomingCalls", post(dev::create_incoming_call))
-            .route("/dev/Commands", get(dev::list_commands))
-            .route("/dev/Events", post(dev::post_event))
-            .fallback(serve_api)
-            .with_state(self)
-    }
+/// The HTTP routes: the API, served by the code the Lambda functions run, and the dev routes.
+pub fn router(stack: Stack) -> Router {
+    Router::new()
+        .route("/dev/Accounts", post(dev::create_account))
+        .route("/dev/IncomingCalls", post(dev::create_incoming_call))
+        .route("/dev/Events", post(dev::post_event))
+        .route(
+            "/dev/rcml/{name}",
+            get(dev::sample_rcml).post(dev::sample_rcml),
+        )
+        .fallback(serve_api)
+        .with_state(stack)
 }
 
 /// Hands a request to the same code the Lambda functions run.
@@ -259,9 +228,9 @@ async fn reconcile_forever(services: Services) {
 }
 
 /// Applies worker events as they arrive, as the call-events function does when deployed.
-async fn apply_events_forever(events: EventServices, queue: MemoryQueue) {
+async fn apply_events_forever(events: EventServices, queue: std::sync::Arc<dyn Queue>) {
     loop {
-        let polled = poll_once(&queue, Duration::from_secs(1), |m| {
+        let polled = poll_once(queue.as_ref(), Duration::from_secs(1), |m| {
             let events = events.clone();
             async move { call_events::consume(&events, &m).await }
         })
@@ -303,8 +272,9 @@ pub async fn serve(
             stack.event_queue.clone(),
         )),
         tokio::spawn(deliver_callbacks_forever(stack.callbacks.clone())),
+        tokio::spawn(stack.simulator.clone().run()),
     ];
-    let served = axum::serve(listener, stack.router())
+    let served = axum::serve(listener, router(stack))
         .with_graceful_shutdown(shutdown)
         .await;
     for task in loops {
@@ -313,25 +283,29 @@ pub async fn serve(
     served
 }
 
-fn banner(address: SocketAddr, account: &Account) -> String {
+fn banner(address: SocketAddr, stack: &Stack) -> String {
     let base = format!("http://{address}");
+    let account = &stack.dev_account;
     let (sid, token) = (&account.sid, account.auth_token.expose());
+    let calls = format!("{base}/call/2012-04-24/Accounts/{sid}/Calls");
     format!(
-        "teleapi-local listening on {base} (in-memory stores and queues)
+        "teleapi-local listening on {base} ({})
 
 Dev account
   AccountSid  {sid}
   AuthToken   {token}
 
-Try it:
-  # a live inbound call to play with (prints its CallSid)
-  curl -s -X POST {base}/dev/IncomingCalls --data-urlencode From=+15551230001 --data-urlencode To=+15551230002 -d Url=http://127.0.0.1:9000/rcml
-  # redirect it to new RCML
-  curl -s -u {sid}:{token} {base}/call/2012-04-24/Accounts/{sid}/Calls/CALL_SID.json -d Url=http://127.0.0.1:9000/alice
-  # the commands queued for media workers
-  curl -s {base}/dev/Commands
+Try a transfer (sample RCML is served under {base}/dev/rcml/):
+  # a call comes in; its RCML dials Bob (note the \"sid\" it prints)
+  curl -s -X POST {base}/dev/IncomingCalls --data-urlencode From=+15551230001 --data-urlencode To=+15551230002 -d Url={base}/dev/rcml/call-bob
+  # transfer it to Alice: Bob's leg hangs up, the caller is connected to Alice
+  curl -s -u {sid}:{token} {calls}/CALL_SID.json -d Url={base}/dev/rcml/call-alice
+  # the calls, legs included, and what happened to the transfer request
+  curl -s -u {sid}:{token} {calls}.json
+  curl -s -u {sid}:{token} {calls}/CALL_SID/Modifications.json
 
-Ctrl-C stops it."
+Ctrl-C stops it.",
+        stack.description
     )
 }
 
@@ -341,8 +315,13 @@ pub async fn run(options: Options) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let stack = Stack::in_memory(dev).await;
-    println!("{}", banner(address, &stack.dev_account));
+    let stack = Stack::build(StackOptions {
+        backing: options.backing,
+        dev,
+        simulator: options.simulator,
+    })
+    .await?;
+    println!("{}", banner(address, &stack));
     let shutdown = async {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

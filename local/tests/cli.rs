@@ -43,6 +43,7 @@ fn prints_credentials_serves_and_stops_on_sigterm() {
     assert!(banner.contains(&format!("AccountSid  {SID}")), "{banner}");
     assert!(banner.contains(&format!("AuthToken   {TOKEN}")), "{banner}");
     assert!(banner.contains("curl -s -u"), "{banner}");
+    assert!(banner.contains("/dev/rcml/call-alice"), "{banner}");
     let address = banner
         .split("listening on http://")
         .nth(1)

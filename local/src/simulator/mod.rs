@@ -1,0 +1,752 @@
+//! A media worker, simulated: it owns calls, consumes their commands in order, fetches and runs
+//! their RCML, places `<Dial>`ed legs, and reports everything on the events queue, as a real
+//! worker would. Enough telephony to watch a call being transferred, with no telephony at all.
+//!
+//! Each call leg is an actor (a task with an inbox). The dispatcher reads the worker's commands
+//! queue and hands each command to its call's actor, creating one for a `dial`; an actor runs its
+//! document verb by verb, waiting on timers (Say, Play, Pause), on its dialled leg, or on the
+//! control plane (after an RCML failure), and answers commands as they come.
+
+pub mod rcml;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use teleapi::domain::command::{Command, CommandType};
+use teleapi::domain::event::{EVENT_VERSION, Event, EventKind};
+use teleapi::domain::sid::random_hex32;
+use teleapi::domain::{
+    AccountSid, CallSid, CallStatus, Direction, HangupStatus, Method, Timestamp, WebhookUrl,
+};
+use teleapi::ports::{OutgoingMessage, Queue};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use rcml::{DialTarget, Verb};
+
+/// How the simulated world behaves.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// How long a leg rings before it is answered.
+    pub ring: Duration,
+    /// Multiplies every simulated duration (Say, Play, Pause, ring timeouts): 0.01 runs a
+    /// minute-long call in 600 ms.
+    pub speed: f64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            ring: Duration::from_millis(1500),
+            speed: 1.0,
+        }
+    }
+}
+
+/// Where a leg's RCML comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    Fetch { url: String, method: Method },
+    Inline(String),
+}
+
+/// What an inbound call looks like when it arrives.
+#[derive(Debug, Clone)]
+pub struct InboundCall {
+    pub sid: CallSid,
+    pub account_sid: AccountSid,
+    pub from: String,
+    pub to: String,
+    pub url: WebhookUrl,
+    pub method: Method,
+}
+
+enum Message {
+    Command(Command),
+    /// From the parent: hang up (the parent moved on or ended).
+    HangUp,
+    /// From the parent: run this RCML, on your own from now on (MoveConnectedCallLeg).
+    Run(Source),
+    /// From a dialled leg: it ended.
+    LegEnded(CallSid),
+}
+
+#[derive(Clone)]
+struct Shared {
+    queue_url: String,
+    events: Arc<dyn Queue>,
+    http: reqwest::Client,
+    legs: Arc<Mutex<HashMap<CallSid, mpsc::UnboundedSender<Message>>>>,
+    config: SimulatorConfig,
+}
+
+/// The simulated media worker.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Shared,
+    commands: Arc<dyn Queue>,
+}
+
+impl Simulator {
+    /// A worker that reads `commands` (whose URL is `queue_url`, what it reports as its own
+    /// queue) and writes to `events`.
+    pub fn new(
+        commands: Arc<dyn Queue>,
+        queue_url: impl Into<String>,
+        events: Arc<dyn Queue>,
+        config: SimulatorConfig,
+    ) -> Self {
+        Self {
+            shared: Shared {
+                queue_url: queue_url.into(),
+                events,
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("an HTTP client builds"),
+                legs: Arc::default(),
+                config,
+            },
+            commands,
+        }
+    }
+
+    pub fn queue_url(&self) -> &str {
+        &self.shared.queue_url
+    }
+
+    /// An inbound call arrives: it rings, its RCML is fetched, and it is answered (or rejected).
+    pub fn start_inbound(&self, call: InboundCall) {
+        let leg = Leg::new(
+            &self.shared,
+            call.sid,
+            call.account_sid,
+            call.from,
+            call.to,
+            Direction::Inbound,
+            None,
+        );
+        let source = Source::Fetch {
+            url: call.url.to_string(),
+            method: call.method,
+        };
+        leg.spawn(Start::Inbound {
+            source,
+            url: call.url,
+            method: call.method,
+        });
+    }
+
+    /// Reads the commands queue forever, handing each command to its call.
+    pub async fn run(self) {
+        loop {
+            let received = match self
+                .commands
+                .receive(None, 10, Duration::from_secs(1))
+                .await
+            {
+                Ok(received) => received,
+                Err(err) => {
+                    tracing::warn!(error = %err, "simulator: commands queue unavailable");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for message in received {
+                match Command::from_json(&message.body) {
+                    Ok(command) => self.dispatch(command),
+                    Err(err) => tracing::warn!(error = %err, "simulator: not a command; dropped"),
+                }
+                if let Err(err) = self.commands.delete(None, &message.receipt).await {
+                    tracing::warn!(error = %err, "simulator: could not delete a command");
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, command: Command) {
+        let sender = self
+            .shared
+            .legs
+            .lock()
+            .unwrap()
+            .get(&command.call_sid)
+            .cloned();
+        match sender {
+            Some(sender) => {
+                let _ = sender.send(Message::Command(command));
+            }
+            None if command.kind == CommandType::Dial => {
+                let p = &command.parameters;
+                let leg = Leg::new(
+                    &self.shared,
+                    command.call_sid.clone(),
+                    command.account_sid.clone(),
+                    p.from.clone().unwrap_or_default(),
+                    p.to.clone().unwrap_or_default(),
+                    Direction::OutboundApi,
+                    None,
+                );
+                let source = match (&p.url, &p.rcml) {
+                    (Some(url), _) => Source::Fetch {
+                        url: url.to_string(),
+                        method: p.method.unwrap_or_default(),
+                    },
+                    (None, Some(rcml)) => Source::Inline(rcml.as_str().to_owned()),
+                    (None, None) => Source::Inline("<Response/>".into()),
+                };
+                let timeout = Duration::from_secs(u64::from(p.timeout.unwrap_or(60)));
+                leg.spawn(Start::Outbound {
+                    source,
+                    timeout,
+                    intent: command,
+                });
+            }
+            None => {
+                // Not a call of ours (ended, or never ours): say so, so the intent settles.
+                let shared = self.shared.clone();
+                tokio::spawn(async move {
+                    let kind = EventKind::CommandRejected {
+                        intent_sid: command.intent_sid.clone(),
+                        seq: command.seq,
+                        reason: "call-ended".into(),
+                    };
+                    emit(&shared, &command.call_sid, kind).await;
+                });
+            }
+        }
+    }
+}
+
+async fn emit(shared: &Shared, call_sid: &CallSid, kind: EventKind) {
+    let event = Event {
+        version: EVENT_VERSION,
+        call_sid: call_sid.clone(),
+        timestamp: Timestamp::now().millis(),
+        kind,
+    };
+    let message = OutgoingMessage::fifo(call_sid.as_str(), random_hex32(), event.to_json());
+    if let Err(err) = shared.events.send(None, &message).await {
+        tracing::warn!(error = %err, "simulator: event not sent");
+    }
+}
+
+/// How a leg begins.
+enum Start {
+    Inbound {
+        source: Source,
+        url: WebhookUrl,
+        method: Method,
+    },
+    Outbound {
+        source: Source,
+        timeout: Duration,
+        intent: Command,
+    },
+    Dialled {
+        timeout: Duration,
+        parent: mpsc::UnboundedSender<Message>,
+    },
+}
+
+/// What a leg is waiting for.
+enum Wait {
+    /// The current verb takes until then.
+    Until(Instant),
+    /// A dialled leg, connected until it or this leg hangs up.
+    Leg(CallSid),
+    /// A conference room, until hung up or redirected.
+    Conference,
+    /// Nothing to do until the control plane says (after an RCML failure, or connected as a
+    /// dialled leg).
+    Idle,
+    /// Ringing: answered (or given up) then.
+    Ringing { until: Instant, answer: bool },
+}
+
+struct Leg {
+    shared: Shared,
+    sid: CallSid,
+    account_sid: AccountSid,
+    from: String,
+    to: String,
+    direction: Direction,
+    parent_call_sid: Option<CallSid>,
+    status: CallStatus,
+    seq: u64,
+    last_command: u64,
+    answered_at: Option<Timestamp>,
+    muted: bool,
+    program: Vec<Verb>,
+    pc: usize,
+    wait: Wait,
+    /// The leg this one dialled, and how to reach it.
+    dialled: Option<(CallSid, mpsc::UnboundedSender<Message>)>,
+    /// The leg that dialled this one.
+    parent: Option<mpsc::UnboundedSender<Message>>,
+    /// What to run once answered.
+    pending: Option<Source>,
+    inbox: mpsc::UnboundedReceiver<Message>,
+    sender: mpsc::UnboundedSender<Message>,
+}
+
+impl Leg {
+    fn new(
+        shared: &Shared,
+        sid: CallSid,
+        account_sid: AccountSid,
+        from: String,
+        to: String,
+        direction: Direction,
+        parent_call_sid: Option<CallSid>,
+    ) -> Self {
+        let (sender, inbox) = mpsc::unbounded_channel();
+        shared
+            .legs
+            .lock()
+            .unwrap()
+            .insert(sid.clone(), sender.clone());
+        Self {
+            shared: shared.clone(),
+            sid,
+            account_sid,
+            from,
+            to,
+            direction,
+            parent_call_sid,
+            status: CallStatus::Queued,
+            seq: 0,
+            last_command: 0,
+            answered_at: None,
+            muted: false,
+            program: Vec::new(),
+            pc: 0,
+            wait: Wait::Idle,
+            dialled: None,
+            parent: None,
+            pending: None,
+            inbox,
+            sender,
+        }
+    }
+
+    fn scaled(&self, seconds: f64) -> Duration {
+        Duration::from_secs_f64((seconds * self.shared.config.speed).max(0.0))
+    }
+
+    fn spawn(self, start: Start) {
+        tokio::spawn(self.live(start));
+    }
+
+    async fn event(&mut self, kind: impl FnOnce(u64) -> EventKind) {
+        self.seq += 1;
+        let kind = kind(self.seq);
+        emit(&self.shared, &self.sid, kind).await;
+    }
+
+    async fn report_status(&mut self) {
+        let status = self.status;
+        let start_time = self.answered_at.map(Timestamp::millis);
+        let (end_time, duration) = if status.is_final() {
+            let now = Timestamp::now();
+            (
+                Some(now.millis()),
+                self.answered_at.map(|a| now.seconds_since(a)),
+            )
+        } else {
+            (None, None)
+        };
+        self.event(|seq| EventKind::CallStatus {
+            seq,
+            status,
+            start_time,
+            end_time,
+            duration,
+        })
+        .await;
+    }
+
+    async fn live(mut self, start: Start) {
+        let queue_url = self.shared.queue_url.clone();
+        let (account_sid, direction, from, to, parent) = (
+            self.account_sid.clone(),
+            self.direction,
+            self.from.clone(),
+            self.to.clone(),
+            self.parent_call_sid.clone(),
+        );
+        let (url, method) = match &start {
+            Start::Inbound { url, method, .. } => (Some(url.clone()), Some(*method)),
+            _ => (None, None),
+        };
+        self.event(|seq| EventKind::CallInitiated {
+            seq,
+            account_sid,
+            direction,
+            from,
+            to,
+            parent_call_sid: parent,
+            command_queue_url: queue_url,
+            url,
+            method,
+        })
+        .await;
+        let ring = self.shared.config.ring;
+        match start {
+            Start::Inbound { source, .. } => {
+                self.status = CallStatus::Ringing;
+                self.report_status().await;
+                // An inbound call's RCML is fetched while it rings; <Reject> never answers.
+                match self.load(&source).await {
+                    Some(verbs) if matches!(verbs.first(), Some(Verb::Reject { .. })) => {
+                        let busy = matches!(verbs.first(), Some(Verb::Reject { busy: true }));
+                        self.end(if busy {
+                            CallStatus::Busy
+                        } else {
+                            CallStatus::NoAnswer
+                        })
+                        .await;
+                    }
+                    Some(verbs) => {
+                        tokio::time::sleep(ring).await;
+                        self.answer().await;
+                        self.program = verbs;
+                        self.pc = 0;
+                        self.advance().await;
+                    }
+                    None => {}
+                }
+            }
+            Start::Outbound {
+                source,
+                timeout,
+                intent,
+            } => {
+                self.applied(&intent).await;
+                self.pending = Some(source);
+                self.ring(ring, timeout).await;
+            }
+            Start::Dialled { timeout, parent } => {
+                self.parent = Some(parent);
+                self.ring(ring, timeout).await;
+            }
+        }
+        self.run_until_ended().await;
+        self.shared.legs.lock().unwrap().remove(&self.sid);
+    }
+
+    /// Rings; the callee's number decides: `busy`, `fail` and `noanswer` end that way.
+    async fn ring(&mut self, ring: Duration, timeout: Duration) {
+        self.status = CallStatus::Ringing;
+        self.report_status().await;
+        let to = self.to.to_ascii_lowercase();
+        if to.contains("busy") {
+            self.end(CallStatus::Busy).await;
+        } else if to.contains("fail") {
+            self.end(CallStatus::Failed).await;
+        } else if to.contains("noanswer") {
+            let until = Instant::now() + self.scaled(timeout.as_secs_f64());
+            self.wait = Wait::Ringing {
+                until,
+                answer: false,
+            };
+        } else {
+            self.wait = Wait::Ringing {
+                until: Instant::now() + ring,
+                answer: true,
+            };
+        }
+    }
+
+    async fn answer(&mut self) {
+        self.status = CallStatus::InProgress;
+        self.answered_at = Some(Timestamp::now());
+        self.report_status().await;
+    }
+
+    async fn run_until_ended(&mut self) {
+        while !self.status.is_final() {
+            let deadline = match &self.wait {
+                Wait::Until(at) | Wait::Ringing { until: at, .. } => Some(*at),
+                _ => None,
+            };
+            let message = match deadline {
+                Some(at) => tokio::select! {
+                    message = self.inbox.recv() => message,
+                    () = tokio::time::sleep_until(at) => {
+                        self.on_time().await;
+                        continue;
+                    }
+                },
+                None => self.inbox.recv().await,
+            };
+            let Some(message) = message else { return };
+            self.on_message(message).await;
+        }
+    }
+
+    async fn on_time(&mut self) {
+        match std::mem::replace(&mut self.wait, Wait::Idle) {
+            Wait::Ringing { answer: false, .. } => self.end(CallStatus::NoAnswer).await,
+            Wait::Ringing { answer: true, .. } => {
+                self.answer().await;
+                match self.pending.take() {
+                    Some(source) => self.run(source).await,
+                    // A dialled leg: connected to its parent, nothing of its own to run.
+                    None => self.wait = Wait::Idle,
+                }
+            }
+            _ => self.advance().await,
+        }
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        match message {
+            Message::Command(command) => self.on_command(command).await,
+            Message::HangUp => {
+                let status = if self.status.is_unanswered() {
+                    CallStatus::Canceled
+                } else {
+                    CallStatus::Completed
+                };
+                self.end(status).await;
+            }
+            Message::Run(source) => {
+                self.parent = None;
+                self.run(source).await;
+            }
+            Message::LegEnded(sid) => {
+                if self.dialled.as_ref().is_some_and(|(d, _)| *d == sid) {
+                    self.dialled = None;
+                    if matches!(&self.wait, Wait::Leg(s) if *s == sid) {
+                        self.advance().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        let reject = |reason: &str| EventKind::CommandRejected {
+            intent_sid: command.intent_sid.clone(),
+            seq: command.seq,
+            reason: reason.into(),
+        };
+        if command.seq <= self.last_command {
+            emit(&self.shared, &self.sid, reject("superseded")).await;
+            return;
+        }
+        if self.status.is_final() {
+            emit(&self.shared, &self.sid, reject("call-ended")).await;
+            return;
+        }
+        let p = command.parameters.clone();
+        let accepted = match command.kind {
+            CommandType::Hangup => {
+                let status = match p.status {
+                    Some(HangupStatus::Failed) => CallStatus::Failed,
+                    _ if self.status.is_unanswered() => CallStatus::Canceled,
+                    _ => CallStatus::Completed,
+                };
+                self.applied(&command).await;
+                self.end(status).await;
+                return;
+            }
+            CommandType::Mute | CommandType::Unmute => {
+                if self.status == CallStatus::InProgress {
+                    self.muted = command.kind == CommandType::Mute;
+                    tracing::info!(call_sid = %self.sid, muted = self.muted, "simulator: mute");
+                    true
+                } else {
+                    emit(&self.shared, &self.sid, reject("not-in-progress")).await;
+                    return;
+                }
+            }
+            CommandType::Update | CommandType::Dial => true,
+            CommandType::Redirect | CommandType::Execute => {
+                if let Some(mute) = p.mute {
+                    self.muted = mute;
+                }
+                let source = match (&p.url, &p.rcml) {
+                    (Some(url), _) => Source::Fetch {
+                        url: url.to_string(),
+                        method: p.method.unwrap_or_default(),
+                    },
+                    (None, Some(rcml)) => Source::Inline(rcml.as_str().to_owned()),
+                    (None, None) => return,
+                };
+                self.applied(&command).await;
+                if self.status.is_unanswered() {
+                    // Runs once the call is answered.
+                    self.pending = Some(source);
+                } else {
+                    let move_leg = p.move_connected_call_leg == Some(true);
+                    if let Some((_, leg)) = self.dialled.take() {
+                        let _ = leg.send(if move_leg {
+                            Message::Run(source.clone())
+                        } else {
+                            Message::HangUp
+                        });
+                    }
+                    self.run(source).await;
+                }
+                return;
+            }
+        };
+        if accepted {
+            self.applied(&command).await;
+        }
+    }
+
+    async fn applied(&mut self, command: &Command) {
+        self.last_command = command.seq;
+        let kind = EventKind::CommandApplied {
+            intent_sid: command.intent_sid.clone(),
+            seq: command.seq,
+        };
+        emit(&self.shared, &self.sid, kind).await;
+    }
+
+    /// Fetches (or parses) a document; on failure reports `rcml.failed` and waits for the
+    /// control plane.
+    async fn load(&mut self, source: &Source) -> Option<Vec<Verb>> {
+        let (text, url) = match source {
+            Source::Inline(document) => (Ok(document.clone()), "inline RCML".to_owned()),
+            Source::Fetch { url, method } => (self.fetch(url, *method).await, url.clone()),
+        };
+        let failure = match text {
+            Err(detail) => Some((11200, detail)),
+            Ok(document) => match rcml::parse(&document) {
+                Ok(verbs) => return Some(verbs),
+                Err(detail) => Some((12100, detail)),
+            },
+        };
+        if let Some((error_code, detail)) = failure {
+            tracing::info!(call_sid = %self.sid, url = %url, error_code, "simulator: RCML failed");
+            self.event(|seq| EventKind::RcmlFailed {
+                seq,
+                url,
+                error_code,
+                detail,
+            })
+            .await;
+            self.wait = Wait::Idle;
+        }
+        None
+    }
+
+    async fn fetch(&self, url: &str, method: Method) -> Result<String, String> {
+        let mut params = vec![
+            ("CallSid", self.sid.to_string()),
+            ("AccountSid", self.account_sid.to_string()),
+            ("From", self.from.clone()),
+            ("To", self.to.clone()),
+            ("CallStatus", self.status.as_str().to_owned()),
+            ("Direction", self.direction.as_str().to_owned()),
+            ("ApiVersion", teleapi::domain::API_VERSION.to_owned()),
+        ];
+        if let Some(parent) = &self.parent_call_sid {
+            params.push(("ParentCallSid", parent.to_string()));
+        }
+        let request = match method {
+            Method::Get => self.shared.http.get(url).query(&params),
+            Method::Post => self.shared.http.post(url).form(&params),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| format!("reading the answer failed: {e}"))?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(format!("HTTP {}", status.as_u16()))
+        }
+    }
+
+    async fn run(&mut self, source: Source) {
+        if let Some(verbs) = self.load(&source).await {
+            self.program = verbs;
+            self.pc = 0;
+            self.advance().await;
+        }
+    }
+
+    /// Runs verbs until one takes time, or the document ends (which completes the call).
+    async fn advance(&mut self) {
+        while !self.status.is_final() {
+            let Some(verb) = self.program.get(self.pc).cloned() else {
+                self.end(CallStatus::Completed).await;
+                return;
+            };
+            self.pc += 1;
+            match verb {
+                Verb::Speak { seconds } => {
+                    self.wait = Wait::Until(Instant::now() + self.scaled(seconds));
+                    return;
+                }
+                Verb::Dial {
+                    target: DialTarget::Conference(_),
+                    ..
+                } => {
+                    self.wait = Wait::Conference;
+                    return;
+                }
+                Verb::Dial {
+                    target: DialTarget::Leg(to),
+                    timeout,
+                } => {
+                    // The caller's number is the dialled leg's caller ID, as on Twilio.
+                    let child = Leg::new(
+                        &self.shared,
+                        CallSid::generate(),
+                        self.account_sid.clone(),
+                        self.from.clone(),
+                        to,
+                        Direction::OutboundDial,
+                        Some(self.sid.clone()),
+                    );
+                    let sid = child.sid.clone();
+                    self.dialled = Some((sid.clone(), child.sender.clone()));
+                    child.spawn(Start::Dialled {
+                        timeout: Duration::from_secs(u64::from(timeout)),
+                        parent: self.sender.clone(),
+                    });
+                    self.wait = Wait::Leg(sid);
+                    return;
+                }
+                Verb::Redirect { url, method } => {
+                    match self.load(&Source::Fetch { url, method }).await {
+                        Some(verbs) => {
+                            self.program = verbs;
+                            self.pc = 0;
+                        }
+                        None => return,
+                    }
+                }
+                Verb::Hangup => self.end(CallStatus::Completed).await,
+                Verb::Reject { .. } => self.end(CallStatus::Completed).await,
+            }
+        }
+    }
+
+    async fn end(&mut self, status: CallStatus) {
+        if self.status.is_final() {
+            return;
+        }
+        self.status = status;
+        self.wait = Wait::Idle;
+        if let Some((_, leg)) = self.dialled.take() {
+            let _ = leg.send(Message::HangUp);
+        }
+        if let Some(parent) = self.parent.take() {
+            let _ = parent.send(Message::LegEnded(self.sid.clone()));
+        }
+        self.report_status().await;
+    }
+}

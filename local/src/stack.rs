@@ -1,0 +1,278 @@
+//! The system's parts, wired once: in memory (the default), or on DynamoDB and SQS at an
+//! endpoint (an emulator such as moto, or AWS itself), creating tables and queues if missing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use teleapi::adapters::dynamodb::{DynamoStore, TableNames, schema};
+use teleapi::adapters::http::HttpWebhooks;
+use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
+use teleapi::adapters::sqs::{SqsQueue, create_queue};
+use teleapi::api::{ApiConfig, Services};
+use teleapi::call_events::{EventConfig, EventServices};
+use teleapi::callbacks::{CallbackConfig, CallbackServices};
+use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, Timestamp};
+use teleapi::ports::{AccountStore, CallStore, Clock, InsertError, Queue, SystemClock};
+
+use crate::simulator::{Simulator, SimulatorConfig};
+
+/// Receives before a message moves to its dead-letter queue, as in the deployed redrive policies.
+pub const MAX_RECEIVES: u32 = 5;
+
+/// Where the stores and queues live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    Memory,
+    /// DynamoDB and SQS through the standard AWS configuration, at this endpoint if given.
+    Aws {
+        endpoint: Option<String>,
+        /// Prefix of the table and queue names.
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub backing: Backing,
+    pub dev: Option<(AccountSid, AuthToken)>,
+    pub simulator: SimulatorConfig,
+}
+
+/// The running system's parts, shared by every request and loop.
+#[derive(Clone)]
+pub struct Stack {
+    /// The API functions' services.
+    pub services: Services,
+    /// The call-events function's services.
+    pub events: EventServices,
+    /// The callback function's services.
+    pub callbacks: CallbackServices,
+    /// The accounts and calls, for the dev routes.
+    pub accounts: Arc<dyn AccountStore>,
+    pub calls: Arc<dyn CallStore>,
+    /// The default commands queue (what the simulated media worker reads).
+    pub commands: Arc<dyn Queue>,
+    /// The events queue (what media workers write).
+    pub event_queue: Arc<dyn Queue>,
+    pub simulator: Simulator,
+    pub dev_account: Account,
+    /// What the banner says the stores are.
+    pub description: String,
+}
+
+/// The queues of a stack.
+struct Queues {
+    commands: Arc<dyn Queue>,
+    commands_url: String,
+    events: Arc<dyn Queue>,
+    events_dlq: Arc<dyn Queue>,
+    callbacks: Arc<dyn Queue>,
+    callbacks_dlq: Arc<dyn Queue>,
+}
+
+fn memory_queues() -> Queues {
+    let queues = MemoryQueue::new("commands.fifo");
+    Queues {
+        commands: Arc::new(queues.queue("commands.fifo")),
+        commands_url: "commands.fifo".into(),
+        events: Arc::new(
+            queues
+                .queue("events.fifo")
+                .with_redrive(MAX_RECEIVES, "events-dlq.fifo"),
+        ),
+        events_dlq: Arc::new(queues.queue("events-dlq.fifo")),
+        callbacks: Arc::new(
+            queues
+                .queue("callbacks")
+                .with_redrive(MAX_RECEIVES, "callbacks-dlq"),
+        ),
+        callbacks_dlq: Arc::new(queues.queue("callbacks-dlq")),
+    }
+}
+
+async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, String> {
+    let visibility = Duration::from_secs(30);
+    let create = |name: String, fifo: bool, dlq: Option<String>| {
+        let sqs = sqs.clone();
+        async move {
+            create_queue(
+                &sqs,
+                &name,
+                fifo,
+                visibility,
+                dlq.as_deref().map(|d| (d, MAX_RECEIVES)),
+            )
+            .await
+            .map_err(|e| format!("creating queue {name}: {e}"))
+        }
+    };
+    let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
+    let commands_url = create(format!("{prefix}-commands"), true, None).await?;
+    let events_dlq = create(format!("{prefix}-events-dlq"), true, None).await?;
+    let events = create(format!("{prefix}-events"), true, Some(events_dlq.clone())).await?;
+    let callbacks_dlq = create(format!("{prefix}-callbacks-dlq"), false, None).await?;
+    let callbacks = create(
+        format!("{prefix}-callbacks"),
+        false,
+        Some(callbacks_dlq.clone()),
+    )
+    .await?;
+    Ok(Queues {
+        commands: queue(&commands_url),
+        events: queue(&events),
+        events_dlq: queue(&events_dlq),
+        callbacks: queue(&callbacks),
+        callbacks_dlq: queue(&callbacks_dlq),
+        commands_url,
+    })
+}
+
+/// SDK settings for an explicit endpoint: the standard environment, with a region and dummy
+/// credentials filled in when it has none (emulators accept any).
+async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            loader = loader.region(Region::new("us-east-1"));
+        }
+        if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+            loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "teleapi-local",
+                "teleapi-local",
+                None,
+                None,
+                "teleapi-local",
+            ));
+        }
+    }
+    loader.load().await
+}
+
+impl Stack {
+    /// The stack, with the local address policy (webhooks on loopback allowed, so that an app
+    /// on this machine can be called).
+    pub async fn build(options: StackOptions) -> Result<Self, String> {
+        let (accounts, calls, queues, description): (
+            Arc<dyn AccountStore>,
+            Arc<dyn CallStore>,
+            Queues,
+            String,
+        ) = match &options.backing {
+            Backing::Memory => {
+                let store = MemoryStore::new();
+                (
+                    Arc::new(store.clone()),
+                    Arc::new(store),
+                    memory_queues(),
+                    "in-memory stores and queues".into(),
+                )
+            }
+            Backing::Aws { endpoint, prefix } => {
+                let config = aws_config(endpoint.as_deref()).await;
+                let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+                let sqs = aws_sdk_sqs::Client::new(&config);
+                let tables =
+                    TableNames::from_env().unwrap_or_else(|_| TableNames::with_prefix(prefix));
+                schema::create_tables(&dynamodb, &tables)
+                    .await
+                    .map_err(|e| format!("creating tables: {e}"))?;
+                let store = Arc::new(DynamoStore::new(dynamodb, tables));
+                let where_ = endpoint.as_deref().unwrap_or("the AWS environment");
+                (
+                    store.clone(),
+                    store,
+                    sqs_queues(&sqs, prefix).await?,
+                    format!("DynamoDB and SQS at {where_}, names prefixed {prefix}"),
+                )
+            }
+        };
+
+        let mut dev_account = Account::open("Dev account", None, Timestamp::now());
+        if let Some((sid, token)) = options.dev.clone() {
+            dev_account.sid = sid;
+            dev_account.auth_token = token;
+        }
+        match accounts.insert_account(&dev_account).await {
+            Ok(()) => {}
+            Err(InsertError::AlreadyExists) => {
+                let stored = accounts
+                    .account(&dev_account.sid)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the dev account vanished")?;
+                if !stored.auth_token.matches(dev_account.auth_token.expose()) {
+                    return Err(format!(
+                        "account {} already exists with another AuthToken",
+                        dev_account.sid
+                    ));
+                }
+                dev_account = stored;
+            }
+            Err(err) => return Err(format!("storing the dev account: {err}")),
+        }
+
+        let local = AddressPolicy {
+            allow_loopback: true,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let events = EventServices {
+            calls: calls.clone(),
+            commands: queues.commands.clone(),
+            callbacks: queues.callbacks.clone(),
+            dead_letters: queues.events_dlq.clone(),
+            clock: clock.clone(),
+            config: EventConfig::default(),
+        };
+        let callbacks = CallbackServices {
+            accounts: accounts.clone(),
+            calls: calls.clone(),
+            commands: queues.commands.clone(),
+            callbacks: queues.callbacks.clone(),
+            dead_letters: queues.callbacks_dlq.clone(),
+            webhooks: Arc::new(HttpWebhooks::new(local)),
+            clock: clock.clone(),
+            config: CallbackConfig::default(),
+        };
+        let services = Services {
+            accounts: accounts.clone(),
+            calls: calls.clone(),
+            commands: queues.commands.clone(),
+            clock,
+            config: ApiConfig {
+                address_policy: local,
+                ..ApiConfig::default()
+            },
+        };
+        let simulator = Simulator::new(
+            queues.commands.clone(),
+            queues.commands_url.clone(),
+            queues.events.clone(),
+            options.simulator,
+        );
+        Ok(Self {
+            services,
+            events,
+            callbacks,
+            accounts,
+            calls,
+            commands: queues.commands,
+            event_queue: queues.events,
+            simulator,
+            dev_account,
+            description,
+        })
+    }
+
+    /// In memory, with the default simulator: what the tests of the HTTP surface use.
+    pub async fn in_memory(dev: Option<(AccountSid, AuthToken)>) -> Self {
+        Self::build(StackOptions {
+            backing: Backing::Memory,
+            dev,
+            simulator: SimulatorConfig::default(),
+        })
+        .await
+        .expect("an in-memory stack always builds")
+    }
+}
