@@ -76,6 +76,8 @@ impl Reply {
 struct Book {
     received: Vec<Received>,
     scripts: HashMap<String, VecDeque<Reply>>,
+    /// What a path answers once its script has run out.
+    standing: HashMap<String, Reply>,
 }
 
 #[derive(Clone)]
@@ -129,6 +131,7 @@ async fn record(
         book.scripts
             .get_mut(uri.path())
             .and_then(VecDeque::pop_front)
+            .or_else(|| book.standing.get(uri.path()).cloned())
             .unwrap_or_else(|| Reply::status(200))
     };
     tokio::time::sleep(reply.delay).await;
@@ -176,6 +179,15 @@ impl Sink {
             .unwrap()
             .scripts
             .insert(path.to_owned(), replies.into());
+    }
+
+    /// Answers every request to `path` with `reply` (after any script).
+    pub fn always(&self, path: &str, reply: Reply) {
+        self.book
+            .lock()
+            .unwrap()
+            .standing
+            .insert(path.to_owned(), reply);
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -1,0 +1,490 @@
+//! End to end over HTTP: a running teleapi-local (API, event and callback loops, reconciler,
+//! simulated media worker) and a test application on loopback that serves RCML and receives
+//! callbacks; once on the in-memory adapters, once on DynamoDB and SQS (moto).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use teleapi::domain::AuthToken;
+use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
+use teleapi_tests::sink::{Received, Reply, Sink, independent_signature};
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+struct Local {
+    base: String,
+    client: reqwest::Client,
+    sid: String,
+    app: Sink,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl Local {
+    async fn start(backing: Backing) -> Self {
+        let sid = teleapi::domain::AccountSid::generate();
+        let stack = Stack::build(StackOptions {
+            backing,
+            dev: Some((sid.clone(), AuthToken::new(TOKEN))),
+            simulator: SimulatorConfig {
+                ring: Duration::from_millis(100),
+                speed: 0.02,
+            },
+        })
+        .await
+        .expect("the stack starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(teleapi_local::serve(listener, stack, async {
+            let _ = stopped.await;
+        }));
+        let app = Sink::start().await;
+        let dial = |who: &str| {
+            format!("<Response><Say>Connecting</Say><Dial><Client>{who}</Client></Dial></Response>")
+        };
+        app.always("/bob", Reply::rcml(&dial("bob")));
+        app.always("/alice", Reply::rcml(&dial("alice")));
+        app.always(
+            "/conference",
+            Reply::rcml("<Response><Dial><Conference>room-1</Conference></Dial></Response>"),
+        );
+        app.always(
+            "/hold",
+            Reply::rcml(
+                "<Response><Say>Please hold</Say><Play loop=\"0\">hold.mp3</Play></Response>",
+            ),
+        );
+        app.always("/broken", Reply::status(500));
+        app.always(
+            "/fallback",
+            Reply::rcml("<Response><Say>Sorry</Say><Play loop=\"0\">music.mp3</Play></Response>"),
+        );
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            sid: sid.to_string(),
+            app,
+            _stop: stop,
+        }
+    }
+
+    fn calls(&self) -> String {
+        format!("{}/call/2012-04-24/Accounts/{}/Calls", self.base, self.sid)
+    }
+
+    fn app(&self, path: &str) -> String {
+        encode(&self.app.url(path))
+    }
+
+    async fn post(&self, url: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(url)
+            .basic_auth(&self.sid, Some(TOKEN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, url: &str) -> Value {
+        self.client
+            .get(url)
+            .basic_auth(&self.sid, Some(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A simulated inbound call running the RCML at `path` of the app.
+    async fn incoming(&self, path: &str) -> String {
+        let body = format!(
+            "From=%2B15551230001&To=%2B15551230002&Url={}",
+            self.app(path)
+        );
+        let (status, call) = self
+            .post(&format!("{}/dev/IncomingCalls", self.base), &body)
+            .await;
+        assert_eq!(status, 201, "{call}");
+        call["sid"].as_str().unwrap().to_owned()
+    }
+
+    async fn modify(&self, call: &str, body: &str) -> Value {
+        let (status, answer) = self
+            .post(&format!("{}/{call}.json", self.calls()), body)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
+    async fn create(&self, body: &str) -> String {
+        let (status, call) = self.post(&format!("{}.json", self.calls()), body).await;
+        assert_eq!(status, 201, "{call}");
+        call["sid"].as_str().unwrap().to_owned()
+    }
+
+    async fn all_calls(&self) -> Vec<Value> {
+        self.get(&format!("{}.json?PageSize=100", self.calls()))
+            .await["calls"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn call(&self, sid: &str) -> Value {
+        self.get(&format!("{}/{sid}.json", self.calls())).await
+    }
+
+    async fn modifications(&self, sid: &str) -> Vec<Value> {
+        self.get(&format!("{}/{sid}/Modifications.json", self.calls()))
+            .await["modifications"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The dialled legs of `parent`, as the API lists them.
+    async fn legs(&self, parent: &str) -> Vec<Value> {
+        self.get(&format!("{}.json?ParentCallSid={parent}", self.calls()))
+            .await["calls"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn fetches(&self, path: &str) -> Vec<Received> {
+        self.app.received_at(path)
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after 20 seconds saying what it waited for.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status_is(local: &Local, sid: &str, status: &str) -> Option<()> {
+    (local.call(sid).await["status"] == status).then_some(())
+}
+
+fn leg_to<'a>(legs: &'a [Value], to: &str) -> Option<&'a Value> {
+    legs.iter().find(|l| l["to"] == to)
+}
+
+/// (a) The seed's transfer: Bob's RCML dials Bob; the app redirects the call to CallToAlice;
+/// Bob's leg hangs up and the caller ends up connected to Alice.
+async fn transfer_bob_to_alice(local: Local) {
+    let call = local.incoming("/bob").await;
+    let bob = eventually("Bob's leg to answer", || async {
+        let legs = local.legs(&call).await;
+        leg_to(&legs, "client:bob")
+            .filter(|l| l["status"] == "in-progress")
+            .cloned()
+    })
+    .await;
+    let first = &local.fetches("/bob")[0];
+    assert_eq!(first.params["CallSid"], call);
+    assert_eq!(first.params["CallStatus"], "ringing");
+    assert_eq!(first.params["Direction"], "inbound");
+    assert_eq!(bob["direction"], "outbound-dial");
+    assert_eq!(bob["from"], "+15551230001");
+
+    let redirect = local
+        .modify(&call, &format!("Url={}", local.app("/alice")))
+        .await;
+    let alice = eventually("Alice's leg to answer", || async {
+        let legs = local.legs(&call).await;
+        leg_to(&legs, "client:alice")
+            .filter(|l| l["status"] == "in-progress")
+            .cloned()
+    })
+    .await;
+    let fetch = &local.fetches("/alice")[0];
+    assert_eq!(fetch.method, "POST");
+    for (name, value) in [
+        ("CallSid", call.as_str()),
+        ("AccountSid", local.sid.as_str()),
+        ("From", "+15551230001"),
+        ("To", "+15551230002"),
+        ("CallStatus", "in-progress"),
+        ("Direction", "inbound"),
+        ("ApiVersion", "2012-04-24"),
+    ] {
+        assert_eq!(fetch.params[name], value, "{name}");
+    }
+    assert_eq!(
+        local.call(bob["sid"].as_str().unwrap()).await["status"],
+        "completed",
+        "Bob hung up"
+    );
+    assert_eq!(local.call(&call).await["status"], "in-progress");
+    assert_eq!(alice["parent_call_sid"], call.as_str());
+
+    // (g) The modification's outcome, as the worker reported it.
+    eventually("the redirect to be applied", || async {
+        let list = local.modifications(&call).await;
+        (list[0]["sid"] == redirect["intent_sid"] && list[0]["status"] == "applied").then_some(())
+    })
+    .await;
+}
+
+/// (b) The conference: the caller is redirected into a conference, and outgoing calls bring
+/// clients, a SIP endpoint and a number into it.
+async fn conference(local: Local) {
+    let call = local.incoming("/hold").await;
+    eventually("the caller to be answered", || {
+        status_is(&local, &call, "in-progress")
+    })
+    .await;
+    local
+        .modify(&call, &format!("Url={}", local.app("/conference")))
+        .await;
+    let mut invited = Vec::new();
+    for to in [
+        "client:bob",
+        "client:carol",
+        "sip:dave@pbx.example.com",
+        "+15557654321",
+    ] {
+        let body = format!(
+            "From=%2B15551230001&To={}&Url={}",
+            encode(to),
+            local.app("/conference")
+        );
+        invited.push((local.create(&body).await, to));
+    }
+    for (sid, to) in &invited {
+        eventually(&format!("{to} to join"), || {
+            status_is(&local, sid, "in-progress")
+        })
+        .await;
+    }
+    eventually("every leg to fetch the conference", || async {
+        (local.fetches("/conference").len() >= 5).then_some(())
+    })
+    .await;
+    let fetched: Vec<String> = local
+        .fetches("/conference")
+        .iter()
+        .map(|r| r.params["CallSid"].clone())
+        .collect();
+    assert!(fetched.contains(&call));
+    for (sid, _) in &invited {
+        assert!(fetched.contains(sid), "{sid} fetched the conference");
+    }
+    assert_eq!(local.call(&call).await["status"], "in-progress");
+    assert_eq!(local.all_calls().await.len(), 5);
+}
+
+/// (c) Hanging up: `completed` on a call in progress and `canceled` on a ringing one, each with
+/// its signed StatusCallback.
+async fn hanging_up_with_status_callbacks(local: Local) {
+    let callback = local.app("/status");
+    let answered = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}&StatusCallback={callback}",
+            local.app("/hold")
+        ))
+        .await;
+    eventually("the call to be answered", || {
+        status_is(&local, &answered, "in-progress")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    local.modify(&answered, "Status=completed").await;
+
+    let ringing = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Anoanswer-erin&Url={}&Timeout=600&StatusCallback={callback}",
+            local.app("/hold")
+        ))
+        .await;
+    eventually("the call to ring", || {
+        status_is(&local, &ringing, "ringing")
+    })
+    .await;
+    local.modify(&ringing, "Status=canceled").await;
+
+    let callbacks = eventually("both StatusCallbacks", || async {
+        let got = local.fetches("/status");
+        (got.len() >= 2).then_some(got)
+    })
+    .await;
+    let of = |sid: &str| {
+        callbacks
+            .iter()
+            .find(|r| r.params["CallSid"] == sid)
+            .unwrap()
+            .clone()
+    };
+    let completed = of(&answered);
+    assert_eq!(completed.params["CallStatus"], "completed");
+    assert!(completed.params["CallDuration"].parse::<u64>().unwrap() >= 1);
+    let canceled = of(&ringing);
+    assert_eq!(canceled.params["CallStatus"], "canceled");
+    assert_eq!(canceled.params["CallDuration"], "0");
+    for request in [&completed, &canceled] {
+        let expected = independent_signature(TOKEN, &local.app.url("/status"), &request.params);
+        assert_eq!(
+            request.header("x-teleapi-signature"),
+            Some(expected.as_str())
+        );
+        assert!(request.header("i-teleapi-idempotency-token").is_some());
+    }
+    assert_eq!(local.call(&answered).await["status"], "completed");
+    assert_eq!(local.call(&ringing).await["status"], "canceled");
+}
+
+/// (d) A failing Url leads to the FallbackUrl, and the call goes on with the fallback's RCML.
+async fn fallback_on_a_failing_url(local: Local) {
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}&FallbackUrl={}",
+            local.app("/broken"),
+            local.app("/fallback")
+        ))
+        .await;
+    let fallback = eventually("the fallback request", || async {
+        local.fetches("/fallback").first().cloned()
+    })
+    .await;
+    assert_eq!(fallback.params["ErrorCode"], "11200");
+    assert_eq!(fallback.params["ErrorUrl"], local.app.url("/broken"));
+    assert_eq!(fallback.params["CallSid"], call);
+    eventually("the fallback RCML to run", || async {
+        let list = local.modifications(&call).await;
+        list.iter()
+            .any(|m| m["action"] == "execute" && m["status"] == "applied")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        local.call(&call).await["status"],
+        "in-progress",
+        "the call goes on"
+    );
+}
+
+/// (e) Mute, then unmute.
+async fn mute_then_unmute(local: Local) {
+    let call = local.incoming("/hold").await;
+    eventually("the call to be answered", || {
+        status_is(&local, &call, "in-progress")
+    })
+    .await;
+    assert_eq!(local.modify(&call, "Mute=true").await["muted"], true);
+    assert_eq!(local.modify(&call, "Mute=false").await["muted"], false);
+    eventually("both to be applied", || async {
+        let list = local.modifications(&call).await;
+        let done: Vec<(&str, &str)> = list
+            .iter()
+            .map(|m| (m["action"].as_str().unwrap(), m["status"].as_str().unwrap()))
+            .collect();
+        (done == [("mute", "applied"), ("unmute", "applied")]).then_some(())
+    })
+    .await;
+}
+
+/// (f) MoveConnectedCallLeg=true: both legs fetch the new URL, and Bob stays on the line.
+async fn moving_both_legs(local: Local) {
+    let call = local.incoming("/bob").await;
+    let bob = eventually("Bob's leg to answer", || async {
+        let legs = local.legs(&call).await;
+        leg_to(&legs, "client:bob")
+            .filter(|l| l["status"] == "in-progress")
+            .cloned()
+    })
+    .await;
+    let bob = bob["sid"].as_str().unwrap().to_owned();
+    local
+        .modify(
+            &call,
+            &format!("Url={}&MoveConnectedCallLeg=true", local.app("/conference")),
+        )
+        .await;
+    let fetched = eventually("both legs to fetch the new URL", || async {
+        let sids: Vec<String> = local
+            .fetches("/conference")
+            .iter()
+            .map(|r| r.params["CallSid"].clone())
+            .collect();
+        (sids.len() >= 2).then_some(sids)
+    })
+    .await;
+    assert!(
+        fetched.contains(&call) && fetched.contains(&bob),
+        "{fetched:?}"
+    );
+    let bobs = local
+        .fetches("/conference")
+        .into_iter()
+        .find(|r| r.params["CallSid"] == bob)
+        .unwrap();
+    assert_eq!(bobs.params["ParentCallSid"], call);
+    assert_eq!(bobs.params["Direction"], "outbound-dial");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        local.call(&bob).await["status"],
+        "in-progress",
+        "Bob was moved, not hung up"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Local::start(teleapi_local::Backing::Memory).await).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backing = teleapi_local::Backing::Aws {
+                        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+                        prefix: format!("e2e{}", &teleapi::domain::sid::random_hex32()[..10]),
+                    };
+                    super::$case(super::Local::start(backing).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    transfer_bob_to_alice,
+    conference,
+    hanging_up_with_status_callbacks,
+    fallback_on_a_failing_url,
+    mute_then_unmute,
+    moving_both_legs,
+);
