@@ -12,6 +12,7 @@ pub mod callbacks;
 pub mod config;
 pub mod consumer;
 pub mod domain;
+pub mod lambda;
 pub mod ports;
 pub mod reconcile;
 pub mod system_intents;

@@ -2,6 +2,7 @@
 //! the tests move, and request builders.
 
 pub mod moto;
+pub mod runtime;
 pub mod sink;
 
 use std::sync::Arc;
@@ -64,6 +65,35 @@ pub struct AwsParts {
     pub sqs: aws_sdk_sqs::Client,
     pub tables: TableNames,
     pub commands_url: String,
+    pub events_url: String,
+    pub events_dlq_url: String,
+    pub callbacks_url: String,
+    pub callbacks_dlq_url: String,
+}
+
+impl AwsParts {
+    /// The environment a deployed function would get for these tables and queues, pointed at
+    /// moto.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        let t = &self.tables;
+        [
+            ("TELEAPI_ACCOUNTS_TABLE", t.accounts.as_str()),
+            ("TELEAPI_CALLS_TABLE", t.calls.as_str()),
+            ("TELEAPI_INTENTS_TABLE", t.intents.as_str()),
+            ("TELEAPI_IDEMPOTENCY_TABLE", t.idempotency.as_str()),
+            ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
+            ("TELEAPI_CALLBACKS_QUEUE_URL", self.callbacks_url.as_str()),
+            ("TELEAPI_CALLBACKS_DLQ_URL", self.callbacks_dlq_url.as_str()),
+            ("TELEAPI_EVENTS_DLQ_URL", self.events_dlq_url.as_str()),
+            ("AWS_ENDPOINT_URL", moto::endpoint()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
 }
 
 impl Backend {
@@ -133,6 +163,10 @@ impl Backend {
                 sqs,
                 tables,
                 commands_url,
+                events_url,
+                events_dlq_url: events_dlq,
+                callbacks_url,
+                callbacks_dlq_url: callbacks_dlq,
             }),
         }
     }

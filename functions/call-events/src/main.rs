@@ -7,7 +7,7 @@ use teleapi::consumer::handle_sqs_event;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     teleapi::telemetry::init_lambda();
-    let services = teleapi::config::event_services_from_env().await?;
+    let services = teleapi::lambda::initialised(teleapi::config::event_services_from_env()).await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
             let services = &services;

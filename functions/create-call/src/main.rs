@@ -11,7 +11,7 @@ const SERVES: &[Operation] = &[Operation::CreateCall];
 async fn main() -> Result<(), Error> {
     teleapi::telemetry::init_lambda();
     // Clients are built once per sandbox, outside the handler, and reused by warm invocations.
-    let services = teleapi::config::services_from_env().await?;
+    let services = teleapi::lambda::initialised(teleapi::config::services_from_env()).await?;
     lambda_http::run(service_fn(|request: Request| {
         let services = &services;
         async move { Ok::<_, Infallible>(api::handle(services, request, Some(SERVES)).await) }

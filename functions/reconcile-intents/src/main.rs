@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     teleapi::telemetry::init_lambda();
-    let services = teleapi::config::services_from_env().await?;
+    let services = teleapi::lambda::initialised(teleapi::config::services_from_env()).await?;
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
         let services = &services;
         async move {

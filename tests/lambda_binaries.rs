@@ -1,0 +1,302 @@
+//! The real function binaries, started as Lambda runs them (against a Lambda Runtime API
+//! emulator) with DynamoDB and SQS on moto: each answers a valid and an invalid event, and a
+//! function that cannot initialise says why on the init-error endpoint.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use teleapi::domain::{CallStatus, Timestamp};
+use teleapi_tests::runtime::{Emulator, Outcome, start};
+use teleapi_tests::sink::Sink;
+use teleapi_tests::{Backend, World, basic_auth};
+
+/// An API Gateway HTTP API (payload 2.0) event.
+fn http_event(method: &str, path: &str, query: &str, auth: &str, body: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "authorization": auth,
+            "content-type": "application/x-www-form-urlencoded",
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "test" },
+            "requestId": "r-1",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "24/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 1_795_521_600_000_u64,
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    })
+}
+
+/// An SQS event of one message.
+fn sqs_event(id: &str, body: &str, group: Option<&str>) -> Value {
+    let mut attributes =
+        json!({ "ApproximateReceiveCount": "1", "SentTimestamp": "1795521600000" });
+    if let Some(group) = group {
+        attributes["MessageGroupId"] = json!(group);
+    }
+    json!({ "Records": [{
+        "messageId": id,
+        "receiptHandle": "handle",
+        "body": body,
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:events.fifo",
+        "awsRegion": "us-east-1",
+    }]})
+}
+
+fn response(outcome: Outcome) -> Value {
+    match outcome {
+        Outcome::Response(value) => value,
+        Outcome::Error(error) => panic!("the function failed: {error}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_functions_answer_api_gateway_events() {
+    let world = World::new(Backend::moto().await).await;
+    let env = world.backend.aws.as_ref().unwrap().function_env();
+    let call = world.call(CallStatus::InProgress).await;
+    let auth = basic_auth(&world.account);
+    let base = format!("/call/2012-04-24/Accounts/{}", world.account.sid);
+    let cases = [
+        (
+            "modify-call",
+            http_event(
+                "POST",
+                &format!("{base}/Calls/{}.json", call.sid),
+                "",
+                &auth,
+                "Mute=true",
+            ),
+            200,
+        ),
+        (
+            "get-call",
+            http_event(
+                "GET",
+                &format!("{base}/Calls/{}.json", call.sid),
+                "",
+                &auth,
+                "",
+            ),
+            200,
+        ),
+        (
+            "get-call",
+            http_event(
+                "GET",
+                &format!("{base}/Calls/{}/Modifications.json", call.sid),
+                "",
+                &auth,
+                "",
+            ),
+            200,
+        ),
+        (
+            "list-calls",
+            http_event(
+                "GET",
+                &format!("{base}/Calls.json"),
+                "PageSize=5",
+                &auth,
+                "",
+            ),
+            200,
+        ),
+        (
+            "create-call",
+            http_event(
+                "POST",
+                &format!("{base}/Calls.json"),
+                "",
+                &auth,
+                "From=%2B15551230001&To=client%3Abob&Url=https%3A%2F%2Fapp.example.com%2Fbob",
+            ),
+            201,
+        ),
+        // Invalid requests, answered as the API answers them.
+        (
+            "modify-call",
+            http_event(
+                "POST",
+                &format!("{base}/Calls/{}.json", call.sid),
+                "",
+                "Basic nope",
+                "Mute=true",
+            ),
+            401,
+        ),
+        (
+            "create-call",
+            http_event(
+                "POST",
+                &format!("{base}/Calls.json"),
+                "",
+                &auth,
+                "To=client%3Abob",
+            ),
+            400,
+        ),
+        (
+            "list-calls",
+            http_event(
+                "GET",
+                &format!("{base}/Calls.json"),
+                "PageSize=0",
+                &auth,
+                "",
+            ),
+            400,
+        ),
+        // A route of another function: this one does not serve it.
+        (
+            "get-call",
+            http_event("POST", &format!("{base}/Calls.json"), "", &auth, ""),
+            404,
+        ),
+    ];
+    for name in ["modify-call", "get-call", "list-calls", "create-call"] {
+        let emulator = Emulator::start().await;
+        let _function = start(name, &emulator, &env);
+        for (_, event, status) in cases.iter().filter(|(n, _, _)| *n == name) {
+            let answer = response(emulator.invoke(event).await);
+            assert_eq!(answer["statusCode"], *status, "{name}: {answer}");
+        }
+        // Not an API Gateway event at all: the runtime reports an invocation error.
+        match emulator.invoke(&json!({ "unexpected": true })).await {
+            Outcome::Error(error) => assert!(error["errorMessage"].is_string(), "{name}: {error}"),
+            Outcome::Response(answer) => panic!("{name} answered a non-event: {answer}"),
+        }
+    }
+    assert!(
+        world.stored(&call).await.muted,
+        "modify-call wrote to DynamoDB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_functions_answer_sqs_and_scheduled_events() {
+    let world = World::new(Backend::moto().await).await;
+    let mut env = world.backend.aws.as_ref().unwrap().function_env();
+    env.push(("TELEAPI_ALLOW_LOOPBACK_WEBHOOKS".into(), "true".into()));
+    let sink = Sink::start().await;
+    let mut call = world.call(CallStatus::InProgress).await;
+    call.sid = teleapi::domain::CallSid::generate();
+    call.instructions.status_callback =
+        Some(teleapi::domain::WebhookUrl::trusted(sink.url("/status")));
+    world.backend.calls.insert_call(&call).await.unwrap();
+
+    // call-events: a valid event is applied; a poison one is dead-lettered, not failed.
+    let emulator = Emulator::start().await;
+    let _events = start("call-events", &emulator, &env);
+    let completed = json!({
+        "version": 1, "type": "call.status", "call_sid": call.sid, "timestamp": Timestamp::now().millis(),
+        "seq": 1, "status": "completed", "duration": 12
+    });
+    let answer = response(
+        emulator
+            .invoke(&sqs_event(
+                "m-1",
+                &completed.to_string(),
+                Some(call.sid.as_str()),
+            ))
+            .await,
+    );
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    assert_eq!(world.stored(&call).await.status, CallStatus::Completed);
+    let answer = response(
+        emulator
+            .invoke(&sqs_event("m-2", "{not json", Some("CAx")))
+            .await,
+    );
+    assert_eq!(
+        answer["batchItemFailures"],
+        json!([]),
+        "poison goes to the DLQ: {answer}"
+    );
+    assert_eq!(
+        Backend::drain(world.backend.event_dead_letters.as_ref()).await,
+        ["{not json"]
+    );
+
+    // callback: the job call-events queued is delivered to the app.
+    let jobs = Backend::drain(world.backend.callbacks.as_ref()).await;
+    assert_eq!(jobs.len(), 1);
+    let emulator = Emulator::start().await;
+    let _callback = start("callback", &emulator, &env);
+    let answer = response(emulator.invoke(&sqs_event("j-1", &jobs[0], None)).await);
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let received = sink.received_at("/status");
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].params["CallStatus"], "completed");
+    assert_eq!(received[0].params["CallDuration"], "12");
+    match emulator.invoke(&json!("not an SQS event")).await {
+        Outcome::Error(_) => {}
+        Outcome::Response(answer) => panic!("callback answered a non-event: {answer}"),
+    }
+
+    // reconcile-intents: a scheduled event; nothing is pending.
+    let emulator = Emulator::start().await;
+    let _reconciler = start("reconcile-intents", &emulator, &env);
+    let scheduled = json!({ "version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+    let answer = response(emulator.invoke(&scheduled).await);
+    assert_eq!(answer, json!({ "resent": 0, "failed": 0, "deferred": 0 }));
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_initialise_reports_why() {
+    for name in [
+        "modify-call",
+        "create-call",
+        "get-call",
+        "list-calls",
+        "call-events",
+        "callback",
+        "reconcile-intents",
+    ] {
+        let emulator = Emulator::start().await;
+        let mut function = start(name, &emulator, &[]);
+        let error = emulator.init_error().await;
+        assert_eq!(error["errorType"], "Runtime.ConfigurationError", "{name}");
+        assert!(
+            error["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("is not set"),
+            "{name}: {error}"
+        );
+        let exited = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = function.0.try_wait().unwrap() {
+                    return Some(status);
+                }
+                if std::time::Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            exited.is_some_and(|s| !s.success()),
+            "{name} exits with an error"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! A Lambda Runtime API emulator on loopback: what the Lambda service offers a function's
+//! `bootstrap` (`/runtime/invocation/next`, `…/response`, `…/error`, `/runtime/init/error`), so
+//! that the real function binaries can be started and invoked in tests, as Lambda runs them.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response(Value),
+    Error(Value),
+}
+
+#[derive(Default)]
+struct Runtime {
+    pending: VecDeque<(String, String)>,
+    waiting: HashMap<String, oneshot::Sender<Outcome>>,
+    init_errors: Vec<Value>,
+    next_id: u64,
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    runtime: Arc<Mutex<Runtime>>,
+    arrived: Arc<Notify>,
+    init_error: Arc<Notify>,
+}
+
+pub struct Emulator {
+    /// `host:port`, what `AWS_LAMBDA_RUNTIME_API` holds.
+    pub address: String,
+    shared: Shared,
+    _stop: oneshot::Sender<()>,
+}
+
+async fn next(State(shared): State<Shared>) -> Response {
+    loop {
+        let arrived = shared.arrived.notified();
+        if let Some((id, body)) = shared.runtime.lock().unwrap().pending.pop_front() {
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 30_000;
+            return (
+                StatusCode::OK,
+                [
+                    ("lambda-runtime-aws-request-id", id),
+                    ("lambda-runtime-deadline-ms", deadline.to_string()),
+                    (
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:test".into(),
+                    ),
+                    (
+                        "lambda-runtime-trace-id",
+                        "Root=1-00000000-000000000000000000000000".into(),
+                    ),
+                    ("content-type", "application/json".into()),
+                ],
+                body,
+            )
+                .into_response();
+        }
+        arrived.await;
+    }
+}
+
+fn finish(shared: &Shared, id: &str, outcome: Outcome) -> StatusCode {
+    match shared.runtime.lock().unwrap().waiting.remove(id) {
+        Some(waiter) => {
+            let _ = waiter.send(outcome);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn json(body: &Bytes) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+async fn response(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    finish(&shared, &id, Outcome::Response(json(&body)))
+}
+
+async fn error(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    _headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    finish(&shared, &id, Outcome::Error(json(&body)))
+}
+
+async fn init_error(State(shared): State<Shared>, body: Bytes) -> StatusCode {
+    shared.runtime.lock().unwrap().init_errors.push(json(&body));
+    shared.init_error.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+impl Emulator {
+    pub async fn start() -> Self {
+        let shared = Shared::default();
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(shared.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self {
+            address,
+            shared,
+            _stop: stop,
+        }
+    }
+
+    /// Hands `event` to the function and waits (at most 30 s) for its answer.
+    pub async fn invoke(&self, event: &Value) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        {
+            let mut runtime = self.shared.runtime.lock().unwrap();
+            runtime.next_id += 1;
+            let id = format!("request-{}", runtime.next_id);
+            runtime.waiting.insert(id.clone(), done);
+            runtime.pending.push_back((id, event.to_string()));
+        }
+        self.shared.arrived.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(30), outcome)
+            .await
+            .expect("the function answered within 30 s")
+            .expect("the function answered")
+    }
+
+    /// The first initialisation error reported, waiting up to 30 s for it.
+    pub async fn init_error(&self) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let reported = self.shared.init_error.notified();
+            if let Some(error) = self
+                .shared
+                .runtime
+                .lock()
+                .unwrap()
+                .init_errors
+                .first()
+                .cloned()
+            {
+                return error;
+            }
+            tokio::time::timeout_at(deadline, reported)
+                .await
+                .expect("the function reported an initialisation error");
+        }
+    }
+}
+
+/// A function binary started against an emulator; killed when dropped.
+pub struct Function(pub Child);
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The function binary `name`: the `bootstrap` that `cargo lambda build` made, if any, else the
+/// workspace's own build of it (`tests/run` builds the bootstraps first).
+pub fn binary(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let bootstrap = target.join("lambda").join(name).join("bootstrap");
+    if bootstrap.exists() {
+        return bootstrap;
+    }
+    let plain = target.join("debug").join(name);
+    assert!(
+        plain.exists(),
+        "no binary for {name}: run `tests/run` (it builds them) or `cargo build --bins`"
+    );
+    plain
+}
+
+/// Starts function `name` as Lambda would: `AWS_LAMBDA_*` variables pointing at `emulator`, plus
+/// `env`.
+pub fn start(name: &str, emulator: &Emulator, env: &[(String, String)]) -> Function {
+    let child = Command::new(binary(name))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &emulator.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+    Function(child)
+}
