@@ -304,8 +304,26 @@ Try a transfer (sample RCML is served under {base}/dev/rcml/):
   curl -s -u {sid}:{token} {calls}.json
   curl -s -u {sid}:{token} {calls}/CALL_SID/Modifications.json
 
+{}
 Ctrl-C stops it.",
-        stack.description
+        stack.description,
+        environment(stack)
+    )
+}
+
+/// With DynamoDB and SQS, how a function can share them (for `cargo lambda watch`).
+fn environment(stack: &Stack) -> String {
+    if stack.function_env.is_empty() {
+        return String::new();
+    }
+    let exports: Vec<String> = stack
+        .function_env
+        .iter()
+        .map(|(name, value)| format!("  export {name}={value}"))
+        .collect();
+    format!(
+        "\nA function run on its own (cargo lambda watch) shares these tables and queues with:\n{}\n\n",
+        exports.join("\n")
     )
 }
 

@@ -59,12 +59,17 @@ pub struct Stack {
     pub dev_account: Account,
     /// What the banner says the stores are.
     pub description: String,
+    /// With DynamoDB and SQS: the environment a function needs to share them (for
+    /// `cargo lambda watch`).
+    pub function_env: Vec<(String, String)>,
 }
 
 /// The queues of a stack.
 struct Queues {
     commands: Arc<dyn Queue>,
     commands_url: String,
+    /// Queue URLs by environment variable, for functions sharing these queues.
+    urls: Vec<(String, String)>,
     events: Arc<dyn Queue>,
     events_dlq: Arc<dyn Queue>,
     callbacks: Arc<dyn Queue>,
@@ -88,6 +93,7 @@ fn memory_queues() -> Queues {
                 .with_redrive(MAX_RECEIVES, "callbacks-dlq"),
         ),
         callbacks_dlq: Arc::new(queues.queue("callbacks-dlq")),
+        urls: Vec::new(),
     }
 }
 
@@ -118,7 +124,18 @@ async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, S
         Some(callbacks_dlq.clone()),
     )
     .await?;
+    let urls = [
+        ("TELEAPI_COMMANDS_QUEUE_URL", &commands_url),
+        ("TELEAPI_EVENTS_QUEUE_URL", &events),
+        ("TELEAPI_EVENTS_DLQ_URL", &events_dlq),
+        ("TELEAPI_CALLBACKS_QUEUE_URL", &callbacks),
+        ("TELEAPI_CALLBACKS_DLQ_URL", &callbacks_dlq),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.clone()))
+    .collect();
     Ok(Queues {
+        urls,
         commands: queue(&commands_url),
         events: queue(&events),
         events_dlq: queue(&events_dlq),
@@ -154,6 +171,7 @@ impl Stack {
     /// The stack, with the local address policy (webhooks on loopback allowed, so that an app
     /// on this machine can be called).
     pub async fn build(options: StackOptions) -> Result<Self, String> {
+        let mut function_env = Vec::new();
         let (accounts, calls, queues, description): (
             Arc<dyn AccountStore>,
             Arc<dyn CallStore>,
@@ -178,6 +196,17 @@ impl Stack {
                 schema::create_tables(&dynamodb, &tables)
                     .await
                     .map_err(|e| format!("creating tables: {e}"))?;
+                for (name, value) in TableNames::ENV.iter().zip([
+                    &tables.accounts,
+                    &tables.calls,
+                    &tables.intents,
+                    &tables.idempotency,
+                ]) {
+                    function_env.push(((*name).to_owned(), value.clone()));
+                }
+                if let Some(endpoint) = endpoint {
+                    function_env.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
+                }
                 let store = Arc::new(DynamoStore::new(dynamodb, tables));
                 let where_ = endpoint.as_deref().unwrap_or("the AWS environment");
                 (
@@ -245,6 +274,7 @@ impl Stack {
                 ..ApiConfig::default()
             },
         };
+        function_env.extend(queues.urls.iter().cloned());
         let simulator = Simulator::new(
             queues.commands.clone(),
             queues.commands_url.clone(),
@@ -262,6 +292,7 @@ impl Stack {
             simulator,
             dev_account,
             description,
+            function_env,
         })
     }
 
