@@ -322,7 +322,7 @@ fn environment(stack: &Stack) -> String {
         .map(|(name, value)| format!("  export {name}={value}"))
         .collect();
     format!(
-        "\nA function run on its own (cargo lambda watch) shares these tables and queues with:\n{}\n\n",
+        "\nA function run on its own (cargo lambda watch) shares these tables and queues with:\n{}\n",
         exports.join("\n")
     )
 }

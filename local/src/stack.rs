@@ -206,7 +206,18 @@ impl Stack {
                 }
                 if let Some(endpoint) = endpoint {
                     function_env.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
+                    // What this process filled in for the emulator, if the environment had not.
+                    for (name, fallback) in [
+                        ("AWS_REGION", "us-east-1"),
+                        ("AWS_ACCESS_KEY_ID", "teleapi-local"),
+                        ("AWS_SECRET_ACCESS_KEY", "teleapi-local"),
+                    ] {
+                        if std::env::var(name).is_err() {
+                            function_env.push((name.into(), fallback.into()));
+                        }
+                    }
                 }
+                function_env.push(("TELEAPI_ALLOW_LOOPBACK_WEBHOOKS".into(), "true".into()));
                 let store = Arc::new(DynamoStore::new(dynamodb, tables));
                 let where_ = endpoint.as_deref().unwrap_or("the AWS environment");
                 (
