@@ -455,6 +455,39 @@ async fn moving_both_legs(local: Local) {
     );
 }
 
+/// Numbers that do not answer end the way they say: busy, failed, or no-answer at the timeout;
+/// a Reject in the incoming call's RCML leaves it unanswered.
+async fn phones_that_do_not_answer(local: Local) {
+    let mut calls = Vec::new();
+    for (to, status) in [
+        ("client:busy-bo", "busy"),
+        ("client:fail-fay", "failed"),
+        ("client:noanswer-ned", "no-answer"),
+    ] {
+        let body = format!(
+            "From=%2B15551230001&To={}&Url={}&Timeout=1",
+            encode(to),
+            local.app("/hold")
+        );
+        calls.push((local.create(&body).await, status));
+    }
+    local.app.always(
+        "/reject",
+        Reply::rcml("<Response><Reject reason=\"busy\"/></Response>"),
+    );
+    calls.push((local.incoming("/reject").await, "busy"));
+    for (sid, status) in &calls {
+        eventually(&format!("{sid} to end {status}"), || {
+            status_is(&local, sid, status)
+        })
+        .await;
+    }
+    assert!(
+        local.fetches("/hold").is_empty(),
+        "no unanswered call fetched its RCML"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -487,4 +520,5 @@ on_both_backends!(
     fallback_on_a_failing_url,
     mute_then_unmute,
     moving_both_legs,
+    phones_that_do_not_answer,
 );
