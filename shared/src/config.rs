@@ -75,6 +75,38 @@ pub fn api_config_from_env() -> Result<ApiConfig, ConfigError> {
     })
 }
 
+/// The functions, by crate name.
+pub const FUNCTIONS: [&str; 7] = [
+    "modify-call",
+    "create-call",
+    "get-call",
+    "list-calls",
+    "call-events",
+    "callback",
+    "reconcile-intents",
+];
+
+/// Variables a function reads if they are set, with a default otherwise.
+pub const OPTIONAL_ENV: [&str; 4] = [
+    ALLOW_LOOPBACK_ENV,
+    "TELEAPI_WRITE_BUDGET_MS",
+    "TELEAPI_INTENT_RETENTION_DAYS",
+    "AWS_ENDPOINT_URL",
+];
+
+/// The environment `function` cannot start without: infra/template.yaml sets all of it (a test
+/// holds the template to this list).
+pub fn required_env(function: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = TableNames::ENV.to_vec();
+    names.push(COMMANDS_QUEUE_ENV);
+    match function {
+        "call-events" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_DLQ_ENV]),
+        "callback" => names.extend([CALLBACKS_QUEUE_ENV, CALLBACKS_DLQ_ENV]),
+        _ => {}
+    }
+    names
+}
+
 fn var(name: &str) -> Result<String, ConfigError> {
     std::env::var(name).map_err(|_| ConfigError(format!("{name} is not set")))
 }

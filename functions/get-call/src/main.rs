@@ -5,16 +5,15 @@ use std::convert::Infallible;
 use lambda_http::{Error, Request, service_fn};
 use teleapi::api::{self, Operation};
 
-const SERVES: &[Operation] = &[Operation::GetCall, Operation::ListModifications];
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     teleapi::telemetry::init_lambda();
     // Clients are built once per sandbox, outside the handler, and reused by warm invocations.
     let services = teleapi::lambda::initialised(teleapi::config::services_from_env()).await?;
+    let serves = Operation::served_by("get-call");
     lambda_http::run(service_fn(|request: Request| {
-        let services = &services;
-        async move { Ok::<_, Infallible>(api::handle(services, request, Some(SERVES)).await) }
+        let (services, serves) = (&services, &serves);
+        async move { Ok::<_, Infallible>(api::handle(services, request, Some(serves)).await) }
     }))
     .await
 }

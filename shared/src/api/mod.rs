@@ -87,7 +87,94 @@ impl Operation {
             Self::ListModifications => "list-modifications",
         }
     }
+
+    /// The Lambda function that serves the operation (its crate under `functions/`).
+    pub fn function(self) -> &'static str {
+        match self {
+            Self::CreateCall => "create-call",
+            Self::ListCalls => "list-calls",
+            Self::GetCall | Self::ListModifications => "get-call",
+            Self::ModifyCall => "modify-call",
+        }
+    }
+
+    /// The operations `function` serves.
+    pub fn served_by(function: &str) -> Vec<Operation> {
+        Self::ALL
+            .into_iter()
+            .filter(|op| op.function() == function)
+            .collect()
+    }
 }
+
+/// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
+/// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
+/// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
+pub const ROUTES: [(&str, &str, Operation); 12] = {
+    use Operation::*;
+    [
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls",
+            ListCalls,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls.json",
+            ListCalls,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls",
+            CreateCall,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls.json",
+            CreateCall,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}",
+            GetCall,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls.json/{CallSid}",
+            GetCall,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}",
+            ModifyCall,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls.json/{CallSid}",
+            ModifyCall,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Modifications",
+            ListModifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Modifications.json",
+            ListModifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls.json/{CallSid}/Modifications",
+            ListModifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls.json/{CallSid}/Modifications.json",
+            ListModifications,
+        ),
+    ]
+};
 
 /// A request matched to an operation, with the raw path parameters (parsed by the operation, so
 /// that a malformed Sid gets that operation's answer).
@@ -375,6 +462,38 @@ mod tests {
             assert_eq!(route.account_sid, AC);
             assert_eq!(route.call_sid.as_deref(), Some(CA));
             assert_eq!(route.path_says_json, json, "{path}");
+        }
+    }
+
+    /// Every route of the table reaches its operation through [`route`], in each path form, and
+    /// every operation has a route.
+    #[test]
+    fn the_route_table_matches_the_router() {
+        for (method, template, operation) in ROUTES {
+            let method: HttpMethod = method.parse().unwrap();
+            let path = template
+                .replace("{AccountSid}", AC)
+                .replace("{CallSid}", CA);
+            assert_eq!(
+                route(&method, &path).unwrap().operation,
+                operation,
+                "{path}"
+            );
+            if template.ends_with("{CallSid}") {
+                let path = format!("{path}.json");
+                assert_eq!(
+                    route(&method, &path).unwrap().operation,
+                    operation,
+                    "{path}"
+                );
+            }
+        }
+        for operation in Operation::ALL {
+            assert!(
+                ROUTES.iter().any(|(_, _, op)| *op == operation),
+                "{operation:?}"
+            );
+            assert!(Operation::served_by(operation.function()).contains(&operation));
         }
     }
 
