@@ -178,7 +178,8 @@ pub struct ListCallsRequest {
     pub query: Vec<(&'static str, String)>,
 }
 
-const CALL_FILTERS: [&str; 7] = [
+/// The filters `GET …/Calls` accepts.
+pub const CALL_FILTERS: [&str; 7] = [
     "To",
     "From",
     "Status",

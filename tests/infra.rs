@@ -1,0 +1,411 @@
+//! The deployment descriptions agree with the code: infra/template.yaml routes every API route
+//! to the function that serves it, feeds every queue to an existing function, sets every
+//! variable the functions need, and grants only on its own resources; infra/openapi.yaml
+//! documents exactly the routes and parameters the handlers accept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_norway::Value;
+use teleapi::api::{Operation, ROUTES};
+use teleapi::config::{FUNCTIONS, OPTIONAL_ENV, required_env};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn load(path: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn get<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value.get(key).unwrap_or(&Value::Null)
+}
+
+fn str_of(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+/// The functions of the template: logical id -> (binary, resource).
+fn functions(template: &Value) -> BTreeMap<String, (String, Value)> {
+    let mut out = BTreeMap::new();
+    for (id, resource) in get(template, "Resources").as_mapping().unwrap() {
+        if str_of(get(resource, "Type")) == "AWS::Serverless::Function" {
+            let binary = str_of(get(
+                get(get(resource, "Metadata"), "BuildProperties"),
+                "Binary",
+            ));
+            out.insert(str_of(id).to_owned(), (binary.to_owned(), resource.clone()));
+        }
+    }
+    out
+}
+
+/// The names a `!Ref`, `!GetAtt` or `!Sub` refers to.
+fn references(value: &Value) -> Vec<String> {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let inner = str_of(&tagged.value);
+            match tag.as_str() {
+                "!Ref" => vec![inner.to_owned()],
+                "!GetAtt" => vec![inner.split('.').next().unwrap_or_default().to_owned()],
+                "!Sub" => inner
+                    .split("${")
+                    .skip(1)
+                    .filter_map(|part| part.split('}').next())
+                    .map(|name| name.split('.').next().unwrap_or_default().to_owned())
+                    .filter(|name| !name.starts_with("AWS::"))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+        Value::Sequence(items) => items.iter().flat_map(references).collect(),
+        Value::Mapping(map) => map.values().flat_map(references).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_function_is_a_crate_and_every_crate_a_function() {
+    let template = load("infra/template.yaml");
+    let binaries: BTreeSet<String> = functions(&template)
+        .values()
+        .map(|(b, _)| b.clone())
+        .collect();
+    let crates: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let declared: BTreeSet<String> = FUNCTIONS.iter().map(|f| (*f).to_owned()).collect();
+    assert_eq!(binaries, crates, "template functions vs functions/ crates");
+    assert_eq!(
+        binaries, declared,
+        "template functions vs teleapi::config::FUNCTIONS"
+    );
+    for binary in &binaries {
+        let manifest =
+            std::fs::read_to_string(root().join("functions").join(binary).join("Cargo.toml"))
+                .unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{binary}\"")),
+            "{binary}'s crate is named {binary}"
+        );
+    }
+}
+
+#[test]
+fn every_route_reaches_the_function_that_serves_it() {
+    let template = load("infra/template.yaml");
+    let mut declared = BTreeSet::new();
+    for (id, (binary, resource)) in functions(&template) {
+        let events = get(get(&resource, "Properties"), "Events")
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        for (name, event) in events {
+            let properties = get(&event, "Properties");
+            match str_of(get(&event, "Type")) {
+                "HttpApi" => {
+                    let (method, path) = (
+                        str_of(get(properties, "Method")),
+                        str_of(get(properties, "Path")),
+                    );
+                    let (_, _, operation) = ROUTES
+                        .iter()
+                        .find(|(m, p, _)| *m == method && *p == path)
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "{id}.{}: {method} {path} is not a route of the API",
+                                str_of(&name)
+                            )
+                        });
+                    assert_eq!(
+                        operation.function(),
+                        binary,
+                        "{method} {path} is served by {}",
+                        operation.function()
+                    );
+                    assert!(references(get(properties, "ApiId")).contains(&"Api".to_owned()));
+                    declared.insert((method.to_owned(), path.to_owned()));
+                }
+                "SQS" => {
+                    let queue = references(get(properties, "Queue"));
+                    let resources = get(&template, "Resources");
+                    assert!(
+                        queue.iter().all(|q| resources.get(q.as_str()).is_some()),
+                        "{id}: {queue:?}"
+                    );
+                    assert_eq!(
+                        get(properties, "FunctionResponseTypes"),
+                        &serde_norway::from_str::<Value>("[ReportBatchItemFailures]").unwrap(),
+                        "{id}"
+                    );
+                    assert!(
+                        get(get(properties, "ScalingConfig"), "MaximumConcurrency")
+                            .as_u64()
+                            .is_some(),
+                        "{id}: bounded concurrency"
+                    );
+                }
+                "ScheduleV2" => assert_eq!(binary, "reconcile-intents"),
+                other => panic!("{id}: unexpected event type {other}"),
+            }
+        }
+    }
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        declared, routes,
+        "the template declares exactly the API's routes"
+    );
+}
+
+#[test]
+fn every_variable_a_function_needs_is_set() {
+    let template = load("infra/template.yaml");
+    let globals = get(
+        get(get(get(&template, "Globals"), "Function"), "Environment"),
+        "Variables",
+    );
+    for (id, (binary, resource)) in functions(&template) {
+        let own = get(
+            get(get(&resource, "Properties"), "Environment"),
+            "Variables",
+        );
+        for name in required_env(&binary) {
+            assert!(
+                globals.get(name).is_some() || own.get(name).is_some(),
+                "{id} ({binary}) needs {name}"
+            );
+        }
+    }
+    // Every TELEAPI_ variable the shared code reads is required by some function or optional.
+    let mut read = BTreeSet::new();
+    for file in [
+        "shared/src/config.rs",
+        "shared/src/adapters/dynamodb/schema.rs",
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for part in text
+            .split('"')
+            .filter(|p| p.starts_with("TELEAPI_") && !p.contains(' '))
+        {
+            read.insert(part.to_owned());
+        }
+    }
+    let known: BTreeSet<String> = FUNCTIONS
+        .iter()
+        .flat_map(|f| required_env(f))
+        .chain(OPTIONAL_ENV)
+        .map(str::to_owned)
+        .collect();
+    for name in read {
+        assert!(
+            known.contains(&name),
+            "{name} is read but neither required nor optional"
+        );
+    }
+}
+
+#[test]
+fn every_grant_names_a_resource_of_the_template() {
+    let template = load("infra/template.yaml");
+    let resources = get(&template, "Resources");
+    let parameters = get(&template, "Parameters");
+    for (id, (_, resource)) in functions(&template) {
+        let policies = get(get(&resource, "Properties"), "Policies")
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!policies.is_empty(), "{id} has its own policy");
+        for policy in policies {
+            for statement in get(&policy, "Statement").as_sequence().unwrap() {
+                let actions = get(statement, "Action").as_sequence().unwrap();
+                for action in actions {
+                    let action = str_of(action);
+                    assert!(!action.contains('*'), "{id}: wildcard action {action}");
+                }
+                let targets = get(statement, "Resource");
+                let names = references(targets);
+                assert!(
+                    !names.is_empty(),
+                    "{id}: every statement names its resources: {targets:?}"
+                );
+                for name in names {
+                    assert!(
+                        resources.get(name.as_str()).is_some()
+                            || parameters.get(name.as_str()).is_some(),
+                        "{id}: {name} is not a resource of the template"
+                    );
+                }
+                if let Value::Sequence(items) = targets {
+                    assert!(
+                        items
+                            .iter()
+                            .all(|t| !matches!(t, Value::String(s) if s.contains('*'))),
+                        "{id}: a bare wildcard resource"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The operations of a path item of the OpenAPI document, resolving `$ref`.
+fn path_item<'a>(doc: &'a Value, item: &'a Value) -> &'a Value {
+    match item.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference.rsplit('/').next().unwrap();
+            get(get(get(doc, "components"), "pathItems"), name)
+        }
+        None => item,
+    }
+}
+
+fn form_properties(doc: &Value, operation: &Value) -> BTreeSet<String> {
+    let schema = get(
+        get(
+            get(get(operation, "requestBody"), "content"),
+            "application/x-www-form-urlencoded",
+        ),
+        "schema",
+    );
+    let name = str_of(get(schema, "$ref"))
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    get(
+        get(get(get(doc, "components"), "schemas"), &name),
+        "properties",
+    )
+    .as_mapping()
+    .unwrap()
+    .keys()
+    .map(|k| str_of(k).to_owned())
+    .collect()
+}
+
+fn query_parameters(doc: &Value, operation: &Value) -> BTreeSet<String> {
+    get(operation, "parameters")
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|p| match p.get("$ref").and_then(Value::as_str) {
+            Some(reference) => get(
+                get(get(doc, "components"), "parameters"),
+                reference.rsplit('/').next().unwrap(),
+            ),
+            None => p,
+        })
+        .filter(|p| str_of(get(p, "in")) == "query")
+        .map(|p| str_of(get(p, "name")).to_owned())
+        .collect()
+}
+
+#[test]
+fn the_openapi_document_matches_the_handlers() {
+    let doc = load("infra/openapi.yaml");
+    assert_eq!(str_of(get(&doc, "openapi")), "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in get(&doc, "paths").as_mapping().unwrap() {
+        let item = path_item(&doc, item);
+        // API Gateway matches `{CallSid}.json` with `{CallSid}`: fold it back.
+        let route_path = str_of(path).replace("{CallSid}.json", "{CallSid}");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let method = method.to_uppercase();
+            let (_, _, op) = ROUTES
+                .iter()
+                .find(|(m, p, _)| *m == method && *p == route_path)
+                .unwrap_or_else(|| panic!("{method} {} is not a route of the API", str_of(path)));
+            documented.insert((method.clone(), route_path.clone()));
+            match op {
+                Operation::ModifyCall => {
+                    let expected: BTreeSet<String> = teleapi::domain::modify::PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(
+                        form_properties(&doc, operation),
+                        expected,
+                        "modify-call form"
+                    );
+                }
+                Operation::CreateCall => {
+                    let expected: BTreeSet<String> = teleapi::domain::create::PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(
+                        form_properties(&doc, operation),
+                        expected,
+                        "create-call form"
+                    );
+                }
+                Operation::ListCalls => {
+                    let expected: BTreeSet<String> = teleapi::domain::listing::CALL_FILTERS
+                        .iter()
+                        .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(
+                        query_parameters(&doc, operation),
+                        expected,
+                        "list-calls query"
+                    );
+                }
+                Operation::ListModifications => {
+                    let expected: BTreeSet<String> = teleapi::domain::listing::Paging::PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(
+                        query_parameters(&doc, operation),
+                        expected,
+                        "Modifications query"
+                    );
+                }
+                Operation::GetCall => assert!(query_parameters(&doc, operation).is_empty()),
+            }
+        }
+    }
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, routes,
+        "the document describes exactly the API's routes"
+    );
+    // The error codes the handlers answer with are documented statuses of the operations.
+    let statuses = ["400", "401", "403", "404", "503"];
+    for (_, item) in get(get(&doc, "components"), "pathItems")
+        .as_mapping()
+        .unwrap()
+    {
+        for (_, operation) in item
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| str_of(k) != "parameters")
+        {
+            let responses = get(operation, "responses");
+            for status in &statuses[1..] {
+                assert!(
+                    responses.get(*status).is_some(),
+                    "every operation documents {status}"
+                );
+            }
+        }
+    }
+}
