@@ -3,6 +3,7 @@
 //! (`teleapi::api::handle`); the `/dev/…` routes exist only here, to try the API without AWS or
 //! media workers.
 
+pub mod admin;
 mod dev;
 pub mod simulator;
 pub mod stack;

@@ -122,3 +122,24 @@ fn rejects_bad_arguments_with_usage() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("TELEAPI_DEV_AUTH_TOKEN"));
 }
+
+#[test]
+fn teleapi_admin_explains_itself() {
+    let admin = env!("CARGO_BIN_EXE_teleapi-admin");
+    for args in [vec![], vec!["frobnicate"], vec!["rotate-token", "ACnope"]] {
+        let output = Command::new(admin)
+            .args(&args)
+            .env_remove("TELEAPI_ACCOUNTS_TABLE")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(!output.stderr.is_empty(), "{args:?}");
+    }
+    let output = Command::new(admin)
+        .args(["show", "AC00000000000000000000000000000001"])
+        .env_remove("TELEAPI_ACCOUNTS_TABLE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TELEAPI_ACCOUNTS_TABLE"));
+}

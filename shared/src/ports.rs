@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::domain::callback::Delivery;
 use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::{
-    Account, AccountSid, Call, CallSid, Command, IdempotencyKey, IdempotencyRecord, Intent,
-    IntentSid, IntentStatus, Method, Timestamp,
+    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, Command, IdempotencyKey,
+    IdempotencyRecord, Intent, IntentSid, IntentStatus, Method, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -91,6 +91,13 @@ pub struct Settlement<'a> {
 pub trait AccountStore: Send + Sync {
     async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError>;
     async fn insert_account(&self, account: &Account) -> Result<(), InsertError>;
+    /// Replaces an account's AuthToken and status; `false` if there is no such account.
+    async fn update_account(
+        &self,
+        sid: &AccountSid,
+        auth_token: &AuthToken,
+        status: AccountStatus,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use super::paging::{Round, fill_page};
 use crate::domain::listing::{self, CallFilter, Page, PageRequest};
 use crate::domain::{
-    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
-    Timestamp,
+    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, IdempotencyKey,
+    IdempotencyRecord, Intent, IntentStatus, Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, RecordError, Settlement,
@@ -138,6 +138,31 @@ impl AccountStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
             Err(err) => Err(store_error(err).into()),
+        }
+    }
+
+    async fn update_account(
+        &self,
+        sid: &AccountSid,
+        auth_token: &AuthToken,
+        status: AccountStatus,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.accounts)
+            .key("AccountSid", s(sid.as_str()))
+            .update_expression("SET AuthToken = :token, #status = :status")
+            .condition_expression("attribute_exists(AccountSid)")
+            .expression_attribute_names("#status", "Status")
+            .expression_attribute_values(":token", s(auth_token.expose()))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
         }
     }
 }

@@ -13,8 +13,8 @@ use tokio::sync::Notify;
 use super::paging::{Round, fill_page};
 use crate::domain::listing::{CallFilter, Page, PageRequest, call_position, intent_position};
 use crate::domain::{
-    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
-    Timestamp,
+    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, IdempotencyKey,
+    IdempotencyRecord, Intent, IntentStatus, Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
@@ -62,6 +62,22 @@ impl AccountStore for MemoryStore {
         }
         tables.accounts.insert(account.sid.clone(), account.clone());
         Ok(())
+    }
+
+    async fn update_account(
+        &self,
+        sid: &AccountSid,
+        auth_token: &AuthToken,
+        status: AccountStatus,
+    ) -> Result<bool, StoreError> {
+        match lock(&self.tables).accounts.get_mut(sid) {
+            Some(account) => {
+                account.auth_token = auth_token.clone();
+                account.status = status;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
 

@@ -31,6 +31,17 @@ impl TableNames {
         "TELEAPI_IDEMPOTENCY_TABLE",
     ];
 
+    /// Only the accounts table, for tools that manage accounts (the other names are empty; the
+    /// call operations of a store built on these names fail).
+    pub fn accounts_only(accounts: impl Into<String>) -> Self {
+        Self {
+            accounts: accounts.into(),
+            calls: String::new(),
+            intents: String::new(),
+            idempotency: String::new(),
+        }
+    }
+
     /// `{prefix}-accounts`, `{prefix}-calls`, …
     pub fn with_prefix(prefix: &str) -> Self {
         Self {

@@ -1,0 +1,146 @@
+//! `teleapi-admin`: accounts in a deployment's Accounts table, through the same adapters the
+//! functions use. Creates the first account and subaccounts, rotates an AuthToken, suspends and
+//! reactivates. Prints the account as JSON (with its AuthToken: the one place it is handed out).
+
+use serde_json::{Value, json};
+use teleapi::domain::{Account, AccountSid, AccountStatus, AuthToken, Timestamp};
+use teleapi::ports::{AccountStore, InsertError};
+
+pub const USAGE: &str = "\
+Usage: teleapi-admin [--table NAME] COMMAND
+
+Commands:
+  create-account NAME [--parent ACCOUNT_SID]   a new account (or subaccount of ACCOUNT_SID)
+  rotate-token ACCOUNT_SID                     a new AuthToken; the old one stops working at once
+  suspend ACCOUNT_SID                          the account's requests get 403 until reactivated
+  activate ACCOUNT_SID
+  show ACCOUNT_SID
+
+Options:
+  --table NAME   the Accounts table (default: $TELEAPI_ACCOUNTS_TABLE, or the stack's
+                 AccountsTableName output)
+
+AWS credentials, region and endpoint come from the standard environment (AWS_PROFILE,
+AWS_REGION, AWS_ENDPOINT_URL for an emulator).";
+
+/// A command, as parsed from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Create {
+        name: String,
+        parent: Option<AccountSid>,
+    },
+    Rotate(AccountSid),
+    SetStatus(AccountSid, AccountStatus),
+    Show(AccountSid),
+}
+
+/// The table (if given) and the command.
+pub fn parse(args: &[String]) -> Result<(Option<String>, Command), String> {
+    let mut table = None;
+    let mut rest: Vec<&str> = Vec::new();
+    let mut parent = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--table" => table = Some(iter.next().ok_or("--table needs a name")?.clone()),
+            "--parent" => parent = Some(iter.next().ok_or("--parent needs an AccountSid")?.clone()),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => rest.push(other),
+        }
+    }
+    let sid = |raw: Option<&&str>| -> Result<AccountSid, String> {
+        raw.ok_or("the command needs an AccountSid")?
+            .parse()
+            .map_err(|e: teleapi::domain::sid::InvalidSid| e.to_string())
+    };
+    let command = match rest.first().copied() {
+        Some("create-account") => {
+            let name = rest
+                .get(1)
+                .ok_or("create-account needs a name")?
+                .to_string();
+            let parent = parent
+                .as_deref()
+                .map(|p| {
+                    p.parse()
+                        .map_err(|e: teleapi::domain::sid::InvalidSid| e.to_string())
+                })
+                .transpose()?;
+            Command::Create { name, parent }
+        }
+        Some("rotate-token") => Command::Rotate(sid(rest.get(1))?),
+        Some("suspend") => Command::SetStatus(sid(rest.get(1))?, AccountStatus::Suspended),
+        Some("activate") => Command::SetStatus(sid(rest.get(1))?, AccountStatus::Active),
+        Some("show") => Command::Show(sid(rest.get(1))?),
+        Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
+        None => return Err(USAGE.to_owned()),
+    };
+    if parent.is_some() && !matches!(command, Command::Create { .. }) {
+        return Err("--parent goes with create-account".into());
+    }
+    Ok((table, command))
+}
+
+fn describe(account: &Account) -> Value {
+    json!({
+        "sid": account.sid,
+        "auth_token": account.auth_token.expose(),
+        "friendly_name": account.friendly_name,
+        "parent_account_sid": account.parent,
+        "status": account.status.as_str(),
+        "date_created": account.date_created.rfc2822(),
+    })
+}
+
+async fn existing(accounts: &dyn AccountStore, sid: &AccountSid) -> Result<Account, String> {
+    accounts
+        .account(sid)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no account {sid}"))
+}
+
+/// Runs `command` against `accounts` and returns the account as it now is.
+pub async fn run(accounts: &dyn AccountStore, command: Command) -> Result<Value, String> {
+    match command {
+        Command::Create { name, parent } => {
+            if let Some(parent) = &parent {
+                let parent = existing(accounts, parent).await?;
+                if parent.parent.is_some() {
+                    return Err(format!("{} is itself a subaccount", parent.sid));
+                }
+            }
+            let account = Account::open(name, parent, Timestamp::now());
+            match accounts.insert_account(&account).await {
+                Ok(()) => Ok(describe(&account)),
+                Err(InsertError::AlreadyExists) => {
+                    Err("a fresh AccountSid collided; run it again".into())
+                }
+                Err(InsertError::Store(e)) => Err(e.to_string()),
+            }
+        }
+        Command::Rotate(sid) => {
+            let mut account = existing(accounts, &sid).await?;
+            account.auth_token = AuthToken::generate();
+            update(accounts, &account).await
+        }
+        Command::SetStatus(sid, status) => {
+            let mut account = existing(accounts, &sid).await?;
+            account.status = status;
+            update(accounts, &account).await
+        }
+        Command::Show(sid) => Ok(describe(&existing(accounts, &sid).await?)),
+    }
+}
+
+async fn update(accounts: &dyn AccountStore, account: &Account) -> Result<Value, String> {
+    match accounts
+        .update_account(&account.sid, &account.auth_token, account.status)
+        .await
+    {
+        Ok(true) => Ok(describe(account)),
+        Ok(false) => Err(format!("no account {}", account.sid)),
+        Err(e) => Err(e.to_string()),
+    }
+}
