@@ -66,7 +66,10 @@ def main():
             "--report", "junit",
             "--report-dir", os.environ.get("FUZZ_REPORT_DIR", "/tmp/teleapi-fuzz"),
         ]
-        sys.exit(subprocess.call(command, env=env))
+        # Schemathesis keeps a cache in its working directory: not in the workspace.
+        workdir = os.environ.get("FUZZ_REPORT_DIR", "/tmp/teleapi-fuzz")
+        os.makedirs(workdir, exist_ok=True)
+        sys.exit(subprocess.call(command, env=env, cwd=workdir))
     finally:
         local.terminate()
         local.wait(timeout=10)
