@@ -33,6 +33,7 @@ impl Local {
             simulator: SimulatorConfig {
                 ring: Duration::from_millis(100),
                 speed: 0.02,
+                enabled: true,
             },
         })
         .await

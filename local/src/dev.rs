@@ -157,7 +157,7 @@ pub async fn create_incoming_call(
         method,
         ..Instructions::default()
     };
-    let simulate = field(&fields, "Status").is_none();
+    let simulate = field(&fields, "Status").is_none() && stack.simulator.enabled();
     let mut call = Call::inbound(
         stack.dev_account.sid.clone(),
         from.to_owned(),

@@ -35,7 +35,7 @@ pub const DEFAULT_PREFIX: &str = "teleapi-local";
 
 const USAGE: &str = "\
 Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
-                     [--speed FACTOR] [--ring-ms MS]
+                     [--speed FACTOR] [--ring-ms MS] [--no-simulator]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -50,6 +50,7 @@ Options:
                       (default teleapi-local; TELEAPI_*_TABLE variables override table names)
   --speed FACTOR      scale every simulated duration (Say, Pause, ring timeouts); default 1
   --ring-ms MS        how long simulated phones ring before answering; default 1500
+  --no-simulator      no simulated media worker: commands stay on the commands queue
   -h, --help          show this help
 
 Environment:
@@ -116,6 +117,7 @@ impl Options {
                     })?;
                     simulator.ring = Duration::from_millis(ms);
                 }
+                "--no-simulator" => simulator.enabled = false,
                 "-h" | "--help" => return Err(ArgsError::Help),
                 other => return Err(invalid(format!("unknown argument {other:?}"))),
             }
@@ -273,12 +275,15 @@ pub async fn serve(
             stack.event_queue.clone(),
         )),
         tokio::spawn(deliver_callbacks_forever(stack.callbacks.clone())),
-        tokio::spawn(stack.simulator.clone().run()),
     ];
+    let simulator = stack
+        .simulator
+        .enabled()
+        .then(|| tokio::spawn(stack.simulator.clone().run()));
     let served = axum::serve(listener, router(stack))
         .with_graceful_shutdown(shutdown)
         .await;
-    for task in loops {
+    for task in loops.into_iter().chain(simulator) {
         task.abort();
     }
     served

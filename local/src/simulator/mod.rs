@@ -33,6 +33,9 @@ pub struct SimulatorConfig {
     /// Multiplies every simulated duration (Say, Play, Pause, ring timeouts): 0.01 runs a
     /// minute-long call in 600 ms.
     pub speed: f64,
+    /// Whether the worker runs at all (`--no-simulator`: commands stay on the queue, for a real
+    /// worker or for measuring the API alone).
+    pub enabled: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -40,6 +43,7 @@ impl Default for SimulatorConfig {
         Self {
             ring: Duration::from_millis(1500),
             speed: 1.0,
+            enabled: true,
         }
     }
 }
@@ -110,6 +114,10 @@ impl Simulator {
             },
             commands,
         }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.shared.config.enabled
     }
 
     pub fn queue_url(&self) -> &str {
