@@ -1,6 +1,7 @@
 //! Test support: the backends the suites run on (in-memory, and DynamoDB/SQS on moto), a clock
 //! the tests move, and request builders.
 
+pub mod instrumented;
 pub mod moto;
 pub mod runtime;
 pub mod sink;

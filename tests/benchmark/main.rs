@@ -1,0 +1,698 @@
+//! `teleapi-bench`: what a modification costs, measured against the floor of the same work, in
+//! the same run, so that the figures hold on a noisy machine. Run by `tests/bench`, which builds
+//! everything in release mode first. Prints one table; docs/benchmarks.md records the latest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use teleapi::adapters::http::HttpWebhooks;
+use teleapi::domain::callback::{CallbackJob, JOB_VERSION, JobKind};
+use teleapi::domain::modify::plan;
+use teleapi::domain::{
+    AddressPolicy, AuthToken, CallStatus, Form, IntentSid, Method, ModifyRequest, Timestamp,
+    WebhookUrl,
+};
+use teleapi::ports::{CallWrite, OutgoingMessage};
+use teleapi_tests::instrumented::Counter;
+use teleapi_tests::runtime::{Emulator, Outcome};
+use teleapi_tests::{Backend, World, basic_auth};
+use tokio::net::TcpListener;
+
+const LOCAL: AddressPolicy = AddressPolicy {
+    allow_loopback: true,
+};
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+struct Row {
+    figure: String,
+    value: String,
+    target: String,
+    met: Option<bool>,
+    detail: String,
+}
+
+struct Stats {
+    median: f64,
+    p10: f64,
+    p90: f64,
+    runs: usize,
+}
+
+fn stats(samples: &[f64]) -> Stats {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p10: at(0.1),
+        p90: at(0.9),
+        runs: sorted.len(),
+    }
+}
+
+fn describe(s: &Stats, unit: &str) -> String {
+    format!(
+        "median {:.2} {unit}, p10-p90 {:.2}-{:.2}, n={}",
+        s.median, s.p10, s.p90, s.runs
+    )
+}
+
+fn release_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+// ---------------------------------------------------------------- round trips
+
+async fn round_trips(rows: &mut Vec<Row>) {
+    let counter = Arc::new(Counter::default());
+    let backend = Backend::memory().instrumented(counter.clone());
+    let world = World::new(backend).await;
+    let sink = teleapi_tests::sink::Sink::start().await;
+    let format = |counts: BTreeMap<&'static str, u64>| -> (u64, u64, u64, String) {
+        let reads: u64 = [
+            "account",
+            "call",
+            "intent",
+            "idempotency_record",
+            "pending_intents",
+            "list_calls",
+            "list_intents",
+        ]
+        .iter()
+        .map(|k| counts.get(k).copied().unwrap_or(0))
+        .sum();
+        let writes: u64 = [
+            "write_call",
+            "settle_intent",
+            "fail_intent",
+            "insert_call",
+            "insert_account",
+            "update_account",
+        ]
+        .iter()
+        .map(|k| counts.get(k).copied().unwrap_or(0))
+        .sum();
+        let sends = counts.get("send").copied().unwrap_or(0);
+        let detail = counts
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        (reads, writes, sends, detail)
+    };
+
+    let mut call = world.call(CallStatus::InProgress).await;
+    call.instructions.status_callback = Some(WebhookUrl::trusted(sink.url("/status")));
+    call.sid = teleapi::domain::CallSid::generate();
+    world.backend.calls.insert_call(&call).await.unwrap();
+    counter.reset();
+    assert_eq!(
+        world
+            .modify(&call, "Url=https%3A%2F%2Fapp.example.com%2Fa")
+            .await
+            .status(),
+        200
+    );
+    let (r, w, s, d) = format(counter.counts());
+    rows.push(Row {
+        figure: "round trips: modification".into(),
+        value: format!("{r} reads + {w} write + {s} send"),
+        target: "1 write + 1 send (reads: data-model.md)".into(),
+        met: Some(w == 1 && s == 1),
+        detail: d,
+    });
+
+    counter.reset();
+    let created = world
+        .post(
+            "/Calls.json",
+            "From=%2B15551230001&To=client%3Abob&Url=https%3A%2F%2Fapp.example.com%2Fb",
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let (r, w, s, d) = format(counter.counts());
+    rows.push(Row {
+        figure: "round trips: create".into(),
+        value: format!("{r} reads + {w} write + {s} send"),
+        target: "1 write + 1 send".into(),
+        met: Some(w == 1 && s == 1),
+        detail: d,
+    });
+
+    let events = world.backend.event_services(world.clock.clone());
+    counter.reset();
+    let event = json!({"version": 1, "type": "call.status", "call_sid": call.sid, "timestamp": Timestamp::now().millis(), "seq": 1, "status": "completed", "duration": 3});
+    teleapi::call_events::handle_event(&events, &event.to_string())
+        .await
+        .unwrap();
+    let (r, w, s, d) = format(counter.counts());
+    rows.push(Row {
+        figure: "round trips: event (call.status + callback job)".into(),
+        value: format!("{r} read + {w} write + {s} send"),
+        target: "1 write (+1 send per callback)".into(),
+        met: Some(w == 1),
+        detail: d,
+    });
+
+    let callbacks = world
+        .backend
+        .callback_services(world.clock.clone(), Arc::new(HttpWebhooks::new(LOCAL)));
+    let job = Backend::drain(world.backend.callbacks.as_ref())
+        .await
+        .remove(0);
+    counter.reset();
+    teleapi::callbacks::run_job(&callbacks, &job).await.unwrap();
+    let (r, w, s, d) = format(counter.counts());
+    rows.push(Row {
+        figure: "round trips: callback".into(),
+        value: format!("{r} read + {w} write + {s} send + 1 HTTP request"),
+        target: "1 read (the AuthToken)".into(),
+        met: Some(r == 1 && w == 0 && s == 0),
+        detail: d,
+    });
+}
+
+// ---------------------------------------------------------------- backend floor
+
+async fn backend_floor(rows: &mut Vec<Row>, runs: usize) {
+    let backend = Backend::moto().await;
+    let prefix = format!("bench{}", &teleapi::domain::sid::random_hex32()[..8]);
+    let stack = teleapi_local::Stack::build(teleapi_local::StackOptions {
+        backing: teleapi_local::Backing::Aws {
+            endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+            prefix,
+        },
+        dev: Some((SID.parse().unwrap(), AuthToken::new(TOKEN))),
+        simulator: teleapi_local::SimulatorConfig {
+            enabled: false,
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    let calls = stack.calls.clone();
+    let account = stack.dev_account.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(teleapi_local::serve(
+        listener,
+        stack,
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+
+    // The floor: the same conditional write and the same SendMessage, made directly on the
+    // same moto, for calls of their own (written only here, so their version is known).
+    let floor_store = backend.calls.clone();
+    let floor_queue = backend.commands.clone();
+    let now = Timestamp::now();
+    let mut api_calls = Vec::new();
+    let mut floor_calls = Vec::new();
+    for _ in 0..50 {
+        api_calls.push(
+            teleapi_tests::call(
+                &backend_like(&calls),
+                &account.sid,
+                CallStatus::InProgress,
+                now,
+            )
+            .await
+            .sid,
+        );
+        floor_calls
+            .push(teleapi_tests::call(&backend, &account.sid, CallStatus::InProgress, now).await);
+    }
+    let request = ModifyRequest::parse(
+        &Form::parse(b"Url=https%3A%2F%2Fapp.example.com%2Fa").unwrap(),
+        AddressPolicy::default(),
+    )
+    .unwrap();
+    let (mut api, mut floor) = (Vec::new(), Vec::new());
+    for i in 0..runs + 20 {
+        let sid = &api_calls[i % api_calls.len()];
+        let started = Instant::now();
+        let answer = http
+            .post(format!(
+                "{base}/call/2012-04-24/Accounts/{SID}/Calls/{sid}.json"
+            ))
+            .basic_auth(SID, Some(TOKEN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("Url=https%3A%2F%2Fapp.example.com%2Fa")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let api_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+        let call = &mut floor_calls[i % 50];
+        let started = Instant::now();
+        let planned = plan(
+            call,
+            &request,
+            IntentSid::generate(),
+            Timestamp::now(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        floor_store
+            .write_call(CallWrite {
+                call: &planned.call,
+                expected_version: Some(call.version),
+                intent: Some(&planned.intent),
+                idempotency: None,
+                now: Timestamp::now(),
+            })
+            .await
+            .unwrap();
+        floor_queue
+            .send(
+                None,
+                &OutgoingMessage::command(planned.intent.command.as_ref().unwrap()),
+            )
+            .await
+            .unwrap();
+        let floor_ms = started.elapsed().as_secs_f64() * 1000.0;
+        *call = planned.call;
+        if i >= 20 {
+            api.push(api_ms);
+            floor.push(floor_ms);
+        }
+    }
+    let (a, f) = (stats(&api), stats(&floor));
+    let ratio = a.median / f.median;
+    rows.push(Row {
+        figure: "backend floor: modification / bare write+send (moto)".into(),
+        value: format!("{ratio:.2}x"),
+        target: "<= 1.15".into(),
+        met: Some(ratio <= 1.15),
+        detail: format!(
+            "teleapi-local {}; floor {}",
+            describe(&a, "ms"),
+            describe(&f, "ms")
+        ),
+    });
+}
+
+/// A `Backend` view of a store, for the fixtures that take one.
+fn backend_like(calls: &Arc<dyn teleapi::ports::CallStore>) -> Backend {
+    let mut backend = Backend::memory();
+    backend.calls = calls.clone();
+    backend
+}
+
+// ---------------------------------------------------------------- handler cost
+
+fn wrk(url: &str, script: Option<&Path>, seconds: u32) -> f64 {
+    let mut command = Command::new("wrk");
+    command.args(["-t", "1", "-c", "16", "-d", &format!("{seconds}s")]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command
+        .arg(url)
+        .output()
+        .expect("wrk runs (Debian package wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .unwrap_or_else(|| panic!("wrk said: {text}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn peak_memory_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn handler_cost(rows: &mut Vec<Row>, rounds: usize) {
+    let mut local = Command::new(release_dir().join("teleapi-local"))
+        .args(["--listen", "127.0.0.1:0", "--no-simulator"])
+        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
+        .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("teleapi-local (release) starts");
+    let base = {
+        use std::io::BufRead;
+        let stdout = local.stdout.take().unwrap();
+        let line = std::io::BufReader::new(stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        line.split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let http = reqwest::Client::new();
+    let mut sids = Vec::new();
+    for _ in 0..200 {
+        let body = "From=%2B15551230001&To=%2B15551230002&Url=https%3A%2F%2Fapp.example.com%2Fa&Status=in-progress";
+        let call: Value = http
+            .post(format!("{base}/dev/IncomingCalls"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sids.push(format!("\"{}\"", call["sid"].as_str().unwrap()));
+    }
+    let auth = basic_auth(&teleapi::domain::Account {
+        sid: SID.parse().unwrap(),
+        auth_token: AuthToken::new(TOKEN),
+        ..teleapi::domain::Account::open("x", None, Timestamp::now())
+    });
+    let script = std::env::temp_dir().join(format!("teleapi-bench-{}.lua", std::process::id()));
+    std::fs::write(
+        &script,
+        format!(
+            "local sids = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  local sid = sids[(i % #sids) + 1]\n  return wrk.format(\"POST\", \"/call/2012-04-24/Accounts/{SID}/Calls/\" .. sid .. \".json\", {{[\"Authorization\"] = \"{auth}\", [\"Content-Type\"] = \"application/x-www-form-urlencoded\"}}, \"Mute=true\")\nend\n",
+            sids.join(", ")
+        ),
+    )
+    .unwrap();
+    let (mut modify, mut trivial) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        trivial.push(wrk(&format!("{base}/dev/rcml/hold"), None, 4));
+        modify.push(wrk(&base, Some(&script), 4));
+    }
+    let memory = peak_memory_kib(local.id());
+    let _ = local.kill();
+    let _ = local.wait();
+    let _ = std::fs::remove_file(&script);
+    let (m, t) = (stats(&modify), stats(&trivial));
+    let ratio = m.median / t.median;
+    rows.push(Row {
+        figure: "handler cost: modification rps / trivial route rps (memory)".into(),
+        value: format!("{ratio:.2}"),
+        target: ">= 0.5".into(),
+        met: Some(ratio >= 0.5),
+        detail: format!(
+            "modify {}; trivial {}",
+            describe(&m, "req/s"),
+            describe(&t, "req/s")
+        ),
+    });
+    rows.push(Row {
+        figure: "peak memory of teleapi-local under that load".into(),
+        value: format!("{:.1} MiB", memory as f64 / 1024.0),
+        target: "-".into(),
+        met: None,
+        detail: "VmHWM".into(),
+    });
+}
+
+// ---------------------------------------------------------------- cold start and sizes
+
+fn api_event() -> Value {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": format!("/call/2012-04-24/Accounts/{SID}/Calls.json"),
+        "rawQueryString": "", "headers": {"host": "bench"},
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "bench", "domainPrefix": "bench",
+            "http": {"method": "GET", "path": format!("/call/2012-04-24/Accounts/{SID}/Calls.json"), "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "bench"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "24/Nov/2026:12:00:00 +0000", "timeEpoch": 0},
+        "isBase64Encoded": false
+    })
+}
+
+async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
+    let lambda = workspace().join("target/lambda");
+    let backend = Backend::moto().await;
+    let mut env = backend.aws.as_ref().unwrap().function_env();
+    env.retain(|(k, _)| k != "RUST_LOG");
+    let functions: Vec<(&str, Value)> = vec![
+        ("hello-lambda", api_event()),
+        ("modify-call", api_event()),
+        ("create-call", api_event()),
+        ("get-call", api_event()),
+        ("list-calls", api_event()),
+        ("call-events", json!({"Records": []})),
+        ("callback", json!({"Records": []})),
+        ("reconcile-intents", json!({"source": "aws.events"})),
+    ];
+    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 0..runs {
+        for (name, event) in &functions {
+            let binary = lambda.join(name).join("bootstrap");
+            let emulator = Emulator::start().await;
+            let started = Instant::now();
+            let mut child = Command::new(&binary)
+                .env_clear()
+                .env("AWS_LAMBDA_RUNTIME_API", &emulator.address)
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+            let outcome = emulator.invoke(event).await;
+            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            assert!(
+                matches!(outcome, Outcome::Response(_)),
+                "{name}: {outcome:?}"
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            times.entry(name).or_default().push(elapsed);
+        }
+    }
+    let hello = stats(&times["hello-lambda"]);
+    for (name, _) in functions.iter().skip(1) {
+        let s = stats(&times[name]);
+        let ratio = s.median / hello.median;
+        rows.push(Row {
+            figure: format!("cold start: {name} / hello-world lambda_http"),
+            value: format!("{ratio:.2}x"),
+            target: "<= 1.5".into(),
+            met: Some(ratio <= 1.5),
+            detail: format!(
+                "{name} {}; hello {}",
+                describe(&s, "ms"),
+                describe(&hello, "ms")
+            ),
+        });
+    }
+    for (name, _) in &functions {
+        let bytes = std::fs::metadata(lambda.join(name).join("bootstrap"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        rows.push(Row {
+            figure: format!("binary size: {name}"),
+            value: format!("{mib:.2} MiB"),
+            target: if *name == "hello-lambda" {
+                "-".into()
+            } else {
+                "<= 8 MiB".into()
+            },
+            met: (*name != "hello-lambda").then_some(mib <= 8.0),
+            detail: format!("{bytes} bytes, cargo lambda build --release, x86_64"),
+        });
+    }
+}
+
+// ---------------------------------------------------------------- callback throughput
+
+async fn fast_sink() -> String {
+    let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::NO_CONTENT });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+async fn callback_throughput(rows: &mut Vec<Row>, rounds: usize) {
+    let world = World::new(Backend::memory()).await;
+    let callbacks = world
+        .backend
+        .callback_services(world.clock.clone(), Arc::new(HttpWebhooks::new(LOCAL)));
+    let sink = fast_sink().await;
+    let url = WebhookUrl::trusted(format!("{sink}/status"));
+    let job = |n: usize| CallbackJob {
+        version: JOB_VERSION,
+        job_id: format!("job-{n}"),
+        kind: JobKind::StatusCallback,
+        account_sid: world.account.sid.clone(),
+        call_sid: teleapi::domain::CallSid::generate(),
+        url: url.clone(),
+        method: Method::Post,
+        parameters: [
+            ("CallSid", "CA0123456789abcdef0123456789abcdef"),
+            ("AccountSid", SID),
+            ("From", "+15551230001"),
+            ("To", "+15551230002"),
+            ("CallStatus", "completed"),
+            ("Direction", "inbound"),
+            ("ApiVersion", "2012-04-24"),
+            ("CallDuration", "42"),
+            ("Timestamp", "Tue, 24 Nov 2026 12:45:10 +0000"),
+            ("SequenceNumber", "3"),
+            ("CallbackSource", "call-progress-events"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        attempts: 0,
+        history: Vec::new(),
+    };
+    let per_round = 1000;
+    let bodies: Vec<String> = (0..per_round).map(|n| job(n).to_json()).collect();
+    let form = teleapi::callbacks::build_request(&job(0), TOKEN)
+        .body
+        .unwrap();
+    let bare_client = reqwest::Client::new();
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        // Ours: batches of 10 (the SQS batch size), one job after the other, as the function runs them.
+        let started = Instant::now();
+        for batch in bodies.chunks(10) {
+            for body in batch {
+                let outcome = teleapi::callbacks::run_job(&callbacks, body).await.unwrap();
+                assert_eq!(outcome, teleapi::callbacks::JobOutcome::Delivered);
+            }
+        }
+        ours.push(per_round as f64 / started.elapsed().as_secs_f64());
+        // The bare loop: the same requests, the same concurrency (one at a time).
+        let started = Instant::now();
+        for _ in 0..per_round {
+            let answer = bare_client
+                .post(url.as_str())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success());
+        }
+        bare.push(per_round as f64 / started.elapsed().as_secs_f64());
+    }
+    let (o, b) = (stats(&ours), stats(&bare));
+    let ratio = o.median / b.median;
+    rows.push(Row {
+        figure: "callback throughput: callback handler / bare reqwest loop".into(),
+        value: format!("{ratio:.2}"),
+        target: ">= 0.8".into(),
+        met: Some(ratio >= 0.8),
+        detail: format!(
+            "handler {}; bare {}",
+            describe(&o, "jobs/s"),
+            describe(&b, "req/s")
+        ),
+    });
+}
+
+// ---------------------------------------------------------------- main
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU")
+        .to_owned();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map_or(String::new(), |kib| {
+            format!(", {:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cpu}, {cores} cores{memory}")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200);
+    let only: Option<String> = std::env::args().nth(1);
+    let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    println!(
+        "teleapi-bench on {}; {} (UTC)",
+        machine(),
+        Timestamp::now().rfc2822()
+    );
+    let mut rows = Vec::new();
+    if wants("round-trips") {
+        round_trips(&mut rows).await;
+    }
+    if wants("floor") {
+        backend_floor(&mut rows, runs).await;
+    }
+    if wants("handler") {
+        handler_cost(&mut rows, 3).await;
+    }
+    if wants("cold-start") {
+        cold_start(&mut rows, (runs / 20).max(5)).await;
+    }
+    if wants("callbacks") {
+        callback_throughput(&mut rows, 5).await;
+    }
+    let width = rows.iter().map(|r| r.figure.len()).max().unwrap_or(10);
+    println!();
+    println!(
+        "| {:width$} | {:>28} | {:>24} | {:4} | {}",
+        "figure", "value", "target", "met", "runs, median and spread"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}",
+        "-".repeat(width + 2),
+        "-".repeat(30),
+        "-".repeat(26),
+        "-".repeat(6),
+        "-".repeat(40)
+    );
+    for row in &rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "| {:width$} | {:>28} | {:>24} | {:4} | {}",
+            row.figure, row.value, row.target, met, row.detail
+        );
+    }
+}
