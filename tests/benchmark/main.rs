@@ -673,8 +673,8 @@ async fn main() {
     let width = rows.iter().map(|r| r.figure.len()).max().unwrap_or(10);
     println!();
     println!(
-        "| {:width$} | {:>28} | {:>24} | {:4} | {}",
-        "figure", "value", "target", "met", "runs, median and spread"
+        "| {:width$} | {:>28} | {:>24} | {:4} | runs, median and spread",
+        "figure", "value", "target", "met"
     );
     println!(
         "|{}|{}|{}|{}|{}",
