@@ -49,7 +49,8 @@ async fn accounts_are_managed(world: World) {
             .contains("no account")
     );
 
-    // The new account works against the API; a rotated token replaces the old one at once.
+    // The new account works against the API; a rotated token works at once, and the old one
+    // stops working when the API's cached copy of the account expires.
     let mut account = accounts.account(&sid(&parent)).await.unwrap().unwrap();
     let call = teleapi_tests::call(
         &world.backend,
@@ -62,14 +63,18 @@ async fn accounts_are_managed(world: World) {
         "/call/2012-04-24/Accounts/{}/Calls/{}.json",
         account.sid, call.sid
     );
+    let ttl = teleapi::api::ApiConfig::default().account_cache_ttl;
     let get = |auth: String| world.send(teleapi_tests::get_request(&path, Some(&auth)));
     assert_eq!(get(basic_auth(&account)).await.status(), StatusCode::OK);
     let rotated = run(accounts, Command::Rotate(account.sid.clone()))
         .await
         .unwrap();
     assert_ne!(rotated["auth_token"], parent["auth_token"]);
-    assert_error(&get(basic_auth(&account)).await, 401, 20003, "Authenticate");
+    let old = basic_auth(&account);
     account.auth_token = AuthToken::new(rotated["auth_token"].as_str().unwrap());
+    assert_eq!(get(basic_auth(&account)).await.status(), StatusCode::OK);
+    world.clock.advance(ttl);
+    assert_error(&get(old).await, 401, 20003, "Authenticate");
     assert_eq!(get(basic_auth(&account)).await.status(), StatusCode::OK);
 
     // Suspended, it is refused; reactivated, it works again.
@@ -80,6 +85,7 @@ async fn accounts_are_managed(world: World) {
     .await
     .unwrap();
     assert_eq!(suspended["status"], "suspended");
+    world.clock.advance(ttl);
     assert_error(&get(basic_auth(&account)).await, 403, 10001, "not active");
     run(
         accounts,

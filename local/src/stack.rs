@@ -284,6 +284,7 @@ impl Stack {
                 address_policy: local,
                 ..ApiConfig::default()
             },
+            account_cache: Default::default(),
         };
         function_env.extend(queues.urls.iter().cloned());
         let simulator = Simulator::new(

@@ -56,8 +56,8 @@ fn duration_var(name: &str, unit: Duration, default: Duration) -> Result<Duratio
     }
 }
 
-/// The API's tunables: defaults, overridden by `TELEAPI_WRITE_BUDGET_MS` and
-/// `TELEAPI_INTENT_RETENTION_DAYS`.
+/// The API's tunables: defaults, overridden by `TELEAPI_WRITE_BUDGET_MS`,
+/// `TELEAPI_INTENT_RETENTION_DAYS` and `TELEAPI_ACCOUNT_CACHE_SECONDS`.
 pub fn api_config_from_env() -> Result<ApiConfig, ConfigError> {
     let defaults = ApiConfig::default();
     Ok(ApiConfig {
@@ -70,6 +70,11 @@ pub fn api_config_from_env() -> Result<ApiConfig, ConfigError> {
             "TELEAPI_INTENT_RETENTION_DAYS",
             Duration::from_secs(24 * 3600),
             defaults.intent_retention,
+        )?,
+        account_cache_ttl: duration_var(
+            "TELEAPI_ACCOUNT_CACHE_SECONDS",
+            Duration::from_secs(1),
+            defaults.account_cache_ttl,
         )?,
         ..defaults
     })
@@ -87,10 +92,11 @@ pub const FUNCTIONS: [&str; 7] = [
 ];
 
 /// Variables a function reads if they are set, with a default otherwise.
-pub const OPTIONAL_ENV: [&str; 4] = [
+pub const OPTIONAL_ENV: [&str; 5] = [
     ALLOW_LOOPBACK_ENV,
     "TELEAPI_WRITE_BUDGET_MS",
     "TELEAPI_INTENT_RETENTION_DAYS",
+    "TELEAPI_ACCOUNT_CACHE_SECONDS",
     "AWS_ENDPOINT_URL",
 ];
 
@@ -161,6 +167,7 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
             address_policy: address_policy_from_env()?,
             ..api_config_from_env()?
         },
+        account_cache: Default::default(),
     })
 }
 

@@ -182,6 +182,7 @@ impl Backend {
                 write_budget: Duration::from_secs(30),
                 ..ApiConfig::default()
             },
+            account_cache: Default::default(),
         }
     }
 

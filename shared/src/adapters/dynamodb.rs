@@ -409,9 +409,11 @@ impl CallStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<Intent>, StoreError> {
         let page_size = i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000);
-        let mut found = Vec::new();
+        // The shards are independent: query them all at once, so the sweep costs one round
+        // trip rather than one per shard.
+        let mut queries = tokio::task::JoinSet::new();
         for shard in 0..PENDING_SHARDS {
-            let output = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.tables.intents)
@@ -419,9 +421,13 @@ impl CallStore for DynamoStore {
                 .key_condition_expression("PendingShard = :shard AND DateCreated < :before")
                 .expression_attribute_values(":shard", s(&format!("{shard:x}")))
                 .expression_attribute_values(":before", n(created_before.millis()))
-                .limit(page_size)
-                .send()
-                .await
+                .limit(page_size);
+            queries.spawn(query.send());
+        }
+        let mut found = Vec::new();
+        while let Some(output) = queries.join_next().await {
+            let output = output
+                .map_err(|e| StoreError::Failed(format!("pending query: {e}")))?
                 .map_err(store_error)?;
             for entry in output.items() {
                 let intent = item::intent_from(entry)?;

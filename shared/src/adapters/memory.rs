@@ -328,7 +328,10 @@ struct Stored {
 #[derive(Default)]
 struct QueueState {
     messages: VecDeque<Stored>,
-    dedup: HashMap<String, Instant>,
+    /// Deduplication ids seen in the last `DEDUP_WINDOW`, and the same ids oldest first, so
+    /// that expiring them costs nothing per send.
+    dedup: HashSet<String>,
+    dedup_order: VecDeque<(Instant, String)>,
 }
 
 /// Queues in memory, addressed by name; `None` is the default queue. A message sent with a group
@@ -459,14 +462,17 @@ impl Queue for MemoryQueue {
         {
             let mut queues = lock(&self.queues);
             let state = queues.entry(self.name(queue).to_owned()).or_default();
-            state
-                .dedup
-                .retain(|_, sent| now.duration_since(*sent) < DEDUP_WINDOW);
+            while let Some((sent, _)) = state.dedup_order.front()
+                && now.duration_since(*sent) >= DEDUP_WINDOW
+            {
+                let (_, expired) = state.dedup_order.pop_front().expect("front exists");
+                state.dedup.remove(&expired);
+            }
             if let Some(dedup_id) = &message.dedup_id {
-                if state.dedup.contains_key(dedup_id) {
+                if !state.dedup.insert(dedup_id.clone()) {
                     return Ok(()); // accepted and dropped, as SQS does
                 }
-                state.dedup.insert(dedup_id.clone(), now);
+                state.dedup_order.push_back((now, dedup_id.clone()));
             }
             state.messages.push_back(Stored {
                 body: message.body.clone(),

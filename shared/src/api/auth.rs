@@ -1,12 +1,15 @@
 //! HTTP Basic authentication (`AccountSid:AuthToken`) and who may act for which account.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::{HeaderMap, header};
 
 use super::Services;
 use super::error::ApiError;
-use crate::domain::{Account, AccountSid, AccountStatus, AuthToken};
+use crate::domain::{Account, AccountSid, AccountStatus, AuthToken, Timestamp};
 
 /// Compared against when the account does not exist, so that a wrong sid costs the same time as
 /// a wrong token.
@@ -24,12 +27,77 @@ fn credentials(headers: &HeaderMap) -> Option<(AccountSid, String)> {
     Some((sid.parse().ok()?, token.to_owned()))
 }
 
+/// Active accounts read recently, so that a warm function authenticates a busy account without a
+/// `GetItem` per request (docs/decisions.md, "Caching accounts"). Only active accounts are kept,
+/// an entry is used for `ApiConfig::account_cache_ttl` after its read, and a token that does not
+/// match the entry is checked against the store (and refreshes it): a rotated token works at once,
+/// the old one until the new one is used or the TTL runs out; a suspension takes effect within the
+/// TTL.
+#[derive(Clone, Default)]
+pub struct AccountCache {
+    entries: Arc<Mutex<HashMap<AccountSid, (Timestamp, Account)>>>,
+}
+
+impl AccountCache {
+    /// Entries kept at most; beyond it, expired entries go, then all of them.
+    const CAPACITY: usize = 4096;
+
+    fn fresh(&self, sid: &AccountSid, now: Timestamp, ttl: std::time::Duration) -> Option<Account> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (read_at, account) = entries.get(sid)?;
+        (now < read_at.plus(ttl)).then(|| account.clone())
+    }
+
+    fn remember(
+        &self,
+        sid: &AccountSid,
+        account: Option<&Account>,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match account {
+            Some(account) if account.status == AccountStatus::Active && !ttl.is_zero() => {
+                if entries.len() >= Self::CAPACITY {
+                    entries.retain(|_, (read_at, _)| now < read_at.plus(ttl));
+                    if entries.len() >= Self::CAPACITY {
+                        entries.clear();
+                    }
+                }
+                entries.insert(sid.clone(), (now, account.clone()));
+            }
+            _ => {
+                entries.remove(sid);
+            }
+        }
+    }
+}
+
+/// The account `sid`, from the cache while it is fresh, else from the store.
+async fn account(
+    services: &Services,
+    sid: &AccountSid,
+    usable: impl Fn(&Account) -> bool,
+) -> Result<Option<Account>, ApiError> {
+    let (now, ttl) = (services.clock.now(), services.config.account_cache_ttl);
+    if let Some(account) = services.account_cache.fresh(sid, now, ttl)
+        && usable(&account)
+    {
+        return Ok(Some(account));
+    }
+    let account = services.accounts.account(sid).await?;
+    services
+        .account_cache
+        .remember(sid, account.as_ref(), now, ttl);
+    Ok(account)
+}
+
 /// The account whose credentials the request carries. Never says which half was wrong.
 pub async fn authenticate(services: &Services, headers: &HeaderMap) -> Result<Account, ApiError> {
     let Some((sid, token)) = credentials(headers) else {
         return Err(ApiError::Unauthenticated);
     };
-    let account = services.accounts.account(&sid).await?;
+    let account = account(services, &sid, |cached| cached.auth_token.matches(&token)).await?;
     let expected = account
         .as_ref()
         .map_or_else(|| AuthToken::new(DECOY_TOKEN), |a| a.auth_token.clone());
@@ -61,7 +129,9 @@ pub async fn authorize(
     if sid == caller.sid {
         return Ok(caller);
     }
-    let target = services.accounts.account(&sid).await?.ok_or_else(denied)?;
+    let target = account(services, &sid, |_| true)
+        .await?
+        .ok_or_else(denied)?;
     if !caller.may_act_for(&target) {
         return Err(denied());
     }
@@ -100,5 +170,137 @@ mod tests {
             assert!(credentials(&headers(&bad)).is_none(), "{bad}");
         }
         assert!(credentials(&HeaderMap::new()).is_none());
+    }
+
+    use crate::ports::Clock;
+
+    struct SteppedClock(Mutex<Timestamp>);
+
+    impl Clock for SteppedClock {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn services(
+        ttl: std::time::Duration,
+    ) -> (
+        Services,
+        crate::adapters::memory::MemoryStore,
+        Arc<SteppedClock>,
+    ) {
+        let store = crate::adapters::memory::MemoryStore::new();
+        let clock = Arc::new(SteppedClock(Mutex::new(Timestamp::now())));
+        let services = Services {
+            accounts: Arc::new(store.clone()),
+            calls: Arc::new(store.clone()),
+            commands: Arc::new(crate::adapters::memory::MemoryQueue::new("commands")),
+            clock: clock.clone(),
+            config: super::super::ApiConfig {
+                account_cache_ttl: ttl,
+                ..Default::default()
+            },
+            account_cache: AccountCache::default(),
+        };
+        (services, store, clock)
+    }
+
+    fn basic(account: &Account) -> HeaderMap {
+        let encoded = STANDARD.encode(format!("{}:{}", account.sid, account.auth_token.expose()));
+        headers(&format!("Basic {encoded}"))
+    }
+
+    async fn outcome(services: &Services, account: &Account) -> Result<(), String> {
+        authenticate(services, &basic(account))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    #[tokio::test]
+    async fn a_cached_account_takes_changes_within_the_ttl() {
+        use crate::ports::AccountStore;
+        let ttl = std::time::Duration::from_secs(10);
+        let (services, store, clock) = services(ttl);
+        let account = Account::open("a", None, Timestamp::now());
+        store.insert_account(&account).await.unwrap();
+        assert_eq!(outcome(&services, &account).await, Ok(()));
+
+        // Rotated: the new token works at once; the old one until the cached copy expires.
+        let mut rotated = account.clone();
+        rotated.auth_token = AuthToken::generate();
+        store
+            .update_account(&account.sid, &rotated.auth_token, AccountStatus::Active)
+            .await
+            .unwrap();
+        assert_eq!(outcome(&services, &account).await, Ok(()), "cached");
+        assert_eq!(outcome(&services, &rotated).await, Ok(()));
+        // Reading the new token refreshed the cached copy: the old one is refused from now on.
+        assert!(
+            outcome(&services, &account)
+                .await
+                .unwrap_err()
+                .contains("Unauthenticated")
+        );
+        // Unused, an old token stops working when the cached copy expires.
+        let renewed = |token: AuthToken| {
+            let (store, sid) = (store.clone(), account.sid.clone());
+            async move {
+                store
+                    .update_account(&sid, &token, AccountStatus::Active)
+                    .await
+            }
+        };
+        renewed(account.auth_token.clone()).await.unwrap();
+        assert_eq!(outcome(&services, &account).await, Ok(()));
+        renewed(rotated.auth_token.clone()).await.unwrap();
+        assert_eq!(outcome(&services, &account).await, Ok(()), "cached");
+        let later = clock.now().plus(ttl);
+        *clock.0.lock().unwrap() = later;
+        assert!(
+            outcome(&services, &account)
+                .await
+                .unwrap_err()
+                .contains("Unauthenticated")
+        );
+        assert_eq!(outcome(&services, &rotated).await, Ok(()));
+
+        // Suspended: refused once the cached copy expires; reactivated: accepted at once.
+        store
+            .update_account(&account.sid, &rotated.auth_token, AccountStatus::Suspended)
+            .await
+            .unwrap();
+        assert_eq!(outcome(&services, &rotated).await, Ok(()), "cached");
+        *clock.0.lock().unwrap() = later.plus(ttl);
+        assert!(
+            outcome(&services, &rotated)
+                .await
+                .unwrap_err()
+                .contains("NotActive")
+        );
+        store
+            .update_account(&account.sid, &rotated.auth_token, AccountStatus::Active)
+            .await
+            .unwrap();
+        assert_eq!(outcome(&services, &rotated).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_reads_every_time() {
+        use crate::ports::AccountStore;
+        let (services, store, _) = services(std::time::Duration::ZERO);
+        let account = Account::open("a", None, Timestamp::now());
+        store.insert_account(&account).await.unwrap();
+        assert_eq!(outcome(&services, &account).await, Ok(()));
+        store
+            .update_account(&account.sid, &AuthToken::generate(), AccountStatus::Active)
+            .await
+            .unwrap();
+        assert!(
+            outcome(&services, &account)
+                .await
+                .unwrap_err()
+                .contains("Unauthenticated")
+        );
     }
 }

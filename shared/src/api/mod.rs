@@ -36,6 +36,8 @@ pub struct ApiConfig {
     pub write_budget: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// How long an authenticated account is reused without reading it again (zero: never).
+    pub account_cache_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +47,7 @@ impl Default for ApiConfig {
             intent_retention: Duration::from_secs(30 * 24 * 3600),
             write_budget: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
+            account_cache_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -57,6 +60,7 @@ pub struct Services {
     pub commands: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
+    pub account_cache: auth::AccountCache,
 }
 
 /// The operations of the API.
