@@ -639,28 +639,7 @@ async fn a_parent_lists_and_creates_for_its_subaccount(world: World) {
     assert_eq!(response.headers()[header::ALLOW], "GET, POST");
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(teleapi_tests::World::new(teleapi_tests::Backend::memory()).await).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(teleapi_tests::World::new(teleapi_tests::Backend::moto().await).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+teleapi_tests::on_both_backends!(
     creating_a_call,
     creating_a_call_is_idempotent,
     fetching_a_call,

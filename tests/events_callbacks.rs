@@ -718,28 +718,8 @@ async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(super::Pipeline::new(teleapi_tests::Backend::memory()).await).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Pipeline::new(teleapi_tests::Backend::moto().await).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+teleapi_tests::on_both_backends!(
+    with super::Pipeline::new;
     status_callbacks_are_signed_and_numbered,
     get_callbacks_carry_their_parameters_in_the_query,
     a_failing_callback_is_retried_then_dead_lettered,

@@ -843,28 +843,7 @@ async fn request_size_and_media_type(world: World) {
     assert_eq!(world.stored(&call).await, call);
 }
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    super::$case(teleapi_tests::World::new(teleapi_tests::Backend::memory()).await).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(teleapi_tests::World::new(teleapi_tests::Backend::moto().await).await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+teleapi_tests::on_both_backends!(
     the_response_is_the_call_resource_with_the_intent,
     the_three_path_forms_and_the_two_formats,
     credentials_and_accounts,

@@ -121,20 +121,26 @@ async fn round_trips(rows: &mut Vec<Row>) {
     call.instructions.status_callback = Some(WebhookUrl::trusted(sink.url("/status")));
     call.sid = teleapi::domain::CallSid::generate();
     world.backend.calls.insert_call(&call).await.unwrap();
+    let modify = || world.modify(&call, "Url=https%3A%2F%2Fapp.example.com%2Fa");
+    // The account's first request reads it; the next ones, for 10 s, use the cached copy.
     counter.reset();
-    assert_eq!(
-        world
-            .modify(&call, "Url=https%3A%2F%2Fapp.example.com%2Fa")
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(modify().await.status(), 200);
     let (r, w, s, d) = format(counter.counts());
     rows.push(Row {
-        figure: "round trips: modification".into(),
+        figure: "round trips: modification, account not cached".into(),
         value: format!("{r} reads + {w} write + {s} send"),
         target: "1 write + 1 send (reads: data-model.md)".into(),
         met: Some(w == 1 && s == 1),
+        detail: d,
+    });
+    counter.reset();
+    assert_eq!(modify().await.status(), 200);
+    let (r, w, s, d) = format(counter.counts());
+    rows.push(Row {
+        figure: "round trips: modification, account cached".into(),
+        value: format!("{r} read + {w} write + {s} send"),
+        target: "1 write + 1 send (reads: data-model.md)".into(),
+        met: Some(w == 1 && s == 1 && r == 1),
         detail: d,
     });
 

@@ -17,7 +17,8 @@ ensure_venv() {
 # Starts moto on a free loopback port for the rest of the script (it serves until its standard
 # input closes, which happens when the script exits) and exports its address.
 start_moto() {
-    coproc MOTO { exec "$venv/bin/python" tests/support/moto_server.py; }
+    # Its request log goes to .venv/moto.log, not into the test output.
+    coproc MOTO { exec "$venv/bin/python" tests/support/moto_server.py 2>"$venv/moto.log"; }
     moto_pid=$MOTO_PID
     trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
     local line

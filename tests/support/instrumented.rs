@@ -24,8 +24,13 @@ pub enum Step {
     Fail,
     /// Wait this long, then proceed.
     Delay(Duration),
-    /// Do it twice (a send delivered twice).
+    /// Do it twice (a send delivered twice); the first answer counts.
     Twice,
+    /// Do it, then report a failure: the answer was lost (a timeout after the service acted).
+    Lost,
+    /// Do it twice and report the second answer, as an SDK retry of a request that had
+    /// landed does.
+    Retried,
     /// Never answer (the process dies while waiting).
     Hang,
 }
@@ -123,19 +128,41 @@ impl<T> Instrumented<T> {
         Self { inner, hooks }
     }
 
-    /// Applies the step for `operation`: `Err` to fail, `Ok(true)` to do it twice.
-    async fn step(&self, operation: &'static str) -> Result<bool, ()> {
+    /// Applies the step for `operation` up to the call itself: `Err` to fail without calling,
+    /// else what to do around the call.
+    async fn step(&self, operation: &'static str) -> Result<Step, ()> {
         match self.hooks.before(operation) {
-            Step::Proceed => Ok(false),
             Step::Fail => Err(()),
             Step::Delay(wait) => {
                 tokio::time::sleep(wait).await;
-                Ok(false)
+                Ok(Step::Proceed)
             }
-            Step::Twice => Ok(true),
             Step::Hang => std::future::pending().await,
+            step => Ok(step),
         }
     }
+}
+
+/// Runs `call` as `step` says (after `Instrumented::step`), failing with `failure`.
+macro_rules! around {
+    ($step:expr, $call:expr, $failure:expr) => {{
+        match $step {
+            Step::Twice => {
+                let result = $call;
+                let _ = $call;
+                result
+            }
+            Step::Lost => {
+                let _ = $call;
+                Err($failure)
+            }
+            Step::Retried => {
+                let _ = $call;
+                $call
+            }
+            _ => $call,
+        }
+    }};
 }
 
 fn unavailable() -> StoreError {
@@ -144,12 +171,8 @@ fn unavailable() -> StoreError {
 
 macro_rules! store_call {
     ($self:ident, $name:literal, $call:expr) => {{
-        let twice = $self.step($name).await.map_err(|()| unavailable())?;
-        let result = $call;
-        if twice {
-            let _ = $call;
-        }
-        result
+        let step = $self.step($name).await.map_err(|()| unavailable())?;
+        around!(step, $call, unavailable())
     }};
 }
 
@@ -190,15 +213,15 @@ impl<T: CallStore> CallStore for Instrumented<T> {
         self.inner.insert_call(call).await
     }
     async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError> {
-        let twice = self
+        let step = self
             .step("write_call")
             .await
             .map_err(|()| RecordError::Store(unavailable()))?;
-        let result = self.inner.write_call(write).await;
-        if twice {
-            let _ = self.inner.write_call(write).await;
-        }
-        result
+        around!(
+            step,
+            self.inner.write_call(write).await,
+            RecordError::Store(unavailable())
+        )
     }
     async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
         store_call!(self, "intent", self.inner.intent(call_sid, seq).await)
@@ -263,15 +286,9 @@ impl<T: CallStore> CallStore for Instrumented<T> {
 #[async_trait]
 impl<T: Queue> Queue for Instrumented<T> {
     async fn send(&self, queue: Option<&str>, message: &OutgoingMessage) -> Result<(), QueueError> {
-        let twice = self
-            .step("send")
-            .await
-            .map_err(|()| QueueError::Unavailable("RequestThrottled (injected)".into()))?;
-        self.inner.send(queue, message).await?;
-        if twice {
-            self.inner.send(queue, message).await?;
-        }
-        Ok(())
+        let throttled = || QueueError::Unavailable("RequestThrottled (injected)".into());
+        let step = self.step("send").await.map_err(|()| throttled())?;
+        around!(step, self.inner.send(queue, message).await, throttled())
     }
     async fn receive(
         &self,

@@ -470,3 +470,31 @@ pub fn assert_error(
             .ends_with(&code.to_string())
     );
 }
+
+/// Runs each named `async fn case(fixture)` twice, as `memory::case` and `moto::case`: the
+/// fixture is `$fixture(backend).await` with `backend` the memory twins or moto. With no fixture
+/// named, it is a `World`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        $crate::on_both_backends!(with $crate::World::new; $($case),*);
+    };
+    (with $fixture:path; $($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($fixture($crate::Backend::memory()).await).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($fixture($crate::Backend::moto().await).await).await;
+                }
+            )*
+        }
+    };
+}

@@ -53,7 +53,8 @@ pub async fn create_call(
         idempotency: record.as_ref(),
         now,
     };
-    match services.calls.write_call(write).await {
+    let written = services.calls.write_call(write).await;
+    match intents::landed(services, &planned.intent, written).await {
         Ok(()) => {}
         Err(RecordError::KeyTaken) => {
             return intents::known_answer(services, key.as_ref(), &fingerprint)

@@ -10,8 +10,8 @@ use super::error::ApiError;
 use super::{Services, Success};
 use crate::domain::idempotency::KEY_LIFETIME;
 use crate::domain::modify::Planned;
-use crate::domain::{Account, Call, IdempotencyKey, IdempotencyRecord, Timestamp};
-use crate::ports::{IntentFailure, OutgoingMessage};
+use crate::domain::{Account, Call, IdempotencyKey, IdempotencyRecord, Intent, Timestamp};
+use crate::ports::{IntentFailure, OutgoingMessage, RecordError};
 
 pub const INTENT_SID_HEADER: &str = "teleapi-intent-sid";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -104,6 +104,28 @@ pub fn backoff(attempt: u32) -> Duration {
         Err(_) => 0.5,
     };
     ceiling.mul_f64(fraction)
+}
+
+/// Whether `write` failed only in appearance: the write carrying `intent` is stored although its
+/// answer said otherwise. That happens when the answer is lost (a timeout after DynamoDB applied
+/// the transaction) and when the SDK retries a write that had landed (the retry then fails its
+/// own condition and reports `CallChanged` or `KeyTaken`). One consistent read of the intent's
+/// key tells: it holds this IntentSid only if this request wrote it.
+pub async fn landed(
+    services: &Services,
+    intent: &Intent,
+    write: Result<(), RecordError>,
+) -> Result<(), RecordError> {
+    if write.is_ok() {
+        return write;
+    }
+    match services.calls.intent(&intent.call_sid, intent.seq).await {
+        Ok(Some(stored)) if stored.sid == intent.sid => {
+            tracing::warn!(intent_sid = %intent.sid, "a write reported as failed had landed");
+            Ok(())
+        }
+        _ => write,
+    }
 }
 
 /// Sends the intent's command, if it has one. If the send fails, undoes the intent in one write

@@ -60,7 +60,8 @@ pub async fn modify_call(
             idempotency: record.as_ref(),
             now,
         };
-        match services.calls.write_call(write).await {
+        let written = services.calls.write_call(write).await;
+        match intents::landed(services, &planned.intent, written).await {
             Ok(()) => break (before, planned, resource),
             Err(RecordError::CallChanged) => {}
             Err(RecordError::KeyTaken) => {
