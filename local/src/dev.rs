@@ -1,6 +1,8 @@
 //! Dev-only routes: never deployed. They stand in for what the admin tooling and the media
 //! workers do in a deployment, so that the API can be tried with curl alone.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -84,7 +86,10 @@ fn account_json(account: &Account) -> Value {
 }
 
 /// `POST /dev/Accounts` (FriendlyName, optional ParentAccountSid): a new account with its token.
-pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Result<Response, DevError> {
+pub async fn create_account(
+    State(stack): State<Arc<Stack>>,
+    body: Bytes,
+) -> Result<Response, DevError> {
     let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
     let fields = fields(&form, &["FriendlyName", "ParentAccountSid"])?;
     let parent = match field(&fields, "ParentAccountSid") {
@@ -126,7 +131,7 @@ pub async fn create_account(State(stack): State<Stack>, body: Bytes) -> Result<R
 /// dev account. Without Status, a real simulated call: it rings, its RCML is fetched from Url
 /// with Method, and it is answered. With Status, just a call record in that status.
 pub async fn create_incoming_call(
-    State(stack): State<Stack>,
+    State(stack): State<Arc<Stack>>,
     body: Bytes,
 ) -> Result<Response, DevError> {
     let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
@@ -185,7 +190,10 @@ pub async fn create_incoming_call(
 
 /// `POST /dev/Events` (a worker event, JSON): puts it on the events queue, as a media worker
 /// would, for the event loop to apply. Answers 202.
-pub async fn post_event(State(stack): State<Stack>, body: Bytes) -> Result<Response, DevError> {
+pub async fn post_event(
+    State(stack): State<Arc<Stack>>,
+    body: Bytes,
+) -> Result<Response, DevError> {
     let text =
         std::str::from_utf8(&body).map_err(|_| bad_request("the event is not UTF-8".into()))?;
     let event = Event::from_json(text).map_err(|e| bad_request(e.to_string()))?;

@@ -10,6 +10,7 @@ pub mod stack;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -176,11 +177,11 @@ pub fn router(stack: Stack) -> Router {
             get(dev::sample_rcml).post(dev::sample_rcml),
         )
         .fallback(serve_api)
-        .with_state(stack)
+        .with_state(Arc::new(stack))
 }
 
 /// Hands a request to the same code the Lambda functions run.
-async fn serve_api(State(stack): State<Stack>, request: Request) -> Response {
+async fn serve_api(State(stack): State<Arc<Stack>>, request: Request) -> Response {
     let limit = stack.services.config.max_body_bytes;
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, limit).await {
