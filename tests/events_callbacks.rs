@@ -718,8 +718,167 @@ async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
     );
 }
 
+/// What a run of the same events leaves, for one call: its state, its intents, and the callbacks
+/// its application received (status and sequence number, in order).
+type Outcome = (
+    (CallStatus, u64, u64, u64, bool, Option<u64>),
+    Vec<(u64, IntentStatus)>,
+    Vec<(String, String)>,
+);
+
+/// Three calls go through their whole life, their events interleaved; with `copies == 2` every
+/// event is delivered twice on the spot and once more at the end (a late redelivery), and every
+/// callback job twice. The outcome, per call.
+async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
+    let mut calls = Vec::new();
+    for i in 0..3 {
+        let callback = p.encoded(&format!("/life-{copies}-{i}"));
+        let sid = p
+            .outgoing_call(&format!(
+                "&StatusCallback={callback}&StatusCallbackEvent=initiated%20ringing%20answered%20completed"
+            ))
+            .await;
+        let dial = p
+            .world
+            .backend
+            .calls
+            .intent(&sid, 1)
+            .await
+            .unwrap()
+            .unwrap();
+        calls.push((sid, dial.sid));
+    }
+    let lifecycle = |dial: &teleapi::domain::IntentSid| {
+        let status = |seq, status, duration| EventKind::CallStatus {
+            seq,
+            status,
+            start_time: None,
+            end_time: None,
+            duration,
+        };
+        vec![
+            initiated(1, &p.world, "https://sqs.example/worker-1.fifo"),
+            status(2, CallStatus::Ringing, None),
+            EventKind::CommandApplied {
+                intent_sid: dial.clone(),
+                seq: 1,
+            },
+            status(3, CallStatus::InProgress, None),
+            status(4, CallStatus::Completed, Some(7)),
+        ]
+    };
+    let events: Vec<Vec<EventKind>> = calls.iter().map(|(_, dial)| lifecycle(dial)).collect();
+    for step in 0..events[0].len() {
+        for (call, (sid, _)) in calls.iter().enumerate() {
+            for _ in 0..copies {
+                p.apply(sid, events[call][step].clone()).await;
+            }
+        }
+    }
+    if copies > 1 {
+        for (call, (sid, _)) in calls.iter().enumerate() {
+            for event in &events[call] {
+                p.apply(sid, event.clone()).await;
+            }
+        }
+    }
+    // Callback jobs, each run `copies` times; every run of a job carries the same token.
+    loop {
+        let batch = p
+            .callbacks
+            .callbacks
+            .receive(None, 10, Duration::from_millis(300))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            for _ in 0..copies {
+                run_job(&p.callbacks, &message.body).await.unwrap();
+            }
+            p.callbacks
+                .callbacks
+                .delete(None, &message.receipt)
+                .await
+                .unwrap();
+        }
+    }
+    let mut outcomes = Vec::new();
+    for (i, (sid, _)) in calls.iter().enumerate() {
+        let call = p.world.backend.calls.call(sid).await.unwrap().unwrap();
+        let mut intents = Vec::new();
+        for seq in 1..=call.seq {
+            let intent = p
+                .world
+                .backend
+                .calls
+                .intent(sid, seq)
+                .await
+                .unwrap()
+                .unwrap();
+            intents.push((seq, intent.status));
+        }
+        let received = p.sink.received_at(&format!("/life-{copies}-{i}"));
+        let mut tokens: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        let mut callbacks = Vec::new();
+        for request in &received {
+            let number = request.params["SequenceNumber"].clone();
+            let token = request
+                .header(teleapi::callbacks::IDEMPOTENCY_HEADER)
+                .expect("every callback carries its idempotency token")
+                .to_owned();
+            if tokens.entry(number.clone()).or_default().insert(token) {
+                callbacks.push((request.params["CallStatus"].clone(), number));
+            }
+        }
+        assert!(
+            tokens.values().all(|t| t.len() == 1),
+            "one token per callback, the same on every delivery: {tokens:?}"
+        );
+        assert_eq!(
+            received.len(),
+            callbacks.len() * copies,
+            "each job delivered {copies} times"
+        );
+        callbacks.sort_by_key(|(_, n)| n.parse::<u64>().unwrap());
+        outcomes.push((
+            (
+                call.status,
+                call.seq,
+                call.event_seq,
+                call.callback_seq,
+                call.end_reported,
+                call.duration,
+            ),
+            intents,
+            callbacks,
+        ));
+    }
+    outcomes
+}
+
+/// At-least-once delivery changes nothing: events twice, late and interleaved across calls, and
+/// callback jobs twice, leave the same calls, intents and callbacks as single delivery.
+async fn every_message_twice_comes_out_as_once(p: Pipeline) {
+    let once = run_lifecycles(&p, 1).await;
+    let twice = run_lifecycles(&p, 2).await;
+    assert_eq!(once, twice);
+    let (state, _, callbacks) = &once[0];
+    assert_eq!(state.0, CallStatus::Completed);
+    assert_eq!(
+        callbacks
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["initiated", "ringing", "in-progress", "completed"]
+    );
+}
+
 teleapi_tests::on_both_backends!(
     with super::Pipeline::new;
+    every_message_twice_comes_out_as_once,
     status_callbacks_are_signed_and_numbered,
     get_callbacks_carry_their_parameters_in_the_query,
     a_failing_callback_is_retried_then_dead_lettered,

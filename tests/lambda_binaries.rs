@@ -6,38 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use teleapi::domain::{CallStatus, Timestamp};
-use teleapi_tests::runtime::{Emulator, Outcome, start};
+use teleapi_tests::runtime::{Emulator, Outcome, http_event, start};
 use teleapi_tests::sink::Sink;
 use teleapi_tests::{Backend, World, basic_auth};
-
-/// An API Gateway HTTP API (payload 2.0) event.
-fn http_event(method: &str, path: &str, query: &str, auth: &str, body: &str) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {path}"),
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": {
-            "authorization": auth,
-            "content-type": "application/x-www-form-urlencoded",
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-        },
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "test" },
-            "requestId": "r-1",
-            "routeKey": format!("{method} {path}"),
-            "stage": "$default",
-            "time": "24/Nov/2026:12:00:00 +0000",
-            "timeEpoch": 1_795_521_600_000_u64,
-        },
-        "body": body,
-        "isBase64Encoded": false,
-    })
-}
 
 /// An SQS event of one message.
 fn sqs_event(id: &str, body: &str, group: Option<&str>) -> Value {

@@ -232,3 +232,176 @@ teleapi_tests::on_both_backends!(
     duplicate_sends_reach_the_worker_once,
     slow_ports_change_nothing_but_time,
 );
+
+/// The real modify-call binary, as Lambda runs it, on moto: it writes the intent, and is killed
+/// (SIGKILL) while its SendMessage is in flight. Nothing is lost: the intent is pending, and the
+/// reconciler delivers its command, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_killed_between_write_and_send_loses_nothing() {
+    use teleapi_tests::runtime::{Emulator, http_event, start};
+    use tokio::io::AsyncReadExt;
+
+    let world = World::new(Backend::moto().await).await;
+    let call = world.call(CallStatus::InProgress).await;
+    // SQS, as the function sees it: a listener that takes the request and never answers.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sqs = format!("http://{}", black_hole.local_addr().unwrap());
+    let (arrived, sending) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = black_hole.accept().await.unwrap();
+        let mut buffer = [0u8; 1024];
+        let _ = socket.read(&mut buffer).await;
+        let _ = arrived.send(());
+        std::future::pending::<()>().await;
+        drop(socket);
+    });
+    let mut env = world.backend.aws.as_ref().unwrap().function_env();
+    env.push(("AWS_ENDPOINT_URL_SQS".into(), sqs));
+    let emulator = Arc::new(Emulator::start().await);
+    let mut function = start("modify-call", &emulator, &env);
+    let event = http_event(
+        "POST",
+        &format!(
+            "/call/2012-04-24/Accounts/{}/Calls/{}.json",
+            world.account.sid, call.sid
+        ),
+        "",
+        &world.auth(),
+        "Url=https%3A%2F%2Fapp.example.com%2Fnext",
+    );
+    let invocation = tokio::spawn({
+        let emulator = emulator.clone();
+        async move { emulator.invoke(&event).await }
+    });
+    tokio::time::timeout(Duration::from_secs(20), sending)
+        .await
+        .expect("the function got as far as sending")
+        .unwrap();
+    function.0.kill().unwrap();
+    function.0.wait().unwrap();
+    invocation.abort();
+
+    let intent = world
+        .backend
+        .calls
+        .intent(&call.sid, call.seq + 1)
+        .await
+        .unwrap()
+        .expect("the intent was written before the send");
+    assert_eq!(intent.status, IntentStatus::Pending);
+    assert!(world.backend.drain_commands().await.is_empty());
+    reconcile(&world).await;
+    let sent = delivered(&world).await;
+    assert_eq!(sent.get(intent.sid.as_str()), Some(&1), "{sent:?}");
+    assert_kept(&world, &call, &sent).await;
+}
+
+/// The simulated media worker with its commands delivered once, or every one twice: the events
+/// it reports are the same (a redelivered command is recognised, not applied again or rejected,
+/// and a `dial` redelivered after its call ended does not place the call again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_worker_absorbs_redelivered_commands() {
+    use teleapi::adapters::memory::MemoryQueue;
+    use teleapi::ports::{OutgoingMessage, Queue};
+    use teleapi_local::simulator::{Simulator, SimulatorConfig};
+    use teleapi_tests::instrumented::Instrumented;
+
+    async fn run(copies: usize) -> Vec<String> {
+        let queues = MemoryQueue::with_visibility("commands.fifo", Duration::from_secs(5));
+        let events = queues.queue("events.fifo");
+        let schedule = Arc::new(Schedule::default());
+        if copies > 1 {
+            schedule.always("receive", Step::Twice);
+        }
+        let commands: Arc<dyn Queue> = Arc::new(Instrumented::new(queues.clone(), schedule));
+        let config = SimulatorConfig {
+            ring: Duration::from_millis(20),
+            speed: 0.01,
+            enabled: true,
+        };
+        let worker = tokio::spawn(
+            Simulator::new(commands, "commands.fifo", Arc::new(events.clone()), config).run(),
+        );
+        let call = teleapi::domain::CallSid::generate();
+        let command = |kind: &str, seq: u64, parameters: serde_json::Value| {
+            let body = serde_json::json!({
+                "version": 1, "type": kind, "call_sid": call, "seq": seq,
+                "account_sid": "AC0123456789abcdef0123456789abcdef",
+                "intent_sid": format!("MI{:032x}", seq), "parameters": parameters,
+            });
+            let command = teleapi::domain::command::Command::from_json(&body.to_string()).unwrap();
+            OutgoingMessage::command(&command)
+        };
+        let mut seen = Vec::new();
+        let pause = serde_json::json!({"rcml": "<Response><Pause length=\"600\"/></Response>", "from": "+15551230001", "to": "client:bob"});
+        queues
+            .send(None, &command("dial", 1, pause.clone()))
+            .await
+            .unwrap();
+        wait_for(&events, &mut seen, "in-progress").await;
+        queues
+            .send(None, &command("mute", 2, serde_json::json!({})))
+            .await
+            .unwrap();
+        wait_for(&events, &mut seen, &format!("MI{:032x}", 2)).await;
+        queues
+            .send(None, &command("hangup", 3, serde_json::json!({})))
+            .await
+            .unwrap();
+        wait_for(&events, &mut seen, "completed").await;
+        // The dial again, after the call ended (a redelivery from a worker that crashed before
+        // deleting it): refused, not placed.
+        let mut again = command("dial", 1, pause);
+        again.dedup_id = None;
+        queues.send(None, &again).await.unwrap();
+        wait_for(&events, &mut seen, &format!("MI{:032x}", 1)).await;
+        worker.abort();
+        seen
+    }
+
+    let once = run(1).await;
+    assert_eq!(once, run(2).await);
+    assert_eq!(
+        once.last().unwrap(),
+        &format!("command.rejected MI{:032x}", 1)
+    );
+    assert_eq!(
+        once.iter().filter(|l| l.starts_with("call.status")).count(),
+        once.iter()
+            .filter(|l| l.starts_with("call.status"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        "{once:?}"
+    );
+}
+
+/// Reads the worker's events into `seen` (as "type status-or-intent") until one ends with `what`.
+async fn wait_for(
+    queue: &teleapi::adapters::memory::MemoryQueue,
+    seen: &mut Vec<String>,
+    what: &str,
+) {
+    use teleapi::ports::Queue;
+    for _ in 0..100 {
+        for message in queue
+            .receive(None, 10, Duration::from_millis(100))
+            .await
+            .unwrap()
+        {
+            let event: serde_json::Value = serde_json::from_str(&message.body).unwrap();
+            queue.delete(None, &message.receipt).await.unwrap();
+            let detail = event["status"].as_str().or(event["intent_sid"].as_str());
+            let line = format!(
+                "{} {}",
+                event["type"].as_str().unwrap(),
+                detail.unwrap_or("")
+            );
+            let done = line.ends_with(what);
+            seen.push(line);
+            if done {
+                return;
+            }
+        }
+    }
+    panic!("no {what}: {seen:?}");
+}

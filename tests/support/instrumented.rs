@@ -296,10 +296,16 @@ impl<T: Queue> Queue for Instrumented<T> {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
-        self.step("receive")
+        let step = self
+            .step("receive")
             .await
             .map_err(|()| QueueError::Unavailable("injected".into()))?;
-        self.inner.receive(queue, max, wait).await
+        let mut batch = self.inner.receive(queue, max, wait).await?;
+        if step == Step::Twice {
+            // Every message delivered twice, as SQS may (at-least-once delivery).
+            batch.extend(batch.clone());
+        }
+        Ok(batch)
     }
     async fn delete(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
         self.step("delete")

@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 
@@ -231,4 +231,33 @@ pub fn start(name: &str, emulator: &Emulator, env: &[(String, String)]) -> Funct
         .spawn()
         .unwrap_or_else(|e| panic!("{name} starts: {e}"));
     Function(child)
+}
+
+/// An API Gateway HTTP API (payload 2.0) event.
+pub fn http_event(method: &str, path: &str, query: &str, auth: &str, body: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {
+            "authorization": auth,
+            "content-type": "application/x-www-form-urlencoded",
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "test" },
+            "requestId": "r-1",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "24/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 1_795_521_600_000_u64,
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    })
 }

@@ -9,7 +9,7 @@
 
 pub mod rcml;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,8 @@ use teleapi::domain::command::{Command, CommandType};
 use teleapi::domain::event::{EVENT_VERSION, Event, EventKind};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{
-    AccountSid, CallSid, CallStatus, Direction, HangupStatus, Method, Timestamp, WebhookUrl,
+    AccountSid, CallSid, CallStatus, Direction, HangupStatus, IntentSid, Method, Timestamp,
+    WebhookUrl,
 };
 use teleapi::ports::{OutgoingMessage, Queue};
 use tokio::sync::mpsc;
@@ -82,6 +83,9 @@ struct Shared {
     events: Arc<dyn Queue>,
     http: reqwest::Client,
     legs: Arc<Mutex<HashMap<CallSid, mpsc::UnboundedSender<Message>>>>,
+    /// Calls that ended here: a `dial` delivered again after its call ended must not place the
+    /// call a second time. (A few bytes per call, for the life of the process.)
+    ended: Arc<Mutex<HashSet<CallSid>>>,
     config: SimulatorConfig,
 }
 
@@ -110,6 +114,7 @@ impl Simulator {
                     .build()
                     .expect("an HTTP client builds"),
                 legs: Arc::default(),
+                ended: Arc::default(),
                 config,
             },
             commands,
@@ -185,7 +190,14 @@ impl Simulator {
             Some(sender) => {
                 let _ = sender.send(Message::Command(command));
             }
-            None if command.kind == CommandType::Dial => {
+            None if command.kind == CommandType::Dial
+                && !self
+                    .shared
+                    .ended
+                    .lock()
+                    .unwrap()
+                    .contains(&command.call_sid) =>
+            {
                 let p = &command.parameters;
                 let leg = Leg::new(
                     &self.shared,
@@ -284,6 +296,8 @@ struct Leg {
     status: CallStatus,
     seq: u64,
     last_command: u64,
+    /// The intent of the command applied last, to tell its redelivery from an older command.
+    last_intent: Option<IntentSid>,
     answered_at: Option<Timestamp>,
     muted: bool,
     program: Vec<Verb>,
@@ -326,6 +340,7 @@ impl Leg {
             status: CallStatus::Queued,
             seq: 0,
             last_command: 0,
+            last_intent: None,
             answered_at: None,
             muted: false,
             program: Vec::new(),
@@ -441,6 +456,7 @@ impl Leg {
             }
         }
         self.run_until_ended().await;
+        self.shared.ended.lock().unwrap().insert(self.sid.clone());
         self.shared.legs.lock().unwrap().remove(&self.sid);
     }
 
@@ -541,6 +557,13 @@ impl Leg {
             seq: command.seq,
             reason: reason.into(),
         };
+        if command.seq == self.last_command
+            && self.last_intent.as_ref() == Some(&command.intent_sid)
+        {
+            // The command applied last, delivered again (queues deliver at least once): done.
+            tracing::debug!(call_sid = %self.sid, intent_sid = %command.intent_sid, "simulator: duplicate command");
+            return;
+        }
         if command.seq <= self.last_command {
             emit(&self.shared, &self.sid, reject("superseded")).await;
             return;
@@ -609,6 +632,7 @@ impl Leg {
 
     async fn applied(&mut self, command: &Command) {
         self.last_command = command.seq;
+        self.last_intent = Some(command.intent_sid.clone());
         let kind = EventKind::CommandApplied {
             intent_sid: command.intent_sid.clone(),
             seq: command.seq,
