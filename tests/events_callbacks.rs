@@ -768,11 +768,11 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
         ]
     };
     let events: Vec<Vec<EventKind>> = calls.iter().map(|(_, dial)| lifecycle(dial)).collect();
-    for step in 0..events[0].len() {
-        for (call, (sid, _)) in calls.iter().enumerate() {
-            for _ in 0..copies {
-                p.apply(sid, events[call][step].clone()).await;
-            }
+    // Interleaved: every call's first event, then every call's second, and so on.
+    let rounds = events[0].len();
+    for (step, call) in (0..rounds).flat_map(|step| (0..calls.len()).map(move |c| (step, c))) {
+        for _ in 0..copies {
+            p.apply(&calls[call].0, events[call][step].clone()).await;
         }
     }
     if copies > 1 {
