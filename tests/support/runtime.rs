@@ -216,6 +216,24 @@ pub fn binary(name: &str) -> PathBuf {
 /// Starts function `name` as Lambda would: `AWS_LAMBDA_*` variables pointing at `emulator`, plus
 /// `env`.
 pub fn start(name: &str, emulator: &Emulator, env: &[(String, String)]) -> Function {
+    start_logging(name, emulator, env, None)
+}
+
+/// `start`, with the function's log (standard output and error, as CloudWatch gets them)
+/// written to `log`.
+pub fn start_logging(
+    name: &str,
+    emulator: &Emulator,
+    env: &[(String, String)],
+    log: Option<std::fs::File>,
+) -> Function {
+    let (stdout, stderr) = match log {
+        Some(file) => (
+            Stdio::from(file.try_clone().expect("log file")),
+            Stdio::from(file),
+        ),
+        None => (Stdio::null(), Stdio::null()),
+    };
     let child = Command::new(binary(name))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", &emulator.address)
@@ -226,8 +244,8 @@ pub fn start(name: &str, emulator: &Emulator, env: &[(String, String)]) -> Funct
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("RUST_LOG", "warn")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .unwrap_or_else(|e| panic!("{name} starts: {e}"));
     Function(child)
