@@ -405,3 +405,45 @@ async fn wait_for(
     }
     panic!("no {what}: {seen:?}");
 }
+
+/// DynamoDB throttling, as moto answers it on request: the SDK tries again with backoff and
+/// jitter (its standard retry mode, `AWS_MAX_ATTEMPTS` tries within a 6 s operation timeout).
+/// A request throttled fewer times than that succeeds; one throttled every time fails, and the
+/// API answers 503 with Retry-After, having written nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_dynamodb_requests_are_retried_then_refused() {
+    use teleapi::config::AWS_MAX_ATTEMPTS;
+    use teleapi_tests::moto::throttle;
+
+    let world = World::new(Backend::moto().await).await;
+    let call = world.call(CallStatus::InProgress).await;
+    let table = world.backend.aws.as_ref().unwrap().tables.calls.clone();
+    throttle(&table, AWS_MAX_ATTEMPTS - 1).await;
+    let response = world.modify(&call, "Mute=true").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        body_text(&response)
+    );
+    assert_eq!(throttle(&table, 0).await, u64::from(AWS_MAX_ATTEMPTS - 1));
+
+    throttle(&table, 1000).await;
+    let response = world.modify(&call, "Mute=false").await;
+    let throttled = throttle(&table, 0).await - u64::from(AWS_MAX_ATTEMPTS - 1);
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        body_text(&response)
+    );
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        throttled,
+        u64::from(AWS_MAX_ATTEMPTS),
+        "every try, and no more"
+    );
+    let stored = world.stored(&call).await;
+    assert!(stored.muted, "the refused request changed nothing");
+    assert_eq!(stored.seq, call.seq + 1);
+}

@@ -33,8 +33,26 @@ pub struct ConfigError(pub String);
 /// fits a function's timeout. The endpoint and credentials come from the standard environment
 /// (`AWS_ENDPOINT_URL` points everything at an emulator).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(4))
+    sdk_settings(aws_config::defaults(BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// How many times a throttled or transiently failing AWS request is tried in all.
+pub const AWS_MAX_ATTEMPTS: u32 = 4;
+
+/// The retry and timeout settings of [`aws_config`], on any loader (the tests use them with
+/// moto's endpoint).
+pub fn sdk_settings(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader
+        // Backoff with full jitter from 50 ms (the SDK's default of 1 s would spend a
+        // request's whole budget on two retries), at most 1 s between tries.
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(AWS_MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
@@ -42,8 +60,6 @@ pub async fn aws_config() -> aws_config::SdkConfig {
                 .operation_timeout(Duration::from_secs(6))
                 .build(),
         )
-        .load()
-        .await
 }
 
 fn duration_var(name: &str, unit: Duration, default: Duration) -> Result<Duration, ConfigError> {

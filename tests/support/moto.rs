@@ -56,9 +56,10 @@ pub fn endpoint() -> &'static str {
     ENDPOINT.get_or_init(|| std::env::var(ENDPOINT_ENV).unwrap_or_else(|_| start_server()))
 }
 
-/// SDK settings for moto: its endpoint, a fixed region, dummy credentials.
+/// SDK settings for moto: the functions' retries and timeouts, moto's endpoint, a fixed region,
+/// dummy credentials.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    teleapi::config::sdk_settings(aws_config::defaults(BehaviorVersion::latest()))
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -66,4 +67,19 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         ))
         .load()
         .await
+}
+
+/// Makes the next `count` DynamoDB requests that mention `marker` (a table name) fail with
+/// ThrottlingException; answers how many were throttled so far for it.
+pub async fn throttle(marker: &str, count: u32) -> u64 {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/_teleapi/throttle", endpoint()))
+        .json(&serde_json::json!({ "marker": marker, "count": count }))
+        .send()
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto's throttle answer is JSON");
+    answer["throttled"].as_u64().expect("a count")
 }
