@@ -222,3 +222,219 @@ async fn dev_routes_and_the_api_work_together() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["code"], 413);
 }
+
+/// Sends `request` as raw bytes (so nothing on our side cleans it up) and answers the status
+/// code, or 0 if the server closed the connection without one.
+async fn raw(local: &Local, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = local.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buffer).await {
+            if n == 0 || answer.ends_with(b"\r\n\r\n") {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let line = String::from_utf8_lossy(&answer);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Hostile requests at the HTTP level: invalid UTF-8 in the path, a header and the body; huge
+/// values; duplicate parameters; percent-encoding tricks. Each gets a clear 4xx (or the server
+/// refuses the connection's garbage outright), never a 5xx, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_clear_4xx_answers() {
+    let local = start().await;
+    let (status, call) = local
+        .post(
+            "/dev/IncomingCalls",
+            "From=a&To=b&Url=https%3A%2F%2Fapp.example.com%2Fx&Status=in-progress",
+            false,
+        )
+        .await;
+    assert_eq!(status, 201);
+    let call = call["sid"].as_str().unwrap().to_owned();
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:{}", local.sid, local.token)
+        )
+    );
+    let base = format!("/call/2012-04-24/Accounts/{}", local.sid);
+    let post = |path: &[u8], headers: &[u8], body: &[u8]| -> Vec<u8> {
+        let mut request = b"POST ".to_vec();
+        request.extend_from_slice(path);
+        request.extend_from_slice(format!(
+            " HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        ).as_bytes());
+        request.extend_from_slice(headers);
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        request
+    };
+    let modify = format!("{base}/Calls/{call}.json");
+    let modify_path = modify.as_bytes();
+    let huge = "a".repeat(200_000);
+    let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
+        (
+            "invalid UTF-8 in the body",
+            post(modify_path, b"", b"Url=\xff\xfe"),
+            &[400],
+        ),
+        (
+            "invalid UTF-8 after decoding",
+            post(modify_path, b"", b"Url=%ff%fe"),
+            &[400],
+        ),
+        (
+            "invalid UTF-8 in the path",
+            post(
+                &[
+                    format!("{base}/Calls/").as_bytes(),
+                    b"\xff",
+                    call.as_bytes(),
+                    b".json",
+                ]
+                .concat(),
+                b"",
+                b"Mute=true",
+            ),
+            &[400, 404],
+        ),
+        (
+            "invalid UTF-8 in a header",
+            post(modify_path, b"Idempotency-Key: \xff\xfe\r\n", b"Mute=true"),
+            &[400],
+        ),
+        (
+            "a huge header",
+            post(
+                modify_path,
+                format!("X-Big: {huge}\r\n").as_bytes(),
+                b"Mute=true",
+            ),
+            &[400, 431, 0],
+        ),
+        (
+            "a huge parameter",
+            post(
+                modify_path,
+                b"",
+                format!("Url=https%3A%2F%2Fa.example%2F{huge}").as_bytes(),
+            ),
+            &[413],
+        ),
+        (
+            "a huge value within the size limit",
+            post(
+                modify_path,
+                b"",
+                format!("Url=https%3A%2F%2Fa.example%2F{}", &huge[..60_000]).as_bytes(),
+            ),
+            &[400],
+        ),
+        (
+            "duplicate parameters",
+            post(modify_path, b"", b"Mute=true&Mute=false"),
+            &[400],
+        ),
+        (
+            "an encoded slash in the CallSid",
+            post(
+                format!("{base}/Calls/CA%2F..%2F{}.json", &call[2..]).as_bytes(),
+                b"",
+                b"Mute=true",
+            ),
+            &[404],
+        ),
+        (
+            "a NUL in the CallSid",
+            post(
+                format!("{base}/Calls/{call}%00.json").as_bytes(),
+                b"",
+                b"Mute=true",
+            ),
+            &[404],
+        ),
+        (
+            "double encoding",
+            post(modify_path, b"", b"Url=https%253A%252F%252Fa.example%252F"),
+            &[400],
+        ),
+        (
+            "an overlong UTF-8 slash",
+            post(modify_path, b"", b"Url=https%3A%2F%2Fa.example%C0%AFx"),
+            &[400],
+        ),
+        (
+            "an encoded parameter name",
+            post(modify_path, b"", b"%4Dute=true"),
+            &[200],
+        ),
+        (
+            "a parameter without a value",
+            post(modify_path, b"", b"Mute"),
+            &[400],
+        ),
+        (
+            "a NUL in a value",
+            post(modify_path, b"", b"Url=https%3A%2F%2Fa.example%2F%00"),
+            &[400],
+        ),
+        (
+            "a path climbing out",
+            post(
+                format!("{base}/Calls/../../../Calls/{call}.json").as_bytes(),
+                b"",
+                b"Mute=true",
+            ),
+            &[404, 400],
+        ),
+        (
+            "the wrong media type",
+            {
+                let mut r = post(modify_path, b"", b"{\"Mute\":true}");
+                let at = r.windows(11).position(|w| w == b"application").unwrap();
+                r.splice(
+                    at..at + 33,
+                    b"application/json                 ".iter().copied(),
+                );
+                r
+            },
+            &[415],
+        ),
+        (
+            "a body longer than its Content-Length says",
+            {
+                let mut r = post(modify_path, b"", b"Mute=true");
+                r.extend_from_slice(b"&Status=completed");
+                r
+            },
+            &[200],
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let status = raw(&local, &request).await;
+        assert!(
+            expected.contains(&status),
+            "{what}: {status}, expected one of {expected:?}"
+        );
+    }
+    // Still serving.
+    let (status, _) = local.post(modify_path, "Mute=false", true).await;
+    assert_eq!(status, 200);
+}

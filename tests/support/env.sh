@@ -26,3 +26,16 @@ start_moto() {
     export TELEAPI_TEST_AWS_ENDPOINT="http://127.0.0.1:${line#port=}"
     echo "moto on $TELEAPI_TEST_AWS_ENDPOINT" >&2
 }
+
+# wrk (Debian's package), the load generator of the load test and the benchmarks: installed
+# when missing and this runs as root (as CI does), else named as what to install.
+ensure_wrk() {
+    command -v wrk >/dev/null && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing wrk" >&2
+        apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+    else
+        echo "the load test needs wrk: sudo apt-get install wrk" >&2
+        exit 1
+    fi
+}

@@ -1,0 +1,26 @@
+//! What arrives on queues, from media workers and from ourselves: events, commands, callback
+//! jobs; and the `#ct`/`#rt`/... delivery overrides of a webhook URL.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use teleapi::domain::callback::{CallbackJob, Delivery};
+use teleapi::domain::event::Event;
+use teleapi::domain::{AddressPolicy, Command, WebhookUrl};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(event) = Event::from_json(text) {
+        let _ = event.to_json();
+    }
+    if let Ok(command) = Command::from_json(text) {
+        let _ = command.to_json();
+    }
+    if let Ok(job) = CallbackJob::from_json(text) {
+        let _ = job.to_json();
+    }
+    if let Ok(url) = WebhookUrl::parse(text, AddressPolicy { allow_loopback: true }) {
+        let _ = Delivery::of(&url);
+    }
+});
