@@ -33,24 +33,33 @@ fn wrk(base: &str, calls: &[CallSid], connections: u32, seconds: u32) -> Run {
         )
     );
     let sids: Vec<String> = calls.iter().map(|c| format!("\"{c}\"")).collect();
-    // Counts answers by status; wrk prints `done`'s output last.
+    // Counts answers by status in each thread's Lua state; `done` (in wrk's main state) prints
+    // them last.
     let script = format!(
         r#"local sids = {{{sids}}}
-local i = 0
-local statuses = {{}}
-request = function()
+local threads = {{}}
+function setup(thread)
+  table.insert(threads, thread)
+end
+function init(args)
+  i = 0
+  statuses = {{}}
+end
+function request()
   i = i + 1
   local sid = sids[(i % #sids) + 1]
   return wrk.format("POST", "/call/2012-04-24/Accounts/{SID}/Calls/" .. sid .. ".json",
     {{["Authorization"] = "{auth}", ["Content-Type"] = "application/x-www-form-urlencoded"}},
     "Url=https%3A%2F%2Fapp.example.com%2Fnext" .. i)
 end
-response = function(status, headers, body)
+function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
-done = function(summary, latency, requests)
-  for status, count in pairs(statuses) do
-    io.write(string.format("status %d %d\n", status, count))
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      io.write(string.format("status %d %d\n", status, count))
+    end
   end
 end
 "#,
@@ -79,7 +88,9 @@ end
     let summary = text
         .lines()
         .filter(|l| {
-            l.contains("Requests/sec") || l.trim_start().starts_with("Latency") || l.contains("requests in")
+            l.contains("Requests/sec")
+                || l.trim_start().starts_with("Latency")
+                || l.contains("requests in")
         })
         .map(str::trim)
         .collect::<Vec<_>>()
@@ -159,7 +170,10 @@ async fn modifications_under_load_keep_every_promise() {
     let _ = server.await;
 
     let mut accepted = 0;
-    for (name, run) in [("spread over 20 calls", &spread), ("on one call", &concentrated)] {
+    for (name, run) in [
+        ("spread over 20 calls", &spread),
+        ("on one call", &concentrated),
+    ] {
         println!("load, {name}: {}; statuses {:?}", run.summary, run.statuses);
         assert!(
             run.statuses.keys().all(|s| *s == 200 || *s == 503),
@@ -191,7 +205,10 @@ async fn modifications_under_load_keep_every_promise() {
     }
     // wrk stops mid-request at its deadline: a request it gave up on may still have been
     // accepted, so the server may hold a few more intents than wrk counted 200s.
-    assert!(intents >= accepted, "{intents} intents, {accepted} accepted");
+    assert!(
+        intents >= accepted,
+        "{intents} intents, {accepted} accepted"
+    );
     assert!(
         intents <= accepted + 16,
         "{intents} intents, {accepted} accepted"

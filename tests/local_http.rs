@@ -321,13 +321,35 @@ async fn hostile_requests_get_clear_4xx_answers() {
             &[400],
         ),
         (
-            "a huge header",
+            "headers beyond the server's bound (1 MB)",
             post(
                 modify_path,
-                format!("X-Big: {huge}\r\n").as_bytes(),
+                format!("X-Big: {}\r\n", huge.repeat(5)).as_bytes(),
                 b"Mute=true",
             ),
-            &[400, 431, 0],
+            &[431, 0],
+        ),
+        (
+            "a huge Authorization header",
+            {
+                let request = post(modify_path, b"", b"Mute=true");
+                let text = String::from_utf8(request).unwrap();
+                let at = text.find("Authorization: Basic ").unwrap() + 21;
+                let mut out = text[..at].to_owned();
+                out.push_str(&huge[..100_000]);
+                out.push_str(&text[text[at..].find("\r\n").unwrap() + at..]);
+                out.into_bytes()
+            },
+            &[401],
+        ),
+        (
+            "a huge Idempotency-Key",
+            post(
+                modify_path,
+                format!("Idempotency-Key: {}\r\n", &huge[..10_000]).as_bytes(),
+                b"Mute=true",
+            ),
+            &[400],
         ),
         (
             "a huge parameter",
@@ -435,6 +457,6 @@ async fn hostile_requests_get_clear_4xx_answers() {
         );
     }
     // Still serving.
-    let (status, _) = local.post(modify_path, "Mute=false", true).await;
+    let (status, _) = local.post(&modify, "Mute=false", true).await;
     assert_eq!(status, 200);
 }

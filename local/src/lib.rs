@@ -200,7 +200,16 @@ async fn serve_api(State(stack): State<Arc<Stack>>, request: Request) -> Respons
         Body::Binary(bytes.to_vec())
     };
     let request = lambda_http::http::Request::from_parts(parts, body);
-    into_axum(api::handle(&stack.services, request, None).await)
+    // On a task of its own, as a Lambda invocation runs to its end whatever the client does: a
+    // client that hangs up must not cancel a request between its write and its send.
+    let handled = tokio::spawn(async move { api::handle(&stack.services, request, None).await });
+    match handled.await {
+        Ok(response) => into_axum(response),
+        Err(err) => {
+            tracing::error!(error = %err, "request handler failed");
+            into_axum(api::respond_error(Format::Json, &ApiError::Internal))
+        }
+    }
 }
 
 fn into_axum(response: lambda_http::Response<Body>) -> Response {
