@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use teleapi::domain::{AccountSid, AuthToken, CallSid, CallStatus, Timestamp};
-use teleapi::ports::{CallStore, Queue};
+use teleapi::ports::Queue;
 use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
 use tokio::net::TcpListener;
 
