@@ -332,6 +332,9 @@ struct QueueState {
     /// that expiring them costs nothing per send.
     dedup: HashSet<String>,
     dedup_order: VecDeque<(Instant, String)>,
+    /// Wakes this queue's receivers (only them: a send to one queue leaves the others' pollers
+    /// asleep).
+    arrived: Arc<Notify>,
 }
 
 /// Queues in memory, addressed by name; `None` is the default queue. A message sent with a group
@@ -343,7 +346,6 @@ pub struct MemoryQueue {
     /// SQS's redrive policy: after this many receives, a message moves to the named queue.
     redrive: Option<(u32, String)>,
     queues: Arc<Mutex<HashMap<String, QueueState>>>,
-    arrived: Arc<Notify>,
     receipts: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -358,7 +360,6 @@ impl MemoryQueue {
             visibility,
             redrive: None,
             queues: Arc::default(),
-            arrived: Arc::default(),
             receipts: Arc::default(),
         }
     }
@@ -459,7 +460,7 @@ impl MemoryQueue {
 impl Queue for MemoryQueue {
     async fn send(&self, queue: Option<&str>, message: &OutgoingMessage) -> Result<(), QueueError> {
         let now = Instant::now();
-        {
+        let arrived = {
             let mut queues = lock(&self.queues);
             let state = queues.entry(self.name(queue).to_owned()).or_default();
             while let Some((sent, _)) = state.dedup_order.front()
@@ -481,8 +482,9 @@ impl Queue for MemoryQueue {
                 receipt: None,
                 receive_count: 0,
             });
-        }
-        self.arrived.notify_waiters();
+            state.arrived.clone()
+        };
+        arrived.notify_waiters();
         Ok(())
     }
 
@@ -494,8 +496,13 @@ impl Queue for MemoryQueue {
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
         let queue = self.name(queue).to_owned();
         let deadline = tokio::time::Instant::now() + wait;
+        let arrived = lock(&self.queues)
+            .entry(queue.clone())
+            .or_default()
+            .arrived
+            .clone();
         loop {
-            let arrived = self.arrived.notified();
+            let arrived = arrived.notified();
             let messages = self.take_visible(&queue, max.max(1));
             if !messages.is_empty() {
                 return Ok(messages);
