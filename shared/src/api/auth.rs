@@ -217,71 +217,63 @@ mod tests {
             .map_err(|e| format!("{e:?}"))
     }
 
+    /// What `teleapi-admin` does to an account: a token, a status.
+    async fn set(
+        store: &crate::adapters::memory::MemoryStore,
+        account: &Account,
+        token: &AuthToken,
+        status: AccountStatus,
+    ) {
+        use crate::ports::AccountStore;
+        assert!(
+            store
+                .update_account(&account.sid, token, status)
+                .await
+                .unwrap()
+        );
+    }
+
     #[tokio::test]
     async fn a_cached_account_takes_changes_within_the_ttl() {
         use crate::ports::AccountStore;
+        use AccountStatus::{Active, Suspended};
         let ttl = std::time::Duration::from_secs(10);
         let (services, store, clock) = services(ttl);
+        let advance = |by: std::time::Duration| {
+            let mut now = clock.0.lock().unwrap();
+            *now = now.plus(by);
+        };
         let account = Account::open("a", None, Timestamp::now());
         store.insert_account(&account).await.unwrap();
         assert_eq!(outcome(&services, &account).await, Ok(()));
+        let refused = |result: Result<(), String>, why: &str| {
+            assert!(result.unwrap_err().contains(why));
+        };
 
-        // Rotated: the new token works at once; the old one until the cached copy expires.
+        // Rotated: the old token works from the cached copy; the new one at once, and reading
+        // it refreshes the copy, so the old one is refused from then on.
         let mut rotated = account.clone();
         rotated.auth_token = AuthToken::generate();
-        store
-            .update_account(&account.sid, &rotated.auth_token, AccountStatus::Active)
-            .await
-            .unwrap();
+        set(&store, &account, &rotated.auth_token, Active).await;
         assert_eq!(outcome(&services, &account).await, Ok(()), "cached");
         assert_eq!(outcome(&services, &rotated).await, Ok(()));
-        // Reading the new token refreshed the cached copy: the old one is refused from now on.
-        assert!(
-            outcome(&services, &account)
-                .await
-                .unwrap_err()
-                .contains("Unauthenticated")
-        );
+        refused(outcome(&services, &account).await, "Unauthenticated");
+
         // Unused, an old token stops working when the cached copy expires.
-        let renewed = |token: AuthToken| {
-            let (store, sid) = (store.clone(), account.sid.clone());
-            async move {
-                store
-                    .update_account(&sid, &token, AccountStatus::Active)
-                    .await
-            }
-        };
-        renewed(account.auth_token.clone()).await.unwrap();
+        set(&store, &account, &account.auth_token, Active).await;
         assert_eq!(outcome(&services, &account).await, Ok(()));
-        renewed(rotated.auth_token.clone()).await.unwrap();
+        set(&store, &account, &rotated.auth_token, Active).await;
         assert_eq!(outcome(&services, &account).await, Ok(()), "cached");
-        let later = clock.now().plus(ttl);
-        *clock.0.lock().unwrap() = later;
-        assert!(
-            outcome(&services, &account)
-                .await
-                .unwrap_err()
-                .contains("Unauthenticated")
-        );
+        advance(ttl);
+        refused(outcome(&services, &account).await, "Unauthenticated");
         assert_eq!(outcome(&services, &rotated).await, Ok(()));
 
         // Suspended: refused once the cached copy expires; reactivated: accepted at once.
-        store
-            .update_account(&account.sid, &rotated.auth_token, AccountStatus::Suspended)
-            .await
-            .unwrap();
+        set(&store, &account, &rotated.auth_token, Suspended).await;
         assert_eq!(outcome(&services, &rotated).await, Ok(()), "cached");
-        *clock.0.lock().unwrap() = later.plus(ttl);
-        assert!(
-            outcome(&services, &rotated)
-                .await
-                .unwrap_err()
-                .contains("NotActive")
-        );
-        store
-            .update_account(&account.sid, &rotated.auth_token, AccountStatus::Active)
-            .await
-            .unwrap();
+        advance(ttl);
+        refused(outcome(&services, &rotated).await, "NotActive");
+        set(&store, &account, &rotated.auth_token, Active).await;
         assert_eq!(outcome(&services, &rotated).await, Ok(()));
     }
 
@@ -292,15 +284,14 @@ mod tests {
         let account = Account::open("a", None, Timestamp::now());
         store.insert_account(&account).await.unwrap();
         assert_eq!(outcome(&services, &account).await, Ok(()));
-        store
-            .update_account(&account.sid, &AuthToken::generate(), AccountStatus::Active)
-            .await
-            .unwrap();
-        assert!(
-            outcome(&services, &account)
-                .await
-                .unwrap_err()
-                .contains("Unauthenticated")
-        );
+        set(
+            &store,
+            &account,
+            &AuthToken::generate(),
+            AccountStatus::Active,
+        )
+        .await;
+        let refused = outcome(&services, &account).await.unwrap_err();
+        assert!(refused.contains("Unauthenticated"), "{refused}");
     }
 }
