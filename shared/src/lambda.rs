@@ -1,8 +1,54 @@
-//! What every function's `main` shares: reporting a failed initialisation to the Lambda Runtime
-//! API (`/runtime/init/error`), so that Lambda shows the cause instead of a bare exit.
+//! What every function's `main` shares: the runtime it runs on, and reporting a failed
+//! initialisation to the Lambda Runtime API (`/runtime/init/error`), so that Lambda shows the
+//! cause instead of a bare exit.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::path::Path;
+
+/// The system's root certificates as one file, where distributions keep it: Amazon Linux and
+/// the Red Hat family, then Debian, Ubuntu and Alpine.
+const CERTIFICATE_BUNDLES: [&str; 2] = [
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+];
+
+/// Runs a function's `main` on a multi-threaded Tokio runtime (what `#[tokio::main]` builds),
+/// after pointing the AWS SDK at the system's one certificate bundle.
+///
+/// The SDK builds its HTTPS connector with the clients, at start-up, and loads the system's root
+/// certificates for it (rustls-native-certs). Left to find them, it reads the bundle and also
+/// every file of the certificates directory, which on Debian holds the same certificates one per
+/// file, so it parses each twice: most of a cold start (docs/benchmarks.md). Naming the bundle in `SSL_CERT_FILE`, as AWS's own
+/// runtimes do, reads the same certificates once. Nothing changes where either variable is set
+/// already or no bundle is where we look.
+pub fn run<F>(main: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Future<Output = Result<(), lambda_runtime::Error>>,
+{
+    let set = |name: &str| std::env::var_os(name).is_some();
+    if let Some(bundle) = certificate_bundle(set, |path| path.is_file()) {
+        // SAFETY: no other thread exists yet: the runtime is built below.
+        unsafe { std::env::set_var("SSL_CERT_FILE", bundle) };
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(main)
+}
+
+/// The bundle to name in `SSL_CERT_FILE`: none if the environment names certificates already.
+fn certificate_bundle(
+    set: impl Fn(&str) -> bool,
+    exists: impl Fn(&Path) -> bool,
+) -> Option<&'static str> {
+    if set("SSL_CERT_FILE") || set("SSL_CERT_DIR") {
+        return None;
+    }
+    CERTIFICATE_BUNDLES
+        .into_iter()
+        .find(|bundle| exists(Path::new(bundle)))
+}
 
 /// Runs the function's initialisation; if it fails, reports the error to the Runtime API's
 /// init-error endpoint, then returns it so that `main` exits.
@@ -39,5 +85,34 @@ async fn report_init_error(message: &str) {
         .await;
     if let Err(err) = sent {
         tracing::error!(error = %err, "could not report the initialisation error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundle_is_named_only_where_nothing_is_and_one_exists() {
+        let debian = |path: &Path| path == Path::new("/etc/ssl/certs/ca-certificates.crt");
+        let amazon = |path: &Path| path.starts_with("/etc/pki");
+        let nothing_set = |_: &str| false;
+        assert_eq!(
+            certificate_bundle(nothing_set, debian),
+            Some("/etc/ssl/certs/ca-certificates.crt")
+        );
+        assert_eq!(
+            certificate_bundle(nothing_set, amazon),
+            Some("/etc/pki/tls/certs/ca-bundle.crt")
+        );
+        assert_eq!(certificate_bundle(nothing_set, |_| false), None);
+        assert_eq!(
+            certificate_bundle(|name| name == "SSL_CERT_DIR", debian),
+            None
+        );
+        assert_eq!(
+            certificate_bundle(|name| name == "SSL_CERT_FILE", amazon),
+            None
+        );
     }
 }

@@ -3,26 +3,27 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    teleapi::telemetry::init_lambda();
-    let services = teleapi::lambda::initialised(teleapi::config::services_from_env()).await?;
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
-        let services = &services;
-        async move {
-            let now = services.clock.now();
-            let report = teleapi::reconcile::reconcile_pending(
-                services.calls.as_ref(),
-                services.commands.as_ref(),
-                now,
-            )
-            .await?;
-            Ok::<_, Error>(json!({
-                "resent": report.resent,
-                "failed": report.failed,
-                "deferred": report.deferred,
-            }))
-        }
-    }))
-    .await
+fn main() -> Result<(), Error> {
+    teleapi::lambda::run(async {
+        teleapi::telemetry::init_lambda();
+        let services = teleapi::lambda::initialised(teleapi::config::services_from_env()).await?;
+        lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+            let services = &services;
+            async move {
+                let now = services.clock.now();
+                let report = teleapi::reconcile::reconcile_pending(
+                    services.calls.as_ref(),
+                    services.commands.as_ref(),
+                    now,
+                )
+                .await?;
+                Ok::<_, Error>(json!({
+                    "resent": report.resent,
+                    "failed": report.failed,
+                    "deferred": report.deferred,
+                }))
+            }
+        }))
+        .await
+    })
 }
