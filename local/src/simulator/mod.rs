@@ -9,7 +9,7 @@
 
 pub mod rcml;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,9 +83,11 @@ struct Shared {
     events: Arc<dyn Queue>,
     http: reqwest::Client,
     legs: Arc<Mutex<HashMap<CallSid, mpsc::UnboundedSender<Message>>>>,
-    /// Calls that ended here: a `dial` delivered again after its call ended must not place the
-    /// call a second time. (A few bytes per call, for the life of the process.)
-    ended: Arc<Mutex<HashSet<CallSid>>>,
+    /// Calls that ended here, with the intent of the last command each applied: a `dial`
+    /// delivered again after its call ended must not place the call a second time, and the last
+    /// command delivered again is a redelivery, not news. (A few bytes per call, for the life of
+    /// the process.)
+    ended: Arc<Mutex<HashMap<CallSid, Option<IntentSid>>>>,
     config: SimulatorConfig,
 }
 
@@ -186,18 +188,21 @@ impl Simulator {
             .unwrap()
             .get(&command.call_sid)
             .cloned();
-        match sender {
-            Some(sender) => {
+        let ended = self
+            .shared
+            .ended
+            .lock()
+            .unwrap()
+            .get(&command.call_sid)
+            .cloned();
+        match (sender, ended) {
+            (Some(sender), _) => {
                 let _ = sender.send(Message::Command(command));
             }
-            None if command.kind == CommandType::Dial
-                && !self
-                    .shared
-                    .ended
-                    .lock()
-                    .unwrap()
-                    .contains(&command.call_sid) =>
-            {
+            (None, Some(Some(last))) if last == command.intent_sid => {
+                tracing::debug!(call_sid = %command.call_sid, "simulator: duplicate command");
+            }
+            (None, None) if command.kind == CommandType::Dial => {
                 let p = &command.parameters;
                 let leg = Leg::new(
                     &self.shared,
@@ -223,7 +228,7 @@ impl Simulator {
                     intent: command,
                 });
             }
-            None => {
+            (None, _) => {
                 // Not a call of ours (ended, or never ours): say so, so the intent settles.
                 let shared = self.shared.clone();
                 tokio::spawn(async move {
@@ -456,8 +461,20 @@ impl Leg {
             }
         }
         self.run_until_ended().await;
-        self.shared.ended.lock().unwrap().insert(self.sid.clone());
-        self.shared.legs.lock().unwrap().remove(&self.sid);
+        // Commands that reached the inbox as the call ended: refused, so their intents settle.
+        self.inbox.close();
+        while let Ok(message) = self.inbox.try_recv() {
+            if let Message::Command(command) = message
+                && !self.is_redelivery(&command)
+            {
+                let kind = EventKind::CommandRejected {
+                    intent_sid: command.intent_sid.clone(),
+                    seq: command.seq,
+                    reason: "call-ended".into(),
+                };
+                emit(&self.shared, &self.sid, kind).await;
+            }
+        }
     }
 
     /// Rings; the callee's number decides: `busy`, `fail` and `noanswer` end that way.
@@ -557,9 +574,7 @@ impl Leg {
             seq: command.seq,
             reason: reason.into(),
         };
-        if command.seq == self.last_command
-            && self.last_intent.as_ref() == Some(&command.intent_sid)
-        {
+        if self.is_redelivery(&command) {
             // The command applied last, delivered again (queues deliver at least once): done.
             tracing::debug!(call_sid = %self.sid, intent_sid = %command.intent_sid, "simulator: duplicate command");
             return;
@@ -628,6 +643,11 @@ impl Leg {
         if accepted {
             self.applied(&command).await;
         }
+    }
+
+    /// The command applied last, delivered again (queues deliver at least once).
+    fn is_redelivery(&self, command: &Command) -> bool {
+        command.seq == self.last_command && self.last_intent.as_ref() == Some(&command.intent_sid)
     }
 
     async fn applied(&mut self, command: &Command) {
@@ -773,6 +793,13 @@ impl Leg {
         }
         self.status = status;
         self.wait = Wait::Idle;
+        // From now on the dispatcher refuses this call's commands (a `dial` too) itself.
+        self.shared
+            .ended
+            .lock()
+            .unwrap()
+            .insert(self.sid.clone(), self.last_intent.clone());
+        self.shared.legs.lock().unwrap().remove(&self.sid);
         if let Some((_, leg)) = self.dialled.take() {
             let _ = leg.send(Message::HangUp);
         }
