@@ -15,7 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(form) = Form::parse(data) else {
         return;
     };
-    for policy in [AddressPolicy::default(), AddressPolicy { allow_loopback: true }] {
+    for policy in [
+        AddressPolicy::default(),
+        AddressPolicy {
+            allow_loopback: true,
+        },
+    ] {
         if let Ok(request) = ModifyRequest::parse(&form, policy) {
             let _ = request.parameters();
         }

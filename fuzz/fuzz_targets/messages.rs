@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(job) = CallbackJob::from_json(text) {
         let _ = job.to_json();
     }
-    if let Ok(url) = WebhookUrl::parse(text, AddressPolicy { allow_loopback: true }) {
+    if let Ok(url) = WebhookUrl::parse(
+        text,
+        AddressPolicy {
+            allow_loopback: true,
+        },
+    ) {
         let _ = Delivery::of(&url);
     }
 });

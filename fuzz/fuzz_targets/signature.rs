@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
     }
     for method in [Method::Get, Method::Post] {
         let first = signature(token, url, method, &parameters);
-        assert_eq!(first, signature(token, url, method, &parameters), "deterministic");
+        assert_eq!(
+            first,
+            signature(token, url, method, &parameters),
+            "deterministic"
+        );
         assert_eq!(first.len(), 28, "Base64 of 20 bytes");
     }
 });
