@@ -1,10 +1,17 @@
-//! What every function's `main` shares: the runtime it runs on, and reporting a failed
-//! initialisation to the Lambda Runtime API (`/runtime/init/error`), so that Lambda shows the
-//! cause instead of a bare exit.
+//! What every function's `main` shares: logging and the runtime it runs on, the API functions'
+//! whole `main`, and reporting a failed initialisation to the Lambda Runtime API
+//! (`/runtime/init/error`), so that Lambda shows the cause instead of a bare exit.
 
+use std::convert::Infallible;
 use std::fmt::Display;
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+
+use crate::api::{self, Operation};
+use crate::consumer::{BatchMessage, handle_sqs_event};
 
 /// The system's root certificates as one file, where distributions keep it: Amazon Linux and
 /// the Red Hat family, then Debian, Ubuntu and Alpine.
@@ -14,14 +21,14 @@ const CERTIFICATE_BUNDLES: [&str; 2] = [
 ];
 
 /// Runs a function's `main` on a multi-threaded Tokio runtime (what `#[tokio::main]` builds),
-/// after pointing the AWS SDK at the system's one certificate bundle.
+/// with JSON logging, after pointing the AWS SDK at the system's one certificate bundle.
 ///
 /// The SDK builds its HTTPS connector with the clients, at start-up, and loads the system's root
 /// certificates for it (rustls-native-certs). Left to find them, it reads the bundle and also
 /// every file of the certificates directory, which on Debian holds the same certificates one per
-/// file, so it parses each twice: most of a cold start (docs/benchmarks.md). Naming the bundle in `SSL_CERT_FILE`, as AWS's own
-/// runtimes do, reads the same certificates once. Nothing changes where either variable is set
-/// already or no bundle is where we look.
+/// file, so it parses each twice: most of a cold start (docs/benchmarks.md). Naming the bundle in
+/// `SSL_CERT_FILE`, as AWS's own runtimes do, reads the same certificates once. Nothing changes
+/// where either variable is set already or no bundle is where we look.
 pub fn run<F>(main: F) -> Result<(), lambda_runtime::Error>
 where
     F: Future<Output = Result<(), lambda_runtime::Error>>,
@@ -31,10 +38,61 @@ where
         // SAFETY: no other thread exists yet: the runtime is built below.
         unsafe { std::env::set_var("SSL_CERT_FILE", bundle) };
     }
+    crate::telemetry::init_lambda();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(main)
+}
+
+/// The whole `main` of the API function `name` (a crate of functions/): API Gateway requests to
+/// `teleapi::api`, for the operations `Operation::served_by(name)`. The clients are built once
+/// per sandbox, before the first request, and reused by warm invocations.
+pub fn api_function(name: &str) -> Result<(), lambda_runtime::Error> {
+    let serves = Operation::served_by(name);
+    run(async {
+        let services = initialised(crate::config::services_from_env()).await?;
+        lambda_http::run(lambda_http::service_fn(|request: lambda_http::Request| {
+            let (services, serves) = (&services, &serves);
+            async move { Ok::<_, Infallible>(api::handle(services, request, Some(serves)).await) }
+        }))
+        .await
+    })
+}
+
+/// What a queue function does with one message of its batch.
+pub type Consume<S, E> =
+    for<'a> fn(&'a S, &'a BatchMessage) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>;
+
+/// The whole `main` of a function fed by an SQS queue: the services `init` builds, then each
+/// batch's messages to `consume`, reporting the ones that failed (partial batch failures).
+pub fn queue_function<S, E, I>(
+    init: impl Future<Output = Result<S, I>>,
+    consume: Consume<S, E>,
+) -> Result<(), lambda_runtime::Error>
+where
+    S: Sync,
+    E: Display,
+    I: Display,
+{
+    run(async {
+        let services = initialised(init).await?;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+                let services = &services;
+                async move {
+                    Ok::<_, lambda_runtime::Error>(
+                        handle_sqs_event(
+                            event.payload,
+                            |m| async move { consume(services, &m).await },
+                        )
+                        .await,
+                    )
+                }
+            },
+        ))
+        .await
+    })
 }
 
 /// The bundle to name in `SSL_CERT_FILE`: none if the environment names certificates already.

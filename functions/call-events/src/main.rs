@@ -1,27 +1,9 @@
 //! The call-events function: SQS batches from the events FIFO queue ->
 //! `teleapi::call_events::consume`, reporting partial batch failures.
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use teleapi::consumer::handle_sqs_event;
-
-fn main() -> Result<(), Error> {
-    teleapi::lambda::run(async {
-        teleapi::telemetry::init_lambda();
-        let services =
-            teleapi::lambda::initialised(teleapi::config::event_services_from_env()).await?;
-        lambda_runtime::run(service_fn(
-            |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
-                let services = &services;
-                async move {
-                    Ok::<_, Error>(
-                        handle_sqs_event(event.payload, |m| async move {
-                            teleapi::call_events::consume(services, &m).await
-                        })
-                        .await,
-                    )
-                }
-            },
-        ))
-        .await
-    })
+fn main() -> Result<(), lambda_runtime::Error> {
+    teleapi::lambda::queue_function(
+        teleapi::config::event_services_from_env(),
+        |services, message| Box::pin(teleapi::call_events::consume(services, message)),
+    )
 }

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 fn main() -> Result<(), Error> {
     teleapi::lambda::run(async {
-        teleapi::telemetry::init_lambda();
         let services = teleapi::lambda::initialised(teleapi::config::services_from_env()).await?;
         lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
             let services = &services;
