@@ -83,6 +83,12 @@ impl Pipeline {
 
     /// Runs every job on the callbacks queue, retries included, until it is empty.
     async fn deliver_all(&self) -> Vec<JobOutcome> {
+        self.deliver_each(1).await
+    }
+
+    /// `deliver_all`, running each job `times` times (a job delivered more than once); the
+    /// outcomes of every run.
+    async fn deliver_each(&self, times: usize) -> Vec<JobOutcome> {
         let mut outcomes = Vec::new();
         for _ in 0..50 {
             let batch = self
@@ -95,7 +101,9 @@ impl Pipeline {
                 return outcomes;
             }
             for message in batch {
-                outcomes.push(run_job(&self.callbacks, &message.body).await.unwrap());
+                for _ in 0..times {
+                    outcomes.push(run_job(&self.callbacks, &message.body).await.unwrap());
+                }
                 self.callbacks
                     .callbacks
                     .delete(None, &message.receipt)
@@ -783,27 +791,7 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
         }
     }
     // Callback jobs, each run `copies` times; every run of a job carries the same token.
-    loop {
-        let batch = p
-            .callbacks
-            .callbacks
-            .receive(None, 10, Duration::from_millis(300))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for message in batch {
-            for _ in 0..copies {
-                run_job(&p.callbacks, &message.body).await.unwrap();
-            }
-            p.callbacks
-                .callbacks
-                .delete(None, &message.receipt)
-                .await
-                .unwrap();
-        }
-    }
+    p.deliver_each(copies).await;
     let mut outcomes = Vec::new();
     for (i, (sid, _)) in calls.iter().enumerate() {
         let call = p.world.backend.calls.call(sid).await.unwrap().unwrap();

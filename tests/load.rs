@@ -6,11 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
 use teleapi::domain::{AccountSid, AuthToken, CallSid, CallStatus, Timestamp};
-use teleapi::ports::Queue;
 use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
 use tokio::net::TcpListener;
 
@@ -98,26 +95,6 @@ end
     Run { statuses, summary }
 }
 
-/// Every command on the default commands queue, by IntentSid.
-async fn drain(commands: &Arc<dyn Queue>) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    loop {
-        let batch = commands
-            .receive(None, 10, Duration::from_millis(500))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        for message in batch {
-            let command: serde_json::Value = serde_json::from_str(&message.body).unwrap();
-            *out.entry(command["intent_sid"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-            commands.delete(None, &message.receipt).await.unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modifications_under_load_keep_every_promise() {
     let stack = Stack::build(StackOptions {
@@ -136,6 +113,7 @@ async fn modifications_under_load_keep_every_promise() {
     let (calls, commands) = (stack.calls.clone(), stack.commands.clone());
     let mut backend = teleapi_tests::Backend::memory();
     backend.calls = calls.clone();
+    backend.commands = commands;
     let mut sids = Vec::new();
     for _ in 0..20 {
         let call = teleapi_tests::call(
@@ -184,7 +162,7 @@ async fn modifications_under_load_keep_every_promise() {
     }
     assert!(accepted > 0, "some requests were accepted");
 
-    let sent = drain(&commands).await;
+    let sent = backend.commands_by_intent().await;
     let mut intents = 0;
     for sid in &sids {
         let call = calls.call(sid).await.unwrap().unwrap();

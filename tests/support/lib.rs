@@ -257,6 +257,18 @@ impl Backend {
         }
     }
 
+    /// `drain_commands`, counted by IntentSid: what the worker received of each intent.
+    pub async fn commands_by_intent(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for command in self.drain_commands().await {
+            let intent = command["intent_sid"]
+                .as_str()
+                .expect("commands name their intent");
+            *out.entry(intent.to_owned()).or_default() += 1;
+        }
+        out
+    }
+
     /// Every message on the default commands queue, received and deleted, as JSON.
     pub async fn drain_commands(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
