@@ -343,6 +343,18 @@ fn environment(stack: &Stack) -> String {
     )
 }
 
+/// Prints `text` on standard output for whoever reads it. A server must not die because nobody
+/// does: a closed or broken stdout (`teleapi-local | head -1`, a harness that read the first
+/// line and dropped the pipe) is noted once on stderr and otherwise ignored, where `println!`
+/// would panic.
+pub fn announce(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        tracing::warn!(error = %err, "standard output is closed; the banner was not shown");
+    }
+}
+
 pub async fn run(options: Options) -> Result<(), String> {
     let dev = dev_credentials_from_env()?;
     let listener = TcpListener::bind(options.listen)
@@ -355,7 +367,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         simulator: options.simulator,
     })
     .await?;
-    println!("{}", banner(address, &stack));
+    announce(&banner(address, &stack));
     let shutdown = async {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     let options = match teleapi_local::Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(ArgsError::Help) => {
-            println!("{}", ArgsError::usage());
+            teleapi_local::announce(ArgsError::usage());
             return ExitCode::SUCCESS;
         }
         Err(ArgsError::Invalid(message)) => {

@@ -143,3 +143,53 @@ fn teleapi_admin_explains_itself() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("TELEAPI_ACCOUNTS_TABLE"));
 }
+
+/// Nobody reads the banner (`teleapi-local | head -1`, a harness that drops the pipe): the server
+/// notes it on stderr and keeps serving, instead of dying of a broken pipe.
+#[test]
+fn keeps_serving_when_nobody_reads_its_output() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // closed before the banner is written: the write fails with EPIPE
+    let child = Command::new(env!("CARGO_BIN_EXE_teleapi-local"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-simulator"])
+        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
+        .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("teleapi-local starts");
+    let mut running = Running(child);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let answer = runtime.block_on(
+            reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/dev/rcml/hold"))
+                .send(),
+        );
+        if let Ok(answer) = answer {
+            break answer.status().as_u16();
+        }
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "teleapi-local exited"
+        );
+        assert!(std::time::Instant::now() < deadline, "never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 200);
+    assert!(running.0.try_wait().unwrap().is_none(), "still serving");
+    let _ = running.0.kill();
+    let _ = running.0.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut running.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("standard output is closed"), "{stderr}");
+}

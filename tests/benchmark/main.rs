@@ -364,12 +364,11 @@ async fn handler_cost(rows: &mut Vec<Row>, rounds: usize) {
         .expect("teleapi-local (release) starts");
     let base = {
         use std::io::BufRead;
-        let stdout = local.stdout.take().unwrap();
-        let line = std::io::BufReader::new(stdout)
-            .lines()
-            .next()
-            .unwrap()
-            .unwrap();
+        let mut stdout = std::io::BufReader::new(local.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        // Read the rest of what it prints, so that it never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         line.split("listening on ")
             .nth(1)
             .unwrap()
