@@ -167,6 +167,41 @@ fn every_route_reaches_the_function_that_serves_it() {
     );
 }
 
+/// Every FIFO queue is in high-throughput mode: a FIFO queue in the default mode takes 300 sends
+/// a second, which would cap the whole deployment (docs/capacity.md).
+#[test]
+fn every_fifo_queue_is_high_throughput() {
+    let template = load("infra/template.yaml");
+    let resources = get(&template, "Resources").as_mapping().unwrap();
+    let mut fifo = Vec::new();
+    for (id, resource) in resources {
+        if str_of(get(resource, "Type")) != "AWS::SQS::Queue" {
+            continue;
+        }
+        let properties = get(resource, "Properties");
+        if properties.get("FifoQueue").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let id = str_of(id);
+        assert_eq!(
+            str_of(get(properties, "DeduplicationScope")),
+            "messageGroup",
+            "{id}"
+        );
+        assert_eq!(
+            str_of(get(properties, "FifoThroughputLimit")),
+            "perMessageGroupId",
+            "{id}"
+        );
+        fifo.push(id.to_owned());
+    }
+    assert_eq!(
+        fifo.len(),
+        4,
+        "commands, events and their dead-letter queues: {fifo:?}"
+    );
+}
+
 #[test]
 fn every_variable_a_function_needs_is_set() {
     let template = load("infra/template.yaml");

@@ -118,7 +118,8 @@ impl Queue for SqsQueue {
     }
 }
 
-/// Creates a queue (FIFO: the name gets `.fifo` if it lacks it) and returns its URL; an
+/// Creates a queue (FIFO: the name gets `.fifo` if it lacks it, high-throughput mode) and returns
+/// its URL; an
 /// existing queue of that name is returned as it is. With `redrive`, messages received that many
 /// times move to the queue with that URL (which must be of the same kind).
 pub async fn create_queue(
@@ -137,7 +138,12 @@ pub async fn create_queue(
         visibility.as_secs().to_string(),
     );
     if fifo {
-        request = request.attributes(QueueAttributeName::FifoQueue, "true");
+        // High-throughput FIFO, as deployed (infra/template.yaml): order and deduplication per
+        // message group, which is all the contracts need.
+        request = request
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::DeduplicationScope, "messageGroup")
+            .attributes(QueueAttributeName::FifoThroughputLimit, "perMessageGroupId");
     }
     if let Some((dead_letters, max_receives)) = redrive {
         let arn = client
