@@ -35,6 +35,7 @@ impl Local {
                 speed: 0.02,
                 enabled: true,
             },
+            ..Default::default()
         })
         .await
         .expect("the stack starts");

@@ -107,6 +107,7 @@ async fn modifications_under_load_keep_every_promise() {
             enabled: false,
             ..Default::default()
         },
+        ..Default::default()
     })
     .await
     .unwrap();

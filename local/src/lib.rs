@@ -36,7 +36,7 @@ pub const DEFAULT_PREFIX: &str = "teleapi-local";
 
 const USAGE: &str = "\
 Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
-                     [--speed FACTOR] [--ring-ms MS] [--no-simulator]
+                     [--speed FACTOR] [--ring-ms MS] [--no-simulator] [--retention TIME]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -52,6 +52,8 @@ Options:
   --speed FACTOR      scale every simulated duration (Say, Pause, ring timeouts); default 1
   --ring-ms MS        how long simulated phones ring before answering; default 1500
   --no-simulator      no simulated media worker: commands stay on the commands queue
+  --retention TIME    how long intents, Idempotency-Keys and queued messages are kept (their
+                      TTL): 90s, 10m, 2h, 1d; default 1d (deployed: 30 days for intents)
   -h, --help          show this help
 
 Environment:
@@ -64,6 +66,7 @@ pub struct Options {
     pub listen: SocketAddr,
     pub backing: Backing,
     pub simulator: SimulatorConfig,
+    pub retention: Duration,
 }
 
 /// Why the command line did not give options to run with.
@@ -89,6 +92,7 @@ impl Options {
         let mut aws = false;
         let mut prefix = DEFAULT_PREFIX.to_owned();
         let mut simulator = SimulatorConfig::default();
+        let mut retention = stack::DEFAULT_RETENTION;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -119,6 +123,14 @@ impl Options {
                     simulator.ring = Duration::from_millis(ms);
                 }
                 "--no-simulator" => simulator.enabled = false,
+                "--retention" => {
+                    let raw = value("--retention")?;
+                    retention = parse_duration(&raw).ok_or_else(|| {
+                        invalid(format!(
+                            "--retention: {raw:?} is not a time like 90s, 10m, 2h or 1d"
+                        ))
+                    })?;
+                }
                 "-h" | "--help" => return Err(ArgsError::Help),
                 other => return Err(invalid(format!("unknown argument {other:?}"))),
             }
@@ -146,8 +158,26 @@ impl Options {
             listen,
             backing,
             simulator,
+            retention,
         })
     }
+}
+
+/// `90s`, `10m`, `2h`, `1d` (or plain seconds): a positive whole number of a unit.
+fn parse_duration(raw: &str) -> Option<Duration> {
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => raw.split_at(at),
+        None => (raw, "s"),
+    };
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 24 * 3600,
+        _ => return None,
+    };
+    let number: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    number.checked_mul(seconds).map(Duration::from_secs)
 }
 
 /// The dev account's credentials from the environment, if set.
@@ -365,6 +395,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         backing: options.backing,
         dev,
         simulator: options.simulator,
+        retention: options.retention,
     })
     .await?;
     announce(&banner(address, &stack));
@@ -381,4 +412,34 @@ pub async fn run(options: Options) -> Result<(), String> {
     serve(listener, stack, shutdown)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, ArgsError> {
+        Options::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn retention_takes_a_time_with_its_unit() {
+        assert_eq!(parse(&[]).unwrap().retention, stack::DEFAULT_RETENTION);
+        for (raw, seconds) in [
+            ("90s", 90),
+            ("10m", 600),
+            ("2h", 7200),
+            ("1d", 86400),
+            ("45", 45),
+        ] {
+            let options = parse(&["--retention", raw]).unwrap();
+            assert_eq!(options.retention, Duration::from_secs(seconds), "{raw}");
+        }
+        for raw in ["0s", "-1m", "1w", "m", "1.5h", "99999999999999999999d"] {
+            assert!(
+                matches!(parse(&["--retention", raw]), Err(ArgsError::Invalid(_))),
+                "{raw}"
+            );
+        }
+    }
 }

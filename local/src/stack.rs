@@ -37,6 +37,23 @@ pub struct StackOptions {
     pub backing: Backing,
     pub dev: Option<(AccountSid, AuthToken)>,
     pub simulator: SimulatorConfig,
+    /// How long intents, idempotency records and queued messages are kept (their TTL, and the
+    /// memory queues' retention): a local stack keeps a bounded history however long it runs.
+    pub retention: Duration,
+}
+
+/// A local stack's default retention: a day of history is plenty to look at.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            backing: Backing::Memory,
+            dev: None,
+            simulator: SimulatorConfig::default(),
+            retention: DEFAULT_RETENTION,
+        }
+    }
 }
 
 /// The running system's parts, shared by every request and loop.
@@ -76,8 +93,8 @@ struct Queues {
     callbacks_dlq: Arc<dyn Queue>,
 }
 
-fn memory_queues() -> Queues {
-    let queues = MemoryQueue::new("commands.fifo");
+fn memory_queues(retention: Duration) -> Queues {
+    let queues = MemoryQueue::new("commands.fifo").with_retention(retention);
     Queues {
         commands: Arc::new(queues.queue("commands.fifo")),
         commands_url: "commands.fifo".into(),
@@ -183,7 +200,7 @@ impl Stack {
                 (
                     Arc::new(store.clone()),
                     Arc::new(store),
-                    memory_queues(),
+                    memory_queues(options.retention),
                     "in-memory stores and queues".into(),
                 )
             }
@@ -263,7 +280,10 @@ impl Stack {
             callbacks: queues.callbacks.clone(),
             dead_letters: queues.events_dlq.clone(),
             clock: clock.clone(),
-            config: EventConfig::default(),
+            config: EventConfig {
+                intent_retention: options.retention,
+                ..EventConfig::default()
+            },
         };
         let callbacks = CallbackServices {
             accounts: accounts.clone(),
@@ -273,7 +293,10 @@ impl Stack {
             dead_letters: queues.callbacks_dlq.clone(),
             webhooks: Arc::new(HttpWebhooks::new(local)),
             clock: clock.clone(),
-            config: CallbackConfig::default(),
+            config: CallbackConfig {
+                intent_retention: options.retention,
+                ..CallbackConfig::default()
+            },
         };
         let services = Services {
             accounts: accounts.clone(),
@@ -282,6 +305,10 @@ impl Stack {
             clock,
             config: ApiConfig {
                 address_policy: local,
+                intent_retention: options.retention,
+                idempotency_lifetime: options
+                    .retention
+                    .min(ApiConfig::default().idempotency_lifetime),
                 ..ApiConfig::default()
             },
             account_cache: Default::default(),
@@ -311,9 +338,8 @@ impl Stack {
     /// In memory, with the default simulator: what the tests of the HTTP surface use.
     pub async fn in_memory(dev: Option<(AccountSid, AuthToken)>) -> Self {
         Self::build(StackOptions {
-            backing: Backing::Memory,
             dev,
-            simulator: SimulatorConfig::default(),
+            ..StackOptions::default()
         })
         .await
         .expect("an in-memory stack always builds")

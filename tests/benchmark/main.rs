@@ -209,6 +209,7 @@ async fn backend_floor(rows: &mut Vec<Row>, runs: usize) {
             enabled: false,
             ..Default::default()
         },
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -342,80 +343,113 @@ fn wrk(url: &str, script: Option<&Path>, seconds: u32) -> f64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-fn peak_memory_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// A release `teleapi-local` in memory, without the simulator, with 200 calls of the dev account
+/// in progress and a wrk script that mutes them in turn.
+struct LocalServer {
+    process: std::process::Child,
+    base: String,
+    script: PathBuf,
+}
+
+impl LocalServer {
+    async fn start(extra: &[&str]) -> Self {
+        let mut process = Command::new(release_dir().join("teleapi-local"))
+            .args(["--listen", "127.0.0.1:0", "--no-simulator"])
+            .args(extra)
+            .env("TELEAPI_DEV_ACCOUNT_SID", SID)
+            .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("teleapi-local (release) starts");
+        let base = {
+            use std::io::BufRead;
+            let mut stdout = std::io::BufReader::new(process.stdout.take().unwrap());
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            // Read the rest of what it prints, so that it never writes into a closed pipe.
+            std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+            line.split("listening on ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let http = reqwest::Client::new();
+        let mut sids = Vec::new();
+        for _ in 0..200 {
+            let body = "From=%2B15551230001&To=%2B15551230002&Url=https%3A%2F%2Fapp.example.com%2Fa&Status=in-progress";
+            let call: Value = http
+                .post(format!("{base}/dev/IncomingCalls"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            sids.push(format!("\"{}\"", call["sid"].as_str().unwrap()));
+        }
+        let auth = basic_auth(&teleapi::domain::Account {
+            sid: SID.parse().unwrap(),
+            auth_token: AuthToken::new(TOKEN),
+            ..teleapi::domain::Account::open("x", None, Timestamp::now())
+        });
+        let script = std::env::temp_dir().join(format!(
+            "teleapi-bench-{}-{}.lua",
+            std::process::id(),
+            process.id()
+        ));
+        std::fs::write(
+            &script,
+            format!(
+                "local sids = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  local sid = sids[(i % #sids) + 1]\n  return wrk.format(\"POST\", \"/call/2012-04-24/Accounts/{SID}/Calls/\" .. sid .. \".json\", {{[\"Authorization\"] = \"{auth}\", [\"Content-Type\"] = \"application/x-www-form-urlencoded\"}}, \"Mute=true\")\nend\n",
+                sids.join(", ")
+            ),
+        )
+        .unwrap();
+        Self {
+            process,
+            base,
+            script,
+        }
+    }
+
+    /// A `/proc/{pid}/status` figure, in KiB (`VmRSS`, `VmHWM`).
+    fn memory_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_file(&self.script);
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 async fn handler_cost(rows: &mut Vec<Row>, rounds: usize) {
-    let mut local = Command::new(release_dir().join("teleapi-local"))
-        .args(["--listen", "127.0.0.1:0", "--no-simulator"])
-        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
-        .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("teleapi-local (release) starts");
-    let base = {
-        use std::io::BufRead;
-        let mut stdout = std::io::BufReader::new(local.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        // Read the rest of what it prints, so that it never writes into a closed pipe.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        line.split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let http = reqwest::Client::new();
-    let mut sids = Vec::new();
-    for _ in 0..200 {
-        let body = "From=%2B15551230001&To=%2B15551230002&Url=https%3A%2F%2Fapp.example.com%2Fa&Status=in-progress";
-        let call: Value = http
-            .post(format!("{base}/dev/IncomingCalls"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sids.push(format!("\"{}\"", call["sid"].as_str().unwrap()));
-    }
-    let auth = basic_auth(&teleapi::domain::Account {
-        sid: SID.parse().unwrap(),
-        auth_token: AuthToken::new(TOKEN),
-        ..teleapi::domain::Account::open("x", None, Timestamp::now())
-    });
-    let script = std::env::temp_dir().join(format!("teleapi-bench-{}.lua", std::process::id()));
-    std::fs::write(
-        &script,
-        format!(
-            "local sids = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  local sid = sids[(i % #sids) + 1]\n  return wrk.format(\"POST\", \"/call/2012-04-24/Accounts/{SID}/Calls/\" .. sid .. \".json\", {{[\"Authorization\"] = \"{auth}\", [\"Content-Type\"] = \"application/x-www-form-urlencoded\"}}, \"Mute=true\")\nend\n",
-            sids.join(", ")
-        ),
-    )
-    .unwrap();
+    let local = LocalServer::start(&[]).await;
     let (mut modify, mut trivial) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        trivial.push(wrk(&format!("{base}/dev/rcml/hold"), None, 4));
-        modify.push(wrk(&base, Some(&script), 4));
+        trivial.push(wrk(&format!("{}/dev/rcml/hold", local.base), None, 4));
+        modify.push(wrk(&local.base, Some(&local.script), 4));
     }
-    let memory = peak_memory_kib(local.id());
-    let _ = local.kill();
-    let _ = local.wait();
-    let _ = std::fs::remove_file(&script);
     let (m, t) = (stats(&modify), stats(&trivial));
     let ratio = m.median / t.median;
     rows.push(Row {
@@ -431,10 +465,40 @@ async fn handler_cost(rows: &mut Vec<Row>, rounds: usize) {
     });
     rows.push(Row {
         figure: "peak memory of teleapi-local under that load".into(),
-        value: format!("{:.1} MiB", memory as f64 / 1024.0),
+        value: mib(local.memory_kib("VmHWM:")),
         target: "-".into(),
         met: None,
-        detail: "VmHWM".into(),
+        detail: format!(
+            "VmHWM after {} s of modifications, default retention (1 day)",
+            rounds * 4
+        ),
+    });
+}
+
+/// Memory held flat: 60 s of modifications as fast as wrk sends them, with intents, keys and
+/// queued commands kept 5 s (`--retention 5s`); resident memory at 10 s and at 60 s.
+async fn memory_flatness(rows: &mut Vec<Row>) {
+    let local = LocalServer::start(&["--retention", "5s"]).await;
+    let (base, script) = (local.base.clone(), local.script.clone());
+    let load = std::thread::spawn(move || wrk(&base, Some(&script), 60));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let at_10 = local.memory_kib("VmRSS:");
+    let rps = tokio::task::spawn_blocking(move || load.join().unwrap())
+        .await
+        .unwrap();
+    let at_60 = local.memory_kib("VmRSS:");
+    let ratio = at_60 as f64 / at_10.max(1) as f64;
+    rows.push(Row {
+        figure: "memory of teleapi-local: RSS at 60 s / at 10 s of modifications".into(),
+        value: format!("{ratio:.2}"),
+        target: "<= 1.2".into(),
+        met: Some(ratio <= 1.2),
+        detail: format!(
+            "{} at 10 s, {} at 60 s, peak {}; {rps:.0} req/s, --retention 5s",
+            mib(at_10),
+            mib(at_60),
+            mib(local.memory_kib("VmHWM:"))
+        ),
     });
 }
 
@@ -668,6 +732,9 @@ async fn main() {
     }
     if wants("handler") {
         handler_cost(&mut rows, 3).await;
+    }
+    if wants("memory") {
+        memory_flatness(&mut rows).await;
     }
     if wants("cold-start") {
         cold_start(&mut rows, (runs / 20).max(5)).await;

@@ -1,9 +1,11 @@
 //! In-process twins of the DynamoDB and SQS adapters, with the same semantics: conditional
-//! writes that are all-or-nothing, FIFO order per message group, deduplication for five minutes,
-//! visibility timeouts. The embedded `teleapi-local` runs on them; the contract suite keeps them
-//! honest.
+//! writes that are all-or-nothing, FIFO order per message group, deduplication within a message
+//! group for five minutes (high-throughput FIFO, as deployed), visibility timeouts. The embedded
+//! `teleapi-local` runs on them; the contract suite keeps them honest. (moto deduplicates per
+//! queue whatever the queue's scope, so the suite checks deduplication within one group only.)
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,45 @@ struct Tables {
     calls: HashMap<CallSid, Call>,
     intents: BTreeMap<(CallSid, u64), Intent>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    /// What the TTL attributes (`ExpiresAt`) will delete, soonest first.
+    expiring: BinaryHeap<Reverse<(Timestamp, Expiring)>>,
+}
+
+/// An item with a TTL, by key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Expiring {
+    Intent(CallSid, u64),
+    Key(IdempotencyKey),
+}
+
+impl Tables {
+    /// Deletes what expired by `now`, as DynamoDB's TTL does (DynamoDB within days, lazily; here
+    /// at the next write), so that a long-running local stack keeps a bounded history.
+    fn expire(&mut self, now: Timestamp) {
+        while let Some(Reverse((at, _))) = self.expiring.peek()
+            && *at <= now
+        {
+            let Reverse((at, item)) = self.expiring.pop().expect("peeked");
+            match item {
+                Expiring::Intent(call, seq) => {
+                    let key = (call, seq);
+                    if self.intents.get(&key).is_some_and(|i| i.expires_at == at) {
+                        self.intents.remove(&key);
+                    }
+                }
+                // A key taken again after it expired has a later expiry of its own.
+                Expiring::Key(key) => {
+                    if self
+                        .idempotency
+                        .get(&key)
+                        .is_some_and(|r| r.expires_at == at)
+                    {
+                        self.idempotency.remove(&key);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Accounts, calls, intents and idempotency records in memory.
@@ -98,6 +139,7 @@ impl CallStore for MemoryStore {
 
     async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError> {
         let mut tables = lock(&self.tables);
+        tables.expire(write.now);
         let stored = tables.calls.get(&write.call.sid);
         let version_holds = match write.expected_version {
             Some(expected) => stored.is_some_and(|stored| stored.version == expected),
@@ -120,6 +162,10 @@ impl CallStore for MemoryStore {
             tables
                 .idempotency
                 .insert(record.key.clone(), record.clone());
+            tables.expiring.push(Reverse((
+                record.expires_at,
+                Expiring::Key(record.key.clone()),
+            )));
         }
         tables
             .calls
@@ -128,6 +174,10 @@ impl CallStore for MemoryStore {
             tables
                 .intents
                 .insert((intent.call_sid.clone(), intent.seq), intent.clone());
+            tables.expiring.push(Reverse((
+                intent.expires_at,
+                Expiring::Intent(intent.call_sid.clone(), intent.seq),
+            )));
         }
         Ok(())
     }
@@ -141,6 +191,7 @@ impl CallStore for MemoryStore {
 
     async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
+        tables.expire(settlement.now);
         match tables
             .intents
             .get_mut(&(settlement.call_sid.clone(), settlement.seq))
@@ -162,6 +213,7 @@ impl CallStore for MemoryStore {
 
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
+        tables.expire(failure.now);
         let key = (failure.call_sid.clone(), failure.seq);
         match tables.intents.get_mut(&key) {
             Some(intent) if intent.status == IntentStatus::Pending => {
@@ -316,7 +368,13 @@ fn read_round<T: Clone>(
 /// SQS's deduplication interval.
 const DEDUP_WINDOW: Duration = Duration::from_secs(300);
 
+/// SQS's default message retention (`MessageRetentionPeriod`), which the deployed commands and
+/// events queues keep.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(4 * 24 * 3600);
+
 struct Stored {
+    /// When it was sent: it is deleted `retention` later, received or not.
+    sent: Instant,
     body: String,
     group: Option<String>,
     /// Set while a receiver holds it; the message is invisible until then.
@@ -328,10 +386,11 @@ struct Stored {
 #[derive(Default)]
 struct QueueState {
     messages: VecDeque<Stored>,
-    /// Deduplication ids seen in the last `DEDUP_WINDOW`, and the same ids oldest first, so
-    /// that expiring them costs nothing per send.
-    dedup: HashSet<String>,
-    dedup_order: VecDeque<(Instant, String)>,
+    /// Deduplication ids seen in the last `DEDUP_WINDOW`, with their message group (the
+    /// deployed FIFO queues deduplicate per group: high-throughput mode), and the same ids
+    /// oldest first, so that expiring them costs nothing per send.
+    dedup: HashSet<(Option<String>, String)>,
+    dedup_order: VecDeque<(Instant, (Option<String>, String))>,
     /// Wakes this queue's receivers (only them: a send to one queue leaves the others' pollers
     /// asleep).
     arrived: Arc<Notify>,
@@ -345,6 +404,9 @@ pub struct MemoryQueue {
     visibility: Duration,
     /// SQS's redrive policy: after this many receives, a message moves to the named queue.
     redrive: Option<(u32, String)>,
+    /// How long a message is kept (SQS's `MessageRetentionPeriod`); deduplication ids are kept
+    /// for SQS's five minutes, or this long if it is shorter (nothing outlives the retention).
+    retention: Duration,
     queues: Arc<Mutex<HashMap<String, QueueState>>>,
     receipts: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -359,8 +421,35 @@ impl MemoryQueue {
             default_queue: default_queue.into(),
             visibility,
             redrive: None,
+            retention: DEFAULT_RETENTION,
             queues: Arc::default(),
             receipts: Arc::default(),
+        }
+    }
+
+    /// Messages are deleted this long after they were sent (every queue of this store).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Drops the messages sent more than `retention` ago, and the deduplication ids past their
+    /// window. Messages sit in the order they were sent, but for the few a redrive moved, which
+    /// go when they reach the front.
+    fn expire(&self, state: &mut QueueState, now: Instant) {
+        while state
+            .messages
+            .front()
+            .is_some_and(|m| now.duration_since(m.sent) >= self.retention)
+        {
+            state.messages.pop_front();
+        }
+        let window = DEDUP_WINDOW.min(self.retention);
+        while let Some((sent, _)) = state.dedup_order.front()
+            && now.duration_since(*sent) >= window
+        {
+            let (_, expired) = state.dedup_order.pop_front().expect("front exists");
+            state.dedup.remove(&expired);
         }
     }
 
@@ -400,6 +489,7 @@ impl MemoryQueue {
         let Some(state) = queues.get_mut(queue) else {
             return Vec::new();
         };
+        self.expire(state, now);
         let mut blocked_groups: HashSet<String> = HashSet::new();
         let mut out = Vec::new();
         let mut dead = Vec::new();
@@ -463,19 +553,16 @@ impl Queue for MemoryQueue {
         let arrived = {
             let mut queues = lock(&self.queues);
             let state = queues.entry(self.name(queue).to_owned()).or_default();
-            while let Some((sent, _)) = state.dedup_order.front()
-                && now.duration_since(*sent) >= DEDUP_WINDOW
-            {
-                let (_, expired) = state.dedup_order.pop_front().expect("front exists");
-                state.dedup.remove(&expired);
-            }
+            self.expire(state, now);
             if let Some(dedup_id) = &message.dedup_id {
-                if !state.dedup.insert(dedup_id.clone()) {
+                let key = (message.group.clone(), dedup_id.clone());
+                if !state.dedup.insert(key.clone()) {
                     return Ok(()); // accepted and dropped, as SQS does
                 }
-                state.dedup_order.push_back((now, dedup_id.clone()));
+                state.dedup_order.push_back((now, key));
             }
             state.messages.push_back(Stored {
+                sent: now,
                 body: message.body.clone(),
                 group: message.group.clone(),
                 invisible_until: (!message.delay.is_zero()).then(|| now + message.delay),
@@ -526,5 +613,134 @@ impl Queue for MemoryQueue {
                 .retain(|m| m.receipt.as_deref() != Some(receipt));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::modify::plan;
+    use crate::domain::{AddressPolicy, CallStatus, Form, Instructions, IntentSid, ModifyRequest};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A modification of `call` at `now`, kept for `retention`, written with an idempotency
+    /// record that lives as long.
+    async fn modify(store: &MemoryStore, call: &Call, now: Timestamp, retention: Duration) -> Call {
+        let request = ModifyRequest::parse(
+            &Form::parse(b"Mute=true").unwrap(),
+            AddressPolicy::default(),
+        )
+        .unwrap();
+        let planned = plan(call, &request, IntentSid::generate(), now, retention).unwrap();
+        let record = IdempotencyRecord {
+            key: IdempotencyKey::from_stored(format!("{}:{}", call.account_sid, planned.call.seq)),
+            fingerprint: String::new(),
+            status: 200,
+            response: String::new(),
+            expires_at: now.plus(retention).whole_seconds(),
+        };
+        store
+            .write_call(CallWrite {
+                call: &planned.call,
+                expected_version: Some(call.version),
+                intent: Some(&planned.intent),
+                idempotency: Some(&record),
+                now,
+            })
+            .await
+            .unwrap();
+        planned.call
+    }
+
+    #[tokio::test]
+    async fn intents_and_keys_go_when_their_ttl_has_passed() {
+        let store = MemoryStore::new();
+        let start = Timestamp::from_millis(1_795_478_400_000);
+        let call = Call::inbound(
+            AccountSid::generate(),
+            "+15551230001".into(),
+            "+15551230002".into(),
+            Instructions::default(),
+            CallStatus::InProgress,
+            start,
+        );
+        store.insert_call(&call).await.unwrap();
+        let call = modify(&store, &call, start, HOUR).await;
+        let call = modify(&store, &call, start.plus(HOUR / 2), HOUR).await;
+        let sizes = |store: &MemoryStore| {
+            let tables = lock(&store.tables);
+            (tables.intents.len(), tables.idempotency.len())
+        };
+        assert_eq!(sizes(&store), (2, 2));
+        // An hour after the first: the first intent and key are gone at the next write, the
+        // second (half an hour younger) stays.
+        let call = modify(&store, &call, start.plus(HOUR), HOUR).await;
+        assert_eq!(sizes(&store), (2, 2));
+        assert!(store.intent(&call.sid, 1).await.unwrap().is_none());
+        assert!(store.intent(&call.sid, 2).await.unwrap().is_some());
+        // Long after: only what the last write added.
+        modify(&store, &call, start.plus(HOUR * 10), HOUR).await;
+        assert_eq!(sizes(&store), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_key_taken_again_keeps_its_new_lifetime() {
+        let store = MemoryStore::new();
+        let key = IdempotencyKey::from_stored("AC:k".into());
+        let mut tables = lock(&store.tables);
+        let start = Timestamp::from_millis(1_795_478_400_000);
+        for at in [start.plus(HOUR), start.plus(HOUR * 3)] {
+            tables.idempotency.insert(
+                key.clone(),
+                IdempotencyRecord {
+                    key: key.clone(),
+                    fingerprint: String::new(),
+                    status: 200,
+                    response: String::new(),
+                    expires_at: at,
+                },
+            );
+            tables
+                .expiring
+                .push(Reverse((at, Expiring::Key(key.clone()))));
+        }
+        tables.expire(start.plus(HOUR * 2));
+        assert!(
+            tables.idempotency.contains_key(&key),
+            "the later lifetime holds"
+        );
+        tables.expire(start.plus(HOUR * 3));
+        assert!(tables.idempotency.is_empty());
+    }
+
+    #[tokio::test]
+    async fn messages_and_deduplication_ids_go_after_the_retention() {
+        let queue = MemoryQueue::new("q.fifo").with_retention(Duration::from_millis(200));
+        let message = OutgoingMessage::fifo("G", "d1", "first".into());
+        queue.send(None, &message).await.unwrap();
+        queue.send(None, &message).await.unwrap();
+        assert_eq!(queue.bodies(None), ["first"], "deduplicated");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            queue
+                .receive(None, 10, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty(),
+            "expired unreceived"
+        );
+        // The id went with it: the same id is a new message now.
+        queue.send(None, &message).await.unwrap();
+        assert_eq!(queue.bodies(None), ["first"]);
+        // Deduplication is per message group, as on the deployed (high-throughput) queues.
+        queue
+            .send(
+                None,
+                &OutgoingMessage::fifo("H", "d1", "other group".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(queue.bodies(None), ["first", "other group"]);
     }
 }

@@ -43,9 +43,16 @@ pub async fn create_call(
         services.config.intent_retention,
     );
     let resource = call_resource(&planned.call, Some(&planned.intent.sid));
-    let record = key
-        .as_ref()
-        .map(|key| intents::remember(key, &fingerprint, StatusCode::CREATED, &resource, now));
+    let record = key.as_ref().map(|key| {
+        intents::remember(
+            key,
+            &fingerprint,
+            StatusCode::CREATED,
+            &resource,
+            now,
+            services.config.idempotency_lifetime,
+        )
+    });
     let write = CallWrite {
         call: &planned.call,
         expected_version: None,

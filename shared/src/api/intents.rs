@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{Services, Success};
-use crate::domain::idempotency::KEY_LIFETIME;
 use crate::domain::modify::Planned;
 use crate::domain::{Account, Call, IdempotencyKey, IdempotencyRecord, Intent, Timestamp};
 use crate::ports::{IntentFailure, OutgoingMessage, RecordError};
@@ -59,13 +58,14 @@ pub fn remember(
     status: StatusCode,
     resource: &Value,
     now: Timestamp,
+    lifetime: std::time::Duration,
 ) -> IdempotencyRecord {
     IdempotencyRecord {
         key: key.clone(),
         fingerprint: fingerprint.to_owned(),
         status: status.as_u16(),
         response: resource.to_string(),
-        expires_at: now.plus(KEY_LIFETIME).whole_seconds(),
+        expires_at: now.plus(lifetime).whole_seconds(),
     }
 }
 

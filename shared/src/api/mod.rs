@@ -31,6 +31,8 @@ pub struct ApiConfig {
     pub address_policy: AddressPolicy,
     /// How long intents are kept (DynamoDB TTL).
     pub intent_retention: Duration,
+    /// How long an `Idempotency-Key` is remembered (DynamoDB TTL).
+    pub idempotency_lifetime: Duration,
     /// How long a modification may keep retrying its conditional write against concurrent
     /// modifications of the same call before answering 503.
     pub write_budget: Duration,
@@ -45,6 +47,7 @@ impl Default for ApiConfig {
         Self {
             address_policy: AddressPolicy::default(),
             intent_retention: Duration::from_secs(30 * 24 * 3600),
+            idempotency_lifetime: crate::domain::idempotency::KEY_LIFETIME,
             write_budget: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             account_cache_ttl: Duration::from_secs(10),

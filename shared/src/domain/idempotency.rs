@@ -11,7 +11,7 @@ pub const KEY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 
 
 /// A key as the client sent it, scoped to the account that sent it: two accounts may use the
 /// same key without meeting.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
