@@ -3,7 +3,7 @@
 
 use lambda_http::http::StatusCode;
 use teleapi::domain::{AccountSid, AccountStatus, AuthToken, CallStatus};
-use teleapi_local::admin::{Command, parse, run};
+use teleapi_local::admin::{Command, Invocation, parse, run};
 use teleapi_tests::{Backend, World, assert_error, basic_auth};
 
 fn sid(value: &serde_json::Value) -> AccountSid {
@@ -115,21 +115,35 @@ fn the_command_line() {
             "--table t create-account Acme --parent {sid}"
         )))
         .unwrap(),
-        (
-            Some("t".into()),
-            Command::Create {
+        Invocation {
+            table: Some("t".into()),
+            calls_table: None,
+            command: Command::Create {
                 name: "Acme".into(),
                 parent: Some(sid.clone())
             }
-        )
+        }
     );
+    let command = |line: &str| parse(&args(line)).unwrap().command;
     assert_eq!(
-        parse(&args(&format!("rotate-token {sid}"))).unwrap().1,
+        command(&format!("rotate-token {sid}")),
         Command::Rotate(sid.clone())
     );
     assert_eq!(
-        parse(&args(&format!("suspend {sid}"))).unwrap().1,
+        command(&format!("suspend {sid}")),
         Command::SetStatus(sid.clone(), AccountStatus::Suspended)
+    );
+    assert_eq!(
+        command(&format!("set-listing-shards {sid} 16")),
+        Command::SetListingShards(sid.clone(), 16)
+    );
+    assert_eq!(
+        parse(&args("--calls-table c backfill-listing")).unwrap(),
+        Invocation {
+            table: None,
+            calls_table: Some("c".into()),
+            command: Command::BackfillListing
+        }
     );
     for bad in [
         "",
@@ -138,17 +152,134 @@ fn the_command_line() {
         "frobnicate",
         &format!("show {sid} --parent {sid}"),
         "--table",
+        &format!("set-listing-shards {sid}"),
+        &format!("set-listing-shards {sid} 0"),
+        &format!("set-listing-shards {sid} 33"),
     ] {
         assert!(parse(&args(bad)).is_err(), "{bad:?}");
     }
 }
 
+/// A busy account's listing spread over more partitions: its calls, old and new, are listed
+/// once each; partitions never shrink.
+async fn listing_partitions_grow(world: World) {
+    let accounts = world.backend.accounts.as_ref();
+    let sid = world.account.sid.clone();
+    let now = teleapi::domain::Timestamp::now();
+    let old = teleapi_tests::call(&world.backend, &sid, CallStatus::Completed, now).await;
+    let raised = run(accounts, Command::SetListingShards(sid.clone(), 8))
+        .await
+        .unwrap();
+    assert_eq!(raised["listing_shards"], 8);
+    assert!(
+        run(accounts, Command::SetListingShards(sid.clone(), 4))
+            .await
+            .unwrap_err()
+            .contains("can grow, not shrink")
+    );
+    world
+        .clock
+        .advance(teleapi::api::ApiConfig::default().account_cache_ttl);
+    let mut created = vec![old.sid.to_string()];
+    for _ in 0..6 {
+        world.clock.advance(std::time::Duration::from_millis(1));
+        let answer = world
+            .post(
+                "/Calls.json",
+                "From=%2B15551230001&To=client%3Abob&Url=https%3A%2F%2Fapp.example.com%2Fb",
+            )
+            .await;
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        created.push(
+            teleapi_tests::body_json(&answer)["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let shards: std::collections::BTreeSet<u8> = {
+        let mut set = std::collections::BTreeSet::new();
+        for sid in &created[1..] {
+            let call = world
+                .backend
+                .calls
+                .call(&sid.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            set.insert(call.listing_shard);
+        }
+        set
+    };
+    assert!(shards.len() > 1, "new calls spread: {shards:?}");
+    created.reverse();
+    let mut listed = Vec::new();
+    let mut path = "/Calls.json?PageSize=2".to_owned();
+    loop {
+        let page = teleapi_tests::body_json(&world.get(&path).await);
+        for call in page["calls"].as_array().unwrap() {
+            listed.push(call["sid"].as_str().unwrap().to_owned());
+        }
+        match page["next_page_uri"].as_str() {
+            Some(next) => path = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(listed, created);
+}
+
 #[tokio::test]
 async fn memory() {
     accounts_are_managed(World::new(Backend::memory()).await).await;
+    listing_partitions_grow(World::new(Backend::memory()).await).await;
+}
+
+/// Calls stored before listings were partitioned have no `ListingKey`: the listing does not see
+/// them until `backfill-listing` puts them in their account's first partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_lists_calls_stored_before_partitioning() {
+    let world = World::new(Backend::moto().await).await;
+    let aws = world.backend.aws.clone().unwrap();
+    let now = teleapi::domain::Timestamp::now();
+    let legacy = teleapi_tests::call(
+        &world.backend,
+        &world.account.sid,
+        CallStatus::Completed,
+        now,
+    )
+    .await;
+    aws.dynamodb
+        .update_item()
+        .table_name(&aws.tables.calls)
+        .key(
+            "CallSid",
+            aws_sdk_dynamodb::types::AttributeValue::S(legacy.sid.to_string()),
+        )
+        .update_expression("REMOVE ListingKey")
+        .send()
+        .await
+        .unwrap();
+    let listed = || async {
+        teleapi_tests::body_json(&world.get("/Calls.json").await)["calls"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed().await, 0);
+    let store =
+        teleapi::adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
+    let done = teleapi_local::admin::backfill(&store).await.unwrap();
+    assert_eq!(done["calls_backfilled"], 1);
+    assert_eq!(listed().await, 1);
+    assert_eq!(
+        teleapi_local::admin::backfill(&store).await.unwrap()["calls_backfilled"],
+        0,
+        "run again, it changes nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto() {
     accounts_are_managed(World::new(Backend::moto().await).await).await;
+    listing_partitions_grow(World::new(Backend::moto().await).await).await;
 }

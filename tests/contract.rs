@@ -437,6 +437,7 @@ async fn creating_a_call_writes_it_once(b: &Backend) {
     let planned = teleapi::domain::create::plan_create(
         &request,
         owner.sid.clone(),
+        owner.listing_shards,
         sid.clone(),
         IntentSid::generate(),
         now,
@@ -536,71 +537,120 @@ fn page(size: usize, after: Option<String>, backward: bool) -> PageRequest {
     }
 }
 
-/// Follows `more` forward from the start, collecting every item.
-async fn all_calls(
+/// Follows `more` forward from the start, collecting every item; also the most items a page
+/// read.
+async fn all_calls_reading(
     b: &Backend,
     account: &AccountSid,
+    shards: u8,
     filter: &CallFilter,
     size: usize,
-) -> Vec<CallSid> {
+) -> (Vec<CallSid>, usize) {
     let mut out = Vec::new();
     let mut after = None;
-    for _ in 0..100 {
+    let mut most_scanned = 0;
+    for _ in 0..200 {
         let got = b
             .calls
-            .list_calls(account, filter, &page(size, after, false))
+            .list_calls(account, shards, filter, &page(size, after, false))
             .await
             .unwrap();
+        most_scanned = most_scanned.max(got.scanned);
         out.extend(got.items.iter().map(|c| c.sid.clone()));
         match got.more {
             Some(more) => after = Some(more),
-            None => return out,
+            None => return (out, most_scanned),
         }
     }
     panic!("listing did not end");
 }
 
-async fn calls_are_listed_newest_first_page_by_page(b: &Backend) {
+async fn all_calls(
+    b: &Backend,
+    account: &AccountSid,
+    shards: u8,
+    filter: &CallFilter,
+    size: usize,
+) -> Vec<CallSid> {
+    all_calls_reading(b, account, shards, filter, size).await.0
+}
+
+/// An inbound call of `account`, in one of its `shards` listing partitions, stored.
+async fn listed_call(
+    b: &Backend,
+    account: &AccountSid,
+    shards: u8,
+    status: CallStatus,
+    at: Timestamp,
+) -> Call {
+    let call = teleapi_tests::new_call(account, status, at).listed_in(shards);
+    b.calls.insert_call(&call).await.unwrap();
+    call
+}
+
+/// Pages forward and backward over an account's calls spread over `shards` partitions: newest
+/// first, every call once, whatever the page size.
+async fn list_newest_first(b: &Backend, shards: u8) {
     let owner = account(b, None).await;
     let other = account(b, None).await;
     let start = Timestamp::now();
     let mut created = Vec::new();
     for i in 0..25u64 {
-        let at = start.plus(Duration::from_secs(i));
-        created.push(call(b, &owner.sid, CallStatus::InProgress, at).await.sid);
+        // Pairs created in the same millisecond: the CallSid orders them.
+        let at = start.plus(Duration::from_secs(i / 2));
+        created.push(
+            listed_call(b, &owner.sid, shards, CallStatus::InProgress, at)
+                .await
+                .sid,
+        );
     }
     for i in 0..3u64 {
-        call(
-            b,
-            &other.sid,
-            CallStatus::InProgress,
-            start.plus(Duration::from_secs(i)),
-        )
-        .await;
+        let at = start.plus(Duration::from_secs(i));
+        listed_call(b, &other.sid, shards, CallStatus::InProgress, at).await;
     }
-    created.reverse(); // newest first
+    // Newest first: by creation time, then CallSid.
+    let mut stored = Vec::new();
+    for sid in &created {
+        stored.push(b.calls.call(sid).await.unwrap().unwrap());
+    }
+    stored.sort_by_key(|c| std::cmp::Reverse(teleapi::domain::listing::call_position(c)));
+    let created: Vec<CallSid> = stored.iter().map(|c| c.sid.clone()).collect();
     let everything = CallFilter::default();
 
     let first = b
         .calls
-        .list_calls(&owner.sid, &everything, &page(10, None, false))
+        .list_calls(&owner.sid, shards, &everything, &page(10, None, false))
         .await
         .unwrap();
     let sids: Vec<CallSid> = first.items.iter().map(|c| c.sid.clone()).collect();
     assert_eq!(sids, created[..10]);
-    assert_eq!(first.scanned, 10, "a page reads only that page");
     assert!(first.more.is_some());
+    if shards == 1 {
+        assert_eq!(first.scanned, 10, "a page reads only that page");
+    } else {
+        // A fair share of the page from each partition, and a little more.
+        let bound = 10 + 3 * usize::from(shards);
+        assert!(first.scanned <= bound, "read {} > {bound}", first.scanned);
+    }
 
-    assert_eq!(all_calls(b, &owner.sid, &everything, 10).await, created);
-    assert_eq!(all_calls(b, &owner.sid, &everything, 7).await, created);
+    for size in [1, 7, 10, 24, 25, 26, 1000] {
+        assert_eq!(
+            all_calls(b, &owner.sid, shards, &everything, size).await,
+            created,
+            "page size {size}"
+        );
+    }
 
     // Backward from the first call of the third page: the second page, in display order.
-    let third_start = teleapi::domain::listing::call_position(
-        &b.calls.call(&created[20]).await.unwrap().unwrap(),
-    );
+    let third_start = teleapi::domain::listing::call_position(&stored[20]);
     let back = b
         .calls
-        .list_calls(&owner.sid, &everything, &page(10, Some(third_start), true))
+        .list_calls(
+            &owner.sid,
+            shards,
+            &everything,
+            &page(10, Some(third_start), true),
+        )
         .await
         .unwrap();
     let sids: Vec<CallSid> = back.items.iter().map(|c| c.sid.clone()).collect();
@@ -609,13 +659,86 @@ async fn calls_are_listed_newest_first_page_by_page(b: &Backend) {
     let second_start = teleapi::domain::listing::call_position(&back.items[0]);
     let back = b
         .calls
-        .list_calls(&owner.sid, &everything, &page(10, Some(second_start), true))
+        .list_calls(
+            &owner.sid,
+            shards,
+            &everything,
+            &page(10, Some(second_start), true),
+        )
         .await
         .unwrap();
     assert_eq!(
         back.items.iter().map(|c| c.sid.clone()).collect::<Vec<_>>(),
         created[..10]
     );
+}
+
+async fn calls_are_listed_newest_first_page_by_page(b: &Backend) {
+    list_newest_first(b, 1).await;
+}
+
+async fn a_large_accounts_calls_are_listed_across_its_partitions(b: &Backend) {
+    list_newest_first(b, 5).await;
+    list_newest_first(b, 16).await;
+}
+
+/// An account's partitions grow (never shrink): calls written over fewer partitions stay listed
+/// once the account has more.
+async fn listing_partitions_can_grow(b: &Backend) {
+    let owner = account(b, None).await;
+    let start = Timestamp::now();
+    let mut created = Vec::new();
+    for (i, shards) in [1u8, 1, 2, 2, 4, 4, 4, 8, 8, 8, 8, 8]
+        .into_iter()
+        .enumerate()
+    {
+        let at = start.plus(Duration::from_millis(i as u64));
+        created.push(
+            listed_call(b, &owner.sid, shards, CallStatus::Completed, at)
+                .await
+                .sid,
+        );
+    }
+    created.reverse();
+    let everything = CallFilter::default();
+    for size in [1, 3, 50] {
+        assert_eq!(
+            all_calls(b, &owner.sid, 8, &everything, size).await,
+            created
+        );
+    }
+}
+
+/// Filters across partitions: a filter that matches little reads on, in pages that may be
+/// partial, and never repeats or skips a call.
+async fn filters_across_partitions(b: &Backend) {
+    let owner = account(b, None).await;
+    let start = Timestamp::now().whole_seconds();
+    let mut ringing = Vec::new();
+    for i in 0..40u64 {
+        let status = if i % 9 == 0 {
+            CallStatus::Ringing
+        } else {
+            CallStatus::Completed
+        };
+        let at = start.plus(Duration::from_secs(i));
+        let call = listed_call(b, &owner.sid, 6, status, at).await;
+        if status == CallStatus::Ringing {
+            ringing.push(call.sid);
+        }
+    }
+    ringing.reverse();
+    let by_status = CallFilter {
+        status: Some(CallStatus::Ringing),
+        ..CallFilter::default()
+    };
+    for size in [1, 2, 5] {
+        assert_eq!(
+            all_calls(b, &owner.sid, 6, &by_status, size).await,
+            ringing,
+            "page size {size}"
+        );
+    }
 }
 
 async fn call_filters(b: &Backend) {
@@ -661,13 +784,13 @@ async fn call_filters(b: &Backend) {
         to: Some("client:bob".into()),
         ..CallFilter::default()
     };
-    assert_eq!(all_calls(b, &owner.sid, &by_to, 2).await, expected_bob);
+    assert_eq!(all_calls(b, &owner.sid, 1, &by_to, 2).await, expected_bob);
     let by_status = CallFilter {
         status: Some(CallStatus::Ringing),
         ..CallFilter::default()
     };
     assert_eq!(
-        all_calls(b, &owner.sid, &by_status, 3).await,
+        all_calls(b, &owner.sid, 1, &by_status, 3).await,
         expected_ringing
     );
     let by_parent = CallFilter {
@@ -675,7 +798,7 @@ async fn call_filters(b: &Backend) {
         ..CallFilter::default()
     };
     assert_eq!(
-        all_calls(b, &owner.sid, &by_parent, 5).await,
+        all_calls(b, &owner.sid, 1, &by_parent, 5).await,
         expected_children
     );
     // Ringing calls have no start time: a start-time filter leaves them out.
@@ -684,12 +807,60 @@ async fn call_filters(b: &Backend) {
         started_at_or_before: Some(start.plus(Duration::from_secs(11 * 60))),
         ..CallFilter::default()
     };
-    assert_eq!(all_calls(b, &owner.sid, &late, 4).await, expected_late);
+    assert_eq!(all_calls(b, &owner.sid, 1, &late, 4).await, expected_late);
     let nobody = CallFilter {
         from: Some("+19999999999".into()),
         ..CallFilter::default()
     };
-    assert!(all_calls(b, &owner.sid, &nobody, 5).await.is_empty());
+    assert!(all_calls(b, &owner.sid, 1, &nobody, 5).await.is_empty());
+}
+
+/// A call that changes status leaves the index entries of the filters it no longer matches, and
+/// a modification that changes nothing the index holds still lists the call as it now is.
+async fn listed_calls_are_read_as_they_now_are(b: &Backend) {
+    let owner = account(b, None).await;
+    let now = Timestamp::now();
+    let call = listed_call(b, &owner.sid, 3, CallStatus::InProgress, now).await;
+    let p = planned(&call, "Mute=true", now);
+    b.calls.write_call(write(&call, &p, now)).await.unwrap();
+    let everything = CallFilter::default();
+    let owner = &owner.sid;
+    let page_of = |filter: CallFilter| async move {
+        b.calls
+            .list_calls(owner, 3, &filter, &page(10, None, false))
+            .await
+            .unwrap()
+            .items
+    };
+    let listed = page_of(everything.clone()).await;
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0].muted,
+        "the call as it is now, not as first indexed"
+    );
+    let mut ended = p.call.clone();
+    ended.status = CallStatus::Completed;
+    ended.version += 1;
+    b.calls
+        .write_call(CallWrite {
+            call: &ended,
+            expected_version: Some(p.call.version),
+            intent: None,
+            idempotency: None,
+            now,
+        })
+        .await
+        .unwrap();
+    let in_progress = CallFilter {
+        status: Some(CallStatus::InProgress),
+        ..CallFilter::default()
+    };
+    assert!(page_of(in_progress).await.is_empty());
+    let completed = CallFilter {
+        status: Some(CallStatus::Completed),
+        ..CallFilter::default()
+    };
+    assert_eq!(page_of(completed).await[0].status, CallStatus::Completed);
 }
 
 async fn intents_are_listed_in_sequence(b: &Backend) {
@@ -845,6 +1016,10 @@ contract!(
     settings_only_and_no_effect_intents_are_never_pending,
     creating_a_call_writes_it_once,
     calls_are_listed_newest_first_page_by_page,
+    a_large_accounts_calls_are_listed_across_its_partitions,
+    listing_partitions_can_grow,
+    filters_across_partitions,
+    listed_calls_are_read_as_they_now_are,
     call_filters,
     intents_are_listed_in_sequence,
     call_only_writes_are_conditional,

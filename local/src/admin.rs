@@ -3,6 +3,8 @@
 //! reactivates. Prints the account as JSON (with its AuthToken: the one place it is handed out).
 
 use serde_json::{Value, json};
+use teleapi::adapters::dynamodb::DynamoStore;
+use teleapi::domain::account::MAX_LISTING_SHARDS;
 use teleapi::domain::{Account, AccountSid, AccountStatus, AuthToken, Timestamp};
 use teleapi::ports::{AccountStore, InsertError};
 
@@ -15,10 +17,18 @@ Commands:
   suspend ACCOUNT_SID                          the account's requests get 403 until reactivated
   activate ACCOUNT_SID
   show ACCOUNT_SID
+  set-listing-shards ACCOUNT_SID N             spread the account's listing over N partitions
+                                               (1 to 32, never fewer than now): for accounts
+                                               creating more than ~125 calls a second
+  backfill-listing                             put calls stored before listings were
+                                               partitioned into the listing (once, after
+                                               deploying; needs --calls-table)
 
 Options:
-  --table NAME   the Accounts table (default: $TELEAPI_ACCOUNTS_TABLE, or the stack's
-                 AccountsTableName output)
+  --table NAME         the Accounts table (default: $TELEAPI_ACCOUNTS_TABLE, or the stack's
+                       AccountsTableName output)
+  --calls-table NAME   the Calls table (default: $TELEAPI_CALLS_TABLE, or the stack's
+                       CallsTableName output)
 
 AWS credentials, region and endpoint come from the standard environment (AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL for an emulator).";
@@ -33,17 +43,32 @@ pub enum Command {
     Rotate(AccountSid),
     SetStatus(AccountSid, AccountStatus),
     Show(AccountSid),
+    SetListingShards(AccountSid, u8),
+    /// Not an account command: run on the Calls table (see [`backfill`]).
+    BackfillListing,
 }
 
-/// The table (if given) and the command.
-pub fn parse(args: &[String]) -> Result<(Option<String>, Command), String> {
+/// What the command line names: the tables, and the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub table: Option<String>,
+    pub calls_table: Option<String>,
+    pub command: Command,
+}
+
+/// The tables (if given) and the command.
+pub fn parse(args: &[String]) -> Result<Invocation, String> {
     let mut table = None;
+    let mut calls_table = None;
     let mut rest: Vec<&str> = Vec::new();
     let mut parent = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--table" => table = Some(iter.next().ok_or("--table needs a name")?.clone()),
+            "--calls-table" => {
+                calls_table = Some(iter.next().ok_or("--calls-table needs a name")?.clone());
+            }
             "--parent" => parent = Some(iter.next().ok_or("--parent needs an AccountSid")?.clone()),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => rest.push(other),
@@ -73,13 +98,30 @@ pub fn parse(args: &[String]) -> Result<(Option<String>, Command), String> {
         Some("suspend") => Command::SetStatus(sid(rest.get(1))?, AccountStatus::Suspended),
         Some("activate") => Command::SetStatus(sid(rest.get(1))?, AccountStatus::Active),
         Some("show") => Command::Show(sid(rest.get(1))?),
+        Some("set-listing-shards") => {
+            let account = sid(rest.get(1))?;
+            let raw = rest.get(2).ok_or("set-listing-shards needs a number")?;
+            let shards = raw
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_LISTING_SHARDS).contains(n))
+                .ok_or_else(|| {
+                    format!("the number of partitions is 1 to {MAX_LISTING_SHARDS}, not {raw:?}")
+                })?;
+            Command::SetListingShards(account, shards)
+        }
+        Some("backfill-listing") => Command::BackfillListing,
         Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
         None => return Err(USAGE.to_owned()),
     };
     if parent.is_some() && !matches!(command, Command::Create { .. }) {
         return Err("--parent goes with create-account".into());
     }
-    Ok((table, command))
+    Ok(Invocation {
+        table,
+        calls_table,
+        command,
+    })
 }
 
 fn describe(account: &Account) -> Value {
@@ -90,6 +132,7 @@ fn describe(account: &Account) -> Value {
         "parent_account_sid": account.parent,
         "status": account.status.as_str(),
         "date_created": account.date_created.rfc2822(),
+        "listing_shards": account.listing_shards,
     })
 }
 
@@ -131,14 +174,33 @@ pub async fn run(accounts: &dyn AccountStore, command: Command) -> Result<Value,
             update(accounts, &account).await
         }
         Command::Show(sid) => Ok(describe(&existing(accounts, &sid).await?)),
+        Command::SetListingShards(sid, shards) => {
+            let mut account = existing(accounts, &sid).await?;
+            // Fewer partitions would hide the calls already written to the others.
+            if shards < account.listing_shards {
+                return Err(format!(
+                    "{sid} has {} listing partitions; they can grow, not shrink",
+                    account.listing_shards
+                ));
+            }
+            account.listing_shards = shards;
+            update(accounts, &account).await
+        }
+        Command::BackfillListing => Err("backfill-listing runs on the Calls table".into()),
     }
 }
 
-async fn update(accounts: &dyn AccountStore, account: &Account) -> Result<Value, String> {
-    match accounts
-        .update_account(&account.sid, &account.auth_token, account.status)
+/// `backfill-listing`: every call stored before listings were partitioned, listed again.
+pub async fn backfill(calls: &DynamoStore) -> Result<Value, String> {
+    let changed = calls
+        .backfill_listing_keys()
         .await
-    {
+        .map_err(|e| e.to_string())?;
+    Ok(json!({ "calls_backfilled": changed }))
+}
+
+async fn update(accounts: &dyn AccountStore, account: &Account) -> Result<Value, String> {
+    match accounts.update_account(account).await {
         Ok(true) => Ok(describe(account)),
         Ok(false) => Err(format!("no account {}", account.sid)),
         Err(e) => Err(e.to_string()),

@@ -170,7 +170,8 @@ pub async fn create_incoming_call(
         instructions,
         if simulate { CallStatus::Queued } else { status },
         Timestamp::now(),
-    );
+    )
+    .listed_in(stack.dev_account.listing_shards);
     if simulate {
         call.command_queue = Some(stack.simulator.queue_url().to_owned());
     }

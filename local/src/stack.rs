@@ -275,6 +275,8 @@ impl Stack {
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let events = EventServices {
+            accounts: accounts.clone(),
+            account_cache: Default::default(),
             calls: calls.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
@@ -287,6 +289,7 @@ impl Stack {
         };
         let callbacks = CallbackServices {
             accounts: accounts.clone(),
+            account_cache: Default::default(),
             calls: calls.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),

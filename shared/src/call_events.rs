@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::account_cache::AccountCache;
 use crate::api::intents::backoff;
 use crate::consumer::BatchMessage;
 use crate::domain::callback::CallbackJob;
@@ -14,8 +15,8 @@ use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Verdict, progress};
 use crate::domain::{IntentSid, IntentStatus};
 use crate::ports::{
-    CallStore, CallWrite, Clock, OutgoingMessage, Queue, QueueError, RecordError, Settlement,
-    StoreError,
+    AccountStore, CallStore, CallWrite, Clock, OutgoingMessage, Queue, QueueError, RecordError,
+    Settlement, StoreError,
 };
 use crate::system_intents::send_after_write;
 
@@ -24,6 +25,8 @@ pub struct EventConfig {
     pub intent_retention: Duration,
     /// How long one event may keep retrying its write against concurrent writers.
     pub write_budget: Duration,
+    /// How long an account read for a new call's listing partitions is reused.
+    pub account_cache_ttl: Duration,
 }
 
 impl Default for EventConfig {
@@ -31,12 +34,17 @@ impl Default for EventConfig {
         Self {
             intent_retention: Duration::from_secs(30 * 24 * 3600),
             write_budget: Duration::from_secs(5),
+            account_cache_ttl: Duration::from_secs(10),
         }
     }
 }
 
 #[derive(Clone)]
 pub struct EventServices {
+    /// Read (through the cache) when an event creates a call: how many listing partitions its
+    /// account has.
+    pub accounts: Arc<dyn AccountStore>,
+    pub account_cache: AccountCache,
     pub calls: Arc<dyn CallStore>,
     pub commands: Arc<dyn Queue>,
     pub callbacks: Arc<dyn Queue>,
@@ -159,15 +167,33 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
     let deadline = Instant::now() + services.config.write_budget;
     let mut attempt = 0;
     let mut queued: Option<CallbackJob> = None;
+    let mut listing_shards = None;
     loop {
         let current = services.calls.call(&event.call_sid).await?;
         let now = services.clock.now();
+        if let (None, None, EventKind::CallInitiated { account_sid, .. }) =
+            (&current, listing_shards, &event.kind)
+        {
+            // A new call: it goes into one of its account's listing partitions.
+            let account = services
+                .account_cache
+                .account(
+                    services.accounts.as_ref(),
+                    account_sid,
+                    now,
+                    services.config.account_cache_ttl,
+                    |_| true,
+                )
+                .await?;
+            listing_shards = Some(account.map_or(1, |a| a.listing_shards));
+        }
         let verdict = progress(
             current.as_ref(),
             event,
             now,
             services.config.intent_retention,
             intent_sid.clone(),
+            listing_shards.unwrap_or(1),
         );
         let progress = match verdict {
             Verdict::Ignore(why) => {

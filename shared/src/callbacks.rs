@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::account_cache::AccountCache;
 use crate::consumer::BatchMessage;
 use crate::domain::callback::{
     AttemptRecord, CallbackJob, Delivery, JobKind, retry_delay, signature,
@@ -30,6 +31,8 @@ pub struct CallbackConfig {
     pub retry_cap: Duration,
     pub intent_retention: Duration,
     pub write_budget: Duration,
+    /// How long an account read to sign is reused: a rotated AuthToken signs within this long.
+    pub account_cache_ttl: Duration,
 }
 
 impl Default for CallbackConfig {
@@ -39,13 +42,16 @@ impl Default for CallbackConfig {
             retry_cap: Duration::from_secs(300),
             intent_retention: Duration::from_secs(30 * 24 * 3600),
             write_budget: Duration::from_secs(5),
+            account_cache_ttl: Duration::from_secs(10),
         }
     }
 }
 
 #[derive(Clone)]
 pub struct CallbackServices {
+    /// Read (through the cache) for the AuthToken that signs each request.
     pub accounts: Arc<dyn AccountStore>,
+    pub account_cache: AccountCache,
     pub calls: Arc<dyn CallStore>,
     pub commands: Arc<dyn Queue>,
     /// The callbacks queue itself: retries go back on it, delayed.
@@ -182,7 +188,17 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
             return Ok(JobOutcome::DeadLettered(format!("unreadable job: {err}")));
         }
     };
-    let Some(account) = services.accounts.account(&job.account_sid).await? else {
+    let account = services
+        .account_cache
+        .account(
+            services.accounts.as_ref(),
+            &job.account_sid,
+            services.clock.now(),
+            services.config.account_cache_ttl,
+            |_| true,
+        )
+        .await?;
+    let Some(account) = account else {
         return dead_letter(services, &job, "the account no longer exists").await;
     };
     let request = build_request(&job, account.auth_token.expose());

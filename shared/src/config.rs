@@ -192,6 +192,8 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
     let aws = Aws::from_env().await?;
     let api = api_config_from_env()?;
     Ok(EventServices {
+        accounts: aws.store.clone(),
+        account_cache: Default::default(),
         calls: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
@@ -200,6 +202,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
         config: EventConfig {
             intent_retention: api.intent_retention,
             write_budget: api.write_budget,
+            account_cache_ttl: api.account_cache_ttl,
         },
     })
 }
@@ -210,6 +213,7 @@ pub async fn callback_services_from_env() -> Result<CallbackServices, ConfigErro
     let api = api_config_from_env()?;
     Ok(CallbackServices {
         accounts: aws.store.clone(),
+        account_cache: Default::default(),
         calls: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
@@ -219,6 +223,7 @@ pub async fn callback_services_from_env() -> Result<CallbackServices, ConfigErro
         config: CallbackConfig {
             intent_retention: api.intent_retention,
             write_budget: api.write_budget,
+            account_cache_ttl: api.account_cache_ttl,
             ..CallbackConfig::default()
         },
     })

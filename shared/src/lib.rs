@@ -5,6 +5,7 @@
 //! - [`adapters`]: DynamoDB, SQS and in-memory implementations of the ports.
 //! - [`api`]: one module per HTTP operation, from `lambda_http::Request` to a response.
 
+pub mod account_cache;
 pub mod adapters;
 pub mod api;
 pub mod call_events;

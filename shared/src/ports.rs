@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::domain::callback::Delivery;
 use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::{
-    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, Command, IdempotencyKey,
-    IdempotencyRecord, Intent, IntentSid, IntentStatus, Method, Timestamp,
+    Account, AccountSid, Call, CallSid, Command, IdempotencyKey, IdempotencyRecord, Intent,
+    IntentSid, IntentStatus, Method, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -91,13 +91,9 @@ pub struct Settlement<'a> {
 pub trait AccountStore: Send + Sync {
     async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError>;
     async fn insert_account(&self, account: &Account) -> Result<(), InsertError>;
-    /// Replaces an account's AuthToken and status; `false` if there is no such account.
-    async fn update_account(
-        &self,
-        sid: &AccountSid,
-        auth_token: &AuthToken,
-        status: AccountStatus,
-    ) -> Result<bool, StoreError>;
+    /// Replaces what may change of an account (AuthToken, status, listing partitions, rate
+    /// limit) with `account`'s; `false` if there is no such account.
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -126,11 +122,13 @@ pub trait CallStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Intent>, StoreError>;
 
-    /// A page of the account's calls matching `filter`, newest first. Served by the listing
-    /// index; reads at most a bounded number of items (see docs/data-model.md).
+    /// A page of the account's calls matching `filter`, newest first, from its `shards` listing
+    /// partitions (the account's `listing_shards`). Served by the listing index; reads at most a
+    /// bounded number of items (see docs/data-model.md).
     async fn list_calls(
         &self,
         account: &AccountSid,
+        shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
     ) -> Result<Page<Call>, StoreError>;

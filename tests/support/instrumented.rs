@@ -8,8 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use teleapi::domain::listing::{CallFilter, Page, PageRequest};
 use teleapi::domain::{
-    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, IdempotencyKey,
-    IdempotencyRecord, Intent, Timestamp,
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp,
 };
 use teleapi::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
@@ -187,16 +186,11 @@ impl<T: AccountStore> AccountStore for Instrumented<T> {
             .map_err(|()| InsertError::Store(unavailable()))?;
         self.inner.insert_account(account).await
     }
-    async fn update_account(
-        &self,
-        sid: &AccountSid,
-        token: &AuthToken,
-        status: AccountStatus,
-    ) -> Result<bool, StoreError> {
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
         store_call!(
             self,
             "update_account",
-            self.inner.update_account(sid, token, status).await
+            self.inner.update_account(account).await
         )
     }
 }
@@ -250,13 +244,14 @@ impl<T: CallStore> CallStore for Instrumented<T> {
     async fn list_calls(
         &self,
         account: &AccountSid,
+        shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
     ) -> Result<Page<Call>, StoreError> {
         store_call!(
             self,
             "list_calls",
-            self.inner.list_calls(account, filter, page).await
+            self.inner.list_calls(account, shards, filter, page).await
         )
     }
     async fn list_intents(
@@ -326,13 +321,8 @@ impl AccountStore for Shared<dyn AccountStore> {
     async fn insert_account(&self, account: &Account) -> Result<(), InsertError> {
         self.0.insert_account(account).await
     }
-    async fn update_account(
-        &self,
-        sid: &AccountSid,
-        token: &AuthToken,
-        status: AccountStatus,
-    ) -> Result<bool, StoreError> {
-        self.0.update_account(sid, token, status).await
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        self.0.update_account(account).await
     }
 }
 
@@ -366,10 +356,11 @@ impl CallStore for Shared<dyn CallStore> {
     async fn list_calls(
         &self,
         account: &AccountSid,
+        shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
     ) -> Result<Page<Call>, StoreError> {
-        self.0.list_calls(account, filter, page).await
+        self.0.list_calls(account, shards, filter, page).await
     }
     async fn list_intents(
         &self,

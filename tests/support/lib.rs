@@ -189,6 +189,8 @@ impl Backend {
     /// The call-events function's services on this backend.
     pub fn event_services(&self, clock: Arc<ManualClock>) -> teleapi::call_events::EventServices {
         teleapi::call_events::EventServices {
+            accounts: self.accounts.clone(),
+            account_cache: Default::default(),
             calls: self.calls.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
@@ -207,6 +209,7 @@ impl Backend {
     ) -> teleapi::callbacks::CallbackServices {
         teleapi::callbacks::CallbackServices {
             accounts: self.accounts.clone(),
+            account_cache: Default::default(),
             calls: self.calls.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),

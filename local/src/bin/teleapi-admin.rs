@@ -9,27 +9,35 @@ use teleapi_local::admin;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (table, command) = match admin::parse(&args) {
+    let invocation = match admin::parse(&args) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }
     };
-    let Some(table) = table.or_else(|| std::env::var(TableNames::ENV[0]).ok()) else {
-        eprintln!(
-            "give --table or set {}\n\n{}",
-            TableNames::ENV[0],
-            admin::USAGE
-        );
-        return ExitCode::from(2);
+    let from_env = |given: Option<String>, index: usize| {
+        given.or_else(|| std::env::var(TableNames::ENV[index]).ok())
     };
     let config = teleapi::config::aws_config().await;
-    let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        TableNames::accounts_only(table),
-    ));
-    match admin::run(store.as_ref(), command).await {
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let done = if invocation.command == admin::Command::BackfillListing {
+        let Some(calls) = from_env(invocation.calls_table, 1) else {
+            return missing("--calls-table", TableNames::ENV[1]);
+        };
+        let tables = TableNames {
+            calls,
+            ..TableNames::accounts_only(String::new())
+        };
+        admin::backfill(&DynamoStore::new(client, tables)).await
+    } else {
+        let Some(table) = from_env(invocation.table, 0) else {
+            return missing("--table", TableNames::ENV[0]);
+        };
+        let store = Arc::new(DynamoStore::new(client, TableNames::accounts_only(table)));
+        admin::run(store.as_ref(), invocation.command).await
+    };
+    match done {
         Ok(account) => {
             println!("{}", serde_json::to_string_pretty(&account).expect("JSON"));
             ExitCode::SUCCESS
@@ -39,4 +47,9 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn missing(option: &str, variable: &str) -> ExitCode {
+    eprintln!("give {option} or set {variable}\n\n{}", admin::USAGE);
+    ExitCode::from(2)
 }

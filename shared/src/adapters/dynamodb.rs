@@ -10,13 +10,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 
-use super::paging::{Round, fill_page};
+use super::paging::{Order, Round, fill_page};
 use crate::domain::listing::{self, CallFilter, Page, PageRequest};
 use crate::domain::{
-    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, IdempotencyKey,
-    IdempotencyRecord, Intent, IntentStatus, Timestamp,
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
+    Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, RecordError, Settlement,
@@ -27,9 +29,11 @@ pub use schema::TableNames;
 
 use item::{n, s};
 
-/// Number of partitions of the sparse `pending` index; a pending intent's shard is the last hex
-/// digit of its CallSid, so pending intents spread over sixteen index partitions.
-const PENDING_SHARDS: u32 = 16;
+/// Number of partitions of the sparse `pending` index. Every intent is written to it and removed
+/// from it once (two index writes), so at the deployment's target of 12,000 intents a second
+/// 64 partitions run at 375 writes a second each, under half of a partition's 1,000
+/// (docs/capacity.md); sixteen would have been over the limit.
+pub const PENDING_SHARDS: u32 = 64;
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -40,6 +44,113 @@ pub struct DynamoStore {
 impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
+    }
+}
+
+impl DynamoStore {
+    /// Puts every call stored before listings were partitioned (no `ListingKey`) into its
+    /// account's first listing partition, where the listing index finds it; returns how many it
+    /// changed. A Scan, for `teleapi-admin backfill-listing`: run once, after deploying the
+    /// partitioned listing (docs/capacity.md, "Migrating"). Safe to run again, and beside live
+    /// traffic: a call that gets its key meanwhile is left as it is.
+    pub async fn backfill_listing_keys(&self) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.tables.calls)
+                .filter_expression("attribute_not_exists(ListingKey)")
+                .projection_expression("CallSid, AccountSid")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in page.items() {
+                let (Some(AttributeValue::S(call)), Some(AttributeValue::S(account))) =
+                    (entry.get("CallSid"), entry.get("AccountSid"))
+                else {
+                    continue;
+                };
+                let account: AccountSid = account
+                    .parse()
+                    .map_err(|_| StoreError::Failed(format!("call {call}: bad AccountSid")))?;
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.calls)
+                    .key("CallSid", s(call))
+                    .update_expression("SET ListingKey = :key")
+                    .condition_expression(
+                        "attribute_exists(CallSid) AND attribute_not_exists(ListingKey)",
+                    )
+                    .expression_attribute_values(":key", s(&item::listing_key(&account, 0)))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => changed += 1,
+                    Err(err) if is_conditional_check_failed(&err) => {}
+                    Err(err) => return Err(store_error(err)),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(changed),
+            }
+        }
+    }
+
+    /// The calls named, read whole from the table (eventually consistent, as the listing index
+    /// they come from is), by CallSid: one BatchGetItem per hundred, all at once, taking back
+    /// what DynamoDB left unprocessed.
+    async fn calls_by_sid(&self, sids: &[CallSid]) -> Result<HashMap<CallSid, Call>, StoreError> {
+        let batches = sids.chunks(100).map(|chunk| async move {
+            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|sid| HashMap::from([("CallSid".to_owned(), s(sid.as_str()))]))
+                .collect();
+            let mut found = Vec::new();
+            for attempt in 0u32.. {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.tables.calls, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                if let Some(items) = output.responses().and_then(|r| r.get(&self.tables.calls)) {
+                    for entry in items {
+                        found.push(item::call_from(entry)?);
+                    }
+                }
+                keys = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.tables.calls))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if keys.is_empty() {
+                    break;
+                }
+                if attempt >= 5 {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem kept leaving keys unprocessed".into(),
+                    ));
+                }
+                tokio::time::sleep(crate::api::intents::backoff(attempt)).await;
+            }
+            Ok::<_, StoreError>(found)
+        });
+        Ok(futures_util::future::try_join_all(batches)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(|call| (call.sid.clone(), call))
+            .collect())
     }
 }
 
@@ -106,8 +217,13 @@ fn cancelled_items(
     }
 }
 
+/// A pending intent's partition of the `pending` index: the CallSid's last two hex digits,
+/// modulo [`PENDING_SHARDS`], in hex. (Intents written when there were sixteen partitions, by the
+/// last digit, are in partitions `0` to `f`, which are still read.)
 fn pending_shard(call_sid: &CallSid) -> String {
-    call_sid.as_str()[call_sid.as_str().len() - 1..].to_owned()
+    let sid = call_sid.as_str();
+    let last = u32::from_str_radix(&sid[sid.len() - 2..], 16).unwrap_or(0);
+    format!("{:x}", last % PENDING_SHARDS)
 }
 
 #[async_trait]
@@ -141,25 +257,29 @@ impl AccountStore for DynamoStore {
         }
     }
 
-    async fn update_account(
-        &self,
-        sid: &AccountSid,
-        auth_token: &AuthToken,
-        status: AccountStatus,
-    ) -> Result<bool, StoreError> {
-        let result = self
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let mut update =
+            "SET AuthToken = :token, #status = :status, ListingShards = :shards".to_owned();
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.tables.accounts)
-            .key("AccountSid", s(sid.as_str()))
-            .update_expression("SET AuthToken = :token, #status = :status")
+            .key("AccountSid", s(account.sid.as_str()))
             .condition_expression("attribute_exists(AccountSid)")
             .expression_attribute_names("#status", "Status")
-            .expression_attribute_values(":token", s(auth_token.expose()))
-            .expression_attribute_values(":status", s(status.as_str()))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":token", s(account.auth_token.expose()))
+            .expression_attribute_values(":status", s(account.status.as_str()))
+            .expression_attribute_values(":shards", n(account.listing_shards));
+        match account.rate_limit {
+            Some(limit) => {
+                update.push_str(", RatePerSecond = :rate, RateBurst = :burst");
+                request = request
+                    .expression_attribute_values(":rate", n(limit.per_second))
+                    .expression_attribute_values(":burst", n(limit.burst));
+            }
+            None => update.push_str(" REMOVE RatePerSecond, RateBurst"),
+        }
+        match request.update_expression(update).send().await {
             Ok(_) => Ok(true),
             Err(err) if is_conditional_check_failed(&err) => Ok(false),
             Err(err) => Err(store_error(err)),
@@ -445,11 +565,12 @@ impl CallStore for DynamoStore {
     async fn list_calls(
         &self,
         account: &AccountSid,
+        shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
     ) -> Result<Page<Call>, StoreError> {
-        let mut key_condition = "AccountSid = :account".to_owned();
-        let mut values: Vec<(&str, AttributeValue)> = vec![(":account", s(account.as_str()))];
+        let mut key_condition = "ListingKey = :key".to_owned();
+        let mut values: Vec<(&str, AttributeValue)> = Vec::new();
         // A call starts after it is created: an upper bound on the start time bounds the key.
         if let Some(before) = filter.started_at_or_before {
             key_condition.push_str(" AND Listing <= :upper");
@@ -483,48 +604,88 @@ impl CallStore for DynamoStore {
             values.push((":started_before", n(before.millis())));
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-        fill_page(page, listing::call_position, |after, limit| {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.tables.calls)
-                .index_name(schema::LISTING_INDEX)
-                .key_condition_expression(&key_condition)
-                .set_filter_expression(filter_expression.clone())
-                .scan_index_forward(page.backward)
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-            for (placeholder, value) in &values {
-                query = query.expression_attribute_values(*placeholder, value.clone());
-            }
-            for name in &names {
-                query = query.expression_attribute_names(format!("#{name}"), *name);
-            }
-            async move {
-                if let Some(after) = after {
-                    let sid = listing::call_position_sid(&after)
-                        .ok_or_else(|| StoreError::Failed("malformed call position".into()))?;
-                    query = query
-                        .exclusive_start_key("AccountSid", s(account.as_str()))
-                        .exclusive_start_key("Listing", s(&after))
-                        .exclusive_start_key("CallSid", s(sid.as_str()));
+        let ascending = Order::Descending.reading(page) == Order::Ascending;
+        // The index holds positions and what the filters read; the page's calls are then read
+        // whole from the table.
+        let listed = fill_page(
+            page,
+            Order::Descending,
+            usize::from(shards),
+            |shard, after, limit| {
+                let key = item::listing_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
+                let mut query = self
+                    .client
+                    .query()
+                    .table_name(&self.tables.calls)
+                    .index_name(schema::LISTING_INDEX)
+                    .key_condition_expression(&key_condition)
+                    .expression_attribute_values(":key", s(&key))
+                    .set_filter_expression(filter_expression.clone())
+                    .scan_index_forward(ascending)
+                    .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+                for (placeholder, value) in &values {
+                    query = query.expression_attribute_values(*placeholder, value.clone());
                 }
-                let output = query.send().await.map_err(store_error)?;
-                Ok(Round {
-                    items: output
+                for name in &names {
+                    query = query.expression_attribute_names(format!("#{name}"), *name);
+                }
+                async move {
+                    if let Some(after) = after {
+                        let sid = listing::call_position_sid(&after)
+                            .ok_or_else(|| StoreError::Failed("malformed call position".into()))?;
+                        query = query
+                            .exclusive_start_key("ListingKey", s(&key))
+                            .exclusive_start_key("Listing", s(&after))
+                            .exclusive_start_key("CallSid", s(sid.as_str()));
+                    }
+                    let output = query.send().await.map_err(store_error)?;
+                    let items = output
                         .items()
                         .iter()
-                        .map(item::call_from)
-                        .collect::<Result<_, _>>()?,
-                    last_evaluated: output
-                        .last_evaluated_key()
-                        .and_then(|key| key.get("Listing"))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned(),
-                    scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
-                })
-            }
+                        .map(|entry| {
+                            let position = entry
+                                .get("Listing")
+                                .and_then(|v| v.as_s().ok())
+                                .cloned()
+                                .ok_or_else(|| {
+                                    StoreError::Failed("index entry without Listing".into())
+                                })?;
+                            let sid = entry
+                                .get("CallSid")
+                                .and_then(|v| v.as_s().ok())
+                                .and_then(|v| v.parse::<CallSid>().ok())
+                                .ok_or_else(|| {
+                                    StoreError::Failed("index entry without CallSid".into())
+                                })?;
+                            Ok((position, sid))
+                        })
+                        .collect::<Result<_, StoreError>>()?;
+                    Ok(Round {
+                        items,
+                        last_evaluated: output
+                            .last_evaluated_key()
+                            .and_then(|key| key.get("Listing"))
+                            .and_then(|v| v.as_s().ok())
+                            .cloned(),
+                        scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+                    })
+                }
+            },
+        )
+        .await?;
+        let mut calls = self.calls_by_sid(&listed.items).await?;
+        // The index is eventually consistent: a call that no longer matches is left out.
+        let items = listed
+            .items
+            .iter()
+            .filter_map(|sid| calls.remove(sid))
+            .filter(|call| filter.matches(call))
+            .collect();
+        Ok(Page {
+            items,
+            more: listed.more,
+            scanned: listed.scanned,
         })
-        .await
     }
 
     async fn list_intents(
@@ -532,46 +693,45 @@ impl CallStore for DynamoStore {
         call_sid: &CallSid,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError> {
-        fill_page(
-            page,
-            |i: &Intent| listing::intent_position(i.seq),
-            |after, limit| {
-                let mut query = self
-                    .client
-                    .query()
-                    .table_name(&self.tables.intents)
-                    .key_condition_expression("CallSid = :call")
-                    .expression_attribute_values(":call", s(call_sid.as_str()))
-                    .scan_index_forward(!page.backward)
-                    .consistent_read(true)
-                    .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-                async move {
-                    if let Some(after) = after {
-                        let seq = listing::intent_position_seq(&after).ok_or_else(|| {
-                            StoreError::Failed("malformed intent position".into())
-                        })?;
-                        query = query
-                            .exclusive_start_key("CallSid", s(call_sid.as_str()))
-                            .exclusive_start_key("Seq", n(seq));
-                    }
-                    let output = query.send().await.map_err(store_error)?;
-                    Ok(Round {
-                        items: output
-                            .items()
-                            .iter()
-                            .map(item::intent_from)
-                            .collect::<Result<_, _>>()?,
-                        last_evaluated: output
-                            .last_evaluated_key()
-                            .and_then(|key| key.get("Seq"))
-                            .and_then(|v| v.as_n().ok())
-                            .and_then(|seq| seq.parse().ok())
-                            .map(listing::intent_position),
-                        scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
-                    })
+        let ascending = Order::Ascending.reading(page) == Order::Ascending;
+        fill_page(page, Order::Ascending, 1, |_, after, limit| {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.intents)
+                .key_condition_expression("CallSid = :call")
+                .expression_attribute_values(":call", s(call_sid.as_str()))
+                .scan_index_forward(ascending)
+                .consistent_read(true)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+            async move {
+                if let Some(after) = after {
+                    let seq = listing::intent_position_seq(&after)
+                        .ok_or_else(|| StoreError::Failed("malformed intent position".into()))?;
+                    query = query
+                        .exclusive_start_key("CallSid", s(call_sid.as_str()))
+                        .exclusive_start_key("Seq", n(seq));
                 }
-            },
-        )
+                let output = query.send().await.map_err(store_error)?;
+                Ok(Round {
+                    items: output
+                        .items()
+                        .iter()
+                        .map(|entry| {
+                            let intent = item::intent_from(entry)?;
+                            Ok((listing::intent_position(intent.seq), intent))
+                        })
+                        .collect::<Result<_, StoreError>>()?,
+                    last_evaluated: output
+                        .last_evaluated_key()
+                        .and_then(|key| key.get("Seq"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|seq| seq.parse().ok())
+                        .map(listing::intent_position),
+                    scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+                })
+            }
+        })
         .await
     }
 

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::paging::{Round, fill_page};
+use super::paging::{Order, Round, fill_page};
 use crate::domain::listing::{CallFilter, Page, PageRequest, call_position, intent_position};
 use crate::domain::{
-    Account, AccountSid, AccountStatus, AuthToken, Call, CallSid, IdempotencyKey,
-    IdempotencyRecord, Intent, IntentStatus, Timestamp,
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
+    Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
@@ -37,6 +37,8 @@ struct Tables {
     calls: HashMap<CallSid, Call>,
     intents: BTreeMap<(CallSid, u64), Intent>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    /// The listing index: by partition (account and shard), call positions.
+    listing: HashMap<String, BTreeMap<String, CallSid>>,
     /// What the TTL attributes (`ExpiresAt`) will delete, soonest first.
     expiring: BinaryHeap<Reverse<(Timestamp, Expiring)>>,
 }
@@ -49,6 +51,18 @@ enum Expiring {
 }
 
 impl Tables {
+    /// Stores `call`, and its entry in the listing index (where it stays: its account, shard
+    /// and position never change).
+    fn put_call(&mut self, call: &Call) {
+        if !self.calls.contains_key(&call.sid) {
+            self.listing
+                .entry(listing_key(&call.account_sid, call.listing_shard))
+                .or_default()
+                .insert(call_position(call), call.sid.clone());
+        }
+        self.calls.insert(call.sid.clone(), call.clone());
+    }
+
     /// Deletes what expired by `now`, as DynamoDB's TTL does (DynamoDB within days, lazily; here
     /// at the next write), so that a long-running local stack keeps a bounded history.
     fn expire(&mut self, now: Timestamp) {
@@ -105,16 +119,13 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    async fn update_account(
-        &self,
-        sid: &AccountSid,
-        auth_token: &AuthToken,
-        status: AccountStatus,
-    ) -> Result<bool, StoreError> {
-        match lock(&self.tables).accounts.get_mut(sid) {
-            Some(account) => {
-                account.auth_token = auth_token.clone();
-                account.status = status;
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        match lock(&self.tables).accounts.get_mut(&account.sid) {
+            Some(stored) => {
+                stored.auth_token = account.auth_token.clone();
+                stored.status = account.status;
+                stored.listing_shards = account.listing_shards;
+                stored.rate_limit = account.rate_limit;
                 Ok(true)
             }
             None => Ok(false),
@@ -133,7 +144,7 @@ impl CallStore for MemoryStore {
         if tables.calls.contains_key(&call.sid) {
             return Err(InsertError::AlreadyExists);
         }
-        tables.calls.insert(call.sid.clone(), call.clone());
+        tables.put_call(call);
         Ok(())
     }
 
@@ -167,9 +178,7 @@ impl CallStore for MemoryStore {
                 Expiring::Key(record.key.clone()),
             )));
         }
-        tables
-            .calls
-            .insert(write.call.sid.clone(), write.call.clone());
+        tables.put_call(write.call);
         if let Some(intent) = write.intent {
             tables
                 .intents
@@ -257,34 +266,47 @@ impl CallStore for MemoryStore {
     async fn list_calls(
         &self,
         account: &AccountSid,
+        shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
     ) -> Result<Page<Call>, StoreError> {
-        // The listing index, as DynamoDB keeps it: the account's calls by position, newest
-        // first, bounded above by the start-time filter (a call starts after it is created).
+        // The listing index, as DynamoDB keeps it: per partition of the account, its calls by
+        // position, bounded above by the start-time filter (a call starts after it is created).
         let upper = filter
             .started_at_or_before
             .map(|t| format!("{:015}#~", t.millis().max(0)));
-        let mut listing: Vec<(String, Call)> = lock(&self.tables)
-            .calls
-            .values()
-            .filter(|call| call.account_sid == *account)
-            .map(|call| (call_position(call), call.clone()))
-            .filter(|(position, _)| upper.as_ref().is_none_or(|upper| position <= upper))
-            .collect();
-        listing.sort_by(|a, b| b.0.cmp(&a.0));
-        if page.backward {
-            listing.reverse();
-        }
-        fill_page(page, call_position, |after, limit| {
-            std::future::ready(Ok(read_round(
-                &listing,
-                after,
-                limit,
-                !page.backward,
-                |call| filter.matches(call),
-            )))
-        })
+        let reading = Order::Descending.reading(page);
+        fill_page(
+            page,
+            Order::Descending,
+            usize::from(shards),
+            |shard, after, limit| {
+                let tables = lock(&self.tables);
+                let key = listing_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
+                let round = match tables.listing.get(&key) {
+                    Some(partition) => read_round(
+                        partition,
+                        after.as_deref(),
+                        upper.as_deref(),
+                        limit,
+                        reading,
+                        |sid| {
+                            tables
+                                .calls
+                                .get(sid)
+                                .filter(|call| filter.matches(call))
+                                .cloned()
+                        },
+                    ),
+                    None => Round {
+                        items: Vec::new(),
+                        last_evaluated: None,
+                        scanned: 0,
+                    },
+                };
+                std::future::ready(Ok(round))
+            },
+        )
         .await
     }
 
@@ -293,28 +315,22 @@ impl CallStore for MemoryStore {
         call_sid: &CallSid,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError> {
-        let mut listing: Vec<(String, Intent)> = lock(&self.tables)
+        let listing: BTreeMap<String, Intent> = lock(&self.tables)
             .intents
             .range((call_sid.clone(), 0)..=(call_sid.clone(), u64::MAX))
             .map(|(_, intent)| (intent_position(intent.seq), intent.clone()))
             .collect();
-        // Display order is ascending; the store's key order already is.
-        if page.backward {
-            listing.reverse();
-        }
-        fill_page(
-            page,
-            |i: &Intent| intent_position(i.seq),
-            |after, limit| {
-                std::future::ready(Ok(read_round(
-                    &listing,
-                    after,
-                    limit,
-                    page.backward,
-                    |_| true,
-                )))
-            },
-        )
+        let reading = Order::Ascending.reading(page);
+        fill_page(page, Order::Ascending, 1, |_, after, limit| {
+            std::future::ready(Ok(read_round(
+                &listing,
+                after.as_deref(),
+                None,
+                limit,
+                reading,
+                |intent| Some(intent.clone()),
+            )))
+        })
         .await
     }
 
@@ -331,38 +347,62 @@ impl CallStore for MemoryStore {
     }
 }
 
-/// One read of `listing` (already in reading order, with positions): up to `limit` items after
-/// `after`, as DynamoDB's Query with `Limit` and `ExclusiveStartKey` reads them. `descending`
-/// says whether positions decrease along `listing`.
-fn read_round<T: Clone>(
-    listing: &[(String, T)],
-    after: Option<String>,
+/// One read of an index partition (entries by position), as DynamoDB's Query with `Limit` and
+/// `ExclusiveStartKey` reads it: up to `limit` entries after `after` in `reading` order, none
+/// above `upper`; `fetch` gives the item of an entry if it matches the filter.
+fn read_round<V, T>(
+    partition: &BTreeMap<String, V>,
+    after: Option<&str>,
+    upper: Option<&str>,
     limit: usize,
-    descending: bool,
-    matches: impl Fn(&T) -> bool,
+    reading: Order,
+    fetch: impl Fn(&V) -> Option<T>,
 ) -> Round<T> {
-    let start = match &after {
-        None => 0,
-        Some(after) => listing.partition_point(|(position, _)| {
-            if descending {
-                position >= after
-            } else {
-                position <= after
-            }
-        }),
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let (low, high) = match reading {
+        Order::Descending => {
+            let high = match (after, upper) {
+                (Some(after), Some(upper)) if upper < after => Included(upper),
+                (Some(after), _) => Excluded(after),
+                (None, Some(upper)) => Included(upper),
+                (None, None) => Unbounded,
+            };
+            (Unbounded, high)
+        }
+        Order::Ascending => (
+            after.map_or(Unbounded, Excluded),
+            upper.map_or(Unbounded, Included),
+        ),
     };
-    let read = &listing[start.min(listing.len())..(start + limit).min(listing.len())];
+    if let (Excluded(low) | Included(low), Excluded(high) | Included(high)) = (low, high)
+        && low > high
+    {
+        return Round {
+            items: Vec::new(),
+            last_evaluated: None,
+            scanned: 0,
+        };
+    }
+    let range = partition.range::<str, _>((low, high));
+    let read: Vec<(&String, &V)> = match reading {
+        Order::Descending => range.rev().take(limit).collect(),
+        Order::Ascending => range.take(limit).collect(),
+    };
     Round {
         items: read
             .iter()
-            .filter(|(_, item)| matches(item))
-            .map(|(_, item)| item.clone())
+            .filter_map(|(position, value)| fetch(value).map(|item| ((*position).clone(), item)))
             .collect(),
         last_evaluated: (read.len() == limit)
-            .then(|| read.last().map(|(position, _)| position.clone()))
+            .then(|| read.last().map(|(position, _)| (*position).clone()))
             .flatten(),
         scanned: read.len(),
     }
+}
+
+/// The partition key of a call's entry in its account's listing index.
+fn listing_key(account: &AccountSid, shard: u8) -> String {
+    format!("{account}#{shard}")
 }
 
 /// SQS's deduplication interval.

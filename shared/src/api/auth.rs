@@ -1,15 +1,12 @@
 //! HTTP Basic authentication (`AccountSid:AuthToken`) and who may act for which account.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::{HeaderMap, header};
 
 use super::Services;
 use super::error::ApiError;
-use crate::domain::{Account, AccountSid, AccountStatus, AuthToken, Timestamp};
+use crate::domain::{Account, AccountSid, AccountStatus, AuthToken};
 
 /// Compared against when the account does not exist, so that a wrong sid costs the same time as
 /// a wrong token.
@@ -27,69 +24,22 @@ fn credentials(headers: &HeaderMap) -> Option<(AccountSid, String)> {
     Some((sid.parse().ok()?, token.to_owned()))
 }
 
-/// Active accounts read recently, so that a warm function authenticates a busy account without a
-/// `GetItem` per request (docs/decisions.md, "Caching accounts"). Only active accounts are kept,
-/// an entry is used for `ApiConfig::account_cache_ttl` after its read, and a token that does not
-/// match the entry is checked against the store (and refreshes it): a rotated token works at once,
-/// the old one until the new one is used or the TTL runs out; a suspension takes effect within the
-/// TTL.
-#[derive(Clone, Default)]
-pub struct AccountCache {
-    entries: Arc<Mutex<HashMap<AccountSid, (Timestamp, Account)>>>,
-}
-
-impl AccountCache {
-    /// Entries kept at most; beyond it, expired entries go, then all of them.
-    const CAPACITY: usize = 4096;
-
-    fn fresh(&self, sid: &AccountSid, now: Timestamp, ttl: std::time::Duration) -> Option<Account> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (read_at, account) = entries.get(sid)?;
-        (now < read_at.plus(ttl)).then(|| account.clone())
-    }
-
-    fn remember(
-        &self,
-        sid: &AccountSid,
-        account: Option<&Account>,
-        now: Timestamp,
-        ttl: std::time::Duration,
-    ) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match account {
-            Some(account) if account.status == AccountStatus::Active && !ttl.is_zero() => {
-                if entries.len() >= Self::CAPACITY {
-                    entries.retain(|_, (read_at, _)| now < read_at.plus(ttl));
-                    if entries.len() >= Self::CAPACITY {
-                        entries.clear();
-                    }
-                }
-                entries.insert(sid.clone(), (now, account.clone()));
-            }
-            _ => {
-                entries.remove(sid);
-            }
-        }
-    }
-}
-
-/// The account `sid`, from the cache while it is fresh, else from the store.
+/// The account `sid`, from the cache while it is fresh (and `usable`), else from the store.
 async fn account(
     services: &Services,
     sid: &AccountSid,
     usable: impl Fn(&Account) -> bool,
 ) -> Result<Option<Account>, ApiError> {
-    let (now, ttl) = (services.clock.now(), services.config.account_cache_ttl);
-    if let Some(account) = services.account_cache.fresh(sid, now, ttl)
-        && usable(&account)
-    {
-        return Ok(Some(account));
-    }
-    let account = services.accounts.account(sid).await?;
-    services
+    Ok(services
         .account_cache
-        .remember(sid, account.as_ref(), now, ttl);
-    Ok(account)
+        .account(
+            services.accounts.as_ref(),
+            sid,
+            services.clock.now(),
+            services.config.account_cache_ttl,
+            usable,
+        )
+        .await?)
 }
 
 /// The account whose credentials the request carries. Never says which half was wrong.
@@ -143,7 +93,10 @@ pub async fn authorize(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::domain::Timestamp;
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -200,7 +153,7 @@ mod tests {
                 account_cache_ttl: ttl,
                 ..Default::default()
             },
-            account_cache: AccountCache::default(),
+            account_cache: Default::default(),
         };
         (services, store, clock)
     }
@@ -225,12 +178,12 @@ mod tests {
         status: AccountStatus,
     ) {
         use crate::ports::AccountStore;
-        assert!(
-            store
-                .update_account(&account.sid, token, status)
-                .await
-                .unwrap()
-        );
+        let changed = Account {
+            auth_token: token.clone(),
+            status,
+            ..account.clone()
+        };
+        assert!(store.update_account(&changed).await.unwrap());
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ pub async fn create_call(
     let planned = plan_create(
         &create,
         owner.sid.clone(),
+        owner.listing_shards,
         CallSid::generate(),
         IntentSid::generate(),
         now,

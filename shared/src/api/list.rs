@@ -41,7 +41,12 @@ pub async fn list_calls(
     }
     let page = services
         .calls
-        .list_calls(&owner.sid, &list.filter, &list.paging.request())
+        .list_calls(
+            &owner.sid,
+            owner.listing_shards,
+            &list.filter,
+            &list.paging.request(),
+        )
         .await?;
     let path = format!("{BASE_PATH}/Accounts/{}/Calls{}", owner.sid, suffix(route));
     let resource = envelope(

@@ -63,7 +63,7 @@ pub struct Services {
     pub commands: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
-    pub account_cache: auth::AccountCache,
+    pub account_cache: crate::account_cache::AccountCache,
 }
 
 /// The operations of the API.

@@ -77,6 +77,47 @@ pub struct Account {
     pub parent: Option<AccountSid>,
     pub status: AccountStatus,
     pub date_created: Timestamp,
+    /// Over how many partitions of the listing index the account's calls are spread (1 to
+    /// [`MAX_LISTING_SHARDS`]); raised for accounts that create many calls a second, never
+    /// lowered (docs/capacity.md).
+    pub listing_shards: u8,
+    /// The account's own request rate limit; `None`: the deployment's default.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Most partitions an account's listing may use: 32 partitions take 32,000 index writes a
+/// second, some 8,000 new calls a second at four index writes a call.
+pub const MAX_LISTING_SHARDS: u8 = 32;
+
+/// How many API requests an account may make: `per_second` on average, `burst` at once (a token
+/// bucket of `burst` tokens refilled at `per_second`), as API Gateway's usage plans count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The largest limit an account may be given: API Gateway's default account-level quota
+    /// (10,000 requests a second, burst 5,000) bounds any one usage plan.
+    pub const MAX_PER_SECOND: u32 = 10_000;
+    pub const MAX_BURST: u32 = 5_000;
+
+    pub fn new(per_second: u32, burst: u32) -> Result<Self, String> {
+        if !(1..=Self::MAX_PER_SECOND).contains(&per_second) {
+            return Err(format!(
+                "a rate limit is 1 to {} requests a second, not {per_second}",
+                Self::MAX_PER_SECOND
+            ));
+        }
+        if !(1..=Self::MAX_BURST).contains(&burst) {
+            return Err(format!(
+                "a burst is 1 to {} requests, not {burst}",
+                Self::MAX_BURST
+            ));
+        }
+        Ok(Self { per_second, burst })
+    }
 }
 
 impl Account {
@@ -93,6 +134,8 @@ impl Account {
             parent,
             status: AccountStatus::Active,
             date_created: now,
+            listing_shards: 1,
+            rate_limit: None,
         }
     }
 

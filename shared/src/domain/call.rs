@@ -128,6 +128,9 @@ pub struct Call {
     pub end_time: Option<Timestamp>,
     /// Seconds from answer to end, once the call is over.
     pub duration: Option<u64>,
+    /// Which of its account's listing partitions the call is in, chosen when it is created
+    /// ([`super::listing::shard_of`]) and kept for its life.
+    pub listing_shard: u8,
 }
 
 impl Call {
@@ -163,6 +166,13 @@ impl Call {
             start_time: answered.then_some(now),
             end_time: status.is_final().then_some(now),
             duration: status.is_final().then_some(0),
+            listing_shard: 0,
         }
+    }
+
+    /// The call placed in one of its account's `listing_shards` listing partitions.
+    pub fn listed_in(mut self, listing_shards: u8) -> Self {
+        self.listing_shard = super::listing::shard_of(&self.sid, listing_shards);
+        self
     }
 }

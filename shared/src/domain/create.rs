@@ -9,6 +9,7 @@ use super::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
 use super::error::InvalidParameter;
 use super::form::Form;
 use super::intent::{Intent, IntentAction, IntentStatus};
+use super::listing::shard_of;
 use super::modify::{NewInstructions, Planned};
 use super::params::{Params, conflict, invalid};
 use super::sid::{AccountSid, CallSid, IntentSid, shorten};
@@ -251,6 +252,7 @@ impl CreateRequest {
 pub fn plan_create(
     request: &CreateRequest,
     account_sid: AccountSid,
+    listing_shards: u8,
     call_sid: CallSid,
     intent_sid: IntentSid,
     now: Timestamp,
@@ -296,6 +298,7 @@ pub fn plan_create(
         start_time: None,
         end_time: None,
         duration: None,
+        listing_shard: shard_of(&call_sid, listing_shards),
     };
     let command = Command {
         version: COMMAND_VERSION,
@@ -448,6 +451,7 @@ mod tests {
         let planned = plan_create(
             &request,
             AccountSid::generate(),
+            1,
             CallSid::generate(),
             IntentSid::generate(),
             now,

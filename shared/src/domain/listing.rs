@@ -37,6 +37,13 @@ pub struct Page<T> {
     pub scanned: usize,
 }
 
+/// The listing partition of a call among its account's `shards` (1 if 0): a hash of the
+/// CallSid (its random hex), so that an account's new calls spread evenly over its partitions.
+pub fn shard_of(sid: &CallSid, shards: u8) -> u8 {
+    let random = u16::from_str_radix(&sid.as_str()[2..6], 16).unwrap_or(0);
+    u8::try_from(random % u16::from(shards.max(1))).expect("below a u8")
+}
+
 /// A call's place in its account's listing, newest first: creation time, then CallSid. Stored
 /// on the call item as the sort key of the listing index.
 pub fn call_position(call: &Call) -> String {
@@ -337,6 +344,17 @@ mod tests {
         ] {
             assert_eq!(list(query).unwrap_err().parameter, parameter, "{query}");
         }
+    }
+
+    #[test]
+    fn calls_spread_evenly_over_their_listing_shards() {
+        assert_eq!(shard_of(&CallSid::generate(), 1), 0);
+        assert_eq!(shard_of(&CallSid::generate(), 0), 0);
+        let mut counts = [0u32; 16];
+        for _ in 0..16_000 {
+            counts[usize::from(shard_of(&CallSid::generate(), 16))] += 1;
+        }
+        assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod sid;
 pub mod time;
 pub mod webhook;
 
-pub use account::{Account, AccountStatus, AuthToken};
+pub use account::{Account, AccountStatus, AuthToken, RateLimit};
 pub use call::{Call, CallStatus, Direction, Instructions};
 pub use command::{Command, CommandParameters, CommandType};
 pub use error::{CallStateError, InvalidParameter, ProblemKind};

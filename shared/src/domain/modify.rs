@@ -474,6 +474,7 @@ mod tests {
             start_time: Some(Timestamp::from_millis(1_000)),
             end_time: None,
             duration: None,
+            listing_shard: 0,
         }
     }
 

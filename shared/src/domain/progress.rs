@@ -90,12 +90,14 @@ fn announce(
 
 /// Decides what `event` does to `current` (the call as read; `None` if unknown). Command events
 /// are not call events: they settle intents, and get `Ignore` here.
+/// `listing_shards` is the account's, for a call the event creates.
 pub fn progress(
     current: Option<&Call>,
     event: &Event,
     now: Timestamp,
     retention: Duration,
     intent_sid: IntentSid,
+    listing_shards: u8,
 ) -> Verdict {
     let at = Timestamp::from_millis(event.timestamp);
     let seq = match &event.kind {
@@ -156,6 +158,7 @@ pub fn progress(
                 start_time: None,
                 end_time: None,
                 duration: None,
+                listing_shard: super::listing::shard_of(&event.call_sid, listing_shards),
             };
             Verdict::Apply(Box::new(Progress {
                 call,
@@ -359,6 +362,7 @@ mod tests {
             Timestamp::from_millis(62_000),
             Duration::from_secs(60),
             IntentSid::generate(),
+            1,
         )
     }
 

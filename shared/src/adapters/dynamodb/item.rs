@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::domain::account::MAX_LISTING_SHARDS;
 use crate::domain::{
-    Account, AccountStatus, AuthToken, Call, CallStatus, Command, Direction, IdempotencyKey,
-    IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method,
-    StatusCallbackEvents, Timestamp, WebhookUrl,
+    Account, AccountSid, AccountStatus, AuthToken, Call, CallStatus, Command, Direction,
+    IdempotencyKey, IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method,
+    RateLimit, StatusCallbackEvents, Timestamp, WebhookUrl,
 };
 use crate::ports::StoreError;
 
@@ -145,6 +146,9 @@ pub(super) fn account_item(account: &Account) -> Item {
         )
         .s("Status", account.status.as_str())
         .n("DateCreated", account.date_created.millis())
+        .n("ListingShards", account.listing_shards)
+        .opt_n("RatePerSecond", account.rate_limit.map(|l| l.per_second))
+        .opt_n("RateBurst", account.rate_limit.map(|l| l.burst))
         .0
 }
 
@@ -157,7 +161,23 @@ pub(super) fn account_from(item: &Item) -> Result<Account, StoreError> {
         parent: r.opt_parse("ParentAccountSid", |v| v.parse().ok())?,
         status: r.parse("Status", AccountStatus::parse)?,
         date_created: r.time("DateCreated")?,
+        // Accounts stored before listings were partitioned have one partition.
+        listing_shards: r
+            .opt_n::<u8>("ListingShards")?
+            .unwrap_or(1)
+            .clamp(1, MAX_LISTING_SHARDS),
+        rate_limit: match (r.opt_n("RatePerSecond")?, r.opt_n("RateBurst")?) {
+            (Some(per_second), Some(burst)) => Some(RateLimit { per_second, burst }),
+            (None, None) => None,
+            _ => return Err(corrupt("RateBurst")),
+        },
     })
+}
+
+/// The partition key of a call's entry in its account's listing index: the account, and which
+/// of its partitions.
+pub(super) fn listing_key(account: &AccountSid, shard: u8) -> String {
+    format!("{account}#{shard}")
 }
 
 pub(super) fn call_item(call: &Call) -> Item {
@@ -170,6 +190,10 @@ pub(super) fn call_item(call: &Call) -> Item {
     let mut item = Writer::default()
         .s("CallSid", call.sid.as_str())
         .s("AccountSid", call.account_sid.as_str())
+        .s(
+            "ListingKey",
+            &listing_key(&call.account_sid, call.listing_shard),
+        )
         .s("Listing", &crate::domain::listing::call_position(call))
         .opt_s(
             "ParentCallSid",
@@ -252,6 +276,15 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
         start_time: r.opt_time("StartTime")?,
         end_time: r.opt_time("EndTime")?,
         duration: r.opt_n("Duration")?,
+        // Calls stored before listings were partitioned (no ListingKey yet) are in partition 0,
+        // where `teleapi-admin backfill-listing` puts them.
+        listing_shard: match r.opt_s("ListingKey")? {
+            Some(key) => key
+                .rsplit_once('#')
+                .and_then(|(_, shard)| shard.parse().ok())
+                .ok_or_else(|| corrupt("ListingKey"))?,
+            None => 0,
+        },
     })
 }
 

@@ -11,8 +11,12 @@ use crate::ports::StoreError;
 
 /// The sparse index of pending intents (docs/data-model.md).
 pub const PENDING_INDEX: &str = "pending";
-/// The index of an account's calls, newest first (docs/data-model.md).
-pub const LISTING_INDEX: &str = "account-calls";
+/// The index of an account's calls, newest first, over the account's listing partitions
+/// (docs/data-model.md). It replaced `account-calls` (docs/capacity.md, "Migrating").
+pub const LISTING_INDEX: &str = "listing";
+/// What the listing index holds besides its keys and the CallSid: what its filters read. A
+/// write that changes none of these (a modification, most events) does not write the index.
+pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
@@ -91,16 +95,18 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
     let existing = client.list_tables().send().await.map_err(failed)?;
     let existing = existing.table_names();
 
-    let index = |name: &str, hash: &str, range: &str| {
+    let index = |name: &str, hash: &str, range: &str, projected: Option<&[&str]>| {
+        let projection = match projected {
+            None => Projection::builder().projection_type(ProjectionType::All),
+            Some(attributes) => Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(attributes.iter().map(|a| (*a).to_owned()).collect())),
+        };
         GlobalSecondaryIndex::builder()
             .index_name(name)
             .key_schema(key(hash, Hash))
             .key_schema(key(range, Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(projection.build())
             .build()
             .map_err(failed)
     };
@@ -110,8 +116,13 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             &names.calls,
             vec![("CallSid", S, Hash)],
             Some((
-                index(LISTING_INDEX, "AccountSid", "Listing")?,
-                [("AccountSid", S), ("Listing", S)],
+                index(
+                    LISTING_INDEX,
+                    "ListingKey",
+                    "Listing",
+                    Some(&LISTING_PROJECTION),
+                )?,
+                [("ListingKey", S), ("Listing", S)],
             )),
             None,
         ),
@@ -119,7 +130,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             &names.intents,
             vec![("CallSid", S, Hash), ("Seq", N, Range)],
             Some((
-                index(PENDING_INDEX, "PendingShard", "DateCreated")?,
+                index(PENDING_INDEX, "PendingShard", "DateCreated", None)?,
                 [("PendingShard", S), ("DateCreated", N)],
             )),
             Some("ExpiresAt"),
