@@ -1027,3 +1027,43 @@ contract!(
     fifo_order_per_group_and_deduplication,
     an_unacknowledged_message_comes_back_and_holds_its_group,
 );
+
+/// An intent left pending under the earlier layout of the `pending` index (sixteen partitions,
+/// named by the CallSid's last hex digit) is still found by the reconciler's sweep.
+#[tokio::test]
+async fn pending_intents_of_the_earlier_index_layout_are_still_found() {
+    let b = teleapi_tests::Backend::moto().await;
+    let aws = b.aws.clone().unwrap();
+    let owner = account(&b, None).await;
+    let now = Timestamp::now();
+    let before = call(&b, &owner.sid, CallStatus::InProgress, now).await;
+    let p = planned(&before, "Mute=true", now);
+    b.calls.write_call(write(&before, &p, now)).await.unwrap();
+    let sid = p.intent.call_sid.as_str();
+    aws.dynamodb
+        .update_item()
+        .table_name(&aws.tables.intents)
+        .key(
+            "CallSid",
+            aws_sdk_dynamodb::types::AttributeValue::S(sid.to_owned()),
+        )
+        .key(
+            "Seq",
+            aws_sdk_dynamodb::types::AttributeValue::N(p.intent.seq.to_string()),
+        )
+        .update_expression("SET PendingShard = :legacy")
+        .expression_attribute_values(
+            ":legacy",
+            aws_sdk_dynamodb::types::AttributeValue::S(sid[sid.len() - 1..].to_owned()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let pending = b
+        .calls
+        .pending_intents(now.plus(Duration::from_secs(1)), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].sid, p.intent.sid);
+}

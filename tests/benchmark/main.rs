@@ -684,6 +684,22 @@ async fn callback_throughput(rows: &mut Vec<Row>, rounds: usize) {
     });
 }
 
+// ---------------------------------------------------------------- capacity
+
+/// The capacity and cost model: printed, and written into docs/capacity.md.
+async fn capacity() {
+    let generated = teleapi_tests::capacity::model().await;
+    println!("{generated}");
+    let path = workspace().join("docs/capacity.md");
+    let document = std::fs::read_to_string(&path).expect("docs/capacity.md");
+    let updated = teleapi_tests::capacity::with_model(&document, &generated)
+        .expect("docs/capacity.md has the generated section's markers");
+    if updated != document {
+        std::fs::write(&path, updated).expect("docs/capacity.md is writable");
+        println!("docs/capacity.md updated");
+    }
+}
+
 // ---------------------------------------------------------------- main
 
 fn machine() -> String {
@@ -724,6 +740,9 @@ async fn main() {
         Timestamp::now().rfc2822()
     );
     let mut rows = Vec::new();
+    if wants("capacity") {
+        capacity().await;
+    }
     if wants("round-trips") {
         round_trips(&mut rows).await;
     }

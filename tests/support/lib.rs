@@ -1,6 +1,7 @@
 //! Test support: the backends the suites run on (in-memory, and DynamoDB/SQS on moto), a clock
 //! the tests move, and request builders.
 
+pub mod capacity;
 pub mod instrumented;
 pub mod moto;
 pub mod runtime;
@@ -27,7 +28,11 @@ pub struct ManualClock(AtomicI64);
 
 impl ManualClock {
     pub fn starting_now() -> Arc<Self> {
-        Arc::new(Self(AtomicI64::new(Timestamp::now().millis())))
+        Self::starting_at(Timestamp::now())
+    }
+
+    pub fn starting_at(at: Timestamp) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(at.millis())))
     }
 
     pub fn advance(&self, by: Duration) {
@@ -120,7 +125,13 @@ impl Backend {
 
     /// Fresh tables and a fresh commands queue on the shared moto server.
     pub async fn moto() -> Self {
-        let config = moto::sdk_config().await;
+        Self::moto_at(moto::endpoint()).await
+    }
+
+    /// Fresh tables and queues on the shared moto server, reached through `endpoint` (moto's,
+    /// or a proxy in front of it).
+    pub async fn moto_at(endpoint: &str) -> Self {
+        let config = moto::sdk_config_at(endpoint).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
         let prefix = format!("t{}", &random_hex32()[..12]);
@@ -408,7 +419,11 @@ pub struct World {
 
 impl World {
     pub async fn new(backend: Backend) -> Self {
-        let clock = ManualClock::starting_now();
+        Self::with_clock(backend, ManualClock::starting_now()).await
+    }
+
+    /// A world whose clock starts at a chosen instant.
+    pub async fn with_clock(backend: Backend, clock: Arc<ManualClock>) -> Self {
         let services = backend.services(clock.clone());
         let account = account(&backend, None).await;
         Self {

@@ -59,8 +59,13 @@ pub fn endpoint() -> &'static str {
 /// SDK settings for moto: the functions' retries and timeouts, moto's endpoint, a fixed region,
 /// dummy credentials.
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    sdk_config_at(endpoint()).await
+}
+
+/// The same settings, for a proxy in front of moto.
+pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
     teleapi::config::sdk_settings(aws_config::defaults(BehaviorVersion::latest()))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "moto",

@@ -218,12 +218,19 @@ fn cancelled_items(
 }
 
 /// A pending intent's partition of the `pending` index: the CallSid's last two hex digits,
-/// modulo [`PENDING_SHARDS`], in hex. (Intents written when there were sixteen partitions, by the
-/// last digit, are in partitions `0` to `f`, which are still read.)
+/// modulo [`PENDING_SHARDS`], as two hex digits (`00` to `3f`: every intent item the same size).
 fn pending_shard(call_sid: &CallSid) -> String {
     let sid = call_sid.as_str();
     let last = u32::from_str_radix(&sid[sid.len() - 2..], 16).unwrap_or(0);
-    format!("{:x}", last % PENDING_SHARDS)
+    format!("{:02x}", last % PENDING_SHARDS)
+}
+
+/// Every partition the reconciler reads: the 64, and the sixteen of the earlier layout (`0` to
+/// `f`, the CallSid's last hex digit), where intents written before it may still be pending.
+fn pending_partitions() -> impl Iterator<Item = String> {
+    (0..PENDING_SHARDS)
+        .map(|shard| format!("{shard:02x}"))
+        .chain((0..16).map(|shard| format!("{shard:x}")))
 }
 
 #[async_trait]
@@ -532,14 +539,14 @@ impl CallStore for DynamoStore {
         // The shards are independent: query them all at once, so the sweep costs one round
         // trip rather than one per shard.
         let mut queries = tokio::task::JoinSet::new();
-        for shard in 0..PENDING_SHARDS {
+        for shard in pending_partitions() {
             let query = self
                 .client
                 .query()
                 .table_name(&self.tables.intents)
                 .index_name(schema::PENDING_INDEX)
                 .key_condition_expression("PendingShard = :shard AND DateCreated < :before")
-                .expression_attribute_values(":shard", s(&format!("{shard:x}")))
+                .expression_attribute_values(":shard", s(&shard))
                 .expression_attribute_values(":before", n(created_before.millis()))
                 .limit(page_size);
             queries.spawn(query.send());

@@ -1,0 +1,474 @@
+//! Drives each operation the capacity model prices, once, on the memory twins (counting port
+//! calls) and on moto behind the metering proxy (billing DynamoDB and SQS requests), from the
+//! same fixtures. Every variable input is fixed (URLs, numbers, page sizes), so that item sizes,
+//! and with them the model, come out the same on every run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use teleapi::domain::{Call, CallSid, CallStatus, Timestamp};
+use teleapi::ports::{Clock, DeliveryError, WebhookClient, WebhookRequest, WebhookResponse};
+
+use super::meter::{Billed, Meter};
+use crate::instrumented::Counter;
+use crate::{Backend, World};
+
+/// What one operation did.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub name: &'static str,
+    /// Which function does it, and how it is invoked (`api`, `queue`, `schedule`).
+    pub function: &'static str,
+    pub invoked_by: Invocation,
+    /// Port calls on the memory twins, by operation.
+    pub ports: BTreeMap<&'static str, u64>,
+    /// AWS requests on moto, as billed.
+    pub billed: Vec<Billed>,
+    /// Requests made to applications.
+    pub http_requests: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Invocation {
+    /// One Lambda invocation per request, through API Gateway.
+    #[default]
+    Api,
+    /// A message of a queue, handled in batches by an event source mapping.
+    Queue,
+    /// A scheduled run.
+    Schedule,
+}
+
+/// A webhook client that answers every request 204 and counts them.
+#[derive(Default)]
+struct CountingApp(AtomicU64);
+
+#[async_trait]
+impl WebhookClient for CountingApp {
+    async fn send(&self, _: &WebhookRequest) -> Result<WebhookResponse, DeliveryError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(WebhookResponse {
+            status: 204,
+            body: String::new(),
+        })
+    }
+}
+
+enum Probe {
+    Memory(Arc<Counter>),
+    Moto(Meter),
+}
+
+impl Probe {
+    fn reset(&self) {
+        match self {
+            Probe::Memory(counter) => counter.reset(),
+            Probe::Moto(meter) => {
+                meter.take();
+            }
+        }
+    }
+}
+
+/// Fixed inputs: every URL and number the items carry.
+const URL: &str = "https%3A%2F%2Fapp.example.com%2Frcml%2Fwelcome";
+const STATUS_CALLBACK: &str = "https%3A%2F%2Fapp.example.com%2Fcallbacks%2Fstatus";
+const CREATE: &str = "From=%2B15551230001&To=%2B15551230002";
+
+struct Run {
+    world: World,
+    /// The media worker's own commands queue, which the calls it reports on name.
+    worker: String,
+    probe: Probe,
+    app: Arc<CountingApp>,
+    out: Vec<Measured>,
+    event_seq: u64,
+}
+
+impl Run {
+    fn begin(&mut self) {
+        self.probe.reset();
+        self.app.0.store(0, Ordering::SeqCst);
+    }
+
+    fn end(&mut self, name: &'static str, function: &'static str, invoked_by: Invocation) {
+        let mut measured = Measured {
+            name,
+            function,
+            invoked_by,
+            http_requests: self.app.0.load(Ordering::SeqCst),
+            ..Measured::default()
+        };
+        match &self.probe {
+            Probe::Memory(counter) => measured.ports = counter.counts(),
+            Probe::Moto(meter) => measured.billed = meter.take(),
+        }
+        self.out.push(measured);
+    }
+
+    async fn event(&mut self, call: &CallSid, kind: serde_json::Value) {
+        self.event_seq += 1;
+        let mut event = json!({"version": 1, "call_sid": call, "timestamp": self.world.clock.now().millis(), "seq": self.event_seq});
+        for (k, v) in kind.as_object().unwrap() {
+            event[k] = v.clone();
+        }
+        let services = self.world.backend.event_services(self.world.clock.clone());
+        teleapi::call_events::handle_event(&services, &event.to_string())
+            .await
+            .unwrap();
+    }
+
+    async fn stored(&self, sid: &CallSid) -> Call {
+        self.world.backend.calls.call(sid).await.unwrap().unwrap()
+    }
+}
+
+/// Calls of `account` already on the books, for the list pages (not measured): newest first,
+/// they take the account's listing partitions in turn, as calls spread over them on average,
+/// so that a page reads the same on every run.
+async fn fill_account(
+    backend: &Backend,
+    account: &teleapi::domain::Account,
+    count: u64,
+    now: Timestamp,
+) {
+    for i in 0..count {
+        let at = now.minus(Duration::from_secs(3600 + i));
+        let shard = u8::try_from(i % u64::from(account.listing_shards)).unwrap();
+        let call = loop {
+            let call = crate::new_call(&account.sid, CallStatus::Completed, at)
+                .listed_in(account.listing_shards);
+            if call.listing_shard == shard {
+                break call;
+            }
+        };
+        backend.calls.insert_call(&call).await.unwrap();
+    }
+}
+
+/// Where the capacity runs' clocks start: a fixed instant, so that every timestamp in every
+/// item has the same size on every run.
+const START: Timestamp = Timestamp::from_millis(1_796_224_896_123);
+
+async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
+    let worker = match &backend.aws {
+        Some(aws) => {
+            let prefix = aws.tables.calls.trim_end_matches("-calls");
+            teleapi::adapters::sqs::create_queue(
+                &aws.sqs,
+                &format!("{prefix}-worker"),
+                true,
+                Duration::from_secs(2),
+                None,
+            )
+            .await
+            .unwrap()
+        }
+        None => "worker.fifo".to_owned(),
+    };
+    let world = World::with_clock(backend, crate::ManualClock::starting_at(START)).await;
+    let mut run = Run {
+        world,
+        worker,
+        probe,
+        app: Arc::new(CountingApp::default()),
+        out: Vec::new(),
+        event_seq: 0,
+    };
+    let now = run.world.clock.now();
+    fill_account(&run.world.backend, &run.world.account, 60, now).await;
+    let busy = {
+        let mut account = crate::account(&run.world.backend, None).await;
+        account.listing_shards = 16;
+        run.world
+            .backend
+            .accounts
+            .update_account(&account)
+            .await
+            .unwrap();
+        fill_account(&run.world.backend, &account, 120, now).await;
+        account
+    };
+    // Warm the account caches: the model's figures are for a busy account, read once per
+    // sandbox every 10 s.
+    assert_eq!(run.world.get("/Calls.json?PageSize=1").await.status(), 200);
+
+    // ---- a call created through the API, and its life
+    run.begin();
+    let created = run
+        .world
+        .post(
+            "/Calls.json",
+            &format!("{CREATE}&Url={URL}&StatusCallback={STATUS_CALLBACK}"),
+        )
+        .await;
+    assert_eq!(created.status(), 201, "{}", crate::body_text(&created));
+    run.end("create a call", "create-call", Invocation::Api);
+    let sid: CallSid = crate::body_json(&created)["sid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let dial = run.stored(&sid).await.seq;
+    let dial_intent = run
+        .world
+        .backend
+        .calls
+        .intent(&sid, dial)
+        .await
+        .unwrap()
+        .unwrap();
+    Backend::drain(run.world.backend.commands.as_ref()).await;
+
+    // A worker's first event for a call it did not create: the call is new (call-events reads
+    // the account for its listing partitions, once per sandbox every 10 s: warmed here).
+    let warm = CallSid::generate();
+    run.event(&warm, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "url": "https://app.example.com/rcml/welcome"})).await;
+    let inbound = CallSid::generate();
+    run.begin();
+    run.event(&inbound, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "url": "https://app.example.com/rcml/welcome"})).await;
+    run.end(
+        "event: call.initiated (a new call)",
+        "call-events",
+        Invocation::Queue,
+    );
+
+    run.begin();
+    run.event(&sid, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230002", "command_queue_url": run.worker})).await;
+    run.end(
+        "event: call.initiated (an API call)",
+        "call-events",
+        Invocation::Queue,
+    );
+
+    run.begin();
+    run.event(
+        &sid,
+        json!({"type": "command.applied", "intent_sid": dial_intent.sid, "seq": dial}),
+    )
+    .await;
+    run.end("event: command.applied", "call-events", Invocation::Queue);
+
+    run.begin();
+    run.event(&sid, json!({"type": "call.status", "status": "ringing"}))
+        .await;
+    run.end(
+        "event: call.status ringing",
+        "call-events",
+        Invocation::Queue,
+    );
+
+    let answered = run.world.clock.now().millis();
+    run.begin();
+    run.event(
+        &sid,
+        json!({"type": "call.status", "status": "in-progress", "start_time": answered}),
+    )
+    .await;
+    run.end(
+        "event: call.status in-progress",
+        "call-events",
+        Invocation::Queue,
+    );
+
+    // ---- modifications
+    let call = run.stored(&sid).await;
+    run.begin();
+    let answer = run.world.modify(&call, &format!("Url={URL}")).await;
+    assert_eq!(answer.status(), 200, "{}", crate::body_text(&answer));
+    run.end("modify: redirect (Url)", "modify-call", Invocation::Api);
+    let redirect = run.stored(&sid).await;
+    let redirect_intent = run
+        .world
+        .backend
+        .calls
+        .intent(&sid, redirect.seq)
+        .await
+        .unwrap()
+        .unwrap();
+
+    run.begin();
+    let path = crate::call_path(&run.world.account.sid, sid.as_str());
+    let mut request = crate::modify_request(&path, Some(&run.world.auth()), "Mute=true");
+    request.headers_mut().insert(
+        "idempotency-key",
+        "0f8fad5b-d9cb-469f-a165-70867728950e".parse().unwrap(),
+    );
+    let answer = run.world.send(request).await;
+    assert_eq!(answer.status(), 200, "{}", crate::body_text(&answer));
+    run.end(
+        "modify: mute, with an Idempotency-Key",
+        "modify-call",
+        Invocation::Api,
+    );
+
+    run.begin();
+    run.event(&sid, json!({"type": "command.rejected", "intent_sid": redirect_intent.sid, "seq": redirect.seq, "reason": "superseded"})).await;
+    run.end("event: command.rejected", "call-events", Invocation::Queue);
+
+    run.begin();
+    let answer = run.world.get(&format!("/Calls/{sid}.json")).await;
+    assert_eq!(answer.status(), 200);
+    run.end("get a call", "get-call", Invocation::Api);
+
+    run.begin();
+    let answer = run
+        .world
+        .get(&format!("/Calls/{sid}/Modifications.json"))
+        .await;
+    assert_eq!(answer.status(), 200);
+    run.end("list a call's modifications", "get-call", Invocation::Api);
+
+    // The inbound call answered, then hung up by the application.
+    run.event(
+        &inbound,
+        json!({"type": "call.status", "status": "in-progress", "start_time": answered}),
+    )
+    .await;
+    let call = run.stored(&inbound).await;
+    run.begin();
+    let answer = run.world.modify(&call, "Status=completed").await;
+    assert_eq!(answer.status(), 200, "{}", crate::body_text(&answer));
+    run.end(
+        "modify: hang up (Status=completed)",
+        "modify-call",
+        Invocation::Api,
+    );
+    Backend::drain(run.world.backend.commands.as_ref()).await;
+
+    // The API's call ends on the worker's report.
+
+    run.begin();
+    run.event(&sid, json!({"type": "call.status", "status": "completed", "start_time": answered, "end_time": answered + 42_000, "duration": 42})).await;
+    run.end(
+        "event: call.status completed (+ StatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+
+    let job = Backend::drain(run.world.backend.callbacks.as_ref())
+        .await
+        .remove(0);
+    let services = run
+        .world
+        .backend
+        .callback_services(run.world.clock.clone(), run.app.clone());
+    // The callback function's account cache, warmed as a busy account's is.
+    teleapi::callbacks::run_job(&services, &job).await.unwrap();
+    run.begin();
+    let outcome = teleapi::callbacks::run_job(&services, &job).await.unwrap();
+    assert_eq!(outcome, teleapi::callbacks::JobOutcome::Delivered);
+    run.end(
+        "callback: StatusCallback delivered",
+        "callback",
+        Invocation::Queue,
+    );
+
+    // ---- a call whose RCML fails: its fallback
+    let failing = CallSid::generate();
+    run.event(&failing, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "url": "https://app.example.com/rcml/welcome"})).await;
+    run.begin();
+    run.event(&failing, json!({"type": "rcml.failed", "url": "https://app.example.com/rcml/welcome", "error_code": 11200, "detail": "HTTP 500"})).await;
+    run.end(
+        "event: rcml.failed (no fallback: the call fails)",
+        "call-events",
+        Invocation::Queue,
+    );
+    Backend::drain(run.world.backend.commands.as_ref()).await;
+    Backend::drain(run.world.backend.callbacks.as_ref()).await;
+
+    // ---- reading
+    run.begin();
+    let answer = run.world.get("/Calls.json?PageSize=50").await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        crate::body_json(&answer)["calls"].as_array().unwrap().len(),
+        50
+    );
+    run.end(
+        "list page: 50 calls, 1 listing partition",
+        "list-calls",
+        Invocation::Api,
+    );
+
+    let busy_page = format!(
+        "/call/2012-04-24/Accounts/{}/Calls.json?PageSize=50",
+        busy.sid
+    );
+    let auth = crate::basic_auth(&busy);
+    assert_eq!(
+        run.world
+            .send(crate::get_request(&busy_page, Some(&auth)))
+            .await
+            .status(),
+        200
+    );
+    run.begin();
+    let answer = run
+        .world
+        .send(crate::get_request(&busy_page, Some(&auth)))
+        .await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        crate::body_json(&answer)["calls"].as_array().unwrap().len(),
+        50
+    );
+    run.end(
+        "list page: 50 calls, 16 listing partitions",
+        "list-calls",
+        Invocation::Api,
+    );
+
+    run.begin();
+    teleapi::reconcile::reconcile_pending(
+        run.world.backend.calls.as_ref(),
+        run.world.backend.commands.as_ref(),
+        run.world.clock.now(),
+    )
+    .await
+    .unwrap();
+    run.end(
+        "reconciler sweep (nothing pending)",
+        "reconcile-intents",
+        Invocation::Schedule,
+    );
+    run.out
+}
+
+/// Every operation, measured on the memory twins and on moto (through `meter`): the two runs
+/// zipped, port counts from the first and bills from the second.
+pub async fn measure(meter: &Meter) -> Vec<Measured> {
+    let counter = Arc::new(Counter::default());
+    let memory = drive(
+        Backend::memory().instrumented(counter.clone()),
+        Probe::Memory(counter),
+    )
+    .await;
+    let backend = Backend::moto_at(meter.endpoint()).await;
+    let prefix = backend
+        .aws
+        .as_ref()
+        .unwrap()
+        .tables
+        .calls
+        .trim_end_matches("-calls")
+        .to_owned();
+    meter.set_prefix(&prefix);
+    let moto = drive(backend, Probe::Moto(meter.clone())).await;
+    assert_eq!(memory.len(), moto.len());
+    memory
+        .into_iter()
+        .zip(moto)
+        .map(|(memory, moto)| {
+            assert_eq!(memory.name, moto.name);
+            Measured {
+                billed: moto.billed,
+                ..memory
+            }
+        })
+        .collect()
+}
