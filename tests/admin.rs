@@ -2,7 +2,7 @@
 //! rotated, suspended and reactivated are what the API then accepts.
 
 use lambda_http::http::StatusCode;
-use teleapi::domain::{AccountSid, AccountStatus, AuthToken, CallStatus};
+use teleapi::domain::{AccountSid, AccountStatus, AuthToken, CallStatus, RateLimit};
 use teleapi_local::admin::{Command, Invocation, parse, run};
 use teleapi_tests::{Backend, World, assert_error, basic_auth};
 
@@ -100,6 +100,22 @@ async fn accounts_are_managed(world: World) {
             .unwrap()["auth_token"],
         rotated["auth_token"]
     );
+
+    // A rate limit of its own, stored; and back to the deployment's.
+    let limited = run(
+        accounts,
+        Command::SetRateLimit(account.sid.clone(), Some(RateLimit::new(500, 800).unwrap())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited["rate_limit"]["per_second"], 500);
+    let stored = accounts.account(&account.sid).await.unwrap().unwrap();
+    assert_eq!(stored.rate_limit, Some(RateLimit::new(500, 800).unwrap()));
+    run(accounts, Command::SetRateLimit(account.sid.clone(), None))
+        .await
+        .unwrap();
+    let stored = accounts.account(&account.sid).await.unwrap().unwrap();
+    assert_eq!(stored.rate_limit, None);
 }
 
 #[test]
@@ -138,6 +154,14 @@ fn the_command_line() {
         Command::SetListingShards(sid.clone(), 16)
     );
     assert_eq!(
+        command(&format!("set-rate-limit {sid} 500/800")),
+        Command::SetRateLimit(sid.clone(), Some(RateLimit::new(500, 800).unwrap()))
+    );
+    assert_eq!(
+        command(&format!("set-rate-limit {sid} default")),
+        Command::SetRateLimit(sid.clone(), None)
+    );
+    assert_eq!(
         parse(&args("--calls-table c backfill-listing")).unwrap(),
         Invocation {
             table: None,
@@ -155,6 +179,9 @@ fn the_command_line() {
         &format!("set-listing-shards {sid}"),
         &format!("set-listing-shards {sid} 0"),
         &format!("set-listing-shards {sid} 33"),
+        &format!("set-rate-limit {sid}"),
+        &format!("set-rate-limit {sid} 0"),
+        &format!("set-rate-limit {sid} 10/99999"),
     ] {
         assert!(parse(&args(bad)).is_err(), "{bad:?}");
     }

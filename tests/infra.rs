@@ -110,7 +110,7 @@ fn every_route_reaches_the_function_that_serves_it() {
         for (name, event) in events {
             let properties = get(&event, "Properties");
             match str_of(get(&event, "Type")) {
-                "HttpApi" => {
+                "Api" => {
                     let (method, path) = (
                         str_of(get(properties, "Method")),
                         str_of(get(properties, "Path")),
@@ -130,7 +130,7 @@ fn every_route_reaches_the_function_that_serves_it() {
                         "{method} {path} is served by {}",
                         operation.function()
                     );
-                    assert!(references(get(properties, "ApiId")).contains(&"Api".to_owned()));
+                    assert!(references(get(properties, "RestApiId")).contains(&"Api".to_owned()));
                     declared.insert((method.to_owned(), path.to_owned()));
                 }
                 "SQS" => {
@@ -165,6 +165,109 @@ fn every_route_reaches_the_function_that_serves_it() {
         declared, routes,
         "the template declares exactly the API's routes"
     );
+}
+
+/// Every request is counted against its account's usage plan before a function runs: the API's
+/// default authorizer names the account's API key, every route requires one, and API Gateway's
+/// own refusals (429 above all) are in the API's error shape.
+#[test]
+fn every_request_is_counted_against_its_accounts_rate_limit() {
+    let template = load("infra/template.yaml");
+    let api = get(get(&template, "Resources"), "Api");
+    assert_eq!(str_of(get(api, "Type")), "AWS::Serverless::Api");
+    let properties = get(api, "Properties");
+    assert_eq!(str_of(get(properties, "ApiKeySourceType")), "AUTHORIZER");
+    let auth = get(properties, "Auth");
+    assert_eq!(get(auth, "ApiKeyRequired").as_bool(), Some(true));
+    let name = str_of(get(auth, "DefaultAuthorizer"));
+    let authorizer = get(get(auth, "Authorizers"), name);
+    assert_eq!(
+        references(get(authorizer, "FunctionArn")),
+        ["AuthorizeAccountFunction"]
+    );
+    assert_eq!(str_of(get(authorizer, "FunctionPayloadType")), "REQUEST");
+    let identity = get(authorizer, "Identity");
+    assert_eq!(
+        get(identity, "Headers"),
+        &serde_norway::from_str::<Value>("[Authorization]").unwrap()
+    );
+    assert!(
+        get(identity, "ReauthorizeEvery").as_u64().unwrap() > 0,
+        "cached"
+    );
+
+    let responses = get(properties, "GatewayResponses");
+    for kind in ["THROTTLED", "QUOTA_EXCEEDED"] {
+        let response = get(responses, kind);
+        assert_eq!(get(response, "StatusCode").as_u64(), Some(429), "{kind}");
+        assert!(
+            !str_of(get(
+                get(get(response, "ResponseParameters"), "Headers"),
+                "Retry-After"
+            ))
+            .is_empty(),
+            "{kind}"
+        );
+        let body: serde_json::Value = serde_json::from_str(str_of(get(
+            get(response, "ResponseTemplates"),
+            "application/json",
+        )))
+        .unwrap();
+        assert_eq!(body["code"], 20429, "{kind}");
+        assert_eq!(body["status"], 429, "{kind}");
+    }
+    let unauthorized = get(responses, "UNAUTHORIZED");
+    assert_eq!(get(unauthorized, "StatusCode").as_u64(), Some(401));
+    assert!(
+        str_of(get(
+            get(get(unauthorized, "ResponseParameters"), "Headers"),
+            "WWW-Authenticate"
+        ))
+        .contains("Basic")
+    );
+
+    // The default plan is the default rate limit the local stack enforces too.
+    let parameters = get(&template, "Parameters");
+    let default = teleapi::domain::RateLimit::DEFAULT;
+    assert_eq!(
+        get(get(parameters, "AccountRateLimit"), "Default").as_u64(),
+        Some(u64::from(default.per_second))
+    );
+    assert_eq!(
+        get(get(parameters, "AccountBurstLimit"), "Default").as_u64(),
+        Some(u64::from(default.burst))
+    );
+    let plan = get(
+        get(get(&template, "Resources"), "DefaultUsagePlan"),
+        "Properties",
+    );
+    assert_eq!(
+        references(get(get(plan, "Throttle"), "RateLimit")),
+        ["AccountRateLimit"]
+    );
+
+    // The authorizer names the shared keys the template creates.
+    let functions = functions(&template);
+    let variables = get(
+        get(
+            get(&functions["AuthorizeAccountFunction"].1, "Properties"),
+            "Environment",
+        ),
+        "Variables",
+    );
+    for (variable, key) in [
+        (
+            teleapi::config::UNAUTHENTICATED_KEY_ENV,
+            "UnauthenticatedKey",
+        ),
+        (teleapi::config::UNASSIGNED_KEY_ENV, "UnassignedAccountsKey"),
+    ] {
+        let value = get(
+            get(get(get(&template, "Resources"), key), "Properties"),
+            "Value",
+        );
+        assert_eq!(get(variables, variable), value, "{variable}");
+    }
 }
 
 /// Every FIFO queue is in high-throughput mode: a FIFO queue in the default mode takes 300 sends

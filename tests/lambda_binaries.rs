@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use teleapi::domain::{CallStatus, Timestamp};
-use teleapi_tests::runtime::{Emulator, Outcome, http_event, start};
+use teleapi_tests::runtime::{Emulator, Outcome, api_event, authorizer_event, start};
 use teleapi_tests::sink::Sink;
 use teleapi_tests::{Backend, World, basic_auth};
 
@@ -47,7 +47,7 @@ async fn the_api_functions_answer_api_gateway_events() {
     let cases = [
         (
             "modify-call",
-            http_event(
+            api_event(
                 "POST",
                 &format!("{base}/Calls/{}.json", call.sid),
                 "",
@@ -58,7 +58,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         ),
         (
             "get-call",
-            http_event(
+            api_event(
                 "GET",
                 &format!("{base}/Calls/{}.json", call.sid),
                 "",
@@ -69,7 +69,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         ),
         (
             "get-call",
-            http_event(
+            api_event(
                 "GET",
                 &format!("{base}/Calls/{}/Modifications.json", call.sid),
                 "",
@@ -80,7 +80,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         ),
         (
             "list-calls",
-            http_event(
+            api_event(
                 "GET",
                 &format!("{base}/Calls.json"),
                 "PageSize=5",
@@ -91,7 +91,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         ),
         (
             "create-call",
-            http_event(
+            api_event(
                 "POST",
                 &format!("{base}/Calls.json"),
                 "",
@@ -103,7 +103,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         // Invalid requests, answered as the API answers them.
         (
             "modify-call",
-            http_event(
+            api_event(
                 "POST",
                 &format!("{base}/Calls/{}.json", call.sid),
                 "",
@@ -114,7 +114,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         ),
         (
             "create-call",
-            http_event(
+            api_event(
                 "POST",
                 &format!("{base}/Calls.json"),
                 "",
@@ -125,7 +125,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         ),
         (
             "list-calls",
-            http_event(
+            api_event(
                 "GET",
                 &format!("{base}/Calls.json"),
                 "PageSize=0",
@@ -137,7 +137,7 @@ async fn the_api_functions_answer_api_gateway_events() {
         // A route of another function: this one does not serve it.
         (
             "get-call",
-            http_event("POST", &format!("{base}/Calls.json"), "", &auth, ""),
+            api_event("POST", &format!("{base}/Calls.json"), "", &auth, ""),
             404,
         ),
     ];
@@ -158,6 +158,47 @@ async fn the_api_functions_answer_api_gateway_events() {
         world.stored(&call).await.muted,
         "modify-call wrote to DynamoDB"
     );
+}
+
+/// The authorizer, as API Gateway invokes it: the account's own API key for its credentials, the
+/// shared keys otherwise, and always a policy allowing the whole stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizer_names_each_accounts_api_key() {
+    let world = World::new(Backend::moto().await).await;
+    let mut env = world.backend.aws.as_ref().unwrap().function_env();
+    env.push((
+        "TELEAPI_UNAUTHENTICATED_USAGE_KEY".into(),
+        "stack-unauthenticated-requests".into(),
+    ));
+    env.push((
+        "TELEAPI_UNASSIGNED_USAGE_KEY".into(),
+        "stack-unassigned-accounts".into(),
+    ));
+    let mut keyed = world.account.clone();
+    keyed.usage_key = Some(format!("stack-{}", keyed.sid));
+    world.backend.accounts.update_account(&keyed).await.unwrap();
+    let plain = teleapi_tests::account(&world.backend, None).await;
+    let path = format!("/call/2012-04-24/Accounts/{}/Calls.json", keyed.sid);
+
+    let emulator = Emulator::start().await;
+    let _function = start("authorize-account", &emulator, &env);
+    for (auth, key) in [
+        (basic_auth(&keyed), format!("stack-{}", keyed.sid)),
+        (basic_auth(&plain), "stack-unassigned-accounts".to_owned()),
+        (
+            "Basic bm9wZTpub3Bl".to_owned(),
+            "stack-unauthenticated-requests".to_owned(),
+        ),
+    ] {
+        let answer = response(emulator.invoke(&authorizer_event(&path, &auth)).await);
+        assert_eq!(answer["usageIdentifierKey"], key.as_str(), "{answer}");
+        let statement = &answer["policyDocument"]["Statement"][0];
+        assert_eq!(statement["Effect"], "Allow");
+        assert_eq!(
+            statement["Resource"],
+            "arn:aws:execute-api:us-east-1:123456789012:abc123/live/*/*"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,15 +272,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
 
 #[tokio::test]
 async fn a_function_that_cannot_initialise_reports_why() {
-    for name in [
-        "modify-call",
-        "create-call",
-        "get-call",
-        "list-calls",
-        "call-events",
-        "callback",
-        "reconcile-intents",
-    ] {
+    for name in teleapi::config::FUNCTIONS {
         let emulator = Emulator::start().await;
         let mut function = start(name, &emulator, &[]);
         let error = emulator.init_error().await;

@@ -8,13 +8,36 @@ use serde_json::json;
 use teleapi::api::{self, Operation};
 use teleapi::domain::{CallStatus, IntentStatus};
 use teleapi::ports::Clock as _;
-use teleapi_tests::runtime::http_event;
 use teleapi_tests::{Backend, ManualClock, basic_auth, body_json, body_text};
 
-/// An HTTP API (payload 2.0) POST on `stage`, its body base64-encoded if asked.
+/// An HTTP API (payload 2.0) POST on `stage`, its body base64-encoded if asked. (The deployed
+/// API is a REST API; `lambda_http` takes both, and `cargo lambda watch` sends this one.)
 fn http_api_event(path: &str, stage: &str, auth: &str, body: &str, base64_body: bool) -> String {
-    let mut event = http_event("POST", path, "", auth, body);
-    event["requestContext"]["stage"] = json!(stage);
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {
+            "authorization": auth,
+            "content-type": "application/x-www-form-urlencoded",
+            "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": { "method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "test" },
+            "requestId": "r-1",
+            "routeKey": format!("POST {path}"),
+            "stage": stage,
+            "time": "24/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 1_795_521_600_000_u64,
+        },
+        "body": body,
+        "isBase64Encoded": false,
+    });
     if base64_body {
         event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
         event["isBase64Encoded"] = json!(true);
@@ -22,6 +45,7 @@ fn http_api_event(path: &str, stage: &str, auth: &str, body: &str, base64_body: 
     event.to_string()
 }
 
+/// A REST API (payload 1.0) POST, as the deployed API sends it.
 fn rest_api_event(path: &str, auth: &str, body: &str) -> String {
     json!({
         "resource": "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}",

@@ -107,6 +107,8 @@ async fn modifications_under_load_keep_every_promise() {
             enabled: false,
             ..Default::default()
         },
+        // The load is the point here, not the account's share of it.
+        rate_limit: teleapi::domain::RateLimit::new(10_000, 5_000).unwrap(),
         ..Default::default()
     })
     .await

@@ -460,3 +460,123 @@ async fn hostile_requests_get_clear_4xx_answers() {
     let (status, _) = local.post(&modify, "Mute=false", true).await;
     assert_eq!(status, 200);
 }
+
+/// A fair share per account: one account driven at ten times its limit gets 429s (Twilio's
+/// 20429, with `Retry-After`, and nothing written for them), while another account's requests,
+/// made at the same time, are all answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
+    use teleapi::domain::{CallStatus, RateLimit, Timestamp};
+    use teleapi_local::admin::{Command, run};
+    let stack = teleapi_local::Stack::build(teleapi_local::StackOptions {
+        rate_limit: RateLimit::new(20, 20).unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (accounts, calls) = (stack.accounts.clone(), stack.calls.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(teleapi_local::serve(listener, stack, async {
+        let _ = stopped.await;
+    }));
+    // The flooder has the deployment's default (20 a second here); the other its own limit.
+    let mut pair = Vec::new();
+    for name in ["flooder", "neighbour"] {
+        let created = run(
+            accounts.as_ref(),
+            Command::Create {
+                name: name.into(),
+                parent: None,
+            },
+        )
+        .await
+        .unwrap();
+        let sid: AccountSid = created["sid"].as_str().unwrap().parse().unwrap();
+        let token = created["auth_token"].as_str().unwrap().to_owned();
+        let call = teleapi_tests::new_call(&sid, CallStatus::InProgress, Timestamp::now());
+        calls.insert_call(&call).await.unwrap();
+        pair.push((sid, token, call.sid));
+    }
+    run(
+        accounts.as_ref(),
+        Command::SetRateLimit(pair[1].0.clone(), Some(RateLimit::new(50, 50).unwrap())),
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let drive = |(sid, token, call): (AccountSid, String, teleapi::domain::CallSid),
+                 per_second: u64,
+                 seconds: u64| {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            let url = format!("{base}/call/2012-04-24/Accounts/{sid}/Calls/{call}.json");
+            let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
+            let mut answers = Vec::new();
+            for i in 0..per_second * seconds {
+                ticks.tick().await;
+                let mute = if i % 2 == 0 { "true" } else { "false" };
+                let answer = client
+                    .post(&url)
+                    .basic_auth(&sid, Some(&token))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("Mute={mute}"))
+                    .send();
+                answers.push(tokio::spawn(async move {
+                    let answer = answer.await.unwrap();
+                    let retry_after = answer
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    let status = answer.status().as_u16();
+                    (status, retry_after, answer.json::<Value>().await.unwrap())
+                }));
+            }
+            let mut out = Vec::new();
+            for answer in answers {
+                out.push(answer.await.unwrap());
+            }
+            out
+        })
+    };
+    let flood = drive(pair[0].clone(), 200, 2);
+    let steady = drive(pair[1].clone(), 20, 2);
+    let (flood, steady) = (flood.await.unwrap(), steady.await.unwrap());
+
+    let refused: Vec<_> = flood.iter().filter(|(status, ..)| *status == 429).collect();
+    let accepted = flood.iter().filter(|(status, ..)| *status == 200).count();
+    assert_eq!(refused.len() + accepted, flood.len(), "only 200 or 429");
+    // 20 at once, then 20 a second for the two seconds (and a few for timing).
+    assert!((20..=70).contains(&accepted), "{accepted} accepted");
+    for (_, retry_after, body) in &refused {
+        assert_eq!(body["code"], 20429);
+        assert_eq!(body["status"], 429);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("20 requests a second")
+        );
+        assert_eq!(retry_after.as_deref(), Some("1"));
+    }
+    // Nothing was written for a refused request: one intent per accepted one.
+    let intents = calls
+        .list_intents(
+            &pair[0].2,
+            &teleapi::domain::listing::PageRequest {
+                size: 1000,
+                after: None,
+                backward: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(intents.items.len(), accepted);
+    // The neighbour, at under half its own limit, never noticed.
+    assert!(
+        steady.iter().all(|(status, ..)| *status == 200),
+        "{:?}",
+        steady.iter().map(|(s, ..)| s).collect::<Vec<_>>()
+    );
+}

@@ -225,7 +225,7 @@ teleapi_tests::on_both_backends!(
 /// reconciler delivers its command, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_killed_between_write_and_send_loses_nothing() {
-    use teleapi_tests::runtime::{Emulator, http_event, start};
+    use teleapi_tests::runtime::{Emulator, api_event, start};
     use tokio::io::AsyncReadExt;
 
     let world = World::new(Backend::moto().await).await;
@@ -246,7 +246,7 @@ async fn a_function_killed_between_write_and_send_loses_nothing() {
     env.push(("AWS_ENDPOINT_URL_SQS".into(), sqs));
     let emulator = Arc::new(Emulator::start().await);
     let mut function = start("modify-call", &emulator, &env);
-    let event = http_event(
+    let event = api_event(
         "POST",
         &format!(
             "/call/2012-04-24/Accounts/{}/Calls/{}.json",

@@ -10,7 +10,7 @@ use teleapi::adapters::http::{HostResolver, HttpWebhooks};
 use teleapi::api::ROUTES;
 use teleapi::domain::{AddressPolicy, CallStatus, Method};
 use teleapi::ports::{DeliveryError, WebhookClient, WebhookRequest};
-use teleapi_tests::runtime::{Emulator, Outcome, http_event, start_logging};
+use teleapi_tests::runtime::{Emulator, Outcome, api_event, start_logging};
 use teleapi_tests::sink::Sink;
 use teleapi_tests::{
     BASE, Backend, World, account, basic_auth, body_text, get_request, post_request,
@@ -114,7 +114,7 @@ async fn credentials_never_reach_the_logs() {
         let emulator = Emulator::start().await;
         let function = start_logging("modify-call", &emulator, &env, Some(log));
         for auth in &attempts {
-            let event = http_event(
+            let event = api_event(
                 "POST",
                 &format!(
                     "{BASE}/Accounts/{}/Calls/{}.json",

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use teleapi::adapters::dynamodb::DynamoStore;
 use teleapi::domain::account::MAX_LISTING_SHARDS;
-use teleapi::domain::{Account, AccountSid, AccountStatus, AuthToken, Timestamp};
+use teleapi::domain::{Account, AccountSid, AccountStatus, AuthToken, RateLimit, Timestamp};
 use teleapi::ports::{AccountStore, InsertError};
 
 pub const USAGE: &str = "\
@@ -20,6 +20,9 @@ Commands:
   set-listing-shards ACCOUNT_SID N             spread the account's listing over N partitions
                                                (1 to 32, never fewer than now): for accounts
                                                creating more than ~125 calls a second
+  set-rate-limit ACCOUNT_SID RATE[/BURST]      the account's own API request rate limit
+                                               (requests a second, and at once; BURST defaults
+                                               to twice RATE); `default` for the deployment's
   backfill-listing                             put calls stored before listings were
                                                partitioned into the listing (once, after
                                                deploying; needs --calls-table)
@@ -44,6 +47,8 @@ pub enum Command {
     SetStatus(AccountSid, AccountStatus),
     Show(AccountSid),
     SetListingShards(AccountSid, u8),
+    /// `None`: the deployment's default.
+    SetRateLimit(AccountSid, Option<RateLimit>),
     /// Not an account command: run on the Calls table (see [`backfill`]).
     BackfillListing,
 }
@@ -110,6 +115,17 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
                 })?;
             Command::SetListingShards(account, shards)
         }
+        Some("set-rate-limit") => {
+            let account = sid(rest.get(1))?;
+            let raw = rest
+                .get(2)
+                .ok_or("set-rate-limit needs RATE[/BURST] or default")?;
+            let limit = match *raw {
+                "default" => None,
+                raw => Some(crate::parse_rate_limit(raw)?),
+            };
+            Command::SetRateLimit(account, limit)
+        }
         Some("backfill-listing") => Command::BackfillListing,
         Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
         None => return Err(USAGE.to_owned()),
@@ -133,6 +149,7 @@ fn describe(account: &Account) -> Value {
         "status": account.status.as_str(),
         "date_created": account.date_created.rfc2822(),
         "listing_shards": account.listing_shards,
+        "rate_limit": account.rate_limit.map(|l| json!({"per_second": l.per_second, "burst": l.burst})),
     })
 }
 
@@ -184,6 +201,11 @@ pub async fn run(accounts: &dyn AccountStore, command: Command) -> Result<Value,
                 ));
             }
             account.listing_shards = shards;
+            update(accounts, &account).await
+        }
+        Command::SetRateLimit(sid, limit) => {
+            let mut account = existing(accounts, &sid).await?;
+            account.rate_limit = limit;
             update(accounts, &account).await
         }
         Command::BackfillListing => Err("backfill-listing runs on the Calls table".into()),

@@ -24,7 +24,7 @@ use teleapi::api::{self, Services};
 use teleapi::call_events::{self, EventServices};
 use teleapi::callbacks::CallbackServices;
 use teleapi::consumer::poll_once;
-use teleapi::domain::{AccountSid, AuthToken};
+use teleapi::domain::{AccountSid, AuthToken, RateLimit};
 use teleapi::ports::Queue;
 use tokio::net::TcpListener;
 
@@ -37,6 +37,7 @@ pub const DEFAULT_PREFIX: &str = "teleapi-local";
 const USAGE: &str = "\
 Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
                      [--speed FACTOR] [--ring-ms MS] [--no-simulator] [--retention TIME]
+                     [--rate-limit RATE[/BURST]]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -54,6 +55,10 @@ Options:
   --no-simulator      no simulated media worker: commands stay on the commands queue
   --retention TIME    how long intents, Idempotency-Keys and queued messages are kept (their
                       TTL): 90s, 10m, 2h, 1d; default 1d (deployed: 30 days for intents)
+  --rate-limit RATE[/BURST]
+                      API requests a second an account without a limit of its own may make, and
+                      at once (default 100/200, as deployed; BURST defaults to twice RATE);
+                      beyond it, 429
   -h, --help          show this help
 
 Environment:
@@ -67,6 +72,7 @@ pub struct Options {
     pub backing: Backing,
     pub simulator: SimulatorConfig,
     pub retention: Duration,
+    pub rate_limit: RateLimit,
 }
 
 /// Why the command line did not give options to run with.
@@ -93,6 +99,7 @@ impl Options {
         let mut prefix = DEFAULT_PREFIX.to_owned();
         let mut simulator = SimulatorConfig::default();
         let mut retention = stack::DEFAULT_RETENTION;
+        let mut rate_limit = RateLimit::DEFAULT;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -123,6 +130,11 @@ impl Options {
                     simulator.ring = Duration::from_millis(ms);
                 }
                 "--no-simulator" => simulator.enabled = false,
+                "--rate-limit" => {
+                    let raw = value("--rate-limit")?;
+                    rate_limit = parse_local_rate_limit(&raw)
+                        .map_err(|why| invalid(format!("--rate-limit {raw:?}: {why}")))?;
+                }
                 "--retention" => {
                     let raw = value("--retention")?;
                     retention = parse_duration(&raw).ok_or_else(|| {
@@ -159,8 +171,44 @@ impl Options {
             backing,
             simulator,
             retention,
+            rate_limit,
         })
     }
+}
+
+/// `RATE` or `RATE/BURST` for an account (bounded as API Gateway bounds a usage plan); the
+/// burst defaults to twice the rate, at most the largest burst.
+pub fn parse_rate_limit(raw: &str) -> Result<RateLimit, String> {
+    let (rate, burst) = rate_and_burst(raw)?;
+    RateLimit::new(
+        rate,
+        burst.unwrap_or(rate.saturating_mul(2).min(RateLimit::MAX_BURST)),
+    )
+}
+
+/// `--rate-limit`: the same, unbounded above (a local stack has no API Gateway to fit, and a
+/// benchmark may want a limit that never bites but is still counted).
+fn parse_local_rate_limit(raw: &str) -> Result<RateLimit, String> {
+    let (rate, burst) = rate_and_burst(raw)?;
+    let burst = burst.unwrap_or(rate.saturating_mul(2));
+    if rate == 0 || burst == 0 {
+        return Err("a rate and a burst are at least 1".into());
+    }
+    Ok(RateLimit {
+        per_second: rate,
+        burst,
+    })
+}
+
+fn rate_and_burst(raw: &str) -> Result<(u32, Option<u32>), String> {
+    let number = |part: &str| {
+        part.parse::<u32>()
+            .map_err(|_| format!("{part:?} is not a whole number"))
+    };
+    Ok(match raw.split_once('/') {
+        Some((rate, burst)) => (number(rate)?, Some(number(burst)?)),
+        None => (number(raw)?, None),
+    })
 }
 
 /// `90s`, `10m`, `2h`, `1d` (or plain seconds): a positive whole number of a unit.
@@ -396,6 +444,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         dev,
         simulator: options.simulator,
         retention: options.retention,
+        rate_limit: options.rate_limit,
     })
     .await?;
     announce(&banner(address, &stack));
@@ -420,6 +469,30 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, ArgsError> {
         Options::parse(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn rate_limits_take_a_rate_and_a_burst() {
+        assert_eq!(parse(&[]).unwrap().rate_limit, RateLimit::DEFAULT);
+        let limit = |raw: &str| parse(&["--rate-limit", raw]).map(|o| o.rate_limit);
+        assert_eq!(limit("50/60").unwrap(), RateLimit::new(50, 60).unwrap());
+        assert_eq!(limit("50").unwrap(), RateLimit::new(50, 100).unwrap());
+        assert_eq!(
+            limit("1000000").unwrap(),
+            RateLimit {
+                per_second: 1_000_000,
+                burst: 2_000_000
+            },
+            "a local stack is not bounded by API Gateway's quotas"
+        );
+        assert_eq!(
+            parse_rate_limit("10000").unwrap(),
+            RateLimit::new(10_000, 5_000).unwrap()
+        );
+        assert!(parse_rate_limit("20000").is_err(), "an account's limit is");
+        for raw in ["0", "fast", "10/0", "10/x", "-5"] {
+            assert!(matches!(limit(raw), Err(ArgsError::Invalid(_))), "{raw}");
+        }
     }
 
     #[test]

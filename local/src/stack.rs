@@ -9,10 +9,11 @@ use teleapi::adapters::dynamodb::{DynamoStore, TableNames, schema};
 use teleapi::adapters::http::HttpWebhooks;
 use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
 use teleapi::adapters::sqs::{SqsQueue, create_queue};
+use teleapi::api::rate_limit::RateLimiter;
 use teleapi::api::{ApiConfig, Services};
 use teleapi::call_events::{EventConfig, EventServices};
 use teleapi::callbacks::{CallbackConfig, CallbackServices};
-use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, Timestamp};
+use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
 use teleapi::ports::{AccountStore, CallStore, Clock, InsertError, Queue, SystemClock};
 
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -40,6 +41,9 @@ pub struct StackOptions {
     /// How long intents, idempotency records and queued messages are kept (their TTL, and the
     /// memory queues' retention): a local stack keeps a bounded history however long it runs.
     pub retention: Duration,
+    /// The request rate limit of accounts without one of their own, enforced in process as API
+    /// Gateway's usage plans enforce it when deployed.
+    pub rate_limit: RateLimit,
 }
 
 /// A local stack's default retention: a day of history is plenty to look at.
@@ -52,6 +56,7 @@ impl Default for StackOptions {
             dev: None,
             simulator: SimulatorConfig::default(),
             retention: DEFAULT_RETENTION,
+            rate_limit: RateLimit::DEFAULT,
         }
     }
 }
@@ -315,6 +320,7 @@ impl Stack {
                 ..ApiConfig::default()
             },
             account_cache: Default::default(),
+            rate_limiter: Some(Arc::new(RateLimiter::new(options.rate_limit))),
         };
         function_env.extend(queues.urls.iter().cloned());
         let simulator = Simulator::new(

@@ -21,6 +21,9 @@ pub const COMMANDS_QUEUE_ENV: &str = "TELEAPI_COMMANDS_QUEUE_URL";
 pub const CALLBACKS_QUEUE_ENV: &str = "TELEAPI_CALLBACKS_QUEUE_URL";
 pub const CALLBACKS_DLQ_ENV: &str = "TELEAPI_CALLBACKS_DLQ_URL";
 pub const EVENTS_DLQ_ENV: &str = "TELEAPI_EVENTS_DLQ_URL";
+/// The authorizer's shared API keys (infra/template.yaml creates them).
+pub const UNAUTHENTICATED_KEY_ENV: &str = "TELEAPI_UNAUTHENTICATED_USAGE_KEY";
+pub const UNASSIGNED_KEY_ENV: &str = "TELEAPI_UNASSIGNED_USAGE_KEY";
 /// Set to `true` only for local development: lets webhooks reach loopback addresses.
 pub const ALLOW_LOOPBACK_ENV: &str = "TELEAPI_ALLOW_LOOPBACK_WEBHOOKS";
 
@@ -97,7 +100,8 @@ pub fn api_config_from_env() -> Result<ApiConfig, ConfigError> {
 }
 
 /// The functions, by crate name.
-pub const FUNCTIONS: [&str; 7] = [
+pub const FUNCTIONS: [&str; 8] = [
+    "authorize-account",
     "modify-call",
     "create-call",
     "get-call",
@@ -120,6 +124,10 @@ pub const OPTIONAL_ENV: [&str; 5] = [
 /// holds the template to this list).
 pub fn required_env(function: &str) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = TableNames::ENV.to_vec();
+    if function == "authorize-account" {
+        names.extend([UNAUTHENTICATED_KEY_ENV, UNASSIGNED_KEY_ENV]);
+        return names;
+    }
     names.push(COMMANDS_QUEUE_ENV);
     match function {
         "call-events" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_DLQ_ENV]),
@@ -184,6 +192,24 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
             ..api_config_from_env()?
         },
         account_cache: Default::default(),
+        // API Gateway's usage plans limit each account's requests before the function runs.
+        rate_limiter: None,
+    })
+}
+
+/// Services of the API's authorizer.
+pub async fn authorizer_services_from_env()
+-> Result<crate::api::authorizer::AuthorizerServices, ConfigError> {
+    let aws = Aws::from_env().await?;
+    Ok(crate::api::authorizer::AuthorizerServices {
+        accounts: aws.store.clone(),
+        account_cache: Default::default(),
+        clock: Arc::new(SystemClock),
+        account_cache_ttl: api_config_from_env()?.account_cache_ttl,
+        keys: crate::api::authorizer::UsageKeys {
+            unauthenticated: var(UNAUTHENTICATED_KEY_ENV)?,
+            unassigned: var(UNASSIGNED_KEY_ENV)?,
+        },
     })
 }
 

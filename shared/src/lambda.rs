@@ -60,6 +60,25 @@ pub fn api_function(name: &str) -> Result<(), lambda_runtime::Error> {
     })
 }
 
+/// The whole `main` of the API's authorizer (`functions/authorize-account`): REQUEST authorizer
+/// events to [`api::authorizer::authorize`].
+pub fn authorizer_function() -> Result<(), lambda_runtime::Error> {
+    run(async {
+        let services = initialised(crate::config::authorizer_services_from_env()).await?;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+                let services = &services;
+                async move {
+                    Ok::<_, lambda_runtime::Error>(
+                        api::authorizer::authorize(services, &event.payload).await,
+                    )
+                }
+            },
+        ))
+        .await
+    })
+}
+
 /// What a queue function does with one message of its batch.
 pub type Consume<S, E> =
     for<'a> fn(&'a S, &'a BatchMessage) -> Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>;

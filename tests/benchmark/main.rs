@@ -439,12 +439,16 @@ impl Drop for LocalServer {
     }
 }
 
+/// A rate limit no benchmark reaches: the limiter runs on every request and never refuses one.
+const UNREACHED_LIMIT: &str = "10000000/10000000";
+
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 async fn handler_cost(rows: &mut Vec<Row>, rounds: usize) {
-    let local = LocalServer::start(&[]).await;
+    // A limit wrk never reaches, still counted on every request.
+    let local = LocalServer::start(&["--rate-limit", UNREACHED_LIMIT]).await;
     let (mut modify, mut trivial) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         trivial.push(wrk(&format!("{}/dev/rcml/hold", local.base), None, 4));
@@ -478,7 +482,7 @@ async fn handler_cost(rows: &mut Vec<Row>, rounds: usize) {
 /// Memory held flat: 60 s of modifications as fast as wrk sends them, with intents, keys and
 /// queued commands kept 5 s (`--retention 5s`); resident memory at 10 s and at 60 s.
 async fn memory_flatness(rows: &mut Vec<Row>) {
-    let local = LocalServer::start(&["--retention", "5s"]).await;
+    let local = LocalServer::start(&["--retention", "5s", "--rate-limit", UNREACHED_LIMIT]).await;
     let (base, script) = (local.base.clone(), local.script.clone());
     let load = std::thread::spawn(move || wrk(&base, Some(&script), 60));
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -505,14 +509,13 @@ async fn memory_flatness(rows: &mut Vec<Row>) {
 // ---------------------------------------------------------------- cold start and sizes
 
 fn api_event() -> Value {
-    json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": format!("/call/2012-04-24/Accounts/{SID}/Calls.json"),
-        "rawQueryString": "", "headers": {"host": "bench"},
-        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "bench", "domainPrefix": "bench",
-            "http": {"method": "GET", "path": format!("/call/2012-04-24/Accounts/{SID}/Calls.json"), "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "bench"},
-            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "24/Nov/2026:12:00:00 +0000", "timeEpoch": 0},
-        "isBase64Encoded": false
-    })
+    teleapi_tests::runtime::api_event(
+        "GET",
+        &format!("/call/2012-04-24/Accounts/{SID}/Calls.json"),
+        "",
+        "",
+        "",
+    )
 }
 
 async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
@@ -520,8 +523,21 @@ async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
     let backend = Backend::moto().await;
     let mut env = backend.aws.as_ref().unwrap().function_env();
     env.retain(|(k, _)| k != "RUST_LOG");
+    for name in [
+        teleapi::config::UNAUTHENTICATED_KEY_ENV,
+        teleapi::config::UNASSIGNED_KEY_ENV,
+    ] {
+        env.push((name.to_owned(), format!("bench-{name}")));
+    }
     let functions: Vec<(&str, Value)> = vec![
         ("hello-lambda", api_event()),
+        (
+            "authorize-account",
+            teleapi_tests::runtime::authorizer_event(
+                &format!("/call/2012-04-24/Accounts/{SID}/Calls.json"),
+                "Basic bm9wZTpub3Bl",
+            ),
+        ),
         ("modify-call", api_event()),
         ("create-call", api_event()),
         ("get-call", api_event()),

@@ -21,7 +21,8 @@ TOKEN = "fedcba9876543210fedcba9876543210"
 def main():
     env = dict(os.environ, TELEAPI_DEV_ACCOUNT_SID=SID, TELEAPI_DEV_AUTH_TOKEN=TOKEN, RUST_LOG="warn")
     local = subprocess.Popen(
-        [sys.argv[1], "--listen", "127.0.0.1:0"],
+        # A rate limit the fuzzer does not reach, so that its requests reach the operations.
+        [sys.argv[1], "--listen", "127.0.0.1:0", "--rate-limit", "10000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -194,6 +194,7 @@ impl Backend {
                 ..ApiConfig::default()
             },
             account_cache: Default::default(),
+            rate_limiter: None,
         }
     }
 

@@ -251,31 +251,75 @@ pub fn start_logging(
     Function(child)
 }
 
-/// An API Gateway HTTP API (payload 2.0) event.
-pub fn http_event(method: &str, path: &str, query: &str, auth: &str, body: &str) -> Value {
+/// An API Gateway REST API (proxy integration, payload 1.0) event, as the deployed API sends it:
+/// its stage (`live`) in the request context, the authorizer's principal, the query string as
+/// parameters.
+pub fn api_event(method: &str, path: &str, query: &str, auth: &str, body: &str) -> Value {
+    let mut single = serde_json::Map::new();
+    let mut multi: serde_json::Map<String, Value> = serde_json::Map::new();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        single.insert(name.to_string(), json!(value));
+        multi
+            .entry(name.to_string())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+            .unwrap()
+            .push(json!(value));
+    }
+    let headers = json!({
+        "Authorization": auth,
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+    });
+    let multi_headers: serde_json::Map<String, Value> = headers
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), json!([v])))
+        .collect();
     json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {path}"),
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": {
-            "authorization": auth,
-            "content-type": "application/x-www-form-urlencoded",
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-        },
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": if single.is_empty() { Value::Null } else { Value::Object(single) },
+        "multiValueQueryStringParameters": if multi.is_empty() { Value::Null } else { Value::Object(multi) },
+        "pathParameters": null,
+        "stageVariables": null,
         "requestContext": {
             "accountId": "123456789012",
             "apiId": "abc123",
-            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "abc123",
-            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.114.9", "userAgent": "test" },
+            "stage": "live",
+            "path": format!("/live{path}"),
+            "resourcePath": path,
+            "httpMethod": method,
             "requestId": "r-1",
-            "routeKey": format!("{method} {path}"),
-            "stage": "$default",
-            "time": "24/Nov/2026:12:00:00 +0000",
-            "timeEpoch": 1_795_521_600_000_u64,
+            "protocol": "HTTP/1.1",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "requestTime": "24/Nov/2026:12:00:00 +0000",
+            "requestTimeEpoch": 1_795_521_600_000_u64,
+            "identity": { "sourceIp": "203.0.114.9", "userAgent": "test" },
+            "authorizer": { "principalId": "test", "integrationLatency": 3 },
         },
         "body": body,
         "isBase64Encoded": false,
+    })
+}
+
+/// A REQUEST authorizer event for a request carrying `auth` as its `Authorization` header.
+pub fn authorizer_event(path: &str, auth: &str) -> Value {
+    json!({
+        "type": "REQUEST",
+        "methodArn": format!("arn:aws:execute-api:us-east-1:123456789012:abc123/live/GET{path}"),
+        "resource": path,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": { "Authorization": auth, "Host": "abc123.execute-api.us-east-1.amazonaws.com" },
+        "multiValueHeaders": { "Authorization": [auth] },
+        "queryStringParameters": {},
+        "pathParameters": {},
+        "stageVariables": {},
+        "requestContext": { "accountId": "123456789012", "apiId": "abc123", "stage": "live", "path": format!("/live{path}"), "requestId": "r-1", "identity": { "sourceIp": "203.0.114.9" } },
     })
 }

@@ -277,6 +277,7 @@ impl AccountStore for DynamoStore {
             .expression_attribute_values(":token", s(account.auth_token.expose()))
             .expression_attribute_values(":status", s(account.status.as_str()))
             .expression_attribute_values(":shards", n(account.listing_shards));
+        let mut removed = Vec::new();
         match account.rate_limit {
             Some(limit) => {
                 update.push_str(", RatePerSecond = :rate, RateBurst = :burst");
@@ -284,7 +285,17 @@ impl AccountStore for DynamoStore {
                     .expression_attribute_values(":rate", n(limit.per_second))
                     .expression_attribute_values(":burst", n(limit.burst));
             }
-            None => update.push_str(" REMOVE RatePerSecond, RateBurst"),
+            None => removed.extend(["RatePerSecond", "RateBurst"]),
+        }
+        match &account.usage_key {
+            Some(key) => {
+                update.push_str(", UsageKey = :key");
+                request = request.expression_attribute_values(":key", s(key));
+            }
+            None => removed.push("UsageKey"),
+        }
+        if !removed.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
         match request.update_expression(update).send().await {
             Ok(_) => Ok(true),

@@ -126,6 +126,7 @@ impl AccountStore for MemoryStore {
                 stored.status = account.status;
                 stored.listing_shards = account.listing_shards;
                 stored.rate_limit = account.rate_limit;
+                stored.usage_key = account.usage_key.clone();
                 Ok(true)
             }
             None => Ok(false),

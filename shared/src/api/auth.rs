@@ -6,7 +6,9 @@ use lambda_http::http::{HeaderMap, header};
 
 use super::Services;
 use super::error::ApiError;
-use crate::domain::{Account, AccountSid, AccountStatus, AuthToken};
+use crate::account_cache::AccountCache;
+use crate::domain::{Account, AccountSid, AccountStatus, AuthToken, Timestamp};
+use crate::ports::AccountStore;
 
 /// Compared against when the account does not exist, so that a wrong sid costs the same time as
 /// a wrong token.
@@ -24,30 +26,57 @@ fn credentials(headers: &HeaderMap) -> Option<(AccountSid, String)> {
     Some((sid.parse().ok()?, token.to_owned()))
 }
 
-/// The account `sid`, from the cache while it is fresh (and `usable`), else from the store.
-async fn account(
-    services: &Services,
-    sid: &AccountSid,
-    usable: impl Fn(&Account) -> bool,
-) -> Result<Option<Account>, ApiError> {
-    Ok(services
-        .account_cache
-        .account(
-            services.accounts.as_ref(),
-            sid,
-            services.clock.now(),
-            services.config.account_cache_ttl,
-            usable,
-        )
-        .await?)
+/// Where authentication reads accounts: the store, through the cache of recent reads.
+pub struct AccountReader<'a> {
+    pub store: &'a dyn AccountStore,
+    pub cache: &'a AccountCache,
+    pub now: Timestamp,
+    /// How long a cached account is used (zero: never).
+    pub ttl: std::time::Duration,
+}
+
+impl AccountReader<'_> {
+    /// The account `sid`, from the cache while it is fresh (and `usable`), else from the store.
+    async fn account(
+        &self,
+        sid: &AccountSid,
+        usable: impl Fn(&Account) -> bool,
+    ) -> Result<Option<Account>, ApiError> {
+        Ok(self
+            .cache
+            .account(self.store, sid, self.now, self.ttl, usable)
+            .await?)
+    }
+}
+
+impl Services {
+    pub fn account_reader(&self) -> AccountReader<'_> {
+        AccountReader {
+            store: self.accounts.as_ref(),
+            cache: &self.account_cache,
+            now: self.clock.now(),
+            ttl: self.config.account_cache_ttl,
+        }
+    }
 }
 
 /// The account whose credentials the request carries. Never says which half was wrong.
 pub async fn authenticate(services: &Services, headers: &HeaderMap) -> Result<Account, ApiError> {
+    authenticate_with(&services.account_reader(), headers).await
+}
+
+/// [`authenticate`], reading accounts through `reader` (the authorizer function has no other
+/// services).
+pub async fn authenticate_with(
+    reader: &AccountReader<'_>,
+    headers: &HeaderMap,
+) -> Result<Account, ApiError> {
     let Some((sid, token)) = credentials(headers) else {
         return Err(ApiError::Unauthenticated);
     };
-    let account = account(services, &sid, |cached| cached.auth_token.matches(&token)).await?;
+    let account = reader
+        .account(&sid, |cached| cached.auth_token.matches(&token))
+        .await?;
     let expected = account
         .as_ref()
         .map_or_else(|| AuthToken::new(DECOY_TOKEN), |a| a.auth_token.clone());
@@ -79,7 +108,9 @@ pub async fn authorize(
     if sid == caller.sid {
         return Ok(caller);
     }
-    let target = account(services, &sid, |_| true)
+    let target = services
+        .account_reader()
+        .account(&sid, |_| true)
         .await?
         .ok_or_else(denied)?;
     if !caller.may_act_for(&target) {
@@ -96,7 +127,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::domain::Timestamp;
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -154,6 +184,7 @@ mod tests {
                 ..Default::default()
             },
             account_cache: Default::default(),
+            rate_limiter: None,
         };
         (services, store, clock)
     }

@@ -36,6 +36,16 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("The call is being modified by many requests at once; retry shortly")]
     Busy,
+    #[error(
+        "Too many requests: account {account} may make {} requests a second (bursts of {}); retry in {retry_after} s",
+        limit.per_second,
+        limit.burst
+    )]
+    TooManyRequests {
+        account: crate::domain::AccountSid,
+        limit: crate::domain::RateLimit,
+        retry_after: u32,
+    },
     #[error("{}", command_not_queued(intent_sid, *undone))]
     CommandNotQueued { intent_sid: IntentSid, undone: bool },
     #[error("The service is temporarily unavailable; retry shortly")]
@@ -113,6 +123,7 @@ impl ApiError {
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 415),
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, 422),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, 20429),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, 20429),
             Self::CommandNotQueued { .. } | Self::Unavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, 503)
             }
@@ -122,10 +133,10 @@ impl ApiError {
 
     /// Seconds a client should wait before retrying, for the answers that invite a retry.
     pub fn retry_after(&self) -> Option<u32> {
-        matches!(
-            self,
-            Self::Busy | Self::CommandNotQueued { .. } | Self::Unavailable
-        )
-        .then_some(1)
+        match self {
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            Self::Busy | Self::CommandNotQueued { .. } | Self::Unavailable => Some(1),
+            _ => None,
+        }
     }
 }

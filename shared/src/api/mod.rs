@@ -5,12 +5,14 @@
 //! ([`error::ApiError`] and [`respond_error`]).
 
 pub mod auth;
+pub mod authorizer;
 pub mod create_call;
 pub mod error;
 pub mod get_call;
 pub mod intents;
 pub mod list;
 pub mod modify_call;
+pub mod rate_limit;
 pub mod representation;
 
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
     pub account_cache: crate::account_cache::AccountCache,
+    /// The per-account rate limit, where this process enforces it (`teleapi-local`); deployed,
+    /// API Gateway's usage plans do, and this is `None`.
+    pub rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
 }
 
 /// The operations of the API.
@@ -281,6 +286,10 @@ pub async fn accounts(
     request: &Request,
 ) -> Result<(Account, Account), ApiError> {
     let caller = auth::authenticate(services, request.headers()).await?;
+    // The caller's share, counted before anything is read or written for the request.
+    if let Some(limiter) = &services.rate_limiter {
+        limiter.admit(&caller, services.clock.now())?;
+    }
     let owner = auth::authorize(services, caller.clone(), &route.account_sid).await?;
     Ok((caller, owner))
 }

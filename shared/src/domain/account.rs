@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+pub use super::rate_limit::RateLimit;
 use super::sid::{AccountSid, random_hex32};
 use super::time::Timestamp;
 
@@ -83,42 +84,15 @@ pub struct Account {
     pub listing_shards: u8,
     /// The account's own request rate limit; `None`: the deployment's default.
     pub rate_limit: Option<RateLimit>,
+    /// Deployed: the API Gateway API key that counts the account's requests against its usage
+    /// plan (its rate limit), which the authorizer names for it. `None` until `teleapi-admin`
+    /// gives it one: its requests then count against a key shared by every such account.
+    pub usage_key: Option<String>,
 }
 
 /// Most partitions an account's listing may use: 32 partitions take 32,000 index writes a
 /// second, some 8,000 new calls a second at four index writes a call.
 pub const MAX_LISTING_SHARDS: u8 = 32;
-
-/// How many API requests an account may make: `per_second` on average, `burst` at once (a token
-/// bucket of `burst` tokens refilled at `per_second`), as API Gateway's usage plans count them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RateLimit {
-    pub per_second: u32,
-    pub burst: u32,
-}
-
-impl RateLimit {
-    /// The largest limit an account may be given: API Gateway's default account-level quota
-    /// (10,000 requests a second, burst 5,000) bounds any one usage plan.
-    pub const MAX_PER_SECOND: u32 = 10_000;
-    pub const MAX_BURST: u32 = 5_000;
-
-    pub fn new(per_second: u32, burst: u32) -> Result<Self, String> {
-        if !(1..=Self::MAX_PER_SECOND).contains(&per_second) {
-            return Err(format!(
-                "a rate limit is 1 to {} requests a second, not {per_second}",
-                Self::MAX_PER_SECOND
-            ));
-        }
-        if !(1..=Self::MAX_BURST).contains(&burst) {
-            return Err(format!(
-                "a burst is 1 to {} requests, not {burst}",
-                Self::MAX_BURST
-            ));
-        }
-        Ok(Self { per_second, burst })
-    }
-}
 
 impl Account {
     /// A new active account with fresh credentials.
@@ -136,6 +110,7 @@ impl Account {
             date_created: now,
             listing_shards: 1,
             rate_limit: None,
+            usage_key: None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod listing;
 pub mod modify;
 pub mod params;
 pub mod progress;
+pub mod rate_limit;
 pub mod rcml;
 pub mod sid;
 pub mod time;

@@ -149,6 +149,7 @@ pub(super) fn account_item(account: &Account) -> Item {
         .n("ListingShards", account.listing_shards)
         .opt_n("RatePerSecond", account.rate_limit.map(|l| l.per_second))
         .opt_n("RateBurst", account.rate_limit.map(|l| l.burst))
+        .opt_s("UsageKey", account.usage_key.as_deref())
         .0
 }
 
@@ -171,6 +172,7 @@ pub(super) fn account_from(item: &Item) -> Result<Account, StoreError> {
             (None, None) => None,
             _ => return Err(corrupt("RateBurst")),
         },
+        usage_key: r.opt_s("UsageKey")?.map(str::to_owned),
     })
 }
 
