@@ -14,6 +14,7 @@ async fn accounts_are_managed(world: World) {
     let accounts = world.backend.accounts.as_ref();
     let parent = run(
         accounts,
+        None,
         Command::Create {
             name: "Acme".into(),
             parent: None,
@@ -25,6 +26,7 @@ async fn accounts_are_managed(world: World) {
     assert_eq!(parent["auth_token"].as_str().unwrap().len(), 32);
     let child = run(
         accounts,
+        None,
         Command::Create {
             name: "Acme EU".into(),
             parent: Some(sid(&parent)),
@@ -35,6 +37,7 @@ async fn accounts_are_managed(world: World) {
     assert_eq!(child["parent_account_sid"], parent["sid"]);
     let grandchild = run(
         accounts,
+        None,
         Command::Create {
             name: "x".into(),
             parent: Some(sid(&child)),
@@ -43,7 +46,7 @@ async fn accounts_are_managed(world: World) {
     .await;
     assert!(grandchild.unwrap_err().contains("itself a subaccount"));
     assert!(
-        run(accounts, Command::Show(AccountSid::generate()))
+        run(accounts, None, Command::Show(AccountSid::generate()))
             .await
             .unwrap_err()
             .contains("no account")
@@ -66,7 +69,7 @@ async fn accounts_are_managed(world: World) {
     let ttl = teleapi::api::ApiConfig::default().account_cache_ttl;
     let get = |auth: String| world.send(teleapi_tests::get_request(&path, Some(&auth)));
     assert_eq!(get(basic_auth(&account)).await.status(), StatusCode::OK);
-    let rotated = run(accounts, Command::Rotate(account.sid.clone()))
+    let rotated = run(accounts, None, Command::Rotate(account.sid.clone()))
         .await
         .unwrap();
     assert_ne!(rotated["auth_token"], parent["auth_token"]);
@@ -80,6 +83,7 @@ async fn accounts_are_managed(world: World) {
     // Suspended, it is refused; reactivated, it works again.
     let suspended = run(
         accounts,
+        None,
         Command::SetStatus(account.sid.clone(), AccountStatus::Suspended),
     )
     .await
@@ -89,13 +93,14 @@ async fn accounts_are_managed(world: World) {
     assert_error(&get(basic_auth(&account)).await, 403, 10001, "not active");
     run(
         accounts,
+        None,
         Command::SetStatus(account.sid.clone(), AccountStatus::Active),
     )
     .await
     .unwrap();
     assert_eq!(get(basic_auth(&account)).await.status(), StatusCode::OK);
     assert_eq!(
-        run(accounts, Command::Show(account.sid.clone()))
+        run(accounts, None, Command::Show(account.sid.clone()))
             .await
             .unwrap()["auth_token"],
         rotated["auth_token"]
@@ -104,6 +109,7 @@ async fn accounts_are_managed(world: World) {
     // A rate limit of its own, stored; and back to the deployment's.
     let limited = run(
         accounts,
+        None,
         Command::SetRateLimit(account.sid.clone(), Some(RateLimit::new(500, 800).unwrap())),
     )
     .await
@@ -111,9 +117,13 @@ async fn accounts_are_managed(world: World) {
     assert_eq!(limited["rate_limit"]["per_second"], 500);
     let stored = accounts.account(&account.sid).await.unwrap().unwrap();
     assert_eq!(stored.rate_limit, Some(RateLimit::new(500, 800).unwrap()));
-    run(accounts, Command::SetRateLimit(account.sid.clone(), None))
-        .await
-        .unwrap();
+    run(
+        accounts,
+        None,
+        Command::SetRateLimit(account.sid.clone(), None),
+    )
+    .await
+    .unwrap();
     let stored = accounts.account(&account.sid).await.unwrap().unwrap();
     assert_eq!(stored.rate_limit, None);
 }
@@ -194,12 +204,12 @@ async fn listing_partitions_grow(world: World) {
     let sid = world.account.sid.clone();
     let now = teleapi::domain::Timestamp::now();
     let old = teleapi_tests::call(&world.backend, &sid, CallStatus::Completed, now).await;
-    let raised = run(accounts, Command::SetListingShards(sid.clone(), 8))
+    let raised = run(accounts, None, Command::SetListingShards(sid.clone(), 8))
         .await
         .unwrap();
     assert_eq!(raised["listing_shards"], 8);
     assert!(
-        run(accounts, Command::SetListingShards(sid.clone(), 4))
+        run(accounts, None, Command::SetListingShards(sid.clone(), 4))
             .await
             .unwrap_err()
             .contains("can grow, not shrink")
@@ -309,4 +319,154 @@ async fn backfill_lists_calls_stored_before_partitioning() {
 async fn moto() {
     accounts_are_managed(World::new(Backend::moto().await).await).await;
     listing_partitions_grow(World::new(Backend::moto().await).await).await;
+}
+
+/// Deployed, an account's rate limit is its API key's usage plan: created with the account, in
+/// the default plan; moved to the plan of its own limit (created once, shared by the accounts of
+/// that limit); back to the default plan; `sync-usage-plans` gives every account its key. On
+/// moto's API Gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_usage_plans_on_api_gateway() {
+    use teleapi_local::admin::usage_plans::ApiGatewayPlans;
+    let world = World::new(Backend::moto().await).await;
+    let aws = world.backend.aws.clone().unwrap();
+    let apigateway = aws_sdk_apigateway::Client::new(&teleapi_tests::moto::sdk_config().await);
+    let prefix = format!("{}-", aws.tables.accounts.trim_end_matches("-accounts"));
+    let api = apigateway
+        .create_rest_api()
+        .name(&prefix)
+        .send()
+        .await
+        .unwrap();
+    let api_id = api.id().unwrap().to_owned();
+    let default_plan = apigateway
+        .create_usage_plan()
+        .name(format!("{prefix}default"))
+        .send()
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    let plans = ApiGatewayPlans::new(apigateway.clone(), &api_id, "live", &default_plan, &prefix);
+    let accounts = world.backend.accounts.as_ref();
+    // The plans a key is in, by name.
+    let plans_of = |key_value: String| {
+        let apigateway = apigateway.clone();
+        async move {
+            let keys = apigateway
+                .get_api_keys()
+                .name_query(&key_value)
+                .send()
+                .await
+                .unwrap();
+            let key = keys.items()[0].id().unwrap().to_owned();
+            let mut names: Vec<String> = apigateway
+                .get_usage_plans()
+                .key_id(key)
+                .send()
+                .await
+                .unwrap()
+                .items()
+                .iter()
+                .map(|p| p.name().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+
+    let created = run(
+        accounts,
+        Some(&plans),
+        Command::Create {
+            name: "Acme".into(),
+            parent: None,
+        },
+    )
+    .await
+    .unwrap();
+    let sid: AccountSid = created["sid"].as_str().unwrap().parse().unwrap();
+    let key = format!("{prefix}{sid}");
+    assert_eq!(created["usage_key"], key.as_str());
+    assert_eq!(plans_of(key.clone()).await, [format!("{prefix}default")]);
+    let stored = accounts.account(&sid).await.unwrap().unwrap();
+    assert_eq!(
+        stored.usage_key.as_deref(),
+        Some(key.as_str()),
+        "the authorizer's key"
+    );
+
+    let limit = RateLimit::new(500, 800).unwrap();
+    run(
+        accounts,
+        Some(&plans),
+        Command::SetRateLimit(sid.clone(), Some(limit)),
+    )
+    .await
+    .unwrap();
+    let own_plan = format!("{prefix}rate-500-burst-800");
+    assert_eq!(plans_of(key.clone()).await, std::slice::from_ref(&own_plan));
+    let plan = apigateway
+        .get_usage_plans()
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .iter()
+        .find(|p| p.name() == Some(own_plan.as_str()))
+        .cloned()
+        .unwrap();
+    let throttle = plan.throttle().unwrap();
+    assert_eq!(throttle.rate_limit(), 500.0);
+    assert_eq!(throttle.burst_limit(), 800);
+
+    // A second account of the same limit shares the plan (each key has its own bucket in it).
+    let other = teleapi_tests::account(&world.backend, None).await;
+    run(
+        accounts,
+        None,
+        Command::SetRateLimit(other.sid.clone(), Some(limit)),
+    )
+    .await
+    .unwrap();
+    assert!(
+        accounts
+            .account(&other.sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .usage_key
+            .is_none(),
+        "without the usage-plan settings only the table changes"
+    );
+    let store =
+        teleapi::adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
+    let synced = teleapi_local::admin::sync_usage_plans(&store, &plans)
+        .await
+        .unwrap();
+    assert!(synced["accounts_synced"].as_u64().unwrap() >= 3, "{synced}");
+    assert_eq!(
+        plans_of(format!("{prefix}{}", other.sid)).await,
+        std::slice::from_ref(&own_plan)
+    );
+    let named_plans = apigateway.get_usage_plans().send().await.unwrap();
+    assert_eq!(
+        named_plans
+            .items()
+            .iter()
+            .filter(|p| p.name() == Some(own_plan.as_str()))
+            .count(),
+        1,
+        "one plan per limit"
+    );
+
+    run(
+        accounts,
+        Some(&plans),
+        Command::SetRateLimit(sid.clone(), None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plans_of(key).await, [format!("{prefix}default")]);
 }

@@ -486,6 +486,7 @@ async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
     for name in ["flooder", "neighbour"] {
         let created = run(
             accounts.as_ref(),
+            None,
             Command::Create {
                 name: name.into(),
                 parent: None,
@@ -501,6 +502,7 @@ async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
     }
     run(
         accounts.as_ref(),
+        None,
         Command::SetRateLimit(pair[1].0.clone(), Some(RateLimit::new(50, 50).unwrap())),
     )
     .await

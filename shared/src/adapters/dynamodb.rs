@@ -48,6 +48,30 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// Every account, by a Scan: for `teleapi-admin sync-usage-plans`, never for a request.
+    pub async fn all_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let mut accounts = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.tables.accounts)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in page.items() {
+                accounts.push(item::account_from(entry)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(accounts),
+            }
+        }
+    }
+
     /// Puts every call stored before listings were partitioned (no `ListingKey`) into its
     /// account's first listing partition, where the listing index finds it; returns how many it
     /// changed. A Scan, for `teleapi-admin backfill-listing`: run once, after deploying the

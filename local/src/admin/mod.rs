@@ -1,12 +1,17 @@
 //! `teleapi-admin`: accounts in a deployment's Accounts table, through the same adapters the
 //! functions use. Creates the first account and subaccounts, rotates an AuthToken, suspends and
-//! reactivates. Prints the account as JSON (with its AuthToken: the one place it is handed out).
+//! reactivates, spreads a busy account's listing, sets its rate limit and keeps its API key in
+//! the right usage plan ([`usage_plans`]). Prints the account as JSON (with its AuthToken: the
+//! one place it is handed out).
+
+pub mod usage_plans;
 
 use serde_json::{Value, json};
 use teleapi::adapters::dynamodb::DynamoStore;
 use teleapi::domain::account::MAX_LISTING_SHARDS;
 use teleapi::domain::{Account, AccountSid, AccountStatus, AuthToken, RateLimit, Timestamp};
 use teleapi::ports::{AccountStore, InsertError};
+use usage_plans::UsagePlans;
 
 pub const USAGE: &str = "\
 Usage: teleapi-admin [--table NAME] COMMAND
@@ -23,6 +28,9 @@ Commands:
   set-rate-limit ACCOUNT_SID RATE[/BURST]      the account's own API request rate limit
                                                (requests a second, and at once; BURST defaults
                                                to twice RATE); `default` for the deployment's
+  sync-usage-plans                             give every account its API key in the usage
+                                               plan of its limit (once, after deploying; needs
+                                               the usage-plan variables below)
   backfill-listing                             put calls stored before listings were
                                                partitioned into the listing (once, after
                                                deploying; needs --calls-table)
@@ -32,6 +40,12 @@ Options:
                        AccountsTableName output)
   --calls-table NAME   the Calls table (default: $TELEAPI_CALLS_TABLE, or the stack's
                        CallsTableName output)
+
+Deployed, API Gateway enforces rate limits: with TELEAPI_REST_API_ID, TELEAPI_API_STAGE,
+TELEAPI_DEFAULT_USAGE_PLAN_ID and TELEAPI_API_KEY_PREFIX set (the stack's outputs RestApiId,
+ApiStageName, DefaultUsagePlanId and ApiKeyPrefix), create-account and set-rate-limit also put
+the account's API key in the usage plan of its limit. Without them, only the Accounts table
+changes.
 
 AWS credentials, region and endpoint come from the standard environment (AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL for an emulator).";
@@ -51,6 +65,8 @@ pub enum Command {
     SetRateLimit(AccountSid, Option<RateLimit>),
     /// Not an account command: run on the Calls table (see [`backfill`]).
     BackfillListing,
+    /// Every account's key in its plan (see [`sync_usage_plans`]).
+    SyncUsagePlans,
 }
 
 /// What the command line names: the tables, and the command.
@@ -127,6 +143,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
             Command::SetRateLimit(account, limit)
         }
         Some("backfill-listing") => Command::BackfillListing,
+        Some("sync-usage-plans") => Command::SyncUsagePlans,
         Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
         None => return Err(USAGE.to_owned()),
     };
@@ -150,6 +167,7 @@ fn describe(account: &Account) -> Value {
         "date_created": account.date_created.rfc2822(),
         "listing_shards": account.listing_shards,
         "rate_limit": account.rate_limit.map(|l| json!({"per_second": l.per_second, "burst": l.burst})),
+        "usage_key": account.usage_key,
     })
 }
 
@@ -161,8 +179,13 @@ async fn existing(accounts: &dyn AccountStore, sid: &AccountSid) -> Result<Accou
         .ok_or_else(|| format!("no account {sid}"))
 }
 
-/// Runs `command` against `accounts` and returns the account as it now is.
-pub async fn run(accounts: &dyn AccountStore, command: Command) -> Result<Value, String> {
+/// Runs `command` against `accounts` (and the deployment's usage plans, when given) and returns
+/// the account as it now is.
+pub async fn run(
+    accounts: &dyn AccountStore,
+    plans: Option<&dyn UsagePlans>,
+    command: Command,
+) -> Result<Value, String> {
     match command {
         Command::Create { name, parent } => {
             if let Some(parent) = &parent {
@@ -171,13 +194,17 @@ pub async fn run(accounts: &dyn AccountStore, command: Command) -> Result<Value,
                     return Err(format!("{} is itself a subaccount", parent.sid));
                 }
             }
-            let account = Account::open(name, parent, Timestamp::now());
+            let mut account = Account::open(name, parent, Timestamp::now());
             match accounts.insert_account(&account).await {
-                Ok(()) => Ok(describe(&account)),
+                Ok(()) => {}
                 Err(InsertError::AlreadyExists) => {
-                    Err("a fresh AccountSid collided; run it again".into())
+                    return Err("a fresh AccountSid collided; run it again".into());
                 }
-                Err(InsertError::Store(e)) => Err(e.to_string()),
+                Err(InsertError::Store(e)) => return Err(e.to_string()),
+            }
+            match plans {
+                Some(plans) => assign(accounts, plans, &mut account).await,
+                None => Ok(describe(&account)),
             }
         }
         Command::Rotate(sid) => {
@@ -206,10 +233,38 @@ pub async fn run(accounts: &dyn AccountStore, command: Command) -> Result<Value,
         Command::SetRateLimit(sid, limit) => {
             let mut account = existing(accounts, &sid).await?;
             account.rate_limit = limit;
-            update(accounts, &account).await
+            match plans {
+                Some(plans) => assign(accounts, plans, &mut account).await,
+                None => update(accounts, &account).await,
+            }
         }
         Command::BackfillListing => Err("backfill-listing runs on the Calls table".into()),
+        Command::SyncUsagePlans => Err("sync-usage-plans runs on the whole Accounts table".into()),
     }
+}
+
+/// Puts the account's key in the plan of its limit, and records the key on the account.
+async fn assign(
+    accounts: &dyn AccountStore,
+    plans: &dyn UsagePlans,
+    account: &mut Account,
+) -> Result<Value, String> {
+    account.usage_key = Some(plans.assign(&account.sid, account.rate_limit).await?);
+    update(accounts, account).await
+}
+
+/// `sync-usage-plans`: every account's key in the plan of its limit (accounts created before the
+/// deployment had usage plans, or by a run without the usage-plan variables).
+pub async fn sync_usage_plans(
+    store: &DynamoStore,
+    plans: &dyn UsagePlans,
+) -> Result<Value, String> {
+    let mut synced = 0;
+    for mut account in store.all_accounts().await.map_err(|e| e.to_string())? {
+        assign(store, plans, &mut account).await?;
+        synced += 1;
+    }
+    Ok(json!({ "accounts_synced": synced }))
 }
 
 /// `backfill-listing`: every call stored before listings were partitioned, listed again.
