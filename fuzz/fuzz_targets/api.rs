@@ -52,6 +52,7 @@ fn world() -> &'static (tokio::runtime::Runtime, Services) {
             clock: Arc::new(SystemClock),
             config: ApiConfig::default(),
             account_cache: Default::default(),
+            rate_limiter: None,
         };
         (runtime, services)
     })

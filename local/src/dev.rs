@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use teleapi::api::representation::{call_resource, error_resource};
 use teleapi::domain::event::Event;
 use teleapi::domain::{
@@ -74,17 +73,6 @@ fn field<'a>(fields: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
-fn account_json(account: &Account) -> Value {
-    json!({
-        "sid": account.sid,
-        "auth_token": account.auth_token.expose(),
-        "friendly_name": account.friendly_name,
-        "parent_account_sid": account.parent,
-        "status": account.status.as_str(),
-        "date_created": account.date_created.rfc2822(),
-    })
-}
-
 /// `POST /dev/Accounts` (FriendlyName, optional ParentAccountSid): a new account with its token.
 pub async fn create_account(
     State(stack): State<Arc<Stack>>,
@@ -124,7 +112,7 @@ pub async fn create_account(
         .insert_account(&account)
         .await
         .map_err(internal)?;
-    Ok((StatusCode::CREATED, Json(account_json(&account))).into_response())
+    Ok((StatusCode::CREATED, Json(crate::admin::describe(&account))).into_response())
 }
 
 /// `POST /dev/IncomingCalls` (From, To, Url, optional Method, optional Status): a call to the

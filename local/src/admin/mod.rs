@@ -157,7 +157,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
     })
 }
 
-fn describe(account: &Account) -> Value {
+/// An account as `teleapi-admin` prints it (and `POST /dev/Accounts` answers it): with its
+/// AuthToken, the one place it is handed out.
+pub fn describe(account: &Account) -> Value {
     json!({
         "sid": account.sid,
         "auth_token": account.auth_token.expose(),
