@@ -109,7 +109,7 @@ impl DynamoStore {
                     .condition_expression(
                         "attribute_exists(CallSid) AND attribute_not_exists(ListingKey)",
                     )
-                    .expression_attribute_values(":key", s(&item::listing_key(&account, 0)))
+                    .expression_attribute_values(":key", s(&listing::partition_key(&account, 0)))
                     .send()
                     .await;
                 match result {
@@ -654,7 +654,7 @@ impl CallStore for DynamoStore {
             Order::Descending,
             usize::from(shards),
             |shard, after, limit| {
-                let key = item::listing_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
+                let key = listing::partition_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
                 let mut query = self
                     .client
                     .query()

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::paging::{Order, Round, fill_page};
-use crate::domain::listing::{CallFilter, Page, PageRequest, call_position, intent_position};
+use crate::domain::listing::{
+    CallFilter, Page, PageRequest, call_position, intent_position, partition_key,
+};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
@@ -56,7 +58,7 @@ impl Tables {
     fn put_call(&mut self, call: &Call) {
         if !self.calls.contains_key(&call.sid) {
             self.listing
-                .entry(listing_key(&call.account_sid, call.listing_shard))
+                .entry(partition_key(&call.account_sid, call.listing_shard))
                 .or_default()
                 .insert(call_position(call), call.sid.clone());
         }
@@ -283,7 +285,7 @@ impl CallStore for MemoryStore {
             usize::from(shards),
             |shard, after, limit| {
                 let tables = lock(&self.tables);
-                let key = listing_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
+                let key = partition_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
                 let round = match tables.listing.get(&key) {
                     Some(partition) => read_round(
                         partition,
@@ -399,11 +401,6 @@ fn read_round<V, T>(
             .flatten(),
         scanned: read.len(),
     }
-}
-
-/// The partition key of a call's entry in its account's listing index.
-fn listing_key(account: &AccountSid, shard: u8) -> String {
-    format!("{account}#{shard}")
 }
 
 /// SQS's deduplication interval.

@@ -12,7 +12,7 @@ use super::call::{Call, CallStatus};
 use super::error::InvalidParameter;
 use super::form::Form;
 use super::params::{Params, invalid};
-use super::sid::{CallSid, shorten};
+use super::sid::{AccountSid, CallSid, shorten};
 use super::time::Timestamp;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -42,6 +42,11 @@ pub struct Page<T> {
 pub fn shard_of(sid: &CallSid, shards: u8) -> u8 {
     let random = u16::from_str_radix(&sid.as_str()[2..6], 16).unwrap_or(0);
     u8::try_from(random % u16::from(shards.max(1))).expect("below a u8")
+}
+
+/// The name of an account's listing partition (the listing index's partition key).
+pub fn partition_key(account: &AccountSid, shard: u8) -> String {
+    format!("{account}#{shard}")
 }
 
 /// A call's place in its account's listing, newest first: creation time, then CallSid. Stored

@@ -6,9 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::account::MAX_LISTING_SHARDS;
 use crate::domain::{
-    Account, AccountSid, AccountStatus, AuthToken, Call, CallStatus, Command, Direction,
-    IdempotencyKey, IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method,
-    RateLimit, StatusCallbackEvents, Timestamp, WebhookUrl,
+    Account, AccountStatus, AuthToken, Call, CallStatus, Command, Direction, IdempotencyKey,
+    IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method, RateLimit,
+    StatusCallbackEvents, Timestamp, WebhookUrl,
 };
 use crate::ports::StoreError;
 
@@ -176,12 +176,6 @@ pub(super) fn account_from(item: &Item) -> Result<Account, StoreError> {
     })
 }
 
-/// The partition key of a call's entry in its account's listing index: the account, and which
-/// of its partitions.
-pub(super) fn listing_key(account: &AccountSid, shard: u8) -> String {
-    format!("{account}#{shard}")
-}
-
 pub(super) fn call_item(call: &Call) -> Item {
     let i = &call.instructions;
     let events: Vec<AttributeValue> = i
@@ -194,7 +188,7 @@ pub(super) fn call_item(call: &Call) -> Item {
         .s("AccountSid", call.account_sid.as_str())
         .s(
             "ListingKey",
-            &listing_key(&call.account_sid, call.listing_shard),
+            &crate::domain::listing::partition_key(&call.account_sid, call.listing_shard),
         )
         .s("Listing", &crate::domain::listing::call_position(call))
         .opt_s(
