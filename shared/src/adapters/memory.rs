@@ -4,8 +4,7 @@
 //! `teleapi-local` runs on them; the contract suite keeps them honest. (moto deduplicates per
 //! queue whatever the queue's scope, so the suite checks deduplication within one group only.)
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,12 +40,14 @@ struct Tables {
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     /// The listing index: by partition (account and shard), call positions.
     listing: HashMap<String, BTreeMap<String, CallSid>>,
-    /// What the TTL attributes (`ExpiresAt`) will delete, soonest first.
-    expiring: BinaryHeap<Reverse<(Timestamp, Expiring)>>,
+    /// What the TTL attributes (`ExpiresAt`) will delete, in the order it was written: with one
+    /// retention per process that is nearly expiry order, and an item written out of order is
+    /// deleted when it reaches the front (DynamoDB's TTL is no more punctual: within days).
+    expiring: VecDeque<(Timestamp, Expiring)>,
 }
 
 /// An item with a TTL, by key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Expiring {
     Intent(CallSid, u64),
     Key(IdempotencyKey),
@@ -56,22 +57,21 @@ impl Tables {
     /// Stores `call`, and its entry in the listing index (where it stays: its account, shard
     /// and position never change).
     fn put_call(&mut self, call: &Call) {
-        if !self.calls.contains_key(&call.sid) {
+        if self.calls.insert(call.sid.clone(), call.clone()).is_none() {
             self.listing
                 .entry(partition_key(&call.account_sid, call.listing_shard))
                 .or_default()
                 .insert(call_position(call), call.sid.clone());
         }
-        self.calls.insert(call.sid.clone(), call.clone());
     }
 
     /// Deletes what expired by `now`, as DynamoDB's TTL does (DynamoDB within days, lazily; here
     /// at the next write), so that a long-running local stack keeps a bounded history.
     fn expire(&mut self, now: Timestamp) {
-        while let Some(Reverse((at, _))) = self.expiring.peek()
+        while let Some((at, _)) = self.expiring.front()
             && *at <= now
         {
-            let Reverse((at, item)) = self.expiring.pop().expect("peeked");
+            let (at, item) = self.expiring.pop_front().expect("a front");
             match item {
                 Expiring::Intent(call, seq) => {
                     let key = (call, seq);
@@ -176,20 +176,19 @@ impl CallStore for MemoryStore {
             tables
                 .idempotency
                 .insert(record.key.clone(), record.clone());
-            tables.expiring.push(Reverse((
-                record.expires_at,
-                Expiring::Key(record.key.clone()),
-            )));
+            tables
+                .expiring
+                .push_back((record.expires_at, Expiring::Key(record.key.clone())));
         }
         tables.put_call(write.call);
         if let Some(intent) = write.intent {
             tables
                 .intents
                 .insert((intent.call_sid.clone(), intent.seq), intent.clone());
-            tables.expiring.push(Reverse((
+            tables.expiring.push_back((
                 intent.expires_at,
                 Expiring::Intent(intent.call_sid.clone(), intent.seq),
-            )));
+            ));
         }
         Ok(())
     }
@@ -427,8 +426,8 @@ struct QueueState {
     /// Deduplication ids seen in the last `DEDUP_WINDOW`, with their message group (the
     /// deployed FIFO queues deduplicate per group: high-throughput mode), and the same ids
     /// oldest first, so that expiring them costs nothing per send.
-    dedup: HashSet<(Option<String>, String)>,
-    dedup_order: VecDeque<(Instant, (Option<String>, String))>,
+    dedup: HashSet<Arc<str>>,
+    dedup_order: VecDeque<(Instant, Arc<str>)>,
     /// Wakes this queue's receivers (only them: a send to one queue leaves the others' pollers
     /// asleep).
     arrived: Arc<Notify>,
@@ -593,7 +592,9 @@ impl Queue for MemoryQueue {
             let state = queues.entry(self.name(queue).to_owned()).or_default();
             self.expire(state, now);
             if let Some(dedup_id) = &message.dedup_id {
-                let key = (message.group.clone(), dedup_id.clone());
+                // The id within its group: one allocation, shared by the set and the order.
+                let key: Arc<str> =
+                    format!("{}\u{0}{dedup_id}", message.group.as_deref().unwrap_or("")).into();
                 if !state.dedup.insert(key.clone()) {
                     return Ok(()); // accepted and dropped, as SQS does
                 }
@@ -739,9 +740,7 @@ mod tests {
                     expires_at: at,
                 },
             );
-            tables
-                .expiring
-                .push(Reverse((at, Expiring::Key(key.clone()))));
+            tables.expiring.push_back((at, Expiring::Key(key.clone())));
         }
         tables.expire(start.plus(HOUR * 2));
         assert!(

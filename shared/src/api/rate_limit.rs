@@ -39,9 +39,14 @@ impl RateLimiter {
             let default = self.default;
             buckets.retain(|_, bucket| !bucket.is_full(default.max_of(limit), now));
         }
-        buckets
-            .entry(account.sid.clone())
-            .or_insert_with(|| TokenBucket::full(limit, now))
+        // The account's bucket (the sid is cloned only for a new one).
+        let bucket = match buckets.get_mut(&account.sid) {
+            Some(bucket) => bucket,
+            None => buckets
+                .entry(account.sid.clone())
+                .or_insert_with(|| TokenBucket::full(limit, now)),
+        };
+        bucket
             .take(limit, now)
             .map_err(|retry_after| ApiError::TooManyRequests {
                 account: account.sid.clone(),
