@@ -39,3 +39,12 @@ ensure_wrk() {
         exit 1
     fi
 }
+
+# The SAM CLI of .venv, with cargo-lambda on PATH as its Rust builds need, and offline: no
+# telemetry, and its weekly look for a newer version on PyPI marked as just done.
+sam() {
+    local home="$PWD/$venv/sam-cli"
+    mkdir -p "$home"
+    printf '{"telemetryEnabled": false, "lastVersionCheck": %s}\n' "$(date +%s)" >"$home/metadata.json"
+    PATH="$PWD/$venv/bin:$PATH" SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$home" "$venv/bin/sam" "$@"
+}

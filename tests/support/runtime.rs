@@ -192,9 +192,18 @@ impl Drop for Function {
     }
 }
 
-/// The function binary `name`: the `bootstrap` that `cargo lambda build` made, if any, else the
-/// workspace's own build of it (`tests/run` builds the bootstraps first).
+/// Names the `.aws-sam/build` folder whose bootstraps the tests run (`tests/run` sets it after its
+/// `sam build`).
+pub const SAM_BUILD_ENV: &str = "TELEAPI_SAM_BUILD";
+
+/// The function binary `name`. With `TELEAPI_SAM_BUILD` set, the `bootstrap` that `sam build`
+/// packaged for it, found through the template SAM wrote there (the function whose
+/// `Metadata.BuildProperties.Binary` is `name`); otherwise the bootstrap of the last `cargo lambda build`, else
+/// the workspace's own build of it.
 pub fn binary(name: &str) -> PathBuf {
+    if let Some(build) = std::env::var_os(SAM_BUILD_ENV) {
+        return sam_bootstrap(&PathBuf::from(build), name);
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -211,6 +220,27 @@ pub fn binary(name: &str) -> PathBuf {
         "no binary for {name}: run `tests/run` (it builds them) or `cargo build --bins`"
     );
     plain
+}
+
+/// The bootstrap that `sam build` put in `build` for the function built from binary `name`.
+fn sam_bootstrap(build: &std::path::Path, name: &str) -> PathBuf {
+    let path = build.join("template.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `sam build` first)", path.display()));
+    let template: serde_norway::Value =
+        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let function = template["Resources"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|resources| resources.values())
+        .find(|resource| resource["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("{}: no function built from {name}", path.display()));
+    let code = function["Properties"]["CodeUri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: {name} has no CodeUri", path.display()));
+    let bootstrap = build.join(code).join("bootstrap");
+    assert!(bootstrap.exists(), "{}: missing", bootstrap.display());
+    bootstrap
 }
 
 /// Starts function `name` as Lambda would: `AWS_LAMBDA_*` variables pointing at `emulator`, plus
