@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use teleapi::domain::listing::{CallFilter, PageRequest};
 use teleapi::domain::modify::{Planned, plan};
+use teleapi::domain::worker::{Worker, WorkerId, WorkerStatus};
 use teleapi::domain::{
     AccountSid, AccountStatus, Call, CallSid, CallStatus, Form, IdempotencyKey, IdempotencyRecord,
     IntentSid, IntentStatus, ModifyRequest, Timestamp,
@@ -370,19 +371,32 @@ async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
     assert_eq!(offsets, [1, 2], "older than the cutoff, oldest first");
     assert_eq!(b.calls.pending_intents(cutoff, 1).await.unwrap().len(), 1);
 
+    // Enqueued, it still awaits its worker's report: still listed, as enqueued.
     let one = &pending[0];
-    b.calls
-        .settle_intent(Settlement {
-            call_sid: &one.call_sid,
-            seq: one.seq,
-            intent_sid: None,
-            from: &[IntentStatus::Pending],
-            to: IntentStatus::Enqueued,
-            reason: None,
-            now: cutoff,
-        })
-        .await
-        .unwrap();
+    let settle = |from, to| Settlement {
+        call_sid: &one.call_sid,
+        seq: one.seq,
+        intent_sid: None,
+        from,
+        to,
+        reason: None,
+        now: cutoff,
+    };
+    let settled = settle(&[IntentStatus::Pending], IntentStatus::Enqueued);
+    assert!(b.calls.settle_intent(settled).await.unwrap());
+    let pending = b.calls.pending_intents(cutoff, 10).await.unwrap();
+    let statuses: Vec<(IntentSid, IntentStatus)> =
+        pending.iter().map(|i| (i.sid.clone(), i.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (one.sid.clone(), IntentStatus::Enqueued),
+            (seen[2].1.sid.clone(), IntentStatus::Pending)
+        ]
+    );
+    // Reported, it leaves the list.
+    let settled = settle(&[IntentStatus::Enqueued], IntentStatus::Applied);
+    assert!(b.calls.settle_intent(settled).await.unwrap());
     let pending = b.calls.pending_intents(cutoff, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_ne!(pending[0].sid, one.sid);
@@ -1002,7 +1016,66 @@ macro_rules! contract {
     };
 }
 
+/// A worker is created by its first event, replaced by later ones while it is live, and never
+/// revived once it has left; a stale or duplicate event changes nothing.
+async fn workers_are_recorded_in_order_and_never_revived(b: &Backend) {
+    let id =
+        WorkerId::try_from(format!("worker-{}", &IntentSid::generate().as_str()[2..14])).unwrap();
+    assert_eq!(b.workers.worker(&id).await.unwrap(), None);
+    let now = Timestamp::now().whole_seconds();
+    let at = |seconds: i64| Timestamp::from_millis(1_795_524_248_000 + seconds * 1000);
+    let first = Worker {
+        id: id.clone(),
+        command_queue: "https://sqs.us-east-1.amazonaws.com/123456789012/teleapi-worker-7.fifo"
+            .into(),
+        capacity: 500,
+        calls: 3,
+        status: WorkerStatus::Active,
+        last_event: at(0),
+        lease_expires_at: now.plus(teleapi::domain::worker::LEASE),
+        date_created: now,
+        date_updated: now,
+    };
+    assert!(b.workers.record_worker(&first).await.unwrap());
+    assert_eq!(b.workers.worker(&id).await.unwrap().as_ref(), Some(&first));
+
+    let draining = Worker {
+        status: WorkerStatus::Draining,
+        calls: 2,
+        last_event: at(10),
+        ..first.clone()
+    };
+    assert!(b.workers.record_worker(&draining).await.unwrap());
+    for stale in [at(10), at(5)] {
+        let older = Worker {
+            last_event: stale,
+            status: WorkerStatus::Active,
+            ..first.clone()
+        };
+        assert!(!b.workers.record_worker(&older).await.unwrap(), "{stale:?}");
+    }
+    assert_eq!(
+        b.workers.worker(&id).await.unwrap().as_ref(),
+        Some(&draining)
+    );
+
+    let left = Worker {
+        status: WorkerStatus::Left,
+        calls: 0,
+        last_event: at(20),
+        ..draining.clone()
+    };
+    assert!(b.workers.record_worker(&left).await.unwrap());
+    let back = Worker {
+        last_event: at(30),
+        ..first.clone()
+    };
+    assert!(!b.workers.record_worker(&back).await.unwrap());
+    assert_eq!(b.workers.worker(&id).await.unwrap().as_ref(), Some(&left));
+}
+
 contract!(
+    workers_are_recorded_in_order_and_never_revived,
     accounts_round_trip,
     calls_round_trip,
     an_intent_and_its_call_are_written_together,

@@ -17,6 +17,9 @@ struct Local {
     client: reqwest::Client,
     sid: String,
     app: Sink,
+    /// The stack's record of media workers, and the simulated worker's id.
+    workers: std::sync::Arc<dyn teleapi::ports::WorkerStore>,
+    worker_id: teleapi::domain::worker::WorkerId,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -39,6 +42,8 @@ impl Local {
         })
         .await
         .expect("the stack starts");
+        let workers = stack.events.workers.clone();
+        let worker_id = stack.simulator.worker_id().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -74,6 +79,8 @@ impl Local {
                 .unwrap(),
             sid: sid.to_string(),
             app,
+            workers,
+            worker_id,
             _stop: stop,
         }
     }
@@ -490,6 +497,19 @@ async fn phones_that_do_not_answer(local: Local) {
     );
 }
 
+/// The simulated worker announces itself as a real one would, with its own commands queue, and
+/// keeps its lease.
+async fn the_simulated_worker_heartbeats(local: Local) {
+    use teleapi::domain::worker::WorkerStatus;
+    let worker = eventually("the worker's first heartbeat", || async {
+        local.workers.worker(&local.worker_id).await.unwrap()
+    })
+    .await;
+    assert_eq!(worker.status, WorkerStatus::Active);
+    assert!(!worker.command_queue.is_empty());
+    assert!(worker.lease_expires_at > worker.date_updated);
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -523,4 +543,5 @@ on_both_backends!(
     mute_then_unmute,
     moving_both_legs,
     phones_that_do_not_answer,
+    the_simulated_worker_heartbeats,
 );

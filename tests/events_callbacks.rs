@@ -673,6 +673,66 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
     );
 }
 
+/// Heartbeats announce a worker and renew its lease, in the worker's order; once it has left,
+/// nothing of it comes back. A malformed worker event is dead-lettered like any poison event.
+async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
+    use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
+    let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
+    let heartbeat = |at: i64, state: &str| {
+        format!(
+            r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":1,"state":"{state}"}}"#
+        )
+    };
+    let apply = |body: String| {
+        let events = p.events.clone();
+        async move { handle_event(&events, &body).await.unwrap() }
+    };
+    assert!(matches!(
+        apply(heartbeat(1_000, "active")).await,
+        Handled::Applied { .. }
+    ));
+    let first = p.world.backend.workers.worker(&id).await.unwrap().unwrap();
+    assert_eq!(first.status, WorkerStatus::Active);
+    assert_eq!(first.lease_expires_at, p.world.clock.now().plus(LEASE));
+
+    p.world.clock.advance(Duration::from_secs(10));
+    assert!(matches!(
+        apply(heartbeat(11_000, "draining")).await,
+        Handled::Applied { .. }
+    ));
+    assert!(matches!(
+        apply(heartbeat(11_000, "active")).await,
+        Handled::Ignored(_)
+    ));
+    assert!(matches!(
+        apply(heartbeat(5_000, "active")).await,
+        Handled::Ignored(_)
+    ));
+    let renewed = p.world.backend.workers.worker(&id).await.unwrap().unwrap();
+    assert_eq!(renewed.status, WorkerStatus::Draining);
+    assert_eq!(renewed.lease_expires_at, p.world.clock.now().plus(LEASE));
+
+    let left =
+        format!(r#"{{"version":1,"type":"worker.left","worker_id":"{id}","timestamp":12000}}"#);
+    assert!(matches!(apply(left).await, Handled::Applied { .. }));
+    assert!(matches!(
+        apply(heartbeat(13_000, "active")).await,
+        Handled::Ignored(_)
+    ));
+    let gone = p.world.backend.workers.worker(&id).await.unwrap().unwrap();
+    assert_eq!(gone.status, WorkerStatus::Left);
+
+    let bad = r#"{"version":1,"type":"worker.heartbeat","worker_id":"not valid"}"#.to_owned();
+    let message = teleapi::consumer::BatchMessage {
+        id: "m1".into(),
+        group: Some("not valid".into()),
+        body: bad.clone(),
+    };
+    consume(&p.events, &message).await.unwrap();
+    let dead = Backend::drain(p.world.backend.event_dead_letters.as_ref()).await;
+    assert_eq!(dead, [bad]);
+}
+
 async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
     let a = p.world.call(CallStatus::InProgress).await;
     let b = p.world.call(CallStatus::Ringing).await;
@@ -878,6 +938,7 @@ teleapi_tests::on_both_backends!(
     command_events_settle_intents,
     an_unknown_inbound_call_is_created_on_initiated,
     one_bad_message_does_not_hold_back_the_batch,
+    worker_heartbeats_renew_a_lease_until_the_worker_leaves,
 );
 
 /// A resolver that answers every name with fixed addresses: DNS as an attacker would run it.

@@ -245,6 +245,31 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
         Backend::drain(world.backend.event_dead_letters.as_ref()).await,
         ["{not json"]
     );
+    // A worker's heartbeat: the function records the worker in its table.
+    let worker = teleapi::domain::worker::WorkerId::try_from("worker-7.1".to_owned()).unwrap();
+    let heartbeat = json!({
+        "version": 1, "type": "worker.heartbeat", "worker_id": worker, "timestamp": 1,
+        "command_queue_url": "https://sqs.example/teleapi-worker-7.fifo", "capacity": 500,
+        "calls": 1, "state": "active"
+    });
+    let answer = response(
+        emulator
+            .invoke(&sqs_event(
+                "m-3",
+                &heartbeat.to_string(),
+                Some("worker-7.1"),
+            ))
+            .await,
+    );
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let recorded = world
+        .backend
+        .workers
+        .worker(&worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.capacity, 500);
 
     // callback: the job call-events queued is delivered to the app.
     let jobs = Backend::drain(world.backend.callbacks.as_ref()).await;

@@ -810,6 +810,22 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
         .unwrap();
     assert_eq!(intent.status, IntentStatus::Failed);
     assert!(world.backend.drain_commands().await.is_empty());
+
+    // The first one's command went out again at 61 s, and no worker has reported it since: at
+    // 302 s it is past the report deadline, failed in the same run, and not again.
+    assert_eq!(report.unreported, 1);
+    let first = world
+        .backend
+        .calls
+        .intent(&call.sid, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.status, first.reason.as_deref()),
+        (IntentStatus::Failed, Some(teleapi::reconcile::UNREPORTED))
+    );
+    assert_eq!(reconcile(&world).await, Default::default());
 }
 
 async fn request_size_and_media_type(world: World) {

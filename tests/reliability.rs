@@ -361,7 +361,8 @@ async fn the_simulated_worker_absorbs_redelivered_commands() {
     assert_eq!(run(2).await, expected, "every command delivered twice");
 }
 
-/// Reads the worker's events into `seen` (as "type status-or-intent") until one ends with `what`.
+/// Reads the worker's call events into `seen` (as "type status-or-intent") until one ends with
+/// `what`.
 async fn wait_for(
     queue: &teleapi::adapters::memory::MemoryQueue,
     seen: &mut Vec<String>,
@@ -376,6 +377,10 @@ async fn wait_for(
         {
             let event: serde_json::Value = serde_json::from_str(&message.body).unwrap();
             queue.delete(None, &message.receipt).await.unwrap();
+            // The worker's heartbeats are not about the call.
+            if teleapi::domain::worker::is_worker_event(&message.body) {
+                continue;
+            }
             let detail = event["status"].as_str().or(event["intent_sid"].as_str());
             let line = format!(
                 "{} {}",

@@ -14,7 +14,9 @@ use teleapi::api::{ApiConfig, Services};
 use teleapi::call_events::{EventConfig, EventServices};
 use teleapi::callbacks::{CallbackConfig, CallbackServices};
 use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
-use teleapi::ports::{AccountStore, CallStore, Clock, InsertError, Queue, SystemClock};
+use teleapi::ports::{
+    AccountStore, CallStore, Clock, InsertError, Queue, SystemClock, WorkerStore,
+};
 
 use crate::simulator::{Simulator, SimulatorConfig};
 
@@ -189,21 +191,21 @@ async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// Every store port, on one backing.
+trait Stores: AccountStore + CallStore + WorkerStore {}
+
+impl<T: AccountStore + CallStore + WorkerStore> Stores for T {}
+
 impl Stack {
     /// The stack, with the local address policy (webhooks on loopback allowed, so that an app
     /// on this machine can be called).
     pub async fn build(options: StackOptions) -> Result<Self, String> {
         let mut function_env = Vec::new();
-        let (accounts, calls, queues, description): (
-            Arc<dyn AccountStore>,
-            Arc<dyn CallStore>,
-            Queues,
-            String,
-        ) = match &options.backing {
+        let (store, queues, description): (Arc<dyn Stores>, Queues, String) = match &options.backing
+        {
             Backing::Memory => {
                 let store = MemoryStore::new();
                 (
-                    Arc::new(store.clone()),
                     Arc::new(store),
                     memory_queues(options.retention),
                     "in-memory stores and queues".into(),
@@ -223,6 +225,7 @@ impl Stack {
                     &tables.calls,
                     &tables.intents,
                     &tables.idempotency,
+                    &tables.workers,
                 ]) {
                     function_env.push(((*name).to_owned(), value.clone()));
                 }
@@ -243,13 +246,15 @@ impl Stack {
                 let store = Arc::new(DynamoStore::new(dynamodb, tables));
                 let where_ = endpoint.as_deref().unwrap_or("the AWS environment");
                 (
-                    store.clone(),
                     store,
                     sqs_queues(&sqs, prefix).await?,
                     format!("DynamoDB and SQS at {where_}, names prefixed {prefix}"),
                 )
             }
         };
+        let accounts: Arc<dyn AccountStore> = store.clone();
+        let calls: Arc<dyn CallStore> = store.clone();
+        let workers: Arc<dyn WorkerStore> = store;
 
         let mut dev_account = Account::open("Dev account", None, Timestamp::now());
         if let Some((sid, token)) = options.dev.clone() {
@@ -283,6 +288,7 @@ impl Stack {
             accounts: accounts.clone(),
             account_cache: Default::default(),
             calls: calls.clone(),
+            workers,
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
             dead_letters: queues.events_dlq.clone(),

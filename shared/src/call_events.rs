@@ -13,10 +13,11 @@ use crate::consumer::BatchMessage;
 use crate::domain::callback::CallbackJob;
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Verdict, progress};
+use crate::domain::worker::{self, WorkerEvent};
 use crate::domain::{IntentSid, IntentStatus};
 use crate::ports::{
     AccountStore, CallStore, CallWrite, Clock, OutgoingMessage, Queue, QueueError, RecordError,
-    Settlement, StoreError,
+    Settlement, StoreError, WorkerStore,
 };
 use crate::system_intents::send_after_write;
 
@@ -46,6 +47,8 @@ pub struct EventServices {
     pub accounts: Arc<dyn AccountStore>,
     pub account_cache: AccountCache,
     pub calls: Arc<dyn CallStore>,
+    /// Where heartbeats renew the workers' leases.
+    pub workers: Arc<dyn WorkerStore>,
     pub commands: Arc<dyn Queue>,
     pub callbacks: Arc<dyn Queue>,
     /// The events dead-letter queue (FIFO), for messages that can never be applied.
@@ -99,6 +102,9 @@ pub enum EventError {
 }
 
 pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handled, EventError> {
+    if worker::is_worker_event(body) {
+        return handle_worker_event(services, body).await;
+    }
     let event = Event::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
     let handled = match &event.kind {
         EventKind::CommandApplied { intent_sid, seq } => {
@@ -133,6 +139,33 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
         target: "teleapi::event",
         event = event.name(),
         call_sid = %event.call_sid,
+        handled = ?handled,
+        "event"
+    );
+    Ok(handled)
+}
+
+/// A heartbeat or a leaving: one conditional write of the worker, which a concurrent or later
+/// event of the same worker may win (then this one is stale).
+async fn handle_worker_event(services: &EventServices, body: &str) -> Result<Handled, EventError> {
+    let event = WorkerEvent::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
+    let current = services.workers.worker(&event.worker_id).await?;
+    let handled = match worker::apply(current.as_ref(), &event, services.clock.now()) {
+        Err(why) => Handled::Ignored(why),
+        Ok(next) if services.workers.record_worker(&next).await? => Handled::Applied {
+            callback: false,
+            intent: false,
+        },
+        Ok(_) => Handled::Ignored(format!(
+            "{} for worker {}: a later event was recorded first",
+            event.name(),
+            event.worker_id
+        )),
+    };
+    tracing::info!(
+        target: "teleapi::event",
+        event = event.name(),
+        worker_id = %event.worker_id,
         handled = ?handled,
         "event"
     );

@@ -221,6 +221,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
         accounts: aws.store.clone(),
         account_cache: Default::default(),
         calls: aws.store.clone(),
+        workers: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         dead_letters: aws.queue(EVENTS_DLQ_ENV)?,

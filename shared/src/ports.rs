@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::domain::callback::Delivery;
 use crate::domain::listing::{CallFilter, Page, PageRequest};
+use crate::domain::worker::{Worker, WorkerId};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, Command, IdempotencyKey, IdempotencyRecord, Intent,
     IntentSid, IntentStatus, Method, Timestamp,
@@ -96,6 +97,19 @@ pub trait AccountStore: Send + Sync {
     async fn update_account(&self, account: &Account) -> Result<bool, StoreError>;
 }
 
+/// The media workers the control plane knows (docs/messages.md, "Worker events").
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    /// The worker, read consistently.
+    async fn worker(&self, id: &WorkerId) -> Result<Option<Worker>, StoreError>;
+
+    /// Writes `worker` whole if there is no such worker yet, or if the stored one is still live
+    /// (active or draining) and its last event came before `worker`'s; `false` if not (a
+    /// duplicate or stale event, a worker that left or expired, a concurrent writer that got
+    /// there first), which changes nothing.
+    async fn record_worker(&self, worker: &Worker) -> Result<bool, StoreError>;
+}
+
 #[async_trait]
 pub trait CallStore: Send + Sync {
     /// The call, read consistently (a read after a write sees the write).
@@ -115,7 +129,8 @@ pub trait CallStore: Send + Sync {
     /// See [`IntentFailure`]. `false` if the intent was no longer pending (nothing changed).
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError>;
 
-    /// Pending intents created before `created_before`, oldest first, at most `limit`.
+    /// Intents awaiting their worker's report (`pending` or `enqueued`) created before
+    /// `created_before`, oldest first, at most `limit`.
     async fn pending_intents(
         &self,
         created_before: Timestamp,

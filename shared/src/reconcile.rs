@@ -1,12 +1,14 @@
 //! The reconciler: settles intents left pending by a modification that died between its write
-//! and its send (a crash, a timeout, a lost connection). Runs every minute (a scheduled function
-//! deployed; a background task in `teleapi-local`). See docs/data-model.md, "Intent lifecycle".
+//! and its send (a crash, a timeout, a lost connection), and intents no worker ever reports.
+//! Runs every minute (a scheduled function deployed; a background task in `teleapi-local`). See
+//! docs/data-model.md, "Intent lifecycle".
 //!
 //! An intent still pending after [`GRACE`] is either unsent or sent and not yet reported by the
 //! worker. Sending its command again is safe either way: the deduplication id is the IntentSid,
 //! so within SQS's five-minute window the worker sees the command once. Beyond
 //! [`DELIVERY_WINDOW`] a resend could duplicate, and a command that late would surprise the
-//! caller, so the intent is failed instead.
+//! caller, so the intent is failed instead. An intent whose command is on the queue (`enqueued`)
+//! and that no worker has reported by [`REPORT_DEADLINE`] is failed too: nothing waits forever.
 
 use std::time::Duration;
 
@@ -21,6 +23,14 @@ pub const GRACE: Duration = Duration::from_secs(60);
 /// reconciler run takes.
 pub const DELIVERY_WINDOW: Duration = Duration::from_secs(240);
 
+/// How long after its creation an intent may await its worker's report: a minute beyond the
+/// last moment its command can have been (re)delivered.
+pub const REPORT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Why an intent that no worker reported was failed.
+pub const UNREPORTED: &str = "No media worker reported the command within 5 minutes; \
+whether it took effect is unknown";
+
 /// Intents looked at per run; a backlog drains over successive runs.
 const BATCH: usize = 200;
 
@@ -30,6 +40,8 @@ pub struct Reconciled {
     pub resent: usize,
     /// Intents too old to deliver, marked failed.
     pub failed: usize,
+    /// Enqueued intents that no worker reported in time, marked failed.
+    pub unreported: usize,
     /// Sends that failed again; retried on the next run.
     pub deferred: usize,
 }
@@ -41,21 +53,20 @@ pub async fn reconcile_pending(
 ) -> Result<Reconciled, StoreError> {
     let mut report = Reconciled::default();
     for intent in calls.pending_intents(now.minus(GRACE), BATCH).await? {
+        if intent.status == IntentStatus::Enqueued {
+            // Its command is on the queue; only the worker's silence is left to settle.
+            if intent.date_created < now.minus(REPORT_DEADLINE)
+                && fail(calls, &intent, IntentStatus::Enqueued, UNREPORTED, now).await?
+            {
+                tracing::warn!(intent_sid = %intent.sid, "enqueued intent never reported: failed");
+                report.unreported += 1;
+            }
+            continue;
+        }
         let too_late = intent.date_created < now.minus(DELIVERY_WINDOW);
         let Some(command) = intent.command.as_ref().filter(|_| !too_late) else {
             let reason = "The command was not confirmed on the queue within 4 minutes";
-            if calls
-                .settle_intent(Settlement {
-                    call_sid: &intent.call_sid,
-                    seq: intent.seq,
-                    intent_sid: None,
-                    from: &[IntentStatus::Pending],
-                    to: IntentStatus::Failed,
-                    reason: Some(reason),
-                    now,
-                })
-                .await?
-            {
+            if fail(calls, &intent, IntentStatus::Pending, reason, now).await? {
                 tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
                 report.failed += 1;
             }
@@ -87,4 +98,25 @@ pub async fn reconcile_pending(
         }
     }
     Ok(report)
+}
+
+/// Fails `intent` if it is still `from`.
+async fn fail(
+    calls: &dyn CallStore,
+    intent: &crate::domain::Intent,
+    from: IntentStatus,
+    reason: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    calls
+        .settle_intent(Settlement {
+            call_sid: &intent.call_sid,
+            seq: intent.seq,
+            intent_sid: None,
+            from: &[from],
+            to: IntentStatus::Failed,
+            reason: Some(reason),
+            now,
+        })
+        .await
 }

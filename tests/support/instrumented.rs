@@ -412,6 +412,7 @@ impl crate::Backend {
                 hooks.clone(),
             )),
             calls: store(&self.calls),
+            workers: self.workers.clone(),
             commands: queue(&self.commands),
             events: queue(&self.events),
             event_dead_letters: queue(&self.event_dead_letters),

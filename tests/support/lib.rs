@@ -20,7 +20,7 @@ use teleapi::adapters::sqs::{SqsQueue, create_queue};
 use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
-use teleapi::ports::{AccountStore, CallStore, Clock, Queue};
+use teleapi::ports::{AccountStore, CallStore, Clock, Queue, WorkerStore};
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug)]
@@ -53,6 +53,7 @@ pub struct Backend {
     pub name: &'static str,
     pub accounts: Arc<dyn AccountStore>,
     pub calls: Arc<dyn CallStore>,
+    pub workers: Arc<dyn WorkerStore>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -87,6 +88,7 @@ impl AwsParts {
             ("TELEAPI_CALLS_TABLE", t.calls.as_str()),
             ("TELEAPI_INTENTS_TABLE", t.intents.as_str()),
             ("TELEAPI_IDEMPOTENCY_TABLE", t.idempotency.as_str()),
+            ("TELEAPI_WORKERS_TABLE", t.workers.as_str()),
             ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
             ("TELEAPI_CALLBACKS_QUEUE_URL", self.callbacks_url.as_str()),
             ("TELEAPI_CALLBACKS_DLQ_URL", self.callbacks_dlq_url.as_str()),
@@ -109,6 +111,7 @@ impl Backend {
         Self {
             name: "memory",
             accounts: Arc::new(store.clone()),
+            workers: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -164,6 +167,7 @@ impl Backend {
         Self {
             name: "moto",
             accounts: store.clone(),
+            workers: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),
@@ -204,6 +208,7 @@ impl Backend {
             accounts: self.accounts.clone(),
             account_cache: Default::default(),
             calls: self.calls.clone(),
+            workers: self.workers.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
             dead_letters: self.event_dead_letters.clone(),

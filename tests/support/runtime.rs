@@ -194,12 +194,12 @@ impl Drop for Function {
 
 /// Names the `.aws-sam/build` folder whose bootstraps the tests run (`tests/run` sets it after its
 /// `sam build`).
-pub const SAM_BUILD_ENV: &str = "TELEAPI_SAM_BUILD";
+const SAM_BUILD_ENV: &str = "TELEAPI_SAM_BUILD";
 
 /// The function binary `name`. With `TELEAPI_SAM_BUILD` set, the `bootstrap` that `sam build`
 /// packaged for it, found through the template SAM wrote there (the function whose
-/// `Metadata.BuildProperties.Binary` is `name`); otherwise the bootstrap of the last `cargo lambda build`, else
-/// the workspace's own build of it.
+/// `Metadata.BuildProperties.Binary` is `name`); otherwise the bootstrap of the last
+/// `cargo lambda build`, else the workspace's own build of it.
 pub fn binary(name: &str) -> PathBuf {
     if let Some(build) = std::env::var_os(SAM_BUILD_ENV) {
         return sam_bootstrap(&PathBuf::from(build), name);

@@ -16,6 +16,9 @@ use std::time::Duration;
 use teleapi::domain::command::{Command, CommandType};
 use teleapi::domain::event::{EVENT_VERSION, Event, EventKind};
 use teleapi::domain::sid::random_hex32;
+use teleapi::domain::worker::{
+    HEARTBEAT_INTERVAL, WorkerEvent, WorkerEventKind, WorkerId, WorkerState,
+};
 use teleapi::domain::{
     AccountSid, CallSid, CallStatus, Direction, HangupStatus, IntentSid, Method, Timestamp,
     WebhookUrl,
@@ -79,6 +82,8 @@ enum Message {
 
 #[derive(Clone)]
 struct Shared {
+    /// This run's worker id (docs/messages.md, "Worker events").
+    worker_id: WorkerId,
     queue_url: String,
     events: Arc<dyn Queue>,
     http: reqwest::Client,
@@ -109,6 +114,11 @@ impl Simulator {
     ) -> Self {
         Self {
             shared: Shared {
+                worker_id: WorkerId::try_from(format!(
+                    "teleapi-local.{}",
+                    Timestamp::now().millis()
+                ))
+                .expect("a valid worker id"),
                 queue_url: queue_url.into(),
                 events,
                 http: reqwest::Client::builder()
@@ -153,8 +163,15 @@ impl Simulator {
         });
     }
 
-    /// Reads the commands queue forever, handing each command to its call.
+    /// This run's worker id.
+    pub fn worker_id(&self) -> &WorkerId {
+        &self.shared.worker_id
+    }
+
+    /// Reads the commands queue forever, handing each command to its call, and sends a
+    /// heartbeat every [`HEARTBEAT_INTERVAL`] from the start.
     pub async fn run(self) {
+        tokio::spawn(heartbeats(self.shared.clone()));
         loop {
             let received = match self
                 .commands
@@ -240,6 +257,34 @@ impl Simulator {
                     emit(&shared, &command.call_sid, kind).await;
                 });
             }
+        }
+    }
+}
+
+/// How many calls the simulated worker says it can hold.
+const CAPACITY: u32 = 10_000;
+
+/// The worker's heartbeats, for as long as the process runs.
+async fn heartbeats(shared: Shared) {
+    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let calls = u32::try_from(shared.legs.lock().unwrap().len()).unwrap_or(u32::MAX);
+        let event = WorkerEvent {
+            version: EVENT_VERSION,
+            worker_id: shared.worker_id.clone(),
+            timestamp: Timestamp::now().millis(),
+            kind: WorkerEventKind::Heartbeat {
+                command_queue_url: shared.queue_url.clone(),
+                capacity: CAPACITY,
+                calls,
+                state: WorkerState::Active,
+            },
+        };
+        let message =
+            OutgoingMessage::fifo(shared.worker_id.as_str(), random_hex32(), event.to_json());
+        if let Err(err) = shared.events.send(None, &message).await {
+            tracing::warn!(error = %err, "simulator: heartbeat not sent");
         }
     }
 }

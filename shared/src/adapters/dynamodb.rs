@@ -16,13 +16,14 @@ use aws_sdk_dynamodb::types::{
 
 use super::paging::{Order, Round, fill_page};
 use crate::domain::listing::{self, CallFilter, Page, PageRequest};
+use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, RecordError, Settlement,
-    StoreError,
+    StoreError, WorkerStore,
 };
 
 pub use schema::TableNames;
@@ -330,6 +331,45 @@ impl AccountStore for DynamoStore {
 }
 
 #[async_trait]
+impl WorkerStore for DynamoStore {
+    async fn worker(&self, id: &WorkerId) -> Result<Option<Worker>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.workers)
+            .key("WorkerId", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.map(|i| item::worker_from(&i)).transpose()
+    }
+
+    async fn record_worker(&self, worker: &Worker) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.workers)
+            .set_item(Some(item::worker_item(worker)))
+            .condition_expression(
+                "attribute_not_exists(WorkerId) \
+                 OR (#status IN (:active, :draining) AND LastEvent < :at)",
+            )
+            .expression_attribute_names("#status", "Status")
+            .expression_attribute_values(":active", s(WorkerStatus::Active.as_str()))
+            .expression_attribute_values(":draining", s(WorkerStatus::Draining.as_str()))
+            .expression_attribute_values(":at", n(worker.last_event.millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+}
+
+#[async_trait]
 impl CallStore for DynamoStore {
     async fn call(&self, sid: &CallSid) -> Result<Option<Call>, StoreError> {
         let output = self
@@ -480,7 +520,7 @@ impl CallStore for DynamoStore {
             update.push_str(", Reason = :reason");
             request = request.expression_attribute_values(":reason", s(reason));
         }
-        if to != IntentStatus::Pending {
+        if to.is_settled() {
             update.push_str(" REMOVE PendingShard");
         }
         match request.update_expression(update).send().await {
@@ -594,7 +634,7 @@ impl CallStore for DynamoStore {
             for entry in output.items() {
                 let intent = item::intent_from(entry)?;
                 // The index is eventually consistent: skip what has settled since.
-                if intent.status == IntentStatus::Pending {
+                if !intent.status.is_settled() {
                     found.push(intent);
                 }
             }

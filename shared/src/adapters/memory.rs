@@ -15,13 +15,14 @@ use super::paging::{Order, Round, fill_page};
 use crate::domain::listing::{
     CallFilter, Page, PageRequest, call_position, intent_position, partition_key,
 };
+use crate::domain::worker::{Worker, WorkerId};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
-    QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
+    QueueError, ReceivedMessage, RecordError, Settlement, StoreError, WorkerStore,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,6 +39,7 @@ struct Tables {
     calls: HashMap<CallSid, Call>,
     intents: BTreeMap<(CallSid, u64), Intent>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
+    workers: HashMap<WorkerId, Worker>,
     /// The listing index: by partition (account and shard), call positions.
     listing: HashMap<String, BTreeMap<String, CallSid>>,
     /// What the TTL attributes (`ExpiresAt`) will delete, in the order it was written: with one
@@ -133,6 +135,25 @@ impl AccountStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl WorkerStore for MemoryStore {
+    async fn worker(&self, id: &WorkerId) -> Result<Option<Worker>, StoreError> {
+        Ok(lock(&self.tables).workers.get(id).cloned())
+    }
+
+    async fn record_worker(&self, worker: &Worker) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        let writable = tables
+            .workers
+            .get(&worker.id)
+            .is_none_or(|stored| stored.status.is_live() && stored.last_event < worker.last_event);
+        if writable {
+            tables.workers.insert(worker.id.clone(), worker.clone());
+        }
+        Ok(writable)
     }
 }
 
@@ -257,7 +278,7 @@ impl CallStore for MemoryStore {
         let mut pending: Vec<Intent> = tables
             .intents
             .values()
-            .filter(|i| i.status == IntentStatus::Pending && i.date_created < created_before)
+            .filter(|i| !i.status.is_settled() && i.date_created < created_before)
             .cloned()
             .collect();
         pending.sort_by_key(|i| i.date_created);

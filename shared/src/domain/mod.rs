@@ -22,6 +22,7 @@ pub mod rcml;
 pub mod sid;
 pub mod time;
 pub mod webhook;
+pub mod worker;
 
 pub use account::{Account, AccountStatus, AuthToken, RateLimit};
 pub use call::{Call, CallStatus, Direction, Instructions};

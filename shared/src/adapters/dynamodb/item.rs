@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::account::MAX_LISTING_SHARDS;
+use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountStatus, AuthToken, Call, CallStatus, Command, Direction, IdempotencyKey,
     IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method, RateLimit,
@@ -345,5 +346,43 @@ pub(super) fn idempotency_from(item: &Item) -> Result<IdempotencyRecord, StoreEr
         status: r.n("Status")?,
         response: r.s("Response")?.to_owned(),
         expires_at: r.ttl("ExpiresAt")?,
+    })
+}
+
+/// How long a worker's item outlives its last write (its TTL): long enough to tell a late
+/// event of a worker that has gone from a new worker.
+pub(super) const WORKER_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+
+pub(super) fn worker_item(worker: &Worker) -> Item {
+    Writer::default()
+        .s("WorkerId", worker.id.as_str())
+        .s("CommandQueue", &worker.command_queue)
+        .n("Capacity", worker.capacity)
+        .n("Calls", worker.calls)
+        .s("Status", worker.status.as_str())
+        .n("LastEvent", worker.last_event.millis())
+        .n("LeaseExpiresAt", worker.lease_expires_at.millis())
+        .n("DateCreated", worker.date_created.millis())
+        .n("DateUpdated", worker.date_updated.millis())
+        .n(
+            "ExpiresAt",
+            worker.date_updated.plus(WORKER_RETENTION).epoch_seconds(),
+        )
+        .0
+}
+
+pub(super) fn worker_from(item: &Item) -> Result<Worker, StoreError> {
+    let r = Reader(item);
+    Ok(Worker {
+        id: r.parse("WorkerId", |v| WorkerId::try_from(v.to_owned()).ok())?,
+        command_queue: r.s("CommandQueue")?.to_owned(),
+        capacity: r.n("Capacity")?,
+        calls: r.n("Calls")?,
+        status: r.parse("Status", WorkerStatus::parse)?,
+        last_event: r.time("LastEvent")?,
+        lease_expires_at: r.time("LeaseExpiresAt")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
     })
 }

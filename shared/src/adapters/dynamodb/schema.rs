@@ -24,15 +24,17 @@ pub struct TableNames {
     pub calls: String,
     pub intents: String,
     pub idempotency: String,
+    pub workers: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 4] = [
+    pub const ENV: [&'static str; 5] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
         "TELEAPI_IDEMPOTENCY_TABLE",
+        "TELEAPI_WORKERS_TABLE",
     ];
 
     /// Only the accounts table, for tools that manage accounts (the other names are empty; the
@@ -43,6 +45,7 @@ impl TableNames {
             calls: String::new(),
             intents: String::new(),
             idempotency: String::new(),
+            workers: String::new(),
         }
     }
 
@@ -53,6 +56,7 @@ impl TableNames {
             calls: format!("{prefix}-calls"),
             intents: format!("{prefix}-intents"),
             idempotency: format!("{prefix}-idempotency"),
+            workers: format!("{prefix}-workers"),
         }
     }
 
@@ -63,6 +67,7 @@ impl TableNames {
             calls: var(Self::ENV[1])?,
             intents: var(Self::ENV[2])?,
             idempotency: var(Self::ENV[3])?,
+            workers: var(Self::ENV[4])?,
         })
     }
 }
@@ -141,6 +146,12 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             None,
             Some("ExpiresAt"),
         ),
+        (
+            &names.workers,
+            vec![("WorkerId", S, Hash)],
+            None,
+            Some("ExpiresAt"),
+        ),
     ];
     for (name, keys, gsi, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -190,6 +201,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.calls,
         &names.intents,
         &names.idempotency,
+        &names.workers,
     ] {
         wait_until_active(client, name).await?;
     }
