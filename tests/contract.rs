@@ -75,6 +75,7 @@ async fn calls_round_trip(b: &Backend) {
     stored.sid = teleapi::domain::CallSid::generate();
     stored.parent_call_sid = Some(teleapi::domain::CallSid::generate());
     stored.command_queue = Some("https://sqs.example/worker-7.fifo".into());
+    stored.worker = Some(WorkerId::try_from("worker-7.1795524200".to_owned()).unwrap());
     stored.end_time = Some(now);
     stored.duration = Some(42);
     stored.instructions.time_limit = Some(600);
@@ -1074,7 +1075,148 @@ async fn workers_are_recorded_in_order_and_never_revived(b: &Backend) {
     assert_eq!(b.workers.worker(&id).await.unwrap().as_ref(), Some(&left));
 }
 
+/// A worker's live calls are found by its id, oldest first, until they end.
+async fn a_workers_live_calls_are_found_until_they_end(b: &Backend) {
+    let owner = account(b, None).await;
+    let worker = |n: u8| {
+        WorkerId::try_from(format!("w{n}-{}", &IntentSid::generate().as_str()[2..14])).unwrap()
+    };
+    let (ours, theirs) = (worker(1), worker(2));
+    let start = Timestamp::now();
+    let mut owned = Vec::new();
+    for (offset, who, status) in [
+        (2, Some(&ours), CallStatus::InProgress),
+        (1, Some(&ours), CallStatus::Ringing),
+        (3, Some(&ours), CallStatus::Completed),
+        (4, Some(&theirs), CallStatus::InProgress),
+        (5, None, CallStatus::InProgress),
+    ] {
+        let now = start.plus(Duration::from_secs(offset));
+        let stored = call(b, &owner.sid, CallStatus::Queued, now).await;
+        let mut next = stored.clone();
+        next.worker = who.cloned();
+        next.status = status;
+        next.version += 1;
+        let write = CallWrite {
+            call: &next,
+            expected_version: Some(stored.version),
+            intent: None,
+            idempotency: None,
+            now,
+        };
+        b.calls.write_call(write).await.unwrap();
+        if who == Some(&ours) {
+            owned.push((offset, next));
+        }
+    }
+    let sids = |offsets: &[u64]| -> Vec<CallSid> {
+        offsets
+            .iter()
+            .map(|o| {
+                owned
+                    .iter()
+                    .find(|(offset, _)| offset == o)
+                    .unwrap()
+                    .1
+                    .sid
+                    .clone()
+            })
+            .collect()
+    };
+    assert_eq!(b.calls.live_calls(&ours, 10).await.unwrap(), sids(&[1, 2]));
+    assert_eq!(b.calls.live_calls(&ours, 1).await.unwrap(), sids(&[1]));
+    assert_eq!(b.calls.live_calls(&theirs, 10).await.unwrap().len(), 1);
+
+    let (_, ringing) = owned.iter().find(|(o, _)| *o == 1).unwrap();
+    let mut ended = ringing.clone();
+    ended.status = CallStatus::NoAnswer;
+    ended.version += 1;
+    let write = CallWrite {
+        call: &ended,
+        expected_version: Some(ringing.version),
+        intent: None,
+        idempotency: None,
+        now: start,
+    };
+    b.calls.write_call(write).await.unwrap();
+    assert_eq!(b.calls.live_calls(&ours, 10).await.unwrap(), sids(&[2]));
+    let stored = b.calls.call(&ended.sid).await.unwrap().unwrap();
+    assert_eq!(
+        stored.worker.as_ref(),
+        Some(&ours),
+        "an ended call still names its worker"
+    );
+}
+
+/// Workers whose lease ran out are found (no Scan on DynamoDB), the longest gone first, and
+/// marked expired only while their lease is still out; a renewed one is not.
+async fn expired_leases_are_found_and_marked_once(b: &Backend) {
+    use teleapi::domain::worker::LEASE;
+    let now = Timestamp::now().whole_seconds();
+    let worker = |n: u64, lease_from: Timestamp| Worker {
+        id: WorkerId::try_from(format!("w{n}-{}", &IntentSid::generate().as_str()[2..14])).unwrap(),
+        command_queue: "https://sqs.example/teleapi-worker-7.fifo".into(),
+        capacity: 10,
+        calls: 0,
+        status: WorkerStatus::Active,
+        last_event: Timestamp::from_millis(1),
+        lease_expires_at: lease_from.plus(LEASE),
+        date_created: lease_from,
+        date_updated: lease_from,
+    };
+    // Far in the future, so that other cases' workers (leases around now) sort before them.
+    let base = now.plus(Duration::from_secs(1_000_000));
+    let (older, newer) = (
+        worker(1, base),
+        worker(2, base.plus(Duration::from_secs(5))),
+    );
+    for w in [&newer, &older] {
+        assert!(b.workers.record_worker(w).await.unwrap());
+    }
+    let ids = |found: Vec<Worker>| -> Vec<WorkerId> {
+        found
+            .into_iter()
+            .filter(|w| w.id == older.id || w.id == newer.id)
+            .map(|w| w.id)
+            .collect()
+    };
+    let during = base.plus(LEASE);
+    assert!(ids(b.workers.expired_workers(during, 1000).await.unwrap()).is_empty());
+    assert!(
+        !b.workers.expire_worker(&older.id, during).await.unwrap(),
+        "still leased"
+    );
+    let after = base.plus(LEASE).plus(Duration::from_secs(10));
+    assert_eq!(
+        ids(b.workers.expired_workers(after, 1000).await.unwrap()),
+        [older.id.clone(), newer.id.clone()]
+    );
+    // The newer one renews just in time; the older one is marked, once.
+    let renewed = Worker {
+        last_event: Timestamp::from_millis(2),
+        lease_expires_at: after.plus(LEASE),
+        ..newer.clone()
+    };
+    assert!(b.workers.record_worker(&renewed).await.unwrap());
+    assert!(b.workers.expire_worker(&older.id, after).await.unwrap());
+    assert!(!b.workers.expire_worker(&older.id, after).await.unwrap());
+    assert!(!b.workers.expire_worker(&newer.id, after).await.unwrap());
+    assert!(ids(b.workers.expired_workers(after, 1000).await.unwrap()).is_empty());
+    let marked = b.workers.worker(&older.id).await.unwrap().unwrap();
+    assert_eq!(marked.status, WorkerStatus::Expired);
+    let back = Worker {
+        last_event: Timestamp::from_millis(3),
+        ..older.clone()
+    };
+    assert!(
+        !b.workers.record_worker(&back).await.unwrap(),
+        "never revived"
+    );
+}
+
 contract!(
+    expired_leases_are_found_and_marked_once,
+    a_workers_live_calls_are_found_until_they_end,
     workers_are_recorded_in_order_and_never_revived,
     accounts_round_trip,
     calls_round_trip,

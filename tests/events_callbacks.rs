@@ -143,6 +143,15 @@ impl Pipeline {
 }
 
 fn initiated(seq: u64, world: &World, queue: &str) -> EventKind {
+    initiated_by(seq, world, queue, None)
+}
+
+fn initiated_by(
+    seq: u64,
+    world: &World,
+    queue: &str,
+    worker_id: Option<teleapi::domain::worker::WorkerId>,
+) -> EventKind {
     EventKind::CallInitiated {
         seq,
         account_sid: world.account.sid.clone(),
@@ -151,6 +160,7 @@ fn initiated(seq: u64, world: &World, queue: &str) -> EventKind {
         to: "client:bob".into(),
         parent_call_sid: None,
         command_queue_url: queue.into(),
+        worker_id,
         url: None,
         method: None,
     }
@@ -641,6 +651,7 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
         to: "+15551230002".into(),
         parent_call_sid: None,
         command_queue_url: worker.clone(),
+        worker_id: None,
         url: Some(
             teleapi::domain::WebhookUrl::parse("https://app.example.com/bob", LOCAL).unwrap(),
         ),
@@ -731,6 +742,155 @@ async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
     consume(&p.events, &message).await.unwrap();
     let dead = Backend::drain(p.world.backend.event_dead_letters.as_ref()).await;
     assert_eq!(dead, [bad]);
+}
+
+/// A worker that stops heartbeating: once its lease has run out, the reconciler ends its calls
+/// (answered: completed, with their duration; unanswered: failed), sends their completed
+/// StatusCallbacks, fails their unsettled intents naming the worker, and marks it expired. What
+/// the worker says afterwards changes nothing.
+async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
+    use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
+    use teleapi::reconcile::{ReconcilerServices, sweep_leases};
+    let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
+    let heartbeat = |at: i64| {
+        format!(
+            r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":2,"state":"active"}}"#
+        )
+    };
+    handle_event(&p.events, &heartbeat(1_000)).await.unwrap();
+    let callback = p.encoded("/status");
+    let answered = p
+        .outgoing_call(&format!("&StatusCallback={callback}"))
+        .await;
+    let ringing = p
+        .outgoing_call(&format!("&StatusCallback={callback}"))
+        .await;
+    for sid in [&answered, &ringing] {
+        // The worker's own queue: here the backend's commands queue, so that sends succeed.
+        let queue = p
+            .world
+            .backend
+            .aws
+            .as_ref()
+            .map_or("commands.fifo", |a| &a.commands_url);
+        let owned = initiated_by(1, &p.world, queue, Some(id.clone()));
+        p.apply(sid, owned).await;
+        p.status(sid, 2, CallStatus::Ringing, None).await;
+    }
+    p.status(&answered, 3, CallStatus::InProgress, None).await;
+    let stored = p
+        .world
+        .backend
+        .calls
+        .call(&answered)
+        .await
+        .unwrap()
+        .unwrap();
+    let modified = p.world.modify(&stored, "Mute=true").await;
+    assert_eq!(modified.status(), 200);
+    p.world.backend.drain_commands().await;
+
+    let services = ReconcilerServices {
+        calls: p.world.backend.calls.clone(),
+        workers: p.world.backend.workers.clone(),
+        commands: p.world.backend.commands.clone(),
+        callbacks: p.world.backend.callbacks.clone(),
+        clock: p.world.clock.clone(),
+        write_budget: Duration::from_secs(5),
+    };
+    // Alive: nothing happens.
+    p.world.clock.advance(Duration::from_secs(20));
+    assert_eq!(sweep_leases(&services).await.unwrap(), Default::default());
+    // Its last heartbeat was 30 s ago and more: its calls end.
+    p.world.clock.advance(LEASE - Duration::from_secs(19));
+    let swept = sweep_leases(&services).await.unwrap();
+    // Each call's dial (never reported here) and the mute.
+    assert_eq!((swept.workers, swept.calls, swept.intents), (1, 2, 3));
+    assert_eq!(
+        sweep_leases(&services).await.unwrap(),
+        Default::default(),
+        "once"
+    );
+
+    let worker = p.world.backend.workers.worker(&id).await.unwrap().unwrap();
+    assert_eq!(worker.status, WorkerStatus::Expired);
+    let ended = p
+        .world
+        .backend
+        .calls
+        .call(&answered)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.status, CallStatus::Completed);
+    assert!(ended.end_reported);
+    assert_eq!(
+        ended.duration,
+        Some(0),
+        "ended when the worker was last heard of"
+    );
+    let lost = p.world.backend.calls.call(&ringing).await.unwrap().unwrap();
+    assert_eq!((lost.status, lost.duration), (CallStatus::Failed, None));
+    let intent = p
+        .world
+        .backend
+        .calls
+        .intent(&answered, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(intent.status, IntentStatus::Failed);
+    assert!(intent.reason.unwrap().contains(id.as_str()));
+    assert!(
+        p.world
+            .backend
+            .calls
+            .live_calls(&id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let outcomes = p.deliver_all().await;
+    assert_eq!(outcomes, vec![JobOutcome::Delivered; 2]);
+    let mut statuses: Vec<String> = p
+        .sink
+        .received_at("/status")
+        .iter()
+        .map(|r| r.params["CallStatus"].clone())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["completed", "failed"]);
+
+    // The worker comes back: nothing is reopened.
+    assert!(matches!(
+        handle_event(&p.events, &heartbeat(90_000)).await.unwrap(),
+        Handled::Ignored(_)
+    ));
+    assert!(matches!(
+        p.status(&answered, 4, CallStatus::InProgress, None).await,
+        Handled::Ignored(_)
+    ));
+    assert!(matches!(
+        p.status(&answered, 5, CallStatus::Completed, Some(99))
+            .await,
+        Handled::Ignored(_)
+    ));
+    let after = p
+        .world
+        .backend
+        .calls
+        .call(&answered)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.status, after.duration),
+        (CallStatus::Completed, Some(0))
+    );
+    let refused = p.world.modify(&after, "Mute=false").await;
+    assert_eq!(refused.status(), 409, "an ended call takes no command");
+    assert!(p.world.backend.drain_commands().await.is_empty());
 }
 
 async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
@@ -939,6 +1099,7 @@ teleapi_tests::on_both_backends!(
     an_unknown_inbound_call_is_created_on_initiated,
     one_bad_message_does_not_hold_back_the_batch,
     worker_heartbeats_renew_a_lease_until_the_worker_leaves,
+    a_dead_workers_calls_end_with_their_callbacks,
 );
 
 /// A resolver that answers every name with fixed addresses: DNS as an attacker would run it.

@@ -18,9 +18,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lambda_http::Body;
+use teleapi::api;
 use teleapi::api::error::ApiError;
 use teleapi::api::representation::Format;
-use teleapi::api::{self, Services};
 use teleapi::call_events::{self, EventServices};
 use teleapi::callbacks::CallbackServices;
 use teleapi::consumer::poll_once;
@@ -300,19 +300,21 @@ fn into_axum(response: lambda_http::Response<Body>) -> Response {
     Response::from_parts(parts, body).into_response()
 }
 
-/// Settles intents left pending, as the scheduled function does when deployed.
-async fn reconcile_forever(services: Services) {
+/// Settles intents left pending or unreported and ends the calls of workers whose lease ran
+/// out, as the scheduled function does when deployed (every 15 s here).
+async fn reconcile_forever(stack: Stack) {
+    let services = teleapi::reconcile::ReconcilerServices {
+        calls: stack.calls.clone(),
+        workers: stack.events.workers.clone(),
+        commands: stack.commands.clone(),
+        callbacks: stack.events.callbacks.clone(),
+        clock: stack.services.clock.clone(),
+        write_budget: stack.events.config.write_budget,
+    };
     let mut ticks = tokio::time::interval(Duration::from_secs(15));
     loop {
         ticks.tick().await;
-        let now = services.clock.now();
-        if let Err(err) = teleapi::reconcile::reconcile_pending(
-            services.calls.as_ref(),
-            services.commands.as_ref(),
-            now,
-        )
-        .await
-        {
+        if let Err(err) = teleapi::reconcile::run_once(&services).await {
             tracing::warn!(error = %err, "reconciler run failed");
         }
     }
@@ -357,7 +359,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let loops = [
-        tokio::spawn(reconcile_forever(stack.services.clone())),
+        tokio::spawn(reconcile_forever(stack.clone())),
         tokio::spawn(apply_events_forever(
             stack.events.clone(),
             stack.event_queue.clone(),

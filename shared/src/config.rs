@@ -132,6 +132,7 @@ pub fn required_env(function: &str) -> Vec<&'static str> {
     match function {
         "call-events" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_DLQ_ENV]),
         "callback" => names.extend([CALLBACKS_QUEUE_ENV, CALLBACKS_DLQ_ENV]),
+        "reconcile-intents" => names.push(CALLBACKS_QUEUE_ENV),
         _ => {}
     }
     names
@@ -194,6 +195,20 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
         account_cache: Default::default(),
         // API Gateway's usage plans limit each account's requests before the function runs.
         rate_limiter: None,
+    })
+}
+
+/// Services of the reconciler.
+pub async fn reconciler_services_from_env()
+-> Result<crate::reconcile::ReconcilerServices, ConfigError> {
+    let aws = Aws::from_env().await?;
+    Ok(crate::reconcile::ReconcilerServices {
+        calls: aws.store.clone(),
+        workers: aws.store.clone(),
+        commands: aws.queue(COMMANDS_QUEUE_ENV)?,
+        callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
+        clock: Arc::new(SystemClock),
+        write_budget: api_config_from_env()?.write_budget,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod consumer;
 pub mod domain;
 pub mod lambda;
+pub mod leases;
 pub mod ports;
 pub mod reconcile;
 pub mod system_intents;

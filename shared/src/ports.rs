@@ -108,6 +108,18 @@ pub trait WorkerStore: Send + Sync {
     /// duplicate or stale event, a worker that left or expired, a concurrent writer that got
     /// there first), which changes nothing.
     async fn record_worker(&self, worker: &Worker) -> Result<bool, StoreError>;
+
+    /// Up to `limit` live workers whose lease ran out before `now`, the longest gone first.
+    /// Served by a sparse index (no Scan).
+    async fn expired_workers(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Worker>, StoreError>;
+
+    /// Marks the worker `expired` if it is still live and its lease ran out before `now`;
+    /// `false` if not (a heartbeat renewed it, or it left), which changes nothing.
+    async fn expire_worker(&self, id: &WorkerId, now: Timestamp) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -128,6 +140,11 @@ pub trait CallStore: Send + Sync {
 
     /// See [`IntentFailure`]. `false` if the intent was no longer pending (nothing changed).
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError>;
+
+    /// Up to `limit` live calls (not ended) owned by `worker`, oldest first. Served by a sparse
+    /// index, which lags the table by a moment: read each call before acting on it.
+    async fn live_calls(&self, worker: &WorkerId, limit: usize)
+    -> Result<Vec<CallSid>, StoreError>;
 
     /// Intents awaiting their worker's report (`pending` or `enqueued`) created before
     /// `created_before`, oldest first, at most `limit`.

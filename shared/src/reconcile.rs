@@ -10,10 +10,51 @@
 //! caller, so the intent is failed instead. An intent whose command is on the queue (`enqueued`)
 //! and that no worker has reported by [`REPORT_DEADLINE`] is failed too: nothing waits forever.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{IntentStatus, Timestamp};
-use crate::ports::{CallStore, OutgoingMessage, Queue, Settlement, StoreError};
+use crate::leases::{SweepError, Swept, end_expired_workers};
+use crate::ports::{CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError, WorkerStore};
+
+/// What the reconciler works with.
+#[derive(Clone)]
+pub struct ReconcilerServices {
+    pub calls: Arc<dyn CallStore>,
+    pub workers: Arc<dyn WorkerStore>,
+    pub commands: Arc<dyn Queue>,
+    /// Where the StatusCallbacks of calls ended for a dead worker go.
+    pub callbacks: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    /// How long ending one call may keep retrying its write against concurrent writers.
+    pub write_budget: Duration,
+}
+
+/// How often the deployed reconciler looks for expired leases within its one-minute run (at
+/// 0, 20 and 40 s): with the 30 s lease, a dead worker's calls end within about 50 s of its
+/// last heartbeat.
+pub const LEASE_SWEEP_INTERVAL: Duration = Duration::from_secs(20);
+
+/// One run: intents first, then expired leases.
+pub async fn run_once(services: &ReconcilerServices) -> Result<(Reconciled, Swept), SweepError> {
+    let now = services.clock.now();
+    let reconciled =
+        reconcile_pending(services.calls.as_ref(), services.commands.as_ref(), now).await?;
+    let swept = sweep_leases(services).await?;
+    Ok((reconciled, swept))
+}
+
+/// Ends the calls of workers whose lease ran out.
+pub async fn sweep_leases(services: &ReconcilerServices) -> Result<Swept, SweepError> {
+    end_expired_workers(
+        services.workers.as_ref(),
+        services.calls.as_ref(),
+        services.callbacks.as_ref(),
+        services.clock.now(),
+        services.write_budget,
+    )
+    .await
+}
 
 /// Longer than any modification request may run (the function's timeout), so that the
 /// reconciler never races a request still in flight.

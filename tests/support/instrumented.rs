@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use teleapi::domain::listing::{CallFilter, Page, PageRequest};
+use teleapi::domain::worker::WorkerId;
 use teleapi::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp,
 };
@@ -230,6 +231,17 @@ impl<T: CallStore> CallStore for Instrumented<T> {
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
         store_call!(self, "fail_intent", self.inner.fail_intent(failure).await)
     }
+    async fn live_calls(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        store_call!(
+            self,
+            "live_calls",
+            self.inner.live_calls(worker, limit).await
+        )
+    }
     async fn pending_intents(
         &self,
         created_before: Timestamp,
@@ -345,6 +357,13 @@ impl CallStore for Shared<dyn CallStore> {
     }
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
         self.0.fail_intent(failure).await
+    }
+    async fn live_calls(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        self.0.live_calls(worker, limit).await
     }
     async fn pending_intents(
         &self,

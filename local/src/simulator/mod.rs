@@ -453,6 +453,7 @@ impl Leg {
             Start::Inbound { url, method, .. } => (Some(url.clone()), Some(*method)),
             _ => (None, None),
         };
+        let worker_id = Some(self.shared.worker_id.clone());
         self.event(|seq| EventKind::CallInitiated {
             seq,
             account_sid,
@@ -461,6 +462,7 @@ impl Leg {
             to,
             parent_call_sid: parent,
             command_queue_url: queue_url,
+            worker_id,
             url,
             method,
         })

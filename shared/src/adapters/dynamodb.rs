@@ -367,6 +367,56 @@ impl WorkerStore for DynamoStore {
             Err(err) => Err(store_error(err)),
         }
     }
+
+    async fn expired_workers(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Worker>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.tables.workers)
+            .index_name(schema::LEASES_INDEX)
+            .key_condition_expression("LeaseShard = :live AND LeaseExpiresAt < :now")
+            .expression_attribute_values(":live", s(item::LIVE_LEASES))
+            .expression_attribute_values(":now", n(now.millis()))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let mut expired = Vec::new();
+        for entry in output.items() {
+            let worker = item::worker_from(entry)?;
+            // The index is eventually consistent: skip what was renewed or has left since.
+            if worker.status.is_live() && worker.lease_expires_at < now {
+                expired.push(worker);
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn expire_worker(&self, id: &WorkerId, now: Timestamp) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.workers)
+            .key("WorkerId", s(id.as_str()))
+            .update_expression("SET #status = :expired, DateUpdated = :now REMOVE LeaseShard")
+            .condition_expression("#status IN (:active, :draining) AND LeaseExpiresAt < :now")
+            .expression_attribute_names("#status", "Status")
+            .expression_attribute_values(":expired", s(WorkerStatus::Expired.as_str()))
+            .expression_attribute_values(":active", s(WorkerStatus::Active.as_str()))
+            .expression_attribute_values(":draining", s(WorkerStatus::Draining.as_str()))
+            .expression_attribute_values(":now", n(now.millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
 }
 
 #[async_trait]
@@ -603,6 +653,44 @@ impl CallStore for DynamoStore {
             }
         }
         Ok(false)
+    }
+
+    async fn live_calls(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        while found.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.calls)
+                .index_name(schema::WORKER_INDEX)
+                .key_condition_expression("LiveWorker = :worker")
+                .expression_attribute_values(":worker", s(worker.as_str()))
+                .limit(i32::try_from(limit - found.len()).unwrap_or(1000).min(1000))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in page.items() {
+                let sid = entry
+                    .get("CallSid")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| {
+                        StoreError::Failed("worker index entry without CallSid".into())
+                    })?;
+                found.push(sid);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(found)
     }
 
     async fn pending_intents(

@@ -15,7 +15,7 @@ use super::paging::{Order, Round, fill_page};
 use crate::domain::listing::{
     CallFilter, Page, PageRequest, call_position, intent_position, partition_key,
 };
-use crate::domain::worker::{Worker, WorkerId};
+use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Timestamp,
@@ -155,6 +155,35 @@ impl WorkerStore for MemoryStore {
         }
         Ok(writable)
     }
+
+    async fn expired_workers(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Worker>, StoreError> {
+        let tables = lock(&self.tables);
+        let mut expired: Vec<Worker> = tables
+            .workers
+            .values()
+            .filter(|w| w.status.is_live() && w.lease_expires_at < now)
+            .cloned()
+            .collect();
+        expired.sort_by_key(|w| w.lease_expires_at);
+        expired.truncate(limit);
+        Ok(expired)
+    }
+
+    async fn expire_worker(&self, id: &WorkerId, now: Timestamp) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        match tables.workers.get_mut(id) {
+            Some(worker) if worker.status.is_live() && worker.lease_expires_at < now => {
+                worker.status = WorkerStatus::Expired;
+                worker.date_updated = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]
@@ -267,6 +296,22 @@ impl CallStore for MemoryStore {
             tables.idempotency.remove(key);
         }
         Ok(true)
+    }
+
+    async fn live_calls(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<CallSid>, StoreError> {
+        let tables = lock(&self.tables);
+        let mut live: Vec<(Timestamp, CallSid)> = tables
+            .calls
+            .values()
+            .filter(|c| c.worker.as_ref() == Some(worker) && !c.status.is_final())
+            .map(|c| (c.date_created, c.sid.clone()))
+            .collect();
+        live.sort();
+        Ok(live.into_iter().take(limit).map(|(_, sid)| sid).collect())
     }
 
     async fn pending_intents(

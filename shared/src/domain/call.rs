@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::sid::{AccountSid, CallSid};
 use super::time::Timestamp;
 use super::webhook::{Method, StatusCallbackEvents, WebhookUrl};
+use super::worker::WorkerId;
 
 /// Twilio's call statuses. `queued`, `ringing` and `in-progress` are live; the rest are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,6 +112,9 @@ pub struct Call {
     pub instructions: Instructions,
     /// The commands queue of the media worker that owns the call, when one has said so.
     pub command_queue: Option<String>,
+    /// The media worker that owns the call, when it has said so (`worker_id` of
+    /// `call.initiated`).
+    pub worker: Option<WorkerId>,
     /// Sequence number of the call's latest intent; 0 before the first.
     pub seq: u64,
     /// Bumped by every write of the call item: the optimistic-concurrency token.
@@ -156,6 +160,7 @@ impl Call {
             muted: false,
             instructions,
             command_queue: None,
+            worker: None,
             seq: 0,
             version: 1,
             event_seq: 0,

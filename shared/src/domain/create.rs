@@ -288,6 +288,7 @@ pub fn plan_create(
         muted: false,
         instructions,
         command_queue: None,
+        worker: None,
         seq: 1,
         version: 1,
         event_seq: 0,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::call::{CallStatus, Direction};
 use super::sid::{AccountSid, CallSid, IntentSid};
 use super::webhook::{Method, WebhookUrl};
+use super::worker::WorkerId;
 
 pub const EVENT_VERSION: u32 = 1;
 
@@ -38,6 +39,10 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent_call_sid: Option<CallSid>,
         command_queue_url: String,
+        /// The worker that owns the call from now on (docs/messages.md, "Worker events"):
+        /// if its lease runs out, the control plane ends the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker_id: Option<WorkerId>,
         /// Inbound calls: the RCML the number is configured with.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         url: Option<WebhookUrl>,

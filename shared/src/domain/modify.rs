@@ -464,6 +464,7 @@ mod tests {
             muted: false,
             instructions: Instructions::default(),
             command_queue: None,
+            worker: None,
             seq: 4,
             version: 9,
             event_seq: 0,

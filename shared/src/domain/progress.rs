@@ -127,6 +127,7 @@ pub fn progress(
                 to,
                 parent_call_sid,
                 command_queue_url,
+                worker_id,
                 url,
                 method,
                 ..
@@ -148,6 +149,7 @@ pub fn progress(
                     ..Instructions::default()
                 },
                 command_queue: Some(command_queue_url.clone()),
+                worker: worker_id.clone(),
                 seq: 0,
                 version: 1,
                 event_seq: seq,
@@ -169,12 +171,15 @@ pub fn progress(
         }
         (
             EventKind::CallInitiated {
-                command_queue_url, ..
+                command_queue_url,
+                worker_id,
+                ..
             },
             Some(call),
         ) => {
             let mut next = bumped(call, seq, now);
             next.command_queue = Some(command_queue_url.clone());
+            next.worker = worker_id.clone();
             let callback = announce(&mut next, CallbackEvent::Initiated, seq, at);
             apply(call, next, callback, None)
         }
@@ -269,6 +274,42 @@ pub fn progress(
             ignore("command events settle intents".into())
         }
     }
+}
+
+/// Ends `call`, whose worker's lease ran out (its last heartbeat was applied at `last_seen`):
+/// `completed` if it was answered, else `failed`, as Twilio reports a call the platform lost;
+/// ended when its worker was last heard of (never before the call began), with the
+/// StatusCallback a `completed` event sends. The end counts as reported: nothing the worker says
+/// later changes it. `None` if the call has already ended.
+pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp) -> Option<Progress> {
+    if call.status.is_final() {
+        return None;
+    }
+    let mut next = call.clone();
+    next.version += 1;
+    next.date_updated = now;
+    next.end_reported = true;
+    let began = call.start_time.unwrap_or(call.date_created);
+    let end = last_seen.max(began);
+    next.end_time = Some(end);
+    match call.start_time {
+        Some(start) if call.status == CallStatus::InProgress => {
+            next.status = CallStatus::Completed;
+            next.duration = Some(end.seconds_since(start));
+        }
+        _ => next.status = CallStatus::Failed,
+    }
+    let mut callback = announce(&mut next, CallbackEvent::Completed, call.event_seq, now);
+    if let Some(job) = &mut callback {
+        // One per call, and apart from the ids of the worker's events.
+        job.job_id = format!("{}-lease", call.sid);
+    }
+    Some(Progress {
+        call: next,
+        expected_version: Some(call.version),
+        callback,
+        intent: None,
+    })
 }
 
 /// `call` with the event counted and the version moved on.
@@ -469,6 +510,7 @@ mod tests {
                 to: "+15551230002".into(),
                 parent_call_sid: None,
                 command_queue_url: "https://sqs.example/worker-1.fifo".into(),
+                worker_id: None,
                 url: Some(WebhookUrl::trusted("https://app.example.com/bob".into())),
                 method: None,
             },

@@ -215,6 +215,15 @@ pub(super) fn call_item(call: &Call) -> Item {
         .s("StatusCallbackMethod", i.status_callback_method.as_str())
         .opt_n("TimeLimit", i.time_limit)
         .opt_s("CommandQueue", call.command_queue.as_deref())
+        .opt_s("Worker", call.worker.as_ref().map(WorkerId::as_str))
+        // The `worker` index: the live calls of each worker, for when its lease runs out.
+        .opt_s(
+            "LiveWorker",
+            call.worker
+                .as_ref()
+                .filter(|_| !call.status.is_final())
+                .map(WorkerId::as_str),
+        )
         .n("Seq", call.seq)
         .n("Version", call.version)
         .n("EventSeq", call.event_seq)
@@ -263,6 +272,7 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
             time_limit: r.opt_n("TimeLimit")?,
         },
         command_queue: r.opt_s("CommandQueue")?.map(str::to_owned),
+        worker: r.opt_parse("Worker", |v| WorkerId::try_from(v.to_owned()).ok())?,
         seq: r.n("Seq")?,
         version: r.n("Version")?,
         event_seq: r.n("EventSeq")?,
@@ -354,8 +364,13 @@ pub(super) fn idempotency_from(item: &Item) -> Result<IdempotencyRecord, StoreEr
 pub(super) const WORKER_RETENTION: std::time::Duration =
     std::time::Duration::from_secs(7 * 24 * 3600);
 
+/// `LeaseShard` of a live worker: the one partition of the `leases` index (a thousand workers
+/// renew 100 times a second, a tenth of what a partition takes).
+pub(super) const LIVE_LEASES: &str = "live";
+
 pub(super) fn worker_item(worker: &Worker) -> Item {
     Writer::default()
+        .opt_s("LeaseShard", worker.status.is_live().then_some(LIVE_LEASES))
         .s("WorkerId", worker.id.as_str())
         .s("CommandQueue", &worker.command_queue)
         .n("Capacity", worker.capacity)

@@ -14,6 +14,11 @@ pub const PENDING_INDEX: &str = "pending";
 /// The index of an account's calls, newest first, over the account's listing partitions
 /// (docs/data-model.md). It replaced `account-calls` (docs/capacity.md, "Migrating").
 pub const LISTING_INDEX: &str = "listing";
+/// The sparse index of each media worker's live calls (docs/data-model.md): what is left to end
+/// when the worker's lease runs out.
+pub const WORKER_INDEX: &str = "worker";
+/// The sparse index of live workers by lease expiry (docs/data-model.md).
+pub const LEASES_INDEX: &str = "leases";
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -103,6 +108,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
     let index = |name: &str, hash: &str, range: &str, projected: Option<&[&str]>| {
         let projection = match projected {
             None => Projection::builder().projection_type(ProjectionType::All),
+            Some([]) => Projection::builder().projection_type(ProjectionType::KeysOnly),
             Some(attributes) => Projection::builder()
                 .projection_type(ProjectionType::Include)
                 .set_non_key_attributes(Some(attributes.iter().map(|a| (*a).to_owned()).collect())),
@@ -116,44 +122,53 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             .map_err(failed)
     };
     let tables = [
-        (&names.accounts, vec![("AccountSid", S, Hash)], None, None),
+        (&names.accounts, vec![("AccountSid", S, Hash)], vec![], None),
         (
             &names.calls,
             vec![("CallSid", S, Hash)],
-            Some((
-                index(
-                    LISTING_INDEX,
-                    "ListingKey",
-                    "Listing",
-                    Some(&LISTING_PROJECTION),
-                )?,
-                [("ListingKey", S), ("Listing", S)],
-            )),
+            vec![
+                (
+                    index(
+                        LISTING_INDEX,
+                        "ListingKey",
+                        "Listing",
+                        Some(&LISTING_PROJECTION),
+                    )?,
+                    [("ListingKey", S), ("Listing", S)],
+                ),
+                (
+                    index(WORKER_INDEX, "LiveWorker", "DateCreated", Some(&[]))?,
+                    [("LiveWorker", S), ("DateCreated", N)],
+                ),
+            ],
             None,
         ),
         (
             &names.intents,
             vec![("CallSid", S, Hash), ("Seq", N, Range)],
-            Some((
+            vec![(
                 index(PENDING_INDEX, "PendingShard", "DateCreated", None)?,
                 [("PendingShard", S), ("DateCreated", N)],
-            )),
+            )],
             Some("ExpiresAt"),
         ),
         (
             &names.idempotency,
             vec![("IdempotencyKey", S, Hash)],
-            None,
+            vec![],
             Some("ExpiresAt"),
         ),
         (
             &names.workers,
             vec![("WorkerId", S, Hash)],
-            None,
+            vec![(
+                index(LEASES_INDEX, "LeaseShard", "LeaseExpiresAt", None)?,
+                [("LeaseShard", S), ("LeaseExpiresAt", N)],
+            )],
             Some("ExpiresAt"),
         ),
     ];
-    for (name, keys, gsi, ttl) in tables {
+    for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
             continue;
         }
@@ -166,7 +181,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
                 .attribute_definitions(attribute(attr, kind))
                 .key_schema(key(attr, key_type));
         }
-        if let Some((gsi, attributes)) = gsi {
+        for (gsi, attributes) in indexes {
             for (attr, kind) in attributes {
                 if !request
                     .get_attribute_definitions()

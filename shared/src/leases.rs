@@ -1,0 +1,168 @@
+//! When a media worker dies: the reconciler finds workers whose lease ran out (docs/messages.md,
+//! "Worker events") and ends every call they owned, as the worker can no longer say how they
+//! ended: each call's final status and its StatusCallback, and its unsettled intents failed with
+//! a reason naming the worker. Then the worker is marked `expired`, and nothing it says later is
+//! applied. Safe to run twice or to stop half-way: ended calls leave the worker's index, and a
+//! worker is marked only once its calls are all ended.
+
+use std::time::{Duration, Instant};
+
+use crate::api::intents::backoff;
+use crate::domain::IntentStatus;
+use crate::domain::listing::PageRequest;
+use crate::domain::progress::drop_call;
+use crate::domain::worker::{LEASE, Worker};
+use crate::domain::{CallSid, Timestamp};
+use crate::ports::{
+    CallStore, CallWrite, OutgoingMessage, Queue, QueueError, RecordError, Settlement, StoreError,
+    WorkerStore,
+};
+
+/// Workers, and calls per worker, looked at per run; what is left waits for the next run.
+const WORKERS: usize = 20;
+const CALLS: usize = 500;
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Workers marked expired (all their calls ended).
+    pub workers: usize,
+    /// Calls ended for them.
+    pub calls: usize,
+    /// Intents of those calls failed.
+    pub intents: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Ends the calls of every worker whose lease ran out before `now`.
+pub async fn end_expired_workers(
+    workers: &dyn WorkerStore,
+    calls: &dyn CallStore,
+    callbacks: &dyn Queue,
+    now: Timestamp,
+    write_budget: Duration,
+) -> Result<Swept, SweepError> {
+    let mut swept = Swept::default();
+    for worker in workers.expired_workers(now, WORKERS).await? {
+        let live = calls.live_calls(&worker.id, CALLS).await?;
+        for sid in &live {
+            let (ended, failed) =
+                end_call(calls, callbacks, &worker, sid, now, write_budget).await?;
+            swept.calls += usize::from(ended);
+            swept.intents += failed;
+        }
+        // With calls left over, the next run goes on; the worker stays findable until then.
+        if live.len() < CALLS && workers.expire_worker(&worker.id, now).await? {
+            tracing::warn!(worker_id = %worker.id, "worker lease expired: its calls were ended");
+            swept.workers += 1;
+        }
+    }
+    Ok(swept)
+}
+
+/// Ends one call of `worker` and fails its unsettled intents: whether it ended the call, and how
+/// many intents it failed.
+async fn end_call(
+    calls: &dyn CallStore,
+    callbacks: &dyn Queue,
+    worker: &Worker,
+    sid: &CallSid,
+    now: Timestamp,
+    write_budget: Duration,
+) -> Result<(bool, usize), SweepError> {
+    let last_seen = worker.lease_expires_at.minus(LEASE);
+    let deadline = Instant::now() + write_budget;
+    let mut attempt = 0;
+    let mut queued = None;
+    let ended = loop {
+        let Some(call) = calls.call(sid).await? else {
+            break false;
+        };
+        // The index lags: a call that ended meanwhile, or moved to another worker, is not ours.
+        if call.worker.as_ref() != Some(&worker.id) {
+            break false;
+        }
+        let Some(progress) = drop_call(&call, last_seen, now) else {
+            break false;
+        };
+        // The callback job first, as for an event: a crash after it repeats the job, never
+        // loses it.
+        if let Some(job) = &progress.callback
+            && queued.as_ref() != Some(job)
+        {
+            callbacks
+                .send(
+                    None,
+                    &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
+                )
+                .await?;
+            queued = Some(job.clone());
+        }
+        let write = CallWrite {
+            call: &progress.call,
+            expected_version: progress.expected_version,
+            intent: None,
+            idempotency: None,
+            now,
+        };
+        match calls.write_call(write).await {
+            Ok(()) => break true,
+            Err(RecordError::Store(err)) => return Err(err.into()),
+            Err(RecordError::CallChanged | RecordError::KeyTaken) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Unavailable(format!(
+                        "{sid} kept changing while its worker's calls were ended"
+                    ))
+                    .into());
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    };
+    if !ended {
+        return Ok((false, 0));
+    }
+    // (Were the sweep to stop here, the reconciler still fails these intents once no report
+    // has come for five minutes.)
+    let reason = format!(
+        "Media worker {} stopped renewing its lease at {}; the call was ended",
+        worker.id,
+        last_seen.rfc2822()
+    );
+    let mut failed = 0;
+    let mut page = PageRequest {
+        size: 200,
+        after: None,
+        backward: false,
+    };
+    loop {
+        let intents = calls.list_intents(sid, &page).await?;
+        for intent in intents.items.iter().filter(|i| !i.status.is_settled()) {
+            let settled = calls
+                .settle_intent(Settlement {
+                    call_sid: sid,
+                    seq: intent.seq,
+                    intent_sid: Some(&intent.sid),
+                    from: &[IntentStatus::Pending, IntentStatus::Enqueued],
+                    to: IntentStatus::Failed,
+                    reason: Some(&reason),
+                    now,
+                })
+                .await?;
+            failed += usize::from(settled);
+        }
+        match intents.more {
+            Some(after) => page.after = Some(after),
+            None => break,
+        }
+    }
+    Ok((ended, failed))
+}
