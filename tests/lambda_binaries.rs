@@ -287,12 +287,47 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
         Outcome::Response(answer) => panic!("callback answered a non-event: {answer}"),
     }
 
-    // reconcile-intents: a scheduled event; nothing is pending.
+    // reconcile-intents: a scheduled event; nothing is pending, and a worker whose lease ran out
+    // a minute ago has its live call ended. (The emulator's 30 s deadline leaves no time for a
+    // second sweep: the function answers at once.)
+    use teleapi::domain::worker::{LEASE, Worker, WorkerId, WorkerStatus};
+    let gone = Timestamp::now().minus(Duration::from_secs(60));
+    let dead = Worker {
+        id: WorkerId::try_from(format!("dead-{}", &call.sid.as_str()[2..14])).unwrap(),
+        command_queue: "https://sqs.example/teleapi-worker-9.fifo".into(),
+        capacity: 10,
+        calls: 1,
+        status: WorkerStatus::Active,
+        last_event: gone,
+        lease_expires_at: gone,
+        date_created: gone.minus(LEASE),
+        date_updated: gone.minus(LEASE),
+    };
+    assert!(world.backend.workers.record_worker(&dead).await.unwrap());
+    let orphan = world.call(CallStatus::InProgress).await;
+    let mut owned = orphan.clone();
+    owned.worker = Some(dead.id.clone());
+    owned.version += 1;
+    let write = teleapi::ports::CallWrite {
+        call: &owned,
+        expected_version: Some(orphan.version),
+        intent: None,
+        idempotency: None,
+        now: Timestamp::now(),
+    };
+    world.backend.calls.write_call(write).await.unwrap();
     let emulator = Emulator::start().await;
     let _reconciler = start("reconcile-intents", &emulator, &env);
     let scheduled = json!({ "version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
     let answer = response(emulator.invoke(&scheduled).await);
-    assert_eq!(answer, json!({ "resent": 0, "failed": 0, "deferred": 0 }));
+    assert_eq!(
+        answer,
+        json!({
+            "resent": 0, "failed": 0, "unreported": 0, "deferred": 0,
+            "expired_workers": 1, "ended_calls": 1, "failed_intents": 0
+        })
+    );
+    assert_eq!(world.stored(&orphan).await.status, CallStatus::Completed);
 }
 
 #[tokio::test]

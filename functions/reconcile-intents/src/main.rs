@@ -1,6 +1,9 @@
 //! The reconcile-intents function, every minute: pending and silent intents
 //! (`teleapi::reconcile::reconcile_pending`), then expired worker leases
-//! (`teleapi::leases`), which it looks for again every 20 s until the minute is nearly over.
+//! (`teleapi::leases`), which it looks for again every 20 s while its invocation has time left
+//! (at 20 and 40 s with the template's 60 s timeout).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -10,11 +13,17 @@ fn main() -> Result<(), Error> {
     teleapi::lambda::run(async {
         let services =
             teleapi::lambda::initialised(teleapi::config::reconciler_services_from_env()).await?;
-        lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+        lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
             let services = &services;
+            let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
             async move {
                 let (report, mut swept) = run_once(services).await?;
-                for _ in 0..2 {
+                // Another sweep only if it can finish well before the invocation's deadline.
+                let margin = Duration::from_secs(15);
+                while deadline
+                    .duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > LEASE_SWEEP_INTERVAL + margin)
+                {
                     tokio::time::sleep(LEASE_SWEEP_INTERVAL).await;
                     let more = sweep_leases(services).await?;
                     swept.workers += more.workers;
