@@ -893,6 +893,60 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     assert!(p.world.backend.drain_commands().await.is_empty());
 }
 
+/// A call created through the API that no worker takes: its dial is sent again after a minute,
+/// failed at five, and the call ends `failed` with its callback. One a worker took stays.
+async fn a_call_no_worker_takes_fails_with_its_callback(p: Pipeline) {
+    let callback = p.encoded("/status");
+    let untaken = p
+        .outgoing_call(&format!("&StatusCallback={callback}"))
+        .await;
+    let taken = p
+        .outgoing_call(&format!("&StatusCallback={callback}"))
+        .await;
+    p.apply(&taken, initiated(1, &p.world, "worker-1")).await;
+    p.world.backend.drain_commands().await;
+    let reconcile = || async {
+        teleapi::reconcile::reconcile_pending(
+            p.world.backend.calls.as_ref(),
+            p.world.backend.commands.as_ref(),
+            p.world.backend.callbacks.as_ref(),
+            p.world.clock.now(),
+        )
+        .await
+        .unwrap()
+    };
+    p.world.clock.advance(Duration::from_secs(61));
+    assert_eq!(reconcile().await.resent, 2);
+    p.world.clock.advance(Duration::from_secs(240));
+    let report = reconcile().await;
+    assert_eq!((report.unreported, report.untaken), (2, 1));
+    assert_eq!(reconcile().await, Default::default());
+
+    let ended = p.world.backend.calls.call(&untaken).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.status, ended.end_reported),
+        (CallStatus::Failed, true)
+    );
+    assert_eq!(ended.end_time, Some(p.world.clock.now()));
+    let dial = p
+        .world
+        .backend
+        .calls
+        .intent(&untaken, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dial.status, IntentStatus::Failed);
+    let still = p.world.backend.calls.call(&taken).await.unwrap().unwrap();
+    assert_eq!(still.status, CallStatus::Queued, "a worker has it");
+
+    assert_eq!(p.deliver_all().await, vec![JobOutcome::Delivered]);
+    let received = p.sink.received_at("/status");
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].params["CallSid"], untaken.as_str());
+    assert_eq!(received[0].params["CallStatus"], "failed");
+}
+
 async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
     let a = p.world.call(CallStatus::InProgress).await;
     let b = p.world.call(CallStatus::Ringing).await;
@@ -1100,6 +1154,7 @@ teleapi_tests::on_both_backends!(
     one_bad_message_does_not_hold_back_the_batch,
     worker_heartbeats_renew_a_lease_until_the_worker_leaves,
     a_dead_workers_calls_end_with_their_callbacks,
+    a_call_no_worker_takes_fails_with_its_callback,
 );
 
 /// A resolver that answers every name with fixed addresses: DNS as an attacker would run it.

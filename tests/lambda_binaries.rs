@@ -323,7 +323,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
     assert_eq!(
         answer,
         json!({
-            "resent": 0, "failed": 0, "unreported": 0, "deferred": 0,
+            "resent": 0, "failed": 0, "unreported": 0, "deferred": 0, "untaken_calls": 0,
             "expired_workers": 1, "ended_calls": 1, "failed_intents": 0
         })
     );

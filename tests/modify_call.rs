@@ -766,10 +766,12 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
 
     let reconcile = |world: &World| {
         let services = world.services.clone();
+        let callbacks = world.backend.callbacks.clone();
         async move {
             teleapi::reconcile::reconcile_pending(
                 services.calls.as_ref(),
                 services.commands.as_ref(),
+                callbacks.as_ref(),
                 services.clock.now(),
             )
             .await

@@ -32,6 +32,7 @@ async fn reconcile(world: &World) -> teleapi::reconcile::Reconciled {
     teleapi::reconcile::reconcile_pending(
         world.services.calls.as_ref(),
         world.services.commands.as_ref(),
+        world.backend.callbacks.as_ref(),
         world.clock.now(),
     )
     .await

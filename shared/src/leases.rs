@@ -12,7 +12,7 @@ use crate::domain::IntentStatus;
 use crate::domain::listing::PageRequest;
 use crate::domain::progress::drop_call;
 use crate::domain::worker::{LEASE, Worker};
-use crate::domain::{CallSid, Timestamp};
+use crate::domain::{Call, CallSid, Timestamp};
 use crate::ports::{
     CallStore, CallWrite, OutgoingMessage, Queue, QueueError, RecordError, Settlement, StoreError,
     WorkerStore,
@@ -78,55 +78,18 @@ async fn end_call(
     write_budget: Duration,
 ) -> Result<(bool, usize), SweepError> {
     let last_seen = worker.lease_expires_at.minus(LEASE);
-    let deadline = Instant::now() + write_budget;
-    let mut attempt = 0;
-    let mut queued = None;
-    let ended = loop {
-        let Some(call) = calls.call(sid).await? else {
-            break false;
-        };
-        // The index lags: a call that ended meanwhile, or moved to another worker, is not ours.
-        if call.worker.as_ref() != Some(&worker.id) {
-            break false;
-        }
-        let Some(progress) = drop_call(&call, last_seen, now) else {
-            break false;
-        };
-        // The callback job first, as for an event: a crash after it repeats the job, never
-        // loses it.
-        if let Some(job) = &progress.callback
-            && queued.as_ref() != Some(job)
-        {
-            callbacks
-                .send(
-                    None,
-                    &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
-                )
-                .await?;
-            queued = Some(job.clone());
-        }
-        let write = CallWrite {
-            call: &progress.call,
-            expected_version: progress.expected_version,
-            intent: None,
-            idempotency: None,
-            now,
-        };
-        match calls.write_call(write).await {
-            Ok(()) => break true,
-            Err(RecordError::Store(err)) => return Err(err.into()),
-            Err(RecordError::CallChanged | RecordError::KeyTaken) => {
-                if Instant::now() >= deadline {
-                    return Err(StoreError::Unavailable(format!(
-                        "{sid} kept changing while its worker's calls were ended"
-                    ))
-                    .into());
-                }
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-        }
-    };
+    // The index lags: a call that ended meanwhile, or moved to another worker, is not ours.
+    let ours = |call: &Call| call.worker.as_ref() == Some(&worker.id);
+    let ended = drop_lost_call(
+        calls,
+        callbacks,
+        sid,
+        ours,
+        (last_seen, "lease"),
+        now,
+        write_budget,
+    )
+    .await?;
     if !ended {
         return Ok((false, 0));
     }
@@ -165,4 +128,65 @@ async fn end_call(
         }
     }
     Ok((ended, failed))
+}
+
+/// Ends the call `sid` as lost ([`drop_call`]) if it has not ended and `applies` to it: its
+/// StatusCallback job first (a crash after it repeats the job, never loses it), then one
+/// conditional write, retried against concurrent writers within `write_budget`. Whether it ended
+/// the call.
+pub async fn drop_lost_call(
+    calls: &dyn CallStore,
+    callbacks: &dyn Queue,
+    sid: &CallSid,
+    applies: impl Fn(&Call) -> bool,
+    (last_seen, why): (Timestamp, &str),
+    now: Timestamp,
+    write_budget: Duration,
+) -> Result<bool, SweepError> {
+    let deadline = Instant::now() + write_budget;
+    let mut attempt = 0;
+    let mut queued = None;
+    loop {
+        let Some(call) = calls.call(sid).await? else {
+            return Ok(false);
+        };
+        if !applies(&call) {
+            return Ok(false);
+        }
+        let Some(progress) = drop_call(&call, last_seen, now, why) else {
+            return Ok(false);
+        };
+        if let Some(job) = &progress.callback
+            && queued.as_ref() != Some(job)
+        {
+            callbacks
+                .send(
+                    None,
+                    &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
+                )
+                .await?;
+            queued = Some(job.clone());
+        }
+        let write = CallWrite {
+            call: &progress.call,
+            expected_version: progress.expected_version,
+            intent: None,
+            idempotency: None,
+            now,
+        };
+        match calls.write_call(write).await {
+            Ok(()) => return Ok(true),
+            Err(RecordError::Store(err)) => return Err(err.into()),
+            Err(RecordError::CallChanged | RecordError::KeyTaken) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::Unavailable(format!(
+                        "{sid} kept changing while it was being ended"
+                    ))
+                    .into());
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
 }

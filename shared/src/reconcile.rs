@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{IntentStatus, Timestamp};
-use crate::leases::{SweepError, Swept, end_expired_workers};
+use crate::domain::{CallStatus, IntentStatus, Timestamp};
+use crate::leases::{SweepError, Swept, drop_lost_call, end_expired_workers};
 use crate::ports::{CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError, WorkerStore};
 
 /// What the reconciler works with.
@@ -38,8 +38,13 @@ pub const LEASE_SWEEP_INTERVAL: Duration = Duration::from_secs(20);
 /// One run: intents first, then expired leases.
 pub async fn run_once(services: &ReconcilerServices) -> Result<(Reconciled, Swept), SweepError> {
     let now = services.clock.now();
-    let reconciled =
-        reconcile_pending(services.calls.as_ref(), services.commands.as_ref(), now).await?;
+    let reconciled = reconcile_pending(
+        services.calls.as_ref(),
+        services.commands.as_ref(),
+        services.callbacks.as_ref(),
+        now,
+    )
+    .await?;
     let swept = sweep_leases(services).await?;
     Ok((reconciled, swept))
 }
@@ -85,13 +90,22 @@ pub struct Reconciled {
     pub unreported: usize,
     /// Sends that failed again; retried on the next run.
     pub deferred: usize,
+    /// Calls created through the API that no worker took, ended as failed.
+    pub untaken: usize,
 }
 
+/// How long ending one call may keep retrying against concurrent writers.
+const WRITE_BUDGET: Duration = Duration::from_secs(5);
+
+/// Settles what awaits a worker's report: resends pending commands, fails intents too old to
+/// deliver or never reported, and ends as `failed` (with its StatusCallback) a call created
+/// through the API whose `dial` failed so while no worker had taken it.
 pub async fn reconcile_pending(
     calls: &dyn CallStore,
     commands: &dyn Queue,
+    callbacks: &dyn Queue,
     now: Timestamp,
-) -> Result<Reconciled, StoreError> {
+) -> Result<Reconciled, SweepError> {
     let mut report = Reconciled::default();
     for intent in calls.pending_intents(now.minus(GRACE), BATCH).await? {
         if intent.status == IntentStatus::Enqueued {
@@ -101,6 +115,7 @@ pub async fn reconcile_pending(
             {
                 tracing::warn!(intent_sid = %intent.sid, "enqueued intent never reported: failed");
                 report.unreported += 1;
+                report.untaken += end_untaken(calls, callbacks, &intent, now).await?;
             }
             continue;
         }
@@ -110,6 +125,7 @@ pub async fn reconcile_pending(
             if fail(calls, &intent, IntentStatus::Pending, reason, now).await? {
                 tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
                 report.failed += 1;
+                report.untaken += end_untaken(calls, callbacks, &intent, now).await?;
             }
             continue;
         };
@@ -139,6 +155,37 @@ pub async fn reconcile_pending(
         }
     }
     Ok(report)
+}
+
+/// After `intent` failed: if it was the `dial` of a call that no worker has taken (no worker
+/// event applied to it), the call will never be placed; it ends `failed`, with its
+/// StatusCallback. 1 if it ended the call.
+async fn end_untaken(
+    calls: &dyn CallStore,
+    callbacks: &dyn Queue,
+    intent: &crate::domain::Intent,
+    now: Timestamp,
+) -> Result<usize, SweepError> {
+    if intent.action != crate::domain::IntentAction::Dial {
+        return Ok(0);
+    }
+    let untaken = |call: &crate::domain::Call| {
+        call.event_seq == 0 && call.worker.is_none() && call.status == CallStatus::Queued
+    };
+    let ended = drop_lost_call(
+        calls,
+        callbacks,
+        &intent.call_sid,
+        untaken,
+        (now, "untaken"),
+        now,
+        WRITE_BUDGET,
+    )
+    .await?;
+    if ended {
+        tracing::warn!(call_sid = %intent.call_sid, "no worker took the call: failed");
+    }
+    Ok(usize::from(ended))
 }
 
 /// Fails `intent` if it is still `from`.

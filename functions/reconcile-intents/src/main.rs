@@ -35,6 +35,7 @@ fn main() -> Result<(), Error> {
                     "failed": report.failed,
                     "unreported": report.unreported,
                     "deferred": report.deferred,
+                    "untaken_calls": report.untaken,
                     "expired_workers": swept.workers,
                     "ended_calls": swept.calls,
                     "failed_intents": swept.intents,

@@ -276,12 +276,13 @@ pub fn progress(
     }
 }
 
-/// Ends `call`, whose worker's lease ran out (its last heartbeat was applied at `last_seen`):
-/// `completed` if it was answered, else `failed`, as Twilio reports a call the platform lost;
-/// ended when its worker was last heard of (never before the call began), with the
-/// StatusCallback a `completed` event sends. The end counts as reported: nothing the worker says
-/// later changes it. `None` if the call has already ended.
-pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp) -> Option<Progress> {
+/// Ends `call`, which the platform lost (its worker's lease ran out; no worker ever took it):
+/// `completed` if it was answered, else `failed`, as Twilio reports such a call; ended at
+/// `last_seen`, when it was last known alive (never before the call began), with the
+/// StatusCallback a `completed` event sends, whose idempotency token is `{CallSid}-{why}`. The
+/// end counts as reported: nothing a worker says later changes it. `None` if the call has
+/// already ended.
+pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp, why: &str) -> Option<Progress> {
     if call.status.is_final() {
         return None;
     }
@@ -302,7 +303,7 @@ pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp) -> Option<Pr
     let mut callback = announce(&mut next, CallbackEvent::Completed, call.event_seq, now);
     if let Some(job) = &mut callback {
         // One per call, and apart from the ids of the worker's events.
-        job.job_id = format!("{}-lease", call.sid);
+        job.job_id = format!("{}-{why}", call.sid);
     }
     Some(Progress {
         call: next,

@@ -427,6 +427,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     teleapi::reconcile::reconcile_pending(
         run.world.backend.calls.as_ref(),
         run.world.backend.commands.as_ref(),
+        run.world.backend.callbacks.as_ref(),
         run.world.clock.now(),
     )
     .await
