@@ -20,6 +20,7 @@ struct Local {
     /// The stack's record of media workers, and the simulated worker's id.
     workers: std::sync::Arc<dyn teleapi::ports::WorkerStore>,
     worker_id: teleapi::domain::worker::WorkerId,
+    simulator: teleapi_local::simulator::Simulator,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -29,21 +30,28 @@ fn encode(value: &str) -> String {
 
 impl Local {
     async fn start(backing: Backing) -> Self {
+        Self::start_with(backing, |_| {}).await
+    }
+
+    /// A stack with options of the test's own.
+    async fn start_with(backing: Backing, options: impl FnOnce(&mut StackOptions)) -> Self {
         let sid = teleapi::domain::AccountSid::generate();
-        let stack = Stack::build(StackOptions {
+        let mut chosen = StackOptions {
             backing,
             dev: Some((sid.clone(), AuthToken::new(TOKEN))),
             simulator: SimulatorConfig {
                 ring: Duration::from_millis(100),
                 speed: 0.02,
                 enabled: true,
+                ..Default::default()
             },
             ..Default::default()
-        })
-        .await
-        .expect("the stack starts");
+        };
+        options(&mut chosen);
+        let stack = Stack::build(chosen).await.expect("the stack starts");
         let workers = stack.events.workers.clone();
         let worker_id = stack.simulator.worker_id().clone();
+        let simulator = stack.simulator.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -81,6 +89,7 @@ impl Local {
             app,
             workers,
             worker_id,
+            simulator,
             _stop: stop,
         }
     }
@@ -508,6 +517,68 @@ async fn the_simulated_worker_heartbeats(local: Local) {
     assert_eq!(worker.status, WorkerStatus::Active);
     assert!(!worker.command_queue.is_empty());
     assert!(worker.lease_expires_at > worker.date_updated);
+}
+
+/// The simulated worker dies in the middle of Bob's call: within its lease and a reconciler run,
+/// both legs end `completed`, the application is told, and the worker is marked expired. (Lease
+/// 5 s, heartbeats every 200 ms and a reconciler every 250 ms, so that it takes seconds.)
+async fn a_worker_that_dies_mid_call(backing: Backing) {
+    use teleapi::domain::worker::WorkerStatus;
+    let local = Local::start_with(backing, |options| {
+        options.worker_lease = Duration::from_secs(5);
+        options.reconcile_every = Duration::from_millis(250);
+        options.simulator.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let call = local.incoming("/bob").await;
+    eventually("the call answered", || {
+        status_is(&local, &call, "in-progress")
+    })
+    .await;
+    let bob = eventually("Bob's leg answered", || async {
+        let legs = local.legs(&call).await;
+        leg_to(&legs, "client:bob")
+            .filter(|l| l["status"] == "in-progress")
+            .map(|l| l["sid"].as_str().unwrap().to_owned())
+    })
+    .await;
+    let url = format!("{}/{call}.json", local.calls());
+    let callback = format!("StatusCallback={}", local.app("/status"));
+    assert_eq!(local.post(&url, &callback).await.0, 200);
+
+    local.simulator.crash();
+    for sid in [&call, &bob] {
+        eventually(&format!("{sid} ended"), || {
+            status_is(&local, sid, "completed")
+        })
+        .await;
+    }
+    let told = eventually("the completed callback", || async {
+        local.app.received_at("/status").into_iter().next()
+    })
+    .await;
+    assert_eq!(told.params["CallStatus"], "completed");
+    assert_eq!(told.params["CallSid"], call);
+    // Marked once its calls are all ended, a moment after the last of them.
+    eventually("the worker marked expired", || async {
+        let worker = local.workers.worker(&local.worker_id).await.unwrap()?;
+        (worker.status == WorkerStatus::Expired).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_call_in_memory() {
+    a_worker_that_dies_mid_call(Backing::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_call_on_moto() {
+    a_worker_that_dies_mid_call(Backing::Aws {
+        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+        prefix: format!("e2e{}", &teleapi::domain::sid::random_hex32()[..10]),
+    })
+    .await;
 }
 
 macro_rules! on_both_backends {

@@ -306,6 +306,7 @@ async fn the_simulated_worker_absorbs_redelivered_commands() {
             ring: Duration::from_millis(20),
             speed: 0.01,
             enabled: true,
+            ..Default::default()
         };
         let worker = tokio::spawn(
             Simulator::new(commands, "commands.fifo", Arc::new(events.clone()), config).run(),

@@ -301,7 +301,7 @@ fn into_axum(response: lambda_http::Response<Body>) -> Response {
 }
 
 /// Settles intents left pending or unreported and ends the calls of workers whose lease ran
-/// out, as the scheduled function does when deployed (every 15 s here).
+/// out, as the scheduled function does when deployed (every 15 s here, by default).
 async fn reconcile_forever(stack: Stack) {
     let services = teleapi::reconcile::ReconcilerServices {
         calls: stack.calls.clone(),
@@ -311,7 +311,7 @@ async fn reconcile_forever(stack: Stack) {
         clock: stack.services.clock.clone(),
         write_budget: stack.events.config.write_budget,
     };
-    let mut ticks = tokio::time::interval(Duration::from_secs(15));
+    let mut ticks = tokio::time::interval(stack.reconcile_every);
     loop {
         ticks.tick().await;
         if let Err(err) = teleapi::reconcile::run_once(&services).await {
@@ -447,6 +447,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         simulator: options.simulator,
         retention: options.retention,
         rate_limit: options.rate_limit,
+        ..StackOptions::default()
     })
     .await?;
     announce(&banner(address, &stack));

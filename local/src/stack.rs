@@ -46,6 +46,10 @@ pub struct StackOptions {
     /// The request rate limit of accounts without one of their own, enforced in process as API
     /// Gateway's usage plans enforce it when deployed.
     pub rate_limit: RateLimit,
+    /// How long a worker's heartbeat holds it, and how often the reconciler runs (30 s and
+    /// 15 s; shorter in tests of a worker's death).
+    pub worker_lease: Duration,
+    pub reconcile_every: Duration,
 }
 
 /// A local stack's default retention: a day of history is plenty to look at.
@@ -59,6 +63,8 @@ impl Default for StackOptions {
             simulator: SimulatorConfig::default(),
             retention: DEFAULT_RETENTION,
             rate_limit: RateLimit::DEFAULT,
+            worker_lease: teleapi::domain::worker::LEASE,
+            reconcile_every: Duration::from_secs(15),
         }
     }
 }
@@ -86,6 +92,8 @@ pub struct Stack {
     /// With DynamoDB and SQS: the environment a function needs to share them (for
     /// `cargo lambda watch`).
     pub function_env: Vec<(String, String)>,
+    /// How often the reconciler runs.
+    pub reconcile_every: Duration,
 }
 
 /// The queues of a stack.
@@ -295,6 +303,7 @@ impl Stack {
             clock: clock.clone(),
             config: EventConfig {
                 intent_retention: options.retention,
+                worker_lease: options.worker_lease,
                 ..EventConfig::default()
             },
         };
@@ -347,6 +356,7 @@ impl Stack {
             dev_account,
             description,
             function_env,
+            reconcile_every: options.reconcile_every,
         })
     }
 

@@ -28,6 +28,8 @@ pub struct EventConfig {
     pub write_budget: Duration,
     /// How long an account read for a new call's listing partitions is reused.
     pub account_cache_ttl: Duration,
+    /// How long a worker's heartbeat holds it ([`worker::LEASE`]; shorter in tests).
+    pub worker_lease: Duration,
 }
 
 impl Default for EventConfig {
@@ -36,6 +38,7 @@ impl Default for EventConfig {
             intent_retention: Duration::from_secs(30 * 24 * 3600),
             write_budget: Duration::from_secs(5),
             account_cache_ttl: Duration::from_secs(10),
+            worker_lease: worker::LEASE,
         }
     }
 }
@@ -150,7 +153,8 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
 async fn handle_worker_event(services: &EventServices, body: &str) -> Result<Handled, EventError> {
     let event = WorkerEvent::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
     let current = services.workers.worker(&event.worker_id).await?;
-    let handled = match worker::apply(current.as_ref(), &event, services.clock.now()) {
+    let now = services.clock.now();
+    let handled = match worker::apply(current.as_ref(), &event, now, services.config.worker_lease) {
         Err(why) => Handled::Ignored(why),
         Ok(next) if services.workers.record_worker(&next).await? => Handled::Applied {
             callback: false,

@@ -245,6 +245,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
             intent_retention: api.intent_retention,
             write_budget: api.write_budget,
             account_cache_ttl: api.account_cache_ttl,
+            ..EventConfig::default()
         },
     })
 }

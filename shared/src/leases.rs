@@ -11,7 +11,7 @@ use crate::api::intents::backoff;
 use crate::domain::IntentStatus;
 use crate::domain::listing::PageRequest;
 use crate::domain::progress::drop_call;
-use crate::domain::worker::{LEASE, Worker};
+use crate::domain::worker::Worker;
 use crate::domain::{Call, CallSid, Timestamp};
 use crate::ports::{
     CallStore, CallWrite, OutgoingMessage, Queue, QueueError, RecordError, Settlement, StoreError,
@@ -77,7 +77,8 @@ async fn end_call(
     now: Timestamp,
     write_budget: Duration,
 ) -> Result<(bool, usize), SweepError> {
-    let last_seen = worker.lease_expires_at.minus(LEASE);
+    // Its last heartbeat was applied when it was last written.
+    let last_seen = worker.date_updated;
     // The index lags: a call that ended meanwhile, or moved to another worker, is not ours.
     let ours = |call: &Call| call.worker.as_ref() == Some(&worker.id);
     let ended = drop_lost_call(

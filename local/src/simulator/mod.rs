@@ -10,6 +10,7 @@
 pub mod rcml;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub struct SimulatorConfig {
     /// Whether the worker runs at all (`--no-simulator`: commands stay on the queue, for a real
     /// worker or for measuring the API alone).
     pub enabled: bool,
+    /// How often it sends `worker.heartbeat` (every 10 s, as a real worker; less in tests).
+    pub heartbeat: Duration,
 }
 
 impl Default for SimulatorConfig {
@@ -48,6 +51,7 @@ impl Default for SimulatorConfig {
             ring: Duration::from_millis(1500),
             speed: 1.0,
             enabled: true,
+            heartbeat: HEARTBEAT_INTERVAL,
         }
     }
 }
@@ -94,6 +98,8 @@ struct Shared {
     /// the process.)
     ended: Arc<Mutex<HashMap<CallSid, Option<IntentSid>>>>,
     config: SimulatorConfig,
+    /// Set by [`Simulator::crash`]: the worker says nothing more, as if its process had died.
+    crashed: Arc<AtomicBool>,
 }
 
 /// The simulated media worker.
@@ -128,6 +134,7 @@ impl Simulator {
                 legs: Arc::default(),
                 ended: Arc::default(),
                 config,
+                crashed: Arc::default(),
             },
             commands,
         }
@@ -161,6 +168,12 @@ impl Simulator {
             url: call.url,
             method: call.method,
         });
+    }
+
+    /// The worker dies, as far as the control plane can tell: no heartbeat, no event, from now
+    /// on (for tests of what the control plane does then).
+    pub fn crash(&self) {
+        self.shared.crashed.store(true, Ordering::SeqCst);
     }
 
     /// This run's worker id.
@@ -266,9 +279,12 @@ const CAPACITY: u32 = 10_000;
 
 /// The worker's heartbeats, for as long as the process runs.
 async fn heartbeats(shared: Shared) {
-    let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let mut ticks = tokio::time::interval(shared.config.heartbeat);
     loop {
         ticks.tick().await;
+        if shared.crashed.load(Ordering::SeqCst) {
+            return;
+        }
         let calls = u32::try_from(shared.legs.lock().unwrap().len()).unwrap_or(u32::MAX);
         let event = WorkerEvent {
             version: EVENT_VERSION,
@@ -290,6 +306,9 @@ async fn heartbeats(shared: Shared) {
 }
 
 async fn emit(shared: &Shared, call_sid: &CallSid, kind: EventKind) {
+    if shared.crashed.load(Ordering::SeqCst) {
+        return;
+    }
     let event = Event {
         version: EVENT_VERSION,
         call_sid: call_sid.clone(),

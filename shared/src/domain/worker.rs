@@ -191,12 +191,13 @@ pub struct Worker {
     pub date_updated: Timestamp,
 }
 
-/// What `event` makes of the worker recorded as `current` (`None`: unknown) at `now`, or why it
-/// changes nothing.
+/// What `event` makes of the worker recorded as `current` (`None`: unknown) at `now`, a
+/// heartbeat holding the worker for `lease` ([`LEASE`] when deployed), or why it changes nothing.
 pub fn apply(
     current: Option<&Worker>,
     event: &WorkerEvent,
     now: Timestamp,
+    lease: Duration,
 ) -> Result<Worker, String> {
     let at = Timestamp::from_millis(event.timestamp);
     if let Some(worker) = current {
@@ -236,7 +237,7 @@ pub fn apply(
                 WorkerState::Draining => WorkerStatus::Draining,
             },
             last_event: at,
-            lease_expires_at: now.plus(LEASE),
+            lease_expires_at: now.plus(lease),
             date_created: current.map_or(now, |w| w.date_created),
             date_updated: now,
         }),
@@ -319,7 +320,7 @@ mod tests {
     #[test]
     fn heartbeats_renew_the_lease_in_order_and_only_while_live() {
         let now = Timestamp::from_millis(1_000_000);
-        let first = apply(None, &heartbeat("w1", 10, WorkerState::Active), now).unwrap();
+        let first = apply(None, &heartbeat("w1", 10, WorkerState::Active), now, LEASE).unwrap();
         assert_eq!(first.status, WorkerStatus::Active);
         assert_eq!(first.lease_expires_at, now.plus(LEASE));
 
@@ -328,6 +329,7 @@ mod tests {
             Some(&first),
             &heartbeat("w1", 20, WorkerState::Draining),
             later,
+            LEASE,
         )
         .unwrap();
         assert_eq!(renewed.status, WorkerStatus::Draining);
@@ -338,7 +340,8 @@ mod tests {
             apply(
                 Some(&renewed),
                 &heartbeat("w1", 20, WorkerState::Active),
-                later
+                later,
+                LEASE,
             )
             .is_err()
         );
@@ -346,7 +349,8 @@ mod tests {
             apply(
                 Some(&renewed),
                 &heartbeat("w1", 15, WorkerState::Active),
-                later
+                later,
+                LEASE,
             )
             .is_err()
         );
@@ -356,13 +360,14 @@ mod tests {
             timestamp: 30,
             ..heartbeat("w1", 30, WorkerState::Active)
         };
-        let gone = apply(Some(&renewed), &left, later).unwrap();
+        let gone = apply(Some(&renewed), &left, later, LEASE).unwrap();
         assert_eq!((gone.status, gone.calls), (WorkerStatus::Left, 0));
         assert!(
             apply(
                 Some(&gone),
                 &heartbeat("w1", 40, WorkerState::Active),
-                later
+                later,
+                LEASE,
             )
             .is_err()
         );
@@ -374,10 +379,11 @@ mod tests {
             apply(
                 Some(&expired),
                 &heartbeat("w1", 40, WorkerState::Active),
-                later
+                later,
+                LEASE,
             )
             .is_err()
         );
-        assert!(apply(None, &left, later).is_err());
+        assert!(apply(None, &left, later, LEASE).is_err());
     }
 }
