@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use teleapi::adapters::http::{HostResolver, HttpWebhooks};
 use teleapi::call_events::{EventServices, Handled, consume, handle_event};
 use teleapi::callbacks::{CallbackServices, JobOutcome, run_job};
@@ -788,15 +788,51 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         .unwrap();
     let modified = p.world.modify(&stored, "Mute=true").await;
     assert_eq!(modified.status(), 200);
+    // Bob's leg, which the answered call dialled, held by another (live) worker.
+    let other = WorkerId::try_from(format!("{id}-other")).unwrap();
+    let queue = p
+        .world
+        .backend
+        .aws
+        .as_ref()
+        .map_or("commands.fifo", |a| &a.commands_url);
+    let bob = CallSid::generate();
+    let leg = match initiated_by(1, &p.world, queue, Some(other)) {
+        EventKind::CallInitiated {
+            seq,
+            account_sid,
+            from,
+            to,
+            command_queue_url,
+            worker_id,
+            ..
+        } => EventKind::CallInitiated {
+            seq,
+            account_sid,
+            direction: Direction::OutboundDial,
+            from,
+            to,
+            parent_call_sid: Some(answered.clone()),
+            command_queue_url,
+            worker_id,
+            url: None,
+            method: None,
+        },
+        _ => unreachable!(),
+    };
+    p.apply(&bob, leg).await;
+    p.status(&bob, 2, CallStatus::InProgress, None).await;
     p.world.backend.drain_commands().await;
 
     let services = ReconcilerServices {
+        accounts: p.world.backend.accounts.clone(),
         calls: p.world.backend.calls.clone(),
         workers: p.world.backend.workers.clone(),
         commands: p.world.backend.commands.clone(),
         callbacks: p.world.backend.callbacks.clone(),
         clock: p.world.clock.clone(),
         write_budget: Duration::from_secs(5),
+        intent_retention: Duration::from_secs(3600),
     };
     // Alive: nothing happens.
     p.world.clock.advance(Duration::from_secs(20));
@@ -804,8 +840,28 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     // Its last heartbeat was 30 s ago and more: its calls end.
     p.world.clock.advance(LEASE - Duration::from_secs(19));
     let swept = sweep_leases(&services).await.unwrap();
-    // Each call's dial (never reported here) and the mute.
-    assert_eq!((swept.workers, swept.calls, swept.intents), (1, 2, 3));
+    // Each call's dial (never reported here) and the mute; Bob's leg is hung up through its
+    // own worker.
+    assert_eq!(
+        (swept.workers, swept.calls, swept.intents, swept.legs),
+        (1, 2, 3, 1)
+    );
+    let commands = p.world.backend.drain_commands().await;
+    assert_eq!(commands.len(), 1);
+    assert_eq!(
+        (&commands[0]["type"], &commands[0]["call_sid"]),
+        (&json!("hangup"), &json!(bob.as_str()))
+    );
+    let hangup = p
+        .world
+        .backend
+        .calls
+        .intent(&bob, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hangup.status, IntentStatus::Pending);
+    assert!(hangup.reason.unwrap().contains(id.as_str()));
     assert_eq!(
         sweep_leases(&services).await.unwrap(),
         Default::default(),

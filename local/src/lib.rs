@@ -304,12 +304,14 @@ fn into_axum(response: lambda_http::Response<Body>) -> Response {
 /// out, as the scheduled function does when deployed (every 15 s here, by default).
 async fn reconcile_forever(stack: Stack) {
     let services = teleapi::reconcile::ReconcilerServices {
+        accounts: stack.accounts.clone(),
         calls: stack.calls.clone(),
         workers: stack.events.workers.clone(),
         commands: stack.commands.clone(),
         callbacks: stack.events.callbacks.clone(),
         clock: stack.services.clock.clone(),
         write_budget: stack.events.config.write_budget,
+        intent_retention: stack.events.config.intent_retention,
     };
     let mut ticks = tokio::time::interval(stack.reconcile_every);
     loop {

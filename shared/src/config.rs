@@ -202,13 +202,16 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
 pub async fn reconciler_services_from_env()
 -> Result<crate::reconcile::ReconcilerServices, ConfigError> {
     let aws = Aws::from_env().await?;
+    let api = api_config_from_env()?;
     Ok(crate::reconcile::ReconcilerServices {
+        accounts: aws.store.clone(),
         calls: aws.store.clone(),
         workers: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
-        write_budget: api_config_from_env()?.write_budget,
+        write_budget: api.write_budget,
+        intent_retention: api.intent_retention,
     })
 }
 

@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 use crate::api::intents::backoff;
 use crate::domain::IntentStatus;
-use crate::domain::listing::PageRequest;
+use crate::domain::listing::{CallFilter, PageRequest};
+use crate::domain::modify::SystemAction;
 use crate::domain::progress::drop_call;
 use crate::domain::worker::Worker;
 use crate::domain::{Call, CallSid, Timestamp};
 use crate::ports::{
     CallStore, CallWrite, OutgoingMessage, Queue, QueueError, RecordError, Settlement, StoreError,
-    WorkerStore,
 };
+use crate::reconcile::ReconcilerServices;
+use crate::system_intents::{SystemOutcome, record_system_intent};
 
 /// Workers, and calls per worker, looked at per run; what is left waits for the next run.
 const WORKERS: usize = 20;
@@ -31,6 +33,8 @@ pub struct Swept {
     pub calls: usize,
     /// Intents of those calls failed.
     pub intents: usize,
+    /// Legs of those calls on other workers, hung up.
+    pub legs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +45,14 @@ pub enum SweepError {
     Queue(#[from] QueueError),
 }
 
-/// Ends the calls of every worker whose lease ran out before `now`.
+/// Ends the calls of every worker whose lease ran out before `now`, and hangs up the legs
+/// that other workers hold of those calls.
 pub async fn end_expired_workers(
-    workers: &dyn WorkerStore,
-    calls: &dyn CallStore,
-    callbacks: &dyn Queue,
+    services: &ReconcilerServices,
     now: Timestamp,
-    write_budget: Duration,
 ) -> Result<Swept, SweepError> {
+    let (workers, calls) = (services.workers.as_ref(), services.calls.as_ref());
+    let (callbacks, write_budget) = (services.callbacks.as_ref(), services.write_budget);
     let mut swept = Swept::default();
     for worker in workers.expired_workers(now, WORKERS).await? {
         let live = calls.live_calls(&worker.id, CALLS).await?;
@@ -57,6 +61,9 @@ pub async fn end_expired_workers(
                 end_call(calls, callbacks, &worker, sid, now, write_budget).await?;
             swept.calls += usize::from(ended);
             swept.intents += failed;
+            if ended {
+                swept.legs += hang_up_legs(services, &worker, sid, now).await?;
+            }
         }
         // With calls left over, the next run goes on; the worker stays findable until then.
         if live.len() < CALLS && workers.expire_worker(&worker.id, now).await? {
@@ -65,6 +72,67 @@ pub async fn end_expired_workers(
         }
     }
     Ok(swept)
+}
+
+/// Hangs up the live legs that `<Dial>`ed from `parent` (a call of the dead `worker`) and that
+/// another worker holds: the leg they were bridged to is gone. (Legs on the dead worker end in
+/// the same sweep.) Found through the account's listing, filtered on `ParentCallSid`.
+async fn hang_up_legs(
+    services: &ReconcilerServices,
+    worker: &Worker,
+    parent: &CallSid,
+    now: Timestamp,
+) -> Result<usize, SweepError> {
+    let Some(call) = services.calls.call(parent).await? else {
+        return Ok(0);
+    };
+    let shards = services
+        .accounts
+        .account(&call.account_sid)
+        .await?
+        .map_or(1, |a| a.listing_shards);
+    let filter = CallFilter {
+        parent_call_sid: Some(parent.clone()),
+        ..CallFilter::default()
+    };
+    let mut page = PageRequest {
+        size: 100,
+        after: None,
+        backward: false,
+    };
+    let action = SystemAction::HangUp {
+        reason: format!(
+            "The leg it was connected to ended: media worker {} stopped",
+            worker.id
+        ),
+    };
+    let mut hung_up = 0;
+    loop {
+        let legs = services
+            .calls
+            .list_calls(&call.account_sid, shards, &filter, &page)
+            .await?;
+        for leg in &legs.items {
+            if leg.status.is_final() || leg.worker.as_ref() == Some(&worker.id) {
+                continue;
+            }
+            let outcome = record_system_intent(
+                services.calls.as_ref(),
+                services.commands.as_ref(),
+                &leg.sid,
+                &action,
+                || now,
+                services.intent_retention,
+                services.write_budget,
+            )
+            .await?;
+            hung_up += usize::from(matches!(outcome, SystemOutcome::Recorded(_)));
+        }
+        match legs.more {
+            Some(after) => page.after = Some(after),
+            None => return Ok(hung_up),
+        }
+    }
 }
 
 /// Ends one call of `worker` and fails its unsettled intents: whether it ended the call, and how

@@ -15,11 +15,15 @@ use std::time::Duration;
 
 use crate::domain::{CallStatus, IntentStatus, Timestamp};
 use crate::leases::{SweepError, Swept, drop_lost_call, end_expired_workers};
-use crate::ports::{CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError, WorkerStore};
+use crate::ports::{
+    AccountStore, CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError, WorkerStore,
+};
 
 /// What the reconciler works with.
 #[derive(Clone)]
 pub struct ReconcilerServices {
+    /// Read for an account's listing partitions, to find the legs of a dead worker's calls.
+    pub accounts: Arc<dyn AccountStore>,
     pub calls: Arc<dyn CallStore>,
     pub workers: Arc<dyn WorkerStore>,
     pub commands: Arc<dyn Queue>,
@@ -28,6 +32,8 @@ pub struct ReconcilerServices {
     pub clock: Arc<dyn Clock>,
     /// How long ending one call may keep retrying its write against concurrent writers.
     pub write_budget: Duration,
+    /// The TTL of the intents that hang up those legs.
+    pub intent_retention: Duration,
 }
 
 /// How often the deployed reconciler looks for expired leases within its one-minute run (at
@@ -51,14 +57,7 @@ pub async fn run_once(services: &ReconcilerServices) -> Result<(Reconciled, Swep
 
 /// Ends the calls of workers whose lease ran out.
 pub async fn sweep_leases(services: &ReconcilerServices) -> Result<Swept, SweepError> {
-    end_expired_workers(
-        services.workers.as_ref(),
-        services.calls.as_ref(),
-        services.callbacks.as_ref(),
-        services.clock.now(),
-        services.write_budget,
-    )
-    .await
+    end_expired_workers(services, services.clock.now()).await
 }
 
 /// Longer than any modification request may run (the function's timeout), so that the

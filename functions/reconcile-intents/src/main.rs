@@ -29,6 +29,7 @@ fn main() -> Result<(), Error> {
                     swept.workers += more.workers;
                     swept.calls += more.calls;
                     swept.intents += more.intents;
+                    swept.legs += more.legs;
                 }
                 Ok::<_, Error>(json!({
                     "resent": report.resent,
@@ -39,6 +40,7 @@ fn main() -> Result<(), Error> {
                     "expired_workers": swept.workers,
                     "ended_calls": swept.calls,
                     "failed_intents": swept.intents,
+                    "hung_up_legs": swept.legs,
                 }))
             }
         }))

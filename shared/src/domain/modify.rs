@@ -363,6 +363,9 @@ pub enum SystemAction {
     },
     /// End the call as failed: its RCML failed and nothing can replace it.
     Fail { reason: String },
+    /// Hang the call up (`completed`, or `canceled` before it is answered): the leg it was
+    /// bridged to is gone.
+    HangUp { reason: String },
 }
 
 /// The intent (and call update) for a [`SystemAction`], numbered after the call's latest
@@ -392,6 +395,34 @@ pub fn plan_system(
                 ..CommandParameters::default()
             };
             (IntentAction::Execute, CommandType::Execute, command, None)
+        }
+        SystemAction::HangUp { reason } => {
+            next.status = if call.status.is_unanswered() {
+                CallStatus::Canceled
+            } else {
+                CallStatus::Completed
+            };
+            next.end_time = Some(now);
+            next.duration = match (next.status, call.start_time) {
+                (CallStatus::Completed, Some(start)) => Some(now.seconds_since(start)),
+                _ => None,
+            };
+            let status = if call.status.is_unanswered() {
+                HangupStatus::Canceled
+            } else {
+                HangupStatus::Completed
+            };
+            parameters.insert("Status".to_owned(), status.as_str().to_owned());
+            let command = CommandParameters {
+                status: Some(status),
+                ..CommandParameters::default()
+            };
+            (
+                IntentAction::Hangup,
+                CommandType::Hangup,
+                command,
+                Some(reason.clone()),
+            )
         }
         SystemAction::Fail { reason } => {
             next.status = CallStatus::Failed;
