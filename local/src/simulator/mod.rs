@@ -182,7 +182,7 @@ impl Simulator {
     }
 
     /// Reads the commands queue forever, handing each command to its call, and sends a
-    /// heartbeat every [`HEARTBEAT_INTERVAL`] from the start.
+    /// heartbeat every `config.heartbeat` from the start.
     pub async fn run(self) {
         tokio::spawn(heartbeats(self.shared.clone()));
         loop {
