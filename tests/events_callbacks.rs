@@ -142,6 +142,13 @@ impl Pipeline {
     }
 }
 
+/// A `worker.heartbeat` of worker `id`, sent at `at` (ms), in `state`.
+fn heartbeat(id: &teleapi::domain::worker::WorkerId, at: i64, state: &str) -> String {
+    format!(
+        r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":1,"state":"{state}"}}"#
+    )
+}
+
 fn initiated(seq: u64, world: &World, queue: &str) -> EventKind {
     initiated_by(seq, world, queue, None)
 }
@@ -689,11 +696,7 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
 async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
     use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
-    let heartbeat = |at: i64, state: &str| {
-        format!(
-            r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":1,"state":"{state}"}}"#
-        )
-    };
+    let heartbeat = |at: i64, state: &str| heartbeat(&id, at, state);
     let apply = |body: String| {
         let events = p.events.clone();
         async move { handle_event(&events, &body).await.unwrap() }
@@ -752,11 +755,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
     use teleapi::reconcile::{ReconcilerServices, sweep_leases};
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
-    let heartbeat = |at: i64| {
-        format!(
-            r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":2,"state":"active"}}"#
-        )
-    };
+    let heartbeat = |at: i64| heartbeat(&id, at, "active");
     handle_event(&p.events, &heartbeat(1_000)).await.unwrap();
     let callback = p.encoded("/status");
     let answered = p
@@ -765,14 +764,14 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     let ringing = p
         .outgoing_call(&format!("&StatusCallback={callback}"))
         .await;
+    // The workers' own queue: here the backend's commands queue, so that sends succeed.
+    let queue = p
+        .world
+        .backend
+        .aws
+        .as_ref()
+        .map_or("commands.fifo", |a| &a.commands_url);
     for sid in [&answered, &ringing] {
-        // The worker's own queue: here the backend's commands queue, so that sends succeed.
-        let queue = p
-            .world
-            .backend
-            .aws
-            .as_ref()
-            .map_or("commands.fifo", |a| &a.commands_url);
         let owned = initiated_by(1, &p.world, queue, Some(id.clone()));
         p.apply(sid, owned).await;
         p.status(sid, 2, CallStatus::Ringing, None).await;
@@ -780,12 +779,6 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     p.status(&answered, 3, CallStatus::InProgress, None).await;
     // Bob's leg, which the answered call dialled, held by another (live) worker.
     let other = WorkerId::try_from(format!("{id}-other")).unwrap();
-    let queue = p
-        .world
-        .backend
-        .aws
-        .as_ref()
-        .map_or("commands.fifo", |a| &a.commands_url);
     let bob = CallSid::generate();
     let leg = match initiated_by(1, &p.world, queue, Some(other)) {
         EventKind::CallInitiated {

@@ -12,9 +12,9 @@ use crate::api::intents::backoff;
 use crate::consumer::BatchMessage;
 use crate::domain::callback::CallbackJob;
 use crate::domain::event::{Event, EventKind};
-use crate::domain::progress::{Verdict, progress};
+use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::worker::{self, WorkerEvent};
-use crate::domain::{IntentSid, IntentStatus};
+use crate::domain::{IntentSid, IntentStatus, Timestamp};
 use crate::ports::{
     AccountStore, CallStore, CallWrite, Clock, OutgoingMessage, Queue, QueueError, RecordError,
     Settlement, StoreError, WorkerStore,
@@ -105,10 +105,14 @@ pub enum EventError {
 }
 
 pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handled, EventError> {
-    if worker::is_worker_event(body) {
-        return handle_worker_event(services, body).await;
-    }
-    let event = Event::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
+    // Call events are most of the traffic: parsed once; only what is not one is looked at again.
+    let event = match Event::from_json(body) {
+        Ok(event) => event,
+        Err(_) if worker::is_worker_event(body) => {
+            return handle_worker_event(services, body).await;
+        }
+        Err(err) => return Err(EventError::Poison(err.to_string())),
+    };
     let handled = match &event.kind {
         EventKind::CommandApplied { intent_sid, seq } => {
             settle(
@@ -239,27 +243,10 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
             }
             Verdict::Apply(progress) => progress,
         };
-        if let Some(job) = &progress.callback
-            && queued.as_ref() != Some(job)
-        {
-            services
-                .callbacks
-                .send(
-                    None,
-                    &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
-                )
-                .await?;
-            queued = Some(job.clone());
-        }
-        let write = CallWrite {
-            call: &progress.call,
-            expected_version: progress.expected_version,
-            intent: progress.intent.as_ref(),
-            idempotency: None,
-            now,
-        };
-        match services.calls.write_call(write).await {
-            Ok(()) => {
+        let calls = services.calls.as_ref();
+        let callbacks = services.callbacks.as_ref();
+        match write_progress::<EventError>(calls, callbacks, &progress, &mut queued, now).await? {
+            true => {
                 if let Some(intent) = &progress.intent {
                     send_after_write(services.commands.as_ref(), intent).await;
                 }
@@ -268,8 +255,7 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
                     intent: progress.intent.is_some(),
                 });
             }
-            Err(RecordError::Store(err)) => return Err(err.into()),
-            Err(RecordError::CallChanged | RecordError::KeyTaken) => {
+            false => {
                 if Instant::now() >= deadline {
                     return Err(StoreError::Unavailable(format!(
                         "{} kept changing while applying {}",
@@ -282,5 +268,41 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
                 attempt += 1;
             }
         }
+    }
+}
+
+/// Queues `progress`'s callback job, unless `queued` holds it already (an earlier round of the
+/// same change queued it), then writes the call and its intent under the version they were
+/// planned from. `Ok(false)`: the call changed since it was read; read it again. The job goes
+/// first, so that a crash between the two can only repeat it (same job id), never lose it.
+pub(crate) async fn write_progress<E: From<StoreError> + From<QueueError>>(
+    calls: &dyn CallStore,
+    callbacks: &dyn Queue,
+    progress: &Progress,
+    queued: &mut Option<CallbackJob>,
+    now: Timestamp,
+) -> Result<bool, E> {
+    if let Some(job) = &progress.callback
+        && queued.as_ref() != Some(job)
+    {
+        callbacks
+            .send(
+                None,
+                &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
+            )
+            .await?;
+        *queued = Some(job.clone());
+    }
+    let write = CallWrite {
+        call: &progress.call,
+        expected_version: progress.expected_version,
+        intent: progress.intent.as_ref(),
+        idempotency: None,
+        now,
+    };
+    match calls.write_call(write).await {
+        Ok(()) => Ok(true),
+        Err(RecordError::Store(err)) => Err(err.into()),
+        Err(RecordError::CallChanged | RecordError::KeyTaken) => Ok(false),
     }
 }

@@ -8,15 +8,14 @@
 use std::time::{Duration, Instant};
 
 use crate::api::intents::backoff;
+use crate::call_events::write_progress;
 use crate::domain::IntentStatus;
 use crate::domain::listing::{CallFilter, PageRequest};
 use crate::domain::modify::SystemAction;
 use crate::domain::progress::drop_call;
 use crate::domain::worker::Worker;
 use crate::domain::{Call, CallSid, Timestamp};
-use crate::ports::{
-    CallStore, CallWrite, OutgoingMessage, Queue, QueueError, RecordError, Settlement, StoreError,
-};
+use crate::ports::{CallStore, Queue, QueueError, Settlement, StoreError};
 use crate::reconcile::ReconcilerServices;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 
@@ -225,37 +224,16 @@ pub async fn drop_lost_call(
         let Some(progress) = drop_call(&call, last_seen, now, why) else {
             return Ok(false);
         };
-        if let Some(job) = &progress.callback
-            && queued.as_ref() != Some(job)
-        {
-            callbacks
-                .send(
-                    None,
-                    &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
-                )
-                .await?;
-            queued = Some(job.clone());
+        if write_progress::<SweepError>(calls, callbacks, &progress, &mut queued, now).await? {
+            return Ok(true);
         }
-        let write = CallWrite {
-            call: &progress.call,
-            expected_version: progress.expected_version,
-            intent: None,
-            idempotency: None,
-            now,
-        };
-        match calls.write_call(write).await {
-            Ok(()) => return Ok(true),
-            Err(RecordError::Store(err)) => return Err(err.into()),
-            Err(RecordError::CallChanged | RecordError::KeyTaken) => {
-                if Instant::now() >= deadline {
-                    return Err(StoreError::Unavailable(format!(
-                        "{sid} kept changing while it was being ended"
-                    ))
-                    .into());
-                }
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "{sid} kept changing while it was being ended"
+            ))
+            .into());
         }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
     }
 }

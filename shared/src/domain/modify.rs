@@ -285,16 +285,7 @@ pub fn plan(
         ..CommandParameters::default()
     };
     let kind = if let Some(status) = request.hangup {
-        next.status = if call.status.is_unanswered() {
-            CallStatus::Canceled
-        } else {
-            CallStatus::Completed
-        };
-        next.end_time = Some(now);
-        next.duration = match (next.status, call.start_time) {
-            (CallStatus::Completed, Some(start)) => Some(now.seconds_since(start)),
-            _ => None,
-        };
+        hang_up(call, &mut next, now);
         parameters.status = Some(status);
         Some(CommandType::Hangup)
     } else {
@@ -368,6 +359,21 @@ pub enum SystemAction {
     HangUp { reason: String },
 }
 
+/// `next` (a copy of `call`) hung up at `now`: `canceled` if it was never answered, else
+/// `completed` with its duration.
+fn hang_up(call: &Call, next: &mut Call, now: Timestamp) {
+    next.status = if call.status.is_unanswered() {
+        CallStatus::Canceled
+    } else {
+        CallStatus::Completed
+    };
+    next.end_time = Some(now);
+    next.duration = match (next.status, call.start_time) {
+        (CallStatus::Completed, Some(start)) => Some(now.seconds_since(start)),
+        _ => None,
+    };
+}
+
 /// The intent (and call update) for a [`SystemAction`], numbered after the call's latest
 /// intent; `None` if the call has already ended.
 pub fn plan_system(
@@ -397,16 +403,7 @@ pub fn plan_system(
             (IntentAction::Execute, CommandType::Execute, command, None)
         }
         SystemAction::HangUp { reason } => {
-            next.status = if call.status.is_unanswered() {
-                CallStatus::Canceled
-            } else {
-                CallStatus::Completed
-            };
-            next.end_time = Some(now);
-            next.duration = match (next.status, call.start_time) {
-                (CallStatus::Completed, Some(start)) => Some(now.seconds_since(start)),
-                _ => None,
-            };
+            hang_up(call, &mut next, now);
             let status = if call.status.is_unanswered() {
                 HangupStatus::Canceled
             } else {
