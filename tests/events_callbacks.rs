@@ -753,7 +753,7 @@ async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
 /// the worker says afterwards changes nothing.
 async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
-    use teleapi::reconcile::{ReconcilerServices, sweep_leases};
+    use teleapi::reconcile::sweep_leases;
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
     let heartbeat = |at: i64| heartbeat(&id, at, "active");
     handle_event(&p.events, &heartbeat(1_000)).await.unwrap();
@@ -807,16 +807,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     p.status(&bob, 2, CallStatus::InProgress, None).await;
     p.world.backend.drain_commands().await;
 
-    let services = ReconcilerServices {
-        accounts: p.world.backend.accounts.clone(),
-        calls: p.world.backend.calls.clone(),
-        workers: p.world.backend.workers.clone(),
-        commands: p.world.backend.commands.clone(),
-        callbacks: p.world.backend.callbacks.clone(),
-        clock: p.world.clock.clone(),
-        write_budget: Duration::from_secs(5),
-        intent_retention: Duration::from_secs(3600),
-    };
+    let services = p.world.backend.reconciler_services(p.world.clock.clone());
     // Alive: nothing happens.
     p.world.clock.advance(Duration::from_secs(20));
     assert_eq!(sweep_leases(&services).await.unwrap(), Default::default());

@@ -202,6 +202,23 @@ impl Backend {
         }
     }
 
+    /// The reconciler's services on this backend.
+    pub fn reconciler_services(
+        &self,
+        clock: Arc<ManualClock>,
+    ) -> teleapi::reconcile::ReconcilerServices {
+        teleapi::reconcile::ReconcilerServices {
+            accounts: self.accounts.clone(),
+            calls: self.calls.clone(),
+            workers: self.workers.clone(),
+            commands: self.commands.clone(),
+            callbacks: self.callbacks.clone(),
+            clock,
+            write_budget: Duration::from_secs(5),
+            intent_retention: Duration::from_secs(3600),
+        }
+    }
+
     /// The call-events function's services on this backend.
     pub fn event_services(&self, clock: Arc<ManualClock>) -> teleapi::call_events::EventServices {
         teleapi::call_events::EventServices {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
+use teleapi::domain::worker::HEARTBEAT_INTERVAL;
 use teleapi::domain::{Call, CallSid, CallStatus, Timestamp};
 use teleapi::ports::{Clock, DeliveryError, WebhookClient, WebhookRequest, WebhookResponse};
 
@@ -41,6 +42,8 @@ pub enum Invocation {
     Queue,
     /// A scheduled run.
     Schedule,
+    /// More work of a scheduled run, within the same invocation.
+    WithinSchedule,
 }
 
 /// A webhook client that answers every request 204 and counts them.
@@ -78,6 +81,8 @@ impl Probe {
 const URL: &str = "https%3A%2F%2Fapp.example.com%2Frcml%2Fwelcome";
 const STATUS_CALLBACK: &str = "https%3A%2F%2Fapp.example.com%2Fcallbacks%2Fstatus";
 const CREATE: &str = "From=%2B15551230001&To=%2B15551230002";
+/// The media worker the calls run on.
+const WORKER: &str = "capacity-worker-1";
 
 struct Run {
     world: World,
@@ -116,6 +121,15 @@ impl Run {
         for (k, v) in kind.as_object().unwrap() {
             event[k] = v.clone();
         }
+        let services = self.world.backend.event_services(self.world.clock.clone());
+        teleapi::call_events::handle_event(&services, &event.to_string())
+            .await
+            .unwrap();
+    }
+
+    /// The worker's heartbeat, at the clock's time.
+    async fn heartbeat(&mut self) {
+        let event = json!({"version": 1, "type": "worker.heartbeat", "worker_id": WORKER, "timestamp": self.world.clock.now().millis(), "command_queue_url": self.worker, "capacity": 500, "calls": 120, "state": "active"});
         let services = self.world.backend.event_services(self.world.clock.clone());
         teleapi::call_events::handle_event(&services, &event.to_string())
             .await
@@ -193,6 +207,17 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         fill_account(&run.world.backend, &account, 120, now).await;
         account
     };
+    // ---- the media worker: its first heartbeat records it, later ones renew its lease
+    run.heartbeat().await;
+    run.world.clock.advance(HEARTBEAT_INTERVAL);
+    run.begin();
+    run.heartbeat().await;
+    run.end(
+        "event: worker.heartbeat (lease renewed)",
+        "call-events",
+        Invocation::Queue,
+    );
+
     // Warm the account caches: the model's figures are for a busy account, read once per
     // sandbox every 10 s.
     assert_eq!(run.world.get("/Calls.json?PageSize=1").await.status(), 200);
@@ -227,10 +252,10 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     // A worker's first event for a call it did not create: the call is new (call-events reads
     // the account for its listing partitions, once per sandbox every 10 s: warmed here).
     let warm = CallSid::generate();
-    run.event(&warm, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "url": "https://app.example.com/rcml/welcome"})).await;
+    run.event(&warm, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "worker_id": WORKER, "url": "https://app.example.com/rcml/welcome"})).await;
     let inbound = CallSid::generate();
     run.begin();
-    run.event(&inbound, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "url": "https://app.example.com/rcml/welcome"})).await;
+    run.event(&inbound, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "worker_id": WORKER, "url": "https://app.example.com/rcml/welcome"})).await;
     run.end(
         "event: call.initiated (a new call)",
         "call-events",
@@ -238,7 +263,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     );
 
     run.begin();
-    run.event(&sid, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230002", "command_queue_url": run.worker})).await;
+    run.event(&sid, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230002", "command_queue_url": run.worker, "worker_id": WORKER})).await;
     run.end(
         "event: call.initiated (an API call)",
         "call-events",
@@ -370,7 +395,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
 
     // ---- a call whose RCML fails: its fallback
     let failing = CallSid::generate();
-    run.event(&failing, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "url": "https://app.example.com/rcml/welcome"})).await;
+    run.event(&failing, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "inbound", "from": "+15551230003", "to": "+15551230002", "command_queue_url": run.worker, "worker_id": WORKER, "url": "https://app.example.com/rcml/welcome"})).await;
     run.begin();
     run.event(&failing, json!({"type": "rcml.failed", "url": "https://app.example.com/rcml/welcome", "error_code": 11200, "detail": "HTTP 500"})).await;
     run.end(
@@ -423,19 +448,25 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         Invocation::Api,
     );
 
+    // ---- the reconciler: a run each minute, and two more lease sweeps within it
+    let services = run
+        .world
+        .backend
+        .reconciler_services(run.world.clock.clone());
     run.begin();
-    teleapi::reconcile::reconcile_pending(
-        run.world.backend.calls.as_ref(),
-        run.world.backend.commands.as_ref(),
-        run.world.backend.callbacks.as_ref(),
-        run.world.clock.now(),
-    )
-    .await
-    .unwrap();
+    let (reconciled, swept) = teleapi::reconcile::run_once(&services).await.unwrap();
+    assert_eq!((reconciled, swept), Default::default());
     run.end(
-        "reconciler sweep (nothing pending)",
+        "reconciler run (nothing pending, no lease expired)",
         "reconcile-intents",
         Invocation::Schedule,
+    );
+    run.begin();
+    teleapi::reconcile::sweep_leases(&services).await.unwrap();
+    run.end(
+        "reconciler: a further lease sweep (none expired)",
+        "reconcile-intents",
+        Invocation::WithinSchedule,
     );
     run.out
 }

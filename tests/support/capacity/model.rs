@@ -130,6 +130,11 @@ pub const PROFILE_MODIFICATIONS_PER_CALL: f64 = 2.0;
 pub const PROFILE_LIST_SHARE: f64 = 0.20;
 /// The listing partitions of the profile's account (`teleapi-admin set-listing-shards`).
 pub const PROFILE_LISTING_SHARDS: f64 = 16.0;
+/// Media workers heartbeating: 1,000 new calls a second of two minutes each are 120,000 live
+/// calls, 240 workers of 500 calls; 1,000 leaves room for smaller workers.
+pub const PROFILE_WORKERS: f64 = 1_000.0;
+/// Seconds in the month the fixed costs are counted over (30 days).
+const MONTH_SECONDS: f64 = 30.0 * 86_400.0;
 
 // ---------------------------------------------------------------- the deployment
 
@@ -339,6 +344,7 @@ pub fn usage(op: &Measured) -> Usage {
             usage.invocations = 1.0;
             usage.concurrency_seconds = waited / 1000.0;
         }
+        Invocation::WithinSchedule => usage.concurrency_seconds = waited / 1000.0,
     }
     usage
         .by_function
@@ -362,6 +368,15 @@ pub fn mix(ops: &[Measured], parts: &[(&str, f64)]) -> Usage {
     }
     total
 }
+
+/// The measured heartbeat, the reconciler's run and a further lease sweep within it.
+const HEARTBEAT_OP: &str = "event: worker.heartbeat (lease renewed)";
+const RECONCILER_RUN: &str = "reconciler run (nothing pending, no lease expired)";
+const LEASE_SWEEP: &str = "reconciler: a further lease sweep (none expired)";
+const HEARTBEAT_SECONDS: f64 = teleapi::domain::worker::HEARTBEAT_INTERVAL.as_secs_f64();
+/// Lease sweeps per one-minute run, and the wait between them.
+const LEASE_SWEEP_SECONDS: f64 = teleapi::reconcile::LEASE_SWEEP_INTERVAL.as_secs_f64();
+const SWEEPS_PER_RUN: f64 = 60.0 / LEASE_SWEEP_SECONDS;
 
 pub const MODIFICATION: [(&str, f64); 2] = [
     ("modify: redirect (Url)", 1.0),
@@ -709,8 +724,9 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     writeln!(w).unwrap();
 
     // Hot keys under the profile.
+    let heartbeat = usage(find(ops, HEARTBEAT_OP));
     writeln!(w, "### Busiest partition keys under the profile\n").unwrap();
-    writeln!(w, "{} new calls a second, all of one account with {PROFILE_LISTING_SHARDS} listing partitions (the worst case: spread over accounts, every figure but the shared `pending` partitions is lower). A call's own items take its writes over its whole life, counted here as if within one second.\n", number(PROFILE_CALLS_PER_SECOND)).unwrap();
+    writeln!(w, "{} new calls a second, all of one account with {PROFILE_LISTING_SHARDS} listing partitions (the worst case: spread over accounts, every figure but the shared `pending` partitions is lower), on {} media workers. A call's own items take its writes over its whole life, counted here as if within one second.\n", number(PROFILE_CALLS_PER_SECOND), number(PROFILE_WORKERS)).unwrap();
     writeln!(
         w,
         "| table or index | partition key | busiest key, units/s | limit | share |"
@@ -770,6 +786,19 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
                 .unwrap_or(0.0)
                 * rate
                 / pending,
+            PARTITION_WRITES.default,
+            "writes",
+        ),
+        (
+            "workers/leases",
+            "LeaseShard (`live`, every worker)",
+            heartbeat
+                .write_units
+                .get("workers/leases")
+                .copied()
+                .unwrap_or(0.0)
+                * PROFILE_WORKERS
+                / HEARTBEAT_SECONDS,
             PARTITION_WRITES.default,
             "writes",
         ),
@@ -843,6 +872,34 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     }
     writeln!(w).unwrap();
     writeln!(w, "The floor of a modification: one API request, one invocation of {floor_ms} ms, the one conditional write the design requires (call item and intent in one transaction: {floor_write} write units at the measured sizes) and one SendMessage: ${:.2} per million. A modification request costs **{ratio:.2}x** its floor.\n", floor * 1e6).unwrap();
+
+    // What does not scale with calls.
+    writeln!(w, "### Media workers and the reconciler\n").unwrap();
+    let worker_month = heartbeat.total_cost(deployment) * MONTH_SECONDS / HEARTBEAT_SECONDS;
+    let mut reconciler = mix(
+        ops,
+        &[(RECONCILER_RUN, 1.0), (LEASE_SWEEP, SWEEPS_PER_RUN - 1.0)],
+    );
+    // The run waits between its sweeps, and Lambda bills the wait.
+    reconciler.concurrency_seconds += (SWEEPS_PER_RUN - 1.0) * LEASE_SWEEP_SECONDS;
+    let reconciler_month = reconciler.total_cost(deployment) * MONTH_SECONDS / 60.0;
+    let lease_units = heartbeat
+        .write_units
+        .get("workers/leases")
+        .copied()
+        .unwrap_or(0.0);
+    let max_workers = PARTITION_WRITES.default * HEARTBEAT_SECONDS / lease_units;
+    writeln!(
+        w,
+        "They cost the same whatever the traffic, by the month (30 days):\n"
+    )
+    .unwrap();
+    writeln!(w, "| what | requests a month | cost a month |").unwrap();
+    writeln!(w, "|---|---:|---:|").unwrap();
+    writeln!(w, "| one media worker's heartbeats (one each {HEARTBEAT_SECONDS} s: the event, its invocation share, the workers item and its `leases` entry) | {} | ${worker_month:.2} |", number(MONTH_SECONDS / HEARTBEAT_SECONDS)).unwrap();
+    writeln!(w, "| the reconciler (a run each minute: pending intents and {SWEEPS_PER_RUN} lease sweeps, {} s apart, the wait billed) | {} | ${reconciler_month:.2} |", LEASE_SWEEP_SECONDS, number(MONTH_SECONDS / 60.0)).unwrap();
+    writeln!(w).unwrap();
+    writeln!(w, "Every heartbeat moves its worker's entry in the `leases` index ({lease_units} write units), whose one partition (`live`) takes 1,000 writes a second: {} workers at most, {} at half of it. A worker's calls add their `worker` index entry when it reports them and remove it when they end (in the per-operation table above).\n", number(max_workers), number(max_workers / 2.0)).unwrap();
 
     // Targets.
     writeln!(w, "### Targets\n").unwrap();
