@@ -85,6 +85,17 @@ pub enum EventKind {
     },
 }
 
+/// The `type` of a message of the events queue, read without decoding the rest: which family
+/// of events (call, worker, conference) it belongs to.
+pub fn message_type(json: &str) -> Option<std::borrow::Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct Type<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Type>(json).ok().and_then(|t| t.kind)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
     #[error("not an event: {0}")]

@@ -7,6 +7,7 @@ pub mod account;
 pub mod call;
 pub mod callback;
 pub mod command;
+pub mod conference;
 pub mod create;
 pub mod error;
 pub mod event;
@@ -33,7 +34,7 @@ pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentStatus};
 pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
 pub use rcml::Rcml;
-pub use sid::{AccountSid, CallSid, IntentSid};
+pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid};
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 

@@ -125,6 +125,12 @@ sid_type!(
     "MI",
     "IntentSid"
 );
+sid_type!(
+    /// A conference room, from its first participant to its end.
+    ConferenceSid,
+    "CF",
+    "ConferenceSid"
+);
 
 #[cfg(test)]
 mod tests {

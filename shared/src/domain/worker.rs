@@ -108,15 +108,7 @@ pub enum WorkerEventKind {
 /// Whether a message of the events queue is about a worker rather than a call: its `type`
 /// starts with `worker.`.
 pub fn is_worker_event(json: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Type<'a> {
-        #[serde(borrow, rename = "type")]
-        kind: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_str::<Type>(json)
-        .ok()
-        .and_then(|t| t.kind)
-        .is_some_and(|kind| kind.starts_with("worker."))
+    super::event::message_type(json).is_some_and(|kind| kind.starts_with("worker."))
 }
 
 impl WorkerEvent {

@@ -1,0 +1,609 @@
+//! Conferences and their participants, as the control plane records them from what the media
+//! worker that runs each room reports (docs/messages.md, "Conference events"), and the pure
+//! rules that turn one such event into one write ([`apply`]).
+//!
+//! A room is run by one worker. It names the conference (`CF` + 32 hex) when its first
+//! participant arrives and reports, in order on the events queue (group = ConferenceSid),
+//! `conference.created`, `participant.joined`, `participant.updated`, `participant.left`,
+//! `conference.started` and `conference.ended`, numbered per conference from 1: as for calls, an
+//! event applies only if its `seq` is above the last one applied, so that a duplicate or a stale
+//! event changes nothing.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::{EVENT_VERSION, EventDecodeError};
+use super::sid::{AccountSid, CallSid, ConferenceSid};
+use super::time::Timestamp;
+use super::worker::WorkerId;
+
+/// Twilio's conference statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConferenceStatus {
+    /// Participants are waiting for one who starts it (`startConferenceOnEnter`).
+    Init,
+    InProgress,
+    Completed,
+}
+
+impl ConferenceStatus {
+    pub const ALL: [ConferenceStatus; 3] = [Self::Init, Self::InProgress, Self::Completed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Init => "init",
+            Self::InProgress => "in-progress",
+            Self::Completed => "completed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// Why a conference ended, in Twilio's words (`reason_conference_ended`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    ConferenceEndedViaApi,
+    ParticipantWithEndConferenceOnExitLeft,
+    LastParticipantLeft,
+    LastParticipantKicked,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConferenceEndedViaApi => "conference-ended-via-api",
+            Self::ParticipantWithEndConferenceOnExitLeft => {
+                "participant-with-end-conference-on-exit-left"
+            }
+            Self::LastParticipantLeft => "last-participant-left",
+            Self::LastParticipantKicked => "last-participant-kicked",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::ConferenceEndedViaApi,
+            Self::ParticipantWithEndConferenceOnExitLeft,
+            Self::LastParticipantLeft,
+            Self::LastParticipantKicked,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conference {
+    pub sid: ConferenceSid,
+    pub account_sid: AccountSid,
+    /// The room's name in RCML (`<Conference>name</Conference>`).
+    pub friendly_name: String,
+    pub status: ConferenceStatus,
+    /// The commands queue of the worker that runs the room.
+    pub command_queue: String,
+    pub worker: Option<WorkerId>,
+    /// `seq` of the last conference event applied (0 before the first).
+    pub event_seq: u64,
+    /// Bumped by every write: the optimistic-concurrency token.
+    pub version: u64,
+    pub date_created: Timestamp,
+    /// When the conference itself last changed (its status), not its participants.
+    pub date_updated: Timestamp,
+    pub reason_ended: Option<EndReason>,
+    /// The participant whose leaving ended it, when one did.
+    pub call_sid_ending: Option<CallSid>,
+    /// When the store may forget it (set when it completes; DynamoDB TTL).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Twilio's participant statuses. A participant is `connected` while it is in the room; it is
+/// removed when it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParticipantStatus {
+    Queued,
+    Connecting,
+    Ringing,
+    Connected,
+    Complete,
+    Failed,
+}
+
+impl ParticipantStatus {
+    pub const ALL: [ParticipantStatus; 6] = [
+        Self::Queued,
+        Self::Connecting,
+        Self::Ringing,
+        Self::Connected,
+        Self::Complete,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Connecting => "connecting",
+            Self::Ringing => "ringing",
+            Self::Connected => "connected",
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// How a participant is in the room: what the worker reports and the API shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantState {
+    pub call_sid: CallSid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub muted: bool,
+    pub hold: bool,
+    pub coaching: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sid_to_coach: Option<CallSid>,
+    pub start_conference_on_enter: bool,
+    pub end_conference_on_exit: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub conference_sid: ConferenceSid,
+    pub account_sid: AccountSid,
+    pub state: ParticipantState,
+    pub status: ParticipantStatus,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+}
+
+/// One event about a conference, from the worker that runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConferenceEvent {
+    pub version: u32,
+    pub conference_sid: ConferenceSid,
+    /// When it happened, milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    #[serde(flatten)]
+    pub kind: ConferenceEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ConferenceEventKind {
+    /// The room exists (its first participant is arriving): `init` until a participant who
+    /// starts it is in.
+    #[serde(rename = "conference.created")]
+    Created {
+        seq: u64,
+        account_sid: AccountSid,
+        friendly_name: String,
+        command_queue_url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker_id: Option<WorkerId>,
+    },
+    /// A participant who starts it is in: `in-progress`.
+    #[serde(rename = "conference.started")]
+    Started { seq: u64 },
+    /// Everyone has left (each reported with `participant.left` first).
+    #[serde(rename = "conference.ended")]
+    Ended {
+        seq: u64,
+        reason: EndReason,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_sid_ending: Option<CallSid>,
+    },
+    #[serde(rename = "participant.joined")]
+    ParticipantJoined {
+        seq: u64,
+        participant: ParticipantState,
+    },
+    /// A participant's state changed (mute, hold, coaching): the whole new state.
+    #[serde(rename = "participant.updated")]
+    ParticipantUpdated {
+        seq: u64,
+        participant: ParticipantState,
+    },
+    #[serde(rename = "participant.left")]
+    ParticipantLeft { seq: u64, call_sid: CallSid },
+}
+
+impl ConferenceEventKind {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Created { seq, .. }
+            | Self::Started { seq }
+            | Self::Ended { seq, .. }
+            | Self::ParticipantJoined { seq, .. }
+            | Self::ParticipantUpdated { seq, .. }
+            | Self::ParticipantLeft { seq, .. } => *seq,
+        }
+    }
+
+    /// The participant the event is about, if it is about one.
+    pub fn call_sid(&self) -> Option<&CallSid> {
+        match self {
+            Self::ParticipantJoined { participant, .. }
+            | Self::ParticipantUpdated { participant, .. } => Some(&participant.call_sid),
+            Self::ParticipantLeft { call_sid, .. } => Some(call_sid),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a message of the events queue is about a conference: its `type` starts with
+/// `conference.` or `participant.`.
+pub fn is_conference_event(json: &str) -> bool {
+    super::event::message_type(json)
+        .is_some_and(|kind| kind.starts_with("conference.") || kind.starts_with("participant."))
+}
+
+impl ConferenceEvent {
+    pub fn from_json(json: &str) -> Result<Self, EventDecodeError> {
+        let event: ConferenceEvent = serde_json::from_str(json)?;
+        if event.version != EVENT_VERSION {
+            return Err(EventDecodeError::Version(event.version));
+        }
+        Ok(event)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event always serialises")
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            ConferenceEventKind::Created { .. } => "conference.created",
+            ConferenceEventKind::Started { .. } => "conference.started",
+            ConferenceEventKind::Ended { .. } => "conference.ended",
+            ConferenceEventKind::ParticipantJoined { .. } => "participant.joined",
+            ConferenceEventKind::ParticipantUpdated { .. } => "participant.updated",
+            ConferenceEventKind::ParticipantLeft { .. } => "participant.left",
+        }
+    }
+}
+
+/// What happens to one participant's item with a conference write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParticipantChange {
+    None,
+    Put(Participant),
+    Remove(CallSid),
+}
+
+/// One write: the conference item (under the version it was read at, or new) and at most one
+/// participant item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceChange {
+    pub conference: Conference,
+    /// `None`: the conference is new.
+    pub expected_version: Option<u64>,
+    pub participant: ParticipantChange,
+}
+
+/// What `event` does to the conference as stored (`current`, and `participant`, the stored item
+/// of the participant the event is about): the write to make, or why there is none. Ended
+/// conferences are kept for `retention`.
+pub fn apply(
+    current: Option<&Conference>,
+    participant: Option<&Participant>,
+    event: &ConferenceEvent,
+    now: Timestamp,
+    retention: Duration,
+) -> Result<ConferenceChange, String> {
+    let seq = event.kind.seq();
+    let sid = &event.conference_sid;
+    let Some(current) = current else {
+        let ConferenceEventKind::Created {
+            account_sid,
+            friendly_name,
+            command_queue_url,
+            worker_id,
+            ..
+        } = &event.kind
+        else {
+            return Err(format!("{} for unknown conference {sid}", event.name()));
+        };
+        let conference = Conference {
+            sid: sid.clone(),
+            account_sid: account_sid.clone(),
+            friendly_name: friendly_name.clone(),
+            status: ConferenceStatus::Init,
+            command_queue: command_queue_url.clone(),
+            worker: worker_id.clone(),
+            event_seq: seq,
+            version: 1,
+            date_created: now,
+            date_updated: now,
+            reason_ended: None,
+            call_sid_ending: None,
+            expires_at: None,
+        };
+        return Ok(ConferenceChange {
+            conference,
+            expected_version: None,
+            participant: ParticipantChange::None,
+        });
+    };
+    if seq <= current.event_seq {
+        return Err(format!(
+            "{} #{seq} of {sid}: duplicate or stale (last applied #{})",
+            event.name(),
+            current.event_seq
+        ));
+    }
+    if current.status == ConferenceStatus::Completed {
+        return Err(format!(
+            "{} of {sid}: the conference has ended",
+            event.name()
+        ));
+    }
+    let mut next = current.clone();
+    next.event_seq = seq;
+    next.version += 1;
+    let put = |state: &ParticipantState, created: Timestamp| Participant {
+        conference_sid: sid.clone(),
+        account_sid: current.account_sid.clone(),
+        state: state.clone(),
+        status: ParticipantStatus::Connected,
+        date_created: created,
+        date_updated: now,
+    };
+    let change = match &event.kind {
+        ConferenceEventKind::Created { .. } => {
+            return Err(format!("conference.created of {sid}: it exists already"));
+        }
+        ConferenceEventKind::Started { .. } => {
+            next.status = ConferenceStatus::InProgress;
+            next.date_updated = now;
+            ParticipantChange::None
+        }
+        ConferenceEventKind::Ended {
+            reason,
+            call_sid_ending,
+            ..
+        } => {
+            next.status = ConferenceStatus::Completed;
+            next.date_updated = now;
+            next.reason_ended = Some(*reason);
+            next.call_sid_ending = call_sid_ending.clone();
+            next.expires_at = Some(now.plus(retention));
+            ParticipantChange::None
+        }
+        ConferenceEventKind::ParticipantJoined { participant: p, .. } => {
+            ParticipantChange::Put(put(p, now))
+        }
+        ConferenceEventKind::ParticipantUpdated { participant: p, .. } => {
+            let created = participant.map_or(now, |stored| stored.date_created);
+            ParticipantChange::Put(put(p, created))
+        }
+        ConferenceEventKind::ParticipantLeft { call_sid, .. } => {
+            ParticipantChange::Remove(call_sid.clone())
+        }
+    };
+    Ok(ConferenceChange {
+        conference: next,
+        expected_version: Some(current.version),
+        participant: change,
+    })
+}
+
+/// The filters `GET …/Conferences` accepts, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConferenceFilter {
+    pub friendly_name: Option<String>,
+    pub status: Option<ConferenceStatus>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+    pub updated_from: Option<Timestamp>,
+    pub updated_to: Option<Timestamp>,
+}
+
+impl ConferenceFilter {
+    pub fn matches(&self, conference: &Conference) -> bool {
+        let within = |at: Timestamp, from: Option<Timestamp>, to: Option<Timestamp>| {
+            from.is_none_or(|from| at >= from) && to.is_none_or(|to| at <= to)
+        };
+        self.friendly_name
+            .as_ref()
+            .is_none_or(|name| *name == conference.friendly_name)
+            && self.status.is_none_or(|s| s == conference.status)
+            && within(conference.date_created, self.created_from, self.created_to)
+            && within(conference.date_updated, self.updated_from, self.updated_to)
+    }
+}
+
+/// The filters `GET …/Participants` accepts, parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParticipantFilter {
+    pub muted: Option<bool>,
+    pub hold: Option<bool>,
+    pub coaching: Option<bool>,
+}
+
+impl ParticipantFilter {
+    pub fn matches(&self, participant: &Participant) -> bool {
+        let s = &participant.state;
+        self.muted.is_none_or(|m| m == s.muted)
+            && self.hold.is_none_or(|h| h == s.hold)
+            && self.coaching.is_none_or(|c| c == s.coaching)
+    }
+}
+
+/// A conference's place in its account's listing, newest first: creation time, then sid.
+pub fn conference_position(conference: &Conference) -> String {
+    format!(
+        "{:015}#{}",
+        conference.date_created.millis().max(0),
+        conference.sid
+    )
+}
+
+/// The ConferenceSid of a well-formed conference position.
+pub fn conference_position_sid(position: &str) -> Option<ConferenceSid> {
+    let (millis, sid) = position.split_once('#')?;
+    (millis.len() == 15 && millis.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| sid.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example in docs/messages.md's "Conference events" decodes and encodes back to
+    /// itself.
+    #[test]
+    fn documented_examples_round_trip() {
+        let examples = crate::domain::doc_examples("## Conference events");
+        assert_eq!(examples.len(), 6, "one example per event type");
+        for example in examples {
+            assert!(is_conference_event(example), "{example}");
+            let event =
+                ConferenceEvent::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
+            let expected: serde_json::Value = serde_json::from_str(example).unwrap();
+            assert_eq!(serde_json::to_value(&event).unwrap(), expected);
+        }
+    }
+
+    fn event(seq: u64, kind: impl FnOnce(u64) -> ConferenceEventKind) -> ConferenceEvent {
+        ConferenceEvent {
+            version: EVENT_VERSION,
+            conference_sid: "CF0123456789abcdef0123456789abcdef".parse().unwrap(),
+            timestamp: 1,
+            kind: kind(seq),
+        }
+    }
+
+    fn state(call_sid: &CallSid) -> ParticipantState {
+        ParticipantState {
+            call_sid: call_sid.clone(),
+            label: None,
+            muted: false,
+            hold: false,
+            coaching: false,
+            call_sid_to_coach: None,
+            start_conference_on_enter: true,
+            end_conference_on_exit: false,
+        }
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn a_conference_goes_from_created_to_ended_and_then_changes_no_more() {
+        let t = |ms| Timestamp::from_millis(ms);
+        let created = event(1, |seq| ConferenceEventKind::Created {
+            seq,
+            account_sid: "AC0123456789abcdef0123456789abcdef".parse().unwrap(),
+            friendly_name: "room-1".into(),
+            command_queue_url: "https://sqs.example/w.fifo".into(),
+            worker_id: None,
+        });
+        let change = apply(None, None, &created, t(10), DAY).unwrap();
+        assert_eq!(change.expected_version, None);
+        let mut conference = change.conference;
+        assert_eq!(conference.status, ConferenceStatus::Init);
+        assert!(apply(Some(&conference), None, &created, t(11), DAY).is_err());
+
+        let caller = CallSid::generate();
+        let joined = event(2, |seq| ConferenceEventKind::ParticipantJoined {
+            seq,
+            participant: state(&caller),
+        });
+        let change = apply(Some(&conference), None, &joined, t(20), DAY).unwrap();
+        assert_eq!(change.expected_version, Some(1));
+        let ParticipantChange::Put(participant) = change.participant else {
+            panic!("a join puts the participant")
+        };
+        assert_eq!(participant.status, ParticipantStatus::Connected);
+        // The conference's own date_updated stays: a participant changed, not the conference.
+        assert_eq!(change.conference.date_updated, t(10));
+        conference = change.conference;
+
+        let mut muted = state(&caller);
+        muted.muted = true;
+        let updated = event(3, |seq| ConferenceEventKind::ParticipantUpdated {
+            seq,
+            participant: muted,
+        });
+        let change = apply(Some(&conference), Some(&participant), &updated, t(30), DAY).unwrap();
+        let ParticipantChange::Put(after) = &change.participant else {
+            panic!()
+        };
+        assert!(after.state.muted);
+        assert_eq!(after.date_created, t(20));
+        assert_eq!(after.date_updated, t(30));
+        conference = change.conference;
+        // The same event again, or an older one: nothing.
+        assert!(apply(Some(&conference), None, &updated, t(31), DAY).is_err());
+        assert!(apply(Some(&conference), None, &joined, t(31), DAY).is_err());
+
+        let started = event(4, |seq| ConferenceEventKind::Started { seq });
+        conference = apply(Some(&conference), None, &started, t(40), DAY)
+            .unwrap()
+            .conference;
+        assert_eq!(conference.status, ConferenceStatus::InProgress);
+        assert_eq!(conference.date_updated, t(40));
+
+        let left = event(5, |seq| ConferenceEventKind::ParticipantLeft {
+            seq,
+            call_sid: caller.clone(),
+        });
+        let change = apply(Some(&conference), None, &left, t(50), DAY).unwrap();
+        assert_eq!(
+            change.participant,
+            ParticipantChange::Remove(caller.clone())
+        );
+        conference = change.conference;
+
+        let ended = event(6, |seq| ConferenceEventKind::Ended {
+            seq,
+            reason: EndReason::LastParticipantLeft,
+            call_sid_ending: Some(caller.clone()),
+        });
+        conference = apply(Some(&conference), None, &ended, t(60), DAY)
+            .unwrap()
+            .conference;
+        assert_eq!(conference.status, ConferenceStatus::Completed);
+        assert_eq!(
+            conference.reason_ended,
+            Some(EndReason::LastParticipantLeft)
+        );
+        assert_eq!(conference.expires_at, Some(t(60).plus(DAY)));
+        let late = event(7, |seq| ConferenceEventKind::ParticipantJoined {
+            seq,
+            participant: state(&caller),
+        });
+        assert!(apply(Some(&conference), None, &late, t(70), DAY).is_err());
+    }
+
+    #[test]
+    fn events_of_an_unknown_conference_are_ignored() {
+        let started = event(2, |seq| ConferenceEventKind::Started { seq });
+        let err = apply(None, None, &started, Timestamp::from_millis(1), DAY).unwrap_err();
+        assert!(err.contains("unknown conference"), "{err}");
+    }
+
+    #[test]
+    fn other_types_and_versions_are_refused() {
+        for bad in [
+            r#"{"version":2,"type":"conference.started","conference_sid":"CF0123456789abcdef0123456789abcdef","timestamp":1,"seq":2}"#,
+            r#"{"version":1,"type":"conference.exploded","conference_sid":"CF0123456789abcdef0123456789abcdef","timestamp":1,"seq":2}"#,
+            r#"{"version":1,"type":"conference.started","conference_sid":"CA0123456789abcdef0123456789abcdef","timestamp":1,"seq":2}"#,
+        ] {
+            assert!(ConferenceEvent::from_json(bad).is_err(), "{bad}");
+        }
+        assert!(!is_conference_event(r#"{"type":"call.status"}"#));
+        assert!(!is_conference_event("not json"));
+    }
+}
