@@ -1282,3 +1282,231 @@ async fn pending_intents_of_the_earlier_index_layout_are_still_found() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].sid, p.intent.sid);
 }
+
+// ---------------------------------------------------------------- conferences
+
+mod conferences {
+    use teleapi::domain::conference::{
+        Conference, ConferenceChange, ConferenceFilter, ConferenceStatus, Participant,
+        ParticipantState, ParticipantStatus,
+    };
+    use teleapi::domain::listing::PageRequest;
+    use teleapi::domain::{AccountSid, CallSid, ConferenceSid, Timestamp};
+    use teleapi_tests::Backend;
+
+    fn conference(account: &AccountSid, name: &str, at: i64) -> Conference {
+        Conference {
+            sid: ConferenceSid::generate(),
+            account_sid: account.clone(),
+            friendly_name: name.into(),
+            status: ConferenceStatus::Init,
+            command_queue: "https://sqs.example/worker.fifo".into(),
+            worker: Some("worker-1".to_owned().try_into().unwrap()),
+            event_seq: 1,
+            version: 1,
+            date_created: Timestamp::from_millis(at),
+            date_updated: Timestamp::from_millis(at),
+            reason_ended: None,
+            call_sid_ending: None,
+            expires_at: None,
+        }
+    }
+
+    fn participant(conference: &Conference, seq: u64, at: i64) -> Participant {
+        Participant {
+            conference_sid: conference.sid.clone(),
+            account_sid: conference.account_sid.clone(),
+            state: ParticipantState {
+                call_sid: CallSid::generate(),
+                label: Some("agent".into()),
+                muted: false,
+                hold: false,
+                coaching: false,
+                call_sid_to_coach: None,
+                start_conference_on_enter: true,
+                end_conference_on_exit: false,
+            },
+            status: ParticipantStatus::Connected,
+            event_seq: seq,
+            date_created: Timestamp::from_millis(at),
+            date_updated: Timestamp::from_millis(at),
+            expires_at: None,
+        }
+    }
+
+    fn new(conference: &Conference) -> ConferenceChange {
+        ConferenceChange::Conference {
+            conference: conference.clone(),
+            expected_version: None,
+        }
+    }
+
+    /// A conference is created once and then changed only from the version read; a participant
+    /// only by a later event; the room lists who is connected, in the order they joined.
+    pub async fn conferences_and_participants_are_written_under_their_conditions(b: &Backend) {
+        let s = &b.conferences;
+        let account = AccountSid::generate();
+        let room = conference(&account, "room-1", 1_000);
+        assert_eq!(s.conference(&room.sid).await.unwrap(), None);
+        assert!(s.write_conference(&new(&room)).await.unwrap());
+        assert!(
+            !s.write_conference(&new(&room)).await.unwrap(),
+            "created once"
+        );
+        assert_eq!(s.conference(&room.sid).await.unwrap().as_ref(), Some(&room));
+
+        let mut started = room.clone();
+        started.status = ConferenceStatus::InProgress;
+        started.version = 2;
+        started.event_seq = 3;
+        let change = |conference: &Conference, expected| ConferenceChange::Conference {
+            conference: conference.clone(),
+            expected_version: Some(expected),
+        };
+        assert!(!s.write_conference(&change(&started, 7)).await.unwrap());
+        assert!(s.write_conference(&change(&started, 1)).await.unwrap());
+        assert!(
+            !s.write_conference(&change(&started, 1)).await.unwrap(),
+            "stale"
+        );
+        assert_eq!(
+            s.conference(&room.sid).await.unwrap().as_ref(),
+            Some(&started)
+        );
+
+        let first = participant(&room, 2, 2_000);
+        let second = participant(&room, 4, 1_500);
+        let third = participant(&room, 5, 3_000);
+        for p in [&third, &first, &second] {
+            let put = ConferenceChange::Participant((*p).clone());
+            assert!(s.write_conference(&put).await.unwrap());
+            assert!(
+                !s.write_conference(&put).await.unwrap(),
+                "the same event again"
+            );
+        }
+        let mut older = first.clone();
+        older.state.muted = true;
+        older.event_seq = 1;
+        assert!(
+            !s.write_conference(&ConferenceChange::Participant(older))
+                .await
+                .unwrap()
+        );
+        let mut gone = third.clone();
+        gone.status = ParticipantStatus::Complete;
+        gone.event_seq = 6;
+        gone.expires_at = Some(Timestamp::from_millis(9_000_000_000_000));
+        assert!(
+            s.write_conference(&ConferenceChange::Participant(gone.clone()))
+                .await
+                .unwrap()
+        );
+
+        let sids = |ps: Vec<Participant>| -> Vec<CallSid> {
+            ps.into_iter().map(|p| p.state.call_sid).collect()
+        };
+        assert_eq!(
+            sids(s.participants(&room.sid).await.unwrap()),
+            vec![second.state.call_sid.clone(), first.state.call_sid.clone()],
+            "connected, in the order they joined"
+        );
+        let read = s
+            .participant(&room.sid, &third.state.call_sid)
+            .await
+            .unwrap();
+        assert_eq!(read, Some(gone), "who left is still read");
+        assert_eq!(
+            s.participant(&room.sid, &first.state.call_sid)
+                .await
+                .unwrap(),
+            Some(first)
+        );
+        let other = ConferenceSid::generate();
+        assert!(s.participants(&other).await.unwrap().is_empty());
+        assert_eq!(
+            s.participant(&other, &second.state.call_sid).await.unwrap(),
+            None
+        );
+    }
+
+    /// An account's conferences, newest first, page by page, with Twilio's filters; never
+    /// another account's.
+    pub async fn conferences_are_listed_newest_first_with_filters(b: &Backend) {
+        let s = &b.conferences;
+        let account = AccountSid::generate();
+        let mut written = Vec::new();
+        for (i, name) in ["a", "b", "a", "c", "a"].iter().enumerate() {
+            let at = 1_000 * (i64::try_from(i).unwrap() + 1);
+            let mut c = conference(&account, name, at);
+            if i % 2 == 1 {
+                c.status = ConferenceStatus::Completed;
+                c.date_updated = Timestamp::from_millis(at + 10_000);
+            }
+            assert!(s.write_conference(&new(&c)).await.unwrap());
+            written.push(c);
+        }
+        let stranger = conference(&AccountSid::generate(), "a", 2_500);
+        assert!(s.write_conference(&new(&stranger)).await.unwrap());
+
+        let account = &account;
+        let list = |filter: ConferenceFilter| async move {
+            let mut sids = Vec::new();
+            let mut after = None;
+            loop {
+                let request = PageRequest {
+                    size: 2,
+                    after: after.clone(),
+                    backward: false,
+                };
+                let page = s
+                    .list_conferences(&account, &filter, &request)
+                    .await
+                    .unwrap();
+                sids.extend(
+                    page.items
+                        .into_iter()
+                        .map(|c| c.friendly_name + &c.date_created.millis().to_string()),
+                );
+                match page.more {
+                    Some(more) => after = Some(more),
+                    None => return sids,
+                }
+            }
+        };
+        assert_eq!(
+            list(ConferenceFilter::default()).await,
+            ["a5000", "c4000", "a3000", "b2000", "a1000"]
+        );
+        let named = ConferenceFilter {
+            friendly_name: Some("a".into()),
+            ..Default::default()
+        };
+        assert_eq!(list(named).await, ["a5000", "a3000", "a1000"]);
+        let completed = ConferenceFilter {
+            status: Some(ConferenceStatus::Completed),
+            ..Default::default()
+        };
+        assert_eq!(list(completed).await, ["c4000", "b2000"]);
+        let window = ConferenceFilter {
+            created_from: Some(Timestamp::from_millis(2_000)),
+            created_to: Some(Timestamp::from_millis(4_000)),
+            updated_to: Some(Timestamp::from_millis(5_000)),
+            ..Default::default()
+        };
+        assert_eq!(list(window).await, ["a3000"]);
+    }
+}
+
+use conferences::{
+    conferences_and_participants_are_written_under_their_conditions,
+    conferences_are_listed_newest_first_with_filters,
+};
+
+mod conference_contract {
+    use super::*;
+    contract!(
+        conferences_and_participants_are_written_under_their_conditions,
+        conferences_are_listed_newest_first_with_filters,
+    );
+}

@@ -7,11 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::callback::Delivery;
+use crate::domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
 use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::worker::{Worker, WorkerId};
 use crate::domain::{
-    Account, AccountSid, Call, CallSid, Command, IdempotencyKey, IdempotencyRecord, Intent,
-    IntentSid, IntentStatus, Method, Timestamp,
+    Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
+    Intent, IntentSid, IntentStatus, Method, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -120,6 +121,36 @@ pub trait WorkerStore: Send + Sync {
     /// Marks the worker `expired` if it is still live and its lease ran out before `now`;
     /// `false` if not (a heartbeat renewed it, or it left), which changes nothing.
     async fn expire_worker(&self, id: &WorkerId, now: Timestamp) -> Result<bool, StoreError>;
+}
+
+/// Conferences and their participants (docs/data-model.md, "conferences").
+#[async_trait]
+pub trait ConferenceStore: Send + Sync {
+    /// The conference, read consistently.
+    async fn conference(&self, sid: &ConferenceSid) -> Result<Option<Conference>, StoreError>;
+
+    /// One participant (in the room or gone), read consistently.
+    async fn participant(
+        &self,
+        sid: &ConferenceSid,
+        call_sid: &CallSid,
+    ) -> Result<Option<Participant>, StoreError>;
+
+    /// The participants in the room (`connected`), in the order they joined. A room holds at
+    /// most a few hundred.
+    async fn participants(&self, sid: &ConferenceSid) -> Result<Vec<Participant>, StoreError>;
+
+    /// Writes `change` under its condition; `false` if the condition failed (a concurrent or
+    /// later write got there first), which changes nothing.
+    async fn write_conference(&self, change: &ConferenceChange) -> Result<bool, StoreError>;
+
+    /// A page of the account's conferences that match `filter`, newest first.
+    async fn list_conferences(
+        &self,
+        account: &AccountSid,
+        filter: &ConferenceFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Conference>, StoreError>;
 }
 
 #[async_trait]

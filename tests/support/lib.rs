@@ -20,7 +20,7 @@ use teleapi::adapters::sqs::{SqsQueue, create_queue};
 use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
-use teleapi::ports::{AccountStore, CallStore, Clock, Queue, WorkerStore};
+use teleapi::ports::{AccountStore, CallStore, Clock, ConferenceStore, Queue, WorkerStore};
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug)]
@@ -54,6 +54,7 @@ pub struct Backend {
     pub accounts: Arc<dyn AccountStore>,
     pub calls: Arc<dyn CallStore>,
     pub workers: Arc<dyn WorkerStore>,
+    pub conferences: Arc<dyn ConferenceStore>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -89,6 +90,7 @@ impl AwsParts {
             ("TELEAPI_INTENTS_TABLE", t.intents.as_str()),
             ("TELEAPI_IDEMPOTENCY_TABLE", t.idempotency.as_str()),
             ("TELEAPI_WORKERS_TABLE", t.workers.as_str()),
+            ("TELEAPI_CONFERENCES_TABLE", t.conferences.as_str()),
             ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
             ("TELEAPI_CALLBACKS_QUEUE_URL", self.callbacks_url.as_str()),
             ("TELEAPI_CALLBACKS_DLQ_URL", self.callbacks_dlq_url.as_str()),
@@ -112,6 +114,7 @@ impl Backend {
             name: "memory",
             accounts: Arc::new(store.clone()),
             workers: Arc::new(store.clone()),
+            conferences: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -168,6 +171,7 @@ impl Backend {
             name: "moto",
             accounts: store.clone(),
             workers: store.clone(),
+            conferences: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),

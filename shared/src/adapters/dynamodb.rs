@@ -1,6 +1,7 @@
 //! The stores on DynamoDB. Tables, keys, conditions and TTL are described in docs/data-model.md;
 //! the item <-> domain conversions live in [`item`].
 
+mod conferences;
 mod item;
 pub mod schema;
 

@@ -12,17 +12,22 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::paging::{Order, Round, fill_page};
+use crate::domain::conference::{
+    Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
+    conference_position,
+};
 use crate::domain::listing::{
     CallFilter, Page, PageRequest, call_position, intent_position, partition_key,
 };
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
-    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
-    Timestamp,
+    Account, AccountSid, Call, CallSid, ConferenceSid, IdempotencyKey, IdempotencyRecord, Intent,
+    IntentStatus, Timestamp,
 };
 use crate::ports::{
-    AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
-    QueueError, ReceivedMessage, RecordError, Settlement, StoreError, WorkerStore,
+    AccountStore, CallStore, CallWrite, ConferenceStore, InsertError, IntentFailure,
+    OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
+    WorkerStore,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -40,6 +45,8 @@ struct Tables {
     intents: BTreeMap<(CallSid, u64), Intent>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     workers: HashMap<WorkerId, Worker>,
+    conferences: HashMap<ConferenceSid, Conference>,
+    participants: HashMap<ConferenceSid, BTreeMap<CallSid, Participant>>,
     /// The listing index: by partition (account and shard), call positions.
     listing: HashMap<String, BTreeMap<String, CallSid>>,
     /// What the TTL attributes (`ExpiresAt`) will delete, in the order it was written: with one
@@ -53,6 +60,8 @@ struct Tables {
 enum Expiring {
     Intent(CallSid, u64),
     Key(IdempotencyKey),
+    Conference(ConferenceSid),
+    Participant(ConferenceSid, CallSid),
 }
 
 impl Tables {
@@ -79,6 +88,25 @@ impl Tables {
                     let key = (call, seq);
                     if self.intents.get(&key).is_some_and(|i| i.expires_at == at) {
                         self.intents.remove(&key);
+                    }
+                }
+                Expiring::Conference(sid) => {
+                    if self
+                        .conferences
+                        .get(&sid)
+                        .is_some_and(|c| c.expires_at == Some(at))
+                    {
+                        self.conferences.remove(&sid);
+                    }
+                }
+                Expiring::Participant(sid, call) => {
+                    if let Some(room) = self.participants.get_mut(&sid)
+                        && room.get(&call).is_some_and(|p| p.expires_at == Some(at))
+                    {
+                        room.remove(&call);
+                        if room.is_empty() {
+                            self.participants.remove(&sid);
+                        }
                     }
                 }
                 // A key taken again after it expired has a later expiry of its own.
@@ -135,6 +163,112 @@ impl AccountStore for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl ConferenceStore for MemoryStore {
+    async fn conference(&self, sid: &ConferenceSid) -> Result<Option<Conference>, StoreError> {
+        Ok(lock(&self.tables).conferences.get(sid).cloned())
+    }
+
+    async fn participant(
+        &self,
+        sid: &ConferenceSid,
+        call_sid: &CallSid,
+    ) -> Result<Option<Participant>, StoreError> {
+        Ok(lock(&self.tables)
+            .participants
+            .get(sid)
+            .and_then(|room| room.get(call_sid))
+            .cloned())
+    }
+
+    async fn participants(&self, sid: &ConferenceSid) -> Result<Vec<Participant>, StoreError> {
+        let tables = lock(&self.tables);
+        let mut participants: Vec<Participant> = tables
+            .participants
+            .get(sid)
+            .into_iter()
+            .flat_map(|room| room.values())
+            .filter(|p| p.status == ParticipantStatus::Connected)
+            .cloned()
+            .collect();
+        participants.sort_by(|a, b| {
+            (a.date_created, &a.state.call_sid).cmp(&(b.date_created, &b.state.call_sid))
+        });
+        Ok(participants)
+    }
+
+    async fn write_conference(&self, change: &ConferenceChange) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        match change {
+            ConferenceChange::Conference {
+                conference,
+                expected_version,
+            } => {
+                let stored = tables.conferences.get(&conference.sid).map(|c| c.version);
+                if stored != *expected_version {
+                    return Ok(false);
+                }
+                tables.expire(conference.date_updated);
+                if let Some(at) = conference.expires_at {
+                    let key = Expiring::Conference(conference.sid.clone());
+                    tables.expiring.push_back((at, key));
+                }
+                tables
+                    .conferences
+                    .insert(conference.sid.clone(), conference.clone());
+            }
+            ConferenceChange::Participant(participant) => {
+                let (sid, call) = (&participant.conference_sid, &participant.state.call_sid);
+                let later = tables
+                    .participants
+                    .get(sid)
+                    .and_then(|room| room.get(call))
+                    .is_none_or(|stored| stored.event_seq < participant.event_seq);
+                if !later {
+                    return Ok(false);
+                }
+                tables.expire(participant.date_updated);
+                if let Some(at) = participant.expires_at {
+                    let expiring = Expiring::Participant(sid.clone(), call.clone());
+                    tables.expiring.push_back((at, expiring));
+                }
+                tables
+                    .participants
+                    .entry(sid.clone())
+                    .or_default()
+                    .insert(call.clone(), participant.clone());
+            }
+        }
+        Ok(true)
+    }
+
+    async fn list_conferences(
+        &self,
+        account: &AccountSid,
+        filter: &ConferenceFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Conference>, StoreError> {
+        let listing: BTreeMap<String, Conference> = lock(&self.tables)
+            .conferences
+            .values()
+            .filter(|c| c.account_sid == *account)
+            .map(|c| (conference_position(c), c.clone()))
+            .collect();
+        let reading = Order::Descending.reading(page);
+        fill_page(page, Order::Descending, 1, |_, after, limit| {
+            std::future::ready(Ok(read_round(
+                &listing,
+                after.as_deref(),
+                None,
+                limit,
+                reading,
+                |conference| filter.matches(conference).then(|| conference.clone()),
+            )))
+        })
+        .await
     }
 }
 

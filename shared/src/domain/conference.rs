@@ -88,22 +88,21 @@ pub struct Conference {
     /// The commands queue of the worker that runs the room.
     pub command_queue: String,
     pub worker: Option<WorkerId>,
-    /// `seq` of the last conference event applied (0 before the first).
+    /// `seq` of the last conference-level event applied (participants keep their own).
     pub event_seq: u64,
     /// Bumped by every write: the optimistic-concurrency token.
     pub version: u64,
     pub date_created: Timestamp,
-    /// When the conference itself last changed (its status), not its participants.
     pub date_updated: Timestamp,
     pub reason_ended: Option<EndReason>,
     /// The participant whose leaving ended it, when one did.
     pub call_sid_ending: Option<CallSid>,
-    /// When the store may forget it (set when it completes; DynamoDB TTL).
+    /// When the store may forget it (set when it completes; DynamoDB TTL, whole seconds).
     pub expires_at: Option<Timestamp>,
 }
 
-/// Twilio's participant statuses. A participant is `connected` while it is in the room; it is
-/// removed when it leaves.
+/// Twilio's participant statuses. A participant is `connected` while it is in the room and
+/// `complete` once it left, when it is no longer listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ParticipantStatus {
@@ -161,9 +160,14 @@ pub struct Participant {
     pub conference_sid: ConferenceSid,
     pub account_sid: AccountSid,
     pub state: ParticipantState,
+    /// `connected` while in the room, `complete` once it left (no longer listed).
     pub status: ParticipantStatus,
+    /// `seq` of the last conference event applied to the participant.
+    pub event_seq: u64,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,
+    /// When the store may forget it (set when it leaves; DynamoDB TTL, whole seconds).
+    pub expires_at: Option<Timestamp>,
 }
 
 /// One event about a conference, from the worker that runs it.
@@ -272,27 +276,25 @@ impl ConferenceEvent {
     }
 }
 
-/// What happens to one participant's item with a conference write.
+/// One write: of the conference item (a conference event) or of one participant's item (a
+/// participant event). A room's participants are items of their own, so that the conference
+/// item (and the account's listing of conferences) changes only with the conference's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParticipantChange {
-    None,
-    Put(Participant),
-    Remove(CallSid),
-}
-
-/// One write: the conference item (under the version it was read at, or new) and at most one
-/// participant item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConferenceChange {
-    pub conference: Conference,
-    /// `None`: the conference is new.
-    pub expected_version: Option<u64>,
-    pub participant: ParticipantChange,
+pub enum ConferenceChange {
+    /// The conference as it will be, written only if the stored one still has
+    /// `expected_version` (`None`: only if there is none yet).
+    Conference {
+        conference: Conference,
+        expected_version: Option<u64>,
+    },
+    /// The participant as it will be, written only if the stored one (if any) applied an
+    /// earlier event than this one (`Participant::event_seq`).
+    Participant(Participant),
 }
 
 /// What `event` does to the conference as stored (`current`, and `participant`, the stored item
 /// of the participant the event is about): the write to make, or why there is none. Ended
-/// conferences are kept for `retention`.
+/// conferences, and participants who left, are kept for `retention`.
 pub fn apply(
     current: Option<&Conference>,
     participant: Option<&Participant>,
@@ -313,32 +315,33 @@ pub fn apply(
         else {
             return Err(format!("{} for unknown conference {sid}", event.name()));
         };
-        let conference = Conference {
-            sid: sid.clone(),
-            account_sid: account_sid.clone(),
-            friendly_name: friendly_name.clone(),
-            status: ConferenceStatus::Init,
-            command_queue: command_queue_url.clone(),
-            worker: worker_id.clone(),
-            event_seq: seq,
-            version: 1,
-            date_created: now,
-            date_updated: now,
-            reason_ended: None,
-            call_sid_ending: None,
-            expires_at: None,
-        };
-        return Ok(ConferenceChange {
-            conference,
+        return Ok(ConferenceChange::Conference {
+            conference: Conference {
+                sid: sid.clone(),
+                account_sid: account_sid.clone(),
+                friendly_name: friendly_name.clone(),
+                status: ConferenceStatus::Init,
+                command_queue: command_queue_url.clone(),
+                worker: worker_id.clone(),
+                event_seq: seq,
+                version: 1,
+                date_created: now,
+                date_updated: now,
+                reason_ended: None,
+                call_sid_ending: None,
+                expires_at: None,
+            },
             expected_version: None,
-            participant: ParticipantChange::None,
         });
     };
-    if seq <= current.event_seq {
+    let last = match event.kind.call_sid() {
+        Some(_) => participant.map_or(0, |p| p.event_seq),
+        None => current.event_seq,
+    };
+    if seq <= last {
         return Err(format!(
-            "{} #{seq} of {sid}: duplicate or stale (last applied #{})",
-            event.name(),
-            current.event_seq
+            "{} #{seq} of {sid}: duplicate or stale (last applied #{last})",
+            event.name()
         ));
     }
     if current.status == ConferenceStatus::Completed {
@@ -350,50 +353,55 @@ pub fn apply(
     let mut next = current.clone();
     next.event_seq = seq;
     next.version += 1;
-    let put = |state: &ParticipantState, created: Timestamp| Participant {
+    next.date_updated = now;
+    let participant_now = |state: &ParticipantState, status: ParticipantStatus| Participant {
         conference_sid: sid.clone(),
         account_sid: current.account_sid.clone(),
         state: state.clone(),
-        status: ParticipantStatus::Connected,
-        date_created: created,
+        status,
+        event_seq: seq,
+        date_created: participant.map_or(now, |stored| stored.date_created),
         date_updated: now,
+        expires_at: (status == ParticipantStatus::Complete)
+            .then(|| now.plus(retention).whole_seconds()),
     };
-    let change = match &event.kind {
+    match &event.kind {
         ConferenceEventKind::Created { .. } => {
             return Err(format!("conference.created of {sid}: it exists already"));
         }
-        ConferenceEventKind::Started { .. } => {
-            next.status = ConferenceStatus::InProgress;
-            next.date_updated = now;
-            ParticipantChange::None
-        }
+        ConferenceEventKind::Started { .. } => next.status = ConferenceStatus::InProgress,
         ConferenceEventKind::Ended {
             reason,
             call_sid_ending,
             ..
         } => {
             next.status = ConferenceStatus::Completed;
-            next.date_updated = now;
             next.reason_ended = Some(*reason);
             next.call_sid_ending = call_sid_ending.clone();
-            next.expires_at = Some(now.plus(retention));
-            ParticipantChange::None
+            next.expires_at = Some(now.plus(retention).whole_seconds());
         }
-        ConferenceEventKind::ParticipantJoined { participant: p, .. } => {
-            ParticipantChange::Put(put(p, now))
-        }
-        ConferenceEventKind::ParticipantUpdated { participant: p, .. } => {
-            let created = participant.map_or(now, |stored| stored.date_created);
-            ParticipantChange::Put(put(p, created))
+        ConferenceEventKind::ParticipantJoined { participant: p, .. }
+        | ConferenceEventKind::ParticipantUpdated { participant: p, .. } => {
+            return Ok(ConferenceChange::Participant(participant_now(
+                p,
+                ParticipantStatus::Connected,
+            )));
         }
         ConferenceEventKind::ParticipantLeft { call_sid, .. } => {
-            ParticipantChange::Remove(call_sid.clone())
+            let Some(stored) = participant else {
+                return Err(format!(
+                    "participant.left of {sid}: {call_sid} never joined"
+                ));
+            };
+            return Ok(ConferenceChange::Participant(participant_now(
+                &stored.state,
+                ParticipantStatus::Complete,
+            )));
         }
-    };
-    Ok(ConferenceChange {
+    }
+    Ok(ConferenceChange::Conference {
         conference: next,
         expected_version: Some(current.version),
-        participant: change,
     })
 }
 
@@ -499,6 +507,20 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    fn conference_of(change: ConferenceChange) -> Conference {
+        match change {
+            ConferenceChange::Conference { conference, .. } => conference,
+            other => panic!("not a conference write: {other:?}"),
+        }
+    }
+
+    fn participant_of(change: ConferenceChange) -> Participant {
+        match change {
+            ConferenceChange::Participant(participant) => participant,
+            other => panic!("not a participant write: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_conference_goes_from_created_to_ended_and_then_changes_no_more() {
         let t = |ms| Timestamp::from_millis(ms);
@@ -510,8 +532,14 @@ mod tests {
             worker_id: None,
         });
         let change = apply(None, None, &created, t(10), DAY).unwrap();
-        assert_eq!(change.expected_version, None);
-        let mut conference = change.conference;
+        assert!(matches!(
+            change,
+            ConferenceChange::Conference {
+                expected_version: None,
+                ..
+            }
+        ));
+        let mut conference = conference_of(change);
         assert_eq!(conference.status, ConferenceStatus::Init);
         assert!(apply(Some(&conference), None, &created, t(11), DAY).is_err());
 
@@ -520,15 +548,10 @@ mod tests {
             seq,
             participant: state(&caller),
         });
-        let change = apply(Some(&conference), None, &joined, t(20), DAY).unwrap();
-        assert_eq!(change.expected_version, Some(1));
-        let ParticipantChange::Put(participant) = change.participant else {
-            panic!("a join puts the participant")
-        };
+        let participant =
+            participant_of(apply(Some(&conference), None, &joined, t(20), DAY).unwrap());
         assert_eq!(participant.status, ParticipantStatus::Connected);
-        // The conference's own date_updated stays: a participant changed, not the conference.
-        assert_eq!(change.conference.date_updated, t(10));
-        conference = change.conference;
+        assert_eq!(participant.event_seq, 2);
 
         let mut muted = state(&caller);
         muted.muted = true;
@@ -536,50 +559,55 @@ mod tests {
             seq,
             participant: muted,
         });
-        let change = apply(Some(&conference), Some(&participant), &updated, t(30), DAY).unwrap();
-        let ParticipantChange::Put(after) = &change.participant else {
-            panic!()
-        };
+        let after = participant_of(
+            apply(Some(&conference), Some(&participant), &updated, t(30), DAY).unwrap(),
+        );
         assert!(after.state.muted);
-        assert_eq!(after.date_created, t(20));
-        assert_eq!(after.date_updated, t(30));
-        conference = change.conference;
+        assert_eq!((after.date_created, after.date_updated), (t(20), t(30)));
         // The same event again, or an older one: nothing.
-        assert!(apply(Some(&conference), None, &updated, t(31), DAY).is_err());
-        assert!(apply(Some(&conference), None, &joined, t(31), DAY).is_err());
+        assert!(apply(Some(&conference), Some(&after), &updated, t(31), DAY).is_err());
+        assert!(apply(Some(&conference), Some(&after), &joined, t(31), DAY).is_err());
 
         let started = event(4, |seq| ConferenceEventKind::Started { seq });
-        conference = apply(Some(&conference), None, &started, t(40), DAY)
-            .unwrap()
-            .conference;
+        let change = apply(Some(&conference), None, &started, t(40), DAY).unwrap();
+        assert!(matches!(
+            change,
+            ConferenceChange::Conference {
+                expected_version: Some(1),
+                ..
+            }
+        ));
+        conference = conference_of(change);
         assert_eq!(conference.status, ConferenceStatus::InProgress);
-        assert_eq!(conference.date_updated, t(40));
+        assert_eq!((conference.date_updated, conference.version), (t(40), 2));
+        assert!(apply(Some(&conference), None, &started, t(41), DAY).is_err());
 
         let left = event(5, |seq| ConferenceEventKind::ParticipantLeft {
             seq,
             call_sid: caller.clone(),
         });
-        let change = apply(Some(&conference), None, &left, t(50), DAY).unwrap();
-        assert_eq!(
-            change.participant,
-            ParticipantChange::Remove(caller.clone())
+        let gone =
+            participant_of(apply(Some(&conference), Some(&after), &left, t(50), DAY).unwrap());
+        assert_eq!(gone.status, ParticipantStatus::Complete);
+        assert!(gone.state.muted, "it left as it was");
+        assert_eq!(gone.expires_at, Some(t(50).plus(DAY).whole_seconds()));
+        assert!(
+            apply(Some(&conference), None, &left, t(50), DAY).is_err(),
+            "never joined"
         );
-        conference = change.conference;
 
         let ended = event(6, |seq| ConferenceEventKind::Ended {
             seq,
             reason: EndReason::LastParticipantLeft,
             call_sid_ending: Some(caller.clone()),
         });
-        conference = apply(Some(&conference), None, &ended, t(60), DAY)
-            .unwrap()
-            .conference;
+        conference = conference_of(apply(Some(&conference), None, &ended, t(60), DAY).unwrap());
         assert_eq!(conference.status, ConferenceStatus::Completed);
         assert_eq!(
             conference.reason_ended,
             Some(EndReason::LastParticipantLeft)
         );
-        assert_eq!(conference.expires_at, Some(t(60).plus(DAY)));
+        assert_eq!(conference.expires_at, Some(t(60).plus(DAY).whole_seconds()));
         let late = event(7, |seq| ConferenceEventKind::ParticipantJoined {
             seq,
             participant: state(&caller),

@@ -5,6 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::account::MAX_LISTING_SHARDS;
+use crate::domain::conference::{
+    Conference, ConferenceStatus, EndReason, Participant, ParticipantState, ParticipantStatus,
+    conference_position,
+};
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountStatus, AuthToken, Call, CallStatus, Command, Direction, IdempotencyKey,
@@ -399,5 +403,113 @@ pub(super) fn worker_from(item: &Item) -> Result<Worker, StoreError> {
         lease_expires_at: r.time("LeaseExpiresAt")?,
         date_created: r.time("DateCreated")?,
         date_updated: r.time("DateUpdated")?,
+    })
+}
+
+/// The sort key of a conference's own item; its participants' items have their CallSid.
+pub(super) const CONFERENCE_MEMBER: &str = "conference";
+
+pub(super) fn conference_item(conference: &Conference) -> Item {
+    Writer::default()
+        .s("ConferenceSid", conference.sid.as_str())
+        .s("Member", CONFERENCE_MEMBER)
+        .s("AccountSid", conference.account_sid.as_str())
+        .s("ListingAccount", conference.account_sid.as_str())
+        .s("Listing", &conference_position(conference))
+        .s("FriendlyName", &conference.friendly_name)
+        .s("Status", conference.status.as_str())
+        .s("CommandQueue", &conference.command_queue)
+        .opt_s("Worker", conference.worker.as_ref().map(WorkerId::as_str))
+        .n("EventSeq", conference.event_seq)
+        .n("Version", conference.version)
+        .n("DateCreated", conference.date_created.millis())
+        .n("DateUpdated", conference.date_updated.millis())
+        .opt_s(
+            "ReasonEnded",
+            conference.reason_ended.map(EndReason::as_str),
+        )
+        .opt_s(
+            "CallSidEnding",
+            conference.call_sid_ending.as_ref().map(|c| c.as_str()),
+        )
+        .opt_n(
+            "ExpiresAt",
+            conference.expires_at.map(Timestamp::epoch_seconds),
+        )
+        .0
+}
+
+pub(super) fn conference_from(item: &Item) -> Result<Conference, StoreError> {
+    let r = Reader(item);
+    Ok(Conference {
+        sid: r.parse("ConferenceSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        friendly_name: r.s("FriendlyName")?.to_owned(),
+        status: r.parse("Status", ConferenceStatus::parse)?,
+        command_queue: r.s("CommandQueue")?.to_owned(),
+        worker: r.opt_parse("Worker", |v| WorkerId::try_from(v.to_owned()).ok())?,
+        event_seq: r.n("EventSeq")?,
+        version: r.n("Version")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+        reason_ended: r.opt_parse("ReasonEnded", EndReason::parse)?,
+        call_sid_ending: r.opt_parse("CallSidEnding", |v| v.parse().ok())?,
+        expires_at: item
+            .contains_key("ExpiresAt")
+            .then(|| r.ttl("ExpiresAt"))
+            .transpose()?,
+    })
+}
+
+pub(super) fn participant_item(participant: &Participant) -> Item {
+    let state = &participant.state;
+    Writer::default()
+        .s("ConferenceSid", participant.conference_sid.as_str())
+        .s("Member", state.call_sid.as_str())
+        .s("AccountSid", participant.account_sid.as_str())
+        .opt_s("Label", state.label.as_deref())
+        .bool("Muted", state.muted)
+        .bool("Hold", state.hold)
+        .bool("Coaching", state.coaching)
+        .opt_s(
+            "CallSidToCoach",
+            state.call_sid_to_coach.as_ref().map(|c| c.as_str()),
+        )
+        .bool("StartConferenceOnEnter", state.start_conference_on_enter)
+        .bool("EndConferenceOnExit", state.end_conference_on_exit)
+        .s("Status", participant.status.as_str())
+        .n("EventSeq", participant.event_seq)
+        .n("DateCreated", participant.date_created.millis())
+        .n("DateUpdated", participant.date_updated.millis())
+        .opt_n(
+            "ExpiresAt",
+            participant.expires_at.map(Timestamp::epoch_seconds),
+        )
+        .0
+}
+
+pub(super) fn participant_from(item: &Item) -> Result<Participant, StoreError> {
+    let r = Reader(item);
+    Ok(Participant {
+        conference_sid: r.parse("ConferenceSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        state: ParticipantState {
+            call_sid: r.parse("Member", |v| v.parse().ok())?,
+            label: r.opt_s("Label")?.map(str::to_owned),
+            muted: r.bool("Muted")?,
+            hold: r.bool("Hold")?,
+            coaching: r.bool("Coaching")?,
+            call_sid_to_coach: r.opt_parse("CallSidToCoach", |v| v.parse().ok())?,
+            start_conference_on_enter: r.bool("StartConferenceOnEnter")?,
+            end_conference_on_exit: r.bool("EndConferenceOnExit")?,
+        },
+        status: r.parse("Status", ParticipantStatus::parse)?,
+        event_seq: r.n("EventSeq")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+        expires_at: item
+            .contains_key("ExpiresAt")
+            .then(|| r.ttl("ExpiresAt"))
+            .transpose()?,
     })
 }

@@ -19,6 +19,9 @@ pub const LISTING_INDEX: &str = "listing";
 pub const WORKER_INDEX: &str = "worker";
 /// The sparse index of live workers by lease expiry (docs/data-model.md).
 pub const LEASES_INDEX: &str = "leases";
+/// The index of an account's conferences, newest first (docs/data-model.md): only conference
+/// items carry its keys, and they change with the conference's status alone.
+pub const CONFERENCE_LISTING_INDEX: &str = "account";
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -30,16 +33,18 @@ pub struct TableNames {
     pub intents: String,
     pub idempotency: String,
     pub workers: String,
+    pub conferences: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 5] = [
+    pub const ENV: [&'static str; 6] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
         "TELEAPI_IDEMPOTENCY_TABLE",
         "TELEAPI_WORKERS_TABLE",
+        "TELEAPI_CONFERENCES_TABLE",
     ];
 
     /// Only the accounts table, for tools that manage accounts (the other names are empty; the
@@ -51,6 +56,7 @@ impl TableNames {
             intents: String::new(),
             idempotency: String::new(),
             workers: String::new(),
+            conferences: String::new(),
         }
     }
 
@@ -62,6 +68,7 @@ impl TableNames {
             intents: format!("{prefix}-intents"),
             idempotency: format!("{prefix}-idempotency"),
             workers: format!("{prefix}-workers"),
+            conferences: format!("{prefix}-conferences"),
         }
     }
 
@@ -73,6 +80,7 @@ impl TableNames {
             intents: var(Self::ENV[2])?,
             idempotency: var(Self::ENV[3])?,
             workers: var(Self::ENV[4])?,
+            conferences: var(Self::ENV[5])?,
         })
     }
 }
@@ -167,6 +175,15 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             )],
             Some("ExpiresAt"),
         ),
+        (
+            &names.conferences,
+            vec![("ConferenceSid", S, Hash), ("Member", S, Range)],
+            vec![(
+                index(CONFERENCE_LISTING_INDEX, "ListingAccount", "Listing", None)?,
+                [("ListingAccount", S), ("Listing", S)],
+            )],
+            Some("ExpiresAt"),
+        ),
     ];
     for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -217,6 +234,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.intents,
         &names.idempotency,
         &names.workers,
+        &names.conferences,
     ] {
         wait_until_active(client, name).await?;
     }

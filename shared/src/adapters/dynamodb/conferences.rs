@@ -1,0 +1,220 @@
+//! The conference store on DynamoDB: the `conferences` table, where a conference's item and its
+//! participants' items share its partition (docs/data-model.md, "conferences").
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::item::{self, CONFERENCE_MEMBER, n, s};
+use super::{DynamoStore, is_conditional_check_failed, schema, store_error};
+use crate::adapters::paging::{Order, Round, fill_page};
+use crate::domain::conference::{
+    Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
+    conference_position_sid,
+};
+use crate::domain::listing::{Page, PageRequest};
+use crate::domain::{AccountSid, CallSid, ConferenceSid};
+use crate::ports::{ConferenceStore, StoreError};
+
+impl DynamoStore {
+    async fn conference_member(
+        &self,
+        sid: &ConferenceSid,
+        member: &str,
+    ) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.conferences)
+            .key("ConferenceSid", s(sid.as_str()))
+            .key("Member", s(member))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(output.item)
+    }
+}
+
+#[async_trait]
+impl ConferenceStore for DynamoStore {
+    async fn conference(&self, sid: &ConferenceSid) -> Result<Option<Conference>, StoreError> {
+        self.conference_member(sid, CONFERENCE_MEMBER)
+            .await?
+            .as_ref()
+            .map(item::conference_from)
+            .transpose()
+    }
+
+    async fn participant(
+        &self,
+        sid: &ConferenceSid,
+        call_sid: &CallSid,
+    ) -> Result<Option<Participant>, StoreError> {
+        self.conference_member(sid, call_sid.as_str())
+            .await?
+            .as_ref()
+            .map(item::participant_from)
+            .transpose()
+    }
+
+    async fn participants(&self, sid: &ConferenceSid) -> Result<Vec<Participant>, StoreError> {
+        let mut participants = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.conferences)
+                .key_condition_expression("ConferenceSid = :sid AND begins_with(Member, :calls)")
+                .expression_attribute_values(":sid", s(sid.as_str()))
+                .expression_attribute_values(":calls", s(CallSid::PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in output.items() {
+                let participant = item::participant_from(entry)?;
+                if participant.status == ParticipantStatus::Connected {
+                    participants.push(participant);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        participants.sort_by(|a, b| {
+            (a.date_created, &a.state.call_sid).cmp(&(b.date_created, &b.state.call_sid))
+        });
+        Ok(participants)
+    }
+
+    async fn write_conference(&self, change: &ConferenceChange) -> Result<bool, StoreError> {
+        let put = self.client.put_item().table_name(&self.tables.conferences);
+        let put = match change {
+            ConferenceChange::Conference {
+                conference,
+                expected_version: None,
+            } => put
+                .set_item(Some(item::conference_item(conference)))
+                .condition_expression("attribute_not_exists(ConferenceSid)"),
+            ConferenceChange::Conference {
+                conference,
+                expected_version: Some(version),
+            } => put
+                .set_item(Some(item::conference_item(conference)))
+                .condition_expression("Version = :version")
+                .expression_attribute_values(":version", n(version)),
+            ConferenceChange::Participant(participant) => put
+                .set_item(Some(item::participant_item(participant)))
+                .condition_expression("attribute_not_exists(ConferenceSid) OR EventSeq < :seq")
+                .expression_attribute_values(":seq", n(participant.event_seq)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn list_conferences(
+        &self,
+        account: &AccountSid,
+        filter: &ConferenceFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Conference>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<(&str, AttributeValue)> = Vec::new();
+        if let Some(name) = &filter.friendly_name {
+            conditions.push("FriendlyName = :name");
+            values.push((":name", s(name)));
+        }
+        if let Some(status) = filter.status {
+            conditions.push("#Status = :status");
+            values.push((":status", s(status.as_str())));
+        }
+        let bounds = [
+            (
+                "DateCreated >= :created_from",
+                ":created_from",
+                filter.created_from,
+            ),
+            (
+                "DateCreated <= :created_to",
+                ":created_to",
+                filter.created_to,
+            ),
+            (
+                "DateUpdated >= :updated_from",
+                ":updated_from",
+                filter.updated_from,
+            ),
+            (
+                "DateUpdated <= :updated_to",
+                ":updated_to",
+                filter.updated_to,
+            ),
+        ];
+        for (condition, placeholder, bound) in bounds {
+            if let Some(at) = bound {
+                conditions.push(condition);
+                values.push((placeholder, n(at.millis())));
+            }
+        }
+        let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let ascending = Order::Descending.reading(page) == Order::Ascending;
+        fill_page(page, Order::Descending, 1, |_, after, limit| {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.conferences)
+                .index_name(schema::CONFERENCE_LISTING_INDEX)
+                .key_condition_expression("ListingAccount = :account")
+                .expression_attribute_values(":account", s(account.as_str()))
+                .set_filter_expression(filter_expression.clone())
+                .scan_index_forward(ascending)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+            if filter.status.is_some() {
+                query = query.expression_attribute_names("#Status", "Status");
+            }
+            for (placeholder, value) in &values {
+                query = query.expression_attribute_values(*placeholder, value.clone());
+            }
+            async move {
+                if let Some(after) = after {
+                    let sid = conference_position_sid(&after).ok_or_else(|| {
+                        StoreError::Failed("malformed conference position".into())
+                    })?;
+                    query = query
+                        .exclusive_start_key("ListingAccount", s(account.as_str()))
+                        .exclusive_start_key("Listing", s(&after))
+                        .exclusive_start_key("ConferenceSid", s(sid.as_str()))
+                        .exclusive_start_key("Member", s(CONFERENCE_MEMBER));
+                }
+                let output = query.send().await.map_err(store_error)?;
+                let items = output
+                    .items()
+                    .iter()
+                    .map(|entry| {
+                        let conference = item::conference_from(entry)?;
+                        Ok((
+                            crate::domain::conference::conference_position(&conference),
+                            conference,
+                        ))
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                Ok(Round {
+                    items,
+                    last_evaluated: output
+                        .last_evaluated_key()
+                        .and_then(|key| key.get("Listing"))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned(),
+                    scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+                })
+            }
+        })
+        .await
+    }
+}
