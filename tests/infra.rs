@@ -456,7 +456,9 @@ fn the_openapi_document_matches_the_handlers() {
     for (path, item) in get(&doc, "paths").as_mapping().unwrap() {
         let item = path_item(&doc, item);
         // API Gateway matches `{CallSid}.json` with `{CallSid}`: fold it back.
-        let route_path = str_of(path).replace("{CallSid}.json", "{CallSid}");
+        let route_path = str_of(path)
+            .replace("{CallSid}.json", "{CallSid}")
+            .replace("{ConferenceSid}.json", "{ConferenceSid}");
         for method in ["get", "post", "put", "patch", "delete"] {
             let Some(operation) = item.get(method) else {
                 continue;
@@ -513,7 +515,22 @@ fn the_openapi_document_matches_the_handlers() {
                         "Modifications query"
                     );
                 }
-                Operation::GetCall => assert!(query_parameters(&doc, operation).is_empty()),
+                Operation::ListConferences | Operation::ListParticipants => {
+                    let filters: &[&str] = if *op == Operation::ListConferences {
+                        &teleapi::domain::conference::CONFERENCE_FILTERS
+                    } else {
+                        &teleapi::domain::conference::PARTICIPANT_FILTERS
+                    };
+                    let expected: BTreeSet<String> = filters
+                        .iter()
+                        .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
+                Operation::GetCall | Operation::GetConference | Operation::GetParticipant => {
+                    assert!(query_parameters(&doc, operation).is_empty())
+                }
             }
         }
     }

@@ -17,9 +17,10 @@ use teleapi_tests::{
 };
 
 /// A path of `ROUTES` with its placeholders filled in.
-fn path(template: &str, account: &str, call: &str) -> String {
+fn path(template: &str, account: &str, call: &str, conference: &str) -> String {
     template
         .replace("{AccountSid}", account)
+        .replace("{ConferenceSid}", conference)
         .replace("{CallSid}", call)
 }
 
@@ -40,6 +41,8 @@ fn body_for(method: &str, template: &str) -> &'static str {
 async fn no_account_reaches_another_accounts_calls_on_any_route() {
     let world = World::new(Backend::memory()).await;
     let theirs = world.call(CallStatus::InProgress).await;
+    // Their call is in their conference, whose routes are held to the same rule.
+    let room = world.conference_with(&theirs).await;
     let intruder = account(&world.backend, None).await;
     let auth = basic_auth(&intruder);
     for (method, template, _) in ROUTES {
@@ -48,7 +51,8 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
             "GET" => get_request(path, Some(&auth)),
             _ => post_request(path, Some(&auth), body),
         };
-        let foreign = path(template, world.account.sid.as_str(), theirs.sid.as_str());
+        let (account, call) = (world.account.sid.as_str(), theirs.sid.as_str());
+        let foreign = path(template, account, call, room.sid.as_str());
         let answer = world.send(request(&foreign)).await;
         assert_eq!(
             answer.status(),
@@ -57,8 +61,8 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
             body_text(&answer)
         );
         assert!(!body_text(&answer).contains(theirs.sid.as_str()));
-        if template.contains("{CallSid}") {
-            let own = path(template, intruder.sid.as_str(), theirs.sid.as_str());
+        if template.contains("{CallSid}") || template.contains("{ConferenceSid}") {
+            let own = path(template, intruder.sid.as_str(), call, room.sid.as_str());
             let answer = world.send(request(&own)).await;
             assert_eq!(
                 answer.status(),

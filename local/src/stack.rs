@@ -15,7 +15,7 @@ use teleapi::call_events::{EventConfig, EventServices};
 use teleapi::callbacks::{CallbackConfig, CallbackServices};
 use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
 use teleapi::ports::{
-    AccountStore, CallStore, Clock, InsertError, Queue, SystemClock, WorkerStore,
+    AccountStore, CallStore, Clock, ConferenceStore, InsertError, Queue, SystemClock, WorkerStore,
 };
 
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -200,9 +200,9 @@ async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
 }
 
 /// Every store port, on one backing.
-trait Stores: AccountStore + CallStore + WorkerStore {}
+trait Stores: AccountStore + CallStore + WorkerStore + ConferenceStore {}
 
-impl<T: AccountStore + CallStore + WorkerStore> Stores for T {}
+impl<T: AccountStore + CallStore + WorkerStore + ConferenceStore> Stores for T {}
 
 impl Stack {
     /// The stack, with the local address policy (webhooks on loopback allowed, so that an app
@@ -234,6 +234,7 @@ impl Stack {
                     &tables.intents,
                     &tables.idempotency,
                     &tables.workers,
+                    &tables.conferences,
                 ]) {
                     function_env.push(((*name).to_owned(), value.clone()));
                 }
@@ -262,7 +263,8 @@ impl Stack {
         };
         let accounts: Arc<dyn AccountStore> = store.clone();
         let calls: Arc<dyn CallStore> = store.clone();
-        let workers: Arc<dyn WorkerStore> = store;
+        let workers: Arc<dyn WorkerStore> = store.clone();
+        let conferences: Arc<dyn ConferenceStore> = store;
 
         let mut dev_account = Account::open("Dev account", None, Timestamp::now());
         if let Some((sid, token)) = options.dev.clone() {
@@ -297,6 +299,7 @@ impl Stack {
             account_cache: Default::default(),
             calls: calls.clone(),
             workers,
+            conferences: conferences.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
             dead_letters: queues.events_dlq.clone(),
@@ -324,6 +327,7 @@ impl Stack {
         let services = Services {
             accounts: accounts.clone(),
             calls: calls.clone(),
+            conferences,
             commands: queues.commands.clone(),
             clock,
             config: ApiConfig {

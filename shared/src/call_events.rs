@@ -11,13 +11,14 @@ use crate::account_cache::AccountCache;
 use crate::api::intents::backoff;
 use crate::consumer::BatchMessage;
 use crate::domain::callback::CallbackJob;
+use crate::domain::conference::{self, ConferenceEvent};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::worker::{self, WorkerEvent};
 use crate::domain::{IntentSid, IntentStatus, Timestamp};
 use crate::ports::{
-    AccountStore, CallStore, CallWrite, Clock, OutgoingMessage, Queue, QueueError, RecordError,
-    Settlement, StoreError, WorkerStore,
+    AccountStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage, Queue, QueueError,
+    RecordError, Settlement, StoreError, WorkerStore,
 };
 use crate::system_intents::send_after_write;
 
@@ -52,6 +53,8 @@ pub struct EventServices {
     pub calls: Arc<dyn CallStore>,
     /// Where heartbeats renew the workers' leases.
     pub workers: Arc<dyn WorkerStore>,
+    /// Where conference events are recorded.
+    pub conferences: Arc<dyn ConferenceStore>,
     pub commands: Arc<dyn Queue>,
     pub callbacks: Arc<dyn Queue>,
     /// The events dead-letter queue (FIFO), for messages that can never be applied.
@@ -110,6 +113,9 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
         Ok(event) => event,
         Err(_) if worker::is_worker_event(body) => {
             return handle_worker_event(services, body).await;
+        }
+        Err(_) if conference::is_conference_event(body) => {
+            return handle_conference_event(services, body).await;
         }
         Err(err) => return Err(EventError::Poison(err.to_string())),
     };
@@ -174,6 +180,50 @@ async fn handle_worker_event(services: &EventServices, body: &str) -> Result<Han
         target: "teleapi::event",
         event = event.name(),
         worker_id = %event.worker_id,
+        handled = ?handled,
+        "event"
+    );
+    Ok(handled)
+}
+
+/// A conference event: one conditional write of the conference or of one participant. Events
+/// of a conference arrive in order (one message group); a write that loses its condition means
+/// a duplicate or a stale event, which changes nothing.
+async fn handle_conference_event(
+    services: &EventServices,
+    body: &str,
+) -> Result<Handled, EventError> {
+    let event = ConferenceEvent::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
+    let store = services.conferences.as_ref();
+    let sid = &event.conference_sid;
+    let current = store.conference(sid).await?;
+    let participant = match (&current, event.kind.call_sid()) {
+        (Some(_), Some(call_sid)) => store.participant(sid, call_sid).await?,
+        _ => None,
+    };
+    let now = services.clock.now();
+    let retention = services.config.intent_retention;
+    let handled = match conference::apply(
+        current.as_ref(),
+        participant.as_ref(),
+        &event,
+        now,
+        retention,
+    ) {
+        Err(why) => Handled::Ignored(why),
+        Ok(change) if store.write_conference(&change).await? => Handled::Applied {
+            callback: false,
+            intent: false,
+        },
+        Ok(_) => Handled::Ignored(format!(
+            "{} of {sid}: a concurrent write got there first",
+            event.name()
+        )),
+    };
+    tracing::info!(
+        target: "teleapi::event",
+        event = event.name(),
+        conference_sid = %sid,
         handled = ?handled,
         "event"
     );

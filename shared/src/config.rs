@@ -186,6 +186,7 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
     Ok(Services {
         accounts: aws.store.clone(),
         calls: aws.store.clone(),
+        conferences: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
         config: ApiConfig {
@@ -240,6 +241,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
         account_cache: Default::default(),
         calls: aws.store.clone(),
         workers: aws.store.clone(),
+        conferences: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         dead_letters: aws.queue(EVENTS_DLQ_ENV)?,

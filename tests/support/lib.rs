@@ -195,6 +195,7 @@ impl Backend {
         Services {
             accounts: self.accounts.clone(),
             calls: self.calls.clone(),
+            conferences: self.conferences.clone(),
             commands: self.commands.clone(),
             clock,
             config: ApiConfig {
@@ -230,6 +231,7 @@ impl Backend {
             account_cache: Default::default(),
             calls: self.calls.clone(),
             workers: self.workers.clone(),
+            conferences: self.conferences.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
             dead_letters: self.event_dead_letters.clone(),
@@ -472,6 +474,34 @@ impl World {
 
     pub async fn send(&self, request: Request) -> lambda_http::Response<Body> {
         teleapi::api::handle(&self.services, request, None).await
+    }
+
+    /// A running conference of this world's account with `call` in it, as its worker reports
+    /// them (created, joined, started) through the call-events function.
+    pub async fn conference_with(&self, call: &Call) -> teleapi::domain::conference::Conference {
+        let sid = teleapi::domain::ConferenceSid::generate();
+        let events = self.backend.event_services(self.clock.clone());
+        let at = self.clock.now().millis();
+        for (seq, kind) in [
+            serde_json::json!({"type": "conference.created", "account_sid": self.account.sid, "friendly_name": format!("room-{}", &sid.as_str()[2..8]), "command_queue_url": "https://sqs.example/worker.fifo"}),
+            serde_json::json!({"type": "participant.joined", "participant": {"call_sid": call.sid, "muted": false, "hold": false, "coaching": false, "start_conference_on_enter": true, "end_conference_on_exit": false}}),
+            serde_json::json!({"type": "conference.started"}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut event = serde_json::json!({"version": 1, "conference_sid": sid, "timestamp": at, "seq": seq + 1});
+            event.as_object_mut().unwrap().extend(kind.as_object().unwrap().clone());
+            teleapi::call_events::handle_event(&events, &event.to_string())
+                .await
+                .expect("a conference event applies");
+        }
+        self.backend
+            .conferences
+            .conference(&sid)
+            .await
+            .unwrap()
+            .expect("the conference is recorded")
     }
 
     pub async fn modify(&self, call: &Call, body: &str) -> lambda_http::Response<Body> {

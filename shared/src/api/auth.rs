@@ -177,6 +177,7 @@ mod tests {
         let services = Services {
             accounts: Arc::new(store.clone()),
             calls: Arc::new(store.clone()),
+            conferences: Arc::new(store.clone()),
             commands: Arc::new(crate::adapters::memory::MemoryQueue::new("commands")),
             clock: clock.clone(),
             config: super::super::ApiConfig {

@@ -16,12 +16,12 @@ use crate::domain::listing::{
 };
 use crate::domain::{Form, InvalidParameter, ProblemKind};
 
-fn query_form(request: &Request) -> Result<Form, ApiError> {
+pub(super) fn query_form(request: &Request) -> Result<Form, ApiError> {
     Form::parse(request.uri().query().unwrap_or_default().as_bytes())
         .map_err(|e| ApiError::MalformedBody(e.to_string()))
 }
 
-fn bad_token() -> ApiError {
+pub(super) fn bad_token() -> ApiError {
     ApiError::InvalidParameter(InvalidParameter::new(
         "PageToken",
         ProblemKind::Invalid,
@@ -108,7 +108,7 @@ pub async fn list_modifications(
 }
 
 /// URIs keep the format the client asked for through the path.
-fn suffix(route: &Route) -> &'static str {
+pub(super) fn suffix(route: &Route) -> &'static str {
     if route.path_says_json { ".json" } else { "" }
 }
 
@@ -146,7 +146,7 @@ fn page_uri(
 
 /// Twilio's list envelope around one page. `next_page_uri` is null once the listing is known to
 /// end; at an exact page boundary it may lead to one empty page first.
-fn envelope<T>(
+pub(super) fn envelope<T>(
     key: &str,
     items: Vec<Value>,
     page: &Page<T>,

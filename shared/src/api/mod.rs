@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod authorizer;
+pub mod conferences;
 pub mod create_call;
 pub mod error;
 pub mod get_call;
@@ -23,7 +24,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
 use crate::domain::{Account, AddressPolicy, Call, CallSid, Form};
-use crate::ports::{AccountStore, CallStore, Clock, Queue};
+use crate::ports::{AccountStore, CallStore, Clock, ConferenceStore, Queue};
 use error::ApiError;
 use representation::{Format, error_resource};
 
@@ -62,6 +63,7 @@ impl Default for ApiConfig {
 pub struct Services {
     pub accounts: Arc<dyn AccountStore>,
     pub calls: Arc<dyn CallStore>,
+    pub conferences: Arc<dyn ConferenceStore>,
     pub commands: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,
@@ -79,15 +81,23 @@ pub enum Operation {
     GetCall,
     ModifyCall,
     ListModifications,
+    ListConferences,
+    GetConference,
+    ListParticipants,
+    GetParticipant,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; 9] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
         Self::ModifyCall,
         Self::ListModifications,
+        Self::ListConferences,
+        Self::GetConference,
+        Self::ListParticipants,
+        Self::GetParticipant,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +107,10 @@ impl Operation {
             Self::GetCall => "get-call",
             Self::ModifyCall => "modify-call",
             Self::ListModifications => "list-modifications",
+            Self::ListConferences => "list-conferences",
+            Self::GetConference => "get-conference",
+            Self::ListParticipants => "list-participants",
+            Self::GetParticipant => "get-participant",
         }
     }
 
@@ -104,8 +118,13 @@ impl Operation {
     pub fn function(self) -> &'static str {
         match self {
             Self::CreateCall => "create-call",
-            Self::ListCalls => "list-calls",
-            Self::GetCall | Self::ListModifications => "get-call",
+            // Lists of an account's resources; reads of one resource and what hangs off it.
+            Self::ListCalls | Self::ListConferences => "list-calls",
+            Self::GetCall
+            | Self::ListModifications
+            | Self::GetConference
+            | Self::ListParticipants
+            | Self::GetParticipant => "get-call",
             Self::ModifyCall => "modify-call",
         }
     }
@@ -122,7 +141,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 12] = {
+pub const ROUTES: [(&str, &str, Operation); 18] = {
     use Operation::*;
     [
         (
@@ -185,6 +204,36 @@ pub const ROUTES: [(&str, &str, Operation); 12] = {
             "/call/2012-04-24/Accounts/{AccountSid}/Calls.json/{CallSid}/Modifications.json",
             ListModifications,
         ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences",
+            ListConferences,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences.json",
+            ListConferences,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}",
+            GetConference,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants",
+            ListParticipants,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants.json",
+            ListParticipants,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants/{CallSid}",
+            GetParticipant,
+        ),
     ]
 };
 
@@ -195,6 +244,7 @@ pub struct Route {
     pub operation: Operation,
     pub account_sid: String,
     pub call_sid: Option<String>,
+    pub conference_sid: Option<String>,
     pub path_says_json: bool,
 }
 
@@ -214,8 +264,12 @@ impl Route {
 /// GET, POST  /call/2012-04-24/Accounts/{AccountSid}/Calls[.json]
 /// GET, POST  /call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}[.json]   (and Calls.json/{CallSid})
 /// GET        /call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Modifications[.json]
+/// GET        /call/2012-04-24/Accounts/{AccountSid}/Conferences[.json]
+/// GET        /call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}[.json]
+/// GET        …/Conferences/{ConferenceSid}/Participants[.json]
+/// GET        …/Conferences/{ConferenceSid}/Participants/{CallSid}[.json]
 /// ```
-pub fn route(method: &HttpMethod, path: &str) -> Result<Route, ApiError> {
+pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> {
     let not_found = || ApiError::NotFound(representation::BASE_PATH.to_owned() + "/…");
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     let start = segments
@@ -230,6 +284,16 @@ pub fn route(method: &HttpMethod, path: &str) -> Result<Route, ApiError> {
         _ => return Err(not_found()),
     };
     let is_json = |segment: &str| segment.ends_with(".json");
+    let bare = |segment: &'a str| segment.strip_suffix(".json").unwrap_or(segment);
+    let get = |operation| -> &'static [(HttpMethod, Operation)] {
+        match operation {
+            Operation::ListConferences => &[(HttpMethod::GET, Operation::ListConferences)],
+            Operation::GetConference => &[(HttpMethod::GET, Operation::GetConference)],
+            Operation::ListParticipants => &[(HttpMethod::GET, Operation::ListParticipants)],
+            _ => &[(HttpMethod::GET, Operation::GetParticipant)],
+        }
+    };
+    let mut conference = None;
     let (call, path_says_json, by_method): (Option<&str>, bool, &[(HttpMethod, Operation)]) =
         match rest {
             [calls @ ("Calls" | "Calls.json")] => (
@@ -257,6 +321,31 @@ pub fn route(method: &HttpMethod, path: &str) -> Result<Route, ApiError> {
                 is_json(calls) || is_json(list),
                 &[(HttpMethod::GET, Operation::ListModifications)],
             ),
+            [list @ ("Conferences" | "Conferences.json")] => {
+                (None, is_json(list), get(Operation::ListConferences))
+            }
+            ["Conferences", sid] if !bare(sid).is_empty() => {
+                conference = Some(bare(sid));
+                (None, is_json(sid), get(Operation::GetConference))
+            }
+            [
+                "Conferences",
+                sid,
+                list @ ("Participants" | "Participants.json"),
+            ] if !sid.is_empty() && !is_json(sid) => {
+                conference = Some(*sid);
+                (None, is_json(list), get(Operation::ListParticipants))
+            }
+            ["Conferences", sid, "Participants", call]
+                if !sid.is_empty() && !is_json(sid) && !bare(call).is_empty() =>
+            {
+                conference = Some(*sid);
+                (
+                    Some(bare(call)),
+                    is_json(call),
+                    get(Operation::GetParticipant),
+                )
+            }
             _ => return Err(not_found()),
         };
     let operation = by_method
@@ -274,6 +363,7 @@ pub fn route(method: &HttpMethod, path: &str) -> Result<Route, ApiError> {
         operation,
         account_sid: account.to_owned(),
         call_sid: call.map(str::to_owned),
+        conference_sid: conference.map(str::to_owned),
         path_says_json,
     })
 }
@@ -345,6 +435,18 @@ pub async fn handle(
             Operation::ModifyCall => modify_call::modify_call(services, &route, &request).await,
             Operation::ListModifications => {
                 list::list_modifications(services, &route, &request).await
+            }
+            Operation::ListConferences => {
+                conferences::list_conferences(services, &route, &request).await
+            }
+            Operation::GetConference => {
+                conferences::get_conference(services, &route, &request).await
+            }
+            Operation::ListParticipants => {
+                conferences::list_participants(services, &route, &request).await
+            }
+            Operation::GetParticipant => {
+                conferences::get_participant(services, &route, &request).await
             }
         },
         Err(err) => Err(err),
@@ -489,6 +591,7 @@ mod tests {
             let method: HttpMethod = method.parse().unwrap();
             let path = template
                 .replace("{AccountSid}", AC)
+                .replace("{ConferenceSid}", "CF0123456789abcdef0123456789abcdef")
                 .replace("{CallSid}", CA);
             assert_eq!(
                 route(&method, &path).unwrap().operation,
@@ -597,7 +700,9 @@ mod tests {
             format!("/call/2012-04-24/Accounts/{AC}/Calls//"),
             format!("/a/b/call/2012-04-24/Accounts/{AC}/Calls/{CA}"),
             format!("/call/2012-04-24/Accounts//Calls/{CA}"),
-            format!("/call/2012-04-24/Accounts/{AC}/Conferences/{CA}"),
+            format!("/call/2012-04-24/Accounts/{AC}/Conferences/{CA}/Recordings"),
+            format!("/call/2012-04-24/Accounts/{AC}/Conferences.json/{CA}"),
+            format!("/call/2012-04-24/Accounts/{AC}/Conferences/{CA}.json/Participants"),
         ] {
             assert!(
                 matches!(route(&HttpMethod::POST, &path), Err(ApiError::NotFound(_))),

@@ -204,7 +204,10 @@ pub const CALL_FILTERS: [&str; 7] = [
 const DAY_MILLIS: i64 = 24 * 3600 * 1000;
 
 /// `YYYY-MM-DD` (a whole UTC day) or an RFC 3339 instant: the bounds of what it names.
-fn parse_time(name: &str, value: &str) -> Result<(Timestamp, Timestamp), InvalidParameter> {
+pub(crate) fn parse_time(
+    name: &str,
+    value: &str,
+) -> Result<(Timestamp, Timestamp), InvalidParameter> {
     let day = format_description!("[year]-[month]-[day]");
     if let Ok(date) = Date::parse(value, &day) {
         let start = OffsetDateTime::new_utc(date, Time::MIDNIGHT).unix_timestamp() * 1000;
