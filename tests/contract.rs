@@ -1460,7 +1460,7 @@ mod conferences {
                     backward: false,
                 };
                 let page = s
-                    .list_conferences(&account, &filter, &request)
+                    .list_conferences(account, &filter, &request)
                     .await
                     .unwrap();
                 sids.extend(
