@@ -184,6 +184,33 @@ impl Local {
             .clone()
     }
 
+    fn conferences(&self) -> String {
+        format!(
+            "{}/call/2012-04-24/Accounts/{}/Conferences",
+            self.base, self.sid
+        )
+    }
+
+    /// A conference's URL (`.json`), from its resource.
+    fn conference_url(&self, conference: &Value) -> String {
+        format!("{}{}", self.base, conference["uri"].as_str().unwrap())
+    }
+
+    /// The participants of a conference, from its resource.
+    async fn participants(&self, conference: &Value) -> Vec<Value> {
+        let url = format!(
+            "{}{}",
+            self.base,
+            conference["subresource_uris"]["participants"]
+                .as_str()
+                .unwrap()
+        );
+        self.get(&url).await["participants"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn fetches(&self, path: &str) -> Vec<Received> {
         self.app.received_at(path)
     }
@@ -316,6 +343,106 @@ async fn conference(local: Local) {
     }
     assert_eq!(local.call(&call).await["status"], "in-progress");
     assert_eq!(local.all_calls().await.len(), 5);
+
+    // The room is a conference of the API, with all five in it, in the order they joined.
+    let room = eventually("the conference with its five participants", || async {
+        let list = local
+            .get(&format!("{}.json?FriendlyName=room-1", local.conferences()))
+            .await;
+        let room = list["conferences"].as_array()?.first()?.clone();
+        (local.participants(&room).await.len() == 5 && room["status"] == "in-progress")
+            .then_some(room)
+    })
+    .await;
+    let joined: Vec<String> = local
+        .participants(&room)
+        .await
+        .iter()
+        .map(|p| p["call_sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(joined[0], call, "the caller came first");
+    for (sid, _) in &invited {
+        assert!(joined.contains(sid), "{sid} is a participant");
+    }
+    // Whoever hangs up leaves; the last one to leave ends it.
+    local.modify(&call, "Status=completed").await;
+    eventually("the caller to leave the room", || async {
+        (local.participants(&room).await.len() == 4).then_some(())
+    })
+    .await;
+    for (sid, _) in &invited {
+        local.modify(sid, "Status=completed").await;
+    }
+    let ended = eventually("the conference to end", || async {
+        let room = local.get(&local.conference_url(&room)).await;
+        (room["status"] == "completed").then_some(room)
+    })
+    .await;
+    assert_eq!(ended["reason_conference_ended"], "last-participant-left");
+    assert!(local.participants(&ended).await.is_empty());
+}
+
+/// (b') A moderated room: it waits (`init`) until the moderator, who starts it, joins, and ends
+/// when the moderator leaves; the others go on with the RCML after their `<Dial>`.
+async fn a_moderated_conference(local: Local) {
+    local.app.always(
+        "/member",
+        Reply::rcml(
+            "<Response><Dial><Conference startConferenceOnEnter=\"false\" muted=\"true\">room-2</Conference></Dial>\
+             <Say>The conference has ended</Say><Hangup/></Response>",
+        ),
+    );
+    local.app.always(
+        "/moderator",
+        Reply::rcml(
+            "<Response><Dial><Conference endConferenceOnExit=\"true\" participantLabel=\"moderator\">room-2</Conference></Dial></Response>",
+        ),
+    );
+    let member = local.incoming("/member").await;
+    let room = eventually("the room to wait for its moderator", || async {
+        let list = local
+            .get(&format!("{}.json?FriendlyName=room-2", local.conferences()))
+            .await;
+        let room = list["conferences"].as_array()?.first()?.clone();
+        (room["status"] == "init" && local.participants(&room).await.len() == 1).then_some(room)
+    })
+    .await;
+    let waiting = &local.participants(&room).await[0];
+    assert_eq!(waiting["call_sid"], member.as_str());
+    assert_eq!(waiting["muted"], true);
+    assert_eq!(waiting["start_conference_on_enter"], false);
+
+    let moderator = local.incoming("/moderator").await;
+    eventually("the moderator to start the room", || async {
+        let room = local.get(&local.conference_url(&room)).await;
+        (room["status"] == "in-progress").then_some(())
+    })
+    .await;
+    let muted = local
+        .get(&format!(
+            "{}/Participants.json?Muted=false",
+            local.conference_url(&room).trim_end_matches(".json")
+        ))
+        .await;
+    assert_eq!(muted["participants"][0]["label"], "moderator");
+    assert_eq!(muted["participants"][0]["call_sid"], moderator.as_str());
+
+    local.modify(&moderator, "Status=completed").await;
+    let ended = eventually("the room to end with its moderator", || async {
+        let room = local.get(&local.conference_url(&room)).await;
+        (room["status"] == "completed").then_some(room)
+    })
+    .await;
+    assert_eq!(
+        ended["reason_conference_ended"],
+        "participant-with-end-conference-on-exit-left"
+    );
+    assert_eq!(ended["call_sid_ending_conference"], moderator.as_str());
+    // The member went on with its RCML after the <Dial>: it was told so, and hung up.
+    eventually("the member to go on after the conference", || {
+        status_is(&local, &member, "completed")
+    })
+    .await;
 }
 
 /// (c) Hanging up: `completed` on a call in progress and `canceled` on a ringing one, each with
@@ -609,6 +736,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     transfer_bob_to_alice,
     conference,
+    a_moderated_conference,
     hanging_up_with_status_callbacks,
     fallback_on_a_failing_url,
     mute_then_unmute,

@@ -8,6 +8,7 @@
 //! control plane (after an RCML failure), and answers commands as they come.
 
 pub mod rcml;
+mod rooms;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +22,8 @@ use teleapi::domain::worker::{
     HEARTBEAT_INTERVAL, WorkerEvent, WorkerEventKind, WorkerId, WorkerState,
 };
 use teleapi::domain::{
-    AccountSid, CallSid, CallStatus, Direction, HangupStatus, IntentSid, Method, Timestamp,
-    WebhookUrl,
+    AccountSid, CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method,
+    Timestamp, WebhookUrl,
 };
 use teleapi::ports::{OutgoingMessage, Queue};
 use tokio::sync::mpsc;
@@ -82,6 +83,8 @@ enum Message {
     Run(Source),
     /// From a dialled leg: it ended.
     LegEnded(CallSid),
+    /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
+    ConferenceEnded(ConferenceSid),
 }
 
 #[derive(Clone)]
@@ -100,6 +103,7 @@ struct Shared {
     config: SimulatorConfig,
     /// Set by [`Simulator::crash`]: the worker says nothing more, as if its process had died.
     crashed: Arc<AtomicBool>,
+    rooms: rooms::SharedRooms,
 }
 
 /// The simulated media worker.
@@ -135,6 +139,7 @@ impl Simulator {
                 ended: Arc::default(),
                 config,
                 crashed: Arc::default(),
+                rooms: Arc::default(),
             },
             commands,
         }
@@ -345,8 +350,8 @@ enum Wait {
     Until(Instant),
     /// A dialled leg, connected until it or this leg hangs up.
     Leg(CallSid),
-    /// A conference room, until hung up or redirected.
-    Conference,
+    /// A conference room, until it ends, or the leg is hung up or redirected.
+    Conference(ConferenceSid),
     /// Nothing to do until the control plane says (after an RCML failure, or connected as a
     /// dialled leg).
     Idle,
@@ -376,6 +381,8 @@ struct Leg {
     dialled: Option<(CallSid, mpsc::UnboundedSender<Message>)>,
     /// The leg that dialled this one.
     parent: Option<mpsc::UnboundedSender<Message>>,
+    /// The conference the leg is in.
+    conference: Option<ConferenceSid>,
     /// What to run once answered.
     pending: Option<Source>,
     inbox: mpsc::UnboundedReceiver<Message>,
@@ -417,6 +424,7 @@ impl Leg {
             wait: Wait::Idle,
             dialled: None,
             parent: None,
+            conference: None,
             pending: None,
             inbox,
             sender,
@@ -623,6 +631,14 @@ impl Leg {
                 self.parent = None;
                 self.run(source).await;
             }
+            Message::ConferenceEnded(sid) => {
+                if self.conference.as_ref() == Some(&sid) {
+                    self.conference = None;
+                    if matches!(&self.wait, Wait::Conference(s) if *s == sid) {
+                        self.advance().await;
+                    }
+                }
+            }
             Message::LegEnded(sid) => {
                 if self.dialled.as_ref().is_some_and(|(d, _)| *d == sid) {
                     self.dialled = None;
@@ -787,7 +803,15 @@ impl Leg {
         }
     }
 
+    /// Leaves the conference the leg is in, if it is in one.
+    fn leave_conference(&mut self) {
+        if let Some(sid) = self.conference.take() {
+            self.shared.rooms.leave(&sid, &self.sid);
+        }
+    }
+
     async fn run(&mut self, source: Source) {
+        self.leave_conference();
         if let Some(verbs) = self.load(&source).await {
             self.program = verbs;
             self.pc = 0;
@@ -809,10 +833,18 @@ impl Leg {
                     return;
                 }
                 Verb::Dial {
-                    target: DialTarget::Conference(_),
+                    target: DialTarget::Conference(noun),
                     ..
                 } => {
-                    self.wait = Wait::Conference;
+                    let sid = self.shared.rooms.join(
+                        &self.shared,
+                        &self.account_sid,
+                        &self.sid,
+                        &noun,
+                        self.sender.clone(),
+                    );
+                    self.conference = Some(sid.clone());
+                    self.wait = Wait::Conference(sid);
                     return;
                 }
                 Verb::Dial {
@@ -859,6 +891,7 @@ impl Leg {
         }
         self.status = status;
         self.wait = Wait::Idle;
+        self.leave_conference();
         // From now on the dispatcher refuses this call's commands (a `dial` too) itself.
         self.shared
             .ended

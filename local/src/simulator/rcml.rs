@@ -10,7 +10,41 @@ use teleapi::domain::{Method, Rcml};
 pub enum DialTarget {
     /// A new leg: E.164 number, `client:NAME` or a SIP URI.
     Leg(String),
-    Conference(String),
+    Conference(ConferenceNoun),
+}
+
+/// `<Conference>` and the attributes the simulator honours (Twilio's names and defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceNoun {
+    /// The room's name: one running conference per account and name.
+    pub name: String,
+    pub muted: bool,
+    pub start_conference_on_enter: bool,
+    pub end_conference_on_exit: bool,
+    /// `participantLabel`.
+    pub label: Option<String>,
+    /// `coach`: the CallSid of the participant this one coaches.
+    pub coach: Option<String>,
+}
+
+impl ConferenceNoun {
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            muted: false,
+            start_conference_on_enter: true,
+            end_conference_on_exit: false,
+            label: None,
+            coach: None,
+        }
+    }
+}
+
+/// A noun inside a verb: its name, its text and its attributes.
+struct Noun {
+    name: String,
+    text: String,
+    start: BytesStart<'static>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +88,8 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
     // The verb being read (depth 1), its attributes, and the text and nouns inside it.
     let mut current: Option<(String, Option<BytesStart<'static>>)> = None;
     let mut text = String::new();
-    let mut noun: Option<(String, String)> = None;
-    let mut noun_name: Option<String> = None;
+    let mut noun: Option<Noun> = None;
+    let mut noun_start: Option<BytesStart<'static>> = None;
     let mut depth = 0usize;
     loop {
         let event = reader.read_event().map_err(|e| e.to_string())?;
@@ -70,7 +104,7 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
                         noun = None;
                     }
                     3 => {
-                        noun_name = Some(name);
+                        noun_start = Some(start.into_owned());
                         text.clear();
                     }
                     _ => {}
@@ -98,8 +132,12 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
             Event::End(_) => {
                 match depth {
                     3 => {
-                        if let Some(name) = noun_name.take() {
-                            noun = Some((name, text.trim().to_owned()));
+                        if let Some(start) = noun_start.take() {
+                            noun = Some(Noun {
+                                name: String::from_utf8_lossy(start.name().as_ref()).into_owned(),
+                                text: text.trim().to_owned(),
+                                start,
+                            });
                         }
                     }
                     2 => {
@@ -125,7 +163,7 @@ fn verb(
     name: &str,
     start: Option<&BytesStart<'_>>,
     text: &str,
-    noun: Option<(String, String)>,
+    noun: Option<Noun>,
 ) -> Option<Verb> {
     let attr = |n: &str| start.and_then(|s| attribute(s, n));
     match name {
@@ -147,10 +185,10 @@ fn verb(
         "Dial" => {
             let timeout = attr("timeout").and_then(|t| t.parse().ok()).unwrap_or(30);
             let target = match noun {
-                Some((kind, value)) => match kind.as_str() {
-                    "Conference" => DialTarget::Conference(value),
-                    "Client" => DialTarget::Leg(format!("client:{value}")),
-                    _ => DialTarget::Leg(value),
+                Some(noun) => match noun.name.as_str() {
+                    "Conference" => DialTarget::Conference(conference(&noun)),
+                    "Client" => DialTarget::Leg(format!("client:{}", noun.text)),
+                    _ => DialTarget::Leg(noun.text),
                 },
                 None if !text.is_empty() => DialTarget::Leg(text.to_owned()),
                 None => return None,
@@ -171,6 +209,20 @@ fn verb(
     }
 }
 
+fn conference(noun: &Noun) -> ConferenceNoun {
+    let attr = |name: &str| attribute(&noun.start, name);
+    let flag =
+        |name: &str, default: bool| attr(name).map_or(default, |v| v.eq_ignore_ascii_case("true"));
+    ConferenceNoun {
+        name: noun.text.clone(),
+        muted: flag("muted", false),
+        start_conference_on_enter: flag("startConferenceOnEnter", true),
+        end_conference_on_exit: flag("endConferenceOnExit", false),
+        label: attr("participantLabel"),
+        coach: attr("coach"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +238,7 @@ mod tests {
               <Dial><Sip>sip:carol@pbx.example.com</Sip></Dial>
               <Dial>+15557654321</Dial>
               <Dial><Conference>room-1</Conference></Dial>
+              <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef">room-2</Conference></Dial>
               <Redirect method="GET">https://app.example.com/next?a=1&amp;b=2</Redirect>
               <Gather/>
               <Reject reason="busy"/>
@@ -211,7 +264,18 @@ mod tests {
                     timeout: 30
                 },
                 Verb::Dial {
-                    target: DialTarget::Conference("room-1".into()),
+                    target: DialTarget::Conference(ConferenceNoun::named("room-1")),
+                    timeout: 30
+                },
+                Verb::Dial {
+                    target: DialTarget::Conference(ConferenceNoun {
+                        name: "room-2".into(),
+                        muted: true,
+                        start_conference_on_enter: false,
+                        end_conference_on_exit: true,
+                        label: Some("agent".into()),
+                        coach: Some("CA0123456789abcdef0123456789abcdef".into()),
+                    }),
                     timeout: 30
                 },
                 Verb::Redirect {
