@@ -93,7 +93,7 @@ async fn creating_a_call(world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&stored.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(stored.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();

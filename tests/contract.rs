@@ -105,7 +105,12 @@ async fn an_intent_and_its_call_are_written_together(b: &Backend) {
     let after = b.calls.call(&before.sid).await.unwrap().unwrap();
     assert_eq!(after, first.call);
     assert_eq!((after.seq, after.version), (1, before.version + 1));
-    let intent = b.calls.intent(&before.sid, 1).await.unwrap().unwrap();
+    let intent = b
+        .calls
+        .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(intent, first.intent);
     assert_eq!(intent.status, IntentStatus::Pending);
     assert!(intent.command.is_some());
@@ -130,10 +135,21 @@ async fn a_stale_version_writes_nothing(b: &Backend) {
         first.call
     );
     assert_eq!(
-        b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid,
+        b.calls
+            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .sid,
         first.intent.sid
     );
-    assert_eq!(b.calls.intent(&before.sid, 2).await.unwrap(), None);
+    assert_eq!(
+        b.calls
+            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 2)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
@@ -155,7 +171,12 @@ async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
         Err(RecordError::CallChanged)
     );
     assert_eq!(
-        b.calls.intent(&before.sid, 1).await.unwrap().unwrap().sid,
+        b.calls
+            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .sid,
         first.intent.sid
     );
 }
@@ -226,7 +247,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     assert!(
         b.calls
             .settle_intent(Settlement {
-                call_sid: sid,
+                subject: &teleapi::domain::Subject::Call(sid.clone()),
                 seq: 1,
                 intent_sid: None,
                 from: &[IntentStatus::Pending],
@@ -240,7 +261,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     assert!(
         !b.calls
             .settle_intent(Settlement {
-                call_sid: sid,
+                subject: &teleapi::domain::Subject::Call(sid.clone()),
                 seq: 1,
                 intent_sid: None,
                 from: &[IntentStatus::Pending],
@@ -251,13 +272,18 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
             .await
             .unwrap()
     );
-    let intent = b.calls.intent(sid, 1).await.unwrap().unwrap();
+    let intent = b
+        .calls
+        .intent(&teleapi::domain::Subject::Call(sid.clone()), 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(intent.status, IntentStatus::Applied);
     assert_eq!(intent.reason, None);
     assert!(
         !b.calls
             .settle_intent(Settlement {
-                call_sid: sid,
+                subject: &teleapi::domain::Subject::Call(sid.clone()),
                 seq: 9,
                 intent_sid: None,
                 from: &[IntentStatus::Pending],
@@ -301,7 +327,12 @@ async fn failing_an_intent_restores_the_call_and_releases_the_key(b: &Backend) {
     let after = b.calls.call(&before.sid).await.unwrap().unwrap();
     assert_eq!(after, restored);
     assert!(!after.muted);
-    let intent = b.calls.intent(&before.sid, 1).await.unwrap().unwrap();
+    let intent = b
+        .calls
+        .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(intent.status, IntentStatus::Failed);
     assert_eq!(intent.reason.as_deref(), Some("no queue"));
     assert_eq!(b.calls.idempotency_record(&key, now).await.unwrap(), None);
@@ -343,7 +374,7 @@ async fn failing_an_intent_leaves_a_call_that_moved_on(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&before.sid, 1)
+            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap()
@@ -375,7 +406,7 @@ async fn pending_intents_are_listed_oldest_first_until_settled(b: &Backend) {
     // Enqueued, it still awaits its worker's report: still listed, as enqueued.
     let one = &pending[0];
     let settle = |from, to| Settlement {
-        call_sid: &one.call_sid,
+        subject: &one.subject,
         seq: one.seq,
         intent_sid: None,
         from,
@@ -421,7 +452,7 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     assert!(b.calls.pending_intents(later, 10).await.unwrap().is_empty());
     assert_eq!(
         b.calls
-            .intent(&before.sid, 1)
+            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap()
@@ -430,7 +461,7 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&before.sid, 2)
+            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 2)
             .await
             .unwrap()
             .unwrap()
@@ -468,7 +499,11 @@ async fn creating_a_call_writes_it_once(b: &Backend) {
     b.calls.write_call(create).await.unwrap();
     assert_eq!(b.calls.call(&sid).await.unwrap().unwrap(), planned.call);
     assert_eq!(
-        b.calls.intent(&sid, 1).await.unwrap().unwrap(),
+        b.calls
+            .intent(&teleapi::domain::Subject::Call(sid.clone()), 1)
+            .await
+            .unwrap()
+            .unwrap(),
         planned.intent
     );
     assert_eq!(
@@ -892,20 +927,29 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     };
     let first = b
         .calls
-        .list_intents(&current.sid, &page(3, None, false))
+        .list_intents(
+            &teleapi::domain::Subject::Call(current.sid.clone()),
+            &page(3, None, false),
+        )
         .await
         .unwrap();
     assert_eq!(seqs(&first), [1, 2, 3]);
     assert_eq!(first.scanned, 3);
     let second = b
         .calls
-        .list_intents(&current.sid, &page(3, first.more.clone(), false))
+        .list_intents(
+            &teleapi::domain::Subject::Call(current.sid.clone()),
+            &page(3, first.more.clone(), false),
+        )
         .await
         .unwrap();
     assert_eq!(seqs(&second), [4, 5, 6]);
     let third = b
         .calls
-        .list_intents(&current.sid, &page(3, second.more.clone(), false))
+        .list_intents(
+            &teleapi::domain::Subject::Call(current.sid.clone()),
+            &page(3, second.more.clone(), false),
+        )
         .await
         .unwrap();
     assert_eq!(seqs(&third), [7]);
@@ -913,7 +957,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     let back = b
         .calls
         .list_intents(
-            &current.sid,
+            &teleapi::domain::Subject::Call(current.sid.clone()),
             &page(3, Some(teleapi::domain::listing::intent_position(4)), true),
         )
         .await
@@ -921,7 +965,10 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     assert_eq!(seqs(&back), [1, 2, 3]);
     let none = b
         .calls
-        .list_intents(&teleapi::domain::CallSid::generate(), &page(3, None, false))
+        .list_intents(
+            &teleapi::domain::Subject::Call(teleapi::domain::CallSid::generate()),
+            &page(3, None, false),
+        )
         .await
         .unwrap();
     assert!(none.items.is_empty() && none.more.is_none());
@@ -1254,7 +1301,7 @@ async fn pending_intents_of_the_earlier_index_layout_are_still_found() {
     let before = call(&b, &owner.sid, CallStatus::InProgress, now).await;
     let p = planned(&before, "Mute=true", now);
     b.calls.write_call(write(&before, &p, now)).await.unwrap();
-    let sid = p.intent.call_sid.as_str();
+    let sid = p.intent.subject.as_str();
     aws.dynamodb
         .update_item()
         .table_name(&aws.tables.intents)

@@ -412,7 +412,10 @@ async fn a_fallback_answer_becomes_an_execute_command(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&call.sid, stored.seq)
+        .intent(
+            &teleapi::domain::Subject::Call(call.sid.clone()),
+            stored.seq,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -449,7 +452,10 @@ async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&bare.sid, stored.seq)
+        .intent(
+            &teleapi::domain::Subject::Call(bare.sid.clone()),
+            stored.seq,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -485,7 +491,10 @@ async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
             .world
             .backend
             .calls
-            .intent(&call.sid, stored.seq)
+            .intent(
+                &teleapi::domain::Subject::Call(call.sid.clone()),
+                stored.seq,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -640,7 +649,7 @@ async fn command_events_settle_intents(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&call.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -842,7 +851,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&bob, 1)
+        .intent(&teleapi::domain::Subject::Call(bob.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -877,7 +886,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&answered, 2)
+        .intent(&teleapi::domain::Subject::Call(answered.clone()), 2)
         .await
         .unwrap()
         .unwrap();
@@ -974,7 +983,7 @@ async fn a_call_no_worker_takes_fails_with_its_callback(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&untaken, 1)
+        .intent(&teleapi::domain::Subject::Call(untaken.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -1066,7 +1075,7 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
             .world
             .backend
             .calls
-            .intent(&sid, 1)
+            .intent(&teleapi::domain::Subject::Call(sid.clone()), 1)
             .await
             .unwrap()
             .unwrap();
@@ -1117,7 +1126,7 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
                 .world
                 .backend
                 .calls
-                .intent(sid, seq)
+                .intent(&teleapi::domain::Subject::Call(sid.clone()), seq)
                 .await
                 .unwrap()
                 .unwrap();

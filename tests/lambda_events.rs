@@ -123,7 +123,12 @@ async fn http_api_and_rest_api_events_reach_the_handler() {
             body_text(&response)
         );
         let seq = u64::try_from(index + 1).unwrap();
-        let intent = backend.calls.intent(ca, seq).await.unwrap().unwrap();
+        let intent = backend
+            .calls
+            .intent(&teleapi::domain::Subject::Call(ca.clone()), seq)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(intent.status, IntentStatus::Pending, "event {index}");
     }
     let stored = backend.calls.call(ca).await.unwrap().unwrap();

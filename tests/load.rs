@@ -171,7 +171,7 @@ async fn modifications_under_load_keep_every_promise() {
         let call = calls.call(sid).await.unwrap().unwrap();
         for seq in 1..=call.seq {
             let intent = calls
-                .intent(sid, seq)
+                .intent(&teleapi::domain::Subject::Call(sid.clone()), seq)
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{sid}: seq {seq} missing: a gap"));
@@ -182,7 +182,13 @@ async fn modifications_under_load_keep_every_promise() {
             );
             intents += 1;
         }
-        assert!(calls.intent(sid, call.seq + 1).await.unwrap().is_none());
+        assert!(
+            calls
+                .intent(&teleapi::domain::Subject::Call(sid.clone()), call.seq + 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
     // wrk stops mid-request at its deadline: a request it gave up on may still have been
     // accepted, so the server may hold a few more intents than wrk counted 200s.

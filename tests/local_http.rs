@@ -565,7 +565,7 @@ async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
     // Nothing was written for a refused request: one intent per accepted one.
     let intents = calls
         .list_intents(
-            &pair[0].2,
+            &teleapi::domain::Subject::Call(pair[0].2.clone()),
             &teleapi::domain::listing::PageRequest {
                 size: 1000,
                 after: None,

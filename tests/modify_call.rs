@@ -112,7 +112,7 @@ async fn every_valid_request_is_accepted_with_its_intent() {
         let intent = world
             .backend
             .calls
-            .intent(&call.sid, 1)
+            .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap();
@@ -175,7 +175,7 @@ async fn the_response_is_the_call_resource_with_the_intent(world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&call.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -452,7 +452,7 @@ async fn canceled_and_completed_by_call_state(world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&live.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(live.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -612,7 +612,7 @@ async fn fifty_concurrent_modifications_get_gap_free_sequence_numbers(world: Wor
         let intent = world
             .backend
             .calls
-            .intent(&call.sid, seq)
+            .intent(&teleapi::domain::Subject::Call(call.sid.clone()), seq)
             .await
             .unwrap()
             .unwrap();
@@ -629,7 +629,7 @@ async fn fifty_concurrent_modifications_get_gap_free_sequence_numbers(world: Wor
     let last = world
         .backend
         .calls
-        .intent(&call.sid, 50)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 50)
         .await
         .unwrap()
         .unwrap();
@@ -720,7 +720,7 @@ async fn a_failed_send_undoes_the_intent_and_answers_503(mut world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&call.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -757,7 +757,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let intent = world
         .backend
         .calls
-        .intent(&call.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -786,7 +786,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let intent = world
         .backend
         .calls
-        .intent(&call.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -806,7 +806,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let intent = world
         .backend
         .calls
-        .intent(&other.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(other.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -819,7 +819,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let first = world
         .backend
         .calls
-        .intent(&call.sid, 1)
+        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();

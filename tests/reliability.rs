@@ -44,7 +44,13 @@ async fn intents(world: &World, call: &Call) -> BTreeMap<u64, teleapi::domain::I
     let stored = world.stored(call).await;
     let mut out = BTreeMap::new();
     for seq in 1..=stored.seq + 1 {
-        if let Some(intent) = world.backend.calls.intent(&call.sid, seq).await.unwrap() {
+        if let Some(intent) = world
+            .backend
+            .calls
+            .intent(&teleapi::domain::Subject::Call(call.sid.clone()), seq)
+            .await
+            .unwrap()
+        {
             out.insert(seq, intent);
         }
     }
@@ -272,7 +278,10 @@ async fn a_function_killed_between_write_and_send_loses_nothing() {
     let intent = world
         .backend
         .calls
-        .intent(&call.sid, call.seq + 1)
+        .intent(
+            &teleapi::domain::Subject::Call(call.sid.clone()),
+            call.seq + 1,
+        )
         .await
         .unwrap()
         .expect("the intent was written before the send");

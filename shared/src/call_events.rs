@@ -15,7 +15,7 @@ use crate::domain::conference::{self, ConferenceEvent};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::worker::{self, WorkerEvent};
-use crate::domain::{IntentSid, IntentStatus, Timestamp};
+use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use crate::ports::{
     AccountStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage, Queue, QueueError,
     RecordError, Settlement, StoreError, WorkerStore,
@@ -241,7 +241,7 @@ async fn settle(
     let changed = services
         .calls
         .settle_intent(Settlement {
-            call_sid: &event.call_sid,
+            subject: &Subject::Call(event.call_sid.clone()),
             seq,
             intent_sid: Some(intent_sid),
             from: &[IntentStatus::Pending, IntentStatus::Enqueued],

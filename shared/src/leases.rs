@@ -168,6 +168,7 @@ async fn end_call(
         worker.id,
         last_seen.rfc2822()
     );
+    let subject = crate::domain::Subject::Call(sid.clone());
     let mut failed = 0;
     let mut page = PageRequest {
         size: 200,
@@ -175,11 +176,11 @@ async fn end_call(
         backward: false,
     };
     loop {
-        let intents = calls.list_intents(sid, &page).await?;
+        let intents = calls.list_intents(&subject, &page).await?;
         for intent in intents.items.iter().filter(|i| !i.status.is_settled()) {
             let settled = calls
                 .settle_intent(Settlement {
-                    call_sid: sid,
+                    subject: &subject,
                     seq: intent.seq,
                     intent_sid: Some(&intent.sid),
                     from: &[IntentStatus::Pending, IntentStatus::Enqueued],

@@ -12,7 +12,7 @@ use crate::domain::listing::{CallFilter, Page, PageRequest};
 use crate::domain::worker::{Worker, WorkerId};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
-    Intent, IntentSid, IntentStatus, Method, Timestamp,
+    Intent, IntentCommand, IntentSid, IntentStatus, Method, Subject, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -79,7 +79,7 @@ pub struct IntentFailure<'a> {
 /// Settling an intent: see [`CallStore::settle_intent`].
 #[derive(Debug, Clone, Copy)]
 pub struct Settlement<'a> {
-    pub call_sid: &'a CallSid,
+    pub subject: &'a Subject,
     pub seq: u64,
     pub intent_sid: Option<&'a IntentSid>,
     pub from: &'a [IntentStatus],
@@ -162,7 +162,7 @@ pub trait CallStore: Send + Sync {
 
     async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError>;
 
-    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError>;
+    async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError>;
 
     /// Moves an intent to a new status, if it is in one of `from` (and has the given sid);
     /// `false` if not (someone else settled it first, or it is not that intent), which changes
@@ -199,7 +199,7 @@ pub trait CallStore: Send + Sync {
     /// A page of the call's intents, in sequence order.
     async fn list_intents(
         &self,
-        call_sid: &CallSid,
+        subject: &Subject,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError>;
 
@@ -258,6 +258,19 @@ impl OutgoingMessage {
             command.intent_sid.as_str(),
             command.to_json(),
         )
+    }
+
+    /// An intent's command: a call's (group = CallSid) or a conference's (group =
+    /// ConferenceSid); deduplication id = IntentSid.
+    pub fn intent_command(command: &IntentCommand) -> Self {
+        match command {
+            IntentCommand::Call(command) => Self::command(command),
+            IntentCommand::Conference(command) => Self::fifo(
+                command.conference_sid.as_str(),
+                command.intent_sid.as_str(),
+                command.to_json(),
+            ),
+        }
     }
 }
 

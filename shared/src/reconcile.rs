@@ -128,12 +128,12 @@ pub async fn reconcile_pending(
             }
             continue;
         };
-        let message = OutgoingMessage::command(command);
+        let message = OutgoingMessage::intent_command(command);
         match commands.send(intent.queue.as_deref(), &message).await {
             Ok(()) => {
                 if calls
                     .settle_intent(Settlement {
-                        call_sid: &intent.call_sid,
+                        subject: &intent.subject,
                         seq: intent.seq,
                         intent_sid: None,
                         from: &[IntentStatus::Pending],
@@ -165,6 +165,9 @@ async fn end_untaken(
     intent: &crate::domain::Intent,
     now: Timestamp,
 ) -> Result<usize, SweepError> {
+    let Some(call_sid) = intent.subject.call() else {
+        return Ok(0);
+    };
     if intent.action != crate::domain::IntentAction::Dial {
         return Ok(0);
     }
@@ -174,7 +177,7 @@ async fn end_untaken(
     let ended = drop_lost_call(
         calls,
         callbacks,
-        &intent.call_sid,
+        call_sid,
         untaken,
         (now, "untaken"),
         now,
@@ -182,7 +185,7 @@ async fn end_untaken(
     )
     .await?;
     if ended {
-        tracing::warn!(call_sid = %intent.call_sid, "no worker took the call: failed");
+        tracing::warn!(call_sid = %call_sid, "no worker took the call: failed");
     }
     Ok(usize::from(ended))
 }
@@ -197,7 +200,7 @@ async fn fail(
 ) -> Result<bool, StoreError> {
     calls
         .settle_intent(Settlement {
-            call_sid: &intent.call_sid,
+            subject: &intent.subject,
             seq: intent.seq,
             intent_sid: None,
             from: &[from],

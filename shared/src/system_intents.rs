@@ -69,7 +69,10 @@ pub async fn record_system_intent(
 pub async fn send_after_write(commands: &dyn Queue, intent: &crate::domain::Intent) {
     if let Some(command) = &intent.command
         && let Err(err) = commands
-            .send(intent.queue.as_deref(), &OutgoingMessage::command(command))
+            .send(
+                intent.queue.as_deref(),
+                &OutgoingMessage::intent_command(command),
+            )
             .await
     {
         tracing::warn!(intent_sid = %intent.sid, error = %err, "command not sent; the reconciler will send it");

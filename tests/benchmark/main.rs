@@ -290,7 +290,7 @@ async fn backend_floor(rows: &mut Vec<Row>, runs: usize) {
         floor_queue
             .send(
                 None,
-                &OutgoingMessage::command(planned.intent.command.as_ref().unwrap()),
+                &OutgoingMessage::intent_command(planned.intent.command.as_ref().unwrap()),
             )
             .await
             .unwrap();

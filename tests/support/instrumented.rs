@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use teleapi::domain::listing::{CallFilter, Page, PageRequest};
 use teleapi::domain::worker::WorkerId;
 use teleapi::domain::{
-    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp,
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Subject,
+    Timestamp,
 };
 use teleapi::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
@@ -218,8 +219,8 @@ impl<T: CallStore> CallStore for Instrumented<T> {
             RecordError::Store(unavailable())
         )
     }
-    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
-        store_call!(self, "intent", self.inner.intent(call_sid, seq).await)
+    async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError> {
+        store_call!(self, "intent", self.inner.intent(subject, seq).await)
     }
     async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
         store_call!(
@@ -268,13 +269,13 @@ impl<T: CallStore> CallStore for Instrumented<T> {
     }
     async fn list_intents(
         &self,
-        call_sid: &CallSid,
+        subject: &Subject,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError> {
         store_call!(
             self,
             "list_intents",
-            self.inner.list_intents(call_sid, page).await
+            self.inner.list_intents(subject, page).await
         )
     }
     async fn idempotency_record(
@@ -349,8 +350,8 @@ impl CallStore for Shared<dyn CallStore> {
     async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError> {
         self.0.write_call(write).await
     }
-    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
-        self.0.intent(call_sid, seq).await
+    async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError> {
+        self.0.intent(subject, seq).await
     }
     async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
         self.0.settle_intent(settlement).await
@@ -383,10 +384,10 @@ impl CallStore for Shared<dyn CallStore> {
     }
     async fn list_intents(
         &self,
-        call_sid: &CallSid,
+        subject: &Subject,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError> {
-        self.0.list_intents(call_sid, page).await
+        self.0.list_intents(subject, page).await
     }
     async fn idempotency_record(
         &self,

@@ -20,7 +20,7 @@ use crate::domain::listing::{self, CallFilter, Page, PageRequest};
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
-    Timestamp,
+    Subject, Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, RecordError, Settlement,
@@ -245,8 +245,8 @@ fn cancelled_items(
 
 /// A pending intent's partition of the `pending` index: the CallSid's last two hex digits,
 /// modulo [`PENDING_SHARDS`], as two hex digits (`00` to `3f`: every intent item the same size).
-fn pending_shard(call_sid: &CallSid) -> String {
-    let sid = call_sid.as_str();
+fn pending_shard(subject: &Subject) -> String {
+    let sid = subject.as_str();
     let last = u32::from_str_radix(&sid[sid.len() - 2..], 16).unwrap_or(0);
     format!("{:02x}", last % PENDING_SHARDS)
 }
@@ -484,7 +484,7 @@ impl CallStore for DynamoStore {
         if let Some(intent) = write.intent {
             let mut intent_item = item::intent_item(intent);
             if intent.status == IntentStatus::Pending {
-                intent_item.insert("PendingShard".into(), s(&pending_shard(&intent.call_sid)));
+                intent_item.insert("PendingShard".into(), s(&pending_shard(&intent.subject)));
             }
             let intent_put = Put::builder()
                 .table_name(&self.tables.intents)
@@ -523,12 +523,12 @@ impl CallStore for DynamoStore {
         }
     }
 
-    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
+    async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.tables.intents)
-            .key("CallSid", s(call_sid.as_str()))
+            .key("CallSid", s(subject.as_str()))
             .key("Seq", n(seq))
             .consistent_read(true)
             .send()
@@ -539,7 +539,7 @@ impl CallStore for DynamoStore {
 
     async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
         let Settlement {
-            call_sid,
+            subject,
             seq,
             intent_sid,
             from,
@@ -554,7 +554,7 @@ impl CallStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.tables.intents)
-            .key("CallSid", s(call_sid.as_str()))
+            .key("CallSid", s(subject.as_str()))
             .key("Seq", n(seq))
             .expression_attribute_names("#status", "Status")
             .expression_attribute_values(":to", s(to.as_str()))
@@ -861,7 +861,7 @@ impl CallStore for DynamoStore {
 
     async fn list_intents(
         &self,
-        call_sid: &CallSid,
+        subject: &Subject,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError> {
         let ascending = Order::Ascending.reading(page) == Order::Ascending;
@@ -871,7 +871,7 @@ impl CallStore for DynamoStore {
                 .query()
                 .table_name(&self.tables.intents)
                 .key_condition_expression("CallSid = :call")
-                .expression_attribute_values(":call", s(call_sid.as_str()))
+                .expression_attribute_values(":call", s(subject.as_str()))
                 .scan_index_forward(ascending)
                 .consistent_read(true)
                 .limit(i32::try_from(limit).unwrap_or(i32::MAX));
@@ -880,7 +880,7 @@ impl CallStore for DynamoStore {
                     let seq = listing::intent_position_seq(&after)
                         .ok_or_else(|| StoreError::Failed("malformed intent position".into()))?;
                     query = query
-                        .exclusive_start_key("CallSid", s(call_sid.as_str()))
+                        .exclusive_start_key("CallSid", s(subject.as_str()))
                         .exclusive_start_key("Seq", n(seq));
                 }
                 let output = query.send().await.map_err(store_error)?;

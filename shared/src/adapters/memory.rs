@@ -22,7 +22,7 @@ use crate::domain::listing::{
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, ConferenceSid, IdempotencyKey, IdempotencyRecord, Intent,
-    IntentStatus, Timestamp,
+    IntentStatus, Subject, Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, ConferenceStore, InsertError, IntentFailure,
@@ -42,7 +42,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Tables {
     accounts: HashMap<AccountSid, Account>,
     calls: HashMap<CallSid, Call>,
-    intents: BTreeMap<(CallSid, u64), Intent>,
+    intents: BTreeMap<(Subject, u64), Intent>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     workers: HashMap<WorkerId, Worker>,
     conferences: HashMap<ConferenceSid, Conference>,
@@ -58,7 +58,7 @@ struct Tables {
 /// An item with a TTL, by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Expiring {
-    Intent(CallSid, u64),
+    Intent(Subject, u64),
     Key(IdempotencyKey),
     Conference(ConferenceSid),
     Participant(ConferenceSid, CallSid),
@@ -345,7 +345,7 @@ impl CallStore for MemoryStore {
         };
         let intent_taken = write
             .intent
-            .is_some_and(|i| tables.intents.contains_key(&(i.call_sid.clone(), i.seq)));
+            .is_some_and(|i| tables.intents.contains_key(&(i.subject.clone(), i.seq)));
         if !version_holds || intent_taken {
             return Err(RecordError::CallChanged);
         }
@@ -368,19 +368,19 @@ impl CallStore for MemoryStore {
         if let Some(intent) = write.intent {
             tables
                 .intents
-                .insert((intent.call_sid.clone(), intent.seq), intent.clone());
+                .insert((intent.subject.clone(), intent.seq), intent.clone());
             tables.expiring.push_back((
                 intent.expires_at,
-                Expiring::Intent(intent.call_sid.clone(), intent.seq),
+                Expiring::Intent(intent.subject.clone(), intent.seq),
             ));
         }
         Ok(())
     }
 
-    async fn intent(&self, call_sid: &CallSid, seq: u64) -> Result<Option<Intent>, StoreError> {
+    async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError> {
         Ok(lock(&self.tables)
             .intents
-            .get(&(call_sid.clone(), seq))
+            .get(&(subject.clone(), seq))
             .cloned())
     }
 
@@ -389,7 +389,7 @@ impl CallStore for MemoryStore {
         tables.expire(settlement.now);
         match tables
             .intents
-            .get_mut(&(settlement.call_sid.clone(), settlement.seq))
+            .get_mut(&(settlement.subject.clone(), settlement.seq))
         {
             Some(intent)
                 if settlement.from.contains(&intent.status)
@@ -409,7 +409,7 @@ impl CallStore for MemoryStore {
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
         tables.expire(failure.now);
-        let key = (failure.call_sid.clone(), failure.seq);
+        let key = (Subject::Call(failure.call_sid.clone()), failure.seq);
         match tables.intents.get_mut(&key) {
             Some(intent) if intent.status == IntentStatus::Pending => {
                 intent.status = IntentStatus::Failed;
@@ -514,12 +514,12 @@ impl CallStore for MemoryStore {
 
     async fn list_intents(
         &self,
-        call_sid: &CallSid,
+        subject: &Subject,
         page: &PageRequest,
     ) -> Result<Page<Intent>, StoreError> {
         let listing: BTreeMap<String, Intent> = lock(&self.tables)
             .intents
-            .range((call_sid.clone(), 0)..=(call_sid.clone(), u64::MAX))
+            .range((subject.clone(), 0)..=(subject.clone(), u64::MAX))
             .map(|(_, intent)| (intent_position(intent.seq), intent.clone()))
             .collect();
         let reading = Order::Ascending.reading(page);
@@ -916,8 +916,20 @@ mod tests {
         // second (half an hour younger) stays.
         let call = modify(&store, &call, start.plus(HOUR), HOUR).await;
         assert_eq!(sizes(&store), (2, 2));
-        assert!(store.intent(&call.sid, 1).await.unwrap().is_none());
-        assert!(store.intent(&call.sid, 2).await.unwrap().is_some());
+        assert!(
+            store
+                .intent(&call.sid.clone().into(), 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .intent(&call.sid.clone().into(), 2)
+                .await
+                .unwrap()
+                .is_some()
+        );
         // Long after: only what the last write added.
         modify(&store, &call, start.plus(HOUR * 10), HOUR).await;
         assert_eq!(sizes(&store), (1, 1));

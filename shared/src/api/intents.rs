@@ -119,7 +119,7 @@ pub async fn landed(
     if write.is_ok() {
         return write;
     }
-    match services.calls.intent(&intent.call_sid, intent.seq).await {
+    match services.calls.intent(&intent.subject, intent.seq).await {
         Ok(Some(stored)) if stored.sid == intent.sid => {
             tracing::warn!(intent_sid = %intent.sid, "a write reported as failed had landed");
             Ok(())
@@ -141,7 +141,7 @@ pub async fn dispatch(
     let Some(command) = &planned.intent.command else {
         return Ok(());
     };
-    let message = OutgoingMessage::command(command);
+    let message = OutgoingMessage::intent_command(command);
     let Err(err) = services
         .commands
         .send(planned.intent.queue.as_deref(), &message)

@@ -14,7 +14,7 @@ use crate::domain::listing::{
     ListCallsRequest, Page, PageToken, Paging, call_position, call_position_sid, intent_position,
     intent_position_seq, parse_paging_only,
 };
-use crate::domain::{Form, InvalidParameter, ProblemKind};
+use crate::domain::{Form, InvalidParameter, ProblemKind, Subject};
 
 pub(super) fn query_form(request: &Request) -> Result<Form, ApiError> {
     Form::parse(request.uri().query().unwrap_or_default().as_bytes())
@@ -82,7 +82,7 @@ pub async fn list_modifications(
     }
     let page = services
         .calls
-        .list_intents(&call.sid, &paging.request())
+        .list_intents(&Subject::Call(call.sid.clone()), &paging.request())
         .await?;
     let path = format!(
         "{BASE_PATH}/Accounts/{}/Calls/{}/Modifications{}",

@@ -184,9 +184,13 @@ pub fn call_resource(call: &Call, intent_sid: Option<&IntentSid>) -> Value {
 
 /// One intent, as `GET …/Calls/{CallSid}/Modifications` lists it.
 pub fn modification_resource(intent: &Intent) -> Value {
+    let subject = match &intent.subject {
+        crate::domain::Subject::Call(_) => "call_sid",
+        crate::domain::Subject::Conference(_) => "conference_sid",
+    };
     json!({
         "sid": intent.sid,
-        "call_sid": intent.call_sid,
+        subject: intent.subject.as_str(),
         "account_sid": intent.account_sid,
         "seq": intent.seq,
         "action": intent.action.as_str(),

@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::command::{COMMAND_VERSION, CommandDecodeError};
 use super::error::InvalidParameter;
 use super::event::{EVENT_VERSION, EventDecodeError};
 use super::form::Form;
 use super::listing::{Paging, parse_time};
 use super::params::{Params, conflict, invalid};
 use super::sid::shorten;
-use super::sid::{AccountSid, CallSid, ConferenceSid};
+use super::sid::{AccountSid, CallSid, ConferenceSid, IntentSid};
 use super::time::Timestamp;
+use super::webhook::{Method, WebhookUrl};
 use super::worker::WorkerId;
 
 /// Twilio's conference statuses.
@@ -278,6 +280,96 @@ impl ConferenceEvent {
             ConferenceEventKind::ParticipantUpdated { .. } => "participant.updated",
             ConferenceEventKind::ParticipantLeft { .. } => "participant.left",
         }
+    }
+}
+
+/// What the control plane asks of the worker that runs a conference (docs/messages.md,
+/// "Conference commands"): on the commands FIFO queue, group = ConferenceSid, deduplication id =
+/// IntentSid, in the conference's worker's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConferenceCommandType {
+    /// Change how a participant is in the room (mute, hold, coaching, announcement to it,
+    /// whether its leaving ends the room).
+    #[serde(rename = "participant.update")]
+    ParticipantUpdate,
+    /// Take a participant out of the room; its call hangs up.
+    #[serde(rename = "participant.remove")]
+    ParticipantRemove,
+    /// Play an announcement to everyone in the room.
+    #[serde(rename = "conference.announce")]
+    ConferenceAnnounce,
+    /// End the room: everyone leaves it and goes on with the RCML after their `<Dial>`.
+    #[serde(rename = "conference.end")]
+    ConferenceEnd,
+}
+
+impl ConferenceCommandType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ParticipantUpdate => "participant.update",
+            Self::ParticipantRemove => "participant.remove",
+            Self::ConferenceAnnounce => "conference.announce",
+            Self::ConferenceEnd => "conference.end",
+        }
+    }
+}
+
+/// A conference command's parameters; absent means "as it is".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConferenceCommandParameters {
+    /// The participant (participant commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sid: Option<CallSid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<bool>,
+    /// What a participant put on hold hears (`hold`), or default hold music if absent or if it
+    /// cannot be fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_url: Option<WebhookUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_method: Option<Method>,
+    /// RCML (`<Play>`/`<Say>`) to play to the participant, or to everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_url: Option<WebhookUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce_method: Option<Method>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coaching: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sid_to_coach: Option<CallSid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beep_on_exit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_conference_on_exit: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConferenceCommand {
+    pub version: u32,
+    #[serde(rename = "type")]
+    pub kind: ConferenceCommandType,
+    pub conference_sid: ConferenceSid,
+    pub account_sid: AccountSid,
+    pub intent_sid: IntentSid,
+    /// The intent's number among the conference's intents: a worker applies a command only if
+    /// its `seq` is above the last it applied for the conference.
+    pub seq: u64,
+    pub parameters: ConferenceCommandParameters,
+}
+
+impl ConferenceCommand {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a command always serialises")
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, CommandDecodeError> {
+        let command: ConferenceCommand = serde_json::from_str(json)?;
+        if command.version != COMMAND_VERSION {
+            return Err(CommandDecodeError::Version(command.version));
+        }
+        Ok(command)
     }
 }
 

@@ -321,14 +321,14 @@ pub fn plan_create(
     };
     let intent = Intent {
         sid: intent_sid,
-        call_sid,
+        subject: call_sid.into(),
         account_sid,
         seq: 1,
         action: IntentAction::Dial,
         parameters: request.parameters(),
         status: IntentStatus::Pending,
         reason: None,
-        command: Some(command),
+        command: Some(command.into()),
         queue: None,
         date_created: now,
         date_updated: now,
@@ -462,7 +462,7 @@ mod tests {
         assert_eq!(planned.call.direction, Direction::OutboundApi);
         assert_eq!((planned.call.seq, planned.intent.seq), (1, 1));
         assert_eq!(planned.intent.action, IntentAction::Dial);
-        let command = planned.intent.command.unwrap();
+        let command = planned.intent.command.unwrap().into_call().unwrap();
         assert_eq!(command.kind, CommandType::Dial);
         assert_eq!(
             command.parameters.to.as_deref(),

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::command::Command;
-use super::sid::{AccountSid, CallSid, IntentSid};
+use super::conference::ConferenceCommand;
+use super::sid::{AccountSid, IntentSid, Subject};
 use super::time::Timestamp;
 
 /// The primary action of an intent.
@@ -103,7 +104,8 @@ impl IntentStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     pub sid: IntentSid,
-    pub call_sid: CallSid,
+    /// The call or conference it is about; its `seq` counts that subject's intents.
+    pub subject: Subject,
     pub account_sid: AccountSid,
     pub seq: u64,
     pub action: IntentAction,
@@ -113,11 +115,58 @@ pub struct Intent {
     /// Why it settled as it did, when there is something to say.
     pub reason: Option<String>,
     /// The command sent for it, kept so that the reconciler can send the very same message.
-    pub command: Option<Command>,
+    pub command: Option<IntentCommand>,
     /// The queue the command goes to; `None` is the default commands queue.
     pub queue: Option<String>,
     pub date_created: Timestamp,
     pub date_updated: Timestamp,
     /// When the store may forget it (DynamoDB TTL).
     pub expires_at: Timestamp,
+}
+
+/// The command an intent sends: to a call's worker, or to the worker that runs a conference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntentCommand {
+    Call(Command),
+    Conference(ConferenceCommand),
+}
+
+impl IntentCommand {
+    /// The call command, if it is one.
+    pub fn call(&self) -> Option<&Command> {
+        match self {
+            Self::Call(command) => Some(command),
+            Self::Conference(_) => None,
+        }
+    }
+
+    /// The call command, if it is one.
+    pub fn into_call(self) -> Option<Command> {
+        match self {
+            Self::Call(command) => Some(command),
+            Self::Conference(_) => None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        match self {
+            Self::Call(command) => command.to_json(),
+            Self::Conference(command) => command.to_json(),
+        }
+    }
+
+    /// A stored command, as [`Self::to_json`] wrote it.
+    pub fn from_json(json: &str) -> Option<Self> {
+        Command::from_json(json)
+            .map(Self::Call)
+            .or_else(|_| ConferenceCommand::from_json(json).map(Self::Conference))
+            .ok()
+    }
+}
+
+impl From<Command> for IntentCommand {
+    fn from(command: Command) -> Self {
+        Self::Call(command)
+    }
 }

@@ -31,10 +31,10 @@ pub use command::{Command, CommandParameters, CommandType};
 pub use error::{CallStateError, InvalidParameter, ProblemKind};
 pub use form::Form;
 pub use idempotency::{IdempotencyKey, IdempotencyRecord};
-pub use intent::{Intent, IntentAction, IntentStatus};
+pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
 pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
 pub use rcml::Rcml;
-pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid};
+pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid, Subject};
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 

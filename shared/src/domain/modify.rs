@@ -237,7 +237,7 @@ pub fn plan(
 
     let mut intent = Intent {
         sid: intent_sid,
-        call_sid: call.sid.clone(),
+        subject: call.sid.clone().into(),
         account_sid: call.account_sid.clone(),
         seq: next.seq,
         action: IntentAction::Update,
@@ -329,15 +329,18 @@ pub fn plan(
     };
     match kind {
         Some(kind) => {
-            intent.command = Some(Command {
-                version: COMMAND_VERSION,
-                kind,
-                call_sid: call.sid.clone(),
-                account_sid: call.account_sid.clone(),
-                intent_sid: intent.sid.clone(),
-                seq: next.seq,
-                parameters,
-            });
+            intent.command = Some(
+                Command {
+                    version: COMMAND_VERSION,
+                    kind,
+                    call_sid: call.sid.clone(),
+                    account_sid: call.account_sid.clone(),
+                    intent_sid: intent.sid.clone(),
+                    seq: next.seq,
+                    parameters,
+                }
+                .into(),
+            );
         }
         None => intent.status = IntentStatus::Applied,
     }
@@ -451,14 +454,14 @@ pub fn plan_system(
     };
     let intent = Intent {
         sid: intent_sid,
-        call_sid: call.sid.clone(),
+        subject: call.sid.clone().into(),
         account_sid: call.account_sid.clone(),
         seq: next.seq,
         action: action_name,
         parameters,
         status: IntentStatus::Pending,
         reason,
-        command: Some(command),
+        command: Some(command.into()),
         queue: call.command_queue.clone(),
         date_created: now,
         date_updated: now,
@@ -653,7 +656,10 @@ mod tests {
                 (
                     p.call.status,
                     p.intent.status,
-                    p.intent.command.map(|c| c.kind),
+                    p.intent
+                        .command
+                        .and_then(crate::domain::IntentCommand::into_call)
+                        .map(|c| c.kind),
                 )
             });
             assert_eq!(&got, expected, "{status:?} {body}");
@@ -670,13 +676,23 @@ mod tests {
         assert_eq!(planned.call.duration, Some(90));
         assert_eq!(planned.call.end_time, Some(Timestamp::from_millis(91_000)));
         assert_eq!(planned.intent.expires_at, Timestamp::from_millis(151_000));
-        let command = planned.intent.command.unwrap();
+        let command = planned.intent.command.unwrap().into_call().unwrap();
         assert_eq!((command.seq, &command.intent_sid), (5, &planned.intent.sid));
 
         let planned = decide(CallStatus::InProgress, "Twiml=%3CResponse%2F%3E&Mute=true").unwrap();
         assert_eq!(planned.call.instructions.url, None);
         assert!(planned.call.muted);
-        assert_eq!(planned.intent.command.unwrap().parameters.mute, Some(true));
+        assert_eq!(
+            planned
+                .intent
+                .command
+                .unwrap()
+                .into_call()
+                .unwrap()
+                .parameters
+                .mute,
+            Some(true)
+        );
 
         let planned = decide(
             CallStatus::InProgress,

@@ -561,7 +561,13 @@ mod tests {
         assert_eq!(progress.call.status, Failed);
         let intent = progress.intent.unwrap();
         assert_eq!(
-            intent.command.unwrap().parameters.status,
+            intent
+                .command
+                .unwrap()
+                .into_call()
+                .unwrap()
+                .parameters
+                .status,
             Some(crate::domain::HangupStatus::Failed)
         );
         assert!(intent.reason.unwrap().contains("no FallbackUrl"));

@@ -132,6 +132,65 @@ sid_type!(
     "ConferenceSid"
 );
 
+/// What an intent is about, and where its commands are ordered: a call, or a conference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    Call(CallSid),
+    Conference(ConferenceSid),
+}
+
+impl Subject {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Call(sid) => sid.as_str(),
+            Self::Conference(sid) => sid.as_str(),
+        }
+    }
+
+    /// The call, if the subject is one.
+    pub fn call(&self) -> Option<&CallSid> {
+        match self {
+            Self::Call(sid) => Some(sid),
+            Self::Conference(_) => None,
+        }
+    }
+}
+
+impl From<CallSid> for Subject {
+    fn from(sid: CallSid) -> Self {
+        Self::Call(sid)
+    }
+}
+
+impl From<ConferenceSid> for Subject {
+    fn from(sid: ConferenceSid) -> Self {
+        Self::Conference(sid)
+    }
+}
+
+impl FromStr for Subject {
+    type Err = InvalidSid;
+    fn from_str(value: &str) -> Result<Self, InvalidSid> {
+        if value.starts_with(ConferenceSid::PREFIX) {
+            value.parse().map(Self::Conference)
+        } else {
+            value.parse().map(Self::Call)
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Subject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

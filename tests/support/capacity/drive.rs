@@ -243,7 +243,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         .world
         .backend
         .calls
-        .intent(&sid, dial)
+        .intent(&sid.clone().into(), dial)
         .await
         .unwrap()
         .unwrap();
@@ -311,7 +311,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         .world
         .backend
         .calls
-        .intent(&sid, redirect.seq)
+        .intent(&sid.clone().into(), redirect.seq)
         .await
         .unwrap()
         .unwrap();

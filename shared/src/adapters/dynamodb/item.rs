@@ -11,9 +11,9 @@ use crate::domain::conference::{
 };
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
-    Account, AccountStatus, AuthToken, Call, CallStatus, Command, Direction, IdempotencyKey,
-    IdempotencyRecord, Instructions, Intent, IntentAction, IntentStatus, Method, RateLimit,
-    StatusCallbackEvents, Timestamp, WebhookUrl,
+    Account, AccountStatus, AuthToken, Call, CallStatus, Direction, IdempotencyKey,
+    IdempotencyRecord, Instructions, Intent, IntentAction, IntentCommand, IntentStatus, Method,
+    RateLimit, StatusCallbackEvents, Timestamp, WebhookUrl,
 };
 use crate::ports::StoreError;
 
@@ -302,7 +302,7 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
 pub(super) fn intent_item(intent: &Intent) -> Item {
     let parameters = serde_json::to_string(&intent.parameters).expect("a string map serialises");
     Writer::default()
-        .s("CallSid", intent.call_sid.as_str())
+        .s("CallSid", intent.subject.as_str())
         .n("Seq", intent.seq)
         .s("IntentSid", intent.sid.as_str())
         .s("AccountSid", intent.account_sid.as_str())
@@ -312,7 +312,11 @@ pub(super) fn intent_item(intent: &Intent) -> Item {
         .opt_s("Reason", intent.reason.as_deref())
         .opt_s(
             "Command",
-            intent.command.as_ref().map(Command::to_json).as_deref(),
+            intent
+                .command
+                .as_ref()
+                .map(IntentCommand::to_json)
+                .as_deref(),
         )
         .opt_s("Queue", intent.queue.as_deref())
         .n("DateCreated", intent.date_created.millis())
@@ -327,14 +331,14 @@ pub(super) fn intent_from(item: &Item) -> Result<Intent, StoreError> {
         serde_json::from_str(r.s("Parameters")?).map_err(|_| corrupt("Parameters"))?;
     Ok(Intent {
         sid: r.parse("IntentSid", |v| v.parse().ok())?,
-        call_sid: r.parse("CallSid", |v| v.parse().ok())?,
+        subject: r.parse("CallSid", |v| v.parse().ok())?,
         account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
         seq: r.n("Seq")?,
         action: r.parse("Action", IntentAction::parse)?,
         parameters,
         status: r.parse("Status", IntentStatus::parse)?,
         reason: r.opt_s("Reason")?.map(str::to_owned),
-        command: r.opt_parse("Command", |v| Command::from_json(v).ok())?,
+        command: r.opt_parse("Command", IntentCommand::from_json)?,
         queue: r.opt_s("Queue")?.map(str::to_owned),
         date_created: r.time("DateCreated")?,
         date_updated: r.time("DateUpdated")?,
