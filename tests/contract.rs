@@ -1350,6 +1350,7 @@ mod conferences {
             command_queue: "https://sqs.example/worker.fifo".into(),
             worker: Some("worker-1".to_owned().try_into().unwrap()),
             event_seq: 1,
+            seq: 0,
             version: 1,
             date_created: Timestamp::from_millis(at),
             date_updated: Timestamp::from_millis(at),
@@ -1477,6 +1478,125 @@ mod conferences {
         );
     }
 
+    /// An API change of a conference is written whole or not at all: the conference under its
+    /// version, the participant only if no worker event moved it and it is still in the room,
+    /// the intent under a free number, the key only once.
+    pub async fn a_conference_change_is_one_conditional_write(b: &Backend) {
+        use teleapi::domain::conference_modify::{
+            ConferenceChangeRequest, ParticipantUpdate, plan,
+        };
+        use teleapi::domain::{IdempotencyKey, IdempotencyRecord, IntentSid, IntentStatus};
+        use teleapi::ports::{ConferenceWrite, RecordError};
+        let s = &b.conferences;
+        let account = AccountSid::generate();
+        let room = conference(&account, "room-1", 1_000);
+        assert!(s.write_conference(&new(&room)).await.unwrap());
+        let agent = participant(&room, 2, 2_000);
+        let put = ConferenceChange::Participant(agent.clone());
+        assert!(s.write_conference(&put).await.unwrap());
+        let now = Timestamp::from_millis(3_000);
+        let mute = ConferenceChangeRequest::Participant(
+            agent.state.call_sid.clone(),
+            ParticipantUpdate {
+                muted: Some(true),
+                ..Default::default()
+            },
+        );
+        let retention = std::time::Duration::from_secs(3600);
+        let planned = plan(
+            &room,
+            &[agent.clone()],
+            &mute,
+            IntentSid::generate(),
+            now,
+            retention,
+        )
+        .unwrap();
+        let after = planned.participant.as_ref().unwrap();
+        let key = IdempotencyKey::parse(&account, b"mute-1").unwrap();
+        let record = IdempotencyRecord {
+            key: key.clone(),
+            fingerprint: "fp".into(),
+            status: 200,
+            response: "{}".into(),
+            expires_at: now.plus(retention).whole_seconds(),
+        };
+        let write = |version, seq, record| ConferenceWrite {
+            conference: &planned.conference,
+            expected_version: version,
+            participant: Some((after, seq)),
+            intent: &planned.intent,
+            idempotency: record,
+            now,
+        };
+        let unchanged = || async {
+            assert_eq!(s.conference(&room.sid).await.unwrap().as_ref(), Some(&room));
+            let stored = s
+                .participant(&room.sid, &agent.state.call_sid)
+                .await
+                .unwrap();
+            assert_eq!(stored.as_ref(), Some(&agent));
+            let subject = room.sid.clone().into();
+            assert_eq!(b.calls.intent(&subject, 1).await.unwrap(), None);
+        };
+        assert_eq!(
+            s.write_conference_intent(write(9, 2, None)).await,
+            Err(RecordError::CallChanged),
+            "the conference moved on"
+        );
+        assert_eq!(
+            s.write_conference_intent(write(1, 1, None)).await,
+            Err(RecordError::CallChanged),
+            "a worker event changed the participant"
+        );
+        unchanged().await;
+        assert_eq!(
+            s.write_conference_intent(write(1, 2, Some(&record))).await,
+            Ok(())
+        );
+        let stored = s.conference(&room.sid).await.unwrap().unwrap();
+        assert_eq!((stored.seq, stored.version), (1, 2));
+        let muted = s
+            .participant(&room.sid, &agent.state.call_sid)
+            .await
+            .unwrap();
+        assert!(muted.unwrap().state.muted);
+        let intent = b
+            .calls
+            .intent(&room.sid.clone().into(), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (intent.sid, intent.status),
+            (planned.intent.sid.clone(), IntentStatus::Pending)
+        );
+        assert_eq!(
+            intent.command, planned.intent.command,
+            "the command survives the store"
+        );
+        let pending = b
+            .calls
+            .pending_intents(now.plus(retention), 1000)
+            .await
+            .unwrap();
+        assert!(
+            pending.iter().any(|i| i.sid == planned.intent.sid),
+            "pending"
+        );
+        assert_eq!(
+            s.write_conference_intent(write(2, 2, Some(&record))).await,
+            Err(RecordError::KeyTaken)
+        );
+        assert!(
+            b.calls
+                .idempotency_record(&key, now)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
     /// An account's conferences, newest first, page by page, with Twilio's filters; never
     /// another account's.
     pub async fn conferences_are_listed_newest_first_with_filters(b: &Backend) {
@@ -1546,6 +1666,7 @@ mod conferences {
 }
 
 use conferences::{
+    a_conference_change_is_one_conditional_write,
     conferences_and_participants_are_written_under_their_conditions,
     conferences_are_listed_newest_first_with_filters,
 };
@@ -1553,6 +1674,7 @@ use conferences::{
 mod conference_contract {
     use super::*;
     contract!(
+        a_conference_change_is_one_conditional_write,
         conferences_and_participants_are_written_under_their_conditions,
         conferences_are_listed_newest_first_with_filters,
     );

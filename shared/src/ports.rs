@@ -123,6 +123,21 @@ pub trait WorkerStore: Send + Sync {
     async fn expire_worker(&self, id: &WorkerId, now: Timestamp) -> Result<bool, StoreError>;
 }
 
+/// A change of a conference through the API, in one conditional write: the conference item
+/// (only if it still has `expected_version`), the participant as it is to be (only if it is
+/// still connected and no worker event changed it since it was read), the intent (only if its
+/// number is free) and the request's idempotency record (only if its key is unused or expired).
+#[derive(Debug, Clone, Copy)]
+pub struct ConferenceWrite<'a> {
+    pub conference: &'a Conference,
+    pub expected_version: u64,
+    /// The participant to put, and the `event_seq` the stored one must still have.
+    pub participant: Option<(&'a Participant, u64)>,
+    pub intent: &'a Intent,
+    pub idempotency: Option<&'a IdempotencyRecord>,
+    pub now: Timestamp,
+}
+
 /// Conferences and their participants (docs/data-model.md, "conferences").
 #[async_trait]
 pub trait ConferenceStore: Send + Sync {
@@ -143,6 +158,11 @@ pub trait ConferenceStore: Send + Sync {
     /// Writes `change` under its condition; `false` if the condition failed (a concurrent or
     /// later write got there first), which changes nothing.
     async fn write_conference(&self, change: &ConferenceChange) -> Result<bool, StoreError>;
+
+    /// Writes an API change of the conference (see [`ConferenceWrite`]): all of it or nothing.
+    /// `CallChanged` if the conference or the participant changed since they were read (or the
+    /// participant left), `KeyTaken` if the idempotency key is taken.
+    async fn write_conference_intent(&self, write: ConferenceWrite<'_>) -> Result<(), RecordError>;
 
     /// A page of the account's conferences that match `filter`, newest first.
     async fn list_conferences(

@@ -50,6 +50,59 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// An intent's put in a transaction: only if its number is free; into the `pending` index
+    /// while it is pending.
+    fn intent_put(&self, intent: &Intent) -> Result<TransactWriteItem, StoreError> {
+        let mut intent_item = item::intent_item(intent);
+        if intent.status == IntentStatus::Pending {
+            intent_item.insert("PendingShard".into(), s(&pending_shard(&intent.subject)));
+        }
+        let put = Put::builder()
+            .table_name(&self.tables.intents)
+            .set_item(Some(intent_item))
+            .condition_expression("attribute_not_exists(CallSid)")
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Runs `items`, with the request's idempotency record last (only if its key is unused or
+    /// expired at `now`). A failed key condition is `KeyTaken`; any other `CallChanged`.
+    async fn transact_with_key(
+        &self,
+        mut items: Vec<TransactWriteItem>,
+        idempotency: Option<&IdempotencyRecord>,
+        now: Timestamp,
+    ) -> Result<(), RecordError> {
+        let key_index = items.len();
+        if let Some(record) = idempotency {
+            let put = Put::builder()
+                .table_name(&self.tables.idempotency)
+                .set_item(Some(item::idempotency_item(record)))
+                .condition_expression("attribute_not_exists(IdempotencyKey) OR ExpiresAt <= :now")
+                .expression_attribute_values(":now", n(now.epoch_seconds()))
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match cancelled_items(&err) {
+                // The idempotency key decides first: a retry of a request that already
+                // succeeded also finds the version moved on.
+                Some(failed) if failed.get(key_index) == Some(&true) => Err(RecordError::KeyTaken),
+                Some(failed) if failed.iter().any(|f| *f) => Err(RecordError::CallChanged),
+                _ => Err(store_error(err).into()),
+            },
+        }
+    }
+
     /// Every account, by a Scan: for `teleapi-admin sync-usage-plans`, never for a request.
     pub async fn all_accounts(&self) -> Result<Vec<Account>, StoreError> {
         let mut accounts = Vec::new();
@@ -482,45 +535,10 @@ impl CallStore for DynamoStore {
         }
         let mut items = vec![TransactWriteItem::builder().put(call_put).build()];
         if let Some(intent) = write.intent {
-            let mut intent_item = item::intent_item(intent);
-            if intent.status == IntentStatus::Pending {
-                intent_item.insert("PendingShard".into(), s(&pending_shard(&intent.subject)));
-            }
-            let intent_put = Put::builder()
-                .table_name(&self.tables.intents)
-                .set_item(Some(intent_item))
-                .condition_expression("attribute_not_exists(CallSid)")
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            items.push(TransactWriteItem::builder().put(intent_put).build());
+            items.push(self.intent_put(intent)?);
         }
-        let key_index = items.len();
-        if let Some(record) = write.idempotency {
-            let put = Put::builder()
-                .table_name(&self.tables.idempotency)
-                .set_item(Some(item::idempotency_item(record)))
-                .condition_expression("attribute_not_exists(IdempotencyKey) OR ExpiresAt <= :now")
-                .expression_attribute_values(":now", n(write.now.epoch_seconds()))
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match cancelled_items(&err) {
-                // The idempotency key decides first: a retry of a request that already
-                // succeeded also finds the call's version moved on.
-                Some(failed) if failed.get(key_index) == Some(&true) => Err(RecordError::KeyTaken),
-                Some(failed) if failed.iter().any(|f| *f) => Err(RecordError::CallChanged),
-                _ => Err(store_error(err).into()),
-            },
-        }
+        self.transact_with_key(items, write.idempotency, write.now)
+            .await
     }
 
     async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError> {

@@ -25,9 +25,9 @@ use crate::domain::{
     IntentStatus, Subject, Timestamp,
 };
 use crate::ports::{
-    AccountStore, CallStore, CallWrite, ConferenceStore, InsertError, IntentFailure,
-    OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
-    WorkerStore,
+    AccountStore, CallStore, CallWrite, ConferenceStore, ConferenceWrite, InsertError,
+    IntentFailure, OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError, Settlement,
+    StoreError, WorkerStore,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -243,6 +243,66 @@ impl ConferenceStore for MemoryStore {
             }
         }
         Ok(true)
+    }
+
+    async fn write_conference_intent(&self, write: ConferenceWrite<'_>) -> Result<(), RecordError> {
+        let mut tables = lock(&self.tables);
+        tables.expire(write.now);
+        let sid = &write.conference.sid;
+        let conference_moved = tables
+            .conferences
+            .get(sid)
+            .is_none_or(|c| c.version != write.expected_version);
+        let participant_moved = write.participant.is_some_and(|(p, seq)| {
+            tables
+                .participants
+                .get(sid)
+                .and_then(|room| room.get(&p.state.call_sid))
+                .is_none_or(|stored| {
+                    stored.event_seq != seq || stored.status != ParticipantStatus::Connected
+                })
+        });
+        let intent = write.intent;
+        let number_taken = tables
+            .intents
+            .contains_key(&(intent.subject.clone(), intent.seq));
+        if let Some(record) = write.idempotency
+            && tables
+                .idempotency
+                .get(&record.key)
+                .is_some_and(|stored| stored.is_live(write.now))
+        {
+            return Err(RecordError::KeyTaken);
+        }
+        if conference_moved || participant_moved || number_taken {
+            return Err(RecordError::CallChanged);
+        }
+        tables
+            .conferences
+            .insert(sid.clone(), write.conference.clone());
+        if let Some((participant, _)) = write.participant {
+            tables
+                .participants
+                .entry(sid.clone())
+                .or_default()
+                .insert(participant.state.call_sid.clone(), participant.clone());
+        }
+        tables.expiring.push_back((
+            intent.expires_at,
+            Expiring::Intent(intent.subject.clone(), intent.seq),
+        ));
+        tables
+            .intents
+            .insert((intent.subject.clone(), intent.seq), intent.clone());
+        if let Some(record) = write.idempotency {
+            tables
+                .expiring
+                .push_back((record.expires_at, Expiring::Key(record.key.clone())));
+            tables
+                .idempotency
+                .insert(record.key.clone(), record.clone());
+        }
+        Ok(())
     }
 
     async fn list_conferences(

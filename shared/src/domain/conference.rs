@@ -97,6 +97,9 @@ pub struct Conference {
     pub worker: Option<WorkerId>,
     /// `seq` of the last conference-level event applied (participants keep their own).
     pub event_seq: u64,
+    /// Sequence number of the conference's latest intent (its changes through the API); 0
+    /// before the first.
+    pub seq: u64,
     /// Bumped by every write: the optimistic-concurrency token.
     pub version: u64,
     pub date_created: Timestamp,
@@ -421,6 +424,7 @@ pub fn apply(
                 command_queue: command_queue_url.clone(),
                 worker: worker_id.clone(),
                 event_seq: seq,
+                seq: 0,
                 version: 1,
                 date_created: now,
                 date_updated: now,

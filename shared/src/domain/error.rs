@@ -38,6 +38,15 @@ impl InvalidParameter {
     }
 }
 
+/// The request is valid but the conference's or the participant's state does not allow it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConferenceStateError {
+    #[error("The conference {0} has ended and can no longer be modified")]
+    Ended(String),
+    #[error("The participant {0} has left the conference and can no longer be modified")]
+    ParticipantLeft(String),
+}
+
 /// The request is valid but the call's state does not allow it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CallStateError {

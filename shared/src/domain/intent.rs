@@ -11,7 +11,7 @@ use super::time::Timestamp;
 
 /// The primary action of an intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum IntentAction {
     /// The first intent of a call created through the API: place it.
     Dial,
@@ -22,10 +22,18 @@ pub enum IntentAction {
     Unmute,
     /// Only settings changed (callbacks, fallback, time limit).
     Update,
+    /// A conference's: a participant's mute, hold, coaching or announcement changed.
+    ParticipantUpdate,
+    /// A conference's: a participant taken out of the room (and hung up).
+    ParticipantRemove,
+    /// A conference's: an announcement to everyone in the room.
+    Announce,
+    /// A conference's: ended through the API.
+    End,
 }
 
 impl IntentAction {
-    pub const ALL: [IntentAction; 7] = [
+    pub const ALL: [IntentAction; 11] = [
         Self::Dial,
         Self::Redirect,
         Self::Execute,
@@ -33,6 +41,10 @@ impl IntentAction {
         Self::Mute,
         Self::Unmute,
         Self::Update,
+        Self::ParticipantUpdate,
+        Self::ParticipantRemove,
+        Self::Announce,
+        Self::End,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +56,10 @@ impl IntentAction {
             Self::Mute => "mute",
             Self::Unmute => "unmute",
             Self::Update => "update",
+            Self::ParticipantUpdate => "participant-update",
+            Self::ParticipantRemove => "participant-remove",
+            Self::Announce => "announce",
+            Self::End => "end",
         }
     }
 

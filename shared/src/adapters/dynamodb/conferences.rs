@@ -2,7 +2,7 @@
 //! participants' items share its partition (docs/data-model.md, "conferences").
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::item::{self, CONFERENCE_MEMBER, n, s};
 use super::{DynamoStore, is_conditional_check_failed, schema, store_error};
@@ -13,7 +13,7 @@ use crate::domain::conference::{
 };
 use crate::domain::listing::{Page, PageRequest};
 use crate::domain::{AccountSid, CallSid, ConferenceSid};
-use crate::ports::{ConferenceStore, StoreError};
+use crate::ports::{ConferenceStore, ConferenceWrite, RecordError, StoreError};
 
 impl DynamoStore {
     async fn conference_member(
@@ -116,6 +116,33 @@ impl ConferenceStore for DynamoStore {
             Err(err) if is_conditional_check_failed(&err) => Ok(false),
             Err(err) => Err(store_error(err)),
         }
+    }
+
+    async fn write_conference_intent(&self, write: ConferenceWrite<'_>) -> Result<(), RecordError> {
+        let failed = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Failed(e.to_string());
+        let conference = Put::builder()
+            .table_name(&self.tables.conferences)
+            .set_item(Some(item::conference_item(write.conference)))
+            .condition_expression("Version = :version")
+            .expression_attribute_values(":version", n(write.expected_version))
+            .build()
+            .map_err(failed)?;
+        let mut items = vec![TransactWriteItem::builder().put(conference).build()];
+        if let Some((participant, event_seq)) = write.participant {
+            let put = Put::builder()
+                .table_name(&self.tables.conferences)
+                .set_item(Some(item::participant_item(participant)))
+                .condition_expression("EventSeq = :seq AND #Status = :connected")
+                .expression_attribute_names("#Status", "Status")
+                .expression_attribute_values(":seq", n(event_seq))
+                .expression_attribute_values(":connected", s(ParticipantStatus::Connected.as_str()))
+                .build()
+                .map_err(failed)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        items.push(self.intent_put(write.intent)?);
+        self.transact_with_key(items, write.idempotency, write.now)
+            .await
     }
 
     async fn list_conferences(

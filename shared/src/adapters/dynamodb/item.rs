@@ -425,6 +425,7 @@ pub(super) fn conference_item(conference: &Conference) -> Item {
         .s("CommandQueue", &conference.command_queue)
         .opt_s("Worker", conference.worker.as_ref().map(WorkerId::as_str))
         .n("EventSeq", conference.event_seq)
+        .n("Seq", conference.seq)
         .n("Version", conference.version)
         .n("DateCreated", conference.date_created.millis())
         .n("DateUpdated", conference.date_updated.millis())
@@ -453,6 +454,7 @@ pub(super) fn conference_from(item: &Item) -> Result<Conference, StoreError> {
         command_queue: r.s("CommandQueue")?.to_owned(),
         worker: r.opt_parse("Worker", |v| WorkerId::try_from(v.to_owned()).ok())?,
         event_seq: r.n("EventSeq")?,
+        seq: r.n("Seq")?,
         version: r.n("Version")?,
         date_created: r.time("DateCreated")?,
         date_updated: r.time("DateUpdated")?,
