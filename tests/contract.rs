@@ -1505,7 +1505,7 @@ mod conferences {
         let retention = std::time::Duration::from_secs(3600);
         let planned = plan(
             &room,
-            &[agent.clone()],
+            std::slice::from_ref(&agent),
             &mute,
             IntentSid::generate(),
             now,
