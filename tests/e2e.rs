@@ -445,6 +445,226 @@ async fn a_moderated_conference(local: Local) {
     .await;
 }
 
+/// (b'') A warm transfer run through the conference API: a customer and an agent in a room;
+/// the customer on hold with music and back; a supervisor joins and coaches the agent; the agent
+/// is muted and unmuted; an announcement to the room; the supervisor is removed; the agent
+/// leaves; the room is ended and the customer goes on after its `<Dial>`. Every change is an
+/// intent of the conference, applied by the worker, and what the worker did is what the API
+/// shows.
+async fn a_warm_transfer_through_the_conference_api(local: Local) {
+    let join = |label: &str| {
+        format!(
+            "<Response><Dial><Conference participantLabel=\"{label}\">support</Conference></Dial>\
+             <Say>Thank you for calling</Say><Hangup/></Response>"
+        )
+    };
+    local
+        .app
+        .always("/customer", Reply::rcml(&join("customer")));
+    local.app.always("/agent", Reply::rcml(&join("agent")));
+    local
+        .app
+        .always("/supervisor", Reply::rcml(&join("supervisor")));
+    local.app.always(
+        "/music",
+        Reply::rcml("<Response><Play loop=\"0\">music.mp3</Play></Response>"),
+    );
+    local.app.always(
+        "/announce",
+        Reply::rcml("<Response><Say>This call is recorded</Say></Response>"),
+    );
+    let customer = local.incoming("/customer").await;
+    let agent = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Aagent&Url={}",
+            local.app("/agent")
+        ))
+        .await;
+    let room = eventually("customer and agent in the room", || async {
+        let list = local
+            .get(&format!(
+                "{}.json?FriendlyName=support&Status=in-progress",
+                local.conferences()
+            ))
+            .await;
+        let room = list["conferences"].as_array()?.first()?.clone();
+        (local.participants(&room).await.len() == 2).then_some(room)
+    })
+    .await;
+    let base = local
+        .conference_url(&room)
+        .trim_end_matches(".json")
+        .to_owned();
+    let participant = |call: &str| format!("{base}/Participants/{call}.json");
+    let change = |call: &str, body: &str| {
+        let url = participant(call);
+        let body = body.to_owned();
+        let local = &local;
+        async move {
+            let (status, answer) = local.post(&url, &body).await;
+            assert_eq!(status, 200, "{body}: {answer}");
+            answer
+        }
+    };
+    let reported = |call: &str, field: &'static str, value: bool| {
+        let url = participant(call);
+        let local = &local;
+        async move {
+            eventually(&format!("{field} = {value}"), || async {
+                (local.get(&url).await[field] == value).then_some(())
+            })
+            .await;
+        }
+    };
+
+    // On hold with the app's music, and back.
+    let held = change(
+        &customer,
+        &format!("Hold=true&HoldUrl={}&HoldMethod=GET", local.app("/music")),
+    )
+    .await;
+    assert_eq!(held["hold"], true);
+    assert_eq!(held["label"], "customer");
+    assert!(held["intent_sid"].as_str().unwrap().starts_with("MI"));
+    reported(&customer, "hold", true).await;
+    eventually("the hold music to be fetched", || async {
+        let fetched = local.fetches("/music");
+        (fetched.first()?.params.get("CallSid")? == &customer).then_some(())
+    })
+    .await;
+    change(&customer, "Hold=false").await;
+    reported(&customer, "hold", false).await;
+
+    // A supervisor joins and coaches the agent.
+    let supervisor = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Asupervisor&Url={}",
+            local.app("/supervisor")
+        ))
+        .await;
+    eventually("the supervisor to join", || async {
+        (local.participants(&room).await.len() == 3).then_some(())
+    })
+    .await;
+    let coaching = change(
+        &supervisor,
+        &format!("Coaching=true&CallSidToCoach={agent}"),
+    )
+    .await;
+    assert_eq!(coaching["call_sid_to_coach"], agent.as_str());
+    reported(&supervisor, "coaching", true).await;
+    assert_eq!(
+        local.get(&participant(&supervisor)).await["call_sid_to_coach"],
+        agent.as_str()
+    );
+
+    // The agent muted and unmuted.
+    change(&agent, "Muted=true").await;
+    reported(&agent, "muted", true).await;
+    change(&agent, "Muted=false").await;
+    reported(&agent, "muted", false).await;
+
+    // An announcement to the room.
+    let (status, announced) = local
+        .post(
+            &format!("{base}.json"),
+            &format!("AnnounceUrl={}", local.app("/announce")),
+        )
+        .await;
+    assert_eq!(status, 200, "{announced}");
+    assert_eq!(announced["status"], "in-progress");
+    eventually("the announcement to be fetched", || async {
+        let fetched = local.fetches("/announce");
+        (fetched.first()?.params.get("ConferenceSid")? == room["sid"].as_str()?).then_some(())
+    })
+    .await;
+
+    // The supervisor removed: out of the room, its call hung up.
+    let removed = local
+        .client
+        .delete(participant(&supervisor))
+        .basic_auth(&local.sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    assert!(
+        removed.headers()["teleapi-intent-sid"]
+            .to_str()
+            .unwrap()
+            .starts_with("MI")
+    );
+    eventually("the supervisor's call to end", || {
+        status_is(&local, &supervisor, "completed")
+    })
+    .await;
+    assert_eq!(local.participants(&room).await.len(), 2);
+
+    // The agent leaves; the room ends; the customer goes on after its <Dial>.
+    local.modify(&agent, "Status=completed").await;
+    eventually("the agent to leave", || async {
+        (local.participants(&room).await.len() == 1).then_some(())
+    })
+    .await;
+    let (status, ended) = local
+        .post(&format!("{base}.json"), "Status=completed")
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    let ended = eventually("the room to end", || async {
+        let room = local.get(&format!("{base}.json")).await;
+        (room["status"] == "completed").then_some(room)
+    })
+    .await;
+    assert_eq!(ended["reason_conference_ended"], "conference-ended-via-api");
+    eventually("the customer to go on and hang up", || {
+        status_is(&local, &customer, "completed")
+    })
+    .await;
+
+    // Every change is an intent of the conference, applied, in order.
+    let modifications = eventually("every change to be applied", || async {
+        let list = local.get(&format!("{base}/Modifications.json")).await;
+        let all = list["modifications"].as_array()?.clone();
+        all.iter().all(|m| m["status"] == "applied").then_some(all)
+    })
+    .await;
+    let actions: Vec<&str> = modifications
+        .iter()
+        .map(|m| m["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "participant-update",
+            "participant-update",
+            "participant-update",
+            "participant-update",
+            "participant-update",
+            "announce",
+            "participant-remove",
+            "end"
+        ]
+    );
+    let seqs: Vec<u64> = modifications
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(modifications[0]["conference_sid"], room["sid"]);
+    assert_eq!(
+        modifications[0]["parameters"]["HoldUrl"],
+        local.app.url("/music")
+    );
+
+    // Nothing more can change in a room that has ended.
+    let (status, refused) = local.post(&participant(&customer), "Muted=true").await;
+    assert_eq!(
+        (status, refused["code"].as_u64()),
+        (409, Some(21220)),
+        "{refused}"
+    );
+}
+
 /// (c) Hanging up: `completed` on a call in progress and `canceled` on a ringing one, each with
 /// its signed StatusCallback.
 async fn hanging_up_with_status_callbacks(local: Local) {
@@ -737,6 +957,7 @@ on_both_backends!(
     transfer_bob_to_alice,
     conference,
     a_moderated_conference,
+    a_warm_transfer_through_the_conference_api,
     hanging_up_with_status_callbacks,
     fallback_on_a_failing_url,
     mute_then_unmute,

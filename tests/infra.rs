@@ -528,7 +528,27 @@ fn the_openapi_document_matches_the_handlers() {
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
-                Operation::GetCall | Operation::GetConference | Operation::GetParticipant => {
+                Operation::ModifyConference | Operation::ModifyParticipant => {
+                    let parameters: &[&str] = if *op == Operation::ModifyConference {
+                        &teleapi::domain::conference_modify::CONFERENCE_PARAMETERS
+                    } else {
+                        &teleapi::domain::conference_modify::PARTICIPANT_PARAMETERS
+                    };
+                    let expected: BTreeSet<String> =
+                        parameters.iter().map(|p| (*p).to_owned()).collect();
+                    assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
+                }
+                Operation::ListConferenceModifications => {
+                    let expected: BTreeSet<String> = teleapi::domain::listing::Paging::PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
+                Operation::GetCall
+                | Operation::GetConference
+                | Operation::GetParticipant
+                | Operation::RemoveParticipant => {
                     assert!(query_parameters(&doc, operation).is_empty())
                 }
             }

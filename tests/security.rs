@@ -25,9 +25,12 @@ fn path(template: &str, account: &str, call: &str, conference: &str) -> String {
 }
 
 fn body_for(method: &str, template: &str) -> &'static str {
-    match (method, template.contains("{CallSid}")) {
-        ("POST", true) => "Mute=true",
-        ("POST", false) => {
+    let conference = template.contains("{ConferenceSid}");
+    match (method, conference, template.contains("{CallSid}")) {
+        ("POST", true, true) => "Muted=true",
+        ("POST", true, false) => "Status=completed",
+        ("POST", false, true) => "Mute=true",
+        ("POST", false, false) => {
             "From=%2B15551230001&To=client%3Abob&Url=https%3A%2F%2Fapp.example.com%2Fb"
         }
         _ => "",
@@ -49,6 +52,11 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
         let body = body_for(method, template);
         let request = |path: &str| match method {
             "GET" => get_request(path, Some(&auth)),
+            "DELETE" => {
+                let mut request = get_request(path, Some(&auth));
+                *request.method_mut() = lambda_http::http::Method::DELETE;
+                request
+            }
             _ => post_request(path, Some(&auth), body),
         };
         let (account, call) = (world.account.sid.as_str(), theirs.sid.as_str());
@@ -73,6 +81,13 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
         }
     }
     assert_eq!(world.stored(&theirs).await, theirs, "nothing written");
+    let stored = world
+        .backend
+        .conferences
+        .conference(&room.sid)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), Some(&room), "nothing written");
     assert!(
         world.backend.drain_commands().await.is_empty(),
         "nothing sent"

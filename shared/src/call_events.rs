@@ -11,7 +11,7 @@ use crate::account_cache::AccountCache;
 use crate::api::intents::backoff;
 use crate::consumer::BatchMessage;
 use crate::domain::callback::CallbackJob;
-use crate::domain::conference::{self, ConferenceEvent};
+use crate::domain::conference::{self, ConferenceEvent, ConferenceEventKind};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::worker::{self, WorkerEvent};
@@ -121,9 +121,10 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
     };
     let handled = match &event.kind {
         EventKind::CommandApplied { intent_sid, seq } => {
+            let subject = Subject::Call(event.call_sid.clone());
             settle(
                 services,
-                &event,
+                &subject,
                 intent_sid,
                 *seq,
                 IntentStatus::Applied,
@@ -136,9 +137,10 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             seq,
             reason,
         } => {
+            let subject = Subject::Call(event.call_sid.clone());
             settle(
                 services,
-                &event,
+                &subject,
                 intent_sid,
                 *seq,
                 IntentStatus::Rejected,
@@ -196,6 +198,28 @@ async fn handle_conference_event(
     let event = ConferenceEvent::from_json(body).map_err(|e| EventError::Poison(e.to_string()))?;
     let store = services.conferences.as_ref();
     let sid = &event.conference_sid;
+    let subject = Subject::Conference(sid.clone());
+    let outcome = match &event.kind {
+        ConferenceEventKind::CommandApplied { intent_sid, seq } => {
+            Some((intent_sid, *seq, IntentStatus::Applied, None))
+        }
+        ConferenceEventKind::CommandRejected {
+            intent_sid,
+            seq,
+            reason,
+        } => Some((
+            intent_sid,
+            *seq,
+            IntentStatus::Rejected,
+            Some(reason.as_str()),
+        )),
+        _ => None,
+    };
+    if let Some((intent_sid, seq, to, reason)) = outcome {
+        let settled = settle(services, &subject, intent_sid, seq, to, reason).await?;
+        tracing::info!(target: "teleapi::event", event = event.name(), conference_sid = %sid, handled = ?settled, "event");
+        return Ok(settled);
+    }
     let current = store.conference(sid).await?;
     let participant = match (&current, event.kind.call_sid()) {
         (Some(_), Some(call_sid)) => store.participant(sid, call_sid).await?,
@@ -232,7 +256,7 @@ async fn handle_conference_event(
 
 async fn settle(
     services: &EventServices,
-    event: &Event,
+    subject: &Subject,
     intent_sid: &IntentSid,
     seq: u64,
     to: IntentStatus,
@@ -241,7 +265,7 @@ async fn settle(
     let changed = services
         .calls
         .settle_intent(Settlement {
-            subject: &Subject::Call(event.call_sid.clone()),
+            subject,
             seq,
             intent_sid: Some(intent_sid),
             from: &[IntentStatus::Pending, IntentStatus::Enqueued],

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use teleapi::domain::command::{Command, CommandType};
+use teleapi::domain::conference::ConferenceCommand;
 use teleapi::domain::event::{EVENT_VERSION, Event, EventKind};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::worker::{
@@ -206,7 +207,10 @@ impl Simulator {
             for message in received {
                 match Command::from_json(&message.body) {
                     Ok(command) => self.dispatch(command),
-                    Err(err) => tracing::warn!(error = %err, "simulator: not a command; dropped"),
+                    Err(err) => match ConferenceCommand::from_json(&message.body) {
+                        Ok(command) => self.shared.rooms.command(&self.shared, command),
+                        Err(_) => tracing::warn!(error = %err, "simulator: not a command; dropped"),
+                    },
                 }
                 if let Err(err) = self.commands.delete(None, &message.receipt).await {
                     tracing::warn!(error = %err, "simulator: could not delete a command");

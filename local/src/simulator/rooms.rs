@@ -11,11 +11,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use teleapi::domain::conference::{
-    ConferenceEvent, ConferenceEventKind, EndReason, ParticipantState,
+    ConferenceCommand, ConferenceCommandType, ConferenceEvent, ConferenceEventKind, EndReason,
+    ParticipantState,
 };
 use teleapi::domain::event::EVENT_VERSION;
 use teleapi::domain::sid::random_hex32;
-use teleapi::domain::{AccountSid, CallSid, ConferenceSid, Timestamp};
+use teleapi::domain::{AccountSid, CallSid, ConferenceSid, IntentSid, Timestamp};
 use teleapi::ports::OutgoingMessage;
 use tokio::sync::mpsc;
 
@@ -38,6 +39,8 @@ struct Room {
     account_sid: AccountSid,
     name: String,
     seq: u64,
+    /// The conference command applied last: its `seq` and intent.
+    last_command: (u64, Option<IntentSid>),
     started: bool,
     members: BTreeMap<CallSid, Member>,
     /// Events, numbered, on their way to the events queue in order.
@@ -46,9 +49,8 @@ struct Room {
 
 struct Member {
     state: ParticipantState,
-    /// The leg, to tell it the conference ended.
+    /// The leg, to tell it the conference ended (or to hang up).
     leg: mpsc::UnboundedSender<Message>,
-    joined: u64,
 }
 
 impl Room {
@@ -104,6 +106,7 @@ impl Rooms {
                     account_sid: account_sid.clone(),
                     name: noun.name.clone(),
                     seq: 0,
+                    last_command: (0, None),
                     started: false,
                     members: BTreeMap::new(),
                     events,
@@ -135,13 +138,11 @@ impl Rooms {
             start_conference_on_enter: noun.start_conference_on_enter,
             end_conference_on_exit: noun.end_conference_on_exit,
         };
-        let joined = room.seq + 1;
         room.report(&sid, |seq| ConferenceEventKind::ParticipantJoined {
             seq,
             participant: state.clone(),
         });
-        room.members
-            .insert(call_sid.clone(), Member { state, leg, joined });
+        room.members.insert(call_sid.clone(), Member { state, leg });
         if noun.start_conference_on_enter && !room.started {
             room.started = true;
             room.report(&sid, |seq| ConferenceEventKind::Started { seq });
@@ -175,24 +176,155 @@ impl Rooms {
         end(&mut inner, sid, reason, Some(call_sid.clone()));
     }
 
-    /// Ends the room: everyone leaves it (and goes on with their RCML).
-    #[allow(dead_code)]
-    pub(super) fn end(&self, sid: &ConferenceSid, reason: EndReason) {
+    /// Carries out a conference command (docs/messages.md, "Conference commands") and reports
+    /// its outcome in the conference's group.
+    pub(super) fn command(&self, shared: &Shared, command: ConferenceCommand) {
         let mut inner = self.inner.lock().unwrap();
-        end(&mut inner, sid, reason, None);
-    }
-
-    /// The participants of a room, in the order they joined (for tests and the dev routes).
-    #[allow(dead_code)]
-    pub(super) fn members(&self, sid: &ConferenceSid) -> Vec<ParticipantState> {
-        let inner = self.inner.lock().unwrap();
-        let Some(room) = inner.rooms.get(sid) else {
-            return Vec::new();
+        let sid = command.conference_sid.clone();
+        let outcome = |reason: Option<&str>| {
+            let kind = match reason {
+                None => ConferenceEventKind::CommandApplied {
+                    intent_sid: command.intent_sid.clone(),
+                    seq: command.seq,
+                },
+                Some(reason) => ConferenceEventKind::CommandRejected {
+                    intent_sid: command.intent_sid.clone(),
+                    seq: command.seq,
+                    reason: reason.into(),
+                },
+            };
+            ConferenceEvent {
+                version: EVENT_VERSION,
+                conference_sid: sid.clone(),
+                timestamp: Timestamp::now().millis(),
+                kind,
+            }
         };
-        let mut members: Vec<&Member> = room.members.values().collect();
-        members.sort_by_key(|m| m.joined);
-        members.into_iter().map(|m| m.state.clone()).collect()
+        let Some(room) = inner.rooms.get_mut(&sid) else {
+            // Ended (or never here): its events' forwarder is gone; say so directly.
+            let event = outcome(Some("conference-ended"));
+            let (sender, receiver) = mpsc::unbounded_channel();
+            let _ = sender.send(event);
+            drop(sender);
+            tokio::spawn(forward(shared.clone(), receiver));
+            return;
+        };
+        let (last_seq, last_intent) = &room.last_command;
+        if command.seq == *last_seq && last_intent.as_ref() == Some(&command.intent_sid) {
+            return; // the command applied last, delivered again
+        }
+        if command.seq <= *last_seq {
+            let _ = room.events.send(outcome(Some("superseded")));
+            return;
+        }
+        let p = &command.parameters;
+        let member = p.call_sid.as_ref().and_then(|c| room.members.get_mut(c));
+        let applied = match (command.kind, member) {
+            (ConferenceCommandType::ParticipantUpdate, Some(member)) => {
+                let state = &mut member.state;
+                if let Some(muted) = p.muted {
+                    state.muted = muted;
+                }
+                if let Some(hold) = p.hold {
+                    state.hold = hold;
+                }
+                if let Some(coaching) = p.coaching {
+                    state.coaching = coaching;
+                    if !coaching {
+                        state.call_sid_to_coach = None;
+                    }
+                }
+                if let Some(coached) = &p.call_sid_to_coach {
+                    state.call_sid_to_coach = Some(coached.clone());
+                }
+                if let Some(end) = p.end_conference_on_exit {
+                    state.end_conference_on_exit = end;
+                }
+                let state = state.clone();
+                if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
+                    play(
+                        shared,
+                        &sid,
+                        Some(&state.call_sid),
+                        url,
+                        p.hold_method,
+                        "hold music",
+                    );
+                }
+                if let Some(url) = &p.announce_url {
+                    play(
+                        shared,
+                        &sid,
+                        Some(&state.call_sid),
+                        url,
+                        p.announce_method,
+                        "announcement",
+                    );
+                }
+                room.report(&sid, |seq| ConferenceEventKind::ParticipantUpdated {
+                    seq,
+                    participant: state,
+                });
+                true
+            }
+            (ConferenceCommandType::ParticipantRemove, Some(member)) => {
+                // The leg hangs up, and leaves the room as it ends.
+                let _ = member.leg.send(Message::HangUp);
+                true
+            }
+            (
+                ConferenceCommandType::ParticipantUpdate | ConferenceCommandType::ParticipantRemove,
+                None,
+            ) => {
+                let _ = room.events.send(outcome(Some("participant-left")));
+                return;
+            }
+            (ConferenceCommandType::ConferenceAnnounce, _) => {
+                if let Some(url) = &p.announce_url {
+                    play(shared, &sid, None, url, p.announce_method, "announcement");
+                }
+                true
+            }
+            (ConferenceCommandType::ConferenceEnd, _) => false,
+        };
+        room.last_command = (command.seq, Some(command.intent_sid.clone()));
+        let _ = room.events.send(outcome(None));
+        if !applied {
+            end(&mut inner, &sid, EndReason::ConferenceEndedViaApi, None);
+        }
     }
+}
+
+/// Fetches the RCML at `url` to play it in the room (to one participant or to everyone). The
+/// simulator has no audio: fetching it is the playing; a failure falls back to the default (hold
+/// music) or to silence, as a media server would.
+fn play(
+    shared: &Shared,
+    sid: &ConferenceSid,
+    call_sid: Option<&CallSid>,
+    url: &teleapi::domain::WebhookUrl,
+    method: Option<teleapi::domain::Method>,
+    what: &'static str,
+) {
+    let mut params = vec![("ConferenceSid", sid.to_string())];
+    if let Some(call_sid) = call_sid {
+        params.push(("CallSid", call_sid.to_string()));
+    }
+    let request = match method.unwrap_or_default() {
+        teleapi::domain::Method::Get => shared.http.get(url.as_str()).query(&params),
+        teleapi::domain::Method::Post => shared.http.post(url.as_str()).form(&params),
+    };
+    let sid = sid.clone();
+    tokio::spawn(async move {
+        match request.send().await {
+            Ok(answer) if answer.status().is_success() => {
+                tracing::info!(conference_sid = %sid, what, "simulator: playing");
+            }
+            _ => {
+                tracing::info!(conference_sid = %sid, what, "simulator: could not fetch it; the default plays")
+            }
+        }
+    });
 }
 
 fn end(inner: &mut Inner, sid: &ConferenceSid, reason: EndReason, ending: Option<CallSid>) {

@@ -71,7 +71,7 @@ pub fn participant_resource(participant: &Participant) -> Value {
 }
 
 /// The conference, if it exists and belongs to `owner`; 404 otherwise, whichever it is.
-async fn owned_conference(
+pub(super) async fn owned_conference(
     services: &Services,
     owner: &Account,
     route: &Route,

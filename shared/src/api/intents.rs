@@ -38,6 +38,16 @@ pub async fn known_answer(
     key: Option<&IdempotencyKey>,
     fingerprint: &str,
 ) -> Result<Option<Success>, ApiError> {
+    known_answer_as(services, key, fingerprint, Some("Call")).await
+}
+
+/// [`known_answer`] for a resource other than a call (`root` names its XML element).
+pub async fn known_answer_as(
+    services: &Services,
+    key: Option<&IdempotencyKey>,
+    fingerprint: &str,
+    root: Option<&'static str>,
+) -> Result<Option<Success>, ApiError> {
     let Some(key) = key else {
         return Ok(None);
     };
@@ -46,7 +56,7 @@ pub async fn known_answer(
         .idempotency_record(key, services.clock.now())
         .await?
     {
-        Some(record) => replay(&record, fingerprint).map(Some),
+        Some(record) => replay(&record, fingerprint, root).map(Some),
         None => Ok(None),
     }
 }
@@ -69,7 +79,11 @@ pub fn remember(
     }
 }
 
-fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Success, ApiError> {
+fn replay(
+    record: &IdempotencyRecord,
+    fingerprint: &str,
+    root: Option<&'static str>,
+) -> Result<Success, ApiError> {
     if record.fingerprint != fingerprint {
         return Err(ApiError::IdempotencyKeyReused);
     }
@@ -84,7 +98,7 @@ fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Success, ApiE
         .to_owned();
     Ok(Success {
         status: StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK),
-        root: Some("Call"),
+        root,
         resource,
         headers: vec![
             (INTENT_SID_HEADER, intent_sid),

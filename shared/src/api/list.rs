@@ -76,27 +76,60 @@ pub async fn list_modifications(
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
     let call = super::owned_call(services, &owner, &route.call_sid()?).await?;
-    let paging = parse_paging_only(&query_form(request)?)?;
-    if let Some(token) = &paging.token {
-        intent_position_seq(&token.after).ok_or_else(bad_token)?;
-    }
-    let page = services
-        .calls
-        .list_intents(&Subject::Call(call.sid.clone()), &paging.request())
-        .await?;
     let path = format!(
         "{BASE_PATH}/Accounts/{}/Calls/{}/Modifications{}",
         owner.sid,
         call.sid,
         suffix(route)
     );
+    intents_page(services, request, &Subject::Call(call.sid), &path).await
+}
+
+/// `GET …/Conferences/{ConferenceSid}/Modifications`: the conference's intents (its
+/// participants' changes among them), in sequence.
+pub async fn list_conference_modifications(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    let (_, owner) = super::accounts(services, route, request).await?;
+    let conference = super::conferences::owned_conference(services, &owner, route).await?;
+    let path = format!(
+        "{BASE_PATH}/Accounts/{}/Conferences/{}/Modifications{}",
+        owner.sid,
+        conference.sid,
+        suffix(route)
+    );
+    intents_page(
+        services,
+        request,
+        &Subject::Conference(conference.sid),
+        &path,
+    )
+    .await
+}
+
+async fn intents_page(
+    services: &Services,
+    request: &Request,
+    subject: &Subject,
+    path: &str,
+) -> Result<Success, ApiError> {
+    let paging = parse_paging_only(&query_form(request)?)?;
+    if let Some(token) = &paging.token {
+        intent_position_seq(&token.after).ok_or_else(bad_token)?;
+    }
+    let page = services
+        .calls
+        .list_intents(subject, &paging.request())
+        .await?;
     let resource = envelope(
         "modifications",
         page.items.iter().map(modification_resource).collect(),
         &page,
         |intent| intent_position(intent.seq),
         &paging,
-        &path,
+        path,
         &[],
     );
     Ok(Success {

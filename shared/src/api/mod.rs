@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod authorizer;
+pub mod conference_changes;
 pub mod conferences;
 pub mod create_call;
 pub mod error;
@@ -85,10 +86,14 @@ pub enum Operation {
     GetConference,
     ListParticipants,
     GetParticipant,
+    ModifyConference,
+    ModifyParticipant,
+    RemoveParticipant,
+    ListConferenceModifications,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 13] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -98,6 +103,10 @@ impl Operation {
         Self::GetConference,
         Self::ListParticipants,
         Self::GetParticipant,
+        Self::ModifyConference,
+        Self::ModifyParticipant,
+        Self::RemoveParticipant,
+        Self::ListConferenceModifications,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +120,10 @@ impl Operation {
             Self::GetConference => "get-conference",
             Self::ListParticipants => "list-participants",
             Self::GetParticipant => "get-participant",
+            Self::ModifyConference => "modify-conference",
+            Self::ModifyParticipant => "modify-participant",
+            Self::RemoveParticipant => "remove-participant",
+            Self::ListConferenceModifications => "list-conference-modifications",
         }
     }
 
@@ -124,8 +137,13 @@ impl Operation {
             | Self::ListModifications
             | Self::GetConference
             | Self::ListParticipants
-            | Self::GetParticipant => "get-call",
-            Self::ModifyCall => "modify-call",
+            | Self::GetParticipant
+            | Self::ListConferenceModifications => "get-call",
+            // Everything that records an intent of something live.
+            Self::ModifyCall
+            | Self::ModifyConference
+            | Self::ModifyParticipant
+            | Self::RemoveParticipant => "modify-call",
         }
     }
 
@@ -141,7 +159,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 18] = {
+pub const ROUTES: [(&str, &str, Operation); 23] = {
     use Operation::*;
     [
         (
@@ -234,6 +252,31 @@ pub const ROUTES: [(&str, &str, Operation); 18] = {
             "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants/{CallSid}",
             GetParticipant,
         ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}",
+            ModifyConference,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants/{CallSid}",
+            ModifyParticipant,
+        ),
+        (
+            "DELETE",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants/{CallSid}",
+            RemoveParticipant,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Modifications",
+            ListConferenceModifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Modifications.json",
+            ListConferenceModifications,
+        ),
     ]
 };
 
@@ -288,9 +331,19 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
     let get = |operation| -> &'static [(HttpMethod, Operation)] {
         match operation {
             Operation::ListConferences => &[(HttpMethod::GET, Operation::ListConferences)],
-            Operation::GetConference => &[(HttpMethod::GET, Operation::GetConference)],
+            Operation::GetConference => &[
+                (HttpMethod::GET, Operation::GetConference),
+                (HttpMethod::POST, Operation::ModifyConference),
+            ],
             Operation::ListParticipants => &[(HttpMethod::GET, Operation::ListParticipants)],
-            _ => &[(HttpMethod::GET, Operation::GetParticipant)],
+            Operation::ListConferenceModifications => {
+                &[(HttpMethod::GET, Operation::ListConferenceModifications)]
+            }
+            _ => &[
+                (HttpMethod::GET, Operation::GetParticipant),
+                (HttpMethod::POST, Operation::ModifyParticipant),
+                (HttpMethod::DELETE, Operation::RemoveParticipant),
+            ],
         }
     };
     let mut conference = None;
@@ -336,6 +389,18 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                 conference = Some(*sid);
                 (None, is_json(list), get(Operation::ListParticipants))
             }
+            [
+                "Conferences",
+                sid,
+                list @ ("Modifications" | "Modifications.json"),
+            ] if !sid.is_empty() && !is_json(sid) => {
+                conference = Some(*sid);
+                (
+                    None,
+                    is_json(list),
+                    get(Operation::ListConferenceModifications),
+                )
+            }
             ["Conferences", sid, "Participants", call]
                 if !sid.is_empty() && !is_json(sid) && !bare(call).is_empty() =>
             {
@@ -353,10 +418,10 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         .find(|(m, _)| m == method)
         .map(|(_, operation)| *operation)
         .ok_or(ApiError::MethodNotAllowed {
-            allow: if by_method.len() == 2 {
-                "GET, POST"
-            } else {
-                "GET"
+            allow: match by_method.len() {
+                3 => "GET, POST, DELETE",
+                2 => "GET, POST",
+                _ => "GET",
             },
         })?;
     Ok(Route {
@@ -448,6 +513,18 @@ pub async fn handle(
             Operation::GetParticipant => {
                 conferences::get_participant(services, &route, &request).await
             }
+            Operation::ModifyConference => {
+                conference_changes::modify_conference(services, &route, &request).await
+            }
+            Operation::ModifyParticipant => {
+                conference_changes::modify_participant(services, &route, &request).await
+            }
+            Operation::RemoveParticipant => {
+                conference_changes::remove_participant(services, &route, &request).await
+            }
+            Operation::ListConferenceModifications => {
+                list::list_conference_modifications(services, &route, &request).await
+            }
         },
         Err(err) => Err(err),
     };
@@ -469,7 +546,12 @@ pub async fn handle(
 }
 
 fn respond(format: Format, success: Success) -> Response<Body> {
-    let mut response = Response::new(Body::Text(format.render(success.root, &success.resource)));
+    let body = if success.status == StatusCode::NO_CONTENT {
+        Body::Empty
+    } else {
+        Body::Text(format.render(success.root, &success.resource))
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = success.status;
     let headers = response.headers_mut();
     headers.insert(

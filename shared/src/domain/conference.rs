@@ -229,6 +229,17 @@ pub enum ConferenceEventKind {
     },
     #[serde(rename = "participant.left")]
     ParticipantLeft { seq: u64, call_sid: CallSid },
+    /// The worker carried out a conference command; `seq` is the intent's.
+    #[serde(rename = "conference.command.applied")]
+    CommandApplied { intent_sid: IntentSid, seq: u64 },
+    /// The worker refused a conference command (`superseded`, `conference-ended`,
+    /// `participant-left`); `seq` is the intent's.
+    #[serde(rename = "conference.command.rejected")]
+    CommandRejected {
+        intent_sid: IntentSid,
+        seq: u64,
+        reason: String,
+    },
 }
 
 impl ConferenceEventKind {
@@ -239,7 +250,9 @@ impl ConferenceEventKind {
             | Self::Ended { seq, .. }
             | Self::ParticipantJoined { seq, .. }
             | Self::ParticipantUpdated { seq, .. }
-            | Self::ParticipantLeft { seq, .. } => *seq,
+            | Self::ParticipantLeft { seq, .. }
+            | Self::CommandApplied { seq, .. }
+            | Self::CommandRejected { seq, .. } => *seq,
         }
     }
 
@@ -282,6 +295,8 @@ impl ConferenceEvent {
             ConferenceEventKind::ParticipantJoined { .. } => "participant.joined",
             ConferenceEventKind::ParticipantUpdated { .. } => "participant.updated",
             ConferenceEventKind::ParticipantLeft { .. } => "participant.left",
+            ConferenceEventKind::CommandApplied { .. } => "conference.command.applied",
+            ConferenceEventKind::CommandRejected { .. } => "conference.command.rejected",
         }
     }
 }
@@ -469,6 +484,10 @@ pub fn apply(
     match &event.kind {
         ConferenceEventKind::Created { .. } => {
             return Err(format!("conference.created of {sid}: it exists already"));
+        }
+        ConferenceEventKind::CommandApplied { .. }
+        | ConferenceEventKind::CommandRejected { .. } => {
+            return Err(format!("{} of {sid}: settles an intent", event.name()));
         }
         ConferenceEventKind::Started { .. } => next.status = ConferenceStatus::InProgress,
         ConferenceEventKind::Ended {
@@ -699,12 +718,30 @@ pub fn conference_position_sid(position: &str) -> Option<ConferenceSid> {
 mod tests {
     use super::*;
 
+    /// Every example in docs/messages.md's "Conference commands" decodes and encodes back to
+    /// itself, and reads as an intent's command.
+    #[test]
+    fn documented_commands_round_trip() {
+        let examples = crate::domain::doc_examples("## Conference commands");
+        assert_eq!(examples.len(), 4, "one example per command type");
+        for example in examples {
+            let command =
+                ConferenceCommand::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
+            let expected: serde_json::Value = serde_json::from_str(example).unwrap();
+            assert_eq!(serde_json::to_value(&command).unwrap(), expected);
+            assert!(matches!(
+                crate::domain::IntentCommand::from_json(example),
+                Some(crate::domain::IntentCommand::Conference(_))
+            ));
+        }
+    }
+
     /// Every example in docs/messages.md's "Conference events" decodes and encodes back to
     /// itself.
     #[test]
     fn documented_examples_round_trip() {
         let examples = crate::domain::doc_examples("## Conference events");
-        assert_eq!(examples.len(), 6, "one example per event type");
+        assert_eq!(examples.len(), 8, "one example per event type");
         for example in examples {
             assert!(is_conference_event(example), "{example}");
             let event =

@@ -1,0 +1,207 @@
+//! Changing a live conference: `POST …/Conferences/{Sid}` (end it, announce to the room),
+//! `POST …/Participants/{CallSid}` (mute, hold, coach, announce to one) and
+//! `DELETE …/Participants/{CallSid}` (remove). The same pipeline as a call modification:
+//! everything checked first; one conditional write (the conference with its next intent number,
+//! the participant as it is to be, the intent, the Idempotency-Key); one command to the worker
+//! that runs the room, in the conference's message group. A write that loses a race re-reads
+//! and re-decides within the write budget.
+
+use std::time::Instant;
+
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::conferences::{conference_resource, owned_conference, participant_resource};
+use super::error::ApiError;
+use super::intents::{self, INTENT_SID_HEADER};
+use super::{Route, Services, Success, form_body};
+use crate::domain::conference_modify::{
+    ConferenceChangeRequest, ConferenceUpdate, ParticipantUpdate, PlanError, PlannedConference,
+    plan,
+};
+use crate::domain::{Account, IntentSid};
+use crate::ports::{ConferenceWrite, OutgoingMessage, RecordError};
+
+pub async fn modify_conference(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    let (caller, owner) = super::accounts(services, route, request).await?;
+    let form = form_body(request, services.config.max_body_bytes)?;
+    let update = ConferenceUpdate::parse(&form, services.config.address_policy)?;
+    let change = ConferenceChangeRequest::Conference(update);
+    apply(services, route, request, &caller, &owner, change).await
+}
+
+pub async fn modify_participant(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    let (caller, owner) = super::accounts(services, route, request).await?;
+    let call_sid = route.call_sid()?;
+    let form = form_body(request, services.config.max_body_bytes)?;
+    let update = ParticipantUpdate::parse(&form, services.config.address_policy)?;
+    let change = ConferenceChangeRequest::Participant(call_sid, update);
+    apply(services, route, request, &caller, &owner, change).await
+}
+
+pub async fn remove_participant(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    let (caller, owner) = super::accounts(services, route, request).await?;
+    let call_sid = route.call_sid()?;
+    // A DELETE takes no parameters.
+    let form = form_body(request, services.config.max_body_bytes)?;
+    crate::domain::params::Params::collect(&form, &[], &[])?;
+    let change = ConferenceChangeRequest::Remove(call_sid);
+    apply(services, route, request, &caller, &owner, change).await
+}
+
+/// What a change answers: the resource it changed, with the intent's sid (204 with none for a
+/// removal).
+fn answer(planned: &PlannedConference, change: &ConferenceChangeRequest) -> (StatusCode, Value) {
+    let sid = &planned.intent.sid;
+    let mut resource = match (change, &planned.participant) {
+        (ConferenceChangeRequest::Remove(_), _) => {
+            return (StatusCode::NO_CONTENT, json!({ "intent_sid": sid }));
+        }
+        (_, Some(participant)) => participant_resource(participant),
+        (_, None) => conference_resource(&planned.conference),
+    };
+    resource["intent_sid"] = json!(sid);
+    (StatusCode::OK, resource)
+}
+
+fn root(change: &ConferenceChangeRequest) -> Option<&'static str> {
+    match change {
+        ConferenceChangeRequest::Participant(..) => Some("Participant"),
+        ConferenceChangeRequest::Remove(_) => None,
+        ConferenceChangeRequest::Conference(_) => Some("Conference"),
+    }
+}
+
+async fn apply(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+    caller: &Account,
+    owner: &Account,
+    change: ConferenceChangeRequest,
+) -> Result<Success, ApiError> {
+    let key = intents::idempotency_key(request.headers(), caller)?;
+    let (kind, target, parameters) = match &change {
+        ConferenceChangeRequest::Participant(call, update) => {
+            ("participant", call.to_string(), update.parameters())
+        }
+        ConferenceChangeRequest::Remove(call) => ("remove", call.to_string(), Default::default()),
+        ConferenceChangeRequest::Conference(update) => {
+            ("conference", String::new(), update.parameters())
+        }
+    };
+    let fingerprint = format!(
+        "{kind} {} {target} {}",
+        route.conference_sid.as_deref().unwrap_or_default(),
+        serde_json::to_string(&parameters).expect("a string map serialises")
+    );
+    let root = root(&change);
+    if let Some(answer) =
+        intents::known_answer_as(services, key.as_ref(), &fingerprint, root).await?
+    {
+        return Ok(answer);
+    }
+
+    let intent_sid = IntentSid::generate();
+    let deadline = Instant::now() + services.config.write_budget;
+    let mut attempt = 0;
+    let (planned, status, resource) = loop {
+        let now = services.clock.now();
+        let conference = owned_conference(services, owner, route).await?;
+        let participants = match &change {
+            ConferenceChangeRequest::Conference(_) => Vec::new(),
+            _ => services.conferences.participants(&conference.sid).await?,
+        };
+        let planned = plan(
+            &conference,
+            &participants,
+            &change,
+            intent_sid.clone(),
+            now,
+            services.config.intent_retention,
+        )
+        .map_err(|err| match err {
+            PlanError::State(state) => ApiError::ConferenceState(state),
+            PlanError::Invalid(invalid) => ApiError::InvalidParameter(invalid),
+        })?;
+        let (status, resource) = answer(&planned, &change);
+        let record = key.as_ref().map(|key| {
+            intents::remember(
+                key,
+                &fingerprint,
+                status,
+                &resource,
+                now,
+                services.config.idempotency_lifetime,
+            )
+        });
+        let stored_seq = |p: &crate::domain::conference::Participant| {
+            participants
+                .iter()
+                .find(|q| q.state.call_sid == p.state.call_sid)
+                .map_or(0, |q| q.event_seq)
+        };
+        let write = ConferenceWrite {
+            conference: &planned.conference,
+            expected_version: conference.version,
+            participant: planned.participant.as_ref().map(|p| (p, stored_seq(p))),
+            intent: &planned.intent,
+            idempotency: record.as_ref(),
+            now,
+        };
+        let written = services.conferences.write_conference_intent(write).await;
+        match intents::landed(services, &planned.intent, written).await {
+            Ok(()) => break (planned, status, resource),
+            Err(RecordError::CallChanged) => {}
+            Err(RecordError::KeyTaken) => {
+                if let Some(answer) =
+                    intents::known_answer_as(services, key.as_ref(), &fingerprint, root).await?
+                {
+                    return Ok(answer);
+                }
+            }
+            Err(RecordError::Store(err)) => return Err(err.into()),
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::Busy);
+        }
+        tokio::time::sleep(intents::backoff(attempt)).await;
+        attempt += 1;
+    };
+
+    // The command, in the conference's message group. If it cannot be sent, the intent stays
+    // pending: the reconciler sends it again within two minutes, or fails it (docs/decisions.md).
+    if let Some(command) = &planned.intent.command {
+        let message = OutgoingMessage::intent_command(command);
+        if let Err(err) = services
+            .commands
+            .send(planned.intent.queue.as_deref(), &message)
+            .await
+        {
+            tracing::error!(intent_sid = %planned.intent.sid, error = %err, "conference command not sent; the reconciler will");
+            return Err(ApiError::CommandNotQueued {
+                intent_sid: planned.intent.sid.clone(),
+                undone: false,
+            });
+        }
+    }
+    Ok(Success {
+        status,
+        root,
+        resource,
+        headers: vec![(INTENT_SID_HEADER, planned.intent.sid.to_string())],
+    })
+}
