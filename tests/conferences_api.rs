@@ -250,7 +250,238 @@ async fn bad_conference_requests_are_refused(world: World) {
     assert_error(&answer, 404, 20404, sid);
 }
 
+/// POSTs `body` to a path of this world's account.
+async fn post(world: &World, path: &str, body: &str) -> lambda_http::Response<lambda_http::Body> {
+    let path = format!("/call/2012-04-24/Accounts/{}{path}", world.account.sid);
+    world
+        .send(teleapi_tests::post_request(
+            &path,
+            Some(&world.auth()),
+            body,
+        ))
+        .await
+}
+
+async fn delete(world: &World, path: &str) -> lambda_http::Response<lambda_http::Body> {
+    let path = format!("/call/2012-04-24/Accounts/{}{path}", world.account.sid);
+    let mut request = get_request(&path, Some(&world.auth()));
+    *request.method_mut() = lambda_http::http::Method::DELETE;
+    world.send(request).await
+}
+
+/// A room of two (caller, agent), as reported.
+async fn room_of_two(world: &World) -> (Conference, Call, Call) {
+    let caller = world.call(CallStatus::InProgress).await;
+    let agent = world.call(CallStatus::InProgress).await;
+    let room = world.conference_with(&caller).await;
+    report(world, &room, 4, joined(&agent, false, "agent")).await;
+    (room, caller, agent)
+}
+
+/// Every bad request is refused before anything is written or sent, naming what is wrong.
+async fn bad_changes_are_refused_before_anything_is_written(world: World) {
+    let (room, caller, agent) = room_of_two(&world).await;
+    let sid = room.sid.as_str();
+    let participant = format!("/Conferences/{sid}/Participants/{}.json", agent.sid);
+    let stranger = teleapi::domain::CallSid::generate();
+    #[rustfmt::skip]
+    let cases: Vec<(String, String, u16, u64, &str)> = vec![
+        (participant.clone(), "".into(), 400, 21200, "changes nothing"),
+        (participant.clone(), "Muted=sometimes".into(), 400, 21200, "Muted"),
+        (participant.clone(), "Label=boss".into(), 400, 20001, "Label"),
+        (participant.clone(), "Hold=false&HoldUrl=https%3A%2F%2Fa.example%2Fm".into(), 400, 21200, "HoldUrl"),
+        (participant.clone(), "HoldMethod=GET".into(), 400, 21200, "HoldMethod"),
+        (participant.clone(), "AnnounceUrl=http%3A%2F%2F127.0.0.1%2Fa".into(), 400, 21205, "AnnounceUrl"),
+        (participant.clone(), "Coaching=true".into(), 400, 21200, "CallSidToCoach"),
+        (participant.clone(), format!("Coaching=false&CallSidToCoach={}", caller.sid), 400, 21200, "CallSidToCoach"),
+        (participant.clone(), format!("Coaching=true&CallSidToCoach={}", agent.sid), 400, 21200, "not another participant"),
+        (participant.clone(), format!("Coaching=true&CallSidToCoach={stranger}"), 400, 21200, "not another participant"),
+        (participant.clone(), format!("CallSidToCoach={}", caller.sid), 400, 21200, "Coaching=true"),
+        (format!("/Conferences/{sid}/Participants/{stranger}.json"), "Muted=true".into(), 409, 21220, "has left"),
+        (format!("/Conferences/{sid}.json"), "".into(), 400, 21200, "changes nothing"),
+        (format!("/Conferences/{sid}.json"), "Status=in-progress".into(), 400, 21200, "Status"),
+        (format!("/Conferences/{sid}.json"), "Status=completed&AnnounceUrl=https%3A%2F%2Fa.example%2Fa".into(), 400, 21200, "Status"),
+        ("/Conferences/CF00000000000000000000000000000000.json".into(), "Status=completed".into(), 404, 20404, "CF0000"),
+    ];
+    for (path, body, status, code, mentions) in cases {
+        assert_error(&post(&world, &path, &body).await, status, code, mentions);
+    }
+    let removal = delete(
+        &world,
+        &format!("/Conferences/{sid}/Participants/{stranger}.json"),
+    )
+    .await;
+    assert_error(&removal, 409, 21220, "has left");
+    let stored = world
+        .backend
+        .conferences
+        .conference(&room.sid)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_ref(), Some(&room), "nothing written");
+    assert!(
+        world.backend.drain_commands().await.is_empty(),
+        "nothing sent"
+    );
+    let list = get(&world, &format!("/Conferences/{sid}/Modifications.json")).await;
+    assert!(list["modifications"].as_array().unwrap().is_empty());
+}
+
+/// A change is an intent of the conference and one command in the conference's group, to the
+/// room's worker; the worker's outcome settles it; a retry with the same Idempotency-Key
+/// answers the first answer and sends nothing.
+async fn a_change_is_an_intent_and_a_command_and_a_key_makes_it_once(world: World) {
+    let (room, caller, agent) = room_of_two(&world).await;
+    let sid = room.sid.as_str();
+    let path = format!(
+        "/call/2012-04-24/Accounts/{}/Conferences/{sid}/Participants/{}.json",
+        world.account.sid, agent.sid
+    );
+    let keyed = || {
+        let mut request = teleapi_tests::post_request(&path, Some(&world.auth()), "Muted=true");
+        request
+            .headers_mut()
+            .insert("idempotency-key", "mute-agent-1".parse().unwrap());
+        request
+    };
+    let first = world.send(keyed()).await;
+    assert_eq!(first.status(), 200, "{}", body_text(&first));
+    let answer = body_json(&first);
+    assert_eq!(
+        (answer["muted"].clone(), answer["call_sid"].clone()),
+        (json!(true), json!(agent.sid))
+    );
+    let again = world.send(keyed()).await;
+    assert_eq!(body_json(&again), answer);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let sent = world
+        .backend
+        .commands
+        .receive(None, 10, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1, "one command for both");
+    world
+        .backend
+        .commands
+        .delete(None, &sent[0].receipt)
+        .await
+        .unwrap();
+    let command: Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(command["type"], "participant.update");
+    assert_eq!(command["conference_sid"], sid);
+    assert_eq!(command["seq"], 1);
+    assert_eq!(
+        command["parameters"],
+        json!({"call_sid": agent.sid, "muted": true})
+    );
+    assert_eq!(
+        sent[0].group.as_deref(),
+        Some(sid),
+        "ordered per conference"
+    );
+    // The worker applies it; the intent says so.
+    report(
+        &world,
+        &room,
+        5,
+        json!({"type": "conference.command.applied", "intent_sid": answer["intent_sid"], "seq": 1}),
+    )
+    .await;
+    let list = get(&world, &format!("/Conferences/{sid}/Modifications.json")).await;
+    let intent = &list["modifications"][0];
+    assert_eq!(
+        (intent["status"].as_str(), intent["action"].as_str()),
+        (Some("applied"), Some("participant-update"))
+    );
+    assert_eq!(intent["parameters"], json!({"Muted": "true"}));
+    // The same key with other parameters: 422.
+    let mut other = teleapi_tests::post_request(&path, Some(&world.auth()), "Muted=false");
+    other
+        .headers_mut()
+        .insert("idempotency-key", "mute-agent-1".parse().unwrap());
+    assert_error(&world.send(other).await, 422, 422, "different parameters");
+    // A removal answers 204, no body; the end answers the conference.
+    let removal = delete(
+        &world,
+        &format!("/Conferences/{sid}/Participants/{}.json", caller.sid),
+    )
+    .await;
+    assert_eq!(removal.status(), 204);
+    assert!(body_text(&removal).is_empty());
+    let end = post(&world, &format!("/Conferences/{sid}"), "Status=completed").await;
+    assert_eq!(end.status(), 200);
+    let xml = body_text(&end);
+    assert!(
+        xml.contains("<Conference><Sid>") && xml.contains("<IntentSid>MI"),
+        "{xml}"
+    );
+    let types: Vec<String> = world
+        .backend
+        .drain_commands()
+        .await
+        .iter()
+        .map(|m| m["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["participant.remove", "conference.end"]);
+}
+
+/// Concurrent changes of one participant are each an intent, numbered without gaps or repeats.
+async fn concurrent_changes_keep_a_gap_free_sequence(world: World) {
+    let (room, _, agent) = room_of_two(&world).await;
+    let path = format!("/Conferences/{}/Participants/{}.json", room.sid, agent.sid);
+    let world = std::sync::Arc::new(world);
+    let changes = (0..12).map(|i| {
+        let world = world.clone();
+        let path = path.clone();
+        tokio::spawn(async move {
+            let body = if i % 2 == 0 {
+                "Muted=true"
+            } else {
+                "Hold=true"
+            };
+            let answer = post(&world, &path, body).await;
+            assert_eq!(answer.status(), 200, "{}", body_text(&answer));
+        })
+    });
+    for change in changes {
+        change.await.unwrap();
+    }
+    let list = get(
+        &world,
+        &format!("/Conferences/{}/Modifications.json?PageSize=50", room.sid),
+    )
+    .await;
+    let seqs: Vec<u64> = list["modifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=12).collect::<Vec<_>>());
+    let stored = world
+        .backend
+        .conferences
+        .conference(&room.sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.seq, 12);
+    let agent = world
+        .backend
+        .conferences
+        .participant(&room.sid, &agent.sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(agent.state.muted && agent.state.hold);
+    assert_eq!(world.backend.drain_commands().await.len(), 12);
+}
+
 teleapi_tests::on_both_backends!(
+    bad_changes_are_refused_before_anything_is_written,
+    a_change_is_an_intent_and_a_command_and_a_key_makes_it_once,
+    concurrent_changes_keep_a_gap_free_sequence,
     a_conference_and_its_participants_as_reported,
     conferences_are_listed_and_filtered,
     bad_conference_requests_are_refused,

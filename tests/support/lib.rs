@@ -313,6 +313,14 @@ impl Backend {
     }
 
     /// Every message on the default commands queue, received and deleted, as JSON.
+    /// The URL of the default commands queue, as a worker would name its own.
+    pub fn commands_queue_url(&self) -> String {
+        self.aws.as_ref().map_or_else(
+            || "commands.fifo".to_owned(),
+            |aws| aws.commands_url.clone(),
+        )
+    }
+
     pub async fn drain_commands(&self) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
         loop {
@@ -483,7 +491,7 @@ impl World {
         let events = self.backend.event_services(self.clock.clone());
         let at = self.clock.now().millis();
         for (seq, kind) in [
-            serde_json::json!({"type": "conference.created", "account_sid": self.account.sid, "friendly_name": format!("room-{}", &sid.as_str()[2..8]), "command_queue_url": "https://sqs.example/worker.fifo"}),
+            serde_json::json!({"type": "conference.created", "account_sid": self.account.sid, "friendly_name": format!("room-{}", &sid.as_str()[2..8]), "command_queue_url": self.backend.commands_queue_url()}),
             serde_json::json!({"type": "participant.joined", "participant": {"call_sid": call.sid, "muted": false, "hold": false, "coaching": false, "start_conference_on_enter": true, "end_conference_on_exit": false}}),
             serde_json::json!({"type": "conference.started"}),
         ]
