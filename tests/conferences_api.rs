@@ -302,6 +302,14 @@ async fn bad_changes_are_refused_before_anything_is_written(world: World) {
         (format!("/Conferences/{sid}.json"), "Status=in-progress".into(), 400, 21200, "Status"),
         (format!("/Conferences/{sid}.json"), "Status=completed&AnnounceUrl=https%3A%2F%2Fa.example%2Fa".into(), 400, 21200, "Status"),
         ("/Conferences/CF00000000000000000000000000000000.json".into(), "Status=completed".into(), 404, 20404, "CF0000"),
+        (format!("/Conferences/{sid}/Participants.json"), "To=client%3Abob".into(), 400, 21200, "From"),
+        (format!("/Conferences/{sid}/Participants.json"), "From=%2B15551230001&To=5551230002".into(), 400, 21211, "E.164"),
+        (format!("/Conferences/{sid}/Participants.json"), "From=%2B15551230001&To=client%3Abob&Beep=loud".into(), 400, 21200, "Beep"),
+        (format!("/Conferences/{sid}/Participants.json"), format!("From=%2B15551230001&To=client%3Abob&Label={}", "x".repeat(129)), 400, 21200, "Label"),
+        (format!("/Conferences/{sid}/Participants.json"), "From=%2B15551230001&To=client%3Abob&Coaching=true".into(), 400, 21200, "CallSidToCoach"),
+        (format!("/Conferences/{sid}/Participants.json"), format!("From=%2B15551230001&To=client%3Abob&CallSidToCoach={}", caller.sid), 400, 21200, "Coaching=true"),
+        (format!("/Conferences/{sid}/Participants.json"), format!("From=%2B15551230001&To=client%3Abob&Coaching=true&CallSidToCoach={stranger}"), 400, 21200, "not a participant"),
+        (format!("/Conferences/{sid}/Participants.json"), "From=%2B15551230001&To=client%3Abob&Url=https%3A%2F%2Fa.example%2Fx".into(), 400, 20001, "Url"),
     ];
     for (path, body, status, code, mentions) in cases {
         assert_error(&post(&world, &path, &body).await, status, code, mentions);
@@ -424,6 +432,27 @@ async fn a_change_is_an_intent_and_a_command_and_a_key_makes_it_once(world: Worl
         .map(|m| m["type"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(types, ["participant.remove", "conference.end"]);
+    // Once the worker reports the end, nothing more: changes and additions answer 409.
+    report(
+        &world,
+        &room,
+        6,
+        json!({"type": "conference.ended", "reason": "conference-ended-via-api"}),
+    )
+    .await;
+    for (path, body) in [
+        (
+            format!("/Conferences/{sid}/Participants.json"),
+            "From=%2B15551230001&To=client%3Abob",
+        ),
+        (
+            format!("/Conferences/{sid}/Participants/{}.json", agent.sid),
+            "Muted=false",
+        ),
+        (format!("/Conferences/{sid}.json"), "Status=completed"),
+    ] {
+        assert_error(&post(&world, &path, body).await, 409, 21220, "has ended");
+    }
 }
 
 /// Concurrent changes of one participant are each an intent, numbered without gaps or repeats.

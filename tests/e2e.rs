@@ -446,9 +446,9 @@ async fn a_moderated_conference(local: Local) {
 }
 
 /// (b'') A warm transfer run through the conference API: a customer and an agent in a room;
-/// the customer on hold with music and back; a supervisor joins and coaches the agent; the agent
-/// is muted and unmuted; an announcement to the room; the supervisor is removed; the agent
-/// leaves; the room is ended and the customer goes on after its `<Dial>`. Every change is an
+/// the customer on hold with music and back; the agent adds a second agent to the room and
+/// coaches it; the agent is muted and unmuted; an announcement to the room; the agent leaves
+/// (removed); the room is ended and everyone goes on after their `<Dial>`. Every change is an
 /// intent of the conference, applied by the worker, and what the worker did is what the API
 /// shows.
 async fn a_warm_transfer_through_the_conference_api(local: Local) {
@@ -535,30 +535,45 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
     change(&customer, "Hold=false").await;
     reported(&customer, "hold", false).await;
 
-    // A supervisor joins and coaches the agent.
-    let supervisor = local
-        .create(&format!(
-            "From=%2B15551230001&To=client%3Asupervisor&Url={}",
-            local.app("/supervisor")
-        ))
+    // The agent adds a second agent to the room, and coaches it.
+    let (status, added) = local
+        .post(
+            &format!("{base}/Participants.json"),
+            "From=%2B15551230001&To=client%3Aagent2&Label=agent-2&StatusCallback=",
+        )
         .await;
-    eventually("the supervisor to join", || async {
+    assert_eq!(status, 400, "an empty StatusCallback is refused: {added}");
+    let (status, added) = local
+        .post(
+            &format!("{base}/Participants.json"),
+            "From=%2B15551230001&To=client%3Aagent2&Label=agent-2",
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(
+        (added["status"].as_str(), added["label"].as_str()),
+        (Some("queued"), Some("agent-2"))
+    );
+    let second = added["call_sid"].as_str().unwrap().to_owned();
+    let call = local.call(&second).await;
+    assert_eq!(
+        (call["to"].as_str(), call["direction"].as_str()),
+        (Some("client:agent2"), Some("outbound-api"))
+    );
+    eventually("the second agent to join", || async {
         (local.participants(&room).await.len() == 3).then_some(())
     })
     .await;
-    let coaching = change(
-        &supervisor,
-        &format!("Coaching=true&CallSidToCoach={agent}"),
-    )
-    .await;
-    assert_eq!(coaching["call_sid_to_coach"], agent.as_str());
-    reported(&supervisor, "coaching", true).await;
+    assert_eq!(local.get(&participant(&second)).await["label"], "agent-2");
+    let coaching = change(&agent, &format!("Coaching=true&CallSidToCoach={second}")).await;
+    assert_eq!(coaching["call_sid_to_coach"], second.as_str());
+    reported(&agent, "coaching", true).await;
     assert_eq!(
-        local.get(&participant(&supervisor)).await["call_sid_to_coach"],
-        agent.as_str()
+        local.get(&participant(&agent)).await["call_sid_to_coach"],
+        second.as_str()
     );
 
-    // The agent muted and unmuted.
+    // The first agent muted and unmuted.
     change(&agent, "Muted=true").await;
     reported(&agent, "muted", true).await;
     change(&agent, "Muted=false").await;
@@ -579,10 +594,10 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
     })
     .await;
 
-    // The supervisor removed: out of the room, its call hung up.
+    // The first agent leaves, removed from the room: its call hangs up.
     let removed = local
         .client
-        .delete(participant(&supervisor))
+        .delete(participant(&agent))
         .basic_auth(&local.sid, Some(TOKEN))
         .send()
         .await
@@ -594,18 +609,20 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
             .unwrap()
             .starts_with("MI")
     );
-    eventually("the supervisor's call to end", || {
-        status_is(&local, &supervisor, "completed")
+    eventually("the agent's call to end", || {
+        status_is(&local, &agent, "completed")
     })
     .await;
-    assert_eq!(local.participants(&room).await.len(), 2);
+    let left: Vec<String> = local
+        .participants(&room)
+        .await
+        .iter()
+        .map(|p| p["call_sid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, [customer.clone(), second.clone()]);
 
-    // The agent leaves; the room ends; the customer goes on after its <Dial>.
-    local.modify(&agent, "Status=completed").await;
-    eventually("the agent to leave", || async {
-        (local.participants(&room).await.len() == 1).then_some(())
-    })
-    .await;
+    // The room ends: the customer goes on after its <Dial> and hangs up; so does the second
+    // agent, whose RCML has nothing after it.
     let (status, ended) = local
         .post(&format!("{base}.json"), "Status=completed")
         .await;
@@ -616,10 +633,12 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
     })
     .await;
     assert_eq!(ended["reason_conference_ended"], "conference-ended-via-api");
-    eventually("the customer to go on and hang up", || {
-        status_is(&local, &customer, "completed")
-    })
-    .await;
+    for call in [&customer, &second] {
+        eventually("everyone to go on and hang up", || {
+            status_is(&local, call, "completed")
+        })
+        .await;
+    }
 
     // Every change is an intent of the conference, applied, in order.
     let modifications = eventually("every change to be applied", || async {

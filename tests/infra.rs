@@ -528,11 +528,14 @@ fn the_openapi_document_matches_the_handlers() {
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
-                Operation::ModifyConference | Operation::ModifyParticipant => {
-                    let parameters: &[&str] = if *op == Operation::ModifyConference {
-                        &teleapi::domain::conference_modify::CONFERENCE_PARAMETERS
-                    } else {
-                        &teleapi::domain::conference_modify::PARTICIPANT_PARAMETERS
+                Operation::ModifyConference
+                | Operation::ModifyParticipant
+                | Operation::AddParticipant => {
+                    use teleapi::domain::conference_modify as c;
+                    let parameters: &[&str] = match op {
+                        Operation::ModifyConference => &c::CONFERENCE_PARAMETERS,
+                        Operation::ModifyParticipant => &c::PARTICIPANT_PARAMETERS,
+                        _ => &c::ADD_PARTICIPANT_PARAMETERS,
                     };
                     let expected: BTreeSet<String> =
                         parameters.iter().map(|p| (*p).to_owned()).collect();

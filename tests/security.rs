@@ -28,6 +28,11 @@ fn body_for(method: &str, template: &str) -> &'static str {
     let conference = template.contains("{ConferenceSid}");
     match (method, conference, template.contains("{CallSid}")) {
         ("POST", true, true) => "Muted=true",
+        ("POST", true, false)
+            if template.ends_with("Participants") || template.ends_with("Participants.json") =>
+        {
+            "From=%2B15551230001&To=client%3Abob"
+        }
         ("POST", true, false) => "Status=completed",
         ("POST", false, true) => "Mute=true",
         ("POST", false, false) => {

@@ -16,12 +16,16 @@ use super::conferences::{conference_resource, owned_conference, participant_reso
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
 use super::{Route, Services, Success, form_body};
-use crate::domain::conference_modify::{
-    ConferenceChangeRequest, ConferenceUpdate, ParticipantUpdate, PlanError, PlannedConference,
-    plan,
+use crate::domain::conference::{
+    ConferenceStatus, Participant, ParticipantState, ParticipantStatus,
 };
-use crate::domain::{Account, IntentSid};
-use crate::ports::{ConferenceWrite, OutgoingMessage, RecordError};
+use crate::domain::conference_modify::{
+    AddParticipant, ConferenceChangeRequest, ConferenceUpdate, ParticipantUpdate, PlanError,
+    PlannedConference, plan,
+};
+use crate::domain::create::plan_create;
+use crate::domain::{Account, Call, CallSid, CallStatus, ConferenceStateError, IntentSid};
+use crate::ports::{CallWrite, ConferenceWrite, OutgoingMessage, RecordError};
 
 pub async fn modify_conference(
     services: &Services,
@@ -60,6 +64,130 @@ pub async fn remove_participant(
     crate::domain::params::Params::collect(&form, &[], &[])?;
     let change = ConferenceChangeRequest::Remove(call_sid);
     apply(services, route, request, &caller, &owner, change).await
+}
+
+/// `POST …/Conferences/{Sid}/Participants`: a new call, through create-call's own pipeline
+/// (one conditional write of the call and its `dial` intent, one command to the room's worker),
+/// whose RCML joins the room once it answers. 201 with the participant, `queued`; it is listed
+/// once it has joined.
+pub async fn add_participant(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    let (caller, owner) = super::accounts(services, route, request).await?;
+    let form = form_body(request, services.config.max_body_bytes)?;
+    let conference = owned_conference(services, &owner, route).await?;
+    if conference.status == ConferenceStatus::Completed {
+        return Err(ConferenceStateError::Ended(conference.sid.to_string()).into());
+    }
+    let added = AddParticipant::parse(
+        &form,
+        &conference.friendly_name,
+        services.config.address_policy,
+    )?;
+    if let Some(coached) = &added.call_sid_to_coach {
+        let present = services
+            .conferences
+            .participant(&conference.sid, coached)
+            .await?
+            .is_some_and(|p| p.status == ParticipantStatus::Connected);
+        if !present {
+            return Err(ApiError::InvalidParameter(crate::domain::params::invalid(
+                "CallSidToCoach",
+                format!(
+                    "CallSidToCoach {coached} is not a participant of conference {}",
+                    conference.sid
+                ),
+            )));
+        }
+    }
+    let key = intents::idempotency_key(request.headers(), &caller)?;
+    let fingerprint = format!(
+        "add {} {}",
+        conference.sid,
+        serde_json::to_string(&added.parameters()).expect("a string map serialises")
+    );
+    let root = Some("Participant");
+    if let Some(answer) =
+        intents::known_answer_as(services, key.as_ref(), &fingerprint, root).await?
+    {
+        return Ok(answer);
+    }
+    let now = services.clock.now();
+    let mut planned = plan_create(
+        &added.call,
+        owner.sid.clone(),
+        owner.listing_shards,
+        CallSid::generate(),
+        IntentSid::generate(),
+        now,
+        services.config.intent_retention,
+    );
+    // The call is placed by the worker that runs the room, which it joins.
+    planned.call.command_queue = Some(conference.command_queue.clone());
+    planned.intent.queue = Some(conference.command_queue.clone());
+    let participant = Participant {
+        conference_sid: conference.sid.clone(),
+        account_sid: conference.account_sid.clone(),
+        state: ParticipantState {
+            call_sid: planned.call.sid.clone(),
+            label: added.label.clone(),
+            muted: added.muted,
+            hold: false,
+            coaching: added.call_sid_to_coach.is_some(),
+            call_sid_to_coach: added.call_sid_to_coach.clone(),
+            start_conference_on_enter: added.start_conference_on_enter,
+            end_conference_on_exit: added.end_conference_on_exit,
+        },
+        status: ParticipantStatus::Queued,
+        event_seq: 0,
+        date_created: now,
+        date_updated: now,
+        expires_at: None,
+    };
+    let mut resource = participant_resource(&participant);
+    resource["intent_sid"] = json!(planned.intent.sid);
+    let record = key.as_ref().map(|key| {
+        intents::remember(
+            key,
+            &fingerprint,
+            StatusCode::CREATED,
+            &resource,
+            now,
+            services.config.idempotency_lifetime,
+        )
+    });
+    let write = CallWrite {
+        call: &planned.call,
+        expected_version: None,
+        intent: Some(&planned.intent),
+        idempotency: record.as_ref(),
+        now,
+    };
+    let written = services.calls.write_call(write).await;
+    match intents::landed(services, &planned.intent, written).await {
+        Ok(()) => {}
+        Err(RecordError::KeyTaken) => {
+            return intents::known_answer_as(services, key.as_ref(), &fingerprint, root)
+                .await?
+                .ok_or(ApiError::Busy);
+        }
+        Err(RecordError::CallChanged) => return Err(ApiError::Internal),
+        Err(RecordError::Store(err)) => return Err(err.into()),
+    }
+    let failed = Call {
+        status: CallStatus::Failed,
+        end_time: Some(now),
+        ..planned.call.clone()
+    };
+    intents::dispatch(services, &planned, failed, key.as_ref()).await?;
+    Ok(Success {
+        status: StatusCode::CREATED,
+        root,
+        resource,
+        headers: vec![(INTENT_SID_HEADER, planned.intent.sid.to_string())],
+    })
 }
 
 /// What a change answers: the resource it changed, with the intent's sid (204 with none for a

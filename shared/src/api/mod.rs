@@ -90,10 +90,11 @@ pub enum Operation {
     ModifyParticipant,
     RemoveParticipant,
     ListConferenceModifications,
+    AddParticipant,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 14] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -107,6 +108,7 @@ impl Operation {
         Self::ModifyParticipant,
         Self::RemoveParticipant,
         Self::ListConferenceModifications,
+        Self::AddParticipant,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,13 +126,15 @@ impl Operation {
             Self::ModifyParticipant => "modify-participant",
             Self::RemoveParticipant => "remove-participant",
             Self::ListConferenceModifications => "list-conference-modifications",
+            Self::AddParticipant => "add-participant",
         }
     }
 
     /// The Lambda function that serves the operation (its crate under `functions/`).
     pub fn function(self) -> &'static str {
         match self {
-            Self::CreateCall => "create-call",
+            // Everything that creates a call.
+            Self::CreateCall | Self::AddParticipant => "create-call",
             // Lists of an account's resources; reads of one resource and what hangs off it.
             Self::ListCalls | Self::ListConferences => "list-calls",
             Self::GetCall
@@ -159,7 +163,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 23] = {
+pub const ROUTES: [(&str, &str, Operation); 25] = {
     use Operation::*;
     [
         (
@@ -259,6 +263,16 @@ pub const ROUTES: [(&str, &str, Operation); 23] = {
         ),
         (
             "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants",
+            AddParticipant,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants.json",
+            AddParticipant,
+        ),
+        (
+            "POST",
             "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants/{CallSid}",
             ModifyParticipant,
         ),
@@ -335,7 +349,10 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                 (HttpMethod::GET, Operation::GetConference),
                 (HttpMethod::POST, Operation::ModifyConference),
             ],
-            Operation::ListParticipants => &[(HttpMethod::GET, Operation::ListParticipants)],
+            Operation::ListParticipants => &[
+                (HttpMethod::GET, Operation::ListParticipants),
+                (HttpMethod::POST, Operation::AddParticipant),
+            ],
             Operation::ListConferenceModifications => {
                 &[(HttpMethod::GET, Operation::ListConferenceModifications)]
             }
@@ -524,6 +541,9 @@ pub async fn handle(
             }
             Operation::ListConferenceModifications => {
                 list::list_conference_modifications(services, &route, &request).await
+            }
+            Operation::AddParticipant => {
+                conference_changes::add_participant(services, &route, &request).await
             }
         },
         Err(err) => Err(err),

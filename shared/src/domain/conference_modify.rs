@@ -38,7 +38,172 @@ pub const PARTICIPANT_PARAMETERS: [&str; 10] = [
 /// What `POST …/Conferences/{ConferenceSid}` accepts.
 pub const CONFERENCE_PARAMETERS: [&str; 3] = ["Status", "AnnounceUrl", "AnnounceMethod"];
 
-/// A participant's change, as asked: absent means "as it is".
+/// What `POST …/Conferences/{ConferenceSid}/Participants` accepts.
+pub const ADD_PARTICIPANT_PARAMETERS: [&str; 13] = [
+    "From",
+    "To",
+    "Timeout",
+    "StatusCallback",
+    "StatusCallbackMethod",
+    "StatusCallbackEvent",
+    "Muted",
+    "Beep",
+    "StartConferenceOnEnter",
+    "EndConferenceOnExit",
+    "Coaching",
+    "CallSidToCoach",
+    "Label",
+];
+
+/// The longest `Label`.
+const MAX_LABEL: usize = 128;
+
+/// A new participant: a call dialled with the API's create-call pipeline whose RCML, once
+/// answered, joins it to the room as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddParticipant {
+    /// The outgoing call, as `POST …/Calls` would take it (its `Twiml` joins the room).
+    pub call: super::create::CreateRequest,
+    pub muted: bool,
+    /// `true`, `false`, `onEnter` or `onExit`.
+    pub beep: String,
+    pub start_conference_on_enter: bool,
+    pub end_conference_on_exit: bool,
+    pub call_sid_to_coach: Option<CallSid>,
+    pub label: Option<String>,
+}
+
+impl AddParticipant {
+    /// Reads the request whole; `room` is the conference's name, which the new call's RCML
+    /// joins.
+    pub fn parse(form: &Form, room: &str, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
+        let raw = Params::collect(form, &ADD_PARTICIPANT_PARAMETERS, &["StatusCallbackEvent"])?;
+        let coaching = raw.boolean("Coaching")?;
+        let call_sid_to_coach: Option<CallSid> = raw
+            .get("CallSidToCoach")
+            .map(|value| {
+                value.parse().map_err(|e: super::sid::InvalidSid| {
+                    invalid("CallSidToCoach", format!("CallSidToCoach: {e}"))
+                })
+            })
+            .transpose()?;
+        match (coaching, &call_sid_to_coach) {
+            (Some(true), None) => {
+                return Err(invalid(
+                    "CallSidToCoach",
+                    "Coaching=true needs CallSidToCoach, the participant to coach".into(),
+                ));
+            }
+            (Some(false) | None, Some(_)) => {
+                return Err(conflict(
+                    "CallSidToCoach",
+                    "CallSidToCoach names whom to coach; give it with Coaching=true".into(),
+                ));
+            }
+            _ => {}
+        }
+        let beep = match raw.get("Beep") {
+            None => "true".to_owned(),
+            Some(value) => ["true", "false", "onEnter", "onExit"]
+                .into_iter()
+                .find(|b| b.eq_ignore_ascii_case(value))
+                .ok_or_else(|| {
+                    invalid(
+                        "Beep",
+                        format!(
+                            "Beep must be true, false, onEnter or onExit, not '{}'",
+                            shorten(value)
+                        ),
+                    )
+                })?
+                .to_owned(),
+        };
+        let label = raw.get("Label").map(str::to_owned);
+        if let Some(label) = &label
+            && (label.is_empty() || label.chars().count() > MAX_LABEL)
+        {
+            return Err(invalid(
+                "Label",
+                format!("Label must be 1 to {MAX_LABEL} characters"),
+            ));
+        }
+        let muted = raw.boolean("Muted")?.unwrap_or(false);
+        let start_conference_on_enter = raw.boolean("StartConferenceOnEnter")?.unwrap_or(true);
+        let end_conference_on_exit = raw.boolean("EndConferenceOnExit")?.unwrap_or(false);
+        // The call itself: create-call's own parameters and rules, with RCML that joins the
+        // room as asked.
+        let mut attributes = vec![
+            ("muted", muted.to_string()),
+            ("beep", beep.clone()),
+            (
+                "startConferenceOnEnter",
+                start_conference_on_enter.to_string(),
+            ),
+            ("endConferenceOnExit", end_conference_on_exit.to_string()),
+        ];
+        if let Some(label) = &label {
+            attributes.push(("participantLabel", label.clone()));
+        }
+        if let Some(coached) = &call_sid_to_coach {
+            attributes.push(("coach", coached.to_string()));
+        }
+        let attributes: String = attributes
+            .iter()
+            .map(|(name, value)| format!(" {name}=\"{}\"", quick_xml::escape::escape(value)))
+            .collect();
+        let rcml = format!(
+            "<Response><Dial><Conference{attributes}>{}</Conference></Dial></Response>",
+            quick_xml::escape::escape(room)
+        );
+        let mut pairs: Vec<(String, String)> = [
+            "From",
+            "To",
+            "Timeout",
+            "StatusCallback",
+            "StatusCallbackMethod",
+        ]
+        .into_iter()
+        .filter_map(|name| raw.get(name).map(|v| (name.to_owned(), v.to_owned())))
+        .collect();
+        for event in raw.get_all("StatusCallbackEvent") {
+            pairs.push(("StatusCallbackEvent".into(), event.to_owned()));
+        }
+        pairs.push(("Twiml".into(), rcml));
+        let call = super::create::CreateRequest::parse(&Form::from_pairs(pairs), policy)?;
+        Ok(Self {
+            call,
+            muted,
+            beep,
+            start_conference_on_enter,
+            end_conference_on_exit,
+            call_sid_to_coach,
+            label,
+        })
+    }
+
+    /// The request in canonical form: the call's parameters, and how it joins.
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        let mut out = self.call.parameters();
+        out.insert("Muted".into(), self.muted.to_string());
+        out.insert("Beep".into(), self.beep.clone());
+        out.insert(
+            "StartConferenceOnEnter".into(),
+            self.start_conference_on_enter.to_string(),
+        );
+        out.insert(
+            "EndConferenceOnExit".into(),
+            self.end_conference_on_exit.to_string(),
+        );
+        if let Some(label) = &self.label {
+            out.insert("Label".into(), label.clone());
+        }
+        if let Some(coached) = &self.call_sid_to_coach {
+            out.insert("CallSidToCoach".into(), coached.to_string());
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParticipantUpdate {
     pub muted: Option<bool>,

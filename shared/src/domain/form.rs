@@ -36,6 +36,11 @@ impl Form {
         Ok(Self { pairs })
     }
 
+    /// A form of decoded pairs (one the service builds itself).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self { pairs }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
