@@ -1356,6 +1356,15 @@ mod conferences {
             date_updated: Timestamp::from_millis(at),
             reason_ended: None,
             call_sid_ending: None,
+            status_callback: Some(teleapi::domain::conference::ConferenceCallback {
+                url: teleapi::domain::WebhookUrl::parse(
+                    "https://app.example.com/conference-events",
+                    Default::default(),
+                )
+                .unwrap(),
+                method: teleapi::domain::Method::Get,
+                events: vec![teleapi::domain::conference::ConferenceCallbackEvent::Join],
+            }),
             expires_at: None,
         }
     }

@@ -226,23 +226,48 @@ async fn handle_conference_event(
         _ => None,
     };
     let now = services.clock.now();
+    if let (ConferenceEventKind::Announcement { .. }, Some(current)) = (&event.kind, &current) {
+        // Nothing to record: only the application hears of it.
+        let jobs = conference::callbacks(current, None, &event, now);
+        queue_jobs(services, &jobs).await?;
+        return Ok(Handled::Applied {
+            callback: !jobs.is_empty(),
+            intent: false,
+        });
+    }
     let retention = services.config.intent_retention;
-    let handled = match conference::apply(
+    let planned = conference::apply(
         current.as_ref(),
         participant.as_ref(),
         &event,
         now,
         retention,
-    ) {
+    );
+    let handled = match planned {
         Err(why) => Handled::Ignored(why),
-        Ok(change) if store.write_conference(&change).await? => Handled::Applied {
-            callback: false,
-            intent: false,
-        },
-        Ok(_) => Handled::Ignored(format!(
-            "{} of {sid}: a concurrent write got there first",
-            event.name()
-        )),
+        Ok(change) => {
+            // The application's requests first, so that a crash before the write can only
+            // repeat them (same job ids), never lose them.
+            let after = match &change {
+                conference::ConferenceChange::Conference { conference, .. } => Some(conference),
+                conference::ConferenceChange::Participant(_) => current.as_ref(),
+            };
+            let jobs = after.map_or_else(Vec::new, |c| {
+                conference::callbacks(c, participant.as_ref(), &event, now)
+            });
+            queue_jobs(services, &jobs).await?;
+            if store.write_conference(&change).await? {
+                Handled::Applied {
+                    callback: !jobs.is_empty(),
+                    intent: false,
+                }
+            } else {
+                Handled::Ignored(format!(
+                    "{} of {sid}: a concurrent write got there first",
+                    event.name()
+                ))
+            }
+        }
     };
     tracing::info!(
         target: "teleapi::event",
@@ -252,6 +277,19 @@ async fn handle_conference_event(
         "event"
     );
     Ok(handled)
+}
+
+async fn queue_jobs(services: &EventServices, jobs: &[CallbackJob]) -> Result<(), EventError> {
+    for job in jobs {
+        services
+            .callbacks
+            .send(
+                None,
+                &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 async fn settle(

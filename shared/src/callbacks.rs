@@ -163,7 +163,7 @@ async fn dead_letter(
             &OutgoingMessage::standard(job.to_json(), Duration::ZERO),
         )
         .await?;
-    tracing::warn!(job_id = %job.job_id, call_sid = %job.call_sid, reason = why, "callback job dead-lettered");
+    tracing::warn!(job_id = %job.job_id, call_sid = ?job.call_sid, conference_sid = ?job.conference_sid, reason = why, "callback job dead-lettered");
     Ok(JobOutcome::DeadLettered(why.to_owned()))
 }
 
@@ -209,7 +209,7 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
         Ok(response) => response.status.to_string(),
         Err(err) => err.to_string(),
     };
-    tracing::info!(job_id = %job.job_id, call_sid = %job.call_sid, kind = ?job.kind, attempt = job.attempts + 1, outcome = %outcome, "callback attempt");
+    tracing::info!(job_id = %job.job_id, call_sid = ?job.call_sid, conference_sid = ?job.conference_sid, kind = ?job.kind, attempt = job.attempts + 1, outcome = %outcome, "callback attempt");
     job.attempts += 1;
     job.history.push(AttemptRecord {
         at: now.millis(),
@@ -291,11 +291,15 @@ async fn system(
     job: &CallbackJob,
     action: &SystemAction,
 ) -> Result<(), JobError> {
+    // Fallbacks are about a call; a job without one has no call to act on.
+    let Some(call_sid) = &job.call_sid else {
+        return Ok(());
+    };
     let clock = services.clock.clone();
     let outcome = record_system_intent(
         services.calls.as_ref(),
         services.commands.as_ref(),
-        &job.call_sid,
+        call_sid,
         action,
         move || clock.now(),
         services.config.intent_retention,
@@ -303,7 +307,7 @@ async fn system(
     )
     .await?;
     if outcome == SystemOutcome::Moot {
-        tracing::info!(call_sid = %job.call_sid, "call ended before the fallback settled; nothing to do");
+        tracing::info!(call_sid = %call_sid, "call ended before the fallback settled; nothing to do");
     }
     Ok(())
 }

@@ -632,7 +632,8 @@ async fn callback_throughput(rows: &mut Vec<Row>, rounds: usize) {
         job_id: format!("job-{n}"),
         kind: JobKind::StatusCallback,
         account_sid: world.account.sid.clone(),
-        call_sid: teleapi::domain::CallSid::generate(),
+        call_sid: Some(teleapi::domain::CallSid::generate()),
+        conference_sid: None,
         url: url.clone(),
         method: Method::Post,
         parameters: [

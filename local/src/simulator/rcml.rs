@@ -3,7 +3,8 @@
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use teleapi::domain::{Method, Rcml};
+use teleapi::domain::conference::{ConferenceCallback, ConferenceCallbackEvent};
+use teleapi::domain::{AddressPolicy, Method, Rcml, WebhookUrl};
 
 /// Who a `<Dial>` calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,9 @@ pub struct ConferenceNoun {
     pub label: Option<String>,
     /// `coach`: the CallSid of the participant this one coaches.
     pub coach: Option<String>,
+    /// `statusCallback`, `statusCallbackMethod`, `statusCallbackEvent`: the room's, if this
+    /// participant creates it.
+    pub status_callback: Option<ConferenceCallback>,
 }
 
 impl ConferenceNoun {
@@ -36,6 +40,7 @@ impl ConferenceNoun {
             end_conference_on_exit: false,
             label: None,
             coach: None,
+            status_callback: None,
         }
     }
 }
@@ -220,6 +225,31 @@ fn conference(noun: &Noun) -> ConferenceNoun {
         end_conference_on_exit: flag("endConferenceOnExit", false),
         label: attr("participantLabel"),
         coach: attr("coach"),
+        status_callback: attr("statusCallback")
+            .and_then(|url| {
+                WebhookUrl::parse(
+                    &url,
+                    AddressPolicy {
+                        allow_loopback: true,
+                    },
+                )
+                .ok()
+            })
+            .map(|url| ConferenceCallback {
+                url,
+                method: attr("statusCallbackMethod")
+                    .and_then(|m| Method::parse(&m))
+                    .unwrap_or_default(),
+                events: attr("statusCallbackEvent").map_or_else(
+                    || vec![ConferenceCallbackEvent::Start, ConferenceCallbackEvent::End],
+                    |events| {
+                        events
+                            .split([' ', ','])
+                            .filter_map(ConferenceCallbackEvent::parse)
+                            .collect()
+                    },
+                ),
+            }),
     }
 }
 
@@ -238,7 +268,7 @@ mod tests {
               <Dial><Sip>sip:carol@pbx.example.com</Sip></Dial>
               <Dial>+15557654321</Dial>
               <Dial><Conference>room-1</Conference></Dial>
-              <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef">room-2</Conference></Dial>
+              <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef" statusCallback="https://app.example.com/conference" statusCallbackMethod="GET" statusCallbackEvent="join leave,mute">room-2</Conference></Dial>
               <Redirect method="GET">https://app.example.com/next?a=1&amp;b=2</Redirect>
               <Gather/>
               <Reject reason="busy"/>
@@ -275,6 +305,19 @@ mod tests {
                         end_conference_on_exit: true,
                         label: Some("agent".into()),
                         coach: Some("CA0123456789abcdef0123456789abcdef".into()),
+                        status_callback: Some(ConferenceCallback {
+                            url: WebhookUrl::parse(
+                                "https://app.example.com/conference",
+                                AddressPolicy::default(),
+                            )
+                            .unwrap(),
+                            method: Method::Get,
+                            events: vec![
+                                ConferenceCallbackEvent::Join,
+                                ConferenceCallbackEvent::Leave,
+                                ConferenceCallbackEvent::Mute,
+                            ],
+                        }),
                     }),
                     timeout: 30
                 },

@@ -117,6 +117,7 @@ impl Rooms {
                     friendly_name: noun.name.clone(),
                     command_queue_url: shared.queue_url.clone(),
                     worker_id: Some(shared.worker_id.clone()),
+                    status_callback: noun.status_callback.clone(),
                 });
                 inner.by_name.insert(key, sid.clone());
                 inner.rooms.insert(sid.clone(), room);
@@ -174,6 +175,18 @@ impl Rooms {
             return;
         };
         end(&mut inner, sid, reason, Some(call_sid.clone()));
+    }
+
+    /// An announcement finished (or could not be played): reported in the room's order.
+    fn announced(&self, sid: &ConferenceSid, call_sid: Option<CallSid>, completed: bool) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(room) = inner.rooms.get_mut(sid) {
+            room.report(sid, |seq| ConferenceEventKind::Announcement {
+                seq,
+                call_sid,
+                completed,
+            });
+        }
     }
 
     /// Carries out a conference command (docs/messages.md, "Conference commands") and reports
@@ -242,24 +255,12 @@ impl Rooms {
                 }
                 let state = state.clone();
                 if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
-                    play(
-                        shared,
-                        &sid,
-                        Some(&state.call_sid),
-                        url,
-                        p.hold_method,
-                        "hold music",
-                    );
+                    let music = Playing::HoldMusic(state.call_sid.clone());
+                    play(shared, &sid, music, url, p.hold_method);
                 }
                 if let Some(url) = &p.announce_url {
-                    play(
-                        shared,
-                        &sid,
-                        Some(&state.call_sid),
-                        url,
-                        p.announce_method,
-                        "announcement",
-                    );
+                    let announcement = Playing::Announcement(Some(state.call_sid.clone()));
+                    play(shared, &sid, announcement, url, p.announce_method);
                 }
                 room.report(&sid, |seq| ConferenceEventKind::ParticipantUpdated {
                     seq,
@@ -281,7 +282,13 @@ impl Rooms {
             }
             (ConferenceCommandType::ConferenceAnnounce, _) => {
                 if let Some(url) = &p.announce_url {
-                    play(shared, &sid, None, url, p.announce_method, "announcement");
+                    play(
+                        shared,
+                        &sid,
+                        Playing::Announcement(None),
+                        url,
+                        p.announce_method,
+                    );
                 }
                 true
             }
@@ -295,34 +302,44 @@ impl Rooms {
     }
 }
 
-/// Fetches the RCML at `url` to play it in the room (to one participant or to everyone). The
-/// simulator has no audio: fetching it is the playing; a failure falls back to the default (hold
-/// music) or to silence, as a media server would.
+/// What is played in a room.
+enum Playing {
+    /// To a participant on hold.
+    HoldMusic(CallSid),
+    /// To one participant, or to everyone.
+    Announcement(Option<CallSid>),
+}
+
+/// Fetches the RCML at `url` to play it in the room. The simulator has no audio: fetching it
+/// is the playing. Hold music that cannot be fetched falls back to the default music; an
+/// announcement is reported as ended, or as failed if it could not be fetched.
 fn play(
     shared: &Shared,
     sid: &ConferenceSid,
-    call_sid: Option<&CallSid>,
+    what: Playing,
     url: &teleapi::domain::WebhookUrl,
     method: Option<teleapi::domain::Method>,
-    what: &'static str,
 ) {
     let mut params = vec![("ConferenceSid", sid.to_string())];
-    if let Some(call_sid) = call_sid {
+    let call_sid = match &what {
+        Playing::HoldMusic(call) | Playing::Announcement(Some(call)) => Some(call.clone()),
+        Playing::Announcement(None) => None,
+    };
+    if let Some(call_sid) = &call_sid {
         params.push(("CallSid", call_sid.to_string()));
     }
     let request = match method.unwrap_or_default() {
         teleapi::domain::Method::Get => shared.http.get(url.as_str()).query(&params),
         teleapi::domain::Method::Post => shared.http.post(url.as_str()).form(&params),
     };
-    let sid = sid.clone();
+    let (sid, rooms) = (sid.clone(), shared.rooms.clone());
     tokio::spawn(async move {
-        match request.send().await {
-            Ok(answer) if answer.status().is_success() => {
-                tracing::info!(conference_sid = %sid, what, "simulator: playing");
+        let fetched = matches!(request.send().await, Ok(answer) if answer.status().is_success());
+        match what {
+            Playing::HoldMusic(_) => {
+                tracing::info!(conference_sid = %sid, fetched, "simulator: hold music (the default if not fetched)");
             }
-            _ => {
-                tracing::info!(conference_sid = %sid, what, "simulator: could not fetch it; the default plays")
-            }
+            Playing::Announcement(_) => rooms.announced(&sid, call_sid, fetched),
         }
     });
 }

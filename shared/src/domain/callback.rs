@@ -12,7 +12,7 @@ use sha1::Sha1;
 
 use super::API_VERSION;
 use super::call::Call;
-use super::sid::{AccountSid, CallSid};
+use super::sid::{AccountSid, CallSid, ConferenceSid};
 use super::time::Timestamp;
 use super::webhook::{Method, WebhookUrl};
 
@@ -46,7 +46,12 @@ pub struct CallbackJob {
     pub job_id: String,
     pub kind: JobKind,
     pub account_sid: AccountSid,
-    pub call_sid: CallSid,
+    /// The call the request is about (every job but a conference's own events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_sid: Option<CallSid>,
+    /// The conference the request is about (conference status callbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference_sid: Option<ConferenceSid>,
     /// As the application gave it, connection overrides (`#rc=3…`) included.
     pub url: WebhookUrl,
     pub method: Method,
@@ -114,7 +119,8 @@ pub fn status_callback(
         job_id: format!("{}-e{event_seq}", call.sid),
         kind: JobKind::StatusCallback,
         account_sid: call.account_sid.clone(),
-        call_sid: call.sid.clone(),
+        call_sid: Some(call.sid.clone()),
+        conference_sid: None,
         url,
         method: call.instructions.status_callback_method,
         parameters,
@@ -139,7 +145,8 @@ pub fn fallback(
         job_id: format!("{}-f{event_seq}", call.sid),
         kind: JobKind::Fallback,
         account_sid: call.account_sid.clone(),
-        call_sid: call.sid.clone(),
+        call_sid: Some(call.sid.clone()),
+        conference_sid: None,
         url,
         method: call.instructions.fallback_method,
         parameters,

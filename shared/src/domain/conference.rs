@@ -9,10 +9,12 @@
 //! event applies only if its `seq` is above the last one applied, so that a duplicate or a stale
 //! event changes nothing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::callback::{CallbackJob, JOB_VERSION, JobKind};
 use super::command::{COMMAND_VERSION, CommandDecodeError};
 use super::error::InvalidParameter;
 use super::event::{EVENT_VERSION, EventDecodeError};
@@ -85,6 +87,71 @@ impl EndReason {
     }
 }
 
+/// What a conference's StatusCallback is told about (`statusCallbackEvent` of `<Conference>`:
+/// Twilio's names). `speaker` is accepted and never sent: the simulator has no audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConferenceCallbackEvent {
+    Start,
+    End,
+    Join,
+    Leave,
+    Mute,
+    Hold,
+    Modify,
+    Speaker,
+    Announcement,
+}
+
+impl ConferenceCallbackEvent {
+    pub const ALL: [ConferenceCallbackEvent; 9] = [
+        Self::Start,
+        Self::End,
+        Self::Join,
+        Self::Leave,
+        Self::Mute,
+        Self::Hold,
+        Self::Modify,
+        Self::Speaker,
+        Self::Announcement,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::End => "end",
+            Self::Join => "join",
+            Self::Leave => "leave",
+            Self::Mute => "mute",
+            Self::Hold => "hold",
+            Self::Modify => "modify",
+            Self::Speaker => "speaker",
+            Self::Announcement => "announcement",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+/// Where a conference's events are reported, from the `<Conference>` that created the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConferenceCallback {
+    pub url: WebhookUrl,
+    #[serde(default)]
+    pub method: Method,
+    /// `start` and `end` when the RCML named none.
+    #[serde(default = "default_callback_events")]
+    pub events: Vec<ConferenceCallbackEvent>,
+}
+
+fn default_callback_events() -> Vec<ConferenceCallbackEvent> {
+    vec![ConferenceCallbackEvent::Start, ConferenceCallbackEvent::End]
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conference {
     pub sid: ConferenceSid,
@@ -107,6 +174,8 @@ pub struct Conference {
     pub reason_ended: Option<EndReason>,
     /// The participant whose leaving ended it, when one did.
     pub call_sid_ending: Option<CallSid>,
+    /// Where its events are reported (`statusCallback` of the `<Conference>` that created it).
+    pub status_callback: Option<ConferenceCallback>,
     /// When the store may forget it (set when it completes; DynamoDB TTL, whole seconds).
     pub expires_at: Option<Timestamp>,
 }
@@ -204,6 +273,10 @@ pub enum ConferenceEventKind {
         command_queue_url: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker_id: Option<WorkerId>,
+        /// `statusCallback`, `statusCallbackMethod` and `statusCallbackEvent` of the
+        /// `<Conference>` that created the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_callback: Option<ConferenceCallback>,
     },
     /// A participant who starts it is in: `in-progress`.
     #[serde(rename = "conference.started")]
@@ -229,6 +302,16 @@ pub enum ConferenceEventKind {
     },
     #[serde(rename = "participant.left")]
     ParticipantLeft { seq: u64, call_sid: CallSid },
+    /// An announcement finished playing (`completed`) or could not be played (`failed`), to
+    /// one participant or to everyone. Recorded nowhere: it is only reported to the
+    /// application (`announcement-end`, `announcement-fail`).
+    #[serde(rename = "conference.announcement")]
+    Announcement {
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_sid: Option<CallSid>,
+        completed: bool,
+    },
     /// The worker carried out a conference command; `seq` is the intent's.
     #[serde(rename = "conference.command.applied")]
     CommandApplied { intent_sid: IntentSid, seq: u64 },
@@ -251,6 +334,7 @@ impl ConferenceEventKind {
             | Self::ParticipantJoined { seq, .. }
             | Self::ParticipantUpdated { seq, .. }
             | Self::ParticipantLeft { seq, .. }
+            | Self::Announcement { seq, .. }
             | Self::CommandApplied { seq, .. }
             | Self::CommandRejected { seq, .. } => *seq,
         }
@@ -295,6 +379,7 @@ impl ConferenceEvent {
             ConferenceEventKind::ParticipantJoined { .. } => "participant.joined",
             ConferenceEventKind::ParticipantUpdated { .. } => "participant.updated",
             ConferenceEventKind::ParticipantLeft { .. } => "participant.left",
+            ConferenceEventKind::Announcement { .. } => "conference.announcement",
             ConferenceEventKind::CommandApplied { .. } => "conference.command.applied",
             ConferenceEventKind::CommandRejected { .. } => "conference.command.rejected",
         }
@@ -425,6 +510,7 @@ pub fn apply(
             friendly_name,
             command_queue_url,
             worker_id,
+            status_callback,
             ..
         } = &event.kind
         else {
@@ -445,6 +531,7 @@ pub fn apply(
                 date_updated: now,
                 reason_ended: None,
                 call_sid_ending: None,
+                status_callback: status_callback.clone(),
                 expires_at: None,
             },
             expected_version: None,
@@ -485,6 +572,9 @@ pub fn apply(
         ConferenceEventKind::Created { .. } => {
             return Err(format!("conference.created of {sid}: it exists already"));
         }
+        ConferenceEventKind::Announcement { .. } => {
+            return Err(format!("{} of {sid}: nothing to record", event.name()));
+        }
         ConferenceEventKind::CommandApplied { .. }
         | ConferenceEventKind::CommandRejected { .. } => {
             return Err(format!("{} of {sid}: settles an intent", event.name()));
@@ -523,6 +613,143 @@ pub fn apply(
         conference: next,
         expected_version: Some(current.version),
     })
+}
+
+/// The StatusCallback requests `event` makes, given the conference as stored and the
+/// participant it is about as it was before: Twilio's `StatusCallbackEvent` names and
+/// parameters, numbered by the event's `seq` (`SequenceNumber`), each with a job id stable
+/// across redeliveries of the event.
+pub fn callbacks(
+    conference: &Conference,
+    before: Option<&Participant>,
+    event: &ConferenceEvent,
+    now: Timestamp,
+) -> Vec<CallbackJob> {
+    use ConferenceCallbackEvent as E;
+    let Some(callback) = &conference.status_callback else {
+        return Vec::new();
+    };
+    let participant = |state: &ParticipantState| {
+        let mut p = BTreeMap::new();
+        p.insert("CallSid".to_owned(), state.call_sid.to_string());
+        p.insert("Muted".to_owned(), state.muted.to_string());
+        p.insert("Hold".to_owned(), state.hold.to_string());
+        p.insert("Coaching".to_owned(), state.coaching.to_string());
+        p.insert(
+            "StartConferenceOnEnter".to_owned(),
+            state.start_conference_on_enter.to_string(),
+        );
+        p.insert(
+            "EndConferenceOnExit".to_owned(),
+            state.end_conference_on_exit.to_string(),
+        );
+        if let Some(label) = &state.label {
+            p.insert("ParticipantLabel".to_owned(), label.clone());
+        }
+        if let Some(coached) = &state.call_sid_to_coach {
+            p.insert("CallSidToCoach".to_owned(), coached.to_string());
+        }
+        p
+    };
+    let mut requests: Vec<(E, &str, BTreeMap<String, String>)> = Vec::new();
+    match &event.kind {
+        ConferenceEventKind::Started { .. } => {
+            requests.push((E::Start, "conference-start", BTreeMap::new()));
+        }
+        ConferenceEventKind::Ended {
+            reason,
+            call_sid_ending,
+            ..
+        } => {
+            let mut p = BTreeMap::from([(
+                "ReasonConferenceEnded".to_owned(),
+                reason.as_str().to_owned(),
+            )]);
+            if let Some(ending) = call_sid_ending {
+                p.insert("CallSidEndingConference".to_owned(), ending.to_string());
+            }
+            requests.push((E::End, "conference-end", p));
+        }
+        ConferenceEventKind::ParticipantJoined { participant: p, .. } => {
+            requests.push((E::Join, "participant-join", participant(p)));
+        }
+        ConferenceEventKind::ParticipantLeft { call_sid, .. } => {
+            let p = before.map_or_else(
+                || BTreeMap::from([("CallSid".to_owned(), call_sid.to_string())]),
+                |b| participant(&b.state),
+            );
+            requests.push((E::Leave, "participant-leave", p));
+        }
+        ConferenceEventKind::ParticipantUpdated { participant: p, .. } => {
+            let was = before.map(|b| &b.state);
+            if was.is_none_or(|w| w.muted != p.muted) {
+                let name = if p.muted {
+                    "participant-mute"
+                } else {
+                    "participant-unmute"
+                };
+                requests.push((E::Mute, name, participant(p)));
+            }
+            if was.is_none_or(|w| w.hold != p.hold) {
+                let name = if p.hold {
+                    "participant-hold"
+                } else {
+                    "participant-unhold"
+                };
+                requests.push((E::Hold, name, participant(p)));
+            }
+            let modified = was.is_none_or(|w| {
+                (w.coaching, &w.call_sid_to_coach, w.end_conference_on_exit)
+                    != (p.coaching, &p.call_sid_to_coach, p.end_conference_on_exit)
+            });
+            if modified {
+                requests.push((E::Modify, "participant-modify", participant(p)));
+            }
+        }
+        ConferenceEventKind::Announcement {
+            call_sid,
+            completed,
+            ..
+        } => {
+            let name = if *completed {
+                "announcement-end"
+            } else {
+                "announcement-fail"
+            };
+            let mut p = BTreeMap::new();
+            if let Some(call_sid) = call_sid {
+                p.insert("CallSid".to_owned(), call_sid.to_string());
+            }
+            requests.push((E::Announcement, name, p));
+        }
+        _ => {}
+    }
+    let seq = event.kind.seq();
+    requests
+        .into_iter()
+        .filter(|(subscription, _, _)| callback.events.contains(subscription))
+        .map(|(_, name, mut parameters)| {
+            parameters.insert("ConferenceSid".into(), conference.sid.to_string());
+            parameters.insert("FriendlyName".into(), conference.friendly_name.clone());
+            parameters.insert("AccountSid".into(), conference.account_sid.to_string());
+            parameters.insert("StatusCallbackEvent".into(), name.to_owned());
+            parameters.insert("SequenceNumber".into(), seq.to_string());
+            parameters.insert("Timestamp".into(), now.rfc2822());
+            CallbackJob {
+                version: JOB_VERSION,
+                job_id: format!("{}-e{seq}-{name}", conference.sid),
+                kind: JobKind::StatusCallback,
+                account_sid: conference.account_sid.clone(),
+                call_sid: parameters.get("CallSid").and_then(|c| c.parse().ok()),
+                conference_sid: Some(conference.sid.clone()),
+                url: callback.url.clone(),
+                method: callback.method,
+                parameters,
+                attempts: 0,
+                history: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 /// The filters `GET …/Conferences` accepts, parsed.
@@ -741,7 +968,7 @@ mod tests {
     #[test]
     fn documented_examples_round_trip() {
         let examples = crate::domain::doc_examples("## Conference events");
-        assert_eq!(examples.len(), 8, "one example per event type");
+        assert_eq!(examples.len(), 9, "one example per event type");
         for example in examples {
             assert!(is_conference_event(example), "{example}");
             let event =
@@ -798,6 +1025,7 @@ mod tests {
             friendly_name: "room-1".into(),
             command_queue_url: "https://sqs.example/w.fifo".into(),
             worker_id: None,
+            status_callback: None,
         });
         let change = apply(None, None, &created, t(10), DAY).unwrap();
         assert!(matches!(
@@ -881,6 +1109,92 @@ mod tests {
             participant: state(&caller),
         });
         assert!(apply(Some(&conference), None, &late, t(70), DAY).is_err());
+    }
+
+    /// What the application hears: Twilio's StatusCallbackEvent names and parameters, only for
+    /// the events it subscribed to, one request per change.
+    #[test]
+    fn status_callbacks_name_each_change_once() {
+        let caller = CallSid::generate();
+        let account: AccountSid = "AC0123456789abcdef0123456789abcdef".parse().unwrap();
+        let created = event(1, |seq| ConferenceEventKind::Created {
+            seq,
+            account_sid: account,
+            friendly_name: "room-1".into(),
+            command_queue_url: "https://sqs.example/w.fifo".into(),
+            worker_id: None,
+            status_callback: Some(ConferenceCallback {
+                url: WebhookUrl::parse("https://app.example.com/cb", Default::default()).unwrap(),
+                method: Method::Post,
+                events: vec![
+                    ConferenceCallbackEvent::Join,
+                    ConferenceCallbackEvent::Mute,
+                    ConferenceCallbackEvent::Modify,
+                    ConferenceCallbackEvent::End,
+                ],
+            }),
+        });
+        let now = Timestamp::from_millis(1_000);
+        let conference = conference_of(apply(None, None, &created, now, DAY).unwrap());
+        let names = |before: Option<&Participant>, event: &ConferenceEvent| -> Vec<String> {
+            callbacks(&conference, before, event, now)
+                .iter()
+                .map(|job| job.parameters["StatusCallbackEvent"].clone())
+                .collect()
+        };
+        let joined = event(2, |seq| ConferenceEventKind::ParticipantJoined {
+            seq,
+            participant: state(&caller),
+        });
+        let jobs = callbacks(&conference, None, &joined, now);
+        assert_eq!(jobs.len(), 1);
+        let job = &jobs[0];
+        assert_eq!(
+            job.job_id,
+            format!("{}-e2-participant-join", conference.sid)
+        );
+        for (name, value) in [
+            ("ConferenceSid", conference.sid.as_str()),
+            ("FriendlyName", "room-1"),
+            ("CallSid", caller.as_str()),
+            ("Muted", "false"),
+            ("SequenceNumber", "2"),
+        ] {
+            assert_eq!(job.parameters[name], value, "{name}");
+        }
+        assert_eq!(job.call_sid.as_ref(), Some(&caller));
+        let before = participant_of(apply(Some(&conference), None, &joined, now, DAY).unwrap());
+        // Muted and put on hold at once: a mute (subscribed) and a hold (not subscribed).
+        let mut after = state(&caller);
+        after.muted = true;
+        after.hold = true;
+        let updated = event(3, |seq| ConferenceEventKind::ParticipantUpdated {
+            seq,
+            participant: after.clone(),
+        });
+        assert_eq!(names(Some(&before), &updated), ["participant-mute"]);
+        after.coaching = true;
+        after.call_sid_to_coach = Some(CallSid::generate());
+        let coaching = event(4, |seq| ConferenceEventKind::ParticipantUpdated {
+            seq,
+            participant: after,
+        });
+        let muted =
+            participant_of(apply(Some(&conference), Some(&before), &updated, now, DAY).unwrap());
+        assert_eq!(names(Some(&muted), &coaching), ["participant-modify"]);
+        let started = event(5, |seq| ConferenceEventKind::Started { seq });
+        assert!(names(None, &started).is_empty(), "start is not subscribed");
+        let ended = event(6, |seq| ConferenceEventKind::Ended {
+            seq,
+            reason: EndReason::ConferenceEndedViaApi,
+            call_sid_ending: None,
+        });
+        let jobs = callbacks(&conference, None, &ended, now);
+        assert_eq!(
+            jobs[0].parameters["ReasonConferenceEnded"],
+            "conference-ended-via-api"
+        );
+        assert_eq!(jobs[0].call_sid, None);
     }
 
     #[test]

@@ -619,6 +619,7 @@ mod tests {
             date_updated: Timestamp::from_millis(1),
             reason_ended: None,
             call_sid_ending: None,
+            status_callback: None,
             expires_at: None,
         };
         let participants = (0..2)

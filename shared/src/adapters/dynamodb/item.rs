@@ -441,6 +441,14 @@ pub(super) fn conference_item(conference: &Conference) -> Item {
             "ExpiresAt",
             conference.expires_at.map(Timestamp::epoch_seconds),
         )
+        .opt_s(
+            "StatusCallback",
+            conference
+                .status_callback
+                .as_ref()
+                .map(|c| serde_json::to_string(c).expect("a callback serialises"))
+                .as_deref(),
+        )
         .0
 }
 
@@ -460,6 +468,7 @@ pub(super) fn conference_from(item: &Item) -> Result<Conference, StoreError> {
         date_updated: r.time("DateUpdated")?,
         reason_ended: r.opt_parse("ReasonEnded", EndReason::parse)?,
         call_sid_ending: r.opt_parse("CallSidEnding", |v| v.parse().ok())?,
+        status_callback: r.opt_parse("StatusCallback", |v| serde_json::from_str(v).ok())?,
         expires_at: item
             .contains_key("ExpiresAt")
             .then(|| r.ttl("ExpiresAt"))
