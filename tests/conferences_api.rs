@@ -409,6 +409,15 @@ async fn a_change_is_an_intent_and_a_command_and_a_key_makes_it_once(world: Worl
         .headers_mut()
         .insert("idempotency-key", "mute-agent-1".parse().unwrap());
     assert_error(&world.send(other).await, 422, 422, "different parameters");
+    // By Label too.
+    let unmute = post(
+        &world,
+        &format!("/Conferences/{sid}/Participants/agent.json"),
+        "Muted=false",
+    )
+    .await;
+    assert_eq!(body_json(&unmute)["call_sid"], agent.sid.as_str());
+    world.backend.drain_commands().await;
     // A removal answers 204, no body; the end answers the conference.
     let removal = delete(
         &world,

@@ -387,10 +387,15 @@ async fn conference(local: Local) {
 async fn a_moderated_conference(local: Local) {
     local.app.always(
         "/member",
-        Reply::rcml(
-            "<Response><Dial><Conference startConferenceOnEnter=\"false\" muted=\"true\">room-2</Conference></Dial>\
+        Reply::rcml(&format!(
+            "<Response><Dial><Conference startConferenceOnEnter=\"false\" muted=\"true\" waitUrl=\"{}\" waitMethod=\"GET\">room-2</Conference></Dial>\
              <Say>The conference has ended</Say><Hangup/></Response>",
-        ),
+            local.app.url("/waiting")
+        )),
+    );
+    local.app.always(
+        "/waiting",
+        Reply::rcml("<Response><Play loop=\"0\">wait.mp3</Play></Response>"),
     );
     local.app.always(
         "/moderator",
@@ -408,6 +413,10 @@ async fn a_moderated_conference(local: Local) {
     })
     .await;
     let waiting = &local.participants(&room).await[0];
+    eventually("the wait music to be fetched", || async {
+        (local.fetches("/waiting").first()?.params.get("CallSid")? == &member).then_some(())
+    })
+    .await;
     assert_eq!(waiting["call_sid"], member.as_str());
     assert_eq!(waiting["muted"], true);
     assert_eq!(waiting["start_conference_on_enter"], false);

@@ -29,6 +29,8 @@ pub struct ConferenceNoun {
     /// `statusCallback`, `statusCallbackMethod`, `statusCallbackEvent`: the room's, if this
     /// participant creates it.
     pub status_callback: Option<ConferenceCallback>,
+    /// `waitUrl` and `waitMethod`: what the participant hears while the room waits to start.
+    pub wait: Option<(WebhookUrl, Method)>,
 }
 
 impl ConferenceNoun {
@@ -41,6 +43,7 @@ impl ConferenceNoun {
             label: None,
             coach: None,
             status_callback: None,
+            wait: None,
         }
     }
 }
@@ -225,6 +228,20 @@ fn conference(noun: &Noun) -> ConferenceNoun {
         end_conference_on_exit: flag("endConferenceOnExit", false),
         label: attr("participantLabel"),
         coach: attr("coach"),
+        wait: attr("waitUrl")
+            .and_then(|url| {
+                WebhookUrl::parse(
+                    &url,
+                    AddressPolicy {
+                        allow_loopback: true,
+                    },
+                )
+                .ok()
+            })
+            .map(|url| {
+                let method = attr("waitMethod").and_then(|m| Method::parse(&m));
+                (url, method.unwrap_or_default())
+            }),
         status_callback: attr("statusCallback")
             .and_then(|url| {
                 WebhookUrl::parse(
@@ -318,6 +335,7 @@ mod tests {
                                 ConferenceCallbackEvent::Mute,
                             ],
                         }),
+                        wait: None,
                     }),
                     timeout: 30
                 },

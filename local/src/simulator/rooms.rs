@@ -148,6 +148,16 @@ impl Rooms {
             room.started = true;
             room.report(&sid, |seq| ConferenceEventKind::Started { seq });
         }
+        if let (false, Some((url, method))) = (room.started, &noun.wait) {
+            // Waiting for someone who starts the room: its waitUrl plays meanwhile.
+            play(
+                shared,
+                &sid,
+                Playing::Music(call_sid.clone()),
+                url,
+                Some(*method),
+            );
+        }
         tracing::info!(conference_sid = %sid, call_sid = %call_sid, "simulator: joined");
         sid
     }
@@ -255,7 +265,7 @@ impl Rooms {
                 }
                 let state = state.clone();
                 if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
-                    let music = Playing::HoldMusic(state.call_sid.clone());
+                    let music = Playing::Music(state.call_sid.clone());
                     play(shared, &sid, music, url, p.hold_method);
                 }
                 if let Some(url) = &p.announce_url {
@@ -304,14 +314,14 @@ impl Rooms {
 
 /// What is played in a room.
 enum Playing {
-    /// To a participant on hold.
-    HoldMusic(CallSid),
+    /// To a participant on hold, or waiting for the room to start.
+    Music(CallSid),
     /// To one participant, or to everyone.
     Announcement(Option<CallSid>),
 }
 
 /// Fetches the RCML at `url` to play it in the room. The simulator has no audio: fetching it
-/// is the playing. Hold music that cannot be fetched falls back to the default music; an
+/// is the playing. Music that cannot be fetched falls back to the default music; an
 /// announcement is reported as ended, or as failed if it could not be fetched.
 fn play(
     shared: &Shared,
@@ -322,7 +332,7 @@ fn play(
 ) {
     let mut params = vec![("ConferenceSid", sid.to_string())];
     let call_sid = match &what {
-        Playing::HoldMusic(call) | Playing::Announcement(Some(call)) => Some(call.clone()),
+        Playing::Music(call) | Playing::Announcement(Some(call)) => Some(call.clone()),
         Playing::Announcement(None) => None,
     };
     if let Some(call_sid) = &call_sid {
@@ -336,7 +346,7 @@ fn play(
     tokio::spawn(async move {
         let fetched = matches!(request.send().await, Ok(answer) if answer.status().is_success());
         match what {
-            Playing::HoldMusic(_) => {
+            Playing::Music(_) => {
                 tracing::info!(conference_sid = %sid, fetched, "simulator: hold music (the default if not fetched)");
             }
             Playing::Announcement(_) => rooms.announced(&sid, call_sid, fetched),

@@ -12,7 +12,9 @@ use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::conferences::{conference_resource, owned_conference, participant_resource};
+use super::conferences::{
+    conference_resource, owned_conference, participant_in_path, participant_resource,
+};
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
 use super::{Route, Services, Success, form_body};
@@ -45,9 +47,9 @@ pub async fn modify_participant(
     request: &Request,
 ) -> Result<Success, ApiError> {
     let (caller, owner) = super::accounts(services, route, request).await?;
-    let call_sid = route.call_sid()?;
     let form = form_body(request, services.config.max_body_bytes)?;
     let update = ParticipantUpdate::parse(&form, services.config.address_policy)?;
+    let call_sid = participant_in_path(services, &owner, route).await?;
     let change = ConferenceChangeRequest::Participant(call_sid, update);
     apply(services, route, request, &caller, &owner, change).await
 }
@@ -58,10 +60,10 @@ pub async fn remove_participant(
     request: &Request,
 ) -> Result<Success, ApiError> {
     let (caller, owner) = super::accounts(services, route, request).await?;
-    let call_sid = route.call_sid()?;
     // A DELETE takes no parameters.
     let form = form_body(request, services.config.max_body_bytes)?;
     crate::domain::params::Params::collect(&form, &[], &[])?;
+    let call_sid = participant_in_path(services, &owner, route).await?;
     let change = ConferenceChangeRequest::Remove(call_sid);
     apply(services, route, request, &caller, &owner, change).await
 }

@@ -87,6 +87,29 @@ pub(super) async fn owned_conference(
         .ok_or_else(not_found)
 }
 
+/// The participant the path names: by its CallSid, or by its `Label` among the room's
+/// participants (as Twilio allows). 404 if neither names one.
+pub(super) async fn participant_in_path(
+    services: &Services,
+    owner: &Account,
+    route: &Route,
+) -> Result<crate::domain::CallSid, ApiError> {
+    if let Ok(call_sid) = route.call_sid() {
+        return Ok(call_sid);
+    }
+    let raw = route.call_sid.as_deref().unwrap_or_default();
+    let label = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    let conference = owned_conference(services, owner, route).await?;
+    services
+        .conferences
+        .participants(&conference.sid)
+        .await?
+        .into_iter()
+        .find(|p| p.state.label.as_deref() == Some(&*label))
+        .map(|p| p.state.call_sid)
+        .ok_or_else(|| ApiError::NotFound(crate::domain::sid::shorten(raw)))
+}
+
 fn ok(root: Option<&'static str>, resource: Value) -> Success {
     Success {
         status: StatusCode::OK,
@@ -223,8 +246,8 @@ pub async fn get_participant(
     request: &Request,
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
+    let call_sid = participant_in_path(services, &owner, route).await?;
     let conference = owned_conference(services, &owner, route).await?;
-    let call_sid = route.call_sid()?;
     let participant = services
         .conferences
         .participant(&conference.sid, &call_sid)
