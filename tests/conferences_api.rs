@@ -95,6 +95,21 @@ async fn a_conference_and_its_participants_as_reported(world: World) {
     )
     .await;
     assert_eq!(one["call_sid"], agent.sid.as_str());
+    // Addressed by its Label, as Twilio allows.
+    let by_label = get(
+        &world,
+        &format!("/Conferences/{sid}/Participants/agent.json"),
+    )
+    .await;
+    assert_eq!(by_label, one);
+    assert_error(
+        &world
+            .get(&format!("/Conferences/{sid}/Participants/nobody.json"))
+            .await,
+        404,
+        20404,
+        "nobody",
+    );
     let xml = world
         .get(&format!("/Conferences/{sid}/Participants/{}", agent.sid))
         .await;
@@ -327,6 +342,12 @@ async fn bad_changes_are_refused_before_anything_is_written(world: World) {
         .await
         .unwrap();
     assert_eq!(stored.as_ref(), Some(&room), "nothing written");
+    let calls = get(&world, "/Calls.json").await;
+    assert_eq!(
+        calls["calls"].as_array().unwrap().len(),
+        2,
+        "no call created"
+    );
     assert!(
         world.backend.drain_commands().await.is_empty(),
         "nothing sent"
@@ -512,7 +533,10 @@ async fn concurrent_changes_keep_a_gap_free_sequence(world: World) {
         .await
         .unwrap()
         .unwrap();
-    assert!(agent.state.muted && agent.state.hold);
+    assert!(
+        !agent.state.muted && !agent.state.hold,
+        "stored as the worker reports it, and it has reported nothing yet"
+    );
     assert_eq!(world.backend.drain_commands().await.len(), 12);
 }
 

@@ -467,9 +467,19 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
              <Say>Thank you for calling</Say><Hangup/></Response>"
         )
     };
-    local
-        .app
-        .always("/customer", Reply::rcml(&join("customer")));
+    // The customer creates the room: its <Conference> names the room's StatusCallback.
+    local.app.always(
+        "/customer",
+        Reply::rcml(&join("customer").replace(
+            "participantLabel=\"customer\"",
+            &format!(
+                "participantLabel=\"customer\" statusCallback=\"{}\" \
+                 statusCallbackEvent=\"start end join leave mute hold modify announcement\"",
+                local.app.url("/conference-events")
+            ),
+        )),
+    );
+    local.app.always("/conference-events", Reply::status(204));
     local.app.always("/agent", Reply::rcml(&join("agent")));
     local
         .app
@@ -688,6 +698,53 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
         modifications[0]["parameters"]["HoldUrl"],
         local.app.url("/music")
     );
+
+    // The application heard of it all, signed, in Twilio's words, numbered in order.
+    let heard = eventually("the conference's end to be reported", || async {
+        let heard = local.fetches("/conference-events");
+        heard
+            .iter()
+            .any(|r| r.params["StatusCallbackEvent"] == "conference-end")
+            .then_some(heard)
+    })
+    .await;
+    let mut events: Vec<(u64, String, String)> = heard
+        .iter()
+        .map(|r| {
+            let url = local.app.url("/conference-events");
+            let expected = independent_signature(TOKEN, &url, &r.params);
+            assert_eq!(r.header("x-teleapi-signature"), Some(expected.as_str()));
+            assert_eq!(r.params["ConferenceSid"], room["sid"].as_str().unwrap());
+            assert_eq!(r.params["FriendlyName"], "support");
+            (
+                r.params["SequenceNumber"].parse().unwrap(),
+                r.params["StatusCallbackEvent"].clone(),
+                r.params.get("CallSid").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    events.sort();
+    let said = |name: &str, call: &str| events.iter().any(|(_, n, c)| n == name && c == call);
+    for (name, call) in [
+        ("participant-join", customer.as_str()),
+        ("conference-start", ""),
+        ("participant-join", agent.as_str()),
+        ("participant-hold", customer.as_str()),
+        ("participant-unhold", customer.as_str()),
+        ("participant-join", second.as_str()),
+        ("participant-modify", agent.as_str()),
+        ("participant-mute", agent.as_str()),
+        ("participant-unmute", agent.as_str()),
+        ("announcement-end", ""),
+        ("participant-leave", agent.as_str()),
+        ("participant-leave", customer.as_str()),
+        ("conference-end", ""),
+    ] {
+        assert!(said(name, call), "{name} {call}: heard {events:?}");
+    }
+    let order: Vec<&str> = events.iter().map(|(_, n, _)| n.as_str()).collect();
+    assert_eq!(order.first(), Some(&"participant-join"), "{order:?}");
+    assert_eq!(order.last(), Some(&"conference-end"), "{order:?}");
 
     // Nothing more can change in a room that has ended.
     let (status, refused) = local.post(&participant(&customer), "Muted=true").await;

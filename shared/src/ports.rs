@@ -124,7 +124,7 @@ pub trait WorkerStore: Send + Sync {
 }
 
 /// A change of a conference through the API, in one conditional write: the conference item
-/// (only if it still has `expected_version`), the participant as it is to be (only if it is
+/// (only if it still has `expected_version`), the participant the change names (only if it is
 /// still connected and no worker event changed it since it was read), the intent (only if its
 /// number is free) and the request's idempotency record (only if its key is unused or expired).
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 
-use super::paging::{Order, Round, fill_page};
+use super::paging::{Order, Round, fill_page, resolve};
 use crate::domain::listing::{self, CallFilter, Page, PageRequest};
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
@@ -181,14 +181,30 @@ impl DynamoStore {
     }
 
     /// The calls named, read whole from the table (eventually consistent, as the listing index
-    /// they come from is), by CallSid: one BatchGetItem per hundred, all at once, taking back
-    /// what DynamoDB left unprocessed.
+    /// they come from is), by CallSid.
     async fn calls_by_sid(&self, sids: &[CallSid]) -> Result<HashMap<CallSid, Call>, StoreError> {
-        let batches = sids.chunks(100).map(|chunk| async move {
-            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|sid| HashMap::from([("CallSid".to_owned(), s(sid.as_str()))]))
-                .collect();
+        let keys = sids
+            .iter()
+            .map(|sid| HashMap::from([("CallSid".to_owned(), s(sid.as_str()))]))
+            .collect();
+        Ok(self
+            .batch_get(&self.tables.calls, keys, item::call_from)
+            .await?
+            .into_iter()
+            .map(|call| (call.sid.clone(), call))
+            .collect())
+    }
+
+    /// The items of `table` with `keys`, read whole (eventually consistent): one BatchGetItem per
+    /// hundred, all at once, taking back what DynamoDB left unprocessed.
+    pub(super) async fn batch_get<T>(
+        &self,
+        table: &str,
+        keys: Vec<HashMap<String, AttributeValue>>,
+        read: fn(&HashMap<String, AttributeValue>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let batches = keys.chunks(100).map(|chunk| async move {
+            let mut keys = chunk.to_vec();
             let mut found = Vec::new();
             for attempt in 0u32.. {
                 let request = KeysAndAttributes::builder()
@@ -198,18 +214,18 @@ impl DynamoStore {
                 let output = self
                     .client
                     .batch_get_item()
-                    .request_items(&self.tables.calls, request)
+                    .request_items(table, request)
                     .send()
                     .await
                     .map_err(store_error)?;
-                if let Some(items) = output.responses().and_then(|r| r.get(&self.tables.calls)) {
+                if let Some(items) = output.responses().and_then(|r| r.get(table)) {
                     for entry in items {
-                        found.push(item::call_from(entry)?);
+                        found.push(read(entry)?);
                     }
                 }
                 keys = output
                     .unprocessed_keys()
-                    .and_then(|u| u.get(&self.tables.calls))
+                    .and_then(|u| u.get(table))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
                 if keys.is_empty() {
@@ -228,9 +244,40 @@ impl DynamoStore {
             .await?
             .into_iter()
             .flatten()
-            .map(|call| (call.sid.clone(), call))
             .collect())
     }
+}
+
+/// One read of a listing index (`Listing` is its sort key in both tables that have one): each
+/// entry's position and the key `key(entry, position)` reads from it.
+pub(super) fn listing_round<K>(
+    output: &aws_sdk_dynamodb::operation::query::QueryOutput,
+    key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Option<K>,
+) -> Result<Round<K>, StoreError> {
+    let items = output
+        .items()
+        .iter()
+        .map(|entry| {
+            let position = entry
+                .get("Listing")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .ok_or_else(|| StoreError::Failed("index entry without Listing".into()))?;
+            let key = key(entry, &position).ok_or_else(|| {
+                StoreError::Failed(format!("index entry {position} without its key"))
+            })?;
+            Ok((position, key))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Round {
+        items,
+        last_evaluated: output
+            .last_evaluated_key()
+            .and_then(|key| key.get("Listing"))
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+    })
 }
 
 /// Throttling, timeouts and server errors are worth retrying (after the SDK's own retries);
@@ -828,53 +875,18 @@ impl CallStore for DynamoStore {
                             .exclusive_start_key("CallSid", s(sid.as_str()));
                     }
                     let output = query.send().await.map_err(store_error)?;
-                    let items = output
-                        .items()
-                        .iter()
-                        .map(|entry| {
-                            let position = entry
-                                .get("Listing")
-                                .and_then(|v| v.as_s().ok())
-                                .cloned()
-                                .ok_or_else(|| {
-                                    StoreError::Failed("index entry without Listing".into())
-                                })?;
-                            let sid = entry
-                                .get("CallSid")
-                                .and_then(|v| v.as_s().ok())
-                                .and_then(|v| v.parse::<CallSid>().ok())
-                                .ok_or_else(|| {
-                                    StoreError::Failed("index entry without CallSid".into())
-                                })?;
-                            Ok((position, sid))
-                        })
-                        .collect::<Result<_, StoreError>>()?;
-                    Ok(Round {
-                        items,
-                        last_evaluated: output
-                            .last_evaluated_key()
-                            .and_then(|key| key.get("Listing"))
+                    listing_round(&output, |entry, _| {
+                        entry
+                            .get("CallSid")
                             .and_then(|v| v.as_s().ok())
-                            .cloned(),
-                        scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
+                            .and_then(|v| v.parse::<CallSid>().ok())
                     })
                 }
             },
         )
         .await?;
-        let mut calls = self.calls_by_sid(&listed.items).await?;
-        // The index is eventually consistent: a call that no longer matches is left out.
-        let items = listed
-            .items
-            .iter()
-            .filter_map(|sid| calls.remove(sid))
-            .filter(|call| filter.matches(call))
-            .collect();
-        Ok(Page {
-            items,
-            more: listed.more,
-            scanned: listed.scanned,
-        })
+        let calls = self.calls_by_sid(&listed.items).await?;
+        Ok(resolve(listed, calls, |call| filter.matches(call)))
     }
 
     async fn list_intents(

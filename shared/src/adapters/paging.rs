@@ -44,6 +44,26 @@ impl<T> Shard<T> {
     }
 }
 
+/// A page of keys read from an index, as a page of the items read whole by key (`found`): in
+/// the page's order, leaving out those that no longer `matches` (the index is eventually
+/// consistent, so an entry may lag its item).
+pub fn resolve<K: std::hash::Hash + Eq, T>(
+    listed: Page<K>,
+    mut found: std::collections::HashMap<K, T>,
+    matches: impl Fn(&T) -> bool,
+) -> Page<T> {
+    Page {
+        items: listed
+            .items
+            .iter()
+            .filter_map(|key| found.remove(key))
+            .filter(|item| matches(item))
+            .collect(),
+        more: listed.more,
+        scanned: listed.scanned,
+    }
+}
+
 /// The order a listing is displayed in, by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {

@@ -278,16 +278,20 @@ async fn apply(
                 services.config.idempotency_lifetime,
             )
         });
-        let stored_seq = |p: &crate::domain::conference::Participant| {
-            participants
-                .iter()
-                .find(|q| q.state.call_sid == p.state.call_sid)
-                .map_or(0, |q| q.event_seq)
+        // The participant it names must still be in the room, unchanged by any worker event
+        // since it was read; it is written as the worker last reported it: its new state is
+        // the worker's to report (and the application's callbacks follow that report).
+        let named = match &change {
+            ConferenceChangeRequest::Participant(call, _)
+            | ConferenceChangeRequest::Remove(call) => {
+                participants.iter().find(|p| p.state.call_sid == *call)
+            }
+            ConferenceChangeRequest::Conference(_) => None,
         };
         let write = ConferenceWrite {
             conference: &planned.conference,
             expected_version: conference.version,
-            participant: planned.participant.as_ref().map(|p| (p, stored_seq(p))),
+            participant: named.map(|p| (p, p.event_seq)),
             intent: &planned.intent,
             idempotency: record.as_ref(),
             now,

@@ -377,7 +377,8 @@ pub enum PlanError {
 pub struct PlannedConference {
     /// The conference with its next intent number.
     pub conference: Conference,
-    /// The participant as it is to be, for participant changes.
+    /// The participant as it is to be once the worker applies the change (the answer shows
+    /// it; the store keeps what the worker reports).
     pub participant: Option<Participant>,
     pub intent: Intent,
 }

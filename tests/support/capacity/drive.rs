@@ -117,7 +117,23 @@ impl Run {
 
     async fn event(&mut self, call: &CallSid, kind: serde_json::Value) {
         self.event_seq += 1;
-        let mut event = json!({"version": 1, "call_sid": call, "timestamp": self.world.clock.now().millis(), "seq": self.event_seq});
+        let event = json!({"version": 1, "call_sid": call, "timestamp": self.world.clock.now().millis(), "seq": self.event_seq});
+        self.apply(event, kind).await;
+    }
+
+    /// A conference event of `room`, numbered `seq`, as its worker reports it.
+    async fn conference_event(
+        &mut self,
+        room: &teleapi::domain::ConferenceSid,
+        seq: u64,
+        kind: serde_json::Value,
+    ) {
+        let event = json!({"version": 1, "conference_sid": room, "timestamp": self.world.clock.now().millis(), "seq": seq});
+        self.apply(event, kind).await;
+    }
+
+    /// `header` and `kind` merged into one event, applied by the call-events function.
+    async fn apply(&self, mut event: serde_json::Value, kind: serde_json::Value) {
         for (k, v) in kind.as_object().unwrap() {
             event[k] = v.clone();
         }
@@ -405,6 +421,91 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     );
     Backend::drain(run.world.backend.commands.as_ref()).await;
     Backend::drain(run.world.backend.callbacks.as_ref()).await;
+
+    // ---- a conference: reported by its worker, a participant changed through the API, read
+    let room = teleapi::domain::ConferenceSid::generate();
+    let (first, second) = (CallSid::generate(), CallSid::generate());
+    let joined = |call: &CallSid| json!({"type": "participant.joined", "participant": {"call_sid": call, "label": "agent", "muted": false, "hold": false, "coaching": false, "start_conference_on_enter": true, "end_conference_on_exit": false}});
+    run.begin();
+    run.conference_event(&room, 1, json!({"type": "conference.created", "account_sid": run.world.account.sid, "friendly_name": "support", "command_queue_url": run.worker, "worker_id": WORKER, "status_callback": {"url": "https://app.example.com/callbacks/conference", "method": "POST", "events": ["start", "end", "join", "leave", "mute", "hold"]}})).await;
+    run.end(
+        "event: conference.created",
+        "call-events",
+        Invocation::Queue,
+    );
+    run.begin();
+    run.conference_event(&room, 2, joined(&first)).await;
+    run.end(
+        "event: participant.joined (+ StatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    run.begin();
+    run.conference_event(&room, 3, json!({"type": "conference.started"}))
+        .await;
+    run.end(
+        "event: conference.started (+ StatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    run.conference_event(&room, 4, joined(&second)).await;
+    Backend::drain(run.world.backend.callbacks.as_ref()).await;
+    let participant = format!(
+        "/call/2012-04-24/Accounts/{}/Conferences/{room}/Participants/{first}.json",
+        run.world.account.sid
+    );
+    run.begin();
+    let answer = run
+        .world
+        .send(crate::post_request(
+            &participant,
+            Some(&run.world.auth()),
+            "Muted=true",
+        ))
+        .await;
+    assert_eq!(answer.status(), 200, "{}", crate::body_text(&answer));
+    run.end(
+        "change a participant: Muted",
+        "modify-call",
+        Invocation::Api,
+    );
+    let intent_sid = crate::body_json(&answer)["intent_sid"].clone();
+    Backend::drain(run.world.backend.commands.as_ref()).await;
+    run.begin();
+    run.conference_event(
+        &room,
+        5,
+        json!({"type": "conference.command.applied", "intent_sid": intent_sid, "seq": 1}),
+    )
+    .await;
+    run.end(
+        "event: conference.command.applied",
+        "call-events",
+        Invocation::Queue,
+    );
+    run.begin();
+    run.conference_event(&room, 6, json!({"type": "participant.updated", "participant": {"call_sid": first, "label": "agent", "muted": true, "hold": false, "coaching": false, "start_conference_on_enter": true, "end_conference_on_exit": false}})).await;
+    run.end(
+        "event: participant.updated (+ StatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    Backend::drain(run.world.backend.callbacks.as_ref()).await;
+    run.begin();
+    let answer = run
+        .world
+        .get(&format!("/Conferences/{room}/Participants.json"))
+        .await;
+    assert_eq!(answer.status(), 200);
+    run.end(
+        "list a conference's participants (2)",
+        "get-call",
+        Invocation::Api,
+    );
+    run.begin();
+    let answer = run.world.get("/Conferences.json?Status=in-progress").await;
+    assert_eq!(answer.status(), 200);
+    run.end("list page: conferences", "list-calls", Invocation::Api);
 
     // ---- reading
     run.begin();

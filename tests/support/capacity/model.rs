@@ -901,6 +901,34 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     writeln!(w).unwrap();
     writeln!(w, "Every heartbeat moves its worker's entry in the `leases` index ({lease_units} write units), whose one partition (`live`) takes 1,000 writes a second: {} workers at most, {} at half of it. A worker's calls add their `worker` index entry when it reports them and remove it when they end (in the per-operation table above).\n", number(max_workers), number(max_workers / 2.0)).unwrap();
 
+    // Conferences.
+    writeln!(w, "### Conferences\n").unwrap();
+    let index_writes = |name: &str| {
+        usage(find(ops, name))
+            .write_units
+            .get("conferences/account")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // Created and started measured; its end writes the entry once more, as its start does.
+    let per_conference = index_writes("event: conference.created")
+        + 2.0 * index_writes("event: conference.started (+ StatusCallback job)");
+    let change = mix(
+        ops,
+        &[
+            ("change a participant: Muted", 1.0),
+            ("event: conference.command.applied", 1.0),
+            ("event: participant.updated (+ StatusCallback job)", 1.0),
+        ],
+    );
+    let change_on_listing = change
+        .write_units
+        .get("conferences/account")
+        .copied()
+        .unwrap_or(0.0);
+    let most = PARTITION_WRITES.default / per_conference;
+    writeln!(w, "A conference writes its account's partition of the `account` index {per_conference} times in its life (created, started, ended): one account starts at most {} conferences a second, {} at half of it. A change of a participant through the API, with the worker's outcome and its report, writes that partition {change_on_listing} times and costs ${:.2} per million.\n", number(most), number(most / 2.0), change.total_cost(deployment) * 1e6).unwrap();
+
     // Targets.
     writeln!(w, "### Targets\n").unwrap();
     writeln!(w, "| target | model | met |").unwrap();

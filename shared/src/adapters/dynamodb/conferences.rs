@@ -2,11 +2,13 @@
 //! participants' items share its partition (docs/data-model.md, "conferences").
 
 use async_trait::async_trait;
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::item::{self, CONFERENCE_MEMBER, n, s};
-use super::{DynamoStore, is_conditional_check_failed, schema, store_error};
-use crate::adapters::paging::{Order, Round, fill_page};
+use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
+use crate::adapters::paging::{Order, fill_page, resolve};
 use crate::domain::conference::{
     Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
     conference_position_sid,
@@ -191,7 +193,7 @@ impl ConferenceStore for DynamoStore {
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let ascending = Order::Descending.reading(page) == Order::Ascending;
-        fill_page(page, Order::Descending, 1, |_, after, limit| {
+        let listed = fill_page(page, Order::Descending, 1, |_, after, limit| {
             let mut query = self
                 .client
                 .query()
@@ -220,28 +222,39 @@ impl ConferenceStore for DynamoStore {
                         .exclusive_start_key("Member", s(CONFERENCE_MEMBER));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                let items = output
-                    .items()
-                    .iter()
-                    .map(|entry| {
-                        let conference = item::conference_from(entry)?;
-                        Ok((
-                            crate::domain::conference::conference_position(&conference),
-                            conference,
-                        ))
-                    })
-                    .collect::<Result<_, StoreError>>()?;
-                Ok(Round {
-                    items,
-                    last_evaluated: output
-                        .last_evaluated_key()
-                        .and_then(|key| key.get("Listing"))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned(),
-                    scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
-                })
+                listing_round(&output, |_, position| conference_position_sid(position))
             }
         })
-        .await
+        .await?;
+        // The index holds positions and what the filters read; the page's conferences are then
+        // read whole.
+        let found = self.conferences_by_sid(&listed.items).await?;
+        Ok(resolve(listed, found, |conference| {
+            filter.matches(conference)
+        }))
+    }
+}
+
+impl DynamoStore {
+    /// The conferences named, read whole (eventually consistent, as the index they come from).
+    async fn conferences_by_sid(
+        &self,
+        sids: &[ConferenceSid],
+    ) -> Result<HashMap<ConferenceSid, Conference>, StoreError> {
+        let keys = sids
+            .iter()
+            .map(|sid| {
+                HashMap::from([
+                    ("ConferenceSid".to_owned(), s(sid.as_str())),
+                    ("Member".to_owned(), s(CONFERENCE_MEMBER)),
+                ])
+            })
+            .collect();
+        Ok(self
+            .batch_get(&self.tables.conferences, keys, item::conference_from)
+            .await?
+            .into_iter()
+            .map(|conference| (conference.sid.clone(), conference))
+            .collect())
     }
 }

@@ -20,8 +20,12 @@ pub const WORKER_INDEX: &str = "worker";
 /// The sparse index of live workers by lease expiry (docs/data-model.md).
 pub const LEASES_INDEX: &str = "leases";
 /// The index of an account's conferences, newest first (docs/data-model.md): only conference
-/// items carry its keys, and they change with the conference's status alone.
+/// items carry its keys.
 pub const CONFERENCE_LISTING_INDEX: &str = "account";
+/// What the conference listing holds besides its keys: what its filters read. They change with
+/// the conference's status alone; the API's changes (its intent numbers) do not write the index.
+pub const CONFERENCE_LISTING_PROJECTION: [&str; 4] =
+    ["FriendlyName", "Status", "DateCreated", "DateUpdated"];
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -179,7 +183,12 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             &names.conferences,
             vec![("ConferenceSid", S, Hash), ("Member", S, Range)],
             vec![(
-                index(CONFERENCE_LISTING_INDEX, "ListingAccount", "Listing", None)?,
+                index(
+                    CONFERENCE_LISTING_INDEX,
+                    "ListingAccount",
+                    "Listing",
+                    Some(&CONFERENCE_LISTING_PROJECTION),
+                )?,
                 [("ListingAccount", S), ("Listing", S)],
             )],
             Some("ExpiresAt"),
