@@ -439,14 +439,30 @@ async fn a_change_is_an_intent_and_a_command_and_a_key_makes_it_once(world: Worl
     .await;
     assert_eq!(body_json(&unmute)["call_sid"], agent.sid.as_str());
     world.backend.drain_commands().await;
-    // A removal answers 204, no body; the end answers the conference.
-    let removal = delete(
-        &world,
-        &format!("/Conferences/{sid}/Participants/{}.json", caller.sid),
-    )
-    .await;
+    // A removal answers 204, no body, once for a repeated key.
+    let keyed_delete = || {
+        let path = format!(
+            "/call/2012-04-24/Accounts/{}/Conferences/{sid}/Participants/{}.json",
+            world.account.sid, caller.sid
+        );
+        let mut request = get_request(&path, Some(&world.auth()));
+        *request.method_mut() = lambda_http::http::Method::DELETE;
+        request
+            .headers_mut()
+            .insert("idempotency-key", "remove-caller-1".parse().unwrap());
+        request
+    };
+    let removal = world.send(keyed_delete()).await;
     assert_eq!(removal.status(), 204);
     assert!(body_text(&removal).is_empty());
+    let again = world.send(keyed_delete()).await;
+    assert_eq!(again.status(), 204);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.headers()["teleapi-intent-sid"],
+        removal.headers()["teleapi-intent-sid"]
+    );
+    // The end answers the conference.
     let end = post(&world, &format!("/Conferences/{sid}"), "Status=completed").await;
     assert_eq!(end.status(), 200);
     let xml = body_text(&end);

@@ -47,6 +47,7 @@ fn world() -> &'static (tokio::runtime::Runtime, Services) {
         });
         let services = Services {
             accounts: Arc::new(store.clone()),
+            conferences: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(MemoryQueue::new("commands.fifo")),
             clock: Arc::new(SystemClock),

@@ -4,6 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use teleapi::domain::callback::{CallbackJob, Delivery};
+use teleapi::domain::conference::{ConferenceCommand, ConferenceEvent};
 use teleapi::domain::event::Event;
 use teleapi::domain::{AddressPolicy, Command, WebhookUrl};
 
@@ -15,6 +16,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = event.to_json();
     }
     if let Ok(command) = Command::from_json(text) {
+        let _ = command.to_json();
+    }
+    if let Ok(event) = ConferenceEvent::from_json(text) {
+        let _ = event.to_json();
+    }
+    if let Ok(command) = ConferenceCommand::from_json(text) {
         let _ = command.to_json();
     }
     if let Ok(job) = CallbackJob::from_json(text) {
