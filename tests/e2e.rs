@@ -360,7 +360,7 @@ async fn conference(local: Local) {
         .iter()
         .map(|p| p["call_sid"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(joined[0], call, "the caller came first");
+    assert!(joined.contains(&call), "the caller is in the room");
     for (sid, _) in &invited {
         assert!(joined.contains(sid), "{sid} is a participant");
     }
