@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::conferences::{
     conference_resource, owned_conference, participant_in_path, participant_resource,
 };
+use super::create_call::{NewCall, record_new_call};
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
 use super::{Route, Services, Success, form_body};
@@ -26,8 +27,8 @@ use crate::domain::conference_modify::{
     PlannedConference, plan,
 };
 use crate::domain::create::plan_create;
-use crate::domain::{Account, Call, CallSid, CallStatus, ConferenceStateError, IntentSid};
-use crate::ports::{CallWrite, ConferenceWrite, OutgoingMessage, RecordError};
+use crate::domain::{Account, CallSid, ConferenceStateError, IntentSid};
+use crate::ports::{ConferenceWrite, OutgoingMessage, RecordError};
 
 pub async fn modify_conference(
     services: &Services,
@@ -150,46 +151,13 @@ pub async fn add_participant(
     };
     let mut resource = participant_resource(&participant);
     resource["intent_sid"] = json!(planned.intent.sid);
-    let record = key.as_ref().map(|key| {
-        intents::remember(
-            key,
-            &fingerprint,
-            StatusCode::CREATED,
-            &resource,
-            now,
-            services.config.idempotency_lifetime,
-        )
-    });
-    let write = CallWrite {
-        call: &planned.call,
-        expected_version: None,
-        intent: Some(&planned.intent),
-        idempotency: record.as_ref(),
+    let new = NewCall {
+        key: key.as_ref(),
+        fingerprint: &fingerprint,
+        root,
         now,
     };
-    let written = services.calls.write_call(write).await;
-    match intents::landed(services, &planned.intent, written).await {
-        Ok(()) => {}
-        Err(RecordError::KeyTaken) => {
-            return intents::known_answer_as(services, key.as_ref(), &fingerprint, root)
-                .await?
-                .ok_or(ApiError::Busy);
-        }
-        Err(RecordError::CallChanged) => return Err(ApiError::Internal),
-        Err(RecordError::Store(err)) => return Err(err.into()),
-    }
-    let failed = Call {
-        status: CallStatus::Failed,
-        end_time: Some(now),
-        ..planned.call.clone()
-    };
-    intents::dispatch(services, &planned, failed, key.as_ref()).await?;
-    Ok(Success {
-        status: StatusCode::CREATED,
-        root,
-        resource,
-        headers: vec![(INTENT_SID_HEADER, planned.intent.sid.to_string())],
-    })
+    record_new_call(services, &planned, resource, Vec::new(), new).await
 }
 
 /// What a change answers: the resource it changed, with the intent's sid (204 with none for a

@@ -11,8 +11,11 @@ use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
 use super::representation::{call_resource, call_uri};
 use super::{Route, Services, Success, form_body};
+use serde_json::Value;
+
 use crate::domain::create::{CreateRequest, plan_create};
-use crate::domain::{Call, CallSid, CallStatus, IntentSid};
+use crate::domain::modify::Planned;
+use crate::domain::{Call, CallSid, CallStatus, IdempotencyKey, IntentSid, Timestamp};
 use crate::ports::{CallWrite, RecordError};
 
 pub async fn create_call(
@@ -44,10 +47,44 @@ pub async fn create_call(
         services.config.intent_retention,
     );
     let resource = call_resource(&planned.call, Some(&planned.intent.sid));
-    let record = key.as_ref().map(|key| {
+    let location = ("location", call_uri(&planned.call));
+    let new = NewCall {
+        key: key.as_ref(),
+        fingerprint: &fingerprint,
+        root: Some("Call"),
+        now,
+    };
+    record_new_call(services, &planned, resource, vec![location], new).await
+}
+
+/// How a new call's request answers: its key and fingerprint, its resource's XML root.
+pub(super) struct NewCall<'a> {
+    pub key: Option<&'a IdempotencyKey>,
+    pub fingerprint: &'a str,
+    pub root: Option<&'static str>,
+    pub now: Timestamp,
+}
+
+/// Records a planned new call in one conditional write (the call, its `dial` intent and the
+/// key's record of `resource`), then sends its `dial`: 201 with `resource`. If the command
+/// cannot be queued, nobody will place the call: it is recorded as failed and the answer is 503.
+pub(super) async fn record_new_call(
+    services: &Services,
+    planned: &Planned,
+    resource: Value,
+    mut headers: Vec<(&'static str, String)>,
+    new: NewCall<'_>,
+) -> Result<Success, ApiError> {
+    let NewCall {
+        key,
+        fingerprint,
+        root,
+        now,
+    } = new;
+    let record = key.map(|key| {
         intents::remember(
             key,
-            &fingerprint,
+            fingerprint,
             StatusCode::CREATED,
             &resource,
             now,
@@ -65,7 +102,7 @@ pub async fn create_call(
     match intents::landed(services, &planned.intent, written).await {
         Ok(()) => {}
         Err(RecordError::KeyTaken) => {
-            return intents::known_answer(services, key.as_ref(), &fingerprint)
+            return intents::known_answer_as(services, key, fingerprint, root)
                 .await?
                 .ok_or(ApiError::Busy);
         }
@@ -75,21 +112,17 @@ pub async fn create_call(
         }
         Err(RecordError::Store(err)) => return Err(err.into()),
     }
-
-    // If the dial command cannot be queued, nobody will place the call: it is failed.
     let failed = Call {
         status: CallStatus::Failed,
         end_time: Some(now),
         ..planned.call.clone()
     };
-    intents::dispatch(services, &planned, failed, key.as_ref()).await?;
+    intents::dispatch(services, planned, failed, key).await?;
+    headers.insert(0, (INTENT_SID_HEADER, planned.intent.sid.to_string()));
     Ok(Success {
         status: StatusCode::CREATED,
-        root: Some("Call"),
+        root,
         resource,
-        headers: vec![
-            (INTENT_SID_HEADER, planned.intent.sid.to_string()),
-            ("location", call_uri(&planned.call)),
-        ],
+        headers,
     })
 }
