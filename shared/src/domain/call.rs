@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sid::{AccountSid, CallSid};
+use super::sid::{AccountSid, CallSid, RecordingSid};
 use super::time::Timestamp;
 use super::webhook::{Method, StatusCallbackEvents, WebhookUrl};
 use super::worker::WorkerId;
@@ -132,6 +132,9 @@ pub struct Call {
     pub end_time: Option<Timestamp>,
     /// Seconds from answer to end, once the call is over.
     pub duration: Option<u64>,
+    /// The call's active recording (in progress or paused), or the last one started: a start
+    /// is refused while it is active.
+    pub recording: Option<RecordingSid>,
     /// Which of its account's listing partitions the call is in, chosen when it is created
     /// ([`super::listing::shard_of`]) and kept for its life.
     pub listing_shard: u8,
@@ -172,6 +175,7 @@ impl Call {
             end_time: status.is_final().then_some(now),
             duration: status.is_final().then_some(0),
             listing_shard: 0,
+            recording: None,
         }
     }
 

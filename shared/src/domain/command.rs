@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::modify::HangupStatus;
 use super::rcml::Rcml;
-use super::sid::{AccountSid, CallSid, IntentSid};
+use super::recording::{PauseBehavior, RecordingSpec, RecordingStatus};
+use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid};
 use super::webhook::{Method, WebhookUrl};
 
 pub const COMMAND_VERSION: u32 = 1;
@@ -29,7 +30,14 @@ pub enum CommandType {
     /// Only the ride-along parameters changed (today: `time_limit`).
     Update,
     /// Place the outgoing call `from` -> `to`; when answered, run `url`/`method` or `rcml`.
+    /// With `recording`, record it from answer.
     Dial,
+    /// Start recording the call as `recording` says.
+    #[serde(rename = "recording.start")]
+    RecordingStart,
+    /// Pause, resume or stop the recording `recording_sid` (`recording_status`).
+    #[serde(rename = "recording.update")]
+    RecordingUpdate,
 }
 
 impl CommandType {
@@ -42,6 +50,8 @@ impl CommandType {
             Self::Unmute => "unmute",
             Self::Update => "update",
             Self::Dial => "dial",
+            Self::RecordingStart => "recording.start",
+            Self::RecordingUpdate => "recording.update",
         }
     }
 }
@@ -73,6 +83,18 @@ pub struct CommandParameters {
     /// Dial: seconds to let the callee ring before giving up (no-answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u32>,
+    /// Recording.start, and dial with `Record=true`: what to record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingSpec>,
+    /// Recording.update: the recording to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_sid: Option<RecordingSid>,
+    /// Recording.update: `paused`, `in-progress` (resume) or `stopped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_status: Option<RecordingStatus>,
+    /// Recording.update with `paused`: `skip` or `silence` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_behavior: Option<PauseBehavior>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

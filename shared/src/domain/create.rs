@@ -300,6 +300,7 @@ pub fn plan_create(
         end_time: None,
         duration: None,
         listing_shard: shard_of(&call_sid, listing_shards),
+        recording: None,
     };
     let command = Command {
         version: COMMAND_VERSION,

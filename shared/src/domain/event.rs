@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::call::{CallStatus, Direction};
-use super::sid::{AccountSid, CallSid, IntentSid};
+use super::recording::{RecordingReport, RecordingSpec, RecordingStatus};
+use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid};
 use super::webhook::{Method, WebhookUrl};
 use super::worker::WorkerId;
 
@@ -83,6 +84,67 @@ pub enum EventKind {
         error_code: u32,
         detail: String,
     },
+    /// A recording of the call began (asked by `recording.start`, or by a `dial` with
+    /// `recording`). Its `seq` numbers the recording's own events, from 1.
+    #[serde(rename = "recording.started")]
+    RecordingStarted {
+        seq: u64,
+        account_sid: AccountSid,
+        recording: RecordingSpec,
+        /// When the first audio was recorded, ms since the epoch.
+        start_time: i64,
+    },
+    /// A recording paused, resumed, or ended: `completed` with its media, `absent` (nothing
+    /// was heard), `failed`. `seq` numbers the recording's events.
+    #[serde(rename = "recording.status")]
+    RecordingChanged {
+        seq: u64,
+        recording_sid: RecordingSid,
+        status: RecordingStatus,
+        /// Seconds of media (final statuses).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+        /// Where the media is: `s3://bucket/key`, or `file://…` in teleapi-local.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<u32>,
+    },
+}
+
+impl EventKind {
+    /// The recording report this event is, if it is one.
+    pub fn recording(&self) -> Option<RecordingReport<'_>> {
+        match self {
+            Self::RecordingStarted {
+                seq,
+                account_sid,
+                recording,
+                start_time,
+            } => Some(RecordingReport::Started {
+                seq: *seq,
+                account_sid,
+                spec: recording,
+                start_time: *start_time,
+            }),
+            Self::RecordingChanged {
+                seq,
+                recording_sid,
+                status,
+                duration,
+                media_url,
+                error_code,
+            } => Some(RecordingReport::Changed {
+                seq: *seq,
+                recording_sid,
+                status: *status,
+                duration: *duration,
+                media_url: media_url.as_deref(),
+                error_code: *error_code,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The `type` of a message of the events queue, read without decoding the rest: which family
@@ -124,6 +186,8 @@ impl Event {
             EventKind::CommandApplied { .. } => "command.applied",
             EventKind::CommandRejected { .. } => "command.rejected",
             EventKind::RcmlFailed { .. } => "rcml.failed",
+            EventKind::RecordingStarted { .. } => "recording.started",
+            EventKind::RecordingChanged { .. } => "recording.status",
         }
     }
 }

@@ -30,10 +30,14 @@ pub enum IntentAction {
     Announce,
     /// A conference's: ended through the API.
     End,
+    /// A recording of the call started through the API.
+    RecordingStart,
+    /// A recording of the call paused, resumed or stopped through the API.
+    RecordingUpdate,
 }
 
 impl IntentAction {
-    pub const ALL: [IntentAction; 11] = [
+    pub const ALL: [IntentAction; 13] = [
         Self::Dial,
         Self::Redirect,
         Self::Execute,
@@ -45,6 +49,8 @@ impl IntentAction {
         Self::ParticipantRemove,
         Self::Announce,
         Self::End,
+        Self::RecordingStart,
+        Self::RecordingUpdate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,8 @@ impl IntentAction {
             Self::ParticipantRemove => "participant-remove",
             Self::Announce => "announce",
             Self::End => "end",
+            Self::RecordingStart => "recording-start",
+            Self::RecordingUpdate => "recording-update",
         }
     }
 

@@ -21,6 +21,7 @@ pub mod params;
 pub mod progress;
 pub mod rate_limit;
 pub mod rcml;
+pub mod recording;
 pub mod sid;
 pub mod time;
 pub mod webhook;
@@ -35,7 +36,7 @@ pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
 pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
 pub use rcml::Rcml;
-pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid, Subject};
+pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid, RecordingSid, Subject};
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 

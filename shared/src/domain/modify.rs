@@ -325,6 +325,8 @@ pub fn plan(
         Some(CommandType::Mute) => IntentAction::Mute,
         Some(CommandType::Unmute) => IntentAction::Unmute,
         Some(CommandType::Dial) => IntentAction::Dial,
+        Some(CommandType::RecordingStart) => IntentAction::RecordingStart,
+        Some(CommandType::RecordingUpdate) => IntentAction::RecordingUpdate,
         Some(CommandType::Update) | None => IntentAction::Update,
     };
     match kind {
@@ -507,6 +509,7 @@ mod tests {
             end_time: None,
             duration: None,
             listing_shard: 0,
+            recording: None,
         }
     }
 

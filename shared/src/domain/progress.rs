@@ -107,6 +107,9 @@ pub fn progress(
         EventKind::CommandApplied { .. } | EventKind::CommandRejected { .. } => {
             return ignore("command events settle intents".into());
         }
+        EventKind::RecordingStarted { .. } | EventKind::RecordingChanged { .. } => {
+            return ignore("recording events change recordings".into());
+        }
     };
     if let Some(call) = current
         && seq <= call.event_seq
@@ -161,6 +164,7 @@ pub fn progress(
                 end_time: None,
                 duration: None,
                 listing_shard: super::listing::shard_of(&event.call_sid, listing_shards),
+                recording: None,
             };
             Verdict::Apply(Box::new(Progress {
                 call,
@@ -270,9 +274,13 @@ pub fn progress(
             event.name(),
             event.call_sid
         )),
-        (EventKind::CommandApplied { .. } | EventKind::CommandRejected { .. }, Some(_)) => {
-            ignore("command events settle intents".into())
-        }
+        (
+            EventKind::CommandApplied { .. }
+            | EventKind::CommandRejected { .. }
+            | EventKind::RecordingStarted { .. }
+            | EventKind::RecordingChanged { .. },
+            Some(_),
+        ) => ignore("not an event of the call's progress".into()),
     }
 }
 

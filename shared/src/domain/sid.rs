@@ -132,6 +132,13 @@ sid_type!(
     "ConferenceSid"
 );
 
+sid_type!(
+    /// A recording of a call.
+    RecordingSid,
+    "RE",
+    "RecordingSid"
+);
+
 /// What an intent is about, and where its commands are ordered: a call, or a conference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {

@@ -220,6 +220,7 @@ pub(super) fn call_item(call: &Call) -> Item {
         .opt_n("TimeLimit", i.time_limit)
         .opt_s("CommandQueue", call.command_queue.as_deref())
         .opt_s("Worker", call.worker.as_ref().map(WorkerId::as_str))
+        .opt_s("Recording", call.recording.as_ref().map(|r| r.as_str()))
         // The `worker` index: the live calls of each worker, for when its lease runs out.
         .opt_s(
             "LiveWorker",
@@ -296,6 +297,7 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
                 .ok_or_else(|| corrupt("ListingKey"))?,
             None => 0,
         },
+        recording: r.opt_parse("Recording", |v| v.parse().ok())?,
     })
 }
 

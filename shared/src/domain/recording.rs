@@ -1,0 +1,793 @@
+//! Recordings of a live call: what an application asks for (`POST …/Calls/{Sid}/Recordings`,
+//! `Record=true` on a new call), the recording as the control plane records it, the commands
+//! that carry a start or a change to the call's worker, and what the worker's `recording.*`
+//! events do to it. See docs/messages.md and docs/data-model.md, "recordings".
+//!
+//! A call has at most one active recording (`in-progress` or `paused`), named by the call's
+//! `recording`: a start while one is active is refused, and `Twilio.CURRENT` names it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::call::{Call, CallStatus};
+use super::callback::{CallbackJob, JOB_VERSION, JobKind};
+use super::command::{Command, CommandParameters, CommandType};
+use super::form::Form;
+use super::intent::{Intent, IntentAction, IntentCommand, IntentStatus};
+use super::params::{Params, conflict, invalid, missing};
+use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, shorten};
+use super::time::Timestamp;
+use super::webhook::{AddressPolicy, Method, WebhookUrl};
+
+/// A closed set of words of the API: each variant's spelling, parsed case-insensitively.
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            /// Case-insensitive, like every enum value of the API.
+            pub fn parse(value: &str) -> Option<Self> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(value))
+            }
+
+            /// The spellings, for messages: `a, b or c`.
+            pub fn choices() -> String {
+                let words: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                match words.split_last() {
+                    Some((last, [])) => (*last).to_owned(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
+                }
+            }
+        }
+    };
+}
+
+words!(
+    /// Twilio's recording statuses. `in-progress` and `paused` are active; `completed`,
+    /// `absent` and `failed` are final; `stopped` is the API's word between the two (asked to
+    /// stop, its media not yet reported).
+    RecordingStatus {
+        InProgress = "in-progress",
+        Paused = "paused",
+        Stopped = "stopped",
+        Processing = "processing",
+        Completed = "completed",
+        Absent = "absent",
+        Failed = "failed",
+    }
+);
+
+impl RecordingStatus {
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::InProgress | Self::Paused)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Absent | Self::Failed)
+    }
+}
+
+words!(
+    /// One channel for every party, or one per leg.
+    RecordingChannels {
+        Mono = "mono",
+        Dual = "dual",
+    }
+);
+
+impl RecordingChannels {
+    /// Channels of the media file: Twilio's `channels` field.
+    pub fn count(self) -> u16 {
+        match self {
+            Self::Mono => 1,
+            Self::Dual => 2,
+        }
+    }
+}
+
+words!(
+    /// Which audio: what the platform receives from the caller, what it sends, or both.
+    RecordingTrack {
+        Inbound = "inbound",
+        Outbound = "outbound",
+        Both = "both",
+    }
+);
+
+words!(
+    /// Whether leading and trailing silence is cut.
+    Trim {
+        TrimSilence = "trim-silence",
+        DoNotTrim = "do-not-trim",
+    }
+);
+
+words!(
+    /// What a pause leaves in the media: nothing (`skip`) or silence as long as the pause.
+    PauseBehavior {
+        Skip = "skip",
+        Silence = "silence",
+    }
+);
+
+words!(
+    /// How the recording was started.
+    RecordingSource {
+        StartCallRecordingApi = "StartCallRecordingAPI",
+        OutboundApi = "OutboundAPI",
+    }
+);
+
+words!(
+    /// The recording events an application may subscribe to with
+    /// `RecordingStatusCallbackEvent`. `completed` covers `failed` too.
+    RecordingCallbackEvent {
+        InProgress = "in-progress",
+        Completed = "completed",
+        Absent = "absent",
+    }
+);
+
+/// Where the recording's status changes are reported, and which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingCallback {
+    pub url: WebhookUrl,
+    pub method: Method,
+    pub events: Vec<RecordingCallbackEvent>,
+}
+
+/// What to record, as the worker is told in a command and tells back in `recording.started`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingSpec {
+    pub recording_sid: RecordingSid,
+    pub channels: RecordingChannels,
+    pub track: RecordingTrack,
+    pub trim: Trim,
+    pub source: RecordingSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<RecordingCallback>,
+}
+
+/// The recording as the control plane records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub sid: RecordingSid,
+    pub account_sid: AccountSid,
+    pub call_sid: CallSid,
+    pub status: RecordingStatus,
+    pub channels: RecordingChannels,
+    pub track: RecordingTrack,
+    pub trim: Trim,
+    pub source: RecordingSource,
+    pub status_callback: Option<RecordingCallback>,
+    /// How the last pause was asked to behave.
+    pub pause_behavior: PauseBehavior,
+    pub start_time: Timestamp,
+    /// Seconds of media, once the worker has reported it.
+    pub duration: Option<u64>,
+    /// Where the worker put the media (`s3://bucket/key`, or `file://…` for teleapi-local).
+    pub media: Option<String>,
+    /// Twilio's error code, when the recording failed.
+    pub error_code: Option<u32>,
+    /// `seq` of the last `recording.*` event applied (0 before the first).
+    pub event_seq: u64,
+    /// Bumped by every write: the optimistic-concurrency token.
+    pub version: u64,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+}
+
+impl Recording {
+    fn new(spec: &RecordingSpec, account_sid: AccountSid, call_sid: CallSid, at: Timestamp) -> Self {
+        Self {
+            sid: spec.recording_sid.clone(),
+            account_sid,
+            call_sid,
+            status: RecordingStatus::InProgress,
+            channels: spec.channels,
+            track: spec.track,
+            trim: spec.trim,
+            source: spec.source,
+            status_callback: spec.status_callback.clone(),
+            pause_behavior: PauseBehavior::Silence,
+            start_time: at,
+            duration: None,
+            media: None,
+            error_code: None,
+            event_seq: 0,
+            version: 1,
+            date_created: at,
+            date_updated: at,
+        }
+    }
+}
+
+/// The recording parameters, of `POST …/Recordings` and of a new call with `Record=true`.
+pub const RECORDING_PARAMETERS: [&str; 6] = [
+    "RecordingChannels",
+    "RecordingTrack",
+    "Trim",
+    "RecordingStatusCallback",
+    "RecordingStatusCallbackMethod",
+    "RecordingStatusCallbackEvent",
+];
+
+/// How to record, as a request asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingOptions {
+    pub channels: RecordingChannels,
+    pub track: RecordingTrack,
+    pub trim: Trim,
+    pub status_callback: Option<RecordingCallback>,
+}
+
+fn word<T>(
+    raw: &Params,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    choices: String,
+) -> Result<Option<T>, super::InvalidParameter> {
+    raw.get(name)
+        .map(|value| {
+            parse(value).ok_or_else(|| {
+                invalid(
+                    name,
+                    format!("{name} must be {choices}, not '{}'", shorten(value)),
+                )
+            })
+        })
+        .transpose()
+}
+
+impl RecordingOptions {
+    /// `POST …/Calls/{Sid}/Recordings`: the recording parameters and nothing else.
+    pub fn parse_start(form: &Form, policy: AddressPolicy) -> Result<Self, super::InvalidParameter> {
+        let raw = Params::collect(
+            form,
+            &RECORDING_PARAMETERS,
+            &["RecordingStatusCallbackEvent"],
+        )?;
+        Self::read(&raw, policy)
+    }
+
+    /// The recording parameters among a request's (Twilio's defaults: mono, both tracks, not
+    /// trimmed, `completed` reported).
+    pub fn read(raw: &Params, policy: AddressPolicy) -> Result<Self, super::InvalidParameter> {
+        let channels = word(
+            raw,
+            "RecordingChannels",
+            RecordingChannels::parse,
+            RecordingChannels::choices(),
+        )?;
+        let track = word(
+            raw,
+            "RecordingTrack",
+            RecordingTrack::parse,
+            RecordingTrack::choices(),
+        )?;
+        let trim = word(raw, "Trim", Trim::parse, Trim::choices())?;
+        let callback = raw.webhook(
+            "RecordingStatusCallback",
+            "RecordingStatusCallbackMethod",
+            policy,
+        )?;
+        let event_values = raw.get_all("RecordingStatusCallbackEvent");
+        let mut events = Vec::new();
+        for value in &event_values {
+            let mut any = false;
+            for name in value.split_ascii_whitespace() {
+                any = true;
+                let event = RecordingCallbackEvent::parse(name).ok_or_else(|| {
+                    invalid(
+                        "RecordingStatusCallbackEvent",
+                        format!(
+                            "RecordingStatusCallbackEvent '{}' is not one of {}",
+                            shorten(name),
+                            RecordingCallbackEvent::choices()
+                        ),
+                    )
+                })?;
+                if !events.contains(&event) {
+                    events.push(event);
+                }
+            }
+            if !any {
+                return Err(invalid(
+                    "RecordingStatusCallbackEvent",
+                    "RecordingStatusCallbackEvent is empty".into(),
+                ));
+            }
+        }
+        if !event_values.is_empty() && callback.is_none() {
+            return Err(conflict(
+                "RecordingStatusCallbackEvent",
+                "RecordingStatusCallbackEvent can only be given together with RecordingStatusCallback"
+                    .into(),
+            ));
+        }
+        if events.is_empty() {
+            events.push(RecordingCallbackEvent::Completed);
+        }
+        events.sort_by_key(|e| RecordingCallbackEvent::ALL.iter().position(|a| a == e));
+        Ok(Self {
+            channels: channels.unwrap_or(RecordingChannels::Mono),
+            track: track.unwrap_or(RecordingTrack::Both),
+            trim: trim.unwrap_or(Trim::DoNotTrim),
+            status_callback: callback.map(|(url, method)| RecordingCallback {
+                url,
+                method,
+                events,
+            }),
+        })
+    }
+
+    /// What the intent records, in canonical form.
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::from([
+            (
+                "RecordingChannels".to_owned(),
+                self.channels.as_str().to_owned(),
+            ),
+            ("RecordingTrack".to_owned(), self.track.as_str().to_owned()),
+            ("Trim".to_owned(), self.trim.as_str().to_owned()),
+        ]);
+        if let Some(callback) = &self.status_callback {
+            p.insert(
+                "RecordingStatusCallback".into(),
+                callback.url.as_str().to_owned(),
+            );
+            p.insert(
+                "RecordingStatusCallbackMethod".into(),
+                callback.method.as_str().to_owned(),
+            );
+            let events: Vec<&str> = callback.events.iter().map(|e| e.as_str()).collect();
+            p.insert("RecordingStatusCallbackEvent".into(), events.join(" "));
+        }
+        p
+    }
+
+    pub fn spec(&self, sid: RecordingSid, source: RecordingSource) -> RecordingSpec {
+        RecordingSpec {
+            recording_sid: sid,
+            channels: self.channels,
+            track: self.track,
+            trim: self.trim,
+            source,
+            status_callback: self.status_callback.clone(),
+        }
+    }
+}
+
+/// `POST …/Calls/{Sid}/Recordings/{Sid}`: pause, resume or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingUpdate {
+    pub status: RecordingStatus,
+    pub pause_behavior: Option<PauseBehavior>,
+}
+
+impl RecordingUpdate {
+    pub fn parse(form: &Form) -> Result<Self, super::InvalidParameter> {
+        let raw = Params::collect(form, &["Status", "PauseBehavior"], &[])?;
+        let value = raw.get("Status").ok_or_else(|| missing("Status"))?;
+        let status = RecordingStatus::parse(value)
+            .filter(|s| {
+                matches!(
+                    s,
+                    RecordingStatus::Paused | RecordingStatus::InProgress | RecordingStatus::Stopped
+                )
+            })
+            .ok_or_else(|| {
+                invalid(
+                    "Status",
+                    format!(
+                        "Status must be paused, in-progress or stopped, not '{}'",
+                        shorten(value)
+                    ),
+                )
+            })?;
+        let pause_behavior = word(
+            &raw,
+            "PauseBehavior",
+            PauseBehavior::parse,
+            PauseBehavior::choices(),
+        )?;
+        if pause_behavior.is_some() && status != RecordingStatus::Paused {
+            return Err(conflict(
+                "PauseBehavior",
+                "PauseBehavior says how to pause; it can only be given with Status=paused".into(),
+            ));
+        }
+        Ok(Self {
+            status,
+            pause_behavior,
+        })
+    }
+
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::from([("Status".to_owned(), self.status.as_str().to_owned())]);
+        if let Some(behavior) = self.pause_behavior {
+            p.insert("PauseBehavior".into(), behavior.as_str().to_owned());
+        }
+        p
+    }
+}
+
+/// The request is valid but the call's or the recording's state does not allow it (409).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordingStateError {
+    #[error("The call is {} and can only be recorded while it is in progress", .0.as_str())]
+    CallNotInProgress(CallStatus),
+    #[error(
+        "The call is already being recorded by {0}: stop that recording before starting another"
+    )]
+    AlreadyRecording(RecordingSid),
+    #[error("The recording {0} is {1} and can no longer be paused, resumed or stopped")]
+    NotActive(RecordingSid, &'static str),
+    #[error("The recording {0} is {1}: it can be deleted once it has completed")]
+    NotFinished(RecordingSid, &'static str),
+}
+
+/// A recording change as it is to be written, in one conditional write: the call with its next
+/// intent number (only if it still has `call_version`), the recording (only if it still has
+/// `recording_version`; `None`: only if there is none yet), and the intent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRecording {
+    pub call: Call,
+    pub call_version: u64,
+    pub recording: Recording,
+    pub recording_version: Option<u64>,
+    pub intent: Intent,
+}
+
+fn next_intent(
+    call: &Call,
+    action: IntentAction,
+    parameters: BTreeMap<String, String>,
+    kind: CommandType,
+    command_parameters: CommandParameters,
+    intent_sid: IntentSid,
+    now: Timestamp,
+    retention: Duration,
+) -> (Call, Intent) {
+    let mut next = call.clone();
+    next.seq += 1;
+    next.version += 1;
+    next.date_updated = now;
+    let command = Command {
+        version: super::command::COMMAND_VERSION,
+        kind,
+        call_sid: call.sid.clone(),
+        account_sid: call.account_sid.clone(),
+        intent_sid: intent_sid.clone(),
+        seq: next.seq,
+        parameters: command_parameters,
+    };
+    let intent = Intent {
+        sid: intent_sid,
+        subject: call.sid.clone().into(),
+        account_sid: call.account_sid.clone(),
+        seq: next.seq,
+        action,
+        parameters,
+        status: IntentStatus::Pending,
+        reason: None,
+        command: Some(IntentCommand::Call(command)),
+        queue: call.command_queue.clone(),
+        date_created: now,
+        date_updated: now,
+        expires_at: now.plus(retention).whole_seconds(),
+    };
+    (next, intent)
+}
+
+/// Starts recording `call` (as read, with `active`, the item of the recording its `recording`
+/// names, if any): the call names the new recording as its active one.
+pub fn plan_start(
+    call: &Call,
+    active: Option<&Recording>,
+    options: &RecordingOptions,
+    sid: RecordingSid,
+    intent_sid: IntentSid,
+    now: Timestamp,
+    retention: Duration,
+) -> Result<PlannedRecording, RecordingStateError> {
+    if call.status != CallStatus::InProgress {
+        return Err(RecordingStateError::CallNotInProgress(call.status));
+    }
+    if let Some(active) = active.filter(|r| r.status.is_active()) {
+        return Err(RecordingStateError::AlreadyRecording(active.sid.clone()));
+    }
+    let spec = options.spec(sid.clone(), RecordingSource::StartCallRecordingApi);
+    let mut parameters = options.parameters();
+    parameters.insert("RecordingSid".into(), sid.to_string());
+    let command = CommandParameters {
+        recording: Some(spec.clone()),
+        ..CommandParameters::default()
+    };
+    let (mut next, intent) = next_intent(
+        call,
+        IntentAction::RecordingStart,
+        parameters,
+        CommandType::RecordingStart,
+        command,
+        intent_sid,
+        now,
+        retention,
+    );
+    next.recording = Some(sid);
+    Ok(PlannedRecording {
+        call: next,
+        call_version: call.version,
+        recording: Recording::new(&spec, call.account_sid.clone(), call.sid.clone(), now),
+        recording_version: None,
+        intent,
+    })
+}
+
+/// Pauses, resumes or stops `recording` of `call`.
+pub fn plan_update(
+    call: &Call,
+    recording: &Recording,
+    update: &RecordingUpdate,
+    intent_sid: IntentSid,
+    now: Timestamp,
+    retention: Duration,
+) -> Result<PlannedRecording, RecordingStateError> {
+    if !recording.status.is_active() {
+        return Err(RecordingStateError::NotActive(
+            recording.sid.clone(),
+            recording.status.as_str(),
+        ));
+    }
+    if call.status != CallStatus::InProgress {
+        return Err(RecordingStateError::CallNotInProgress(call.status));
+    }
+    let mut parameters = update.parameters();
+    parameters.insert("RecordingSid".into(), recording.sid.to_string());
+    let command = CommandParameters {
+        recording_sid: Some(recording.sid.clone()),
+        recording_status: Some(update.status),
+        pause_behavior: update.pause_behavior,
+        ..CommandParameters::default()
+    };
+    let (mut next, intent) = next_intent(
+        call,
+        IntentAction::RecordingUpdate,
+        parameters,
+        CommandType::RecordingUpdate,
+        command,
+        intent_sid,
+        now,
+        retention,
+    );
+    if update.status == RecordingStatus::Stopped && next.recording.as_ref() == Some(&recording.sid)
+    {
+        next.recording = None;
+    }
+    let mut changed = recording.clone();
+    changed.status = update.status;
+    if update.status == RecordingStatus::Paused {
+        changed.pause_behavior = update.pause_behavior.unwrap_or(PauseBehavior::Silence);
+    }
+    changed.version += 1;
+    changed.date_updated = now;
+    Ok(PlannedRecording {
+        call: next,
+        call_version: call.version,
+        recording: changed,
+        recording_version: Some(recording.version),
+        intent,
+    })
+}
+
+/// A `recording.*` event, as the worker reports it (see [`super::event::EventKind`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RecordingReport<'a> {
+    Started {
+        seq: u64,
+        account_sid: &'a AccountSid,
+        spec: &'a RecordingSpec,
+        start_time: i64,
+    },
+    Changed {
+        seq: u64,
+        recording_sid: &'a RecordingSid,
+        status: RecordingStatus,
+        duration: Option<u64>,
+        media_url: Option<&'a str>,
+        error_code: Option<u32>,
+    },
+}
+
+impl RecordingReport<'_> {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Started { seq, .. } | Self::Changed { seq, .. } => *seq,
+        }
+    }
+
+    pub fn recording_sid(&self) -> &RecordingSid {
+        match self {
+            Self::Started { spec, .. } => &spec.recording_sid,
+            Self::Changed { recording_sid, .. } => recording_sid,
+        }
+    }
+}
+
+/// What a worker's report does to the recording as stored (`current`): the recording to write
+/// (under `current`'s version, or as new), or why nothing. A recording asked to stop stays
+/// `stopped` until the worker reports it final; a final one changes no more.
+pub fn apply(
+    current: Option<&Recording>,
+    call_sid: &CallSid,
+    report: &RecordingReport,
+    now: Timestamp,
+) -> Result<Recording, String> {
+    let seq = report.seq();
+    let sid = report.recording_sid();
+    let mut next = match (current, report) {
+        (None, RecordingReport::Started {
+            account_sid,
+            spec,
+            start_time,
+            ..
+        }) => {
+            let mut created =
+                Recording::new(spec, (*account_sid).clone(), call_sid.clone(), now);
+            created.start_time = Timestamp::from_millis(*start_time);
+            created.event_seq = seq;
+            return Ok(created);
+        }
+        (None, RecordingReport::Changed { .. }) => {
+            return Err(format!("recording.status #{seq} for unknown recording {sid}"));
+        }
+        (Some(current), _) => current.clone(),
+    };
+    if seq <= next.event_seq {
+        return Err(format!(
+            "recording event #{seq} of {sid}: duplicate or stale (last applied #{})",
+            next.event_seq
+        ));
+    }
+    if next.status.is_final() {
+        return Err(format!(
+            "recording event #{seq} of {sid}: the recording is {} already",
+            next.status.as_str()
+        ));
+    }
+    match report {
+        RecordingReport::Started { start_time, .. } => {
+            next.start_time = Timestamp::from_millis(*start_time);
+            if next.status != RecordingStatus::Stopped {
+                next.status = RecordingStatus::InProgress;
+            }
+        }
+        RecordingReport::Changed {
+            status,
+            duration,
+            media_url,
+            error_code,
+            ..
+        } => {
+            if status.is_final() {
+                next.status = *status;
+                next.duration = *duration;
+                next.media = media_url.map(str::to_owned);
+                next.error_code = *error_code;
+            } else if status.is_active() && next.status != RecordingStatus::Stopped {
+                next.status = *status;
+            } else if !status.is_active() {
+                return Err(format!(
+                    "recording.status #{seq} of {sid}: a worker reports in-progress, paused, \
+                     completed, absent or failed, not {}",
+                    status.as_str()
+                ));
+            }
+        }
+    }
+    next.event_seq = seq;
+    next.version += 1;
+    next.date_updated = now;
+    Ok(next)
+}
+
+/// Where a recording is, under the API's base path.
+pub fn recording_path(recording: &Recording) -> String {
+    format!(
+        "/call/{}/Accounts/{}/Recordings/{}",
+        super::API_VERSION,
+        recording.account_sid,
+        recording.sid
+    )
+}
+
+/// The RecordingStatusCallback request a worker's report makes of `recording` as it is after
+/// the report, if the application subscribed to it. `public_url` is where the API is reached
+/// (`RecordingUrl` is absolute, as on Twilio).
+pub fn callback(
+    recording: &Recording,
+    report: &RecordingReport,
+    public_url: &str,
+) -> Option<CallbackJob> {
+    let callback = recording.status_callback.as_ref()?;
+    let subscription = match report {
+        RecordingReport::Started { .. } => RecordingCallbackEvent::InProgress,
+        RecordingReport::Changed { status, .. } => match status {
+            RecordingStatus::Completed | RecordingStatus::Failed => {
+                RecordingCallbackEvent::Completed
+            }
+            RecordingStatus::Absent => RecordingCallbackEvent::Absent,
+            _ => return None,
+        },
+    };
+    if !callback.events.contains(&subscription) {
+        return None;
+    }
+    let status = match report {
+        RecordingReport::Started { .. } => RecordingStatus::InProgress,
+        RecordingReport::Changed { status, .. } => *status,
+    };
+    let mut p = BTreeMap::new();
+    p.insert("AccountSid".to_owned(), recording.account_sid.to_string());
+    p.insert("CallSid".to_owned(), recording.call_sid.to_string());
+    p.insert("RecordingSid".to_owned(), recording.sid.to_string());
+    p.insert(
+        "RecordingUrl".to_owned(),
+        format!("{}{}", public_url.trim_end_matches('/'), recording_path(recording)),
+    );
+    p.insert("RecordingStatus".to_owned(), status.as_str().to_owned());
+    p.insert(
+        "RecordingChannels".to_owned(),
+        recording.channels.count().to_string(),
+    );
+    p.insert(
+        "RecordingSource".to_owned(),
+        recording.source.as_str().to_owned(),
+    );
+    p.insert("RecordingTrack".to_owned(), recording.track.as_str().to_owned());
+    p.insert(
+        "RecordingStartTime".to_owned(),
+        recording.start_time.rfc2822(),
+    );
+    p.insert(
+        "ErrorCode".to_owned(),
+        recording.error_code.unwrap_or(0).to_string(),
+    );
+    if status.is_final() {
+        p.insert(
+            "RecordingDuration".to_owned(),
+            recording.duration.unwrap_or(0).to_string(),
+        );
+    }
+    Some(CallbackJob {
+        version: JOB_VERSION,
+        job_id: format!("{}-e{}-{}", recording.sid, report.seq(), status.as_str()),
+        kind: JobKind::StatusCallback,
+        account_sid: recording.account_sid.clone(),
+        call_sid: Some(recording.call_sid.clone()),
+        conference_sid: None,
+        url: callback.url.clone(),
+        method: callback.method,
+        parameters: p,
+        attempts: 0,
+        history: Vec::new(),
+    })
+}
