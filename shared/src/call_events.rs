@@ -18,7 +18,7 @@ use crate::domain::worker::{self, WorkerEvent};
 use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use crate::ports::{
     AccountStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage, Queue, QueueError,
-    RecordError, Settlement, StoreError, WorkerStore,
+    RecordError, RecordingStore, Settlement, StoreError, WorkerStore,
 };
 use crate::system_intents::send_after_write;
 
@@ -31,6 +31,8 @@ pub struct EventConfig {
     pub account_cache_ttl: Duration,
     /// How long a worker's heartbeat holds it ([`worker::LEASE`]; shorter in tests).
     pub worker_lease: Duration,
+    /// Where the API is reached, for `RecordingUrl` (TELEAPI_PUBLIC_URL).
+    pub public_url: String,
 }
 
 impl Default for EventConfig {
@@ -40,6 +42,7 @@ impl Default for EventConfig {
             write_budget: Duration::from_secs(5),
             account_cache_ttl: Duration::from_secs(10),
             worker_lease: worker::LEASE,
+            public_url: String::new(),
         }
     }
 }
@@ -55,6 +58,8 @@ pub struct EventServices {
     pub workers: Arc<dyn WorkerStore>,
     /// Where conference events are recorded.
     pub conferences: Arc<dyn ConferenceStore>,
+    /// Where recording events are recorded.
+    pub recordings: Arc<dyn RecordingStore>,
     pub commands: Arc<dyn Queue>,
     pub callbacks: Arc<dyn Queue>,
     /// The events dead-letter queue (FIFO), for messages that can never be applied.

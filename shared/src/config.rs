@@ -10,6 +10,7 @@ use aws_config::timeout::TimeoutConfig;
 
 use crate::adapters::dynamodb::{DynamoStore, TableNames};
 use crate::adapters::http::HttpWebhooks;
+use crate::adapters::media::S3Media;
 use crate::adapters::sqs::SqsQueue;
 use crate::api::{ApiConfig, Services};
 use crate::call_events::{EventConfig, EventServices};
@@ -25,6 +26,9 @@ pub const EVENTS_DLQ_ENV: &str = "TELEAPI_EVENTS_DLQ_URL";
 pub const UNAUTHENTICATED_KEY_ENV: &str = "TELEAPI_UNAUTHENTICATED_USAGE_KEY";
 pub const UNASSIGNED_KEY_ENV: &str = "TELEAPI_UNASSIGNED_USAGE_KEY";
 /// Set to `true` only for local development: lets webhooks reach loopback addresses.
+pub const RECORDINGS_BUCKET_ENV: &str = "TELEAPI_RECORDINGS_BUCKET";
+/// Where the API is reached (`https://{api}.execute-api.{region}.amazonaws.com/Prod`).
+pub const PUBLIC_URL_ENV: &str = "TELEAPI_PUBLIC_URL";
 pub const ALLOW_LOOPBACK_ENV: &str = "TELEAPI_ALLOW_LOOPBACK_WEBHOOKS";
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +99,9 @@ pub fn api_config_from_env() -> Result<ApiConfig, ConfigError> {
             Duration::from_secs(1),
             defaults.account_cache_ttl,
         )?,
+        public_url: std::env::var(PUBLIC_URL_ENV)
+            .ok()
+            .filter(|url| !url.is_empty()),
         ..defaults
     })
 }
@@ -159,13 +166,28 @@ pub fn address_policy_from_env() -> Result<AddressPolicy, ConfigError> {
 pub struct Aws {
     pub store: Arc<DynamoStore>,
     pub sqs: aws_sdk_sqs::Client,
+    /// The recordings bucket (TELEAPI_RECORDINGS_BUCKET).
+    pub media: Arc<S3Media>,
 }
 
 impl Aws {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let tables = TableNames::from_env().map_err(ConfigError)?;
         let config = aws_config().await;
+        let media = S3Media::new(
+            var(RECORDINGS_BUCKET_ENV)?,
+            config
+                .region()
+                .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+            std::env::var("AWS_ENDPOINT_URL_S3")
+                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                .ok(),
+            config
+                .credentials_provider()
+                .ok_or_else(|| ConfigError("no AWS credentials provider".into()))?,
+        );
         Ok(Self {
+            media: Arc::new(media),
             store: Arc::new(DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(&config),
                 tables,
@@ -187,6 +209,8 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
         accounts: aws.store.clone(),
         calls: aws.store.clone(),
         conferences: aws.store.clone(),
+        recordings: aws.store.clone(),
+        media: aws.media.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
         config: ApiConfig {
@@ -242,6 +266,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
         calls: aws.store.clone(),
         workers: aws.store.clone(),
         conferences: aws.store.clone(),
+        recordings: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         dead_letters: aws.queue(EVENTS_DLQ_ENV)?,
@@ -250,6 +275,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
             intent_retention: api.intent_retention,
             write_budget: api.write_budget,
             account_cache_ttl: api.account_cache_ttl,
+            public_url: var(PUBLIC_URL_ENV)?,
             ..EventConfig::default()
         },
     })

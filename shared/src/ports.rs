@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use crate::domain::callback::Delivery;
 use crate::domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
 use crate::domain::listing::{CallFilter, Page, PageRequest};
+use crate::domain::recording::{PlannedRecording, Recording, RecordingFilter};
 use crate::domain::worker::{Worker, WorkerId};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
-    Intent, IntentCommand, IntentSid, IntentStatus, Method, Subject, Timestamp,
+    Intent, IntentCommand, IntentSid, IntentStatus, Method, RecordingSid, Subject, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -171,6 +172,50 @@ pub trait ConferenceStore: Send + Sync {
         filter: &ConferenceFilter,
         page: &PageRequest,
     ) -> Result<Page<Conference>, StoreError>;
+}
+
+/// A recording change through the API (start, pause, resume, stop), in one conditional write:
+/// the call with its next intent number (only if it still has `call_version`), the recording
+/// (only if it still has `recording_version`; `None`: only if there is none yet), the intent
+/// (only if its number is free) and the request's idempotency record (only if its key is
+/// unused or expired).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordingWrite<'a> {
+    pub planned: &'a PlannedRecording,
+    pub idempotency: Option<&'a IdempotencyRecord>,
+    pub now: Timestamp,
+}
+
+/// Recordings of calls (docs/data-model.md, "recordings").
+#[async_trait]
+pub trait RecordingStore: Send + Sync {
+    /// The recording, read consistently.
+    async fn recording(&self, sid: &RecordingSid) -> Result<Option<Recording>, StoreError>;
+
+    /// Writes a worker's report: `recording` whole, only if the stored one still has
+    /// `expected_version` (`None`: only if there is none yet); `false` if not (a concurrent
+    /// write got there first), which changes nothing.
+    async fn write_recording(
+        &self,
+        recording: &Recording,
+        expected_version: Option<u64>,
+    ) -> Result<bool, StoreError>;
+
+    /// See [`RecordingWrite`]: all of it or nothing. `CallChanged` if the call or the recording
+    /// changed since they were read, `KeyTaken` if the idempotency key is taken.
+    async fn write_recording_intent(&self, write: RecordingWrite<'_>) -> Result<(), RecordError>;
+
+    /// A page of the account's recordings that match `filter` (a call's, when it names one),
+    /// newest first.
+    async fn list_recordings(
+        &self,
+        account: &AccountSid,
+        filter: &RecordingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Recording>, StoreError>;
+
+    /// Deletes the recording if it still has `version`; `false` if not.
+    async fn delete_recording(&self, sid: &RecordingSid, version: u64) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -362,6 +407,26 @@ pub enum DeliveryError {
 #[async_trait]
 pub trait WebhookClient: Send + Sync {
     async fn send(&self, request: &WebhookRequest) -> Result<WebhookResponse, DeliveryError>;
+}
+
+/// A recording's media, as the API hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Media {
+    /// Fetch it from there: a short-lived presigned URL.
+    Redirect(String),
+    /// The file itself (`audio/x-wav`).
+    Bytes(Vec<u8>),
+}
+
+/// Where media workers put recordings: an S3 bucket deployed, a folder in teleapi-local.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// The media at `location` (as the worker reported it); `None` if there is none there, or
+    /// `location` is not a place of this store.
+    async fn fetch(&self, location: &str) -> Result<Option<Media>, StoreError>;
+
+    /// Deletes the media at `location`; nothing there is not an error.
+    async fn delete(&self, location: &str) -> Result<(), StoreError>;
 }
 
 /// The time, behind a port so that tests can move it.

@@ -3,6 +3,7 @@
 
 mod conferences;
 mod item;
+mod recordings;
 pub mod schema;
 
 use std::collections::HashMap;

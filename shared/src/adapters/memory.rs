@@ -19,15 +19,16 @@ use crate::domain::conference::{
 use crate::domain::listing::{
     CallFilter, Page, PageRequest, call_position, intent_position, partition_key,
 };
+use crate::domain::recording::{Recording, RecordingFilter, recording_position};
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, ConferenceSid, IdempotencyKey, IdempotencyRecord, Intent,
-    IntentStatus, Subject, Timestamp,
+    IntentStatus, RecordingSid, Subject, Timestamp,
 };
 use crate::ports::{
     AccountStore, CallStore, CallWrite, ConferenceStore, ConferenceWrite, InsertError,
-    IntentFailure, OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError, Settlement,
-    StoreError, WorkerStore,
+    IntentFailure, OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError,
+    RecordingStore, RecordingWrite, Settlement, StoreError, WorkerStore,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +48,7 @@ struct Tables {
     workers: HashMap<WorkerId, Worker>,
     conferences: HashMap<ConferenceSid, Conference>,
     participants: HashMap<ConferenceSid, BTreeMap<CallSid, Participant>>,
+    recordings: HashMap<RecordingSid, Recording>,
     /// The listing index: by partition (account and shard), call positions.
     listing: HashMap<String, BTreeMap<String, CallSid>>,
     /// What the TTL attributes (`ExpiresAt`) will delete, in the order it was written: with one
@@ -65,6 +67,37 @@ enum Expiring {
 }
 
 impl Tables {
+    /// Whether `record`'s key is held by a live record at `now`.
+    fn key_taken(&self, record: Option<&IdempotencyRecord>, now: Timestamp) -> bool {
+        record.is_some_and(|record| {
+            self.idempotency
+                .get(&record.key)
+                .is_some_and(|stored| stored.is_live(now))
+        })
+    }
+
+    fn intent_taken(&self, intent: &Intent) -> bool {
+        self.intents
+            .contains_key(&(intent.subject.clone(), intent.seq))
+    }
+
+    fn put_intent(&mut self, intent: &Intent) {
+        self.expiring.push_back((
+            intent.expires_at,
+            Expiring::Intent(intent.subject.clone(), intent.seq),
+        ));
+        self.intents
+            .insert((intent.subject.clone(), intent.seq), intent.clone());
+    }
+
+    fn put_key(&mut self, record: Option<&IdempotencyRecord>) {
+        if let Some(record) = record {
+            self.expiring
+                .push_back((record.expires_at, Expiring::Key(record.key.clone())));
+            self.idempotency.insert(record.key.clone(), record.clone());
+        }
+    }
+
     /// Stores `call`, and its entry in the listing index (where it stays: its account, shard
     /// and position never change).
     fn put_call(&mut self, call: &Call) {
@@ -262,16 +295,8 @@ impl ConferenceStore for MemoryStore {
                     stored.event_seq != seq || stored.status != ParticipantStatus::Connected
                 })
         });
-        let intent = write.intent;
-        let number_taken = tables
-            .intents
-            .contains_key(&(intent.subject.clone(), intent.seq));
-        if let Some(record) = write.idempotency
-            && tables
-                .idempotency
-                .get(&record.key)
-                .is_some_and(|stored| stored.is_live(write.now))
-        {
+        let number_taken = tables.intent_taken(write.intent);
+        if tables.key_taken(write.idempotency, write.now) {
             return Err(RecordError::KeyTaken);
         }
         if conference_moved || participant_moved || number_taken {
@@ -287,21 +312,8 @@ impl ConferenceStore for MemoryStore {
                 .or_default()
                 .insert(participant.state.call_sid.clone(), participant.clone());
         }
-        tables.expiring.push_back((
-            intent.expires_at,
-            Expiring::Intent(intent.subject.clone(), intent.seq),
-        ));
-        tables
-            .intents
-            .insert((intent.subject.clone(), intent.seq), intent.clone());
-        if let Some(record) = write.idempotency {
-            tables
-                .expiring
-                .push_back((record.expires_at, Expiring::Key(record.key.clone())));
-            tables
-                .idempotency
-                .insert(record.key.clone(), record.clone());
-        }
+        tables.put_intent(write.intent);
+        tables.put_key(write.idempotency);
         Ok(())
     }
 
@@ -329,6 +341,90 @@ impl ConferenceStore for MemoryStore {
             )))
         })
         .await
+    }
+}
+
+#[async_trait]
+impl RecordingStore for MemoryStore {
+    async fn recording(&self, sid: &RecordingSid) -> Result<Option<Recording>, StoreError> {
+        Ok(lock(&self.tables).recordings.get(sid).cloned())
+    }
+
+    async fn write_recording(
+        &self,
+        recording: &Recording,
+        expected_version: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        let stored = tables.recordings.get(&recording.sid).map(|r| r.version);
+        if stored != expected_version {
+            return Ok(false);
+        }
+        tables
+            .recordings
+            .insert(recording.sid.clone(), recording.clone());
+        Ok(true)
+    }
+
+    async fn write_recording_intent(&self, write: RecordingWrite<'_>) -> Result<(), RecordError> {
+        let planned = write.planned;
+        let mut tables = lock(&self.tables);
+        tables.expire(write.now);
+        let call_moved = tables
+            .calls
+            .get(&planned.call.sid)
+            .is_none_or(|c| c.version != planned.call_version);
+        let recording_moved = tables.recordings.get(&planned.recording.sid).map(|r| r.version)
+            != planned.recording_version;
+        let number_taken = tables.intent_taken(&planned.intent);
+        if tables.key_taken(write.idempotency, write.now) {
+            return Err(RecordError::KeyTaken);
+        }
+        if call_moved || recording_moved || number_taken {
+            return Err(RecordError::CallChanged);
+        }
+        tables.put_call(&planned.call);
+        tables
+            .recordings
+            .insert(planned.recording.sid.clone(), planned.recording.clone());
+        tables.put_intent(&planned.intent);
+        tables.put_key(write.idempotency);
+        Ok(())
+    }
+
+    async fn list_recordings(
+        &self,
+        account: &AccountSid,
+        filter: &RecordingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Recording>, StoreError> {
+        let listing: BTreeMap<String, Recording> = lock(&self.tables)
+            .recordings
+            .values()
+            .filter(|r| r.account_sid == *account)
+            .map(|r| (recording_position(r), r.clone()))
+            .collect();
+        let reading = Order::Descending.reading(page);
+        fill_page(page, Order::Descending, 1, |_, after, limit| {
+            std::future::ready(Ok(read_round(
+                &listing,
+                after.as_deref(),
+                None,
+                limit,
+                reading,
+                |recording| filter.matches(recording).then(|| recording.clone()),
+            )))
+        })
+        .await
+    }
+
+    async fn delete_recording(&self, sid: &RecordingSid, version: u64) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        if tables.recordings.get(sid).is_some_and(|r| r.version == version) {
+            tables.recordings.remove(sid);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -403,36 +499,17 @@ impl CallStore for MemoryStore {
             Some(expected) => stored.is_some_and(|stored| stored.version == expected),
             None => stored.is_none(),
         };
-        let intent_taken = write
-            .intent
-            .is_some_and(|i| tables.intents.contains_key(&(i.subject.clone(), i.seq)));
+        let intent_taken = write.intent.is_some_and(|i| tables.intent_taken(i));
         if !version_holds || intent_taken {
             return Err(RecordError::CallChanged);
         }
-        if let Some(record) = write.idempotency {
-            let taken = tables
-                .idempotency
-                .get(&record.key)
-                .is_some_and(|stored| stored.is_live(write.now));
-            if taken {
-                return Err(RecordError::KeyTaken);
-            }
-            tables
-                .idempotency
-                .insert(record.key.clone(), record.clone());
-            tables
-                .expiring
-                .push_back((record.expires_at, Expiring::Key(record.key.clone())));
+        if tables.key_taken(write.idempotency, write.now) {
+            return Err(RecordError::KeyTaken);
         }
+        tables.put_key(write.idempotency);
         tables.put_call(write.call);
         if let Some(intent) = write.intent {
-            tables
-                .intents
-                .insert((intent.subject.clone(), intent.seq), intent.clone());
-            tables.expiring.push_back((
-                intent.expires_at,
-                Expiring::Intent(intent.subject.clone(), intent.seq),
-            ));
+            tables.put_intent(intent);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod dynamodb;
 pub mod http;
+pub mod media;
 pub mod memory;
 pub mod paging;
 pub mod sqs;

@@ -25,7 +25,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
 use crate::domain::{Account, AddressPolicy, Call, CallSid, Form};
-use crate::ports::{AccountStore, CallStore, Clock, ConferenceStore, Queue};
+use crate::ports::{
+    AccountStore, CallStore, Clock, ConferenceStore, MediaStore, Queue, RecordingStore,
+};
 use error::ApiError;
 use representation::{Format, error_resource};
 
@@ -44,6 +46,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How long an authenticated account is reused without reading it again (zero: never).
     pub account_cache_ttl: Duration,
+    /// Where the API is reached (`https://…/Prod`), for the absolute URLs of resources
+    /// (`media_url`); `None`: from the request's `Host`, over https.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +60,7 @@ impl Default for ApiConfig {
             write_budget: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             account_cache_ttl: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -65,6 +71,9 @@ pub struct Services {
     pub accounts: Arc<dyn AccountStore>,
     pub calls: Arc<dyn CallStore>,
     pub conferences: Arc<dyn ConferenceStore>,
+    pub recordings: Arc<dyn RecordingStore>,
+    /// Where recordings' media is.
+    pub media: Arc<dyn MediaStore>,
     pub commands: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub config: ApiConfig,

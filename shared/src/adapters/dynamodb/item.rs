@@ -1,5 +1,9 @@
 //! DynamoDB items <-> domain values. Attribute names are the contract of docs/data-model.md.
 
+use crate::domain::recording::{
+    PauseBehavior, Recording, RecordingChannels, RecordingSource, RecordingStatus, RecordingTrack,
+    Trim, recording_position,
+};
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -528,5 +532,63 @@ pub(super) fn participant_from(item: &Item) -> Result<Participant, StoreError> {
             .contains_key("ExpiresAt")
             .then(|| r.ttl("ExpiresAt"))
             .transpose()?,
+    })
+}
+
+pub(super) fn recording_item(recording: &Recording) -> Item {
+    let position = recording_position(recording);
+    Writer::default()
+        .s("RecordingSid", recording.sid.as_str())
+        .s("AccountSid", recording.account_sid.as_str())
+        .s("CallSid", recording.call_sid.as_str())
+        // The `account` and `call` indexes: newest first.
+        .s("ListingAccount", recording.account_sid.as_str())
+        .s("Listing", &position)
+        .s("Status", recording.status.as_str())
+        .s("Channels", recording.channels.as_str())
+        .s("Track", recording.track.as_str())
+        .s("Trim", recording.trim.as_str())
+        .s("Source", recording.source.as_str())
+        .s("PauseBehavior", recording.pause_behavior.as_str())
+        .opt_s(
+            "StatusCallback",
+            recording
+                .status_callback
+                .as_ref()
+                .map(|c| serde_json::to_string(c).expect("a callback serialises"))
+                .as_deref(),
+        )
+        .n("StartTime", recording.start_time.millis())
+        .opt_n("Duration", recording.duration)
+        .opt_s("Media", recording.media.as_deref())
+        .opt_n("ErrorCode", recording.error_code)
+        .n("EventSeq", recording.event_seq)
+        .n("Version", recording.version)
+        .n("DateCreated", recording.date_created.millis())
+        .n("DateUpdated", recording.date_updated.millis())
+        .0
+}
+
+pub(super) fn recording_from(item: &Item) -> Result<Recording, StoreError> {
+    let r = Reader(item);
+    Ok(Recording {
+        sid: r.parse("RecordingSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        call_sid: r.parse("CallSid", |v| v.parse().ok())?,
+        status: r.parse("Status", RecordingStatus::parse)?,
+        channels: r.parse("Channels", RecordingChannels::parse)?,
+        track: r.parse("Track", RecordingTrack::parse)?,
+        trim: r.parse("Trim", Trim::parse)?,
+        source: r.parse("Source", RecordingSource::parse)?,
+        pause_behavior: r.parse("PauseBehavior", PauseBehavior::parse)?,
+        status_callback: r.opt_parse("StatusCallback", |v| serde_json::from_str(v).ok())?,
+        start_time: r.time("StartTime")?,
+        duration: r.opt_n("Duration")?,
+        media: r.opt_s("Media")?.map(str::to_owned),
+        error_code: r.opt_n("ErrorCode")?,
+        event_seq: r.n("EventSeq")?,
+        version: r.n("Version")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
     })
 }

@@ -26,6 +26,10 @@ pub const CONFERENCE_LISTING_INDEX: &str = "account";
 /// the conference's status alone; the API's changes (its intent numbers) do not write the index.
 pub const CONFERENCE_LISTING_PROJECTION: [&str; 4] =
     ["FriendlyName", "Status", "DateCreated", "DateUpdated"];
+/// The indexes of the recordings table (docs/data-model.md): an account's recordings and a
+/// call's, newest first.
+pub const RECORDING_ACCOUNT_INDEX: &str = "account";
+pub const RECORDING_CALL_INDEX: &str = "call";
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -38,17 +42,19 @@ pub struct TableNames {
     pub idempotency: String,
     pub workers: String,
     pub conferences: String,
+    pub recordings: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 6] = [
+    pub const ENV: [&'static str; 7] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
         "TELEAPI_IDEMPOTENCY_TABLE",
         "TELEAPI_WORKERS_TABLE",
         "TELEAPI_CONFERENCES_TABLE",
+        "TELEAPI_RECORDINGS_TABLE",
     ];
 
     /// Only the accounts table, for tools that manage accounts (the other names are empty; the
@@ -61,6 +67,7 @@ impl TableNames {
             idempotency: String::new(),
             workers: String::new(),
             conferences: String::new(),
+            recordings: String::new(),
         }
     }
 
@@ -73,6 +80,7 @@ impl TableNames {
             idempotency: format!("{prefix}-idempotency"),
             workers: format!("{prefix}-workers"),
             conferences: format!("{prefix}-conferences"),
+            recordings: format!("{prefix}-recordings"),
         }
     }
 
@@ -85,6 +93,7 @@ impl TableNames {
             idempotency: var(Self::ENV[3])?,
             workers: var(Self::ENV[4])?,
             conferences: var(Self::ENV[5])?,
+            recordings: var(Self::ENV[6])?,
         })
     }
 }
@@ -193,6 +202,21 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             )],
             Some("ExpiresAt"),
         ),
+        (
+            &names.recordings,
+            vec![("RecordingSid", S, Hash)],
+            vec![
+                (
+                    index(RECORDING_ACCOUNT_INDEX, "ListingAccount", "Listing", None)?,
+                    [("ListingAccount", S), ("Listing", S)],
+                ),
+                (
+                    index(RECORDING_CALL_INDEX, "CallSid", "Listing", None)?,
+                    [("CallSid", S), ("Listing", S)],
+                ),
+            ],
+            None,
+        ),
     ];
     for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -244,6 +268,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.idempotency,
         &names.workers,
         &names.conferences,
+        &names.recordings,
     ] {
         wait_until_active(client, name).await?;
     }
