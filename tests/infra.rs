@@ -458,7 +458,8 @@ fn the_openapi_document_matches_the_handlers() {
         // API Gateway matches `{CallSid}.json` with `{CallSid}`: fold it back.
         let route_path = str_of(path)
             .replace("{CallSid}.json", "{CallSid}")
-            .replace("{ConferenceSid}.json", "{ConferenceSid}");
+            .replace("{ConferenceSid}.json", "{ConferenceSid}")
+            .replace("{RecordingSid}.json", "{RecordingSid}");
         for method in ["get", "post", "put", "patch", "delete"] {
             let Some(operation) = item.get(method) else {
                 continue;
@@ -548,10 +549,33 @@ fn the_openapi_document_matches_the_handlers() {
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
+                Operation::StartRecording | Operation::UpdateRecording => {
+                    use teleapi::domain::recording as r;
+                    let parameters: &[&str] = match op {
+                        Operation::StartRecording => &r::RECORDING_PARAMETERS,
+                        _ => &r::RECORDING_UPDATE_PARAMETERS,
+                    };
+                    let expected: BTreeSet<String> =
+                        parameters.iter().map(|p| (*p).to_owned()).collect();
+                    assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
+                }
+                Operation::ListRecordings => {
+                    // The account's list filters by call; a call's list is the call's.
+                    let under_call = route_path.contains("{CallSid}");
+                    let expected: BTreeSet<String> = teleapi::domain::recording::RECORDING_FILTERS
+                        .iter()
+                        .filter(|f| !under_call || **f != "CallSid")
+                        .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
                 Operation::GetCall
                 | Operation::GetConference
                 | Operation::GetParticipant
-                | Operation::RemoveParticipant => {
+                | Operation::RemoveParticipant
+                | Operation::GetRecording
+                | Operation::DeleteRecording => {
                     assert!(query_parameters(&doc, operation).is_empty())
                 }
             }

@@ -37,7 +37,7 @@ pub const DEFAULT_PREFIX: &str = "teleapi-local";
 const USAGE: &str = "\
 Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
                      [--speed FACTOR] [--ring-ms MS] [--no-simulator] [--retention TIME]
-                     [--rate-limit RATE[/BURST]]
+                     [--rate-limit RATE[/BURST]] [--recordings-dir DIR]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -59,6 +59,9 @@ Options:
                       API requests a second an account without a limit of its own may make, and
                       at once (default 100/200, as deployed; BURST defaults to twice RATE);
                       beyond it, 429
+  --recordings-dir DIR
+                      where the simulated worker writes recordings (WAV files), which the API
+                      serves (default: teleapi-local-recordings in the system's temp folder)
   -h, --help          show this help
 
 Environment:
@@ -130,6 +133,7 @@ impl Options {
                     simulator.ring = Duration::from_millis(ms);
                 }
                 "--no-simulator" => simulator.enabled = false,
+                "--recordings-dir" => simulator.recordings_dir = value("--recordings-dir")?.into(),
                 "--rate-limit" => {
                     let raw = value("--rate-limit")?;
                     rate_limit = parse_local_rate_limit(&raw)
@@ -277,7 +281,12 @@ async fn serve_api(State(stack): State<Arc<Stack>>, request: Request) -> Respons
     } else {
         Body::Binary(bytes.to_vec())
     };
-    let request = lambda_http::http::Request::from_parts(parts, body);
+    let mut request = lambda_http::http::Request::from_parts(parts, body);
+    // As API Gateway says how it was reached; here, plain HTTP.
+    request.headers_mut().insert(
+        "x-forwarded-proto",
+        lambda_http::http::HeaderValue::from_static("http"),
+    );
     // On a task of its own, as a Lambda invocation runs to its end whatever the client does: a
     // client that hangs up must not cancel a request between its write and its send.
     let handled = tokio::spawn(async move { api::handle(&stack.services, request, None).await });
@@ -449,6 +458,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         simulator: options.simulator,
         retention: options.retention,
         rate_limit: options.rate_limit,
+        public_url: format!("http://{address}"),
         ..StackOptions::default()
     })
     .await?;

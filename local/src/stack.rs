@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region};
 use teleapi::adapters::dynamodb::{DynamoStore, TableNames, schema};
 use teleapi::adapters::http::HttpWebhooks;
+use teleapi::adapters::media::FileMedia;
 use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
 use teleapi::adapters::sqs::{SqsQueue, create_queue};
 use teleapi::api::rate_limit::RateLimiter;
@@ -15,7 +16,8 @@ use teleapi::call_events::{EventConfig, EventServices};
 use teleapi::callbacks::{CallbackConfig, CallbackServices};
 use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
 use teleapi::ports::{
-    AccountStore, CallStore, Clock, ConferenceStore, InsertError, Queue, SystemClock, WorkerStore,
+    AccountStore, CallStore, Clock, ConferenceStore, InsertError, Queue, RecordingStore,
+    SystemClock, WorkerStore,
 };
 
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -50,6 +52,9 @@ pub struct StackOptions {
     /// 15 s; shorter in tests of a worker's death).
     pub worker_lease: Duration,
     pub reconcile_every: Duration,
+    /// Where the API is reached (`http://127.0.0.1:8080`), for the absolute URLs of callbacks
+    /// (`RecordingUrl`).
+    pub public_url: String,
 }
 
 /// A local stack's default retention: a day of history is plenty to look at.
@@ -65,6 +70,7 @@ impl Default for StackOptions {
             rate_limit: RateLimit::DEFAULT,
             worker_lease: teleapi::domain::worker::LEASE,
             reconcile_every: Duration::from_secs(15),
+            public_url: format!("http://{}", crate::DEFAULT_LISTEN),
         }
     }
 }
@@ -200,14 +206,14 @@ async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
 }
 
 /// Every store port, on one backing.
-trait Stores: AccountStore + CallStore + WorkerStore + ConferenceStore {}
+trait Stores: AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore {}
 
-impl<T: AccountStore + CallStore + WorkerStore + ConferenceStore> Stores for T {}
+impl<T: AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore> Stores for T {}
 
 impl Stack {
     /// The stack, with the local address policy (webhooks on loopback allowed, so that an app
     /// on this machine can be called).
-    pub async fn build(options: StackOptions) -> Result<Self, String> {
+    pub async fn build(mut options: StackOptions) -> Result<Self, String> {
         let mut function_env = Vec::new();
         let (store, queues, description): (Arc<dyn Stores>, Queues, String) = match &options.backing
         {
@@ -264,7 +270,14 @@ impl Stack {
         let accounts: Arc<dyn AccountStore> = store.clone();
         let calls: Arc<dyn CallStore> = store.clone();
         let workers: Arc<dyn WorkerStore> = store.clone();
-        let conferences: Arc<dyn ConferenceStore> = store;
+        let conferences: Arc<dyn ConferenceStore> = store.clone();
+        let recordings: Arc<dyn RecordingStore> = store;
+        let recordings_dir = options.simulator.recordings_dir.clone();
+        std::fs::create_dir_all(&recordings_dir)
+            .map_err(|e| format!("creating {}: {e}", recordings_dir.display()))?;
+        let recordings_dir = std::fs::canonicalize(&recordings_dir)
+            .map_err(|e| format!("{}: {e}", recordings_dir.display()))?;
+        options.simulator.recordings_dir = recordings_dir.clone();
 
         let mut dev_account = Account::open("Dev account", None, Timestamp::now());
         if let Some((sid, token)) = options.dev.clone() {
@@ -300,6 +313,7 @@ impl Stack {
             calls: calls.clone(),
             workers,
             conferences: conferences.clone(),
+            recordings: recordings.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
             dead_letters: queues.events_dlq.clone(),
@@ -307,6 +321,7 @@ impl Stack {
             config: EventConfig {
                 intent_retention: options.retention,
                 worker_lease: options.worker_lease,
+                public_url: options.public_url.clone(),
                 ..EventConfig::default()
             },
         };
@@ -328,6 +343,8 @@ impl Stack {
             accounts: accounts.clone(),
             calls: calls.clone(),
             conferences,
+            recordings,
+            media: Arc::new(FileMedia::new(recordings_dir)),
             commands: queues.commands.clone(),
             clock,
             config: ApiConfig {

@@ -14,6 +14,7 @@ use crate::domain::callback::CallbackJob;
 use crate::domain::conference::{self, ConferenceEvent, ConferenceEventKind};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
+use crate::domain::recording::{self, RecordingReport};
 use crate::domain::worker::{self, WorkerEvent};
 use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use crate::ports::{
@@ -153,7 +154,10 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             )
             .await?
         }
-        _ => advance(services, &event).await?,
+        kind => match kind.recording() {
+            Some(report) => record(services, &event, &report).await?,
+            None => advance(services, &event).await?,
+        },
     };
     tracing::info!(
         target: "teleapi::event",
@@ -282,6 +286,51 @@ async fn handle_conference_event(
         "event"
     );
     Ok(handled)
+}
+
+/// A recording event: one conditional write of the recording, under the version it was read
+/// at (the API's changes write it too); a write that loses re-reads and re-decides, and a
+/// duplicate is then seen as such. The RecordingStatusCallback it makes is queued first.
+async fn record(
+    services: &EventServices,
+    event: &Event,
+    report: &RecordingReport<'_>,
+) -> Result<Handled, EventError> {
+    let deadline = Instant::now() + services.config.write_budget;
+    let mut attempt = 0;
+    let mut queued: Option<CallbackJob> = None;
+    loop {
+        let sid = report.recording_sid();
+        let current = services.recordings.recording(sid).await?;
+        let now = services.clock.now();
+        let next = match recording::apply(current.as_ref(), &event.call_sid, report, now) {
+            Ok(next) => next,
+            Err(why) => return Ok(Handled::Ignored(why)),
+        };
+        let job = recording::callback(&next, report, &services.config.public_url);
+        if let Some(job) = &job
+            && queued.as_ref() != Some(job)
+        {
+            queue_jobs(services, std::slice::from_ref(job)).await?;
+            queued = Some(job.clone());
+        }
+        let expected = current.as_ref().map(|r| r.version);
+        if services.recordings.write_recording(&next, expected).await? {
+            return Ok(Handled::Applied {
+                callback: job.is_some(),
+                intent: false,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "recording {sid} kept changing while applying {}",
+                event.name()
+            ))
+            .into());
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
 }
 
 async fn queue_jobs(services: &EventServices, jobs: &[CallbackJob]) -> Result<(), EventError> {

@@ -434,6 +434,7 @@ impl crate::Backend {
             calls: store(&self.calls),
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
+            recordings: self.recordings.clone(),
             commands: queue(&self.commands),
             events: queue(&self.events),
             event_dead_letters: queue(&self.event_dead_letters),

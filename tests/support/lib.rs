@@ -20,7 +20,9 @@ use teleapi::adapters::sqs::{SqsQueue, create_queue};
 use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
-use teleapi::ports::{AccountStore, CallStore, Clock, ConferenceStore, Queue, WorkerStore};
+use teleapi::ports::{
+    AccountStore, CallStore, Clock, ConferenceStore, Queue, RecordingStore, WorkerStore,
+};
 
 /// A clock that stands still until a test moves it.
 #[derive(Debug)]
@@ -55,6 +57,7 @@ pub struct Backend {
     pub calls: Arc<dyn CallStore>,
     pub workers: Arc<dyn WorkerStore>,
     pub conferences: Arc<dyn ConferenceStore>,
+    pub recordings: Arc<dyn RecordingStore>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -115,6 +118,7 @@ impl Backend {
             accounts: Arc::new(store.clone()),
             workers: Arc::new(store.clone()),
             conferences: Arc::new(store.clone()),
+            recordings: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -172,6 +176,7 @@ impl Backend {
             accounts: store.clone(),
             workers: store.clone(),
             conferences: store.clone(),
+            recordings: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),
@@ -196,6 +201,10 @@ impl Backend {
             accounts: self.accounts.clone(),
             calls: self.calls.clone(),
             conferences: self.conferences.clone(),
+            recordings: self.recordings.clone(),
+            media: Arc::new(teleapi::adapters::media::FileMedia::new(
+                std::env::temp_dir(),
+            )),
             commands: self.commands.clone(),
             clock,
             config: ApiConfig {
@@ -232,6 +241,7 @@ impl Backend {
             calls: self.calls.clone(),
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
+            recordings: self.recordings.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
             dead_letters: self.event_dead_letters.clone(),

@@ -8,9 +8,11 @@
 //! control plane (after an RCML failure), and answers commands as they come.
 
 pub mod rcml;
+mod recorder;
 mod rooms;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,6 +33,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use rcml::{DialTarget, Verb};
+use recorder::Recorder;
+use teleapi::domain::recording::{RecordingSpec, RecordingStatus};
 
 /// How the simulated world behaves.
 #[derive(Debug, Clone)]
@@ -45,6 +49,13 @@ pub struct SimulatorConfig {
     pub enabled: bool,
     /// How often it sends `worker.heartbeat` (every 10 s, as a real worker; less in tests).
     pub heartbeat: Duration,
+    /// Where recordings' media is written (`--recordings-dir`).
+    pub recordings_dir: PathBuf,
+}
+
+/// Where a local stack keeps recordings unless told otherwise.
+pub fn default_recordings_dir() -> PathBuf {
+    std::env::temp_dir().join("teleapi-local-recordings")
 }
 
 impl Default for SimulatorConfig {
@@ -54,6 +65,7 @@ impl Default for SimulatorConfig {
             speed: 1.0,
             enabled: true,
             heartbeat: HEARTBEAT_INTERVAL,
+            recordings_dir: default_recordings_dir(),
         }
     }
 }
@@ -389,6 +401,10 @@ struct Leg {
     conference: Option<ConferenceSid>,
     /// What to run once answered.
     pending: Option<Source>,
+    /// What to record once answered (`Record=true`).
+    record_on_answer: Option<RecordingSpec>,
+    /// The recording in progress, if any (one at a time).
+    recorder: Option<Recorder>,
     inbox: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
 }
@@ -430,6 +446,8 @@ impl Leg {
             parent: None,
             conference: None,
             pending: None,
+            record_on_answer: None,
+            recorder: None,
             inbox,
             sender,
         }
@@ -531,6 +549,7 @@ impl Leg {
             } => {
                 self.applied(&intent).await;
                 self.pending = Some(source);
+                self.record_on_answer = intent.parameters.recording.clone();
                 self.ring(ring, timeout).await;
             }
             Start::Dialled { timeout, parent } => {
@@ -582,6 +601,89 @@ impl Leg {
         self.status = CallStatus::InProgress;
         self.answered_at = Some(Timestamp::now());
         self.report_status().await;
+        if let Some(spec) = self.record_on_answer.take() {
+            self.start_recording(spec).await;
+        }
+    }
+
+    async fn start_recording(&mut self, spec: RecordingSpec) {
+        let (recorder, started) = Recorder::start(spec, self.account_sid.clone());
+        tracing::info!(call_sid = %self.sid, recording_sid = %recorder.spec.recording_sid, "simulator: recording");
+        self.recorder = Some(recorder);
+        emit(&self.shared, &self.sid, started).await;
+    }
+
+    /// The recording command `command`: applied, or refused (and a refused start reports its
+    /// recording failed, so that it does not stay in progress).
+    async fn on_recording(&mut self, command: &Command) {
+        let p = &command.parameters;
+        let refuse = match (command.kind, &p.recording, &p.recording_sid) {
+            (CommandType::RecordingStart, Some(spec), _) => {
+                if self.status != CallStatus::InProgress {
+                    Some(("not-in-progress", Some(spec.recording_sid.clone())))
+                } else if self.recorder.is_some() {
+                    Some(("recording-active", Some(spec.recording_sid.clone())))
+                } else {
+                    self.applied(command).await;
+                    self.start_recording(spec.clone()).await;
+                    None
+                }
+            }
+            (CommandType::RecordingUpdate, _, Some(sid)) => {
+                let ours = self
+                    .recorder
+                    .as_ref()
+                    .is_some_and(|r| r.spec.recording_sid == *sid);
+                match (ours, p.recording_status) {
+                    (true, Some(RecordingStatus::Stopped)) => {
+                        self.applied(command).await;
+                        self.stop_recording().await;
+                        None
+                    }
+                    (true, Some(status)) => {
+                        self.applied(command).await;
+                        let changed = self
+                            .recorder
+                            .as_mut()
+                            .and_then(|r| r.set(status, p.pause_behavior));
+                        if let Some(event) = changed {
+                            emit(&self.shared, &self.sid, event).await;
+                        }
+                        None
+                    }
+                    _ => Some(("no-such-recording", None)),
+                }
+            }
+            _ => Some(("malformed", None)),
+        };
+        if let Some((reason, failed)) = refuse {
+            let kind = EventKind::CommandRejected {
+                intent_sid: command.intent_sid.clone(),
+                seq: command.seq,
+                reason: reason.into(),
+            };
+            emit(&self.shared, &self.sid, kind).await;
+            if let Some(recording_sid) = failed {
+                let kind = EventKind::RecordingChanged {
+                    seq: 1,
+                    recording_sid,
+                    status: RecordingStatus::Failed,
+                    duration: None,
+                    media_url: None,
+                    error_code: Some(16_105),
+                };
+                emit(&self.shared, &self.sid, kind).await;
+            }
+        }
+    }
+
+    /// Ends the recording in progress, if any, and reports its media.
+    async fn stop_recording(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            let dir = self.shared.config.recordings_dir.clone();
+            let event = recorder.stop(&dir).await;
+            emit(&self.shared, &self.sid, event).await;
+        }
     }
 
     async fn run_until_ended(&mut self) {
@@ -696,6 +798,10 @@ impl Leg {
                 }
             }
             CommandType::Update | CommandType::Dial => true,
+            CommandType::RecordingStart | CommandType::RecordingUpdate => {
+                self.on_recording(&command).await;
+                return;
+            }
             CommandType::Redirect | CommandType::Execute => {
                 if let Some(mute) = p.mute {
                     self.muted = mute;
@@ -910,5 +1016,7 @@ impl Leg {
             let _ = parent.send(Message::LegEnded(self.sid.clone()));
         }
         self.report_status().await;
+        // A recording ends with its call, and completes.
+        self.stop_recording().await;
     }
 }

@@ -54,7 +54,10 @@ impl MediaStore for FileMedia {
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(Some(Media::Bytes(bytes))),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(StoreError::Unavailable(format!("{}: {err}", path.display()))),
+            Err(err) => Err(StoreError::Unavailable(format!(
+                "{}: {err}",
+                path.display()
+            ))),
         }
     }
 
@@ -92,8 +95,7 @@ impl S3Media {
         endpoint: Option<String>,
         credentials: SharedCredentialsProvider,
     ) -> Self {
-        let endpoint =
-            endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
         Self {
             bucket,
             region,
@@ -169,7 +171,10 @@ impl S3Media {
 impl MediaStore for S3Media {
     async fn fetch(&self, location: &str) -> Result<Option<Media>, StoreError> {
         match self.key(location) {
-            Some(key) => self.presign("GET", key).await.map(|url| Some(Media::Redirect(url))),
+            Some(key) => self
+                .presign("GET", key)
+                .await
+                .map(|url| Some(Media::Redirect(url))),
             None => Ok(None),
         }
     }

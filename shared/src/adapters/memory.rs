@@ -374,7 +374,10 @@ impl RecordingStore for MemoryStore {
             .calls
             .get(&planned.call.sid)
             .is_none_or(|c| c.version != planned.call_version);
-        let recording_moved = tables.recordings.get(&planned.recording.sid).map(|r| r.version)
+        let recording_moved = tables
+            .recordings
+            .get(&planned.recording.sid)
+            .map(|r| r.version)
             != planned.recording_version;
         let number_taken = tables.intent_taken(&planned.intent);
         if tables.key_taken(write.idempotency, write.now) {
@@ -420,7 +423,11 @@ impl RecordingStore for MemoryStore {
 
     async fn delete_recording(&self, sid: &RecordingSid, version: u64) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
-        if tables.recordings.get(sid).is_some_and(|r| r.version == version) {
+        if tables
+            .recordings
+            .get(sid)
+            .is_some_and(|r| r.version == version)
+        {
             tables.recordings.remove(sid);
             return Ok(true);
         }

@@ -178,6 +178,8 @@ mod tests {
             accounts: Arc::new(store.clone()),
             calls: Arc::new(store.clone()),
             conferences: Arc::new(store.clone()),
+            recordings: Arc::new(store.clone()),
+            media: Arc::new(crate::adapters::media::FileMedia::new(std::env::temp_dir())),
             commands: Arc::new(crate::adapters::memory::MemoryQueue::new("commands")),
             clock: clock.clone(),
             config: super::super::ApiConfig {

@@ -32,6 +32,8 @@ pub enum ApiError {
     CallState(#[from] CallStateError),
     #[error(transparent)]
     ConferenceState(#[from] crate::domain::ConferenceStateError),
+    #[error(transparent)]
+    RecordingState(#[from] crate::domain::recording::RecordingStateError),
     #[error(
         "This Idempotency-Key was already used with different parameters; use a new key for a new request"
     )]
@@ -122,7 +124,9 @@ impl ApiError {
             Self::PermissionDenied(_) => (StatusCode::FORBIDDEN, 20003),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 405),
-            Self::CallState(_) | Self::ConferenceState(_) => (StatusCode::CONFLICT, 21220),
+            Self::CallState(_) | Self::ConferenceState(_) | Self::RecordingState(_) => {
+                (StatusCode::CONFLICT, 21220)
+            }
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 413),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 415),
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, 422),

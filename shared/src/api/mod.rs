@@ -15,6 +15,7 @@ pub mod intents;
 pub mod list;
 pub mod modify_call;
 pub mod rate_limit;
+pub mod recordings;
 pub mod representation;
 
 use std::sync::Arc;
@@ -100,10 +101,16 @@ pub enum Operation {
     RemoveParticipant,
     ListConferenceModifications,
     AddParticipant,
+    StartRecording,
+    UpdateRecording,
+    DeleteRecording,
+    ListRecordings,
+    /// A recording's resource, or its media (`.wav`).
+    GetRecording,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 19] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -118,6 +125,11 @@ impl Operation {
         Self::RemoveParticipant,
         Self::ListConferenceModifications,
         Self::AddParticipant,
+        Self::StartRecording,
+        Self::UpdateRecording,
+        Self::DeleteRecording,
+        Self::ListRecordings,
+        Self::GetRecording,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +148,11 @@ impl Operation {
             Self::RemoveParticipant => "remove-participant",
             Self::ListConferenceModifications => "list-conference-modifications",
             Self::AddParticipant => "add-participant",
+            Self::StartRecording => "start-recording",
+            Self::UpdateRecording => "update-recording",
+            Self::DeleteRecording => "delete-recording",
+            Self::ListRecordings => "list-recordings",
+            Self::GetRecording => "get-recording",
         }
     }
 
@@ -145,18 +162,22 @@ impl Operation {
             // Everything that creates a call.
             Self::CreateCall | Self::AddParticipant => "create-call",
             // Lists of an account's resources; reads of one resource and what hangs off it.
-            Self::ListCalls | Self::ListConferences => "list-calls",
+            Self::ListCalls | Self::ListConferences | Self::ListRecordings => "list-calls",
             Self::GetCall
             | Self::ListModifications
             | Self::GetConference
             | Self::ListParticipants
             | Self::GetParticipant
-            | Self::ListConferenceModifications => "get-call",
+            | Self::ListConferenceModifications
+            | Self::GetRecording => "get-call",
             // Everything that records an intent of something live.
             Self::ModifyCall
             | Self::ModifyConference
             | Self::ModifyParticipant
-            | Self::RemoveParticipant => "modify-call",
+            | Self::RemoveParticipant
+            | Self::StartRecording
+            | Self::UpdateRecording
+            | Self::DeleteRecording => "modify-call",
         }
     }
 
@@ -172,7 +193,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 25] = {
+pub const ROUTES: [(&str, &str, Operation); 36] = {
     use Operation::*;
     [
         (
@@ -300,6 +321,61 @@ pub const ROUTES: [(&str, &str, Operation); 25] = {
             "/call/2012-04-24/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Modifications.json",
             ListConferenceModifications,
         ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings",
+            ListRecordings,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings.json",
+            ListRecordings,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings",
+            StartRecording,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings.json",
+            StartRecording,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings/{RecordingSid}",
+            GetRecording,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings/{RecordingSid}",
+            UpdateRecording,
+        ),
+        (
+            "DELETE",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Recordings/{RecordingSid}",
+            DeleteRecording,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Recordings",
+            ListRecordings,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Recordings.json",
+            ListRecordings,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Recordings/{RecordingSid}",
+            GetRecording,
+        ),
+        (
+            "DELETE",
+            "/call/2012-04-24/Accounts/{AccountSid}/Recordings/{RecordingSid}",
+            DeleteRecording,
+        ),
     ]
 };
 
@@ -311,6 +387,10 @@ pub struct Route {
     pub account_sid: String,
     pub call_sid: Option<String>,
     pub conference_sid: Option<String>,
+    /// The RecordingSid of the path (or `Twilio.CURRENT`), without its extension.
+    pub recording_sid: Option<String>,
+    /// The path asks for a recording's media (`RE….wav`, `RE….mp3`): the extension.
+    pub media: Option<&'static str>,
     pub path_says_json: bool,
 }
 
@@ -373,6 +453,13 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         }
     };
     let mut conference = None;
+    let mut recording = None;
+    let mut media = None;
+    let recording_routes: &[(HttpMethod, Operation)] = &[
+        (HttpMethod::GET, Operation::GetRecording),
+        (HttpMethod::POST, Operation::UpdateRecording),
+        (HttpMethod::DELETE, Operation::DeleteRecording),
+    ];
     let (call, path_says_json, by_method): (Option<&str>, bool, &[(HttpMethod, Operation)]) =
         match rest {
             [calls @ ("Calls" | "Calls.json")] => (
@@ -400,6 +487,50 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                 is_json(calls) || is_json(list),
                 &[(HttpMethod::GET, Operation::ListModifications)],
             ),
+            ["Calls", call, list @ ("Recordings" | "Recordings.json")]
+                if !call.is_empty() && !is_json(call) =>
+            {
+                (
+                    Some(*call),
+                    is_json(list),
+                    &[
+                        (HttpMethod::GET, Operation::ListRecordings),
+                        (HttpMethod::POST, Operation::StartRecording),
+                    ],
+                )
+            }
+            ["Calls", call, "Recordings", sid]
+                if !call.is_empty() && !is_json(call) && !bare(sid).is_empty() =>
+            {
+                recording = Some(bare(sid));
+                (Some(*call), is_json(sid), recording_routes)
+            }
+            [list @ ("Recordings" | "Recordings.json")] => (
+                None,
+                is_json(list),
+                &[(HttpMethod::GET, Operation::ListRecordings)],
+            ),
+            ["Recordings", sid] => {
+                let (sid, extension) = match sid.rsplit_once('.') {
+                    Some((sid, "wav")) => (sid, Some("wav")),
+                    Some((sid, "mp3")) => (sid, Some("mp3")),
+                    _ => (bare(sid), None),
+                };
+                if sid.is_empty() {
+                    return Err(not_found());
+                }
+                recording = Some(sid);
+                media = extension;
+                let routes: &[(HttpMethod, Operation)] = if extension.is_some() {
+                    &recording_routes[..1]
+                } else {
+                    &[
+                        (HttpMethod::GET, Operation::GetRecording),
+                        (HttpMethod::DELETE, Operation::DeleteRecording),
+                    ]
+                };
+                (None, is_json(rest[1]), routes)
+            }
             [list @ ("Conferences" | "Conferences.json")] => {
                 (None, is_json(list), get(Operation::ListConferences))
             }
@@ -444,9 +575,10 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         .find(|(m, _)| m == method)
         .map(|(_, operation)| *operation)
         .ok_or(ApiError::MethodNotAllowed {
-            allow: match by_method.len() {
-                3 => "GET, POST, DELETE",
-                2 => "GET, POST",
+            allow: match by_method {
+                [_, _, _] => "GET, POST, DELETE",
+                [_, (HttpMethod::DELETE, _)] => "GET, DELETE",
+                [_, _] => "GET, POST",
                 _ => "GET",
             },
         })?;
@@ -455,6 +587,8 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         account_sid: account.to_owned(),
         call_sid: call.map(str::to_owned),
         conference_sid: conference.map(str::to_owned),
+        recording_sid: recording.map(str::to_owned),
+        media,
         path_says_json,
     })
 }
@@ -519,48 +653,16 @@ pub async fn handle(
     let format = Format::choose(path_says_json, request.headers());
     let operation = routed.as_ref().ok().map(|r| r.operation.name());
     let result = match routed {
-        Ok(route) => match route.operation {
-            Operation::CreateCall => create_call::create_call(services, &route, &request).await,
-            Operation::ListCalls => list::list_calls(services, &route, &request).await,
-            Operation::GetCall => get_call::get_call(services, &route, &request).await,
-            Operation::ModifyCall => modify_call::modify_call(services, &route, &request).await,
-            Operation::ListModifications => {
-                list::list_modifications(services, &route, &request).await
-            }
-            Operation::ListConferences => {
-                conferences::list_conferences(services, &route, &request).await
-            }
-            Operation::GetConference => {
-                conferences::get_conference(services, &route, &request).await
-            }
-            Operation::ListParticipants => {
-                conferences::list_participants(services, &route, &request).await
-            }
-            Operation::GetParticipant => {
-                conferences::get_participant(services, &route, &request).await
-            }
-            Operation::ModifyConference => {
-                conference_changes::modify_conference(services, &route, &request).await
-            }
-            Operation::ModifyParticipant => {
-                conference_changes::modify_participant(services, &route, &request).await
-            }
-            Operation::RemoveParticipant => {
-                conference_changes::remove_participant(services, &route, &request).await
-            }
-            Operation::ListConferenceModifications => {
-                list::list_conference_modifications(services, &route, &request).await
-            }
-            Operation::AddParticipant => {
-                conference_changes::add_participant(services, &route, &request).await
-            }
-        },
+        // A recording's media is not a resource of JSON or XML.
+        Ok(route) if route.operation == Operation::GetRecording && route.media.is_some() => {
+            recordings::recording_media(services, &route, &request).await
+        }
+        Ok(route) => operate(services, &route, &request)
+            .await
+            .map(|success| respond(format, success)),
         Err(err) => Err(err),
     };
-    let response = match result {
-        Ok(success) => respond(format, success),
-        Err(err) => respond_error(format, &err),
-    };
+    let response = result.unwrap_or_else(|err| respond_error(format, &err));
     tracing::info!(
         target: "teleapi::request",
         method = %method,
@@ -572,6 +674,47 @@ pub async fn handle(
         "request"
     );
     response
+}
+
+/// Runs the operation `route` names.
+async fn operate(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<Success, ApiError> {
+    match route.operation {
+        Operation::CreateCall => create_call::create_call(services, route, request).await,
+        Operation::ListCalls => list::list_calls(services, route, request).await,
+        Operation::GetCall => get_call::get_call(services, route, request).await,
+        Operation::ModifyCall => modify_call::modify_call(services, route, request).await,
+        Operation::ListModifications => list::list_modifications(services, route, request).await,
+        Operation::ListConferences => conferences::list_conferences(services, route, request).await,
+        Operation::GetConference => conferences::get_conference(services, route, request).await,
+        Operation::ListParticipants => {
+            conferences::list_participants(services, route, request).await
+        }
+        Operation::GetParticipant => conferences::get_participant(services, route, request).await,
+        Operation::ModifyConference => {
+            conference_changes::modify_conference(services, route, request).await
+        }
+        Operation::ModifyParticipant => {
+            conference_changes::modify_participant(services, route, request).await
+        }
+        Operation::RemoveParticipant => {
+            conference_changes::remove_participant(services, route, request).await
+        }
+        Operation::ListConferenceModifications => {
+            list::list_conference_modifications(services, route, request).await
+        }
+        Operation::AddParticipant => {
+            conference_changes::add_participant(services, route, request).await
+        }
+        Operation::StartRecording => recordings::start_recording(services, route, request).await,
+        Operation::UpdateRecording => recordings::update_recording(services, route, request).await,
+        Operation::DeleteRecording => recordings::delete_recording(services, route, request).await,
+        Operation::ListRecordings => recordings::list_recordings(services, route, request).await,
+        Operation::GetRecording => recordings::get_recording(services, route, request).await,
+    }
 }
 
 fn respond(format: Format, success: Success) -> Response<Body> {
@@ -703,13 +846,14 @@ mod tests {
             let path = template
                 .replace("{AccountSid}", AC)
                 .replace("{ConferenceSid}", "CF0123456789abcdef0123456789abcdef")
+                .replace("{RecordingSid}", "RE0123456789abcdef0123456789abcdef")
                 .replace("{CallSid}", CA);
             assert_eq!(
                 route(&method, &path).unwrap().operation,
                 operation,
                 "{path}"
             );
-            if template.ends_with("{CallSid}") {
+            if template.ends_with("{CallSid}") || template.ends_with("{RecordingSid}") {
                 let path = format!("{path}.json");
                 assert_eq!(
                     route(&method, &path).unwrap().operation,

@@ -1,6 +1,8 @@
 //! Creating an outgoing call (`POST …/Calls`): who is called, from whom, with which RCML, and the
 //! call and `dial` intent that record it.
 
+use super::recording::{RECORDING_PARAMETERS, RecordingOptions, RecordingSource};
+use super::sid::RecordingSid;
 use std::fmt;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use super::sid::{AccountSid, CallSid, IntentSid, shorten};
 use super::time::Timestamp;
 use super::webhook::{AddressPolicy, Method, StatusCallbackEvents, WebhookUrl};
 
-pub const PARAMETERS: [&str; 12] = [
+pub const PARAMETERS: [&str; 19] = [
     "From",
     "To",
     "Url",
@@ -29,6 +31,13 @@ pub const PARAMETERS: [&str; 12] = [
     "StatusCallbackEvent",
     "Timeout",
     "TimeLimit",
+    "Record",
+    "RecordingChannels",
+    "RecordingTrack",
+    "Trim",
+    "RecordingStatusCallback",
+    "RecordingStatusCallbackMethod",
+    "RecordingStatusCallbackEvent",
 ];
 
 /// How long to let the callee's phone ring, in seconds: Twilio's default and maximum.
@@ -147,11 +156,29 @@ pub struct CreateRequest {
     pub status_callback_events: StatusCallbackEvents,
     pub timeout: u32,
     pub time_limit: Option<u32>,
+    /// `Record=true`: record the call from answer, so.
+    pub record: Option<RecordingOptions>,
 }
 
 impl CreateRequest {
     pub fn parse(form: &Form, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
-        let raw = Params::collect(form, &PARAMETERS, &["StatusCallbackEvent"])?;
+        let raw = Params::collect(
+            form,
+            &PARAMETERS,
+            &["StatusCallbackEvent", "RecordingStatusCallbackEvent"],
+        )?;
+        let record = match raw.boolean("Record")? {
+            Some(true) => Some(RecordingOptions::read(&raw, policy)?),
+            _ => match RECORDING_PARAMETERS.into_iter().find(|name| raw.has(name)) {
+                Some(name) => {
+                    return Err(conflict(
+                        name,
+                        format!("{name} says how to record the call; give it with Record=true"),
+                    ));
+                }
+                None => None,
+            },
+        };
         let endpoint =
             |name: &str, allowed: &str, sip: bool| -> Result<Endpoint, InvalidParameter> {
                 let value = raw.required(name)?;
@@ -207,6 +234,7 @@ impl CreateRequest {
                 .integer("Timeout", 1..=MAX_TIMEOUT_SECONDS, "of seconds ")?
                 .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
             time_limit: raw.time_limit()?,
+            record,
         })
     }
 
@@ -242,6 +270,10 @@ impl CreateRequest {
         put("Timeout", self.timeout.to_string());
         if let Some(limit) = self.time_limit {
             put("TimeLimit", limit.to_string());
+        }
+        if let Some(record) = &self.record {
+            put("Record", "true".into());
+            out.extend(record.parameters());
         }
         out
     }
@@ -300,8 +332,13 @@ pub fn plan_create(
         end_time: None,
         duration: None,
         listing_shard: shard_of(&call_sid, listing_shards),
-        recording: None,
+        recording: request.record.as_ref().map(|_| RecordingSid::generate()),
     };
+    let recording = request
+        .record
+        .as_ref()
+        .zip(call.recording.clone())
+        .map(|(options, sid)| options.spec(sid, RecordingSource::OutboundApi));
     let command = Command {
         version: COMMAND_VERSION,
         kind: CommandType::Dial,
@@ -317,6 +354,7 @@ pub fn plan_create(
             rcml,
             timeout: Some(request.timeout),
             time_limit: request.time_limit,
+            recording,
             ..CommandParameters::default()
         },
     };

@@ -16,8 +16,8 @@ use super::callback::{CallbackJob, JOB_VERSION, JobKind};
 use super::command::{Command, CommandParameters, CommandType};
 use super::error::InvalidParameter;
 use super::form::Form;
-use super::listing::{Paging, parse_time};
 use super::intent::{Intent, IntentAction, IntentCommand, IntentStatus};
+use super::listing::{Paging, parse_time};
 use super::params::{Params, conflict, invalid, missing};
 use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, shorten};
 use super::time::Timestamp;
@@ -198,7 +198,12 @@ pub struct Recording {
 }
 
 impl Recording {
-    fn new(spec: &RecordingSpec, account_sid: AccountSid, call_sid: CallSid, at: Timestamp) -> Self {
+    fn new(
+        spec: &RecordingSpec,
+        account_sid: AccountSid,
+        call_sid: CallSid,
+        at: Timestamp,
+    ) -> Self {
         Self {
             sid: spec.recording_sid.clone(),
             account_sid,
@@ -261,7 +266,10 @@ fn word<T>(
 
 impl RecordingOptions {
     /// `POST …/Calls/{Sid}/Recordings`: the recording parameters and nothing else.
-    pub fn parse_start(form: &Form, policy: AddressPolicy) -> Result<Self, super::InvalidParameter> {
+    pub fn parse_start(
+        form: &Form,
+        policy: AddressPolicy,
+    ) -> Result<Self, super::InvalidParameter> {
         let raw = Params::collect(
             form,
             &RECORDING_PARAMETERS,
@@ -385,15 +393,20 @@ pub struct RecordingUpdate {
     pub pause_behavior: Option<PauseBehavior>,
 }
 
+/// The parameters of `POST …/Recordings/{Sid}`.
+pub const RECORDING_UPDATE_PARAMETERS: [&str; 2] = ["Status", "PauseBehavior"];
+
 impl RecordingUpdate {
     pub fn parse(form: &Form) -> Result<Self, super::InvalidParameter> {
-        let raw = Params::collect(form, &["Status", "PauseBehavior"], &[])?;
+        let raw = Params::collect(form, &RECORDING_UPDATE_PARAMETERS, &[])?;
         let value = raw.get("Status").ok_or_else(|| missing("Status"))?;
         let status = RecordingStatus::parse(value)
             .filter(|s| {
                 matches!(
                     s,
-                    RecordingStatus::Paused | RecordingStatus::InProgress | RecordingStatus::Stopped
+                    RecordingStatus::Paused
+                        | RecordingStatus::InProgress
+                        | RecordingStatus::Stopped
                 )
             })
             .ok_or_else(|| {
@@ -646,20 +659,24 @@ pub fn apply(
     let seq = report.seq();
     let sid = report.recording_sid();
     let mut next = match (current, report) {
-        (None, RecordingReport::Started {
-            account_sid,
-            spec,
-            start_time,
-            ..
-        }) => {
-            let mut created =
-                Recording::new(spec, (*account_sid).clone(), call_sid.clone(), now);
+        (
+            None,
+            RecordingReport::Started {
+                account_sid,
+                spec,
+                start_time,
+                ..
+            },
+        ) => {
+            let mut created = Recording::new(spec, (*account_sid).clone(), call_sid.clone(), now);
             created.start_time = Timestamp::from_millis(*start_time);
             created.event_seq = seq;
             return Ok(created);
         }
         (None, RecordingReport::Changed { .. }) => {
-            return Err(format!("recording.status #{seq} for unknown recording {sid}"));
+            return Err(format!(
+                "recording.status #{seq} for unknown recording {sid}"
+            ));
         }
         (Some(current), _) => current.clone(),
     };
@@ -753,7 +770,11 @@ pub fn callback(
     p.insert("RecordingSid".to_owned(), recording.sid.to_string());
     p.insert(
         "RecordingUrl".to_owned(),
-        format!("{}{}", public_url.trim_end_matches('/'), recording_path(recording)),
+        format!(
+            "{}{}",
+            public_url.trim_end_matches('/'),
+            recording_path(recording)
+        ),
     );
     p.insert("RecordingStatus".to_owned(), status.as_str().to_owned());
     p.insert(
@@ -764,7 +785,10 @@ pub fn callback(
         "RecordingSource".to_owned(),
         recording.source.as_str().to_owned(),
     );
-    p.insert("RecordingTrack".to_owned(), recording.track.as_str().to_owned());
+    p.insert(
+        "RecordingTrack".to_owned(),
+        recording.track.as_str().to_owned(),
+    );
     p.insert(
         "RecordingStartTime".to_owned(),
         recording.start_time.rfc2822(),
@@ -804,11 +828,20 @@ pub struct RecordingFilter {
 
 impl RecordingFilter {
     pub fn matches(&self, recording: &Recording) -> bool {
-        self.call_sid.as_ref().is_none_or(|c| *c == recording.call_sid)
-            && self.created_from.is_none_or(|from| recording.date_created >= from)
-            && self.created_to.is_none_or(|to| recording.date_created <= to)
+        self.call_sid
+            .as_ref()
+            .is_none_or(|c| *c == recording.call_sid)
+            && self
+                .created_from
+                .is_none_or(|from| recording.date_created >= from)
+            && self
+                .created_to
+                .is_none_or(|to| recording.date_created <= to)
     }
 }
+
+/// The filters `GET …/Recordings` accepts (a call's list: all but `CallSid`).
+pub const RECORDING_FILTERS: [&str; 4] = ["CallSid", "DateCreated", "DateCreated<", "DateCreated>"];
 
 /// `GET …/Recordings` (the account's, which may filter by `CallSid`) and `GET
 /// …/Calls/{Sid}/Recordings` (the call's): filters and paging.
@@ -836,9 +869,9 @@ impl ListRecordingsRequest {
         };
         let mut echo: Vec<(&'static str, String)> = Vec::new();
         if let Some(value) = raw.get("CallSid") {
-            let sid = value.parse().map_err(|e: super::sid::InvalidSid| {
-                invalid("CallSid", format!("CallSid: {e}"))
-            })?;
+            let sid = value
+                .parse()
+                .map_err(|e: super::sid::InvalidSid| invalid("CallSid", format!("CallSid: {e}")))?;
             filter.call_sid = Some(sid);
             echo.push(("CallSid", value.to_owned()));
         }
@@ -846,7 +879,9 @@ impl ListRecordingsRequest {
             let Some(value) = raw.get(name) else { continue };
             let (start, end) = parse_time(name, value)?;
             match name {
-                "DateCreated" => (filter.created_from, filter.created_to) = (Some(start), Some(end)),
+                "DateCreated" => {
+                    (filter.created_from, filter.created_to) = (Some(start), Some(end))
+                }
                 "DateCreated>" => filter.created_from = Some(start),
                 _ => filter.created_to = Some(end),
             }

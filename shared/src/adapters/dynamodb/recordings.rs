@@ -130,17 +130,19 @@ impl RecordingStore for DynamoStore {
             }
             async move {
                 if let Some(after) = after {
-                    let sid = recording_position_sid(&after).ok_or_else(|| {
-                        StoreError::Failed("malformed recording position".into())
-                    })?;
+                    let sid = recording_position_sid(&after)
+                        .ok_or_else(|| StoreError::Failed("malformed recording position".into()))?;
                     query = query
                         .exclusive_start_key(hash_name, s(hash))
                         .exclusive_start_key("Listing", s(&after))
                         .exclusive_start_key("RecordingSid", s(sid.as_str()));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                let mut round = listing_round(&output, |entry, _| item::recording_from(entry).ok())?;
-                round.items.retain(|(_, recording)| filter.matches(recording));
+                let mut round =
+                    listing_round(&output, |entry, _| item::recording_from(entry).ok())?;
+                round
+                    .items
+                    .retain(|(_, recording)| filter.matches(recording));
                 Ok(round)
             }
         })
