@@ -1333,6 +1333,11 @@ mod tests {
             error_code: None,
         };
         assert!(callback(&recording, &paused, "").is_none());
+    }
+
+    #[test]
+    fn list_requests() {
+        let call: CallSid = "CA0123456789abcdef0123456789abcdef".parse().unwrap();
         let list = ListRecordingsRequest::parse(
             &form("CallSid=CA0123456789ABCDEF0123456789ABCDEF&DateCreated%3E=2026-11-01"),
             None,
