@@ -1688,3 +1688,263 @@ mod conference_contract {
         conferences_are_listed_newest_first_with_filters,
     );
 }
+
+// ---------------------------------------------------------------- recordings
+
+mod recordings {
+    use std::time::Duration;
+
+    use teleapi::domain::listing::PageRequest;
+    use teleapi::domain::recording::{
+        Recording, RecordingFilter, RecordingOptions, RecordingStatus, plan_start,
+    };
+    use teleapi::domain::{
+        AccountSid, Call, CallStatus, Form, IdempotencyKey, IdempotencyRecord, IntentSid,
+        IntentStatus, RecordingSid, Timestamp,
+    };
+    use teleapi::ports::{RecordError, RecordingWrite};
+    use teleapi_tests::Backend;
+
+    const RETENTION: Duration = Duration::from_secs(3600);
+
+    fn options() -> RecordingOptions {
+        let form = Form::parse(
+            b"RecordingChannels=dual&RecordingStatusCallback=https%3A%2F%2Fapp.example.com%2Fr",
+        )
+        .unwrap();
+        RecordingOptions::parse_start(&form, Default::default()).unwrap()
+    }
+
+    /// A recording of `call` started at `at` (ms), as the API plans it.
+    fn recording(call: &Call, at: i64) -> Recording {
+        let now = Timestamp::from_millis(at);
+        let sid = RecordingSid::generate();
+        plan_start(
+            call,
+            None,
+            &options(),
+            sid,
+            IntentSid::generate(),
+            now,
+            RETENTION,
+        )
+        .unwrap()
+        .recording
+    }
+
+    fn live_call(account: &AccountSid, at: i64) -> Call {
+        teleapi_tests::new_call(account, CallStatus::InProgress, Timestamp::from_millis(at))
+    }
+
+    /// A worker's report replaces the recording only under the version it was read at; a
+    /// recording is created once; a deletion holds only for the version read.
+    pub async fn recordings_are_written_under_their_conditions(b: &Backend) {
+        let s = &b.recordings;
+        let account = AccountSid::generate();
+        let first = recording(&live_call(&account, 1_000), 1_000);
+        assert_eq!(s.recording(&first.sid).await.unwrap(), None);
+        assert!(s.write_recording(&first, None).await.unwrap());
+        assert!(
+            !s.write_recording(&first, None).await.unwrap(),
+            "created once"
+        );
+        assert_eq!(
+            s.recording(&first.sid).await.unwrap().as_ref(),
+            Some(&first)
+        );
+        let done = Recording {
+            status: RecordingStatus::Completed,
+            duration: Some(12),
+            media: Some("s3://bucket/key.wav".into()),
+            event_seq: 2,
+            version: 2,
+            ..first.clone()
+        };
+        assert!(!s.write_recording(&done, Some(7)).await.unwrap(), "stale");
+        assert!(s.write_recording(&done, Some(1)).await.unwrap());
+        assert_eq!(s.recording(&first.sid).await.unwrap().as_ref(), Some(&done));
+        assert!(!s.delete_recording(&first.sid, 1).await.unwrap());
+        assert!(s.delete_recording(&first.sid, 2).await.unwrap());
+        assert_eq!(s.recording(&first.sid).await.unwrap(), None);
+        assert!(!s.delete_recording(&first.sid, 2).await.unwrap());
+    }
+
+    /// A start writes the call (its next intent number and active recording), the recording,
+    /// the intent and the key together, or nothing.
+    pub async fn a_recording_change_is_one_conditional_write(b: &Backend) {
+        let account = AccountSid::generate();
+        let now = Timestamp::from_millis(5_000);
+        let call = teleapi_tests::call(b, &account, CallStatus::InProgress, now).await;
+        let planned = plan_start(
+            &call,
+            None,
+            &options(),
+            RecordingSid::generate(),
+            IntentSid::generate(),
+            now,
+            RETENTION,
+        )
+        .unwrap();
+        let key = IdempotencyKey::parse(&account, b"record-1").unwrap();
+        let record = IdempotencyRecord {
+            key: key.clone(),
+            fingerprint: "fp".into(),
+            status: 201,
+            response: "{}".into(),
+            expires_at: now.plus(RETENTION).whole_seconds(),
+        };
+        let write = |planned, idempotency| RecordingWrite {
+            planned,
+            idempotency,
+            now,
+        };
+        // The call moved on since it was read: nothing is written.
+        let mut stale = planned.clone();
+        stale.call_version += 5;
+        assert_eq!(
+            b.recordings
+                .write_recording_intent(write(&stale, None))
+                .await,
+            Err(RecordError::CallChanged)
+        );
+        assert_eq!(
+            b.recordings
+                .recording(&planned.recording.sid)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(b.calls.call(&call.sid).await.unwrap().as_ref(), Some(&call));
+
+        assert_eq!(
+            b.recordings
+                .write_recording_intent(write(&planned, Some(&record)))
+                .await,
+            Ok(())
+        );
+        let stored = b.calls.call(&call.sid).await.unwrap().unwrap();
+        assert_eq!(stored.recording.as_ref(), Some(&planned.recording.sid));
+        assert_eq!((stored.seq, stored.version), (1, call.version + 1));
+        assert_eq!(
+            b.recordings
+                .recording(&planned.recording.sid)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&planned.recording)
+        );
+        let intent = b
+            .calls
+            .intent(&call.sid.clone().into(), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(intent.status, IntentStatus::Pending);
+        assert_eq!(
+            intent.command, planned.intent.command,
+            "the command survives the store"
+        );
+        assert!(
+            b.calls
+                .idempotency_record(&key, now)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        // The same key again: taken. A second recording created over the first: refused.
+        let mut again = planned.clone();
+        again.call = stored.clone();
+        again.call_version = stored.version;
+        again.call.version = stored.version + 1;
+        again.intent.seq = 2;
+        again.call.seq = 2;
+        assert_eq!(
+            b.recordings
+                .write_recording_intent(write(&again, Some(&record)))
+                .await,
+            Err(RecordError::KeyTaken)
+        );
+        assert_eq!(
+            b.recordings
+                .write_recording_intent(write(&again, None))
+                .await,
+            Err(RecordError::CallChanged),
+            "the recording exists already"
+        );
+    }
+
+    /// An account's recordings, newest first, page by page; a call's alone; a window of
+    /// creation times; never another account's.
+    pub async fn recordings_are_listed_newest_first_by_account_and_call(b: &Backend) {
+        let s = &b.recordings;
+        let account = AccountSid::generate();
+        let (one, two) = (live_call(&account, 1_000), live_call(&account, 1_000));
+        let other = live_call(&AccountSid::generate(), 1_000);
+        let mut written = Vec::new();
+        for (call, at) in [
+            (&one, 1_000),
+            (&two, 2_000),
+            (&one, 3_000),
+            (&two, 4_000),
+            (&other, 3_500),
+        ] {
+            let r = recording(call, at);
+            assert!(s.write_recording(&r, None).await.unwrap());
+            written.push(r);
+        }
+        let list = |filter: RecordingFilter, size: usize, after: Option<String>| {
+            let s = s.clone();
+            let account = account.clone();
+            async move {
+                let page = PageRequest {
+                    size,
+                    after,
+                    backward: false,
+                };
+                s.list_recordings(&account, &filter, &page).await.unwrap()
+            }
+        };
+        let times = |page: &teleapi::domain::listing::Page<Recording>| -> Vec<i64> {
+            page.items.iter().map(|r| r.date_created.millis()).collect()
+        };
+        let first = list(RecordingFilter::default(), 3, None).await;
+        assert_eq!(times(&first), [4_000, 3_000, 2_000]);
+        let rest = list(RecordingFilter::default(), 3, first.more.clone()).await;
+        assert_eq!(times(&rest), [1_000]);
+        let of_one = RecordingFilter {
+            call_sid: Some(one.sid.clone()),
+            ..Default::default()
+        };
+        assert_eq!(times(&list(of_one, 10, None).await), [3_000, 1_000]);
+        let window = RecordingFilter {
+            created_from: Some(Timestamp::from_millis(2_000)),
+            created_to: Some(Timestamp::from_millis(3_000)),
+            ..Default::default()
+        };
+        assert_eq!(times(&list(window, 10, None).await), [3_000, 2_000]);
+        let foreign = RecordingFilter {
+            call_sid: Some(other.sid.clone()),
+            ..Default::default()
+        };
+        assert!(
+            list(foreign, 10, None).await.items.is_empty(),
+            "another account's call"
+        );
+    }
+}
+
+use recordings::{
+    a_recording_change_is_one_conditional_write,
+    recordings_are_listed_newest_first_by_account_and_call,
+    recordings_are_written_under_their_conditions,
+};
+
+mod recording_contract {
+    use super::*;
+    contract!(
+        a_recording_change_is_one_conditional_write,
+        recordings_are_listed_newest_first_by_account_and_call,
+        recordings_are_written_under_their_conditions,
+    );
+}
