@@ -21,7 +21,15 @@ struct Local {
     workers: std::sync::Arc<dyn teleapi::ports::WorkerStore>,
     worker_id: teleapi::domain::worker::WorkerId,
     simulator: teleapi_local::simulator::Simulator,
+    /// Where the simulated worker writes recordings (removed with the test).
+    recordings: std::path::PathBuf,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.recordings);
+    }
 }
 
 fn encode(value: &str) -> String {
@@ -36,6 +44,12 @@ impl Local {
     /// A stack with options of the test's own.
     async fn start_with(backing: Backing, options: impl FnOnce(&mut StackOptions)) -> Self {
         let sid = teleapi::domain::AccountSid::generate();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let recordings = std::env::temp_dir().join(format!(
+            "teleapi-e2e-{}",
+            &teleapi::domain::sid::random_hex32()[..12]
+        ));
         let mut chosen = StackOptions {
             backing,
             dev: Some((sid.clone(), AuthToken::new(TOKEN))),
@@ -43,8 +57,10 @@ impl Local {
                 ring: Duration::from_millis(100),
                 speed: 0.02,
                 enabled: true,
+                recordings_dir: recordings.clone(),
                 ..Default::default()
             },
+            public_url: base.clone(),
             ..Default::default()
         };
         options(&mut chosen);
@@ -52,8 +68,6 @@ impl Local {
         let workers = stack.events.workers.clone();
         let worker_id = stack.simulator.worker_id().clone();
         let simulator = stack.simulator.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(teleapi_local::serve(listener, stack, async {
             let _ = stopped.await;
@@ -90,6 +104,7 @@ impl Local {
             workers,
             worker_id,
             simulator,
+            recordings,
             _stop: stop,
         }
     }
@@ -209,6 +224,10 @@ impl Local {
             .as_array()
             .cloned()
             .unwrap_or_default()
+    }
+
+    fn recordings_of(&self, call: &str) -> String {
+        format!("{}/{call}/Recordings", self.calls())
     }
 
     fn fetches(&self, path: &str) -> Vec<Received> {
@@ -1023,6 +1042,257 @@ async fn a_worker_that_dies_mid_call_on_moto() {
     .await;
 }
 
+/// The WAV at `url` (with the account's credentials): its channels and seconds.
+async fn wav(local: &Local, url: &str) -> (u16, f64) {
+    let response = local
+        .client
+        .get(url)
+        .basic_auth(&local.sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    assert_eq!(response.headers()["content-type"], "audio/x-wav");
+    let bytes = response.bytes().await.unwrap();
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.sample_rate, spec.bits_per_sample), (8_000, 16));
+    (spec.channels, f64::from(reader.duration()) / 8_000.0)
+}
+
+/// A recording started, paused (skipping the pause), resumed and stopped through the API: the
+/// answers, the rules, the WAV the worker wrote (its channels, and the time recorded), the
+/// RecordingStatusCallbacks, the lists, and its deletion.
+async fn recording_a_call(local: Local) {
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}",
+            local.app("/hold")
+        ))
+        .await;
+    let recordings = local.recordings_of(&call);
+    // Not answered yet: nothing to record.
+    let (status, refused) = local.post(&format!("{recordings}.json"), "").await;
+    assert_eq!(
+        (status, refused["code"].as_u64()),
+        (409, Some(21220)),
+        "{refused}"
+    );
+    eventually("the call to be answered", || {
+        status_is(&local, &call, "in-progress")
+    })
+    .await;
+    let events = local.app("/recording-events");
+    let (status, started) = local
+        .post(
+            &format!("{recordings}.json"),
+            &format!(
+                "RecordingChannels=dual&RecordingStatusCallback={events}&RecordingStatusCallbackEvent=in-progress+completed"
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let sid = started["sid"].as_str().unwrap().to_owned();
+    assert!(sid.starts_with("RE") && sid.len() == 34);
+    assert_eq!(started["status"], "in-progress");
+    assert_eq!(started["source"], "StartCallRecordingAPI");
+    assert_eq!(started["channels"], 2);
+    assert_eq!(started["call_sid"], call.as_str());
+    assert_eq!(
+        started["uri"],
+        format!(
+            "/call/2012-04-24/Accounts/{}/Calls/{call}/Recordings/{sid}.json",
+            local.sid
+        )
+    );
+    let recorded_from = Instant::now();
+    let (status, second) = local.post(&format!("{recordings}.json"), "").await;
+    assert_eq!(
+        (status, second["code"].as_u64()),
+        (409, Some(21220)),
+        "one at a time: {second}"
+    );
+    for bad in [
+        "RecordingChannels=stereo",
+        "Trim=sometimes",
+        "Status=paused",
+    ] {
+        let (status, _) = local.post(&format!("{recordings}.json"), bad).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+
+    let current = format!("{recordings}/Twilio.CURRENT.json");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (status, paused) = local
+        .post(&current, "Status=paused&PauseBehavior=skip")
+        .await;
+    assert_eq!(
+        (status, paused["status"].as_str()),
+        (200, Some("paused")),
+        "{paused}"
+    );
+    let audible = recorded_from.elapsed();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, resumed) = local.post(&current, "Status=in-progress").await;
+    assert_eq!(
+        (status, resumed["status"].as_str()),
+        (200, Some("in-progress")),
+        "{resumed}"
+    );
+    let resumed_at = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let one = format!("{recordings}/{sid}.json");
+    let (status, stopped) = local.post(&one, "Status=stopped").await;
+    assert_eq!(
+        (status, stopped["status"].as_str()),
+        (200, Some("stopped")),
+        "{stopped}"
+    );
+    let audible = audible + resumed_at.elapsed();
+    let (status, late) = local.post(&one, "Status=paused").await;
+    assert_eq!(
+        (status, late["code"].as_u64()),
+        (409, Some(21220)),
+        "{late}"
+    );
+    let (status, _) = local.post(&current, "Status=paused").await;
+    assert_eq!(status, 404, "no active recording any more");
+
+    let account_path = format!(
+        "{}/call/2012-04-24/Accounts/{}/Recordings",
+        local.base, local.sid
+    );
+    let done = eventually("the recording to complete", || async {
+        let recording = local.get(&format!("{account_path}/{sid}.json")).await;
+        (recording["status"] == "completed").then_some(recording)
+    })
+    .await;
+    let media_url = done["media_url"].as_str().unwrap().to_owned();
+    assert_eq!(media_url, format!("{account_path}/{sid}"));
+    let (channels, seconds) = wav(&local, &format!("{media_url}.wav")).await;
+    assert_eq!(channels, 2);
+    // What was recorded: the time between the answers, less the skipped pause. The requests'
+    // own time is the jitter: ±0.3 s.
+    let expected = audible.as_secs_f64();
+    assert!(
+        (seconds - expected).abs() < 0.3,
+        "{seconds} s of media, {expected} s recorded"
+    );
+    assert_eq!(done["duration"], format!("{}", seconds.round() as u64));
+    let anonymous = local
+        .client
+        .get(format!("{media_url}.wav"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "the media needs the account's credentials"
+    );
+    let mp3 = local
+        .client
+        .get(format!("{media_url}.mp3"))
+        .basic_auth(&local.sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mp3.status(), 404);
+
+    let callbacks = eventually("the in-progress and completed callbacks", || async {
+        let got = local.fetches("/recording-events");
+        (got.len() >= 2).then_some(got)
+    })
+    .await;
+    let statuses: Vec<&str> = callbacks
+        .iter()
+        .map(|r| r.params["RecordingStatus"].as_str())
+        .collect();
+    assert_eq!(statuses, ["in-progress", "completed"]);
+    let completed = &callbacks[1];
+    assert_eq!(completed.params["RecordingSid"], sid);
+    assert_eq!(completed.params["CallSid"], call);
+    assert_eq!(completed.params["RecordingUrl"], media_url);
+    assert_eq!(completed.params["RecordingChannels"], "2");
+    assert_eq!(
+        completed.params["RecordingDuration"],
+        done["duration"].as_str().unwrap()
+    );
+    for request in &callbacks {
+        let expected =
+            independent_signature(TOKEN, &local.app.url("/recording-events"), &request.params);
+        assert_eq!(
+            request.header("x-teleapi-signature"),
+            Some(expected.as_str())
+        );
+    }
+
+    let listed = local.get(&format!("{recordings}.json")).await;
+    assert_eq!(
+        listed["recordings"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    let by_call = local
+        .get(&format!("{account_path}.json?CallSid={call}"))
+        .await;
+    assert_eq!(by_call["recordings"][0]["sid"], sid.as_str());
+
+    // Only a finished recording may be deleted; then it and its media are gone.
+    local.modify(&call, "Status=completed").await;
+    let deleted = local
+        .client
+        .delete(format!("{account_path}/{sid}.json"))
+        .basic_auth(&local.sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = local
+        .client
+        .get(format!("{account_path}/{sid}.json"))
+        .basic_auth(&local.sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    assert!(!local.recordings.join(format!("{sid}.wav")).exists());
+}
+
+/// `Record=true` on a new call: the worker records it from answer, and the recording completes
+/// when the call ends.
+async fn recording_from_answer(local: Local) {
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}&Record=true&RecordingTrack=inbound&RecordingStatusCallback={}",
+            local.app("/hold"),
+            local.app("/recorded")
+        ))
+        .await;
+    let recordings = local.recordings_of(&call);
+    let listed = eventually("the recording to start", || async {
+        let list = local.get(&format!("{recordings}.json")).await;
+        let first = list["recordings"].get(0).cloned();
+        first.filter(|r| r["status"] == "in-progress")
+    })
+    .await;
+    assert_eq!(listed["source"], "OutboundAPI");
+    assert_eq!(listed["channels"], 1);
+    assert_eq!(listed["track"], "inbound");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    local.modify(&call, "Status=completed").await;
+    let callback = eventually("the completed callback", || async {
+        local.fetches("/recorded").pop()
+    })
+    .await;
+    assert_eq!(callback.params["RecordingStatus"], "completed");
+    assert_eq!(callback.params["RecordingSource"], "OutboundAPI");
+    let (channels, seconds) =
+        wav(&local, &format!("{}.wav", callback.params["RecordingUrl"])).await;
+    assert_eq!(channels, 1);
+    assert!(seconds >= 0.5, "{seconds}");
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -1059,4 +1329,6 @@ on_both_backends!(
     moving_both_legs,
     phones_that_do_not_answer,
     the_simulated_worker_heartbeats,
+    recording_a_call,
+    recording_from_answer,
 );
