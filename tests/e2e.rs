@@ -1279,6 +1279,21 @@ async fn recording_from_answer(local: Local) {
     assert_eq!(listed["source"], "OutboundAPI");
     assert_eq!(listed["channels"], 1);
     assert_eq!(listed["track"], "inbound");
+    let in_progress = local
+        .client
+        .delete(format!(
+            "{recordings}/{}.json",
+            listed["sid"].as_str().unwrap()
+        ))
+        .basic_auth(&local.sid, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        in_progress.status(),
+        409,
+        "a recording is deleted once it has completed"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     local.modify(&call, "Status=completed").await;
     let callback = eventually("the completed callback", || async {

@@ -14,29 +14,15 @@ import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SID = "AC0123456789abcdef0123456789abcdef"
-TOKEN = "fedcba9876543210fedcba9876543210"
+sys.path.insert(0, os.path.join(ROOT, "tests", "sdk"))
+import local  # noqa: E402  (teleapi-local for Python tests)
+from local import SID, TOKEN  # noqa: E402
 
 
 def main():
-    env = dict(os.environ, TELEAPI_DEV_ACCOUNT_SID=SID, TELEAPI_DEV_AUTH_TOKEN=TOKEN, RUST_LOG="warn")
-    local = subprocess.Popen(
-        # A rate limit the fuzzer does not reach, so that its requests reach the operations.
-        [sys.argv[1], "--listen", "127.0.0.1:0", "--rate-limit", "10000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    try:
-        base = None
-        for line in local.stdout:
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                base = match.group(1)
-                break
-        if base is None:
-            sys.exit("teleapi-local did not start")
+    env = dict(os.environ)
+    # A rate limit the fuzzer does not reach, so that its requests reach the operations.
+    with local.running(sys.argv[1], "--rate-limit", "10000") as base:
         # A call of the dev account that no worker owns: modifications are recorded, not run.
         form = urllib.parse.urlencode(
             {"From": "+15551230001", "To": "+15551230002", "Url": "https://app.example.com/rcml", "Status": "in-progress"}
@@ -70,10 +56,8 @@ def main():
         # Schemathesis keeps a cache in its working directory: not in the workspace.
         workdir = os.environ.get("FUZZ_REPORT_DIR", "/tmp/teleapi-fuzz")
         os.makedirs(workdir, exist_ok=True)
-        sys.exit(subprocess.call(command, env=env, cwd=workdir))
-    finally:
-        local.terminate()
-        local.wait(timeout=10)
+        status = subprocess.call(command, env=env, cwd=workdir)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

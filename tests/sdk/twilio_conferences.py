@@ -9,35 +9,16 @@ serving the RCML the calls run.
 """
 
 import http.server
-import os
 import re
-import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
-SID = "AC0123456789abcdef0123456789abcdef"
-TOKEN = "fedcba9876543210fedcba9876543210"
-
-
-class TeleapiHttpClient(TwilioHttpClient):
-    """Sends what the library addresses to api.twilio.com/2010-04-01 to teleapi-local's
-    /call/2012-04-24 (and the absolute page URIs it builds from next_page_uri to the same host)."""
-
-    def __init__(self, base):
-        super().__init__()
-        self.base = base
-
-    def request(self, method, url, *args, **kwargs):
-        path = re.sub(r"^https://api\.twilio\.com", "", url)
-        path = re.sub(r"^/2010-04-01/", "/call/2012-04-24/", path)
-        return super().request(method, self.base + path, *args, **kwargs)
+import local
+from local import eventually
 
 
 class App(http.server.BaseHTTPRequestHandler):
@@ -68,43 +49,15 @@ class App(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def eventually(what, check, timeout=20):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            sys.exit(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def main():
     app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
     threading.Thread(target=app.serve_forever, daemon=True).start()
     app_url = f"http://127.0.0.1:{app.server_address[1]}"
-    env = dict(os.environ, TELEAPI_DEV_ACCOUNT_SID=SID, TELEAPI_DEV_AUTH_TOKEN=TOKEN, RUST_LOG="warn")
-    local = subprocess.Popen(
-        [sys.argv[1], "--listen", "127.0.0.1:0", "--speed", "0.02", "--ring-ms", "100"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
     try:
-        base = None
-        for line in local.stdout:
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                base = match.group(1)
-                break
-        if base is None:
-            sys.exit("teleapi-local did not start")
-        warm_transfer(Client(SID, TOKEN, http_client=TeleapiHttpClient(base)), base, app_url)
+        with local.running(sys.argv[1], "--speed", "0.02", "--ring-ms", "100") as base:
+            warm_transfer(local.client(base), base, app_url)
         print("twilio-python drove the conference API: ok")
     finally:
-        local.terminate()
-        local.wait(timeout=10)
         app.shutdown()
 
 
