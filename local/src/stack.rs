@@ -241,9 +241,18 @@ impl Stack {
                     &tables.idempotency,
                     &tables.workers,
                     &tables.conferences,
+                    &tables.recordings,
                 ]) {
                     function_env.push(((*name).to_owned(), value.clone()));
                 }
+                // Functions run beside this process reach its API here; recordings' media are
+                // this process's files, which functions do not serve (the bucket is named for
+                // their configuration only).
+                function_env.push((
+                    "TELEAPI_RECORDINGS_BUCKET".into(),
+                    format!("{prefix}-recordings"),
+                ));
+                function_env.push(("TELEAPI_PUBLIC_URL".into(), options.public_url.clone()));
                 if let Some(endpoint) = endpoint {
                     function_env.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
                     // What this process filled in for the emulator, if the environment had not.

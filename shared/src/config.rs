@@ -131,13 +131,14 @@ pub const OPTIONAL_ENV: [&str; 5] = [
 /// holds the template to this list).
 pub fn required_env(function: &str) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = TableNames::ENV.to_vec();
+    names.push(RECORDINGS_BUCKET_ENV);
     if function == "authorize-account" {
         names.extend([UNAUTHENTICATED_KEY_ENV, UNASSIGNED_KEY_ENV]);
         return names;
     }
     names.push(COMMANDS_QUEUE_ENV);
     match function {
-        "call-events" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_DLQ_ENV]),
+        "call-events" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_DLQ_ENV, PUBLIC_URL_ENV]),
         "callback" => names.extend([CALLBACKS_QUEUE_ENV, CALLBACKS_DLQ_ENV]),
         "reconcile-intents" => names.push(CALLBACKS_QUEUE_ENV),
         _ => {}
