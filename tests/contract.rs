@@ -1948,3 +1948,93 @@ mod recording_contract {
         recordings_are_written_under_their_conditions,
     );
 }
+
+// ---------------------------------------------------------------- recordings' media
+
+mod media {
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use teleapi::adapters::media::{FileMedia, S3Media};
+    use teleapi::domain::sid::random_hex32;
+    use teleapi::ports::{Media, MediaStore};
+
+    /// Deployed: media is handed out as a presigned URL that works without credentials, for a
+    /// few minutes, for objects of the stack's bucket alone; deleting removes the object.
+    #[tokio::test]
+    async fn media_on_s3_is_handed_out_presigned() {
+        let endpoint = teleapi_tests::moto::endpoint();
+        let bucket = format!("recordings-{}", &random_hex32()[..12]);
+        let http = reqwest::Client::new();
+        let created = http
+            .put(format!("{endpoint}/{bucket}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+        let credentials = Credentials::new("test", "test", None, None, "test");
+        let media = S3Media::new(
+            bucket.clone(),
+            "us-east-1".into(),
+            Some(endpoint.to_owned()),
+            SharedCredentialsProvider::new(credentials),
+        );
+        let key = format!("AC{}/RE{}.wav", random_hex32(), random_hex32());
+        let upload = media.presign("PUT", &key).await.unwrap();
+        let put = http
+            .put(&upload)
+            .body(b"RIFF....WAVE".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "{}", put.status());
+
+        let location = media.location(&key);
+        let Some(Media::Redirect(url)) = media.fetch(&location).await.unwrap() else {
+            panic!("a presigned URL");
+        };
+        assert!(
+            url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=300"),
+            "{url}"
+        );
+        let got = http.get(&url).send().await.unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.unwrap().as_ref(), b"RIFF....WAVE");
+        for elsewhere in [
+            format!("s3://another-bucket/{key}"),
+            format!("s3://{bucket}/"),
+            "file:///etc/passwd".to_owned(),
+        ] {
+            assert_eq!(media.fetch(&elsewhere).await.unwrap(), None, "{elsewhere}");
+        }
+        media.delete(&location).await.unwrap();
+        assert_eq!(http.get(&url).send().await.unwrap().status(), 404);
+        media.delete(&location).await.unwrap();
+    }
+
+    /// teleapi-local: files of its recordings folder, and nothing outside it.
+    #[tokio::test]
+    async fn media_in_files_is_served_from_its_folder_only() {
+        let dir = std::env::temp_dir().join(format!("media-{}", &random_hex32()[..12]));
+        std::fs::create_dir_all(&dir).unwrap();
+        let media = FileMedia::new(&dir);
+        let file = dir.join("RE0123456789abcdef0123456789abcdef.wav");
+        std::fs::write(&file, b"RIFF").unwrap();
+        let location = format!("file://{}", file.display());
+        assert_eq!(
+            media.fetch(&location).await.unwrap(),
+            Some(Media::Bytes(b"RIFF".to_vec()))
+        );
+        for elsewhere in [
+            format!("file://{}/../RE0.wav", dir.display()),
+            "file:///etc/passwd".to_owned(),
+            format!("s3://bucket/{}", file.display()),
+            format!("file://{}/missing.wav", dir.display()),
+        ] {
+            assert_eq!(media.fetch(&elsewhere).await.unwrap(), None, "{elsewhere}");
+        }
+        media.delete(&location).await.unwrap();
+        assert!(!file.exists());
+        media.delete(&location).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
