@@ -92,10 +92,14 @@ impl From<StoreError> for ApiError {
 /// Calls resource request) otherwise.
 fn parameter_code(parameter: &str) -> u32 {
     match parameter {
-        "Url" | "FallbackUrl" | "StatusCallback" | "HoldUrl" | "AnnounceUrl" => 21205,
-        "Method" | "FallbackMethod" | "StatusCallbackMethod" | "HoldMethod" | "AnnounceMethod" => {
-            21209
-        }
+        "Url" | "FallbackUrl" | "StatusCallback" | "HoldUrl" | "AnnounceUrl"
+        | "RecordingStatusCallback" => 21205,
+        "Method"
+        | "FallbackMethod"
+        | "StatusCallbackMethod"
+        | "HoldMethod"
+        | "AnnounceMethod"
+        | "RecordingStatusCallbackMethod" => 21209,
         "StatusCallbackEvent" => 21626,
         "Twiml" => 12100,
         "To" => 21211,
