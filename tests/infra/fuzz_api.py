@@ -20,7 +20,8 @@ from local import SID, TOKEN  # noqa: E402
 
 
 def main():
-    env = dict(os.environ)
+    # schemathesis.toml reads the dev account from the environment.
+    env = dict(os.environ, TELEAPI_DEV_ACCOUNT_SID=SID, TELEAPI_DEV_AUTH_TOKEN=TOKEN)
     # A rate limit the fuzzer does not reach, so that its requests reach the operations.
     with local.running(sys.argv[1], "--rate-limit", "10000") as base:
         # A call of the dev account that no worker owns: modifications are recorded, not run.
