@@ -15,6 +15,7 @@ use crate::domain::conference::{self, ConferenceEvent, ConferenceEventKind};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::recording::{self, RecordingReport};
+use crate::domain::stream::{self, StreamReport};
 use crate::domain::worker::{self, WorkerEvent};
 use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use crate::ports::{
@@ -154,9 +155,10 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             )
             .await?
         }
-        kind => match kind.recording() {
-            Some(report) => record(services, &event, &report).await?,
-            None => advance(services, &event).await?,
+        kind => match (kind.recording(), kind.stream()) {
+            (Some(report), _) => record(services, &event, &report).await?,
+            (_, Some(report)) => stream(services, &event, &report).await?,
+            _ => advance(services, &event).await?,
         },
     };
     tracing::info!(
@@ -324,6 +326,66 @@ async fn record(
         if Instant::now() >= deadline {
             return Err(StoreError::Unavailable(format!(
                 "recording {sid} kept changing while applying {}",
+                event.name()
+            ))
+            .into());
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// A stream event: one conditional write of the call (which keeps its streams), under the
+/// version read; a write that loses re-reads and re-decides. Its StatusCallback is queued first.
+async fn stream(
+    services: &EventServices,
+    event: &Event,
+    report: &StreamReport<'_>,
+) -> Result<Handled, EventError> {
+    let deadline = Instant::now() + services.config.write_budget;
+    let mut attempt = 0;
+    let mut queued: Option<CallbackJob> = None;
+    loop {
+        let Some(current) = services.calls.call(&event.call_sid).await? else {
+            return Ok(Handled::Ignored(format!(
+                "{} for unknown call {}",
+                event.name(),
+                event.call_sid
+            )));
+        };
+        let now = services.clock.now();
+        let (next, changed) = match stream::apply(&current, report, now) {
+            Ok(applied) => applied,
+            Err(why) => return Ok(Handled::Ignored(why)),
+        };
+        let job = stream::callback(&next, &changed, report, now);
+        if let Some(job) = &job
+            && queued.as_ref() != Some(job)
+        {
+            queue_jobs(services, std::slice::from_ref(job)).await?;
+            queued = Some(job.clone());
+        }
+        let write = CallWrite {
+            call: &next,
+            expected_version: Some(current.version),
+            intent: None,
+            idempotency: None,
+            now,
+        };
+        match services.calls.write_call(write).await {
+            Ok(()) => {
+                return Ok(Handled::Applied {
+                    callback: job.is_some(),
+                    intent: false,
+                });
+            }
+            Err(RecordError::Store(err)) => return Err(err.into()),
+            Err(RecordError::CallChanged | RecordError::KeyTaken) => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "{} kept changing while applying {}",
+                event.call_sid,
                 event.name()
             ))
             .into());

@@ -10,6 +10,7 @@
 pub mod rcml;
 mod recorder;
 mod rooms;
+mod streams;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ use teleapi::domain::worker::{
 };
 use teleapi::domain::{
     AccountSid, CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method,
-    Timestamp, WebhookUrl,
+    StreamSid, Timestamp, WebhookUrl,
 };
 use teleapi::ports::{OutgoingMessage, Queue};
 use tokio::sync::mpsc;
@@ -34,6 +35,8 @@ use tokio::time::Instant;
 
 use rcml::{DialTarget, Verb};
 use recorder::Recorder;
+use streams::StreamHandle;
+use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamTrack, StreamUrl};
 use teleapi::domain::recording::{RecordingSpec, RecordingStatus};
 
 /// How the simulated world behaves.
@@ -98,6 +101,8 @@ enum Message {
     LegEnded(CallSid),
     /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
     ConferenceEnded(ConferenceSid),
+    /// From one of the leg's streams: it is over.
+    StreamEnded(StreamSid),
 }
 
 #[derive(Clone)]
@@ -368,6 +373,8 @@ enum Wait {
     Leg(CallSid),
     /// A conference room, until it ends, or the leg is hung up or redirected.
     Conference(ConferenceSid),
+    /// A bidirectional stream (`<Connect><Stream>`), until it closes.
+    Stream(StreamSid),
     /// Nothing to do until the control plane says (after an RCML failure, or connected as a
     /// dialled leg).
     Idle,
@@ -405,6 +412,8 @@ struct Leg {
     record_on_answer: Option<RecordingSpec>,
     /// The recording in progress, if any (one at a time).
     recorder: Option<Recorder>,
+    /// The leg's media streams that are running.
+    streams: Vec<StreamHandle>,
     inbox: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
 }
@@ -448,6 +457,7 @@ impl Leg {
             pending: None,
             record_on_answer: None,
             recorder: None,
+            streams: Vec::new(),
             inbox,
             sender,
         }
@@ -677,6 +687,63 @@ impl Leg {
         }
     }
 
+    fn start_stream(&mut self, spec: StreamSpec, bidirectional: bool) -> StreamSid {
+        tracing::info!(call_sid = %self.sid, stream_sid = %spec.stream_sid, url = %spec.url.as_str(), "simulator: stream");
+        let handle = streams::start(
+            &self.shared,
+            (&self.sid, &self.account_sid),
+            spec,
+            bidirectional,
+            self.sender.clone(),
+        );
+        let sid = handle.sid.clone();
+        self.streams.push(handle);
+        sid
+    }
+
+    /// Stops the running stream named `name_or_sid`.
+    fn stop_stream(&mut self, name_or_sid: &str) {
+        for stream in &self.streams {
+            if stream.sid.as_str() == name_or_sid || stream.name.as_deref() == Some(name_or_sid) {
+                stream.stop();
+            }
+        }
+    }
+
+    /// A stream of the leg's RCML: the URL under the local address policy (as the API checks
+    /// an application's), a sid of its own.
+    fn rcml_stream(&self, noun: &rcml::StreamNoun, bidirectional: bool) -> Option<StreamSpec> {
+        let local = teleapi::domain::AddressPolicy {
+            allow_loopback: true,
+        };
+        let url = match StreamUrl::parse(&noun.url, local) {
+            Ok(url) => url,
+            Err(problem) => {
+                tracing::info!(call_sid = %self.sid, url = %noun.url, %problem, "simulator: <Stream> url refused");
+                return None;
+            }
+        };
+        let track = match StreamTrack::parse(&noun.track) {
+            Some(track) if !bidirectional => track,
+            _ => StreamTrack::Inbound,
+        };
+        Some(StreamSpec {
+            stream_sid: StreamSid::generate(),
+            name: noun.name.clone(),
+            url,
+            track,
+            parameters: noun.parameters.iter().cloned().collect(),
+            status_callback: noun.status_callback.as_ref().and_then(|(url, method)| {
+                WebhookUrl::parse(url, local)
+                    .ok()
+                    .map(|url| StreamCallback {
+                        url,
+                        method: *method,
+                    })
+            }),
+        })
+    }
+
     /// Ends the recording in progress, if any, and reports its media.
     async fn stop_recording(&mut self) {
         if let Some(recorder) = self.recorder.take() {
@@ -745,6 +812,12 @@ impl Leg {
                     }
                 }
             }
+            Message::StreamEnded(sid) => {
+                self.streams.retain(|s| s.sid != sid);
+                if matches!(&self.wait, Wait::Stream(s) if *s == sid) {
+                    self.advance().await;
+                }
+            }
             Message::LegEnded(sid) => {
                 if self.dialled.as_ref().is_some_and(|(d, _)| *d == sid) {
                     self.dialled = None;
@@ -801,6 +874,31 @@ impl Leg {
             CommandType::RecordingStart | CommandType::RecordingUpdate => {
                 self.on_recording(&command).await;
                 return;
+            }
+            CommandType::StreamStart => match p.stream.clone() {
+                Some(spec) if self.status == CallStatus::InProgress => {
+                    self.applied(&command).await;
+                    self.start_stream(spec, false);
+                    return;
+                }
+                Some(spec) => {
+                    emit(&self.shared, &self.sid, reject("not-in-progress")).await;
+                    let failed = EventKind::StreamFailed {
+                        seq: 1,
+                        stream_sid: spec.stream_sid,
+                        error: "the call is not in progress".into(),
+                    };
+                    emit(&self.shared, &self.sid, failed).await;
+                    return;
+                }
+                None => false,
+            },
+            CommandType::StreamStop => {
+                // A stream that has already ended is stopped: nothing left to do.
+                if let Some(sid) = &p.stream_sid {
+                    self.stop_stream(sid.as_str());
+                }
+                true
             }
             CommandType::Redirect | CommandType::Execute => {
                 if let Some(mute) = p.mute {
@@ -989,6 +1087,19 @@ impl Leg {
                         None => return,
                     }
                 }
+                Verb::StartStream(noun) => {
+                    if let Some(spec) = self.rcml_stream(&noun, false) {
+                        self.start_stream(spec, false);
+                    }
+                }
+                Verb::StopStream { name } => self.stop_stream(&name),
+                Verb::ConnectStream(noun) => {
+                    if let Some(spec) = self.rcml_stream(&noun, true) {
+                        let sid = self.start_stream(spec, true);
+                        self.wait = Wait::Stream(sid);
+                        return;
+                    }
+                }
                 Verb::Hangup => self.end(CallStatus::Completed).await,
                 Verb::Reject { .. } => self.end(CallStatus::Completed).await,
             }
@@ -1016,7 +1127,10 @@ impl Leg {
             let _ = parent.send(Message::LegEnded(self.sid.clone()));
         }
         self.report_status().await;
-        // A recording ends with its call, and completes.
+        // A recording ends with its call, and completes; its streams stop.
         self.stop_recording().await;
+        for stream in &self.streams {
+            stream.stop();
+        }
     }
 }

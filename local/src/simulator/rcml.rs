@@ -48,11 +48,24 @@ impl ConferenceNoun {
     }
 }
 
-/// A noun inside a verb: its name, its text and its attributes.
+/// A noun inside a verb: its name, its text, its attributes and its `<Parameter>`s.
 struct Noun {
     name: String,
     text: String,
     start: BytesStart<'static>,
+    parameters: Vec<(String, String)>,
+}
+
+/// `<Stream>` (in `<Start>` or `<Connect>`), with Twilio's attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamNoun {
+    pub url: String,
+    pub name: Option<String>,
+    /// `inbound_track` (default), `outbound_track`, `both_tracks`.
+    pub track: String,
+    pub status_callback: Option<(String, Method)>,
+    /// `<Parameter name value/>`s, in order.
+    pub parameters: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +86,14 @@ pub enum Verb {
     Reject {
         busy: bool,
     },
+    /// `<Start><Stream>`: fork the call's audio, and go on.
+    StartStream(StreamNoun),
+    /// `<Stop><Stream name>`: stop the stream of that name (or sid).
+    StopStream {
+        name: String,
+    },
+    /// `<Connect><Stream>`: a bidirectional stream; the document goes on when it closes.
+    ConnectStream(StreamNoun),
 }
 
 fn attribute(start: &BytesStart<'_>, name: &str) -> Option<String> {
@@ -98,6 +119,7 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
     let mut text = String::new();
     let mut noun: Option<Noun> = None;
     let mut noun_start: Option<BytesStart<'static>> = None;
+    let mut parameters: Vec<(String, String)> = Vec::new();
     let mut depth = 0usize;
     loop {
         let event = reader.read_event().map_err(|e| e.to_string())?;
@@ -114,9 +136,25 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
                     3 => {
                         noun_start = Some(start.into_owned());
                         text.clear();
+                        parameters.clear();
+                    }
+                    4 if start.name().as_ref() == b"Parameter" => {
+                        parameters.push(parameter(&start));
                     }
                     _ => {}
                 }
+            }
+            // A noun with no content (`<Stream url="…"/>`), and a noun's `<Parameter/>`s.
+            Event::Empty(start) if depth == 2 => {
+                noun = Some(Noun {
+                    name: String::from_utf8_lossy(start.name().as_ref()).into_owned(),
+                    text: String::new(),
+                    start: start.into_owned(),
+                    parameters: Vec::new(),
+                });
+            }
+            Event::Empty(start) if depth == 3 && start.name().as_ref() == b"Parameter" => {
+                parameters.push(parameter(&start));
             }
             Event::Empty(start) if depth == 1 => {
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
@@ -145,6 +183,7 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
                                 name: String::from_utf8_lossy(start.name().as_ref()).into_owned(),
                                 text: text.trim().to_owned(),
                                 start,
+                                parameters: std::mem::take(&mut parameters),
                             });
                         }
                     }
@@ -209,12 +248,45 @@ fn verb(
                 .and_then(|m| Method::parse(&m))
                 .unwrap_or_default(),
         }),
+        "Start" => noun
+            .filter(|n| n.name == "Stream")
+            .and_then(|n| stream(&n))
+            .map(Verb::StartStream),
+        "Connect" => noun
+            .filter(|n| n.name == "Stream")
+            .and_then(|n| stream(&n))
+            .map(Verb::ConnectStream),
+        "Stop" => noun.filter(|n| n.name == "Stream").and_then(|n| {
+            let attr = |name: &str| attribute(&n.start, name);
+            attr("name").or_else(|| attr("url")).map(|name| Verb::StopStream { name })
+        }),
         "Hangup" => Some(Verb::Hangup),
         "Reject" => Some(Verb::Reject {
             busy: attr("reason").as_deref() == Some("busy"),
         }),
         _ => None,
     }
+}
+
+fn parameter(start: &BytesStart<'_>) -> (String, String) {
+    (
+        attribute(start, "name").unwrap_or_default(),
+        attribute(start, "value").unwrap_or_default(),
+    )
+}
+
+fn stream(noun: &Noun) -> Option<StreamNoun> {
+    let attr = |name: &str| attribute(&noun.start, name);
+    Some(StreamNoun {
+        url: attr("url")?,
+        name: attr("name"),
+        track: attr("track").unwrap_or_else(|| "inbound_track".into()),
+        status_callback: attr("statusCallback").map(|url| {
+            let method = attr("statusCallbackMethod").and_then(|m| Method::parse(&m));
+            (url, method.unwrap_or_default())
+        }),
+        parameters: noun.parameters.clone(),
+    })
 }
 
 fn conference(noun: &Noun) -> ConferenceNoun {

@@ -34,6 +34,8 @@ pub enum ApiError {
     ConferenceState(#[from] crate::domain::ConferenceStateError),
     #[error(transparent)]
     RecordingState(#[from] crate::domain::recording::RecordingStateError),
+    #[error(transparent)]
+    StreamState(#[from] crate::domain::stream::StreamStateError),
     #[error(
         "This Idempotency-Key was already used with different parameters; use a new key for a new request"
     )]
@@ -128,7 +130,10 @@ impl ApiError {
             Self::PermissionDenied(_) => (StatusCode::FORBIDDEN, 20003),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
             Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, 405),
-            Self::CallState(_) | Self::ConferenceState(_) | Self::RecordingState(_) => {
+            Self::CallState(_)
+            | Self::ConferenceState(_)
+            | Self::RecordingState(_)
+            | Self::StreamState(_) => {
                 (StatusCode::CONFLICT, 21220)
             }
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 413),

@@ -9,8 +9,10 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::{Services, Success};
 use crate::domain::modify::Planned;
-use crate::domain::{Account, Call, IdempotencyKey, IdempotencyRecord, Intent, Timestamp};
-use crate::ports::{IntentFailure, OutgoingMessage, RecordError};
+use crate::domain::{
+    Account, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp,
+};
+use crate::ports::{CallWrite, IntentFailure, OutgoingMessage, RecordError};
 
 pub const INTENT_SID_HEADER: &str = "teleapi-intent-sid";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -189,5 +191,90 @@ pub async fn dispatch(
     Err(ApiError::CommandNotQueued {
         intent_sid: planned.intent.sid.clone(),
         undone,
+    })
+}
+
+/// A change of one call through the API (a modification, a stream started or stopped): what
+/// [`change_call`] needs besides the plan.
+pub struct CallChange<'a> {
+    pub call_sid: &'a CallSid,
+    pub owner: &'a Account,
+    pub key: Option<&'a IdempotencyKey>,
+    pub fingerprint: &'a str,
+    /// The XML element of the resource answered.
+    pub root: Option<&'static str>,
+    pub status: StatusCode,
+}
+
+/// Plans a change of the call as read and writes it (call item + intent + idempotency record,
+/// one conditional write); a write that loses a race against another change of the call reads
+/// the call again and re-plans, within the write budget (then 503). `plan` returns the change
+/// and the resource to answer with. Then sends the intent's command ([`dispatch`]: a failed
+/// send undoes the change and answers 503). A request whose key was used answers as the first
+/// one did.
+pub async fn change_call(
+    services: &Services,
+    change: CallChange<'_>,
+    plan: impl Fn(&Call, Timestamp) -> Result<(Planned, Value), ApiError>,
+) -> Result<Success, ApiError> {
+    let CallChange {
+        call_sid,
+        owner,
+        key,
+        fingerprint,
+        root,
+        status,
+    } = change;
+    if let Some(answer) = known_answer_as(services, key, fingerprint, root).await? {
+        return Ok(answer);
+    }
+    let deadline = std::time::Instant::now() + services.config.write_budget;
+    let mut attempt = 0;
+    let (before, planned, resource) = loop {
+        let now = services.clock.now();
+        let before = super::owned_call(services, owner, call_sid).await?;
+        let (planned, resource) = plan(&before, now)?;
+        let record = key.map(|key| {
+            remember(
+                key,
+                fingerprint,
+                status,
+                &resource,
+                now,
+                services.config.idempotency_lifetime,
+            )
+        });
+        let write = CallWrite {
+            call: &planned.call,
+            expected_version: Some(before.version),
+            intent: Some(&planned.intent),
+            idempotency: record.as_ref(),
+            now,
+        };
+        let written = services.calls.write_call(write).await;
+        match landed(services, &planned.intent, written).await {
+            Ok(()) => break (before, planned, resource),
+            Err(RecordError::CallChanged) => {}
+            Err(RecordError::KeyTaken) => {
+                // A concurrent request with the same key won: answer as it did. (If its record
+                // expired between the write and this read, go round again.)
+                if let Some(answer) = known_answer_as(services, key, fingerprint, root).await? {
+                    return Ok(answer);
+                }
+            }
+            Err(RecordError::Store(err)) => return Err(err.into()),
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ApiError::Busy);
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    };
+    dispatch(services, &planned, before, key).await?;
+    Ok(Success {
+        status,
+        root,
+        resource,
+        headers: vec![(INTENT_SID_HEADER, planned.intent.sid.to_string())],
     })
 }

@@ -16,6 +16,7 @@ pub mod list;
 pub mod modify_call;
 pub mod rate_limit;
 pub mod recordings;
+pub mod streams;
 pub mod representation;
 
 use std::sync::Arc;
@@ -107,10 +108,12 @@ pub enum Operation {
     ListRecordings,
     /// A recording's resource, or its media (`.wav`).
     GetRecording,
+    StartStream,
+    StopStream,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 21] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -130,6 +133,8 @@ impl Operation {
         Self::DeleteRecording,
         Self::ListRecordings,
         Self::GetRecording,
+        Self::StartStream,
+        Self::StopStream,
     ];
 
     pub fn name(self) -> &'static str {
@@ -153,6 +158,8 @@ impl Operation {
             Self::DeleteRecording => "delete-recording",
             Self::ListRecordings => "list-recordings",
             Self::GetRecording => "get-recording",
+            Self::StartStream => "start-stream",
+            Self::StopStream => "stop-stream",
         }
     }
 
@@ -177,7 +184,9 @@ impl Operation {
             | Self::RemoveParticipant
             | Self::StartRecording
             | Self::UpdateRecording
-            | Self::DeleteRecording => "modify-call",
+            | Self::DeleteRecording
+            | Self::StartStream
+            | Self::StopStream => "modify-call",
         }
     }
 
@@ -193,7 +202,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 36] = {
+pub const ROUTES: [(&str, &str, Operation); 39] = {
     use Operation::*;
     [
         (
@@ -376,6 +385,21 @@ pub const ROUTES: [(&str, &str, Operation); 36] = {
             "/call/2012-04-24/Accounts/{AccountSid}/Recordings/{RecordingSid}",
             DeleteRecording,
         ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Streams",
+            StartStream,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Streams.json",
+            StartStream,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Streams/{StreamSid}",
+            StopStream,
+        ),
     ]
 };
 
@@ -389,6 +413,8 @@ pub struct Route {
     pub conference_sid: Option<String>,
     /// The RecordingSid of the path (or `Twilio.CURRENT`), without its extension.
     pub recording_sid: Option<String>,
+    /// The StreamSid (or the stream's `Name`) of the path, without `.json`.
+    pub stream: Option<String>,
     /// The path asks for a recording's media (`RE….wav`, `RE….mp3`): the extension.
     pub media: Option<&'static str>,
     pub path_says_json: bool,
@@ -455,6 +481,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
     let mut conference = None;
     let mut recording = None;
     let mut media = None;
+    let mut stream = None;
     let recording_routes: &[(HttpMethod, Operation)] = &[
         (HttpMethod::GET, Operation::GetRecording),
         (HttpMethod::POST, Operation::UpdateRecording),
@@ -504,6 +531,25 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
             {
                 recording = Some(bare(sid));
                 (Some(*call), is_json(sid), recording_routes)
+            }
+            ["Calls", call, list @ ("Streams" | "Streams.json")]
+                if !call.is_empty() && !is_json(call) =>
+            {
+                (
+                    Some(*call),
+                    is_json(list),
+                    &[(HttpMethod::POST, Operation::StartStream)],
+                )
+            }
+            ["Calls", call, "Streams", sid]
+                if !call.is_empty() && !is_json(call) && !bare(sid).is_empty() =>
+            {
+                stream = Some(bare(sid));
+                (
+                    Some(*call),
+                    is_json(sid),
+                    &[(HttpMethod::POST, Operation::StopStream)],
+                )
             }
             [list @ ("Recordings" | "Recordings.json")] => (
                 None,
@@ -579,6 +625,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                 [_, _, _] => "GET, POST, DELETE",
                 [_, (HttpMethod::DELETE, _)] => "GET, DELETE",
                 [_, _] => "GET, POST",
+                [(HttpMethod::POST, _)] => "POST",
                 _ => "GET",
             },
         })?;
@@ -588,6 +635,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         call_sid: call.map(str::to_owned),
         conference_sid: conference.map(str::to_owned),
         recording_sid: recording.map(str::to_owned),
+        stream: stream.map(str::to_owned),
         media,
         path_says_json,
     })
@@ -714,6 +762,8 @@ async fn operate(
         Operation::DeleteRecording => recordings::delete_recording(services, route, request).await,
         Operation::ListRecordings => recordings::list_recordings(services, route, request).await,
         Operation::GetRecording => recordings::get_recording(services, route, request).await,
+        Operation::StartStream => streams::start_stream(services, route, request).await,
+        Operation::StopStream => streams::stop_stream(services, route, request).await,
     }
 }
 
@@ -847,13 +897,17 @@ mod tests {
                 .replace("{AccountSid}", AC)
                 .replace("{ConferenceSid}", "CF0123456789abcdef0123456789abcdef")
                 .replace("{RecordingSid}", "RE0123456789abcdef0123456789abcdef")
+                .replace("{StreamSid}", "MZ0123456789abcdef0123456789abcdef")
                 .replace("{CallSid}", CA);
             assert_eq!(
                 route(&method, &path).unwrap().operation,
                 operation,
                 "{path}"
             );
-            if template.ends_with("{CallSid}") || template.ends_with("{RecordingSid}") {
+            if ["{CallSid}", "{RecordingSid}", "{StreamSid}"]
+                .iter()
+                .any(|sid| template.ends_with(sid))
+            {
                 let path = format!("{path}.json");
                 assert_eq!(
                     route(&method, &path).unwrap().operation,

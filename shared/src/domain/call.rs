@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::sid::{AccountSid, CallSid, RecordingSid};
+use super::stream::Stream;
 use super::time::Timestamp;
 use super::webhook::{Method, StatusCallbackEvents, WebhookUrl};
 use super::worker::WorkerId;
@@ -135,6 +136,8 @@ pub struct Call {
     /// The call's active recording (in progress or paused), or the last one started: a start
     /// is refused while it is active.
     pub recording: Option<RecordingSid>,
+    /// The call's media streams: the running ones and the last few stopped.
+    pub streams: Vec<Stream>,
     /// Which of its account's listing partitions the call is in, chosen when it is created
     /// ([`super::listing::shard_of`]) and kept for its life.
     pub listing_shard: u8,
@@ -176,6 +179,7 @@ impl Call {
             duration: status.is_final().then_some(0),
             listing_shard: 0,
             recording: None,
+            streams: Vec::new(),
         }
     }
 

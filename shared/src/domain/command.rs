@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::modify::HangupStatus;
 use super::rcml::Rcml;
 use super::recording::{PauseBehavior, RecordingSpec, RecordingStatus};
-use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid};
+use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
+use super::stream::StreamSpec;
 use super::webhook::{Method, WebhookUrl};
 
 pub const COMMAND_VERSION: u32 = 1;
@@ -38,6 +39,12 @@ pub enum CommandType {
     /// Pause, resume or stop the recording `recording_sid` (`recording_status`).
     #[serde(rename = "recording.update")]
     RecordingUpdate,
+    /// Stream the call's audio to the WebSocket `stream` names.
+    #[serde(rename = "stream.start")]
+    StreamStart,
+    /// Stop the stream `stream_sid`.
+    #[serde(rename = "stream.stop")]
+    StreamStop,
 }
 
 impl CommandType {
@@ -52,6 +59,8 @@ impl CommandType {
             Self::Dial => "dial",
             Self::RecordingStart => "recording.start",
             Self::RecordingUpdate => "recording.update",
+            Self::StreamStart => "stream.start",
+            Self::StreamStop => "stream.stop",
         }
     }
 }
@@ -95,6 +104,12 @@ pub struct CommandParameters {
     /// Recording.update with `paused`: `skip` or `silence` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_behavior: Option<PauseBehavior>,
+    /// Stream.start: what to stream, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamSpec>,
+    /// Stream.stop: the stream to stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_sid: Option<StreamSid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -333,6 +333,7 @@ pub fn plan_create(
         duration: None,
         listing_shard: shard_of(&call_sid, listing_shards),
         recording: request.record.as_ref().map(|_| RecordingSid::generate()),
+        streams: Vec::new(),
     };
     let recording = request
         .record

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::call::{CallStatus, Direction};
 use super::recording::{RecordingReport, RecordingSpec, RecordingStatus};
-use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid};
+use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
+use super::stream::{StreamReport, StreamSpec};
 use super::webhook::{Method, WebhookUrl};
 use super::worker::WorkerId;
 
@@ -110,6 +111,22 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error_code: Option<u32>,
     },
+    /// A media stream's WebSocket is connected and its `start` message sent (asked by
+    /// `stream.start`, or by `<Start><Stream>`, whose stream it creates). `seq` numbers the
+    /// stream's own events, from 1.
+    #[serde(rename = "stream.started")]
+    StreamStarted { seq: u64, stream: StreamSpec },
+    /// A stream ended: stopped (`stream.stop`, `<Stop><Stream>`, the call's end, or the
+    /// application closed the WebSocket); its `stop` message was sent if the socket was open.
+    #[serde(rename = "stream.stopped")]
+    StreamStopped { seq: u64, stream_sid: StreamSid },
+    /// A stream could not connect, or its connection failed; it is over.
+    #[serde(rename = "stream.failed")]
+    StreamFailed {
+        seq: u64,
+        stream_sid: StreamSid,
+        error: String,
+    },
 }
 
 impl EventKind {
@@ -141,6 +158,27 @@ impl EventKind {
                 duration: *duration,
                 media_url: media_url.as_deref(),
                 error_code: *error_code,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The stream report this event is, if it is one.
+    pub fn stream(&self) -> Option<StreamReport<'_>> {
+        match self {
+            Self::StreamStarted { seq, stream } => Some(StreamReport::Started { seq: *seq, spec: stream }),
+            Self::StreamStopped { seq, stream_sid } => Some(StreamReport::Stopped {
+                seq: *seq,
+                stream_sid,
+            }),
+            Self::StreamFailed {
+                seq,
+                stream_sid,
+                error,
+            } => Some(StreamReport::Failed {
+                seq: *seq,
+                stream_sid,
+                error,
             }),
             _ => None,
         }
@@ -188,6 +226,9 @@ impl Event {
             EventKind::RcmlFailed { .. } => "rcml.failed",
             EventKind::RecordingStarted { .. } => "recording.started",
             EventKind::RecordingChanged { .. } => "recording.status",
+            EventKind::StreamStarted { .. } => "stream.started",
+            EventKind::StreamStopped { .. } => "stream.stopped",
+            EventKind::StreamFailed { .. } => "stream.failed",
         }
     }
 }

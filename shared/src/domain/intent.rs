@@ -34,10 +34,14 @@ pub enum IntentAction {
     RecordingStart,
     /// A recording of the call paused, resumed or stopped through the API.
     RecordingUpdate,
+    /// A media stream of the call started through the API.
+    StreamStart,
+    /// A media stream of the call stopped through the API.
+    StreamStop,
 }
 
 impl IntentAction {
-    pub const ALL: [IntentAction; 13] = [
+    pub const ALL: [IntentAction; 15] = [
         Self::Dial,
         Self::Redirect,
         Self::Execute,
@@ -51,6 +55,8 @@ impl IntentAction {
         Self::End,
         Self::RecordingStart,
         Self::RecordingUpdate,
+        Self::StreamStart,
+        Self::StreamStop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +74,8 @@ impl IntentAction {
             Self::End => "end",
             Self::RecordingStart => "recording-start",
             Self::RecordingUpdate => "recording-update",
+            Self::StreamStart => "stream-start",
+            Self::StreamStop => "stream-stop",
         }
     }
 

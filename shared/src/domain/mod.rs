@@ -3,6 +3,46 @@
 /// The API version in every path and resource.
 pub const API_VERSION: &str = "2012-04-24";
 
+/// A closed set of words of the API: each variant's spelling, parsed case-insensitively.
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            /// Case-insensitive, like every enum value of the API.
+            pub fn parse(value: &str) -> Option<Self> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(value))
+            }
+
+            /// The spellings, for messages: `a, b or c`.
+            pub fn choices() -> String {
+                let words: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                match words.split_last() {
+                    Some((last, [])) => (*last).to_owned(),
+                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                    None => String::new(),
+                }
+            }
+        }
+    };
+}
+
+
 pub mod account;
 pub mod call;
 pub mod callback;
@@ -23,6 +63,7 @@ pub mod rate_limit;
 pub mod rcml;
 pub mod recording;
 pub mod sid;
+pub mod stream;
 pub mod time;
 pub mod webhook;
 pub mod worker;
@@ -36,7 +77,7 @@ pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
 pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
 pub use rcml::Rcml;
-pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid, RecordingSid, Subject};
+pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid, RecordingSid, StreamSid, Subject};
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 

@@ -327,6 +327,8 @@ pub fn plan(
         Some(CommandType::Dial) => IntentAction::Dial,
         Some(CommandType::RecordingStart) => IntentAction::RecordingStart,
         Some(CommandType::RecordingUpdate) => IntentAction::RecordingUpdate,
+        Some(CommandType::StreamStart) => IntentAction::StreamStart,
+        Some(CommandType::StreamStop) => IntentAction::StreamStop,
         Some(CommandType::Update) | None => IntentAction::Update,
     };
     match kind {
@@ -510,6 +512,7 @@ mod tests {
             duration: None,
             listing_shard: 0,
             recording: None,
+            streams: Vec::new(),
         }
     }
 

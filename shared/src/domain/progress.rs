@@ -107,8 +107,12 @@ pub fn progress(
         EventKind::CommandApplied { .. } | EventKind::CommandRejected { .. } => {
             return ignore("command events settle intents".into());
         }
-        EventKind::RecordingStarted { .. } | EventKind::RecordingChanged { .. } => {
-            return ignore("recording events change recordings".into());
+        EventKind::RecordingStarted { .. }
+        | EventKind::RecordingChanged { .. }
+        | EventKind::StreamStarted { .. }
+        | EventKind::StreamStopped { .. }
+        | EventKind::StreamFailed { .. } => {
+            return ignore("recording and stream events have their own numbers".into());
         }
     };
     if let Some(call) = current
@@ -165,6 +169,7 @@ pub fn progress(
                 duration: None,
                 listing_shard: super::listing::shard_of(&event.call_sid, listing_shards),
                 recording: None,
+                streams: Vec::new(),
             };
             Verdict::Apply(Box::new(Progress {
                 call,
@@ -278,7 +283,10 @@ pub fn progress(
             EventKind::CommandApplied { .. }
             | EventKind::CommandRejected { .. }
             | EventKind::RecordingStarted { .. }
-            | EventKind::RecordingChanged { .. },
+            | EventKind::RecordingChanged { .. }
+            | EventKind::StreamStarted { .. }
+            | EventKind::StreamStopped { .. }
+            | EventKind::StreamFailed { .. },
             Some(_),
         ) => ignore("not an event of the call's progress".into()),
     }

@@ -23,45 +23,6 @@ use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, shorten};
 use super::time::Timestamp;
 use super::webhook::{AddressPolicy, Method, WebhookUrl};
 
-/// A closed set of words of the API: each variant's spelling, parsed case-insensitively.
-macro_rules! words {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),+
-                }
-            }
-
-            /// Case-insensitive, like every enum value of the API.
-            pub fn parse(value: &str) -> Option<Self> {
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(value))
-            }
-
-            /// The spellings, for messages: `a, b or c`.
-            pub fn choices() -> String {
-                let words: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                match words.split_last() {
-                    Some((last, [])) => (*last).to_owned(),
-                    Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-                    None => String::new(),
-                }
-            }
-        }
-    };
-}
-
 words!(
     /// Twilio's recording statuses. `in-progress` and `paused` are active; `completed`,
     /// `absent` and `failed` are final; `stopped` is the API's word between the two (asked to

@@ -139,6 +139,13 @@ sid_type!(
     "RecordingSid"
 );
 
+sid_type!(
+    /// A media stream of a call (`<Stream>`, `POST …/Streams`).
+    StreamSid,
+    "MZ",
+    "StreamSid"
+);
+
 /// What an intent is about, and where its commands are ordered: a call, or a conference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {

@@ -225,6 +225,12 @@ pub(super) fn call_item(call: &Call) -> Item {
         .opt_s("CommandQueue", call.command_queue.as_deref())
         .opt_s("Worker", call.worker.as_ref().map(WorkerId::as_str))
         .opt_s("Recording", call.recording.as_ref().map(|r| r.as_str()))
+        .opt_s(
+            "Streams",
+            (!call.streams.is_empty())
+                .then(|| serde_json::to_string(&call.streams).expect("streams serialise"))
+                .as_deref(),
+        )
         // The `worker` index: the live calls of each worker, for when its lease runs out.
         .opt_s(
             "LiveWorker",
@@ -302,6 +308,9 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
             None => 0,
         },
         recording: r.opt_parse("Recording", |v| v.parse().ok())?,
+        streams: r
+            .opt_parse("Streams", |v| serde_json::from_str(v).ok())?
+            .unwrap_or_default(),
     })
 }
 
