@@ -8,6 +8,7 @@ use serde_json::Value;
 use teleapi::domain::AuthToken;
 use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
 use teleapi_tests::sink::{Received, Reply, Sink, independent_signature};
+use teleapi_tests::ws::{Heard, WsPeer};
 use tokio::net::TcpListener;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
@@ -1308,6 +1309,271 @@ async fn recording_from_answer(local: Local) {
     assert!(seconds >= 0.5, "{seconds}");
 }
 
+/// The media messages of `track` among `heard`.
+fn media_of<'a>(heard: &'a [Heard], track: &str) -> Vec<&'a Heard> {
+    heard
+        .iter()
+        .filter(|h| h.message["event"] == "media" && h.message["media"]["track"] == track)
+        .collect()
+}
+
+/// The protocol a voice bot sees, message by message: `connected`, `start` (sids, tracks,
+/// custom parameters, the media format), `media` for each track every 20 ms (160 bytes of
+/// μ-law; chunks and timestamps in step; sequence numbers one by one), and `stop`; the
+/// stream's StatusCallbacks; the API's rules.
+async fn streaming_a_call(local: Local) {
+    let bot = WsPeer::start().await;
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}",
+            local.app("/hold")
+        ))
+        .await;
+    let streams = format!("{}/{call}/Streams.json", local.calls());
+    let body = format!(
+        "Url={}&Name=bot&Track=both_tracks&Parameter1.Name=customer&Parameter1.Value=42&Parameter2.Name=lang&Parameter2.Value=en-GB&StatusCallback={}",
+        encode(&bot.url("/media")),
+        local.app("/stream-events")
+    );
+    let (status, refused) = local.post(&streams, &body).await;
+    assert_eq!(
+        (status, refused["code"].as_u64()),
+        (409, Some(21220)),
+        "not answered yet: {refused}"
+    );
+    eventually("the call to be answered", || {
+        status_is(&local, &call, "in-progress")
+    })
+    .await;
+    let (status, started) = local.post(&streams, &body).await;
+    assert_eq!(status, 201, "{started}");
+    let sid = started["sid"].as_str().unwrap().to_owned();
+    assert!(sid.starts_with("MZ") && sid.len() == 34, "{sid}");
+    assert_eq!(
+        (started["status"].as_str(), started["name"].as_str()),
+        (Some("in-progress"), Some("bot"))
+    );
+    assert_eq!(started["call_sid"], call.as_str());
+    let (status, same_name) = local.post(&streams, &body).await;
+    assert_eq!(
+        (status, same_name["code"].as_u64()),
+        (409, Some(21220)),
+        "{same_name}"
+    );
+    for bad in [
+        "Url=http%3A%2F%2F127.0.0.1%2Fmedia".to_owned(),
+        "Url=ws%3A%2F%2F10.0.0.7%2Fmedia".to_owned(),
+        "Name=no-url".to_owned(),
+        format!("Url={}&Track=sideways", encode(&bot.url("/x"))),
+        format!("Url={}&Parameter1.Value=orphan", encode(&bot.url("/x"))),
+    ] {
+        let (status, answer) = local.post(&streams, &bad).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+
+    // A second of streaming, then stopped by its name.
+    let heard = eventually("a second of media", || async {
+        let heard = bot.heard("/media").pop()?;
+        (media_of(&heard, "inbound").len() >= 50).then_some(())
+    })
+    .await;
+    let () = heard;
+    let (status, stopped) = local
+        .post(
+            &format!("{}/{call}/Streams/bot.json", local.calls()),
+            "Status=stopped",
+        )
+        .await;
+    assert_eq!(
+        (status, stopped["status"].as_str()),
+        (200, Some("stopped")),
+        "{stopped}"
+    );
+    assert_eq!(stopped["sid"], sid.as_str());
+    let heard = eventually("the stop message", || async {
+        let heard = bot.heard("/media").pop()?;
+        heard
+            .iter()
+            .any(|h| h.message["event"] == "stop")
+            .then_some(heard)
+    })
+    .await;
+
+    let connected = &heard[0].message;
+    assert_eq!(connected["event"], "connected");
+    assert_eq!(
+        (
+            connected["protocol"].as_str(),
+            connected["version"].as_str()
+        ),
+        (Some("Call"), Some("1.0.0"))
+    );
+    let start = &heard[1].message;
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["sequenceNumber"], "1");
+    assert_eq!(start["streamSid"], sid.as_str());
+    assert_eq!(start["start"]["streamSid"], sid.as_str());
+    assert_eq!(start["start"]["callSid"], call.as_str());
+    assert_eq!(start["start"]["accountSid"], local.sid.as_str());
+    assert_eq!(
+        start["start"]["tracks"],
+        serde_json::json!(["inbound", "outbound"])
+    );
+    assert_eq!(
+        start["start"]["customParameters"],
+        serde_json::json!({"customer": "42", "lang": "en-GB"})
+    );
+    assert_eq!(
+        start["start"]["mediaFormat"],
+        serde_json::json!({"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1})
+    );
+    for (n, h) in heard[1..].iter().enumerate() {
+        assert_eq!(
+            h.message["sequenceNumber"],
+            (n + 1).to_string(),
+            "one by one"
+        );
+        assert_eq!(h.message["streamSid"], sid.as_str());
+    }
+    let last = heard.last().unwrap();
+    assert_eq!(last.message["event"], "stop");
+    assert_eq!(last.message["stop"]["callSid"], call.as_str());
+    assert_eq!(last.message["stop"]["accountSid"], local.sid.as_str());
+    for track in ["inbound", "outbound"] {
+        let media = media_of(&heard, track);
+        for (n, h) in media.iter().enumerate() {
+            let m = &h.message["media"];
+            assert_eq!(m["chunk"], (n + 1).to_string(), "{track}");
+            assert_eq!(m["timestamp"], (n * 20).to_string(), "{track}");
+            let payload = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                m["payload"].as_str().unwrap(),
+            )
+            .unwrap();
+            assert_eq!(payload.len(), 160, "20 ms of 8 kHz μ-law");
+        }
+        // Paced in real time: one message a track every 20 ms, on average over the stream
+        // (±3 ms: the test's own scheduling on a loaded machine is the jitter).
+        let span = media.last().unwrap().at - media[0].at;
+        let mean = span.as_secs_f64() * 1000.0 / (media.len() - 1) as f64;
+        assert!(
+            (mean - 20.0).abs() < 3.0,
+            "{track}: {mean} ms between messages"
+        );
+    }
+
+    let callbacks = eventually("the stream's callbacks", || async {
+        let got = local.fetches("/stream-events");
+        (got.len() >= 2).then_some(got)
+    })
+    .await;
+    let events: Vec<&str> = callbacks
+        .iter()
+        .map(|r| r.params["StreamEvent"].as_str())
+        .collect();
+    assert_eq!(events, ["stream-started", "stream-stopped"]);
+    assert_eq!(callbacks[0].params["StreamSid"], sid);
+    assert_eq!(callbacks[0].params["StreamName"], "bot");
+    assert_eq!(callbacks[0].params["CallSid"], call);
+    let (status, again) = local
+        .post(
+            &format!("{}/{call}/Streams/{sid}.json", local.calls()),
+            "Status=stopped",
+        )
+        .await;
+    assert_eq!(
+        (status, again["code"].as_u64()),
+        (409, Some(21220)),
+        "{again}"
+    );
+}
+
+/// `<Connect><Stream>`: the bot's audio is played back 20 ms at a time, its marks come back
+/// once what it sent before them has played (or at once when it clears the rest), and when it
+/// closes the socket the call goes on with the RCML after `<Connect>`.
+async fn a_voice_bot_on_a_bidirectional_stream(local: Local) {
+    use teleapi_tests::ws::Step;
+    let bot = WsPeer::start().await;
+    let audio = |bytes: usize| {
+        let payload = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            vec![0x7f; bytes],
+        );
+        Step::Send(serde_json::json!({"event": "media", "media": {"payload": payload}}))
+    };
+    let mark =
+        |name: &str| Step::Send(serde_json::json!({"event": "mark", "mark": {"name": name}}));
+    bot.script(
+        "/bot",
+        vec![
+            audio(800), // 100 ms
+            mark("greeting"),
+            audio(8000), // a second
+            mark("question"),
+            Step::Wait(Duration::from_millis(400)),
+            Step::Send(serde_json::json!({"event": "clear"})),
+            Step::Wait(Duration::from_millis(200)),
+            Step::Close,
+        ],
+    );
+    let rcml = format!(
+        "<Response><Connect><Stream url=\"{}\"><Parameter name=\"lang\" value=\"en\"/></Stream></Connect><Say>Goodbye</Say><Hangup/></Response>",
+        bot.url("/bot")
+    );
+    local.app.always("/connect", Reply::rcml(&rcml));
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}",
+            local.app("/connect")
+        ))
+        .await;
+    eventually("the call to end after the stream", || {
+        status_is(&local, &call, "completed")
+    })
+    .await;
+    let heard = bot.heard("/bot").pop().expect("the bot was connected");
+    let start = heard
+        .iter()
+        .find(|h| h.message["event"] == "start")
+        .unwrap();
+    assert_eq!(
+        start.message["start"]["tracks"],
+        serde_json::json!(["inbound"])
+    );
+    assert_eq!(
+        start.message["start"]["customParameters"],
+        serde_json::json!({"lang": "en"})
+    );
+    let marks: Vec<&Heard> = heard
+        .iter()
+        .filter(|h| h.message["event"] == "mark")
+        .collect();
+    let names: Vec<&str> = marks
+        .iter()
+        .map(|h| h.message["mark"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["greeting", "question"]);
+    // The greeting's mark once its 100 ms played; the question's when the rest was cleared,
+    // 400 ms after it was sent, not after its second. (Measured from when the bot read
+    // `start`, which this test's busy runtime may delay by a few tens of ms: the bounds allow
+    // for it.)
+    let sent = start.at;
+    let greeting = marks[0].at - sent;
+    let question = marks[1].at - sent;
+    assert!(
+        greeting >= Duration::from_millis(60) && greeting < Duration::from_millis(350),
+        "{greeting:?}"
+    );
+    assert!(
+        question >= Duration::from_millis(380) && question < Duration::from_millis(900),
+        "{question:?}"
+    );
+    assert!(
+        heard.iter().all(|h| h.message["event"] != "stop"),
+        "the bot closed it: no stop"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -1346,4 +1612,6 @@ on_both_backends!(
     the_simulated_worker_heartbeats,
     recording_a_call,
     recording_from_answer,
+    streaming_a_call,
+    a_voice_bot_on_a_bidirectional_stream,
 );

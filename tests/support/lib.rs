@@ -6,6 +6,7 @@ pub mod instrumented;
 pub mod moto;
 pub mod runtime;
 pub mod sink;
+pub mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -36,8 +36,8 @@ use tokio::time::Instant;
 use rcml::{DialTarget, Verb};
 use recorder::Recorder;
 use streams::StreamHandle;
-use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamTrack, StreamUrl};
 use teleapi::domain::recording::{RecordingSpec, RecordingStatus};
+use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamTrack, StreamUrl};
 
 /// How the simulated world behaves.
 #[derive(Debug, Clone)]

@@ -258,7 +258,9 @@ fn verb(
             .map(Verb::ConnectStream),
         "Stop" => noun.filter(|n| n.name == "Stream").and_then(|n| {
             let attr = |name: &str| attribute(&n.start, name);
-            attr("name").or_else(|| attr("url")).map(|name| Verb::StopStream { name })
+            attr("name")
+                .or_else(|| attr("url"))
+                .map(|name| Verb::StopStream { name })
         }),
         "Hangup" => Some(Verb::Hangup),
         "Reject" => Some(Verb::Reject {

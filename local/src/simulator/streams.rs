@@ -77,7 +77,15 @@ pub fn start(
     let (call_sid, account_sid) = (call.0.clone(), call.1.clone());
     tokio::spawn(async move {
         let sid = spec.stream_sid.clone();
-        let ended = run(&shared, &call_sid, &account_sid, &spec, bidirectional, inbox).await;
+        let ended = run(
+            &shared,
+            &call_sid,
+            &account_sid,
+            &spec,
+            bidirectional,
+            inbox,
+        )
+        .await;
         let event = match ended {
             Ok(()) => EventKind::StreamStopped {
                 seq: 2,

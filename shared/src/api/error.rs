@@ -94,7 +94,11 @@ impl From<StoreError> for ApiError {
 /// Calls resource request) otherwise.
 fn parameter_code(parameter: &str) -> u32 {
     match parameter {
-        "Url" | "FallbackUrl" | "StatusCallback" | "HoldUrl" | "AnnounceUrl"
+        "Url"
+        | "FallbackUrl"
+        | "StatusCallback"
+        | "HoldUrl"
+        | "AnnounceUrl"
         | "RecordingStatusCallback" => 21205,
         "Method"
         | "FallbackMethod"
@@ -133,9 +137,7 @@ impl ApiError {
             Self::CallState(_)
             | Self::ConferenceState(_)
             | Self::RecordingState(_)
-            | Self::StreamState(_) => {
-                (StatusCode::CONFLICT, 21220)
-            }
+            | Self::StreamState(_) => (StatusCode::CONFLICT, 21220),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, 413),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 415),
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, 422),

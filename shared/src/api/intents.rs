@@ -9,9 +9,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::{Services, Success};
 use crate::domain::modify::Planned;
-use crate::domain::{
-    Account, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp,
-};
+use crate::domain::{Account, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp};
 use crate::ports::{CallWrite, IntentFailure, OutgoingMessage, RecordError};
 
 pub const INTENT_SID_HEADER: &str = "teleapi-intent-sid";

@@ -16,8 +16,8 @@ pub mod list;
 pub mod modify_call;
 pub mod rate_limit;
 pub mod recordings;
-pub mod streams;
 pub mod representation;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -166,7 +166,10 @@ impl EventKind {
     /// The stream report this event is, if it is one.
     pub fn stream(&self) -> Option<StreamReport<'_>> {
         match self {
-            Self::StreamStarted { seq, stream } => Some(StreamReport::Started { seq: *seq, spec: stream }),
+            Self::StreamStarted { seq, stream } => Some(StreamReport::Started {
+                seq: *seq,
+                spec: stream,
+            }),
             Self::StreamStopped { seq, stream_sid } => Some(StreamReport::Stopped {
                 seq: *seq,
                 stream_sid,

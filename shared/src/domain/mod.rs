@@ -42,7 +42,6 @@ macro_rules! words {
     };
 }
 
-
 pub mod account;
 pub mod call;
 pub mod callback;

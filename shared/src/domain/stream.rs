@@ -132,10 +132,16 @@ impl Stream {
 
 /// The names `POST …/Streams` accepts: its own and `Parameter1.Name` … `Parameter99.Value`.
 static START_PARAMETERS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut names: Vec<String> = ["Url", "Name", "Track", "StatusCallback", "StatusCallbackMethod"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let mut names: Vec<String> = [
+        "Url",
+        "Name",
+        "Track",
+        "StatusCallback",
+        "StatusCallbackMethod",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     for n in 1..=MAX_PARAMETERS {
         names.push(format!("Parameter{n}.Name"));
         names.push(format!("Parameter{n}.Value"));
@@ -144,8 +150,13 @@ static START_PARAMETERS: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 /// The parameters of `POST …/Streams` other than the numbered custom ones.
-pub const STREAM_PARAMETERS: [&str; 5] =
-    ["Url", "Name", "Track", "StatusCallback", "StatusCallbackMethod"];
+pub const STREAM_PARAMETERS: [&str; 5] = [
+    "Url",
+    "Name",
+    "Track",
+    "StatusCallback",
+    "StatusCallbackMethod",
+];
 
 /// `POST …/Calls/{Sid}/Streams`, read whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +172,16 @@ impl StartStream {
     pub fn parse(form: &Form, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
         let accepted: Vec<&str> = START_PARAMETERS.iter().map(String::as_str).collect();
         let raw = Params::collect(form, &accepted, &[])?;
-        let value = raw.get("Url").filter(|v| !v.is_empty()).ok_or_else(|| missing("Url"))?;
-        let url = StreamUrl::parse(value, policy)
-            .map_err(|problem| invalid("Url", format!("Url is not a valid WebSocket URL (ws:// or wss://): {problem}")))?;
+        let value = raw
+            .get("Url")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("Url"))?;
+        let url = StreamUrl::parse(value, policy).map_err(|problem| {
+            invalid(
+                "Url",
+                format!("Url is not a valid WebSocket URL (ws:// or wss://): {problem}"),
+            )
+        })?;
         let name = match raw.get("Name") {
             Some(name) if name.is_empty() || name.chars().count() > MAX_NAME => {
                 return Err(invalid(
@@ -194,11 +212,15 @@ impl StartStream {
         };
         let mut parameters = BTreeMap::new();
         for n in 1..=MAX_PARAMETERS {
-            let (name_key, value_key) = (format!("Parameter{n}.Name"), format!("Parameter{n}.Value"));
+            let (name_key, value_key) =
+                (format!("Parameter{n}.Name"), format!("Parameter{n}.Value"));
             match (raw.get(&name_key), raw.get(&value_key)) {
                 (None, None) => {}
                 (Some(name), value) if !name.is_empty() => {
-                    if parameters.insert(name.to_owned(), value.unwrap_or_default().to_owned()).is_some() {
+                    if parameters
+                        .insert(name.to_owned(), value.unwrap_or_default().to_owned())
+                        .is_some()
+                    {
                         return Err(conflict(
                             &name_key,
                             format!("{name_key} '{}' is given twice", shorten(name)),
@@ -236,7 +258,10 @@ impl StartStream {
         }
         if let Some(callback) = &self.status_callback {
             p.insert("StatusCallback".into(), callback.url.as_str().to_owned());
-            p.insert("StatusCallbackMethod".into(), callback.method.as_str().to_owned());
+            p.insert(
+                "StatusCallbackMethod".into(),
+                callback.method.as_str().to_owned(),
+            );
         }
         for (n, (name, value)) in self.parameters.iter().enumerate() {
             p.insert(format!("Parameter{}.Name", n + 1), name.clone());
@@ -464,8 +489,14 @@ pub fn plan_stop(
 /// A `stream.*` event, as the worker reports it.
 #[derive(Debug, Clone, Copy)]
 pub enum StreamReport<'a> {
-    Started { seq: u64, spec: &'a StreamSpec },
-    Stopped { seq: u64, stream_sid: &'a StreamSid },
+    Started {
+        seq: u64,
+        spec: &'a StreamSpec,
+    },
+    Stopped {
+        seq: u64,
+        stream_sid: &'a StreamSid,
+    },
     Failed {
         seq: u64,
         stream_sid: &'a StreamSid,
@@ -476,7 +507,9 @@ pub enum StreamReport<'a> {
 impl StreamReport<'_> {
     pub fn seq(&self) -> u64 {
         match self {
-            Self::Started { seq, .. } | Self::Stopped { seq, .. } | Self::Failed { seq, .. } => *seq,
+            Self::Started { seq, .. } | Self::Stopped { seq, .. } | Self::Failed { seq, .. } => {
+                *seq
+            }
         }
     }
 
@@ -531,7 +564,12 @@ pub fn apply(call: &Call, report: &StreamReport, now: Timestamp) -> Result<(Call
 
 /// The stream's StatusCallback for a worker's report, if it has one (Twilio's
 /// `StreamEvent`: `stream-started`, `stream-stopped`, `stream-error`).
-pub fn callback(call: &Call, stream: &Stream, report: &StreamReport, now: Timestamp) -> Option<CallbackJob> {
+pub fn callback(
+    call: &Call,
+    stream: &Stream,
+    report: &StreamReport,
+    now: Timestamp,
+) -> Option<CallbackJob> {
     let callback = stream.spec.status_callback.as_ref()?;
     let (event, error) = match report {
         StreamReport::Started { .. } => ("stream-started", None),
