@@ -1574,6 +1574,135 @@ async fn a_voice_bot_on_a_bidirectional_stream(local: Local) {
     );
 }
 
+/// DTMF both ways: `SendDigits` played to the callee once it answers; `<Play digits>`;
+/// digits pressed on a call (teleapi-local's dev route) collected by `<Gather>` and posted to
+/// its action as Twilio does, and heard by the call's stream as `dtmf` messages.
+async fn digits_in_and_out(local: Local) {
+    let digits_of = |call: &str| {
+        let url = format!("{}/dev/Calls/{call}/Digits", local.base);
+        let client = local.client.clone();
+        async move {
+            let got: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            (
+                got["sent"].as_str().unwrap().to_owned(),
+                got["pressed"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (status, refused) = local
+        .post(
+            &format!("{}.json", local.calls()),
+            &format!(
+                "From=%2B15551230001&To=client%3Abob&Url={}&SendDigits=12x",
+                local.app("/hold")
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let dialled = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}&SendDigits=99w%23",
+            local.app("/hold")
+        ))
+        .await;
+    eventually("the digits to be played to the callee", || async {
+        (digits_of(&dialled).await.0 == "99#").then_some(())
+    })
+    .await;
+
+    local.app.always(
+        "/ivr",
+        Reply::rcml(
+            "<Response><Play digits=\"1w2\"/><Gather numDigits=\"3\" action=\"/pin\" timeout=\"500\"><Say>Enter your PIN</Say></Gather><Say>Nothing</Say><Hangup/></Response>",
+        ),
+    );
+    local
+        .app
+        .always("/pin", Reply::rcml("<Response><Hangup/></Response>"));
+    let bot = WsPeer::start().await;
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}",
+            local.app("/ivr")
+        ))
+        .await;
+    eventually("the call to be answered", || {
+        status_is(&local, &call, "in-progress")
+    })
+    .await;
+    let (status, _) = local
+        .post(
+            &format!("{}/{call}/Streams.json", local.calls()),
+            &format!("Url={}", encode(&bot.url("/dtmf"))),
+        )
+        .await;
+    assert_eq!(status, 201);
+    eventually("the stream to start", || async {
+        let heard = bot.heard("/dtmf").pop()?;
+        heard
+            .iter()
+            .any(|h| h.message["event"] == "start")
+            .then_some(())
+    })
+    .await;
+    eventually("<Play digits> to be played", || async {
+        (digits_of(&call).await.0 == "12").then_some(())
+    })
+    .await;
+    let press = |digits: &str| {
+        let url = format!("{}/dev/Calls/{call}/Digits", local.base);
+        let client = local.client.clone();
+        let body = format!("Digits={}", encode(digits));
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(press("42").await, 204);
+    assert_eq!(press("7").await, 204);
+    let gathered = eventually("the gathered digits at the action", || async {
+        local.fetches("/pin").pop()
+    })
+    .await;
+    assert_eq!(gathered.method, "POST");
+    assert_eq!(gathered.params["Digits"], "427");
+    assert_eq!(gathered.params["FinishedOnKey"], "");
+    assert_eq!(gathered.params["CallSid"], call);
+    eventually("the call to hang up", || {
+        status_is(&local, &call, "completed")
+    })
+    .await;
+    assert_eq!(digits_of(&call).await, ("12".to_owned(), "427".to_owned()));
+    let heard = bot.heard("/dtmf").pop().unwrap();
+    let dtmf: Vec<(&str, &str)> = heard
+        .iter()
+        .filter(|h| h.message["event"] == "dtmf")
+        .map(|h| {
+            (
+                h.message["dtmf"]["track"].as_str().unwrap(),
+                h.message["dtmf"]["digit"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        dtmf,
+        [
+            ("inbound_track", "4"),
+            ("inbound_track", "2"),
+            ("inbound_track", "7")
+        ]
+    );
+    assert_eq!(press("1").await, 404, "the call is over");
+    assert_eq!(press("1x").await, 400);
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -1614,4 +1743,5 @@ on_both_backends!(
     recording_from_answer,
     streaming_a_call,
     a_voice_bot_on_a_bidirectional_stream,
+    digits_in_and_out,
 );

@@ -177,6 +177,56 @@ pub async fn create_incoming_call(
     Ok((StatusCode::CREATED, Json(call_resource(&call, None))).into_response())
 }
 
+/// `POST /dev/Calls/{CallSid}/Digits` (`Digits`: `0-9 * #`, 1 to 64): the caller of a live
+/// simulated call presses these keys (a `<Gather>` collects them; its streams send `dtmf`).
+/// 204; 404 if the simulated worker holds no such live call.
+pub async fn press_digits(
+    State(stack): State<Arc<Stack>>,
+    axum::extract::Path(call): axum::extract::Path<String>,
+    body: Bytes,
+) -> Result<Response, DevError> {
+    let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
+    let fields = fields(&form, &["Digits"])?;
+    let digits = field(&fields, "Digits").unwrap_or_default();
+    let valid = !digits.is_empty()
+        && digits.len() <= 64
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+    if !valid {
+        return Err(bad_request("Digits must be 1 to 64 of 0-9, * and #".into()));
+    }
+    let pressed = call
+        .parse()
+        .is_ok_and(|sid| stack.simulator.press(&sid, digits));
+    Ok(if pressed {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found(&call)
+    })
+}
+
+/// `GET /dev/Calls/{CallSid}/Digits`: the DTMF of a simulated call: `sent` (what it played:
+/// `SendDigits`, `<Play digits>`) and `pressed` (what its caller pressed).
+pub async fn call_digits(
+    State(stack): State<Arc<Stack>>,
+    axum::extract::Path(call): axum::extract::Path<String>,
+) -> Response {
+    let dtmf = call.parse().ok().and_then(|sid| stack.simulator.dtmf(&sid));
+    let dtmf = dtmf.unwrap_or_default();
+    Json(serde_json::json!({"call_sid": call, "sent": dtmf.sent, "pressed": dtmf.pressed}))
+        .into_response()
+}
+
+fn not_found(call: &str) -> Response {
+    let message = format!("No live simulated call {call}");
+    (
+        StatusCode::NOT_FOUND,
+        Json(error_resource(404, 20404, &message)),
+    )
+        .into_response()
+}
+
 /// `POST /dev/Events` (a worker event, JSON): puts it on the events queue, as a media worker
 /// would, for the event loop to apply. Answers 202.
 pub async fn post_event(

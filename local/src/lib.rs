@@ -255,6 +255,10 @@ pub fn router(stack: Stack) -> Router {
         .route("/dev/IncomingCalls", post(dev::create_incoming_call))
         .route("/dev/Events", post(dev::post_event))
         .route(
+            "/dev/Calls/{call}/Digits",
+            get(dev::call_digits).post(dev::press_digits),
+        )
+        .route(
             "/dev/rcml/{name}",
             get(dev::sample_rcml).post(dev::sample_rcml),
         )

@@ -76,8 +76,31 @@ impl Default for SimulatorConfig {
 /// Where a leg's RCML comes from.
 #[derive(Debug, Clone)]
 enum Source {
-    Fetch { url: String, method: Method },
+    Fetch {
+        url: String,
+        method: Method,
+        /// Parameters besides the call's (a `<Gather>`'s `Digits`).
+        extra: Vec<(&'static str, String)>,
+    },
     Inline(String),
+}
+
+impl Source {
+    fn fetch(url: String, method: Method) -> Self {
+        Self::Fetch {
+            url,
+            method,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// The DTMF of one call, as the simulated phones heard it: what the platform played
+/// (`SendDigits`, `<Play digits>`) and what the caller pressed (`POST /dev/Calls/{Sid}/Digits`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dtmf {
+    pub sent: String,
+    pub pressed: String,
 }
 
 /// What an inbound call looks like when it arrives.
@@ -103,6 +126,8 @@ enum Message {
     ConferenceEnded(ConferenceSid),
     /// From one of the leg's streams: it is over.
     StreamEnded(StreamSid),
+    /// The caller pressed these keys.
+    Press(String),
 }
 
 #[derive(Clone)]
@@ -122,6 +147,8 @@ struct Shared {
     /// Set by [`Simulator::crash`]: the worker says nothing more, as if its process had died.
     crashed: Arc<AtomicBool>,
     rooms: rooms::SharedRooms,
+    /// Every call's DTMF (only calls that played or heard some), for `GET /dev/Calls/{Sid}/Digits`.
+    dtmf: Arc<Mutex<HashMap<CallSid, Dtmf>>>,
 }
 
 /// The simulated media worker.
@@ -158,6 +185,7 @@ impl Simulator {
                 config,
                 crashed: Arc::default(),
                 rooms: Arc::default(),
+                dtmf: Arc::default(),
             },
             commands,
         }
@@ -182,15 +210,24 @@ impl Simulator {
             Direction::Inbound,
             None,
         );
-        let source = Source::Fetch {
-            url: call.url.to_string(),
-            method: call.method,
-        };
+        let source = Source::fetch(call.url.to_string(), call.method);
         leg.spawn(Start::Inbound {
             source,
             url: call.url,
             method: call.method,
         });
+    }
+
+    /// The caller of a live call presses `digits`; `false` if the call is not live here.
+    pub fn press(&self, call: &CallSid, digits: &str) -> bool {
+        let legs = self.shared.legs.lock().unwrap();
+        legs.get(call)
+            .is_some_and(|leg| leg.send(Message::Press(digits.to_owned())).is_ok())
+    }
+
+    /// The DTMF a call played and heard here, if it did.
+    pub fn dtmf(&self, call: &CallSid) -> Option<Dtmf> {
+        self.shared.dtmf.lock().unwrap().get(call).cloned()
     }
 
     /// The worker dies, as far as the control plane can tell: no heartbeat, no event, from now
@@ -270,10 +307,7 @@ impl Simulator {
                     None,
                 );
                 let source = match (&p.url, &p.rcml) {
-                    (Some(url), _) => Source::Fetch {
-                        url: url.to_string(),
-                        method: p.method.unwrap_or_default(),
-                    },
+                    (Some(url), _) => Source::fetch(url.to_string(), p.method.unwrap_or_default()),
                     (None, Some(rcml)) => Source::Inline(rcml.as_str().to_owned()),
                     (None, None) => Source::Inline("<Response/>".into()),
                 };
@@ -375,6 +409,12 @@ enum Wait {
     Conference(ConferenceSid),
     /// A bidirectional stream (`<Connect><Stream>`), until it closes.
     Stream(StreamSid),
+    /// A `<Gather>`: digits so far, until `until` passes with no new one.
+    Gather {
+        verb: rcml::GatherVerb,
+        digits: String,
+        until: Instant,
+    },
     /// Nothing to do until the control plane says (after an RCML failure, or connected as a
     /// dialled leg).
     Idle,
@@ -414,6 +454,10 @@ struct Leg {
     recorder: Option<Recorder>,
     /// The leg's media streams that are running.
     streams: Vec<StreamHandle>,
+    /// DTMF to play once answered (`SendDigits`).
+    digits_on_answer: Option<String>,
+    /// The document running, when it was fetched: a `<Gather>` without `action` requests it.
+    document: Option<(String, Method)>,
     inbox: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
 }
@@ -458,6 +502,8 @@ impl Leg {
             record_on_answer: None,
             recorder: None,
             streams: Vec::new(),
+            digits_on_answer: None,
+            document: None,
             inbox,
             sender,
         }
@@ -560,6 +606,7 @@ impl Leg {
                 self.applied(&intent).await;
                 self.pending = Some(source);
                 self.record_on_answer = intent.parameters.recording.clone();
+                self.digits_on_answer = intent.parameters.send_digits.clone();
                 self.ring(ring, timeout).await;
             }
             Start::Dialled { timeout, parent } => {
@@ -613,6 +660,121 @@ impl Leg {
         self.report_status().await;
         if let Some(spec) = self.record_on_answer.take() {
             self.start_recording(spec).await;
+        }
+        if let Some(digits) = self.digits_on_answer.take() {
+            // Played to the callee while the call goes on, a digit every 100 ms.
+            let (shared, sid) = (self.shared.clone(), self.sid.clone());
+            let speed = self.shared.config.speed;
+            tokio::spawn(async move {
+                for digit in digits.chars() {
+                    let pause = if digit == 'w' { 0.5 } else { 0.1 };
+                    tokio::time::sleep(Duration::from_secs_f64(pause * speed)).await;
+                    if digit != 'w' {
+                        shared
+                            .dtmf
+                            .lock()
+                            .unwrap()
+                            .entry(sid.clone())
+                            .or_default()
+                            .sent
+                            .push(digit);
+                    }
+                }
+            });
+        }
+    }
+
+    /// How long DTMF takes to play: 100 ms a digit, 500 ms a `w` (unscaled seconds).
+    fn digits_time(digits: &str) -> f64 {
+        digits
+            .chars()
+            .map(|c| if c == 'w' { 0.5 } else { 0.1 })
+            .sum()
+    }
+
+    /// The caller pressed `keys`: heard by the leg's streams, and by a `<Gather>` waiting.
+    async fn press(&mut self, keys: &str) {
+        let keys: String = keys
+            .chars()
+            .filter(|c| c.is_ascii_digit() || "*#".contains(*c))
+            .collect();
+        self.shared
+            .dtmf
+            .lock()
+            .unwrap()
+            .entry(self.sid.clone())
+            .or_default()
+            .pressed
+            .push_str(&keys);
+        for key in keys.chars() {
+            for stream in &self.streams {
+                stream.dtmf(key);
+            }
+            let Wait::Gather {
+                verb,
+                digits,
+                until,
+            } = &mut self.wait
+            else {
+                continue;
+            };
+            let finished = verb.finish_on_key.contains(key) && !verb.finish_on_key.is_empty();
+            if !finished {
+                digits.push(key);
+                *until = Instant::now()
+                    + Duration::from_secs_f64(verb.timeout * self.shared.config.speed);
+            }
+            let complete = verb.num_digits.is_some_and(|n| digits.len() >= n);
+            if finished || complete {
+                let on_key = if finished {
+                    key.to_string()
+                } else {
+                    String::new()
+                };
+                self.gathered(on_key).await;
+            }
+        }
+    }
+
+    /// The `<Gather>` is over: its digits go to its action, whose document runs next; with
+    /// none, the document goes on.
+    async fn gathered(&mut self, finished_on_key: String) {
+        let Wait::Gather { verb, digits, .. } = std::mem::replace(&mut self.wait, Wait::Idle)
+        else {
+            return;
+        };
+        if digits.is_empty() && finished_on_key.is_empty() {
+            self.advance().await;
+            return;
+        }
+        let Some((url, method)) = verb
+            .action
+            .as_ref()
+            .map(|action| (self.resolve(action), verb.method))
+            .or_else(|| self.document.clone())
+        else {
+            self.advance().await;
+            return;
+        };
+        let source = Source::Fetch {
+            url,
+            method,
+            extra: vec![("Digits", digits), ("FinishedOnKey", finished_on_key)],
+        };
+        self.run(source).await;
+    }
+
+    /// An action URL, relative ones against the document's.
+    fn resolve(&self, action: &str) -> String {
+        match self
+            .document
+            .as_ref()
+            .and_then(|(url, _)| url::Url::parse(url).ok())
+        {
+            Some(base) => base
+                .join(action)
+                .map_or_else(|_| action.to_owned(), |u| u.to_string()),
+            None => action.to_owned(),
         }
     }
 
@@ -756,7 +918,9 @@ impl Leg {
     async fn run_until_ended(&mut self) {
         while !self.status.is_final() {
             let deadline = match &self.wait {
-                Wait::Until(at) | Wait::Ringing { until: at, .. } => Some(*at),
+                Wait::Until(at)
+                | Wait::Ringing { until: at, .. }
+                | Wait::Gather { until: at, .. } => Some(*at),
                 _ => None,
             };
             let message = match deadline {
@@ -785,6 +949,11 @@ impl Leg {
                     None => self.wait = Wait::Idle,
                 }
             }
+            gather @ Wait::Gather { .. } => {
+                // No key for `timeout` seconds: what was pressed so far is the answer.
+                self.wait = gather;
+                self.gathered(String::new()).await;
+            }
             _ => self.advance().await,
         }
     }
@@ -812,6 +981,7 @@ impl Leg {
                     }
                 }
             }
+            Message::Press(keys) => self.press(&keys).await,
             Message::StreamEnded(sid) => {
                 self.streams.retain(|s| s.sid != sid);
                 if matches!(&self.wait, Wait::Stream(s) if *s == sid) {
@@ -905,10 +1075,7 @@ impl Leg {
                     self.muted = mute;
                 }
                 let source = match (&p.url, &p.rcml) {
-                    (Some(url), _) => Source::Fetch {
-                        url: url.to_string(),
-                        method: p.method.unwrap_or_default(),
-                    },
+                    (Some(url), _) => Source::fetch(url.to_string(), p.method.unwrap_or_default()),
                     (None, Some(rcml)) => Source::Inline(rcml.as_str().to_owned()),
                     (None, None) => return,
                 };
@@ -955,7 +1122,10 @@ impl Leg {
     async fn load(&mut self, source: &Source) -> Option<Vec<Verb>> {
         let (text, url) = match source {
             Source::Inline(document) => (Ok(document.clone()), "inline RCML".to_owned()),
-            Source::Fetch { url, method } => (self.fetch(url, *method).await, url.clone()),
+            Source::Fetch { url, method, extra } => {
+                self.document = Some((url.clone(), *method));
+                (self.fetch(url, *method, extra).await, url.clone())
+            }
         };
         let failure = match text {
             Err(detail) => Some((11200, detail)),
@@ -978,7 +1148,12 @@ impl Leg {
         None
     }
 
-    async fn fetch(&self, url: &str, method: Method) -> Result<String, String> {
+    async fn fetch(
+        &self,
+        url: &str,
+        method: Method,
+        extra: &[(&'static str, String)],
+    ) -> Result<String, String> {
         let mut params = vec![
             ("CallSid", self.sid.to_string()),
             ("AccountSid", self.account_sid.to_string()),
@@ -991,6 +1166,7 @@ impl Leg {
         if let Some(parent) = &self.parent_call_sid {
             params.push(("ParentCallSid", parent.to_string()));
         }
+        params.extend(extra.iter().cloned());
         let request = match method {
             Method::Get => self.shared.http.get(url).query(&params),
             Method::Post => self.shared.http.post(url).form(&params),
@@ -1079,7 +1255,7 @@ impl Leg {
                     return;
                 }
                 Verb::Redirect { url, method } => {
-                    match self.load(&Source::Fetch { url, method }).await {
+                    match self.load(&Source::fetch(url, method)).await {
                         Some(verbs) => {
                             self.program = verbs;
                             self.pc = 0;
@@ -1093,6 +1269,29 @@ impl Leg {
                     }
                 }
                 Verb::StopStream { name } => self.stop_stream(&name),
+                Verb::PlayDigits(digits) => {
+                    let sent: String = digits.chars().filter(|c| *c != 'w').collect();
+                    self.shared
+                        .dtmf
+                        .lock()
+                        .unwrap()
+                        .entry(self.sid.clone())
+                        .or_default()
+                        .sent
+                        .push_str(&sent);
+                    let seconds = Self::digits_time(&digits);
+                    self.wait = Wait::Until(Instant::now() + self.scaled(seconds));
+                    return;
+                }
+                Verb::Gather(verb) => {
+                    let until = Instant::now() + self.scaled(verb.timeout);
+                    self.wait = Wait::Gather {
+                        verb,
+                        digits: String::new(),
+                        until,
+                    };
+                    return;
+                }
                 Verb::ConnectStream(noun) => {
                     if let Some(spec) = self.rcml_stream(&noun, true) {
                         let sid = self.start_stream(spec, true);

@@ -94,6 +94,22 @@ pub enum Verb {
     },
     /// `<Connect><Stream>`: a bidirectional stream; the document goes on when it closes.
     ConnectStream(StreamNoun),
+    /// `<Play digits="…">`: DTMF to the caller (`w`: half a second's wait).
+    PlayDigits(String),
+    /// `<Gather>` (DTMF): collects pressed digits until `num_digits`, `finish_on_key` or
+    /// `timeout` seconds without one, then requests `action` (the current document's URL if
+    /// absent) with `Digits`; with nothing pressed, the document goes on.
+    Gather(GatherVerb),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatherVerb {
+    pub action: Option<String>,
+    pub method: Method,
+    pub num_digits: Option<usize>,
+    /// `#` unless told otherwise; empty for none.
+    pub finish_on_key: String,
+    pub timeout: f64,
 }
 
 fn attribute(start: &BytesStart<'_>, name: &str) -> Option<String> {
@@ -220,6 +236,26 @@ fn verb(
                 seconds: speaking_time(text) * loops.max(1.0),
             })
         }
+        "Play" if attr("digits").is_some() => {
+            let digits: String = attr("digits")
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_digit() || "*#wW".contains(*c))
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            Some(Verb::PlayDigits(digits))
+        }
+        "Gather" => Some(Verb::Gather(GatherVerb {
+            action: attr("action"),
+            method: attr("method")
+                .and_then(|m| Method::parse(&m))
+                .unwrap_or_default(),
+            num_digits: attr("numDigits")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0),
+            finish_on_key: attr("finishOnKey").unwrap_or_else(|| "#".into()),
+            timeout: attr("timeout").and_then(|t| t.parse().ok()).unwrap_or(5.0),
+        })),
         "Play" => {
             // loop="0" plays until something else happens.
             let loops: f64 = attr("loop").and_then(|l| l.parse().ok()).unwrap_or(1.0);
@@ -361,7 +397,8 @@ mod tests {
               <Dial><Conference>room-1</Conference></Dial>
               <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef" statusCallback="https://app.example.com/conference" statusCallbackMethod="GET" statusCallbackEvent="join leave,mute">room-2</Conference></Dial>
               <Redirect method="GET">https://app.example.com/next?a=1&amp;b=2</Redirect>
-              <Gather/>
+              <Gather numDigits="4" action="/pin" timeout="10"><Say>Your PIN</Say></Gather>
+              <Play digits="12w#"/>
               <Reject reason="busy"/>
               <Hangup/>
             </Response>"#;
@@ -417,6 +454,14 @@ mod tests {
                     url: "https://app.example.com/next?a=1&b=2".into(),
                     method: Method::Get
                 },
+                Verb::Gather(GatherVerb {
+                    action: Some("/pin".into()),
+                    method: Method::Post,
+                    num_digits: Some(4),
+                    finish_on_key: "#".into(),
+                    timeout: 10.0,
+                }),
+                Verb::PlayDigits("12w#".into()),
                 Verb::Reject { busy: true },
                 Verb::Hangup,
             ]

@@ -52,10 +52,6 @@ impl StreamHandle {
     pub fn dtmf(&self, digit: char) {
         let _ = self.control.send(Control::Dtmf(digit));
     }
-
-    pub fn is_running(&self) -> bool {
-        !self.control.is_closed()
-    }
 }
 
 /// Starts `spec`'s stream of the call; `bidirectional` for `<Connect><Stream>`. The leg hears

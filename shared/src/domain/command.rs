@@ -110,6 +110,9 @@ pub struct CommandParameters {
     /// Stream.stop: the stream to stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_sid: Option<StreamSid>,
+    /// Dial: DTMF to play once the callee answers (`0-9 * #`; `w` waits half a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_digits: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

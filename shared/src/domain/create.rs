@@ -18,7 +18,7 @@ use super::sid::{AccountSid, CallSid, IntentSid, shorten};
 use super::time::Timestamp;
 use super::webhook::{AddressPolicy, Method, StatusCallbackEvents, WebhookUrl};
 
-pub const PARAMETERS: [&str; 19] = [
+pub const PARAMETERS: [&str; 20] = [
     "From",
     "To",
     "Url",
@@ -38,7 +38,11 @@ pub const PARAMETERS: [&str; 19] = [
     "RecordingStatusCallback",
     "RecordingStatusCallbackMethod",
     "RecordingStatusCallbackEvent",
+    "SendDigits",
 ];
+
+/// Longest `SendDigits`.
+pub const MAX_SEND_DIGITS: usize = 32;
 
 /// How long to let the callee's phone ring, in seconds: Twilio's default and maximum.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 60;
@@ -158,6 +162,8 @@ pub struct CreateRequest {
     pub time_limit: Option<u32>,
     /// `Record=true`: record the call from answer, so.
     pub record: Option<RecordingOptions>,
+    /// DTMF to play once the call is answered: `0-9 * #`, `w` for half a second's wait.
+    pub send_digits: Option<String>,
 }
 
 impl CreateRequest {
@@ -235,6 +241,25 @@ impl CreateRequest {
                 .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
             time_limit: raw.time_limit()?,
             record,
+            send_digits: raw
+                .get("SendDigits")
+                .map(|digits| {
+                    let valid = !digits.is_empty()
+                        && digits.len() <= MAX_SEND_DIGITS
+                        && digits.bytes().all(|b| b.is_ascii_digit() || b"*#wW".contains(&b));
+                    if valid {
+                        Ok(digits.to_ascii_lowercase())
+                    } else {
+                        Err(invalid(
+                            "SendDigits",
+                            format!(
+                                "SendDigits must be 1 to {MAX_SEND_DIGITS} of 0-9, *, # and w (a half-second wait), not '{}'",
+                                shorten(digits)
+                            ),
+                        ))
+                    }
+                })
+                .transpose()?,
         })
     }
 
@@ -274,6 +299,9 @@ impl CreateRequest {
         if let Some(record) = &self.record {
             put("Record", "true".into());
             out.extend(record.parameters());
+        }
+        if let Some(digits) = &self.send_digits {
+            out.insert("SendDigits".into(), digits.clone());
         }
         out
     }
@@ -356,6 +384,7 @@ pub fn plan_create(
             timeout: Some(request.timeout),
             time_limit: request.time_limit,
             recording,
+            send_digits: request.send_digits.clone(),
             ..CommandParameters::default()
         },
     };
