@@ -459,7 +459,8 @@ fn the_openapi_document_matches_the_handlers() {
         let route_path = str_of(path)
             .replace("{CallSid}.json", "{CallSid}")
             .replace("{ConferenceSid}.json", "{ConferenceSid}")
-            .replace("{RecordingSid}.json", "{RecordingSid}");
+            .replace("{RecordingSid}.json", "{RecordingSid}")
+            .replace("{StreamSid}.json", "{StreamSid}");
         for method in ["get", "post", "put", "patch", "delete"] {
             let Some(operation) = item.get(method) else {
                 continue;
@@ -554,6 +555,17 @@ fn the_openapi_document_matches_the_handlers() {
                     let parameters: &[&str] = match op {
                         Operation::StartRecording => &r::RECORDING_PARAMETERS,
                         _ => &r::RECORDING_UPDATE_PARAMETERS,
+                    };
+                    let expected: BTreeSet<String> =
+                        parameters.iter().map(|p| (*p).to_owned()).collect();
+                    assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
+                }
+                Operation::StartStream | Operation::StopStream => {
+                    // The numbered custom parameters (`Parameter1.Name` …) are a pattern of the
+                    // form, not properties of their own.
+                    let parameters: &[&str] = match op {
+                        Operation::StartStream => &teleapi::domain::stream::STREAM_PARAMETERS,
+                        _ => &["Status"],
                     };
                     let expected: BTreeSet<String> =
                         parameters.iter().map(|p| (*p).to_owned()).collect();
