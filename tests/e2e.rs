@@ -1699,6 +1699,15 @@ async fn digits_in_and_out(local: Local) {
             ("inbound_track", "7")
         ]
     );
+    let heard = eventually("the stream to stop with its call", || async {
+        let heard = bot.heard("/dtmf").pop()?;
+        (heard.last()?.message["event"] == "stop").then_some(heard)
+    })
+    .await;
+    assert_eq!(
+        heard.last().unwrap().message["stop"]["callSid"],
+        call.as_str()
+    );
     assert_eq!(press("1").await, 404, "the call is over");
     assert_eq!(press("1x").await, 400);
 }

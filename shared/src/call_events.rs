@@ -318,6 +318,16 @@ async fn record(
         }
         let expected = current.as_ref().map(|r| r.version);
         if services.recordings.write_recording(&next, expected).await? {
+            if next.status == recording::RecordingStatus::Failed {
+                // What the deployment's RecordingsFailing alarm counts.
+                tracing::warn!(
+                    target: "teleapi::recording",
+                    recording_sid = %next.sid,
+                    call_sid = %next.call_sid,
+                    error_code = next.error_code.unwrap_or(0),
+                    "recording failed"
+                );
+            }
             return Ok(Handled::Applied {
                 callback: job.is_some(),
                 intent: false,
@@ -374,6 +384,16 @@ async fn stream(
         };
         match services.calls.write_call(write).await {
             Ok(()) => {
+                if let StreamReport::Failed { error, .. } = report {
+                    // What the deployment's StreamsFailing alarm counts.
+                    tracing::warn!(
+                        target: "teleapi::stream",
+                        stream_sid = %changed.sid(),
+                        call_sid = %next.sid,
+                        error = %error,
+                        "stream failed"
+                    );
+                }
                 return Ok(Handled::Applied {
                     callback: job.is_some(),
                     intent: false,

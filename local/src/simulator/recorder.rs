@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use teleapi::domain::event::EventKind;
 use teleapi::domain::recording::{
-    PauseBehavior, RecordingChannels, RecordingSpec, RecordingStatus, RecordingTrack,
+    PauseBehavior, RecordingChannels, RecordingSpec, RecordingStatus, RecordingTrack, Trim,
 };
 use teleapi::domain::{AccountSid, Timestamp};
 use tokio::time::Instant;
@@ -118,7 +118,16 @@ impl Recorder {
         let path = dir.join(format!("{}.wav", self.spec.recording_sid));
         let channels = self.spec.channels;
         let track = self.spec.track;
-        let spans = std::mem::take(&mut self.spans);
+        let mut spans = std::mem::take(&mut self.spans);
+        if self.spec.trim == Trim::TrimSilence {
+            // Leading and trailing silence (pauses kept as silence) is cut.
+            while spans.first().is_some_and(|s| !s.audible) {
+                spans.remove(0);
+            }
+            while spans.last().is_some_and(|s| !s.audible) {
+                spans.pop();
+            }
+        }
         let target = path.clone();
         let written =
             tokio::task::spawn_blocking(move || write_wav(&target, channels, track, &spans))
