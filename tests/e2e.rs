@@ -1198,7 +1198,14 @@ async fn recording_a_call(local: Local) {
         .send()
         .await
         .unwrap();
-    assert_eq!(mp3.status(), 404);
+    assert_eq!(mp3.status(), 200);
+    assert_eq!(mp3.headers()["content-type"], "audio/mpeg");
+    let mp3 = mp3.bytes().await.unwrap();
+    assert!(
+        mp3.len() > 1_000 && (mp3.starts_with(b"ID3") || mp3[0] == 0xff),
+        "an MP3 stream of {} bytes",
+        mp3.len()
+    );
 
     let callbacks = eventually("the in-progress and completed callbacks", || async {
         let got = local.fetches("/recording-events");
@@ -1258,6 +1265,7 @@ async fn recording_a_call(local: Local) {
         .unwrap();
     assert_eq!(gone.status(), 404);
     assert!(!local.recordings.join(format!("{sid}.wav")).exists());
+    assert!(!local.recordings.join(format!("{sid}.mp3")).exists());
 }
 
 /// `Record=true` on a new call: the worker records it from answer, and the recording completes

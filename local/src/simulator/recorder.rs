@@ -1,10 +1,10 @@
 //! A recording on a simulated leg: real media with no telephony. The leg has no audio, so what
 //! was recorded is a tone (440 Hz from the caller, 660 Hz towards them, as the track asks) and a
 //! pause with `PauseBehavior=silence` is silence; a pause with `skip` leaves nothing. Written as
-//! a WAV file (8 kHz, 16-bit PCM, one channel or one per leg) when the recording ends, whose
-//! length is the real time recorded: wall-clock, not scaled by `--speed`.
+//! a WAV file (8 kHz, 16-bit PCM, one channel or one per leg), and an MP3 beside it, when the
+//! recording ends, whose length is the real time recorded: wall-clock, not scaled by `--speed`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use teleapi::domain::event::EventKind;
@@ -171,20 +171,8 @@ impl Recorder {
     }
 }
 
-/// Writes the spans as a WAV file; the number of sample frames written.
-fn write_wav(
-    path: &PathBuf,
-    channels: RecordingChannels,
-    track: RecordingTrack,
-    spans: &[Span],
-) -> Result<u32, String> {
-    let spec = hound::WavSpec {
-        channels: channels.count(),
-        sample_rate: SAMPLE_RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).map_err(|e| e.to_string())?;
+/// The spans as 16-bit samples (interleaved when dual), and how many frames that is.
+fn render(channels: RecordingChannels, track: RecordingTrack, spans: &[Span]) -> (Vec<i16>, u32) {
     let tone = |hz: f64, n: u64| {
         (2.0 * std::f64::consts::PI * hz * n as f64 / f64::from(SAMPLE_RATE)).sin() * 6_000.0
     };
@@ -193,6 +181,12 @@ fn write_wav(
         RecordingTrack::Outbound => (false, true),
         RecordingTrack::Both => (true, true),
     };
+    let sample = |value: f64| {
+        value
+            .round()
+            .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+    };
+    let mut samples = Vec::new();
     let mut n: u64 = 0;
     for span in spans {
         let frames = (span.length.as_secs_f64() * f64::from(SAMPLE_RATE)).round() as u64;
@@ -205,23 +199,84 @@ fn write_wav(
             } else {
                 (0.0, 0.0)
             };
-            let samples: &[f64] = match channels {
-                RecordingChannels::Mono => &[caller + callee],
-                RecordingChannels::Dual => &[caller, callee],
-            };
-            for sample in samples {
-                writer
-                    .write_sample(
-                        sample
-                            .round()
-                            .clamp(f64::from(i16::MIN), f64::from(i16::MAX))
-                            as i16,
-                    )
-                    .map_err(|e| e.to_string())?;
+            match channels {
+                RecordingChannels::Mono => samples.push(sample(caller + callee)),
+                RecordingChannels::Dual => samples.extend([sample(caller), sample(callee)]),
             }
             n += 1;
         }
     }
+    (samples, u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Writes the recording as a WAV file (8 kHz, 16-bit PCM) and, beside it, an MP3 of the same
+/// audio (32 kbit/s, LAME); the number of sample frames.
+fn write_wav(
+    path: &Path,
+    channels: RecordingChannels,
+    track: RecordingTrack,
+    spans: &[Span],
+) -> Result<u32, String> {
+    let (samples, frames) = render(channels, track, spans);
+    let spec = hound::WavSpec {
+        channels: channels.count(),
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).map_err(|e| e.to_string())?;
+    for sample in &samples {
+        writer.write_sample(*sample).map_err(|e| e.to_string())?;
+    }
     writer.finalize().map_err(|e| e.to_string())?;
-    u32::try_from(n).map_err(|_| "a recording of more than 6 days".to_owned())
+    let mp3 = encode_mp3(channels, &samples)?;
+    std::fs::write(path.with_extension("mp3"), mp3).map_err(|e| e.to_string())?;
+    Ok(frames)
+}
+
+fn encode_mp3(channels: RecordingChannels, samples: &[i16]) -> Result<Vec<u8>, String> {
+    use mp3lame_encoder::{Bitrate, Builder, FlushNoGap, InterleavedPcm, MonoPcm, Quality};
+    let failed = |e: &dyn std::fmt::Display| format!("mp3: {e}");
+    let mut builder = Builder::new().ok_or("mp3: LAME did not start")?;
+    builder
+        .set_num_channels(u8::try_from(channels.count()).unwrap_or(1))
+        .map_err(|e| failed(&e))?;
+    builder
+        .set_sample_rate(SAMPLE_RATE)
+        .map_err(|e| failed(&e))?;
+    builder.set_brate(Bitrate::Kbps32).map_err(|e| failed(&e))?;
+    builder.set_quality(Quality::Good).map_err(|e| failed(&e))?;
+    let mut encoder = builder.build().map_err(|e| failed(&e))?;
+    // LAME writes into the buffer's spare room: it must be there before each call (an empty
+    // one reads as "unbounded" to LAME).
+    let mut out = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(samples.len()));
+    match channels {
+        RecordingChannels::Mono => encoder.encode_to_vec(MonoPcm(samples), &mut out),
+        RecordingChannels::Dual => encoder.encode_to_vec(InterleavedPcm(samples), &mut out),
+    }
+    .map_err(|e| failed(&e))?;
+    out.reserve(7_200);
+    encoder
+        .flush_to_vec::<FlushNoGap>(&mut out)
+        .map_err(|e| failed(&e))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_mp3() {
+        let spans = [Span {
+            length: Duration::from_millis(500),
+            audible: true,
+        }];
+        for channels in [RecordingChannels::Mono, RecordingChannels::Dual] {
+            let (samples, frames) = render(channels, RecordingTrack::Both, &spans);
+            assert_eq!(frames, 4000);
+            let mp3 = encode_mp3(channels, &samples).unwrap();
+            assert!(mp3.len() > 500, "{}", mp3.len());
+        }
+    }
 }

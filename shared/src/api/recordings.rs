@@ -204,9 +204,10 @@ pub async fn get_recording(
     ))
 }
 
-/// `GET …/Recordings/{Sid}.wav`: the media, with the account's credentials. Deployed, a
-/// redirect to a presigned URL of the bucket that works for a few minutes; in teleapi-local,
-/// the file. 404 until the worker has reported the media; `.mp3` is not produced (404).
+/// `GET …/Recordings/{Sid}.wav` (or `.mp3`): the media, with the account's credentials.
+/// Deployed, a redirect to a presigned URL of the bucket that works for a few minutes; in
+/// teleapi-local, the file. 404 until the worker has reported the media. The MP3 is the
+/// worker's too, beside the WAV it reports (same key, `.mp3`).
 pub async fn recording_media(
     services: &Services,
     route: &Route,
@@ -214,27 +215,26 @@ pub async fn recording_media(
 ) -> Result<Response<Body>, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
     let recording = owned_recording(services, &owner, route, None).await?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "{}.{}",
-            recording.sid,
-            route.media.unwrap_or("wav")
-        ))
-    };
-    if route.media != Some("wav") {
-        return Err(not_found());
-    }
-    let Some(location) = &recording.media else {
+    let extension = route.media.unwrap_or("wav");
+    let not_found = || ApiError::NotFound(format!("{}.{extension}", recording.sid));
+    let Some(location) = recording
+        .media
+        .as_deref()
+        .map(|wav| media_location(wav, extension))
+    else {
         return Err(not_found());
     };
-    let mut response = match services.media.fetch(location).await? {
+    let mut response = match services.media.fetch(&location).await? {
         None => return Err(not_found()),
         Some(Media::Bytes(bytes)) => {
+            let content_type = match extension {
+                "mp3" => "audio/mpeg",
+                _ => "audio/x-wav",
+            };
             let mut response = Response::new(Body::Binary(bytes));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("audio/x-wav"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             response
         }
         Some(Media::Redirect(url)) => {
@@ -250,6 +250,14 @@ pub async fn recording_media(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(response)
+}
+
+/// Where the media of `extension` is: the WAV the worker reported, or the MP3 beside it.
+fn media_location(wav: &str, extension: &str) -> String {
+    match (extension, wav.strip_suffix(".wav")) {
+        ("mp3", Some(stem)) => format!("{stem}.mp3"),
+        _ => wav.to_owned(),
+    }
 }
 
 /// `DELETE`: a recording that has completed (or ended absent or failed), with its media.
@@ -269,8 +277,9 @@ pub async fn delete_recording(
         .into());
     }
     // The media first: a failure leaves the recording listed, and a retry deletes both.
-    if let Some(location) = &recording.media {
-        services.media.delete(location).await?;
+    if let Some(wav) = &recording.media {
+        services.media.delete(&media_location(wav, "mp3")).await?;
+        services.media.delete(wav).await?;
     }
     if !services
         .recordings
