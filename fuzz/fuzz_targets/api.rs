@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use lambda_http::http::{HeaderName, HeaderValue, Method};
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
+use teleapi::adapters::media::FileMedia;
 use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
 use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::{Account, AuthToken, Call, CallStatus, Instructions, Timestamp};
@@ -48,6 +49,9 @@ fn world() -> &'static (tokio::runtime::Runtime, Services) {
         let services = Services {
             accounts: Arc::new(store.clone()),
             conferences: Arc::new(store.clone()),
+            recordings: Arc::new(store.clone()),
+            // Media of a folder of its own: nothing the fuzzer names is ever in it.
+            media: Arc::new(FileMedia::new(std::env::temp_dir().join("teleapi-fuzz-media"))),
             calls: Arc::new(store),
             commands: Arc::new(MemoryQueue::new("commands.fifo")),
             clock: Arc::new(SystemClock),
