@@ -30,11 +30,14 @@ pub struct Heard {
     pub message: Value,
 }
 
+/// The messages of one connection, as they arrive.
+type Log = Arc<Mutex<Vec<Heard>>>;
+
 #[derive(Clone, Default)]
 pub struct WsPeer {
     address: String,
     /// Messages received, by connection (in the order connections came), with their path.
-    connections: Arc<Mutex<Vec<(String, Arc<Mutex<Vec<Heard>>>)>>>,
+    connections: Arc<Mutex<Vec<(String, Log)>>>,
     scripts: Arc<Mutex<HashMap<String, Vec<Step>>>>,
 }
 
@@ -78,6 +81,8 @@ impl WsPeer {
 
     async fn serve(&self, socket: tokio::net::TcpStream) {
         let mut path = String::new();
+        // The handshake's callback type is tungstenite's: its error variant is what it is.
+        #[allow(clippy::result_large_err)]
         let callback = |request: &Request, response: Response| {
             path = request.uri().path().to_owned();
             Ok(response)

@@ -115,7 +115,7 @@ pub struct InboundCall {
 }
 
 enum Message {
-    Command(Command),
+    Command(Box<Command>),
     /// From the parent: hang up (the parent moved on or ended).
     HangUp,
     /// From the parent: run this RCML, on your own from now on (MoveConnectedCallLeg).
@@ -290,7 +290,7 @@ impl Simulator {
             .cloned();
         match (sender, ended) {
             (Some(sender), _) => {
-                let _ = sender.send(Message::Command(command));
+                let _ = sender.send(Message::Command(Box::new(command)));
             }
             (None, Some(Some(last))) if last == command.intent_sid => {
                 tracing::debug!(call_sid = %command.call_sid, "simulator: duplicate command");
@@ -315,7 +315,7 @@ impl Simulator {
                 leg.spawn(Start::Outbound {
                     source,
                     timeout,
-                    intent: command,
+                    intent: Box::new(command),
                 });
             }
             (None, _) => {
@@ -391,7 +391,7 @@ enum Start {
     Outbound {
         source: Source,
         timeout: Duration,
-        intent: Command,
+        intent: Box<Command>,
     },
     Dialled {
         timeout: Duration,
@@ -605,7 +605,7 @@ impl Leg {
             } => {
                 self.applied(&intent).await;
                 self.pending = Some(source);
-                self.record_on_answer = intent.parameters.recording.clone();
+                self.record_on_answer = intent.parameters.recording.as_deref().cloned();
                 self.digits_on_answer = intent.parameters.send_digits.clone();
                 self.ring(ring, timeout).await;
             }
@@ -789,7 +789,7 @@ impl Leg {
     /// recording failed, so that it does not stay in progress).
     async fn on_recording(&mut self, command: &Command) {
         let p = &command.parameters;
-        let refuse = match (command.kind, &p.recording, &p.recording_sid) {
+        let refuse = match (command.kind, p.recording.as_deref(), &p.recording_sid) {
             (CommandType::RecordingStart, Some(spec), _) => {
                 if self.status != CallStatus::InProgress {
                     Some(("not-in-progress", Some(spec.recording_sid.clone())))
@@ -960,7 +960,7 @@ impl Leg {
 
     async fn on_message(&mut self, message: Message) {
         match message {
-            Message::Command(command) => self.on_command(command).await,
+            Message::Command(command) => self.on_command(*command).await,
             Message::HangUp => {
                 let status = if self.status.is_unanswered() {
                     CallStatus::Canceled
@@ -1045,7 +1045,7 @@ impl Leg {
                 self.on_recording(&command).await;
                 return;
             }
-            CommandType::StreamStart => match p.stream.clone() {
+            CommandType::StreamStart => match p.stream.as_deref().cloned() {
                 Some(spec) if self.status == CallStatus::InProgress => {
                     self.applied(&command).await;
                     self.start_stream(spec, false);

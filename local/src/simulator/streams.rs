@@ -116,7 +116,7 @@ fn mulaw(sample: i16) -> u8 {
     value = value.min(CLIP) + BIAS;
     let exponent = (0..8).rev().find(|e| value & (0x80 << e) != 0).unwrap_or(0);
     let mantissa = (value >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as i32 | mantissa) as u8
+    !(sign | (exponent << 4) | mantissa) as u8
 }
 
 /// 20 ms of a tone, from sample `n` on.

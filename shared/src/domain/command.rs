@@ -94,7 +94,7 @@ pub struct CommandParameters {
     pub timeout: Option<u32>,
     /// Recording.start, and dial with `Record=true`: what to record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recording: Option<RecordingSpec>,
+    pub recording: Option<Box<RecordingSpec>>,
     /// Recording.update: the recording to change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_sid: Option<RecordingSid>,
@@ -106,7 +106,7 @@ pub struct CommandParameters {
     pub pause_behavior: Option<PauseBehavior>,
     /// Stream.start: what to stream, and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<StreamSpec>,
+    pub stream: Option<Box<StreamSpec>>,
     /// Stream.stop: the stream to stop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_sid: Option<StreamSid>,

@@ -367,7 +367,7 @@ pub fn plan_create(
         .record
         .as_ref()
         .zip(call.recording.clone())
-        .map(|(options, sid)| options.spec(sid, RecordingSource::OutboundApi));
+        .map(|(options, sid)| Box::new(options.spec(sid, RecordingSource::OutboundApi)));
     let command = Command {
         version: COMMAND_VERSION,
         kind: CommandType::Dial,

@@ -202,3 +202,52 @@ impl From<Command> for IntentCommand {
         Self::Call(command)
     }
 }
+
+/// What a change of a call asks of its worker: the intent's action and canonical parameters,
+/// and the command that carries it out.
+pub struct CallCommand {
+    pub action: IntentAction,
+    pub parameters: BTreeMap<String, String>,
+    pub kind: super::command::CommandType,
+    pub command: super::command::CommandParameters,
+}
+
+/// `call` with its next intent number (and version), and that intent, pending, with `change`'s
+/// command for the call's worker.
+pub fn next_call_intent(
+    call: &super::call::Call,
+    change: CallCommand,
+    intent_sid: IntentSid,
+    now: Timestamp,
+    retention: std::time::Duration,
+) -> (super::call::Call, Intent) {
+    let mut next = call.clone();
+    next.seq += 1;
+    next.version += 1;
+    next.date_updated = now;
+    let command = Command {
+        version: super::command::COMMAND_VERSION,
+        kind: change.kind,
+        call_sid: call.sid.clone(),
+        account_sid: call.account_sid.clone(),
+        intent_sid: intent_sid.clone(),
+        seq: next.seq,
+        parameters: change.command,
+    };
+    let intent = Intent {
+        sid: intent_sid,
+        subject: call.sid.clone().into(),
+        account_sid: call.account_sid.clone(),
+        seq: next.seq,
+        action: change.action,
+        parameters: change.parameters,
+        status: IntentStatus::Pending,
+        reason: None,
+        command: Some(IntentCommand::Call(command)),
+        queue: call.command_queue.clone(),
+        date_created: now,
+        date_updated: now,
+        expires_at: now.plus(retention).whole_seconds(),
+    };
+    (next, intent)
+}

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::call::{Call, CallStatus};
 use super::callback::{CallbackJob, JOB_VERSION, JobKind};
-use super::command::{Command, CommandParameters, CommandType};
+use super::command::{CommandParameters, CommandType};
 use super::error::InvalidParameter;
 use super::form::Form;
-use super::intent::{Intent, IntentAction, IntentCommand, IntentStatus};
+use super::intent::{CallCommand, Intent, IntentAction, next_call_intent};
 use super::listing::{Paging, parse_time};
 use super::params::{Params, conflict, invalid, missing};
 use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, shorten};
@@ -433,47 +433,6 @@ pub struct PlannedRecording {
     pub intent: Intent,
 }
 
-fn next_intent(
-    call: &Call,
-    action: IntentAction,
-    parameters: BTreeMap<String, String>,
-    kind: CommandType,
-    command_parameters: CommandParameters,
-    intent_sid: IntentSid,
-    now: Timestamp,
-    retention: Duration,
-) -> (Call, Intent) {
-    let mut next = call.clone();
-    next.seq += 1;
-    next.version += 1;
-    next.date_updated = now;
-    let command = Command {
-        version: super::command::COMMAND_VERSION,
-        kind,
-        call_sid: call.sid.clone(),
-        account_sid: call.account_sid.clone(),
-        intent_sid: intent_sid.clone(),
-        seq: next.seq,
-        parameters: command_parameters,
-    };
-    let intent = Intent {
-        sid: intent_sid,
-        subject: call.sid.clone().into(),
-        account_sid: call.account_sid.clone(),
-        seq: next.seq,
-        action,
-        parameters,
-        status: IntentStatus::Pending,
-        reason: None,
-        command: Some(IntentCommand::Call(command)),
-        queue: call.command_queue.clone(),
-        date_created: now,
-        date_updated: now,
-        expires_at: now.plus(retention).whole_seconds(),
-    };
-    (next, intent)
-}
-
 /// Starts recording `call` (as read, with `active`, the item of the recording its `recording`
 /// names, if any): the call names the new recording as its active one.
 pub fn plan_start(
@@ -495,15 +454,17 @@ pub fn plan_start(
     let mut parameters = options.parameters();
     parameters.insert("RecordingSid".into(), sid.to_string());
     let command = CommandParameters {
-        recording: Some(spec.clone()),
+        recording: Some(Box::new(spec.clone())),
         ..CommandParameters::default()
     };
-    let (mut next, intent) = next_intent(
+    let (mut next, intent) = next_call_intent(
         call,
-        IntentAction::RecordingStart,
-        parameters,
-        CommandType::RecordingStart,
-        command,
+        CallCommand {
+            action: IntentAction::RecordingStart,
+            parameters,
+            kind: CommandType::RecordingStart,
+            command,
+        },
         intent_sid,
         now,
         retention,
@@ -544,12 +505,14 @@ pub fn plan_update(
         pause_behavior: update.pause_behavior,
         ..CommandParameters::default()
     };
-    let (mut next, intent) = next_intent(
+    let (mut next, intent) = next_call_intent(
         call,
-        IntentAction::RecordingUpdate,
-        parameters,
-        CommandType::RecordingUpdate,
-        command,
+        CallCommand {
+            action: IntentAction::RecordingUpdate,
+            parameters,
+            kind: CommandType::RecordingUpdate,
+            command,
+        },
         intent_sid,
         now,
         retention,
@@ -882,6 +845,7 @@ pub fn recording_position_sid(position: &str) -> Option<RecordingSid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Command;
     use crate::domain::event::Event;
 
     /// Every example of docs/messages.md's "Recording commands" decodes and encodes back to

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::call::{Call, CallStatus};
 use super::callback::{CallbackJob, JOB_VERSION, JobKind};
-use super::command::{Command, CommandParameters, CommandType};
+use super::command::{CommandParameters, CommandType};
 use super::error::InvalidParameter;
 use super::form::Form;
-use super::intent::{Intent, IntentAction, IntentCommand, IntentStatus};
+use super::intent::{CallCommand, Intent, IntentAction, next_call_intent};
 use super::params::{Params, conflict, invalid, missing};
 use super::sid::{IntentSid, StreamSid, shorten};
 use super::time::Timestamp;
@@ -313,7 +313,7 @@ pub fn find<'a>(call: &'a Call, name_or_sid: &str) -> Option<&'a Stream> {
     let named = || call.streams.iter().filter(|s| s.named(name_or_sid));
     named()
         .find(|s| s.status == StreamStatus::InProgress)
-        .or_else(|| named().last())
+        .or_else(|| named().next_back())
 }
 
 /// A start or a stop, as it is to be written: the call (with its streams and next intent
@@ -324,47 +324,6 @@ pub struct PlannedStream {
     pub intent: Intent,
     /// The stream as the answer shows it.
     pub stream: Stream,
-}
-
-fn next_intent(
-    call: &Call,
-    action: IntentAction,
-    parameters: BTreeMap<String, String>,
-    kind: CommandType,
-    command_parameters: CommandParameters,
-    intent_sid: IntentSid,
-    now: Timestamp,
-    retention: Duration,
-) -> (Call, Intent) {
-    let mut next = call.clone();
-    next.seq += 1;
-    next.version += 1;
-    next.date_updated = now;
-    let command = Command {
-        version: super::command::COMMAND_VERSION,
-        kind,
-        call_sid: call.sid.clone(),
-        account_sid: call.account_sid.clone(),
-        intent_sid: intent_sid.clone(),
-        seq: next.seq,
-        parameters: command_parameters,
-    };
-    let intent = Intent {
-        sid: intent_sid,
-        subject: call.sid.clone().into(),
-        account_sid: call.account_sid.clone(),
-        seq: next.seq,
-        action,
-        parameters,
-        status: IntentStatus::Pending,
-        reason: None,
-        command: Some(IntentCommand::Call(command)),
-        queue: call.command_queue.clone(),
-        date_created: now,
-        date_updated: now,
-        expires_at: now.plus(retention).whole_seconds(),
-    };
-    (next, intent)
 }
 
 /// Keeps the call's streams bounded: every running one, and the last few stopped.
@@ -411,15 +370,17 @@ pub fn plan_start(
     let mut parameters = request.parameters();
     parameters.insert("StreamSid".into(), sid.to_string());
     let command = CommandParameters {
-        stream: Some(spec.clone()),
+        stream: Some(Box::new(spec.clone())),
         ..CommandParameters::default()
     };
-    let (mut next, intent) = next_intent(
+    let (mut next, intent) = next_call_intent(
         call,
-        IntentAction::StreamStart,
-        parameters,
-        CommandType::StreamStart,
-        command,
+        CallCommand {
+            action: IntentAction::StreamStart,
+            parameters,
+            kind: CommandType::StreamStart,
+            command,
+        },
         intent_sid,
         now,
         retention,
@@ -460,12 +421,14 @@ pub fn plan_stop(
         stream_sid: Some(stream.sid().clone()),
         ..CommandParameters::default()
     };
-    let (mut next, intent) = next_intent(
+    let (mut next, intent) = next_call_intent(
         call,
-        IntentAction::StreamStop,
-        parameters,
-        CommandType::StreamStop,
-        command,
+        CallCommand {
+            action: IntentAction::StreamStop,
+            parameters,
+            kind: CommandType::StreamStop,
+            command,
+        },
         intent_sid,
         now,
         retention,
@@ -606,6 +569,7 @@ pub fn callback(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Command;
     use crate::domain::event::Event;
 
     #[test]
