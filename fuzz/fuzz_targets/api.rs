@@ -51,7 +51,9 @@ fn world() -> &'static (tokio::runtime::Runtime, Services) {
             conferences: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
             // Media of a folder of its own: nothing the fuzzer names is ever in it.
-            media: Arc::new(FileMedia::new(std::env::temp_dir().join("teleapi-fuzz-media"))),
+            media: Arc::new(FileMedia::new(
+                std::env::temp_dir().join("teleapi-fuzz-media"),
+            )),
             calls: Arc::new(store),
             commands: Arc::new(MemoryQueue::new("commands.fifo")),
             clock: Arc::new(SystemClock),
