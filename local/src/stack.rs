@@ -186,7 +186,8 @@ async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, S
 /// SDK settings for an explicit endpoint: the standard environment, with a region and dummy
 /// credentials filled in when it has none (emulators accept any).
 async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(teleapi::config::https_client());
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {

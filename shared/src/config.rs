@@ -48,10 +48,20 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 /// How many times a throttled or transiently failing AWS request is tried in all.
 pub const AWS_MAX_ATTEMPTS: u32 = 4;
 
+/// The AWS SDK's HTTPS client: rustls, with ring's cryptography (what reqwest uses too), trusting
+/// the platform's roots.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The retry and timeout settings of [`aws_config`], on any loader (the tests use them with
-/// moto's endpoint).
+/// moto's endpoint), and its HTTPS client.
 pub fn sdk_settings(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
     loader
+        .http_client(https_client())
         // Backoff with full jitter from 50 ms (the SDK's default of 1 s would spend a
         // request's whole budget on two retries), at most 1 s between tries.
         .retry_config(
