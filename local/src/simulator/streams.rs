@@ -28,6 +28,8 @@ use super::{Message, Shared, emit};
 /// Audio per `media` message: 20 ms at 8000 samples a second, one byte each.
 pub const FRAME: Duration = Duration::from_millis(20);
 const FRAME_BYTES: usize = 160;
+/// Most audio the application may have waiting to play: ten minutes (more is dropped).
+const MAX_QUEUED_BYTES: usize = 8_000 * 600;
 
 /// What a call says to one of its streams.
 pub enum Control {
@@ -217,6 +219,7 @@ async fn run(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut frame: u64 = 0;
     let mut playback: VecDeque<Queued> = VecDeque::new();
+    let mut queued_bytes = 0usize;
     let tracks = spec.track.tracks();
     let stop = |session: &mut Session| {
         session.next(json!({
@@ -242,6 +245,7 @@ async fn run(
                         }
                         Queued::Audio(bytes) if played.is_none() => {
                             let take = bytes.len().min(FRAME_BYTES);
+                            queued_bytes -= take;
                             let mut out: Vec<u8> = bytes.drain(..take).collect();
                             out.resize(FRAME_BYTES, 0xff);
                             if bytes.is_empty() {
@@ -289,7 +293,10 @@ async fn run(
                             let audio = message["media"]["payload"]
                                 .as_str()
                                 .and_then(|p| STANDARD.decode(p).ok());
-                            if let Some(audio) = audio.filter(|a| !a.is_empty()) {
+                            if let Some(audio) = audio.filter(|a| {
+                                !a.is_empty() && queued_bytes + a.len() <= MAX_QUEUED_BYTES
+                            }) {
+                                queued_bytes += audio.len();
                                 playback.push_back(Queued::Audio(audio));
                             }
                         }
@@ -300,6 +307,7 @@ async fn run(
                         }
                         Some("clear") => {
                             // What was left to play is dropped; its marks come back now.
+                            queued_bytes = 0;
                             let cleared: Vec<String> = playback
                                 .drain(..)
                                 .filter_map(|q| match q {

@@ -23,8 +23,12 @@ use super::webhook::{AddressPolicy, Method, UrlProblem, WebhookUrl};
 
 /// Streams a call may run at once (Twilio's limit of forks per call).
 pub const MAX_ACTIVE: usize = 4;
-/// Stopped streams a call item keeps, besides the running ones (the oldest go first).
-const KEPT_STOPPED: usize = 8;
+/// Stopped streams a call item keeps, besides the running ones (the oldest go first): the call
+/// item is written by every change of the call, and its size is what each write costs.
+const KEPT_STOPPED: usize = 2;
+/// Most bytes of custom parameters (names and values together) a stream may carry, so that a
+/// call's streams stay a few kilobytes of its item.
+pub const MAX_PARAMETER_BYTES: usize = 2_000;
 /// Custom parameters a stream may carry (`Parameter1` … `Parameter99`).
 pub const MAX_PARAMETERS: usize = 99;
 /// Longest `Name`.
@@ -234,6 +238,15 @@ impl StartStream {
                     ));
                 }
             }
+        }
+        let size: usize = parameters.iter().map(|(n, v)| n.len() + v.len()).sum();
+        if size > MAX_PARAMETER_BYTES {
+            return Err(invalid(
+                "Parameter1.Name",
+                format!(
+                    "The custom parameters' names and values are {size} bytes; at most {MAX_PARAMETER_BYTES} are allowed"
+                ),
+            ));
         }
         let status_callback = raw
             .webhook("StatusCallback", "StatusCallbackMethod", policy)?
@@ -638,6 +651,11 @@ mod tests {
         ] {
             assert!(StartStream::parse(&form(bad), policy).is_err(), "{bad}");
         }
+        let big = format!(
+            "Url=wss%3A%2F%2Fbot.example.com&Parameter1.Name=a&Parameter1.Value={}",
+            "x".repeat(MAX_PARAMETER_BYTES)
+        );
+        assert!(StartStream::parse(&form(&big), policy).is_err(), "too big");
         let local = AddressPolicy {
             allow_loopback: true,
         };
