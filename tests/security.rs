@@ -16,16 +16,32 @@ use teleapi_tests::{
     BASE, Backend, World, account, basic_auth, body_text, get_request, post_request,
 };
 
-/// A path of `ROUTES` with its placeholders filled in.
-fn path(template: &str, account: &str, call: &str, conference: &str) -> String {
+/// A path of `ROUTES` with its placeholders filled in (a stream by its name).
+fn path(template: &str, account: &str, call: &str, conference: &str, recording: &str) -> String {
     template
         .replace("{AccountSid}", account)
         .replace("{ConferenceSid}", conference)
         .replace("{CallSid}", call)
+        .replace("{RecordingSid}", recording)
+        .replace("{StreamSid}", "bot")
 }
 
 fn body_for(method: &str, template: &str) -> &'static str {
     let conference = template.contains("{ConferenceSid}");
+    if method == "POST" {
+        if template.ends_with("Recordings") || template.ends_with("Recordings.json") {
+            return "RecordingChannels=dual";
+        }
+        if template.ends_with("{RecordingSid}") {
+            return "Status=paused";
+        }
+        if template.ends_with("Streams") || template.ends_with("Streams.json") {
+            return "Url=wss%3A%2F%2Fbot.example.com%2Fmedia";
+        }
+        if template.ends_with("{StreamSid}") {
+            return "Status=stopped";
+        }
+    }
     match (method, conference, template.contains("{CallSid}")) {
         ("POST", true, true) => "Muted=true",
         ("POST", true, false)
@@ -51,6 +67,24 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
     let theirs = world.call(CallStatus::InProgress).await;
     // Their call is in their conference, whose routes are held to the same rule.
     let room = world.conference_with(&theirs).await;
+    // And their call's recording.
+    let recording = teleapi::domain::recording::plan_start(
+        &theirs,
+        None,
+        &teleapi::domain::recording::RecordingOptions::parse_start(
+            &teleapi::domain::Form::parse(b"").unwrap(),
+            AddressPolicy::default(),
+        )
+        .unwrap(),
+        teleapi::domain::RecordingSid::generate(),
+        teleapi::domain::IntentSid::generate(),
+        theirs.date_created,
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap()
+    .recording;
+    let recordings = &world.backend.recordings;
+    assert!(recordings.write_recording(&recording, None).await.unwrap());
     let intruder = account(&world.backend, None).await;
     let auth = basic_auth(&intruder);
     for (method, template, _) in ROUTES {
@@ -65,7 +99,8 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
             _ => post_request(path, Some(&auth), body),
         };
         let (account, call) = (world.account.sid.as_str(), theirs.sid.as_str());
-        let foreign = path(template, account, call, room.sid.as_str());
+        let sid = recording.sid.as_str();
+        let foreign = path(template, account, call, room.sid.as_str(), sid);
         let answer = world.send(request(&foreign)).await;
         assert_eq!(
             answer.status(),
@@ -74,8 +109,17 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
             body_text(&answer)
         );
         assert!(!body_text(&answer).contains(theirs.sid.as_str()));
-        if template.contains("{CallSid}") || template.contains("{ConferenceSid}") {
-            let own = path(template, intruder.sid.as_str(), call, room.sid.as_str());
+        if ["{CallSid}", "{ConferenceSid}", "{RecordingSid}"]
+            .iter()
+            .any(|sid| template.contains(sid))
+        {
+            let own = path(
+                template,
+                intruder.sid.as_str(),
+                call,
+                room.sid.as_str(),
+                sid,
+            );
             let answer = world.send(request(&own)).await;
             assert_eq!(
                 answer.status(),
@@ -93,6 +137,11 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
         .await
         .unwrap();
     assert_eq!(stored.as_ref(), Some(&room), "nothing written");
+    assert_eq!(
+        recordings.recording(&recording.sid).await.unwrap().as_ref(),
+        Some(&recording),
+        "nothing written"
+    );
     assert!(
         world.backend.drain_commands().await.is_empty(),
         "nothing sent"
