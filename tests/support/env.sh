@@ -3,13 +3,18 @@
 venv=.venv
 
 # Creates .venv with the tools of tests/requirements.txt the first time, or when that file
-# changes.
+# changes. They are installed by uv (pinned below, from PyPI like the rest), which resolves and
+# installs them several times faster than pip: minutes of every run from a clean clone.
+# `--native-tls`: the machine's certificate store, as pip uses it.
+UV_VERSION=0.13.9
 ensure_venv() {
     local stamp="$venv/.requirements"
     if ! cmp -s tests/requirements.txt "$stamp" 2>/dev/null; then
         echo "installing test tools into $venv" >&2
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+        "$venv/bin/uv" pip install --quiet --native-tls --python "$venv/bin/python" \
+            -r tests/requirements.txt
         cp tests/requirements.txt "$stamp"
     fi
 }
