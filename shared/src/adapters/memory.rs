@@ -329,18 +329,7 @@ impl ConferenceStore for MemoryStore {
             .filter(|c| c.account_sid == *account)
             .map(|c| (conference_position(c), c.clone()))
             .collect();
-        let reading = Order::Descending.reading(page);
-        fill_page(page, Order::Descending, 1, |_, after, limit| {
-            std::future::ready(Ok(read_round(
-                &listing,
-                after.as_deref(),
-                None,
-                limit,
-                reading,
-                |conference| filter.matches(conference).then(|| conference.clone()),
-            )))
-        })
-        .await
+        newest_first(&listing, page, |c| filter.matches(c)).await
     }
 }
 
@@ -407,18 +396,7 @@ impl RecordingStore for MemoryStore {
             .filter(|r| r.account_sid == *account)
             .map(|r| (recording_position(r), r.clone()))
             .collect();
-        let reading = Order::Descending.reading(page);
-        fill_page(page, Order::Descending, 1, |_, after, limit| {
-            std::future::ready(Ok(read_round(
-                &listing,
-                after.as_deref(),
-                None,
-                limit,
-                reading,
-                |recording| filter.matches(recording).then(|| recording.clone()),
-            )))
-        })
-        .await
+        newest_first(&listing, page, |r| filter.matches(r)).await
     }
 
     async fn delete_recording(&self, sid: &RecordingSid, version: u64) -> Result<bool, StoreError> {
@@ -696,6 +674,26 @@ impl CallStore for MemoryStore {
 /// One read of an index partition (entries by position), as DynamoDB's Query with `Limit` and
 /// `ExclusiveStartKey` reads it: up to `limit` entries after `after` in `reading` order, none
 /// above `upper`; `fetch` gives the item of an entry if it matches the filter.
+/// A page of `listing` (items by position), newest first, of the items `matches` keeps.
+async fn newest_first<T: Clone>(
+    listing: &BTreeMap<String, T>,
+    page: &PageRequest,
+    matches: impl Fn(&T) -> bool,
+) -> Result<Page<T>, StoreError> {
+    let reading = Order::Descending.reading(page);
+    fill_page(page, Order::Descending, 1, |_, after, limit| {
+        std::future::ready(Ok(read_round(
+            listing,
+            after.as_deref(),
+            None,
+            limit,
+            reading,
+            |item| matches(item).then(|| item.clone()),
+        )))
+    })
+    .await
+}
+
 fn read_round<V, T>(
     partition: &BTreeMap<String, V>,
     after: Option<&str>,

@@ -926,19 +926,12 @@ pub fn participant_position(participant: &Participant) -> String {
 
 /// A conference's place in its account's listing, newest first: creation time, then sid.
 pub fn conference_position(conference: &Conference) -> String {
-    format!(
-        "{:015}#{}",
-        conference.date_created.millis().max(0),
-        conference.sid
-    )
+    super::listing::created_position(conference.date_created, &conference.sid)
 }
 
 /// The ConferenceSid of a well-formed conference position.
 pub fn conference_position_sid(position: &str) -> Option<ConferenceSid> {
-    let (millis, sid) = position.split_once('#')?;
-    (millis.len() == 15 && millis.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| sid.parse().ok())
-        .flatten()
+    super::listing::created_position_sid(position)
 }
 
 #[cfg(test)]

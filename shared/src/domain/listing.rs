@@ -52,7 +52,21 @@ pub fn partition_key(account: &AccountSid, shard: u8) -> String {
 /// A call's place in its account's listing, newest first: creation time, then CallSid. Stored
 /// on the call item as the sort key of the listing index.
 pub fn call_position(call: &Call) -> String {
-    format!("{:015}#{}", call.date_created.millis().max(0), call.sid)
+    created_position(call.date_created, &call.sid)
+}
+
+/// A place in a newest-first listing (calls, conferences, recordings): the creation time in ms,
+/// zero-padded to 15 digits so that text order is time order, `#`, the sid.
+pub fn created_position(created: Timestamp, sid: &dyn std::fmt::Display) -> String {
+    format!("{:015}#{sid}", created.millis().max(0))
+}
+
+/// The sid of a well-formed [`created_position`].
+pub fn created_position_sid<T: std::str::FromStr>(position: &str) -> Option<T> {
+    let (millis, sid) = position.split_once('#')?;
+    (millis.len() == 15 && millis.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| sid.parse().ok())
+        .flatten()
 }
 
 /// An intent's place in its call's listing: the sequence number, zero-padded so that text order
@@ -63,10 +77,7 @@ pub fn intent_position(seq: u64) -> String {
 
 /// The CallSid of a well-formed call position.
 pub fn call_position_sid(position: &str) -> Option<CallSid> {
-    let (millis, sid) = position.split_once('#')?;
-    (millis.len() == 15 && millis.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| sid.parse().ok())
-        .flatten()
+    created_position_sid(position)
 }
 
 /// The sequence number of a well-formed intent position.

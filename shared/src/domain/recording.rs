@@ -827,19 +827,12 @@ impl ListRecordingsRequest {
 
 /// A recording's place in a listing, newest first: creation time, then sid.
 pub fn recording_position(recording: &Recording) -> String {
-    format!(
-        "{:015}#{}",
-        recording.date_created.millis().max(0),
-        recording.sid
-    )
+    super::listing::created_position(recording.date_created, &recording.sid)
 }
 
 /// The RecordingSid of a well-formed recording position.
 pub fn recording_position_sid(position: &str) -> Option<RecordingSid> {
-    let (millis, sid) = position.split_once('#')?;
-    (millis.len() == 15 && millis.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| sid.parse().ok())
-        .flatten()
+    super::listing::created_position_sid(position)
 }
 
 #[cfg(test)]
