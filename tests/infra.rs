@@ -460,7 +460,8 @@ fn the_openapi_document_matches_the_handlers() {
             .replace("{CallSid}.json", "{CallSid}")
             .replace("{ConferenceSid}.json", "{ConferenceSid}")
             .replace("{RecordingSid}.json", "{RecordingSid}")
-            .replace("{StreamSid}.json", "{StreamSid}");
+            .replace("{StreamSid}.json", "{StreamSid}")
+            .replace("{NotificationSid}.json", "{NotificationSid}");
         for method in ["get", "post", "put", "patch", "delete"] {
             let Some(operation) = item.get(method) else {
                 continue;
@@ -582,7 +583,24 @@ fn the_openapi_document_matches_the_handlers() {
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
+                Operation::ListCallEvents => {
+                    let expected: BTreeSet<String> = teleapi::domain::listing::Paging::PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
+                Operation::ListNotifications => {
+                    let expected: BTreeSet<String> =
+                        teleapi::domain::call_log::NOTIFICATION_FILTERS
+                            .iter()
+                            .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                            .map(|p| (*p).to_owned())
+                            .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
                 Operation::GetCall
+                | Operation::GetNotification
                 | Operation::GetConference
                 | Operation::GetParticipant
                 | Operation::RemoveParticipant

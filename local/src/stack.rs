@@ -16,8 +16,8 @@ use teleapi::call_events::{EventConfig, EventServices};
 use teleapi::callbacks::{CallbackConfig, CallbackServices};
 use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
 use teleapi::ports::{
-    AccountStore, CallStore, Clock, ConferenceStore, InsertError, Queue, RecordingStore,
-    SystemClock, WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, Queue,
+    RecordingStore, SystemClock, WorkerStore,
 };
 
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -207,9 +207,15 @@ async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
 }
 
 /// Every store port, on one backing.
-trait Stores: AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore {}
+trait Stores:
+    AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore + CallLogStore
+{
+}
 
-impl<T: AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore> Stores for T {}
+impl<T: AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore + CallLogStore>
+    Stores for T
+{
+}
 
 impl Stack {
     /// The stack, with the local address policy (webhooks on loopback allowed, so that an app
@@ -281,6 +287,7 @@ impl Stack {
         let calls: Arc<dyn CallStore> = store.clone();
         let workers: Arc<dyn WorkerStore> = store.clone();
         let conferences: Arc<dyn ConferenceStore> = store.clone();
+        let call_log: Arc<dyn CallLogStore> = store.clone();
         let recordings: Arc<dyn RecordingStore> = store;
         let recordings_dir = options.simulator.recordings_dir.clone();
         std::fs::create_dir_all(&recordings_dir)
@@ -324,6 +331,7 @@ impl Stack {
             workers,
             conferences: conferences.clone(),
             recordings: recordings.clone(),
+            call_log: call_log.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
             dead_letters: queues.events_dlq.clone(),
@@ -339,6 +347,7 @@ impl Stack {
             accounts: accounts.clone(),
             account_cache: Default::default(),
             calls: calls.clone(),
+            call_log: call_log.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
             dead_letters: queues.callbacks_dlq.clone(),
@@ -354,6 +363,7 @@ impl Stack {
             calls: calls.clone(),
             conferences,
             recordings,
+            call_log,
             media: Arc::new(FileMedia::new(recordings_dir)),
             commands: queues.commands.clone(),
             clock,

@@ -10,17 +10,19 @@ use std::time::{Duration, Instant};
 use crate::account_cache::AccountCache;
 use crate::api::intents::backoff;
 use crate::consumer::BatchMessage;
-use crate::domain::callback::CallbackJob;
+use crate::domain::call_log::{LogEntry, LogLevel, Problem};
+use crate::domain::callback::{CallbackJob, JobKind};
 use crate::domain::conference::{self, ConferenceEvent, ConferenceEventKind};
 use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::recording::{self, RecordingReport};
 use crate::domain::stream::{self, StreamReport};
 use crate::domain::worker::{self, WorkerEvent};
-use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
+use crate::domain::{Call, IntentSid, IntentStatus, Subject, Timestamp};
+use crate::insight;
 use crate::ports::{
-    AccountStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage, Queue, QueueError,
-    RecordError, RecordingStore, Settlement, StoreError, WorkerStore,
+    AccountStore, CallLogStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage,
+    Queue, QueueError, RecordError, RecordingStore, Settlement, StoreError, WorkerStore,
 };
 use crate::system_intents::send_after_write;
 
@@ -62,6 +64,8 @@ pub struct EventServices {
     pub conferences: Arc<dyn ConferenceStore>,
     /// Where recording events are recorded.
     pub recordings: Arc<dyn RecordingStore>,
+    /// Where the workers' requests and the problems of calls are logged.
+    pub call_log: Arc<dyn CallLogStore>,
     pub commands: Arc<dyn Queue>,
     pub callbacks: Arc<dyn Queue>,
     /// The events dead-letter queue (FIFO), for messages that can never be applied.
@@ -95,6 +99,8 @@ pub async fn consume(services: &EventServices, message: &BatchMessage) -> Result
 /// What an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
+    /// It was written to its call's log (`http.request`, `call.notification`).
+    Logged,
     /// The call moved on (and what was queued for it).
     Applied { callback: bool, intent: bool },
     /// An intent was settled (`false`: it already was).
@@ -153,6 +159,39 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
                 IntentStatus::Rejected,
                 Some(reason),
             )
+            .await?
+        }
+        EventKind::HttpRequest { request, response } => {
+            let at = Timestamp::from_millis(event.timestamp);
+            log_for_call(services, &event, |call| {
+                insight::request_entry(
+                    &call.sid,
+                    &call.account_sid,
+                    at,
+                    request.clone(),
+                    response.clone(),
+                )
+            })
+            .await?
+        }
+        EventKind::CallNotification {
+            level,
+            error_code,
+            message,
+            url,
+            method,
+        } => {
+            let problem = Problem {
+                request_url: url.clone(),
+                request_method: *method,
+                ..Problem::new(*level, *error_code, message.clone())
+            };
+            let at = Timestamp::from_millis(event.timestamp);
+            // Named by the whole event: a redelivery lands on the same notification.
+            let origin = event.to_json();
+            log_for_call(services, &event, |call| {
+                insight::notification_entry(problem, &call.sid, &call.account_sid, at, &origin)
+            })
             .await?
         }
         kind => match (kind.recording(), kind.stream()) {
@@ -415,6 +454,71 @@ async fn stream(
     }
 }
 
+/// An entry of the event's call's log, which names the account; nothing if the call is unknown.
+async fn log_for_call(
+    services: &EventServices,
+    event: &Event,
+    entry: impl FnOnce(&Call) -> LogEntry,
+) -> Result<Handled, EventError> {
+    let Some(call) = services.calls.call(&event.call_sid).await? else {
+        return Ok(Handled::Ignored(format!(
+            "{} for unknown call {}",
+            event.name(),
+            event.call_sid
+        )));
+    };
+    let entry = entry(&call);
+    insight::note(
+        services.call_log.as_ref(),
+        &entry,
+        services.config.intent_retention,
+    )
+    .await?;
+    Ok(Handled::Logged)
+}
+
+/// The notification of RCML that failed: a warning when the call's FallbackUrl is asked for
+/// RCML instead (`progress` queues its request), an error when the call ends of it.
+fn rcml_failure(event: &Event, progress: &Progress) -> Option<LogEntry> {
+    let EventKind::RcmlFailed {
+        seq,
+        url,
+        error_code,
+        detail,
+    } = &event.kind
+    else {
+        return None;
+    };
+    let rescued = progress
+        .callback
+        .as_ref()
+        .is_some_and(|job| job.kind == JobKind::Fallback);
+    let (level, then) = if rescued {
+        (
+            LogLevel::Warning,
+            "the FallbackUrl was asked for RCML instead",
+        )
+    } else {
+        (LogLevel::Error, "the call was ended")
+    };
+    let problem = Problem {
+        request_url: Some(url.clone()),
+        ..Problem::new(
+            level,
+            *error_code,
+            format!("RCML at {url} failed: {detail}; {then}"),
+        )
+    };
+    let call = &progress.call;
+    Some(insight::notification_entry(
+        problem,
+        &call.sid,
+        &call.account_sid,
+        Timestamp::from_millis(event.timestamp),
+        &format!("event {seq}"),
+    ))
+}
+
 async fn queue_jobs(services: &EventServices, jobs: &[CallbackJob]) -> Result<(), EventError> {
     for job in jobs {
         services
@@ -457,6 +561,7 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
     let mut attempt = 0;
     let mut queued: Option<CallbackJob> = None;
     let mut listing_shards = None;
+    let mut noted = false;
     loop {
         let current = services.calls.call(&event.call_sid).await?;
         let now = services.clock.now();
@@ -491,6 +596,13 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
             }
             Verdict::Apply(progress) => progress,
         };
+        // Before the write that applies the event, as a callback job is: once applied, a
+        // redelivered event is ignored, so a note written after could be lost.
+        if !noted && let Some(entry) = rcml_failure(event, &progress) {
+            let retention = services.config.intent_retention;
+            insight::note(services.call_log.as_ref(), &entry, retention).await?;
+            noted = true;
+        }
         let calls = services.calls.as_ref();
         let callbacks = services.callbacks.as_ref();
         match write_progress::<EventError>(calls, callbacks, &progress, &mut queued, now).await? {

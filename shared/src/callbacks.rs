@@ -10,14 +10,18 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::account_cache::AccountCache;
 use crate::consumer::BatchMessage;
+use crate::domain::call_log::{
+    LogLevel, LoggedRequest, LoggedResponse, MAX_BODY_BYTES, Problem, bounded,
+};
 use crate::domain::callback::{
     AttemptRecord, CallbackJob, Delivery, JobKind, retry_delay, signature,
 };
 use crate::domain::modify::SystemAction;
-use crate::domain::{Method, Rcml};
+use crate::domain::{Method, Rcml, Timestamp};
+use crate::insight;
 use crate::ports::{
-    AccountStore, CallStore, Clock, DeliveryError, OutgoingMessage, Queue, QueueError, StoreError,
-    WebhookClient, WebhookRequest,
+    AccountStore, CallLogStore, CallStore, Clock, DeliveryError, OutgoingMessage, Queue,
+    QueueError, StoreError, WebhookClient, WebhookRequest, WebhookResponse,
 };
 use crate::system_intents::{SystemOutcome, record_system_intent};
 
@@ -53,6 +57,8 @@ pub struct CallbackServices {
     pub accounts: Arc<dyn AccountStore>,
     pub account_cache: AccountCache,
     pub calls: Arc<dyn CallStore>,
+    /// Where each attempt, and each callback given up on, is logged with its call.
+    pub call_log: Arc<dyn CallLogStore>,
     pub commands: Arc<dyn Queue>,
     /// The callbacks queue itself: retries go back on it, delayed.
     pub callbacks: Arc<dyn Queue>,
@@ -203,8 +209,12 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
     };
     let request = build_request(&job, account.auth_token.expose());
     let delivery = request.delivery;
+    let sent_at = services.clock.now();
+    let started = std::time::Instant::now();
     let answer = services.webhooks.send(&request).await;
+    let took = started.elapsed();
     let now = services.clock.now();
+    log_attempt(services, &job, &request, sent_at, took, &answer).await;
     let outcome = match &answer {
         Ok(response) => response.status.to_string(),
         Err(err) => err.to_string(),
@@ -220,7 +230,7 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
     if delivered {
         if job.kind == JobKind::Fallback {
             let text = answer.as_ref().map(|r| r.body.as_str()).unwrap_or_default();
-            finish_fallback(services, &job, text).await?;
+            finish_fallback(services, &job, &request, text).await?;
         }
         return Ok(JobOutcome::Delivered);
     }
@@ -242,22 +252,111 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
             delay,
         });
     }
-    if job.kind == JobKind::Fallback {
+    let last = job.history.last().map_or("", |h| h.outcome.as_str());
+    let problem = if job.kind == JobKind::Fallback {
         let reason = format!(
-            "FallbackUrl {} failed ({}) after RCML error {}",
+            "FallbackUrl {} failed ({last}) after RCML error {}",
             job.url,
-            job.history.last().map_or("", |h| h.outcome.as_str()),
             job.parameters.get("ErrorCode").map_or("", String::as_str)
         );
-        fail_call(services, &job, reason).await?;
-    }
+        fail_call(services, &job, reason.clone()).await?;
+        // A connection that failed is 11205; an answer that was not 2xx, 11200.
+        let code = if answer.is_err() { 11205 } else { 11200 };
+        Problem::new(
+            LogLevel::Error,
+            code,
+            format!("{reason}; the call was ended"),
+        )
+    } else {
+        Problem::new(
+            LogLevel::Warning,
+            15003,
+            format!(
+                "{} got no 2xx answer in {} tries (last: {last}); it was given up",
+                job.url.as_str().split('#').next().unwrap_or_default(),
+                job.attempts
+            ),
+        )
+    };
+    log_problem(services, &job, &request, problem, now).await;
     dead_letter(services, &job, "no 2xx answer within its tries").await
 }
 
 /// The fallback answered: its RCML runs, or, if it is not RCML, the call fails.
+/// Notes one try of `job` in its call's log (a conference's own events have no call, and no
+/// log). The delivery matters more than its log: a failed write is only reported.
+async fn log_attempt(
+    services: &CallbackServices,
+    job: &CallbackJob,
+    request: &WebhookRequest,
+    at: Timestamp,
+    took: Duration,
+    answer: &Result<WebhookResponse, DeliveryError>,
+) {
+    let Some(call_sid) = &job.call_sid else {
+        return;
+    };
+    let response = match answer {
+        Ok(answer) => LoggedResponse {
+            status_code: Some(answer.status),
+            content_type: answer.content_type.clone(),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            body: Some(bounded(&answer.body, MAX_BODY_BYTES)),
+            error: None,
+        },
+        Err(err) => LoggedResponse {
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            error: Some(err.to_string()),
+            ..LoggedResponse::default()
+        },
+    };
+    let logged = LoggedRequest {
+        kind: job.log_kind(),
+        url: request.url.clone(),
+        method: request.method,
+        parameters: job.parameters.clone(),
+        signed: request
+            .headers
+            .iter()
+            .any(|(name, _)| *name == SIGNATURE_HEADER),
+        attempt: job.attempts + 1,
+    };
+    let entry = insight::request_entry(call_sid, &job.account_sid, at, logged, response);
+    insight::note_or_warn(
+        services.call_log.as_ref(),
+        &entry,
+        services.config.intent_retention,
+    )
+    .await;
+}
+
+/// Notes a problem `job` met as a notification of its call (if it has one).
+async fn log_problem(
+    services: &CallbackServices,
+    job: &CallbackJob,
+    request: &WebhookRequest,
+    problem: Problem,
+    at: Timestamp,
+) {
+    let Some(call_sid) = &job.call_sid else {
+        return;
+    };
+    let mut problem = problem.at_request(request.url.clone(), request.method);
+    problem.request_variables = encode_pairs(&job.parameters);
+    let origin = format!("job {} attempt {}", job.job_id, job.attempts);
+    let entry = insight::notification_entry(problem, call_sid, &job.account_sid, at, &origin);
+    insight::note_or_warn(
+        services.call_log.as_ref(),
+        &entry,
+        services.config.intent_retention,
+    )
+    .await;
+}
+
 async fn finish_fallback(
     services: &CallbackServices,
     job: &CallbackJob,
+    request: &WebhookRequest,
     body: &str,
 ) -> Result<(), JobError> {
     match Rcml::parse(body.trim()) {
@@ -273,6 +372,13 @@ async fn finish_fallback(
                 "FallbackUrl {} answered a document that is not valid RCML: {problem}",
                 job.url
             );
+            let mut notice = Problem::new(
+                LogLevel::Error,
+                12100,
+                format!("{reason}; the call was ended"),
+            );
+            notice.response_body = Some(body.to_owned());
+            log_problem(services, job, request, notice, services.clock.now()).await;
             fail_call(services, job, reason).await
         }
     }

@@ -221,6 +221,7 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
         calls: aws.store.clone(),
         conferences: aws.store.clone(),
         recordings: aws.store.clone(),
+        call_log: aws.store.clone(),
         media: aws.media.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
@@ -278,6 +279,7 @@ pub async fn event_services_from_env() -> Result<EventServices, ConfigError> {
         workers: aws.store.clone(),
         conferences: aws.store.clone(),
         recordings: aws.store.clone(),
+        call_log: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         dead_letters: aws.queue(EVENTS_DLQ_ENV)?,
@@ -298,6 +300,7 @@ pub async fn callback_services_from_env() -> Result<CallbackServices, ConfigErro
     let api = api_config_from_env()?;
     Ok(CallbackServices {
         accounts: aws.store.clone(),
+        call_log: aws.store.clone(),
         account_cache: Default::default(),
         calls: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,

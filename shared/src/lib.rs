@@ -13,6 +13,7 @@ pub mod callbacks;
 pub mod config;
 pub mod consumer;
 pub mod domain;
+pub mod insight;
 pub mod lambda;
 pub mod leases;
 pub mod ports;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
 use crate::domain::callback::Delivery;
 use crate::domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
 use crate::domain::listing::{CallFilter, Page, PageRequest};
@@ -13,7 +14,8 @@ use crate::domain::recording::{PlannedRecording, Recording, RecordingFilter};
 use crate::domain::worker::{Worker, WorkerId};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
-    Intent, IntentCommand, IntentSid, IntentStatus, Method, RecordingSid, Subject, Timestamp,
+    Intent, IntentCommand, IntentSid, IntentStatus, Method, NotificationSid, RecordingSid, Subject,
+    Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -218,6 +220,39 @@ pub trait RecordingStore: Send + Sync {
     async fn delete_recording(&self, sid: &RecordingSid, version: u64) -> Result<bool, StoreError>;
 }
 
+/// Where calls' logs are kept (docs/data-model.md, "call_log"): the requests the platform made
+/// for each call and the problems it met.
+#[async_trait]
+pub trait CallLogStore: Send + Sync {
+    /// Adds `entry` to its call's log, kept until `expires_at` (the TTL). The same entry twice
+    /// is one entry. `Ok(false)`: the call's log is full ([`MAX_ENTRIES`]); nothing was written.
+    ///
+    /// [`MAX_ENTRIES`]: crate::domain::call_log::MAX_ENTRIES
+    async fn append(&self, entry: &LogEntry, expires_at: Timestamp) -> Result<bool, StoreError>;
+
+    /// A call's requests, newest first.
+    async fn requests(
+        &self,
+        call: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<RequestEntry>, StoreError>;
+
+    /// The account's notifications, or one call's (`call`), newest first.
+    async fn notifications(
+        &self,
+        account: &AccountSid,
+        call: Option<&CallSid>,
+        filter: &NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError>;
+
+    async fn notification(
+        &self,
+        call: &CallSid,
+        sid: &NotificationSid,
+    ) -> Result<Option<Notification>, StoreError>;
+}
+
 #[async_trait]
 pub trait CallStore: Send + Sync {
     /// The call, read consistently (a read after a write sees the write).
@@ -381,6 +416,8 @@ pub struct WebhookRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookResponse {
     pub status: u16,
+    /// Its `Content-Type`, if it had one.
+    pub content_type: Option<String>,
     pub body: String,
 }
 

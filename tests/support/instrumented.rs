@@ -435,6 +435,7 @@ impl crate::Backend {
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
+            call_log: self.call_log.clone(),
             commands: queue(&self.commands),
             events: queue(&self.events),
             event_dead_letters: queue(&self.event_dead_letters),

@@ -22,7 +22,8 @@ use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
 use teleapi::ports::{
-    AccountStore, CallStore, Clock, ConferenceStore, Queue, RecordingStore, WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, Queue, RecordingStore,
+    WorkerStore,
 };
 
 /// A clock that stands still until a test moves it.
@@ -59,6 +60,7 @@ pub struct Backend {
     pub workers: Arc<dyn WorkerStore>,
     pub conferences: Arc<dyn ConferenceStore>,
     pub recordings: Arc<dyn RecordingStore>,
+    pub call_log: Arc<dyn CallLogStore>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -96,6 +98,7 @@ impl AwsParts {
             ("TELEAPI_WORKERS_TABLE", t.workers.as_str()),
             ("TELEAPI_CONFERENCES_TABLE", t.conferences.as_str()),
             ("TELEAPI_RECORDINGS_TABLE", t.recordings.as_str()),
+            ("TELEAPI_CALL_LOG_TABLE", t.call_log.as_str()),
             ("TELEAPI_RECORDINGS_BUCKET", "teleapi-test-recordings"),
             ("TELEAPI_PUBLIC_URL", "http://127.0.0.1:8080"),
             ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
@@ -123,6 +126,7 @@ impl Backend {
             workers: Arc::new(store.clone()),
             conferences: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
+            call_log: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -181,6 +185,7 @@ impl Backend {
             workers: store.clone(),
             conferences: store.clone(),
             recordings: store.clone(),
+            call_log: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),
@@ -206,6 +211,7 @@ impl Backend {
             calls: self.calls.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
+            call_log: self.call_log.clone(),
             media: Arc::new(teleapi::adapters::media::FileMedia::new(
                 std::env::temp_dir(),
             )),
@@ -246,6 +252,7 @@ impl Backend {
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
+            call_log: self.call_log.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
             dead_letters: self.event_dead_letters.clone(),
@@ -265,6 +272,7 @@ impl Backend {
             accounts: self.accounts.clone(),
             account_cache: Default::default(),
             calls: self.calls.clone(),
+            call_log: self.call_log.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
             dead_letters: self.callback_dead_letters.clone(),

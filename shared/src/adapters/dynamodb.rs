@@ -1,6 +1,7 @@
 //! The stores on DynamoDB. Tables, keys, conditions and TTL are described in docs/data-model.md;
 //! the item <-> domain conversions live in [`item`].
 
+mod call_log;
 mod conferences;
 mod item;
 mod recordings;
@@ -255,15 +256,24 @@ pub(super) fn listing_round<K>(
     output: &aws_sdk_dynamodb::operation::query::QueryOutput,
     key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Option<K>,
 ) -> Result<Round<K>, StoreError> {
+    round_by("Listing", output, key)
+}
+
+/// [`listing_round`] of a query whose sort key (the position) is `attribute`.
+pub(super) fn round_by<K>(
+    attribute: &str,
+    output: &aws_sdk_dynamodb::operation::query::QueryOutput,
+    key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Option<K>,
+) -> Result<Round<K>, StoreError> {
     let items = output
         .items()
         .iter()
         .map(|entry| {
             let position = entry
-                .get("Listing")
+                .get(attribute)
                 .and_then(|v| v.as_s().ok())
                 .cloned()
-                .ok_or_else(|| StoreError::Failed("index entry without Listing".into()))?;
+                .ok_or_else(|| StoreError::Failed(format!("index entry without {attribute}")))?;
             let key = key(entry, &position).ok_or_else(|| {
                 StoreError::Failed(format!("index entry {position} without its key"))
             })?;
@@ -274,7 +284,7 @@ pub(super) fn listing_round<K>(
         items,
         last_evaluated: output
             .last_evaluated_key()
-            .and_then(|key| key.get("Listing"))
+            .and_then(|key| key.get(attribute))
             .and_then(|v| v.as_s().ok())
             .cloned(),
         scanned: usize::try_from(output.scanned_count()).unwrap_or(0),

@@ -215,6 +215,11 @@ impl WebhookClient for HttpWebhooks {
         }
         let mut response = builder.send().await.map_err(|e| classify(&e))?;
         let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
@@ -224,6 +229,7 @@ impl WebhookClient for HttpWebhooks {
         }
         Ok(WebhookResponse {
             status,
+            content_type,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
     }

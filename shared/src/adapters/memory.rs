@@ -12,6 +12,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::paging::{Order, Round, fill_page};
+use crate::domain::call_log::{
+    LogEntry, MAX_ENTRIES, Notification, NotificationFilter, RequestEntry,
+};
 use crate::domain::conference::{
     Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
     conference_position,
@@ -23,11 +26,11 @@ use crate::domain::recording::{Recording, RecordingFilter, recording_position};
 use crate::domain::worker::{Worker, WorkerId, WorkerStatus};
 use crate::domain::{
     Account, AccountSid, Call, CallSid, ConferenceSid, IdempotencyKey, IdempotencyRecord, Intent,
-    IntentStatus, RecordingSid, Subject, Timestamp,
+    IntentStatus, NotificationSid, RecordingSid, Subject, Timestamp,
 };
 use crate::ports::{
-    AccountStore, CallStore, CallWrite, ConferenceStore, ConferenceWrite, InsertError,
-    IntentFailure, OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError,
+    AccountStore, CallLogStore, CallStore, CallWrite, ConferenceStore, ConferenceWrite,
+    InsertError, IntentFailure, OutgoingMessage, Queue, QueueError, ReceivedMessage, RecordError,
     RecordingStore, RecordingWrite, Settlement, StoreError, WorkerStore,
 };
 
@@ -49,6 +52,8 @@ struct Tables {
     conferences: HashMap<ConferenceSid, Conference>,
     participants: HashMap<ConferenceSid, BTreeMap<CallSid, Participant>>,
     recordings: HashMap<RecordingSid, Recording>,
+    /// Calls' logs: entries by position, how many were written, and until when the log is kept.
+    call_log: HashMap<CallSid, CallLog>,
     /// The listing index: by partition (account and shard), call positions.
     listing: HashMap<String, BTreeMap<String, CallSid>>,
     /// What the TTL attributes (`ExpiresAt`) will delete, in the order it was written: with one
@@ -57,9 +62,19 @@ struct Tables {
     expiring: VecDeque<(Timestamp, Expiring)>,
 }
 
+/// One call's log: its entries (with their expiry) by position, and its counter item.
+#[derive(Default)]
+struct CallLog {
+    entries: BTreeMap<String, (LogEntry, Timestamp)>,
+    written: u64,
+    expires_at: Option<Timestamp>,
+}
+
 /// An item with a TTL, by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Expiring {
+    /// A call's log: its entries that expired by then, and the whole log if the last did.
+    Log(CallSid),
     Intent(Subject, u64),
     Key(IdempotencyKey),
     Conference(ConferenceSid),
@@ -117,6 +132,14 @@ impl Tables {
         {
             let (at, item) = self.expiring.pop_front().expect("a front");
             match item {
+                Expiring::Log(call) => {
+                    if let Some(log) = self.call_log.get_mut(&call) {
+                        log.entries.retain(|_, (_, expires)| *expires > at);
+                        if log.expires_at.is_none_or(|e| e <= at) {
+                            self.call_log.remove(&call);
+                        }
+                    }
+                }
                 Expiring::Intent(call, seq) => {
                     let key = (call, seq);
                     if self.intents.get(&key).is_some_and(|i| i.expires_at == at) {
@@ -410,6 +433,82 @@ impl RecordingStore for MemoryStore {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+#[async_trait]
+impl CallLogStore for MemoryStore {
+    async fn append(&self, entry: &LogEntry, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let mut tables = lock(&self.tables);
+        tables.expire(Timestamp::now());
+        let call = entry.call_sid().clone();
+        let log = tables.call_log.entry(call.clone()).or_default();
+        if log.written >= MAX_ENTRIES {
+            return Ok(false);
+        }
+        // As the DynamoDB adapter: the counter counts writes, the entry lands on its key.
+        log.written += 1;
+        log.expires_at = Some(log.expires_at.map_or(expires_at, |e| e.max(expires_at)));
+        log.entries
+            .insert(entry.position(), (entry.clone(), expires_at));
+        tables.expiring.push_back((expires_at, Expiring::Log(call)));
+        Ok(true)
+    }
+
+    async fn requests(
+        &self,
+        call: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<RequestEntry>, StoreError> {
+        let listing: BTreeMap<String, RequestEntry> = lock(&self.tables)
+            .call_log
+            .get(call)
+            .map(|log| {
+                log.entries
+                    .iter()
+                    .filter_map(|(position, (entry, _))| match entry {
+                        LogEntry::Request(request) => Some((position.clone(), request.clone())),
+                        LogEntry::Notification(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        newest_first(&listing, page, |_| true).await
+    }
+
+    async fn notifications(
+        &self,
+        account: &AccountSid,
+        call: Option<&CallSid>,
+        filter: &NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
+        let listing: BTreeMap<String, Notification> = lock(&self.tables)
+            .call_log
+            .iter()
+            .filter(|(sid, _)| call.is_none_or(|c| c == *sid))
+            .flat_map(|(_, log)| log.entries.iter())
+            .filter_map(|(position, (entry, _))| match entry {
+                LogEntry::Notification(n) if n.account_sid == *account => {
+                    Some((position.clone(), n.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        newest_first(&listing, page, |n| filter.matches(n)).await
+    }
+
+    async fn notification(
+        &self,
+        call: &CallSid,
+        sid: &NotificationSid,
+    ) -> Result<Option<Notification>, StoreError> {
+        Ok(lock(&self.tables).call_log.get(call).and_then(|log| {
+            log.entries.values().find_map(|(entry, _)| match entry {
+                LogEntry::Notification(n) if n.sid == *sid => Some(n.clone()),
+                _ => None,
+            })
+        }))
     }
 }
 

@@ -179,6 +179,7 @@ mod tests {
             calls: Arc::new(store.clone()),
             conferences: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
+            call_log: Arc::new(store.clone()),
             media: Arc::new(crate::adapters::media::FileMedia::new(std::env::temp_dir())),
             commands: Arc::new(crate::adapters::memory::MemoryQueue::new("commands")),
             clock: clock.clone(),

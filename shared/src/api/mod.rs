@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod authorizer;
+pub mod call_log;
 pub mod conference_changes;
 pub mod conferences;
 pub mod create_call;
@@ -28,7 +29,8 @@ use serde_json::Value;
 
 use crate::domain::{Account, AddressPolicy, Call, CallSid, Form};
 use crate::ports::{
-    AccountStore, CallStore, Clock, ConferenceStore, MediaStore, Queue, RecordingStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, MediaStore, Queue,
+    RecordingStore,
 };
 use error::ApiError;
 use representation::{Format, error_resource};
@@ -74,6 +76,8 @@ pub struct Services {
     pub calls: Arc<dyn CallStore>,
     pub conferences: Arc<dyn ConferenceStore>,
     pub recordings: Arc<dyn RecordingStore>,
+    /// Where the API notes the requests on a call it refused, and reads calls' logs.
+    pub call_log: Arc<dyn CallLogStore>,
     /// Where recordings' media is.
     pub media: Arc<dyn MediaStore>,
     pub commands: Arc<dyn Queue>,
@@ -110,10 +114,16 @@ pub enum Operation {
     GetRecording,
     StartStream,
     StopStream,
+    /// A call's request log (Twilio's Call Events).
+    ListCallEvents,
+    /// The account's notifications, or a call's.
+    ListNotifications,
+    /// One notification of a call.
+    GetNotification,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 24] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -135,6 +145,9 @@ impl Operation {
         Self::GetRecording,
         Self::StartStream,
         Self::StopStream,
+        Self::ListCallEvents,
+        Self::ListNotifications,
+        Self::GetNotification,
     ];
 
     pub fn name(self) -> &'static str {
@@ -160,6 +173,9 @@ impl Operation {
             Self::GetRecording => "get-recording",
             Self::StartStream => "start-stream",
             Self::StopStream => "stop-stream",
+            Self::ListCallEvents => "list-call-events",
+            Self::ListNotifications => "list-notifications",
+            Self::GetNotification => "get-notification",
         }
     }
 
@@ -169,14 +185,19 @@ impl Operation {
             // Everything that creates a call.
             Self::CreateCall | Self::AddParticipant => "create-call",
             // Lists of an account's resources; reads of one resource and what hangs off it.
-            Self::ListCalls | Self::ListConferences | Self::ListRecordings => "list-calls",
+            Self::ListCalls
+            | Self::ListConferences
+            | Self::ListRecordings
+            | Self::ListNotifications => "list-calls",
             Self::GetCall
             | Self::ListModifications
             | Self::GetConference
             | Self::ListParticipants
             | Self::GetParticipant
             | Self::ListConferenceModifications
-            | Self::GetRecording => "get-call",
+            | Self::GetRecording
+            | Self::ListCallEvents
+            | Self::GetNotification => "get-call",
             // Everything that records an intent of something live.
             Self::ModifyCall
             | Self::ModifyConference
@@ -202,7 +223,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 39] = {
+pub const ROUTES: [(&str, &str, Operation); 46] = {
     use Operation::*;
     [
         (
@@ -400,6 +421,41 @@ pub const ROUTES: [(&str, &str, Operation); 39] = {
             "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Streams/{StreamSid}",
             StopStream,
         ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Events",
+            ListCallEvents,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Events.json",
+            ListCallEvents,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Notifications",
+            ListNotifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Notifications.json",
+            ListNotifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Calls/{CallSid}/Notifications/{NotificationSid}",
+            GetNotification,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Notifications",
+            ListNotifications,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Notifications.json",
+            ListNotifications,
+        ),
     ]
 };
 
@@ -415,6 +471,8 @@ pub struct Route {
     pub recording_sid: Option<String>,
     /// The StreamSid (or the stream's `Name`) of the path, without `.json`.
     pub stream: Option<String>,
+    /// The NotificationSid of the path, without `.json`.
+    pub notification: Option<String>,
     /// The path asks for a recording's media (`RE….wav`, `RE….mp3`): the extension.
     pub media: Option<&'static str>,
     pub path_says_json: bool,
@@ -482,6 +540,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
     let mut recording = None;
     let mut media = None;
     let mut stream = None;
+    let mut notification = None;
     let recording_routes: &[(HttpMethod, Operation)] = &[
         (HttpMethod::GET, Operation::GetRecording),
         (HttpMethod::POST, Operation::UpdateRecording),
@@ -551,6 +610,39 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                     &[(HttpMethod::POST, Operation::StopStream)],
                 )
             }
+            ["Calls", call, list @ ("Events" | "Events.json")]
+                if !call.is_empty() && !is_json(call) =>
+            {
+                (
+                    Some(*call),
+                    is_json(list),
+                    &[(HttpMethod::GET, Operation::ListCallEvents)],
+                )
+            }
+            [
+                "Calls",
+                call,
+                list @ ("Notifications" | "Notifications.json"),
+            ] if !call.is_empty() && !is_json(call) => (
+                Some(*call),
+                is_json(list),
+                &[(HttpMethod::GET, Operation::ListNotifications)],
+            ),
+            ["Calls", call, "Notifications", sid]
+                if !call.is_empty() && !is_json(call) && !bare(sid).is_empty() =>
+            {
+                notification = Some(bare(sid));
+                (
+                    Some(*call),
+                    is_json(sid),
+                    &[(HttpMethod::GET, Operation::GetNotification)],
+                )
+            }
+            [list @ ("Notifications" | "Notifications.json")] => (
+                None,
+                is_json(list),
+                &[(HttpMethod::GET, Operation::ListNotifications)],
+            ),
             [list @ ("Recordings" | "Recordings.json")] => (
                 None,
                 is_json(list),
@@ -636,6 +728,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         conference_sid: conference.map(str::to_owned),
         recording_sid: recording.map(str::to_owned),
         stream: stream.map(str::to_owned),
+        notification: notification.map(str::to_owned),
         media,
         path_says_json,
     })
@@ -705,9 +798,13 @@ pub async fn handle(
         Ok(route) if route.operation == Operation::GetRecording && route.media.is_some() => {
             recordings::recording_media(services, &route, &request).await
         }
-        Ok(route) => operate(services, &route, &request)
-            .await
-            .map(|success| respond(format, success)),
+        Ok(route) => {
+            let result = operate(services, &route, &request).await;
+            if let Err(err) = &result {
+                call_log::note_refusal(services, &route, &request, err).await;
+            }
+            result.map(|success| respond(format, success))
+        }
         Err(err) => Err(err),
     };
     let response = result.unwrap_or_else(|err| respond_error(format, &err));
@@ -764,6 +861,11 @@ async fn operate(
         Operation::GetRecording => recordings::get_recording(services, route, request).await,
         Operation::StartStream => streams::start_stream(services, route, request).await,
         Operation::StopStream => streams::stop_stream(services, route, request).await,
+        Operation::ListCallEvents => call_log::list_call_events(services, route, request).await,
+        Operation::ListNotifications => {
+            call_log::list_notifications(services, route, request).await
+        }
+        Operation::GetNotification => call_log::get_notification(services, route, request).await,
     }
 }
 
@@ -898,15 +1000,21 @@ mod tests {
                 .replace("{ConferenceSid}", "CF0123456789abcdef0123456789abcdef")
                 .replace("{RecordingSid}", "RE0123456789abcdef0123456789abcdef")
                 .replace("{StreamSid}", "MZ0123456789abcdef0123456789abcdef")
+                .replace("{NotificationSid}", "NO0123456789abcdef0123456789abcdef")
                 .replace("{CallSid}", CA);
             assert_eq!(
                 route(&method, &path).unwrap().operation,
                 operation,
                 "{path}"
             );
-            if ["{CallSid}", "{RecordingSid}", "{StreamSid}"]
-                .iter()
-                .any(|sid| template.ends_with(sid))
+            if [
+                "{CallSid}",
+                "{RecordingSid}",
+                "{StreamSid}",
+                "{NotificationSid}",
+            ]
+            .iter()
+            .any(|sid| template.ends_with(sid))
             {
                 let path = format!("{path}.json");
                 assert_eq!(

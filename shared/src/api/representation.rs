@@ -13,7 +13,7 @@ pub const BASE_PATH: &str = "/call/2012-04-24";
 
 /// Where `more_info` points: Twilio's page for the codes we share with Twilio, the HTTP status's
 /// description for the bare HTTP codes (three digits).
-fn more_info(code: u32) -> String {
+pub(crate) fn more_info(code: u32) -> String {
     if code < 1000 {
         format!("https://developer.mozilla.org/docs/Web/HTTP/Status/{code}")
     } else {

@@ -12,6 +12,7 @@ use sha1::Sha1;
 
 use super::API_VERSION;
 use super::call::Call;
+use super::call_log::RequestKind;
 use super::sid::{AccountSid, CallSid, ConferenceSid};
 use super::time::Timestamp;
 use super::webhook::{Method, WebhookUrl};
@@ -64,6 +65,21 @@ pub struct CallbackJob {
 }
 
 impl CallbackJob {
+    /// What the job's request is, for the call's log: a fallback, or the callback of what its
+    /// parameters are about (a recording, a stream, a conference, else the call).
+    pub fn log_kind(&self) -> RequestKind {
+        let has = |name: &str| self.parameters.contains_key(name);
+        match self.kind {
+            JobKind::Fallback => RequestKind::Fallback,
+            _ if has("RecordingSid") => RequestKind::RecordingCallback,
+            _ if has("StreamSid") => RequestKind::StreamCallback,
+            _ if self.conference_sid.is_some() || has("ConferenceSid") => {
+                RequestKind::ConferenceCallback
+            }
+            JobKind::StatusCallback => RequestKind::StatusCallback,
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a job always serialises")
     }

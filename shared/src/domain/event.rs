@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::call::{CallStatus, Direction};
+use super::call_log::{LogLevel, LoggedRequest, LoggedResponse};
 use super::recording::{RecordingReport, RecordingSpec, RecordingStatus};
 use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
 use super::stream::{StreamReport, StreamSpec};
@@ -84,6 +85,27 @@ pub enum EventKind {
         /// 11200 (HTTP retrieval failure), 11205 (connection failure), 12100 (parse failure), …
         error_code: u32,
         detail: String,
+    },
+    /// The worker made an HTTP request for the call (an RCML fetch, a verb's `action`) and got
+    /// this answer, or none: an entry of the call's request log (docs/data-model.md,
+    /// "call_log"). Not numbered: it changes nothing about the call.
+    #[serde(rename = "http.request")]
+    HttpRequest {
+        request: LoggedRequest,
+        response: LoggedResponse,
+    },
+    /// The worker met a problem it carried on after (a verb it skipped: 12200; a verb it could
+    /// not run: 13xxx): a notification of the call. Not numbered.
+    #[serde(rename = "call.notification")]
+    CallNotification {
+        level: LogLevel,
+        error_code: u32,
+        message: String,
+        /// The document or request the problem is in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<Method>,
     },
     /// A recording of the call began (asked by `recording.start`, or by a `dial` with
     /// `recording`). Its `seq` numbers the recording's own events, from 1.
@@ -232,6 +254,8 @@ impl Event {
             EventKind::StreamStarted { .. } => "stream.started",
             EventKind::StreamStopped { .. } => "stream.stopped",
             EventKind::StreamFailed { .. } => "stream.failed",
+            EventKind::HttpRequest { .. } => "http.request",
+            EventKind::CallNotification { .. } => "call.notification",
         }
     }
 }
@@ -244,7 +268,7 @@ mod tests {
     #[test]
     fn documented_examples_round_trip() {
         let examples = crate::domain::doc_examples("## Events");
-        assert_eq!(examples.len(), 5, "one example per event type");
+        assert_eq!(examples.len(), 7, "one example per event type");
         for example in examples {
             let event = Event::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
             let expected: serde_json::Value = serde_json::from_str(example).unwrap();

@@ -44,6 +44,7 @@ macro_rules! words {
 
 pub mod account;
 pub mod call;
+pub mod call_log;
 pub mod callback;
 pub mod command;
 pub mod conference;
@@ -76,7 +77,10 @@ pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
 pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
 pub use rcml::Rcml;
-pub use sid::{AccountSid, CallSid, ConferenceSid, IntentSid, RecordingSid, StreamSid, Subject};
+pub use sid::{
+    AccountSid, CallSid, ConferenceSid, IntentSid, NotificationSid, RecordingSid, StreamSid,
+    Subject,
+};
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 

@@ -114,6 +114,9 @@ pub fn progress(
         | EventKind::StreamFailed { .. } => {
             return ignore("recording and stream events have their own numbers".into());
         }
+        EventKind::HttpRequest { .. } | EventKind::CallNotification { .. } => {
+            return ignore("requests and notifications go to the call's log".into());
+        }
     };
     if let Some(call) = current
         && seq <= call.event_seq
@@ -286,7 +289,9 @@ pub fn progress(
             | EventKind::RecordingChanged { .. }
             | EventKind::StreamStarted { .. }
             | EventKind::StreamStopped { .. }
-            | EventKind::StreamFailed { .. },
+            | EventKind::StreamFailed { .. }
+            | EventKind::HttpRequest { .. }
+            | EventKind::CallNotification { .. },
             Some(_),
         ) => ignore("not an event of the call's progress".into()),
     }

@@ -146,6 +146,21 @@ sid_type!(
     "StreamSid"
 );
 
+sid_type!(
+    /// An error or warning met on a call's behalf (docs/data-model.md, "call_log").
+    NotificationSid,
+    "NO",
+    "NotificationSid"
+);
+
+impl NotificationSid {
+    /// The sid named by `seed`: the same seed always gives the same sid, so that recording the
+    /// same problem twice (a redelivered event, a retried write) gives one notification.
+    pub fn derived(seed: &str) -> Self {
+        Self(format!("NO{}", &super::call_log::digest_hex(seed)[..32]))
+    }
+}
+
 /// What an intent is about, and where its commands are ordered: a call, or a conference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {

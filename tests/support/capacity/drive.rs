@@ -56,6 +56,7 @@ impl WebhookClient for CountingApp {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(WebhookResponse {
             status: 204,
+            content_type: None,
             body: String::new(),
         })
     }

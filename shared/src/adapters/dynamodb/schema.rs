@@ -30,6 +30,9 @@ pub const CONFERENCE_LISTING_PROJECTION: [&str; 4] =
 /// call's, newest first.
 pub const RECORDING_ACCOUNT_INDEX: &str = "account";
 pub const RECORDING_CALL_INDEX: &str = "call";
+/// The sparse index of an account's notifications, newest first (docs/data-model.md,
+/// "call_log"): only notifications carry its partition key.
+pub const NOTIFICATIONS_INDEX: &str = "notifications";
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -43,11 +46,12 @@ pub struct TableNames {
     pub workers: String,
     pub conferences: String,
     pub recordings: String,
+    pub call_log: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 7] = [
+    pub const ENV: [&'static str; 8] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
@@ -55,6 +59,7 @@ impl TableNames {
         "TELEAPI_WORKERS_TABLE",
         "TELEAPI_CONFERENCES_TABLE",
         "TELEAPI_RECORDINGS_TABLE",
+        "TELEAPI_CALL_LOG_TABLE",
     ];
 
     /// Only the accounts table, for tools that manage accounts (the other names are empty; the
@@ -68,6 +73,7 @@ impl TableNames {
             workers: String::new(),
             conferences: String::new(),
             recordings: String::new(),
+            call_log: String::new(),
         }
     }
 
@@ -81,6 +87,7 @@ impl TableNames {
             workers: format!("{prefix}-workers"),
             conferences: format!("{prefix}-conferences"),
             recordings: format!("{prefix}-recordings"),
+            call_log: format!("{prefix}-call-log"),
         }
     }
 
@@ -94,6 +101,7 @@ impl TableNames {
             workers: var(Self::ENV[4])?,
             conferences: var(Self::ENV[5])?,
             recordings: var(Self::ENV[6])?,
+            call_log: var(Self::ENV[7])?,
         })
     }
 }
@@ -217,6 +225,15 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             ],
             None,
         ),
+        (
+            &names.call_log,
+            vec![("CallSid", S, Hash), ("Entry", S, Range)],
+            vec![(
+                index(NOTIFICATIONS_INDEX, "NoticeAccount", "Entry", None)?,
+                [("NoticeAccount", S), ("Entry", S)],
+            )],
+            Some("ExpiresAt"),
+        ),
     ];
     for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -269,6 +286,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.workers,
         &names.conferences,
         &names.recordings,
+        &names.call_log,
     ] {
         wait_until_active(client, name).await?;
     }
