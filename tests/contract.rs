@@ -2038,3 +2038,676 @@ mod media {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// ---------------------------------------------------------------- calls' logs
+
+mod call_log {
+    use std::cmp::Reverse;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use futures_util::future::join_all;
+    use teleapi::domain::call_log::{
+        LogEntry, LogLevel, LoggedRequest, LoggedResponse, MAX_ENTRIES, Notification,
+        NotificationFilter, Problem, RequestEntry, RequestKind, notification_position,
+        request_position,
+    };
+    use teleapi::domain::listing::{Page, PageRequest};
+    use teleapi::domain::{AccountSid, CallSid, Method, NotificationSid, Timestamp};
+    use teleapi::insight::{notification_entry, request_entry};
+    use teleapi_tests::Backend;
+
+    /// 1 March 2026, 00:00 UTC: the day the logged calls begin.
+    const DAY: i64 = 1_772_323_200_000;
+    const HOUR: i64 = 3_600_000;
+    const DAY_MS: i64 = 24 * HOUR;
+
+    fn at(millis: i64) -> Timestamp {
+        Timestamp::from_millis(millis)
+    }
+
+    /// Well after the test: the memory twin drops what has expired, and nothing here should.
+    fn kept() -> Timestamp {
+        Timestamp::now().plus(Duration::from_secs(24 * 3600))
+    }
+
+    fn page(size: usize, after: Option<String>, backward: bool) -> PageRequest {
+        PageRequest {
+            size,
+            after,
+            backward,
+        }
+    }
+
+    /// A request of `call` at `millis` and its answer (`None`: no answer, a connect timeout),
+    /// as the writers build it.
+    fn request(
+        call: &CallSid,
+        account: &AccountSid,
+        millis: i64,
+        kind: RequestKind,
+        status: Option<u16>,
+    ) -> LogEntry {
+        let request = LoggedRequest {
+            kind,
+            url: format!("https://app.example.com/{}?n={millis}", kind.as_str()),
+            method: if millis % 2 == 0 {
+                Method::Post
+            } else {
+                Method::Get
+            },
+            parameters: BTreeMap::from([
+                ("CallSid".to_owned(), call.to_string()),
+                ("CallStatus".to_owned(), "in-progress".to_owned()),
+            ]),
+            signed: true,
+            attempt: 1,
+        };
+        let response = match status {
+            Some(code) => LoggedResponse {
+                status_code: Some(code),
+                content_type: Some("application/xml".into()),
+                duration_ms: 42,
+                body: Some("<Response><Say>Hello</Say></Response>".into()),
+                error: None,
+            },
+            None => LoggedResponse {
+                duration_ms: 5_000,
+                error: Some("connect timeout".into()),
+                ..LoggedResponse::default()
+            },
+        };
+        request_entry(call, account, at(millis), request, response)
+    }
+
+    fn notice(
+        call: &CallSid,
+        account: &AccountSid,
+        millis: i64,
+        level: LogLevel,
+        code: u32,
+    ) -> LogEntry {
+        let problem = Problem::new(level, code, format!("problem {code} at {millis}"))
+            .at_request("https://app.example.com/rcml", Method::Post);
+        notification_entry(
+            problem,
+            call,
+            account,
+            at(millis),
+            &format!("event {millis}"),
+        )
+    }
+
+    fn as_request(entry: &LogEntry) -> RequestEntry {
+        match entry {
+            LogEntry::Request(request) => request.clone(),
+            LogEntry::Notification(n) => panic!("not a request: {n:?}"),
+        }
+    }
+
+    fn as_notification(entry: &LogEntry) -> Notification {
+        match entry {
+            LogEntry::Notification(n) => n.clone(),
+            LogEntry::Request(r) => panic!("not a notification: {r:?}"),
+        }
+    }
+
+    /// The requests among `entries`, newest first (by position: time, then what they record).
+    fn requests_newest_first(entries: &[LogEntry]) -> Vec<RequestEntry> {
+        let mut requests: Vec<RequestEntry> = entries
+            .iter()
+            .filter(|e| matches!(e, LogEntry::Request(_)))
+            .map(as_request)
+            .collect();
+        requests.sort_by_key(|r| Reverse(request_position(r)));
+        requests
+    }
+
+    /// The notifications among `entries` that `keep`, newest first.
+    fn notifications_newest_first(
+        entries: &[LogEntry],
+        keep: impl Fn(&Notification) -> bool,
+    ) -> Vec<Notification> {
+        let mut notifications: Vec<Notification> = entries
+            .iter()
+            .filter(|e| matches!(e, LogEntry::Notification(_)))
+            .map(as_notification)
+            .filter(|n| keep(n))
+            .collect();
+        notifications.sort_by_key(|n| Reverse(notification_position(n)));
+        notifications
+    }
+
+    async fn append_all(b: &Backend, entries: &[LogEntry]) {
+        for entry in entries {
+            assert_eq!(
+                b.call_log.append(entry, kept()).await,
+                Ok(true),
+                "{entry:?}"
+            );
+        }
+    }
+
+    /// Follows `more` forward from the start: every page at most `size` items.
+    async fn all_pages<T, F, Fut>(size: usize, read: F) -> Vec<T>
+    where
+        F: Fn(PageRequest) -> Fut,
+        Fut: std::future::Future<Output = Page<T>>,
+    {
+        let mut out = Vec::new();
+        let mut after = None;
+        for _ in 0..1000 {
+            let got = read(page(size, after, false)).await;
+            assert!(got.items.len() <= size, "{} > {size}", got.items.len());
+            out.extend(got.items);
+            match got.more {
+                Some(more) => after = Some(more),
+                None => return out,
+            }
+        }
+        panic!("listing did not end");
+    }
+
+    async fn all_requests(b: &Backend, call: &CallSid, size: usize) -> Vec<RequestEntry> {
+        all_pages(size, |p| async move {
+            b.call_log.requests(call, &p).await.unwrap()
+        })
+        .await
+    }
+
+    async fn all_notifications(
+        b: &Backend,
+        account: &AccountSid,
+        call: Option<&CallSid>,
+        filter: &NotificationFilter,
+        size: usize,
+    ) -> Vec<Notification> {
+        all_pages(size, |p| async move {
+            b.call_log
+                .notifications(account, call, filter, &p)
+                .await
+                .unwrap()
+        })
+        .await
+    }
+
+    /// A call's requests, newest first, page by page in both directions, as they were
+    /// appended (cut to what a log keeps); never another call's.
+    pub async fn a_calls_requests_are_listed_newest_first_page_by_page(b: &Backend) {
+        let account = AccountSid::generate();
+        let (one, other) = (CallSid::generate(), CallSid::generate());
+        let kinds = [
+            RequestKind::Rcml,
+            RequestKind::Action,
+            RequestKind::StatusCallback,
+            RequestKind::Fallback,
+            RequestKind::RecordingCallback,
+            RequestKind::StreamCallback,
+            RequestKind::ConferenceCallback,
+        ];
+        let mut written: Vec<LogEntry> = (0..12i64)
+            .map(|i| {
+                // Appended out of time order.
+                let millis = DAY + (i * 7 % 12) * 1_000 + i;
+                let status = match i {
+                    4 => None,
+                    7 => Some(500),
+                    _ => Some(200),
+                };
+                request(
+                    &one,
+                    &account,
+                    millis,
+                    kinds[i as usize % kinds.len()],
+                    status,
+                )
+            })
+            .collect();
+        // A body longer than a log keeps, and two requests in the same millisecond (what they
+        // record orders them).
+        let long = {
+            let LogEntry::Request(mut long) =
+                request(&one, &account, DAY + 20_000, RequestKind::Rcml, Some(200))
+            else {
+                unreachable!()
+            };
+            long.response.body = Some("x".repeat(5_000));
+            request_entry(&one, &account, long.at, long.request, long.response)
+        };
+        written.push(long);
+        written.push(request(
+            &one,
+            &account,
+            DAY + 20_000,
+            RequestKind::Action,
+            Some(204),
+        ));
+        append_all(b, &written).await;
+        let others: Vec<LogEntry> = (0..3)
+            .map(|i| {
+                request(
+                    &other,
+                    &account,
+                    DAY + i * 1_000 + 500,
+                    RequestKind::Rcml,
+                    Some(200),
+                )
+            })
+            .collect();
+        append_all(b, &others).await;
+        // A notification of the call is not one of its requests.
+        append_all(
+            b,
+            &[notice(&one, &account, DAY + 5_500, LogLevel::Error, 11200)],
+        )
+        .await;
+
+        let expected = requests_newest_first(&written);
+        assert_eq!(expected.len(), 14);
+        assert!(
+            expected.iter().any(|r| r.response.status_code.is_none()
+                && r.response.error.as_deref() == Some("connect timeout")),
+            "one request without an answer"
+        );
+        assert_eq!(
+            expected[..2]
+                .iter()
+                .map(|r| r.response.body.as_ref().map_or(0, String::len))
+                .max(),
+            Some(teleapi::domain::call_log::MAX_BODY_BYTES),
+            "the long body is cut"
+        );
+        for size in [1, 5, 50] {
+            assert_eq!(
+                all_requests(b, &one, size).await,
+                expected,
+                "page size {size}"
+            );
+        }
+        let first = b
+            .call_log
+            .requests(&one, &page(5, None, false))
+            .await
+            .unwrap();
+        assert_eq!(first.items, expected[..5]);
+        assert!(first.more.is_some());
+        let whole = b
+            .call_log
+            .requests(&one, &page(50, None, false))
+            .await
+            .unwrap();
+        assert_eq!(whole.items, expected);
+        assert_eq!(whole.more, None);
+
+        // Backward from the eleventh: the five before it, in display order; from the third:
+        // the two before it, and the start.
+        let back = b
+            .call_log
+            .requests(&one, &page(5, Some(request_position(&expected[10])), true))
+            .await
+            .unwrap();
+        assert_eq!(back.items, expected[5..10]);
+        assert!(back.more.is_some());
+        let back = b
+            .call_log
+            .requests(&one, &page(5, Some(request_position(&expected[2])), true))
+            .await
+            .unwrap();
+        assert_eq!(back.items, expected[..2]);
+        assert_eq!(back.more, None);
+        // Forward from the fourth: the rest.
+        let rest = b
+            .call_log
+            .requests(&one, &page(50, Some(request_position(&expected[3])), false))
+            .await
+            .unwrap();
+        assert_eq!(rest.items, expected[4..]);
+
+        assert_eq!(
+            all_requests(b, &other, 2).await,
+            requests_newest_first(&others)
+        );
+        assert!(
+            all_requests(b, &CallSid::generate(), 5).await.is_empty(),
+            "a call without a log"
+        );
+    }
+
+    /// A redelivered event or a retried write lands on the entry it wrote the first time.
+    pub async fn the_same_entry_twice_is_one_entry(b: &Backend) {
+        let account = AccountSid::generate();
+        let call = CallSid::generate();
+        let entry = request(&call, &account, DAY + 1_000, RequestKind::Rcml, Some(200));
+        let rebuilt = request(&call, &account, DAY + 1_000, RequestKind::Rcml, Some(200));
+        assert_eq!(entry, rebuilt);
+        append_all(b, &[entry.clone(), entry.clone(), rebuilt]).await;
+        assert_eq!(all_requests(b, &call, 10).await, [as_request(&entry)]);
+        // The same request with another answer (a retry that got one) is another entry.
+        let retried = request(&call, &account, DAY + 1_000, RequestKind::Rcml, Some(500));
+        append_all(b, &[retried.clone()]).await;
+        assert_eq!(
+            all_requests(b, &call, 10).await,
+            requests_newest_first(&[entry, retried])
+        );
+
+        let problem = Problem::new(LogLevel::Error, 11200, "HTTP retrieval failure")
+            .at_request("https://app.example.com/rcml", Method::Post);
+        let noted = |origin: &str| {
+            notification_entry(problem.clone(), &call, &account, at(DAY + 2_000), origin)
+        };
+        let first = noted("event 7");
+        append_all(b, &[first.clone(), noted("event 7")]).await;
+        let once = vec![as_notification(&first)];
+        let everything = NotificationFilter::default();
+        assert_eq!(
+            all_notifications(b, &account, Some(&call), &everything, 10).await,
+            once
+        );
+        assert_eq!(
+            all_notifications(b, &account, None, &everything, 10).await,
+            once
+        );
+        assert_eq!(
+            b.call_log
+                .notification(&call, &once[0].sid)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&once[0])
+        );
+        // Another origin (another event reporting the same problem): another notification.
+        let second = noted("event 8");
+        append_all(b, &[second.clone()]).await;
+        assert_eq!(
+            all_notifications(b, &account, Some(&call), &everything, 10).await,
+            notifications_newest_first(&[first, second], |_| true)
+        );
+    }
+
+    /// A call's log takes MAX_ENTRIES entries, requests and notifications together; later
+    /// ones are refused and not kept. Another call's log is its own.
+    pub async fn a_calls_log_is_bounded(b: &Backend) {
+        let account = AccountSid::generate();
+        let (call, other) = (CallSid::generate(), CallSid::generate());
+        let max = i64::try_from(MAX_ENTRIES).unwrap();
+        let entry = |call: &CallSid, i: i64| {
+            let millis = DAY + i * 1_000;
+            if i % 10 == 9 {
+                notice(call, &account, millis, LogLevel::Warning, 13227)
+            } else {
+                request(
+                    call,
+                    &account,
+                    millis,
+                    RequestKind::StatusCallback,
+                    Some(200),
+                )
+            }
+        };
+        let kept_entries: Vec<LogEntry> = (0..max).map(|i| entry(&call, i)).collect();
+        let expires = kept();
+        for chunk in kept_entries.chunks(50) {
+            let appended = join_all(chunk.iter().map(|e| b.call_log.append(e, expires))).await;
+            assert!(
+                appended.iter().all(|a| *a == Ok(true)),
+                "{:?}",
+                appended.iter().find(|a| **a != Ok(true))
+            );
+        }
+        // Full: newer entries are refused, and so is one already kept (the log counts writes).
+        for i in max..max + 5 {
+            assert_eq!(
+                b.call_log.append(&entry(&call, i), kept()).await,
+                Ok(false),
+                "entry {i}"
+            );
+        }
+        assert_eq!(b.call_log.append(&kept_entries[0], kept()).await, Ok(false));
+
+        let requests = all_requests(b, &call, 100).await;
+        assert_eq!(requests, requests_newest_first(&kept_entries));
+        let notifications = all_notifications(
+            b,
+            &account,
+            Some(&call),
+            &NotificationFilter::default(),
+            100,
+        )
+        .await;
+        assert_eq!(
+            notifications,
+            notifications_newest_first(&kept_entries, |_| true)
+        );
+        assert_eq!(
+            u64::try_from(requests.len() + notifications.len()).unwrap(),
+            MAX_ENTRIES
+        );
+
+        let elsewhere = entry(&other, max + 1);
+        assert_eq!(b.call_log.append(&elsewhere, kept()).await, Ok(true));
+        assert_eq!(all_requests(b, &other, 10).await, [as_request(&elsewhere)]);
+    }
+
+    /// An account's notifications across its calls, or one call's, newest first, filtered by
+    /// level and by a window of times (bounds included), page by page; never another
+    /// account's, never a request.
+    pub async fn notifications_are_listed_by_call_and_by_account_with_filters(b: &Backend) {
+        use LogLevel::{Error, Warning};
+        let (x, y) = (AccountSid::generate(), AccountSid::generate());
+        let (one, two, theirs) = (
+            CallSid::generate(),
+            CallSid::generate(),
+            CallSid::generate(),
+        );
+        let (d0, d1, d2) = (DAY, DAY + DAY_MS, DAY + 2 * DAY_MS);
+        let xs = vec![
+            notice(&one, &x, d0 + HOUR, Error, 11200),
+            notice(&two, &x, d0 + 2 * HOUR, Warning, 15003),
+            // Two calls' notifications in the same millisecond: an index page may end between
+            // them.
+            notice(&one, &x, d1 + HOUR, Error, 11205),
+            notice(&two, &x, d1 + HOUR, Error, 11200),
+            notice(&one, &x, d1 + 2 * HOUR, Warning, 13227),
+            notice(&two, &x, d2 + HOUR, Warning, 12300),
+            notice(&one, &x, d2 + 3 * HOUR, Error, 11750),
+            notice(&two, &x, d2 + 5 * HOUR, Error, 21220),
+        ];
+        let ys = vec![
+            notice(&theirs, &y, d1 + HOUR, Error, 11200),
+            notice(&theirs, &y, d0, Warning, 13227),
+        ];
+        let requests = vec![
+            request(&one, &x, d1 + HOUR, RequestKind::Rcml, Some(500)),
+            request(&two, &x, d2 + HOUR, RequestKind::Rcml, None),
+            request(&theirs, &y, d1 + HOUR, RequestKind::Rcml, Some(200)),
+        ];
+        append_all(b, &xs).await;
+        append_all(b, &ys).await;
+        append_all(b, &requests).await;
+
+        let everything = NotificationFilter::default();
+        let of = |call: &CallSid| {
+            let call = call.clone();
+            move |n: &Notification| n.call_sid == call
+        };
+        let all_x = notifications_newest_first(&xs, |_| true);
+        assert_eq!(all_x.len(), 8);
+        assert_eq!(all_notifications(b, &x, None, &everything, 50).await, all_x);
+        assert_eq!(
+            all_notifications(b, &y, None, &everything, 50).await,
+            notifications_newest_first(&ys, |_| true)
+        );
+        assert_eq!(
+            all_notifications(b, &x, Some(&one), &everything, 50).await,
+            notifications_newest_first(&xs, of(&one))
+        );
+        assert_eq!(
+            all_notifications(b, &x, Some(&two), &everything, 50).await,
+            notifications_newest_first(&xs, of(&two))
+        );
+        assert!(
+            all_notifications(b, &x, Some(&theirs), &everything, 50)
+                .await
+                .is_empty(),
+            "another account's call"
+        );
+        assert!(
+            all_notifications(b, &AccountSid::generate(), None, &everything, 50)
+                .await
+                .is_empty()
+        );
+
+        // Filters: the level; a window whose bounds are notifications' own times; a day.
+        for level in [Error, Warning] {
+            let filter = NotificationFilter {
+                level: Some(level),
+                ..NotificationFilter::default()
+            };
+            assert_eq!(
+                all_notifications(b, &x, None, &filter, 50).await,
+                notifications_newest_first(&xs, |n| n.level == level),
+                "{level:?}"
+            );
+            assert_eq!(
+                all_notifications(b, &x, Some(&two), &filter, 50).await,
+                notifications_newest_first(&xs, |n| n.level == level && n.call_sid == two),
+                "{level:?} of a call"
+            );
+        }
+        let window = NotificationFilter {
+            level: None,
+            from: Some(at(d1 + HOUR)),
+            to: Some(at(d2 + HOUR)),
+        };
+        let in_window = |n: &Notification| (d1 + HOUR..=d2 + HOUR).contains(&n.at.millis());
+        let windowed = all_notifications(b, &x, None, &window, 50).await;
+        assert_eq!(windowed, notifications_newest_first(&xs, in_window));
+        assert_eq!(windowed.len(), 4, "both bounds included");
+        assert_eq!(
+            all_notifications(b, &x, Some(&one), &window, 50).await,
+            notifications_newest_first(&xs, |n| in_window(n) && n.call_sid == one)
+        );
+        let second_day = NotificationFilter {
+            level: Some(Error),
+            from: Some(at(d1)),
+            to: Some(at(d1 + DAY_MS - 1)),
+        };
+        assert_eq!(
+            all_notifications(b, &x, None, &second_day, 50).await,
+            notifications_newest_first(&xs, |n| {
+                n.level == Error && n.at.millis() / DAY_MS == d1 / DAY_MS
+            })
+        );
+        let after_all = NotificationFilter {
+            from: Some(at(d2 + 5 * HOUR + 1)),
+            ..NotificationFilter::default()
+        };
+        assert!(
+            all_notifications(b, &x, None, &after_all, 50)
+                .await
+                .is_empty()
+        );
+
+        // Pages of two visit every notification once; so do filtered ones, and backward pages.
+        // (Sizes 1 and 5 end a page between the two of the same millisecond.)
+        for size in [1, 2, 3, 5] {
+            assert_eq!(
+                all_notifications(b, &x, None, &everything, size).await,
+                all_x,
+                "page size {size}"
+            );
+        }
+        let errors = NotificationFilter {
+            level: Some(Error),
+            ..NotificationFilter::default()
+        };
+        assert_eq!(
+            all_notifications(b, &x, None, &errors, 2).await,
+            notifications_newest_first(&xs, |n| n.level == Error)
+        );
+        assert_eq!(
+            all_notifications(b, &x, Some(&one), &everything, 1).await,
+            notifications_newest_first(&xs, of(&one))
+        );
+        let back = b
+            .call_log
+            .notifications(
+                &x,
+                None,
+                &everything,
+                &page(2, Some(notification_position(&all_x[5])), true),
+            )
+            .await
+            .unwrap();
+        assert_eq!(back.items, all_x[3..5]);
+        let back = b
+            .call_log
+            .notifications(
+                &x,
+                None,
+                &everything,
+                &page(3, Some(notification_position(&all_x[1])), true),
+            )
+            .await
+            .unwrap();
+        assert_eq!(back.items, all_x[..1]);
+        assert_eq!(back.more, None);
+
+        // One notification, by its call and sid.
+        let mine = as_notification(&xs[0]);
+        let twos = as_notification(&xs[1]);
+        assert_eq!(
+            b.call_log.notification(&one, &mine.sid).await.unwrap(),
+            Some(mine.clone())
+        );
+        assert_eq!(
+            b.call_log.notification(&two, &twos.sid).await.unwrap(),
+            Some(twos.clone())
+        );
+        assert_eq!(
+            b.call_log.notification(&one, &twos.sid).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            b.call_log.notification(&two, &mine.sid).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            b.call_log
+                .notification(&one, &NotificationSid::generate())
+                .await
+                .unwrap(),
+            None
+        );
+
+        // Requests are not notifications, nor notifications requests.
+        for call in [&one, &two, &theirs] {
+            assert_eq!(
+                all_requests(b, call, 10).await,
+                requests_newest_first(
+                    &requests
+                        .iter()
+                        .filter(|r| r.call_sid() == call)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                )
+            );
+        }
+    }
+}
+
+use call_log::{
+    a_calls_log_is_bounded, a_calls_requests_are_listed_newest_first_page_by_page,
+    notifications_are_listed_by_call_and_by_account_with_filters,
+    the_same_entry_twice_is_one_entry,
+};
+
+mod call_log_contract {
+    use super::*;
+    contract!(
+        a_calls_requests_are_listed_newest_first_page_by_page,
+        the_same_entry_twice_is_one_entry,
+        a_calls_log_is_bounded,
+        notifications_are_listed_by_call_and_by_account_with_filters,
+    );
+}

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use teleapi::api::representation::{call_resource, error_resource};
 use teleapi::domain::event::Event;
 use teleapi::domain::{
-    Account, AccountSid, AccountStatus, Call, CallStatus, Form, Instructions, Method, Timestamp,
-    WebhookUrl,
+    Account, AccountSid, AccountStatus, Call, CallStatus, CallbackEvent, Form, Instructions,
+    Method, StatusCallbackEvents, Timestamp, WebhookUrl,
 };
 use teleapi::ports::OutgoingMessage;
 
@@ -115,15 +115,29 @@ pub async fn create_account(
     Ok((StatusCode::CREATED, Json(crate::admin::describe(&account))).into_response())
 }
 
-/// `POST /dev/IncomingCalls` (From, To, Url, optional Method, optional Status): a call to the
-/// dev account. Without Status, a real simulated call: it rings, its RCML is fetched from Url
-/// with Method, and it is answered. With Status, just a call record in that status.
+/// `POST /dev/IncomingCalls` (From, To, Url, optional Method, optional Status, optional
+/// StatusCallback with StatusCallbackMethod and StatusCallbackEvent, the events space-separated):
+/// a call to the dev account, with the StatusCallback a number would be configured with.
+/// Without Status, a real simulated call: it rings, its RCML is fetched from Url with Method, and
+/// it is answered. With Status, just a call record in that status.
 pub async fn create_incoming_call(
     State(stack): State<Arc<Stack>>,
     body: Bytes,
 ) -> Result<Response, DevError> {
     let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
-    let fields = fields(&form, &["From", "To", "Url", "Method", "Status"])?;
+    let fields = fields(
+        &form,
+        &[
+            "From",
+            "To",
+            "Url",
+            "Method",
+            "Status",
+            "StatusCallback",
+            "StatusCallbackMethod",
+            "StatusCallbackEvent",
+        ],
+    )?;
     let required = |name: &str| {
         field(&fields, name)
             .filter(|v| !v.is_empty())
@@ -132,11 +146,34 @@ pub async fn create_incoming_call(
     let (from, to, url) = (required("From")?, required("To")?, required("Url")?);
     let url = WebhookUrl::parse(url, stack.services.config.address_policy)
         .map_err(|problem| bad_request(format!("Url is not a valid URL: {problem}")))?;
-    let method = match field(&fields, "Method") {
-        None => Method::Post,
+    let method_of = |name: &str| match field(&fields, name) {
+        None => Ok(Method::Post),
         Some(raw) => {
-            Method::parse(raw).ok_or_else(|| bad_request("Method must be GET or POST".into()))?
+            Method::parse(raw).ok_or_else(|| bad_request(format!("{name} must be GET or POST")))
         }
+    };
+    let method = method_of("Method")?;
+    let status_callback = field(&fields, "StatusCallback")
+        .filter(|v| !v.is_empty())
+        .map(|raw| {
+            WebhookUrl::parse(raw, stack.services.config.address_policy).map_err(|problem| {
+                bad_request(format!("StatusCallback is not a valid URL: {problem}"))
+            })
+        })
+        .transpose()?;
+    let status_callback_events = match field(&fields, "StatusCallbackEvent") {
+        None => StatusCallbackEvents::default(),
+        Some(raw) => raw
+            .split([' ', ','])
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                CallbackEvent::parse(e).ok_or_else(|| {
+                    bad_request(format!(
+                        "StatusCallbackEvent: '{e}' is not one of initiated, ringing, answered, completed"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
     };
     let status = match field(&fields, "Status") {
         None => CallStatus::InProgress,
@@ -148,6 +185,9 @@ pub async fn create_incoming_call(
     let instructions = Instructions {
         url: Some(url),
         method,
+        status_callback,
+        status_callback_method: method_of("StatusCallbackMethod")?,
+        status_callback_events,
         ..Instructions::default()
     };
     let simulate = field(&fields, "Status").is_none() && stack.simulator.enabled();

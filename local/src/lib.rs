@@ -4,6 +4,7 @@
 //! media workers.
 
 pub mod admin;
+pub mod console;
 mod dev;
 pub mod simulator;
 pub mod stack;
@@ -251,6 +252,12 @@ pub fn dev_credentials_from_env() -> Result<Option<(AccountSid, AuthToken)>, Str
 /// The HTTP routes: the API, served by the code the Lambda functions run, and the dev routes.
 pub fn router(stack: Stack) -> Router {
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
+        .route("/dev/console/config", get(console::config))
+        .route("/dev/feed", get(console::feed))
+        .route("/dev/sink", get(console::sink).post(console::sink))
         .route("/dev/Accounts", post(dev::create_account))
         .route("/dev/IncomingCalls", post(dev::create_incoming_call))
         .route("/dev/Events", post(dev::post_event))
@@ -293,9 +300,14 @@ async fn serve_api(State(stack): State<Arc<Stack>>, request: Request) -> Respons
     );
     // On a task of its own, as a Lambda invocation runs to its end whatever the client does: a
     // client that hangs up must not cancel a request between its write and its send.
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let feed = stack.feed.clone();
     let handled = tokio::spawn(async move { api::handle(&stack.services, request, None).await });
     match handled.await {
-        Ok(response) => into_axum(response),
+        Ok(response) => {
+            feed.api_request(&method, &path);
+            into_axum(response)
+        }
         Err(err) => {
             tracing::error!(error = %err, "request handler failed");
             into_axum(api::respond_error(Format::Json, &ApiError::Internal))
@@ -335,12 +347,21 @@ async fn reconcile_forever(stack: Stack) {
     }
 }
 
-/// Applies worker events as they arrive, as the call-events function does when deployed.
-async fn apply_events_forever(events: EventServices, queue: std::sync::Arc<dyn Queue>) {
+/// Applies worker events as they arrive, as the call-events function does when deployed, and
+/// tells the console.
+async fn apply_events_forever(
+    events: EventServices,
+    queue: std::sync::Arc<dyn Queue>,
+    feed: console::Feed,
+) {
     loop {
         let polled = poll_once(queue.as_ref(), Duration::from_secs(1), |m| {
-            let events = events.clone();
-            async move { call_events::consume(&events, &m).await }
+            let (events, feed) = (events.clone(), feed.clone());
+            async move {
+                call_events::consume(&events, &m).await?;
+                feed.event_applied(&m.body);
+                Ok::<(), call_events::EventError>(())
+            }
         })
         .await;
         if let Err(err) = polled {
@@ -350,13 +371,18 @@ async fn apply_events_forever(events: EventServices, queue: std::sync::Arc<dyn Q
     }
 }
 
-/// Delivers callback jobs as they arrive, as the callback function does when deployed.
-async fn deliver_callbacks_forever(callbacks: CallbackServices) {
+/// Delivers callback jobs as they arrive, as the callback function does when deployed, and
+/// tells the console.
+async fn deliver_callbacks_forever(callbacks: CallbackServices, feed: console::Feed) {
     let queue = callbacks.callbacks.clone();
     loop {
         let polled = poll_once(queue.as_ref(), Duration::from_secs(1), |m| {
-            let callbacks = callbacks.clone();
-            async move { teleapi::callbacks::consume(&callbacks, &m).await }
+            let (callbacks, feed) = (callbacks.clone(), feed.clone());
+            async move {
+                teleapi::callbacks::consume(&callbacks, &m).await?;
+                feed.callback_run(&m.body);
+                Ok::<(), teleapi::callbacks::JobError>(())
+            }
         })
         .await;
         if let Err(err) = polled {
@@ -378,8 +404,12 @@ pub async fn serve(
         tokio::spawn(apply_events_forever(
             stack.events.clone(),
             stack.event_queue.clone(),
+            stack.feed.clone(),
         )),
-        tokio::spawn(deliver_callbacks_forever(stack.callbacks.clone())),
+        tokio::spawn(deliver_callbacks_forever(
+            stack.callbacks.clone(),
+            stack.feed.clone(),
+        )),
     ];
     let simulator = stack
         .simulator

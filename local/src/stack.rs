@@ -100,6 +100,8 @@ pub struct Stack {
     pub function_env: Vec<(String, String)>,
     /// How often the reconciler runs.
     pub reconcile_every: Duration,
+    /// What the console is told (`GET /dev/feed`).
+    pub feed: crate::console::Feed,
 }
 
 /// The queues of a stack.
@@ -397,6 +399,7 @@ impl Stack {
             dev_account,
             description,
             function_env,
+            feed: crate::console::Feed::default(),
             reconcile_every: options.reconcile_every,
         })
     }

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use teleapi::domain::call_log::{
+    LogLevel, LoggedRequest, LoggedResponse, MAX_BODY_BYTES, RequestKind, bounded,
+};
 use teleapi::domain::command::{Command, CommandType};
 use teleapi::domain::conference::ConferenceCommand;
 use teleapi::domain::event::{EVENT_VERSION, Event, EventKind};
@@ -366,13 +369,18 @@ async fn heartbeats(shared: Shared) {
 }
 
 async fn emit(shared: &Shared, call_sid: &CallSid, kind: EventKind) {
+    emit_at(shared, call_sid, Timestamp::now(), kind).await;
+}
+
+/// [`emit`], for something that happened at `at`.
+async fn emit_at(shared: &Shared, call_sid: &CallSid, at: Timestamp, kind: EventKind) {
     if shared.crashed.load(Ordering::SeqCst) {
         return;
     }
     let event = Event {
         version: EVENT_VERSION,
         call_sid: call_sid.clone(),
-        timestamp: Timestamp::now().millis(),
+        timestamp: at.millis(),
         kind,
     };
     let message = OutgoingMessage::fifo(call_sid.as_str(), random_hex32(), event.to_json());
@@ -1128,9 +1136,23 @@ impl Leg {
             }
         };
         let failure = match text {
-            Err(detail) => Some((11200, detail)),
+            Err(failure) => Some(failure),
             Ok(document) => match rcml::parse(&document) {
-                Ok(verbs) => return Some(verbs),
+                Ok((verbs, skipped)) => {
+                    for name in skipped {
+                        let kind = EventKind::CallNotification {
+                            level: LogLevel::Warning,
+                            error_code: 12200,
+                            message: format!(
+                                "<{name}> is not a verb the worker runs; it was skipped"
+                            ),
+                            url: Some(url.clone()),
+                            method: self.document.as_ref().map(|(_, method)| *method),
+                        };
+                        emit(&self.shared, &self.sid, kind).await;
+                    }
+                    return Some(verbs);
+                }
                 Err(detail) => Some((12100, detail)),
             },
         };
@@ -1148,12 +1170,15 @@ impl Leg {
         None
     }
 
+    /// Requests a document: its text, or Twilio's code for what went wrong (11205: no
+    /// connection; 11200: no 2xx answer) and why. Reports the request and its answer as
+    /// `http.request`, for the call's log.
     async fn fetch(
         &self,
         url: &str,
         method: Method,
         extra: &[(&'static str, String)],
-    ) -> Result<String, String> {
+    ) -> Result<String, (u32, String)> {
         let mut params = vec![
             ("CallSid", self.sid.to_string()),
             ("AccountSid", self.account_sid.to_string()),
@@ -1171,19 +1196,62 @@ impl Leg {
             Method::Get => self.shared.http.get(url).query(&params),
             Method::Post => self.shared.http.post(url).form(&params),
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| format!("reading the answer failed: {e}"))?;
+        let sent = Timestamp::now();
+        let started = Instant::now();
+        let answer = async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| (11205, format!("request failed: {e}")))?;
+            let status = response.status();
+            let content_type = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response
+                .text()
+                .await
+                .map_err(|e| (11200, format!("reading the answer failed: {e}")))?;
+            Ok((status, content_type, body))
+        }
+        .await;
+        let mut logged = LoggedResponse {
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..LoggedResponse::default()
+        };
+        match &answer {
+            Ok((status, content_type, body)) => {
+                logged.status_code = Some(status.as_u16());
+                logged.content_type = content_type.clone();
+                logged.body = Some(bounded(body, MAX_BODY_BYTES));
+            }
+            Err((_, detail)) => logged.error = Some(detail.clone()),
+        }
+        let kind = EventKind::HttpRequest {
+            request: LoggedRequest {
+                kind: if extra.is_empty() {
+                    RequestKind::Rcml
+                } else {
+                    RequestKind::Action
+                },
+                url: url.to_owned(),
+                method,
+                parameters: params
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect(),
+                signed: false,
+                attempt: 1,
+            },
+            response: logged,
+        };
+        emit_at(&self.shared, &self.sid, sent, kind).await;
+        let (status, _, body) = answer?;
         if status.is_success() {
             Ok(body)
         } else {
-            Err(format!("HTTP {}", status.as_u16()))
+            Err((11200, format!("HTTP {}", status.as_u16())))
         }
     }
 

@@ -126,10 +126,13 @@ fn speaking_time(text: &str) -> f64 {
 }
 
 /// The verbs of a document, in order.
-pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
+/// The verbs of `document`, and the names of those it skips (unknown verbs, and verbs without
+/// what they need), which a worker reports as warnings (12200).
+pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<String>), String> {
     Rcml::parse(document.trim()).map_err(|e| e.to_string())?;
     let mut reader = Reader::from_str(document.trim());
     let mut verbs = Vec::new();
+    let mut skipped = Vec::new();
     // The verb being read (depth 1), its attributes, and the text and nouns inside it.
     let mut current: Option<(String, Option<BytesStart<'static>>)> = None;
     let mut text = String::new();
@@ -174,8 +177,9 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
             }
             Event::Empty(start) if depth == 1 => {
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
-                if let Some(verb) = verb(&name, Some(&start), "", None) {
-                    verbs.push(verb);
+                match verb(&name, Some(&start), "", None) {
+                    Some(verb) => verbs.push(verb),
+                    None => skipped.push(name),
                 }
             }
             Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
@@ -204,11 +208,11 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
                         }
                     }
                     2 => {
-                        if let Some((name, start)) = current.take()
-                            && let Some(verb) =
-                                verb(&name, start.as_ref(), text.trim(), noun.take())
-                        {
-                            verbs.push(verb);
+                        if let Some((name, start)) = current.take() {
+                            match verb(&name, start.as_ref(), text.trim(), noun.take()) {
+                                Some(verb) => verbs.push(verb),
+                                None => skipped.push(name),
+                            }
                         }
                     }
                     _ => {}
@@ -219,7 +223,7 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
             _ => {}
         }
     }
-    Ok(verbs)
+    Ok((verbs, skipped))
 }
 
 fn verb(
@@ -402,7 +406,8 @@ mod tests {
               <Reject reason="busy"/>
               <Hangup/>
             </Response>"#;
-        let verbs = parse(document).unwrap();
+        let (verbs, skipped) = parse(document).unwrap();
+        assert_eq!(skipped, Vec::<String>::new(), "every verb is run");
         assert_eq!(
             verbs,
             [
@@ -468,6 +473,14 @@ mod tests {
         );
         assert!(parse("<Response><Say>unclosed</Response>").is_err());
         assert!(parse("not xml").is_err());
-        assert_eq!(parse("<Response/>").unwrap(), []);
+        assert_eq!(parse("<Response/>").unwrap(), (vec![], vec![]));
+        let (verbs, skipped) =
+            parse("<Response><Sya>typo</Sya><Hangup/><Frobnicate/></Response>").unwrap();
+        assert_eq!(verbs, [Verb::Hangup]);
+        assert_eq!(
+            skipped,
+            ["Sya", "Frobnicate"],
+            "what a worker warns of (12200)"
+        );
     }
 }

@@ -1,0 +1,260 @@
+//! The console: a page at `/` that shows the dev account's calls live, each with its legs and
+//! a timeline, and acts on them through the public API. Its three files are embedded in the
+//! binary (no build step, nothing to install). What it needs besides the public API is the
+//! dev-only feed, `GET /dev/feed`: Server-Sent Events, one for every worker event applied, every
+//! callback job run and every API request that changed a call, so that the page re-reads what
+//! changed when it changes instead of polling.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde_json::{Value, json};
+use teleapi::domain::callback::CallbackJob;
+use teleapi::domain::conference::ConferenceEvent;
+use teleapi::domain::event::Event;
+use teleapi::domain::{CallSid, ConferenceSid, Timestamp};
+use tokio::sync::broadcast;
+
+use crate::Stack;
+
+const INDEX: &str = include_str!("index.html");
+const SCRIPT: &str = include_str!("console.js");
+const STYLE: &str = include_str!("console.css");
+
+/// How many messages a page that connects is sent first: what happened lately.
+const REPLAYED: usize = 1000;
+
+/// What the console is told, in order; a page that connects gets the last [`REPLAYED`] first.
+#[derive(Clone)]
+pub struct Feed {
+    recent: Arc<Mutex<VecDeque<Arc<str>>>>,
+    live: broadcast::Sender<Arc<str>>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self {
+            recent: Arc::default(),
+            live: broadcast::channel(REPLAYED).0,
+        }
+    }
+}
+
+impl Feed {
+    fn publish(&self, message: Value) {
+        let text: Arc<str> = message.to_string().into();
+        // Under the lock that `subscribe` takes: a page sees each message once, replayed or
+        // live, never both and never neither.
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.len() == REPLAYED {
+            recent.pop_front();
+        }
+        recent.push_back(text.clone());
+        let _ = self.live.send(text);
+    }
+
+    fn subscribe(&self) -> (Vec<Arc<str>>, broadcast::Receiver<Arc<str>>) {
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (recent.iter().cloned().collect(), self.live.subscribe())
+    }
+
+    /// A message of the events queue, once applied: a call's event as it is, a conference's
+    /// as the room it is about; workers' heartbeats are not news.
+    pub fn event_applied(&self, body: &str) {
+        let at = Timestamp::now().millis();
+        if let Ok(event) = Event::from_json(body) {
+            let raw: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            self.publish(
+                json!({"type": "event", "at": at, "call_sid": event.call_sid, "event": raw}),
+            );
+        } else if let Ok(event) = ConferenceEvent::from_json(body) {
+            self.conference_changed(&event.conference_sid);
+        }
+    }
+
+    /// A callback job was run (delivered, retried or given up): its call's log has a new entry.
+    pub fn callback_run(&self, body: &str) {
+        let Ok(job) = CallbackJob::from_json(body) else {
+            return;
+        };
+        if let Some(call) = &job.call_sid {
+            self.call_changed(call);
+        }
+        if let Some(conference) = &job.conference_sid {
+            self.conference_changed(conference);
+        }
+    }
+
+    pub fn call_changed(&self, call: &CallSid) {
+        let at = Timestamp::now().millis();
+        self.publish(json!({"type": "call", "at": at, "call_sid": call}));
+    }
+
+    pub fn conference_changed(&self, conference: &ConferenceSid) {
+        let at = Timestamp::now().millis();
+        self.publish(json!({"type": "conference", "at": at, "conference_sid": conference}));
+    }
+
+    /// An API request was answered: if it asked to change a call or a conference (anything but
+    /// a GET), the page re-reads it.
+    pub fn api_request(&self, method: &axum::http::Method, path: &str) {
+        if method == axum::http::Method::GET {
+            return;
+        }
+        let mut segments = path.split('/');
+        while let Some(segment) = segments.next() {
+            let Some(sid) = segments.clone().next() else {
+                break;
+            };
+            let sid = sid.strip_suffix(".json").unwrap_or(sid);
+            match segment {
+                "Calls" | "Calls.json" | "Participants" => {
+                    if let Ok(call) = sid.parse::<CallSid>() {
+                        self.call_changed(&call);
+                    }
+                }
+                "Conferences" => {
+                    if let Ok(conference) = sid.parse::<ConferenceSid>() {
+                        self.conference_changed(&conference);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the console.
+pub async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX)
+}
+
+/// `GET /console/console.js`.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// `GET /console/console.css`.
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+/// `GET /dev/console/config`: the dev account, with its AuthToken when the stack listens on a
+/// loopback address only (nobody but this machine's users can ask); otherwise the page asks
+/// for it once.
+pub async fn config(State(stack): State<Arc<Stack>>) -> Response {
+    let on_loopback = url::Url::parse(&stack.events.config.public_url)
+        .ok()
+        .and_then(|url| {
+            url.host_str()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+        })
+        .and_then(|host| host.parse::<IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    let account = &stack.dev_account;
+    let token = on_loopback.then(|| account.auth_token.expose().to_owned());
+    Json(json!({"account_sid": account.sid, "auth_token": token})).into_response()
+}
+
+/// `GET /dev/feed`: Server-Sent Events, each a JSON message (`data:` only): what happened
+/// lately, then what happens.
+pub async fn feed(
+    State(stack): State<Arc<Stack>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let (recent, live) = stack.feed.subscribe();
+    let replay = futures_util::stream::iter(recent);
+    let live = futures_util::stream::unfold(live, |mut live| async move {
+        loop {
+            match live.recv().await {
+                Ok(message) => return Some((message, live)),
+                // A page too slow to keep up misses some messages; the next one makes it
+                // re-read anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let messages =
+        futures_util::StreamExt::map(futures_util::StreamExt::chain(replay, live), |message| {
+            Ok(SseEvent::default().data(&*message))
+        });
+    Sse::new(messages).keep_alive(KeepAlive::default())
+}
+
+/// `GET|POST /dev/sink`: a callback receiver that takes anything (the console's default
+/// StatusCallback), so that a call's callbacks can be seen in its log without an application.
+pub async fn sink() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_gets_each_message_once_replayed_or_live() {
+        let feed = Feed::default();
+        for i in 0..(REPLAYED + 5) {
+            feed.publish(json!({ "n": i }));
+        }
+        let (recent, mut live) = feed.subscribe();
+        assert_eq!(recent.len(), REPLAYED, "the last ones only");
+        assert_eq!(&*recent[0], r#"{"n":5}"#);
+        feed.publish(json!({ "n": "next" }));
+        assert_eq!(&*live.try_recv().unwrap(), r#"{"n":"next"}"#);
+        assert!(live.try_recv().is_err(), "nothing replayed comes again");
+    }
+
+    #[test]
+    fn api_requests_name_what_they_changed() {
+        let feed = Feed::default();
+        let call = "CA0123456789abcdef0123456789abcdef";
+        let path = format!(
+            "/call/2012-04-24/Accounts/AC0123456789abcdef0123456789abcdef/Calls/{call}.json"
+        );
+        feed.api_request(&axum::http::Method::GET, &path);
+        assert!(feed.subscribe().0.is_empty(), "a read changes nothing");
+        feed.api_request(&axum::http::Method::POST, &path);
+        let (recent, _) = feed.subscribe();
+        assert_eq!(recent.len(), 1);
+        assert!(recent[0].contains(call), "{}", recent[0]);
+        feed.api_request(
+            &axum::http::Method::POST,
+            "/call/2012-04-24/Accounts/AC0123456789abcdef0123456789abcdef/Calls.json",
+        );
+        assert_eq!(
+            feed.subscribe().0.len(),
+            1,
+            "a new call is news when its worker says so"
+        );
+    }
+}
