@@ -2384,7 +2384,7 @@ mod call_log {
         assert_eq!(all_requests(b, &call, 10).await, [as_request(&entry)]);
         // The same request with another answer (a retry that got one) is another entry.
         let retried = request(&call, &account, DAY + 1_000, RequestKind::Rcml, Some(500));
-        append_all(b, &[retried.clone()]).await;
+        append_all(b, std::slice::from_ref(&retried)).await;
         assert_eq!(
             all_requests(b, &call, 10).await,
             requests_newest_first(&[entry, retried])
@@ -2417,7 +2417,7 @@ mod call_log {
         );
         // Another origin (another event reporting the same problem): another notification.
         let second = noted("event 8");
-        append_all(b, &[second.clone()]).await;
+        append_all(b, std::slice::from_ref(&second)).await;
         assert_eq!(
             all_notifications(b, &account, Some(&call), &everything, 10).await,
             notifications_newest_first(&[first, second], |_| true)

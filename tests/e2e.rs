@@ -870,6 +870,207 @@ async fn fallback_on_a_failing_url(local: Local) {
     );
 }
 
+/// What happened to calls, through the API: each request the platform made for a call (the
+/// worker's RCML fetches, the fallback, the StatusCallbacks) with its answer, newest first; and
+/// the problems met on its behalf, with Twilio's codes: a failed fetch the fallback rescued (a
+/// warning), one that ended the call (an error), a verb skipped (a warning), a callback given up
+/// (a warning), a request the API refused (an error); the account's notifications, filtered.
+async fn what_happened_to_a_call(local: Local) {
+    local.app.always("/gone", Reply::status(404));
+    local.app.always(
+        "/typo",
+        Reply::rcml("<Response><Sya>hello</Sya><Play loop=\"0\">music.mp3</Play></Response>"),
+    );
+    let rescued = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}&FallbackUrl={}&StatusCallback={}",
+            local.app("/broken"),
+            local.app("/fallback"),
+            local.app("/gone")
+        ))
+        .await;
+    let ended = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Abob&Url={}",
+            local.app("/broken")
+        ))
+        .await;
+    let skipped = local.incoming("/typo").await;
+    eventually("the call without a fallback to fail", || {
+        status_is(&local, &ended, "failed")
+    })
+    .await;
+    eventually("the fallback's RCML to run", || async {
+        let list = local.modifications(&rescued).await;
+        list.iter()
+            .any(|m| m["action"] == "execute" && m["status"] == "applied")
+            .then_some(())
+    })
+    .await;
+    local.modify(&rescued, "Status=completed").await;
+
+    // The requests made for the rescued call, newest first.
+    let events = |sid: String| {
+        let local = &local;
+        async move {
+            let url = format!("{}/{sid}/Events.json", local.calls());
+            local.get(&url).await["events"].as_array().unwrap().clone()
+        }
+    };
+    let requests = eventually("the StatusCallback's attempt in the log", || async {
+        let list = events(rescued.clone()).await;
+        list.iter()
+            .any(|e| e["request"]["kind"] == "status-callback")
+            .then_some(list)
+    })
+    .await;
+    let kinds: Vec<&str> = requests
+        .iter()
+        .map(|e| e["request"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["status-callback", "fallback", "rcml"],
+        "newest first"
+    );
+    let times: Vec<i64> = requests
+        .iter()
+        .map(|e| e["request"]["timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    let (callback, fallback, fetch) = (&requests[0], &requests[1], &requests[2]);
+    assert_eq!(fetch["request"]["url"], local.app.url("/broken"));
+    assert_eq!(fetch["request"]["method"], "POST");
+    assert_eq!(fetch["request"]["parameters"]["CallSid"], rescued.as_str());
+    assert_eq!(fetch["request"]["attempt"], 1);
+    assert_eq!(fetch["response"]["response_code"], 500);
+    assert!(fetch["response"]["request_duration"].is_u64());
+    assert_eq!(fallback["request"]["url"], local.app.url("/fallback"));
+    assert_eq!(fallback["request"]["parameters"]["ErrorCode"], "11200");
+    assert_eq!(fallback["request"]["signed"], true);
+    assert_eq!(fallback["response"]["response_code"], 200);
+    assert!(
+        fallback["response"]["response_body"]
+            .as_str()
+            .unwrap()
+            .contains("<Say>Sorry</Say>"),
+        "{fallback:#}"
+    );
+    assert_eq!(callback["request"]["parameters"]["CallStatus"], "completed");
+    assert_eq!(callback["response"]["response_code"], 404);
+
+    // Its notifications: the failed fetch, rescued, and the StatusCallback given up on.
+    let notifications = |path: String| {
+        let local = &local;
+        async move {
+            let url = format!(
+                "{}/call/2012-04-24/Accounts/{}/{path}",
+                local.base, local.sid
+            );
+            local.get(&url).await["notifications"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let of_rescued = eventually("the rescued call's two warnings", || async {
+        let list = notifications(format!("Calls/{rescued}/Notifications.json")).await;
+        (list.len() == 2).then_some(list)
+    })
+    .await;
+    let codes: Vec<&str> = of_rescued
+        .iter()
+        .map(|n| n["error_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["15003", "11200"], "newest first");
+    assert!(of_rescued.iter().all(|n| n["log"] == "1"), "warnings");
+    assert_eq!(of_rescued[1]["request_url"], local.app.url("/broken"));
+    assert_eq!(of_rescued[0]["request_url"], local.app.url("/gone"));
+    assert!(
+        of_rescued[0]["request_variables"]
+            .as_str()
+            .unwrap()
+            .contains("CallStatus=completed")
+    );
+    assert_eq!(
+        of_rescued[1]["more_info"],
+        "https://www.twilio.com/docs/errors/11200"
+    );
+    let one = local
+        .get(&format!(
+            "{}/{rescued}/Notifications/{}.json",
+            local.calls(),
+            of_rescued[0]["sid"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(one, of_rescued[0]);
+
+    // The call that ended of its failure: an error; a change asked of it afterwards, refused,
+    // is an error of its own, with the request.
+    let (status, refused) = local
+        .post(
+            &format!("{}/{ended}.json", local.calls()),
+            "Url=https%3A%2F%2Fapp.example.com%2Fx",
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let of_ended = eventually("the ended call's two errors", || async {
+        let list = notifications(format!("Calls/{ended}/Notifications.json")).await;
+        (list.len() == 2).then_some(list)
+    })
+    .await;
+    assert!(of_ended.iter().all(|n| n["log"] == "0"), "{of_ended:#?}");
+    assert_eq!(
+        of_ended[0]["error_code"],
+        refused["code"].to_string().as_str()
+    );
+    assert_eq!(of_ended[0]["request_method"], "POST");
+    assert_eq!(
+        of_ended[0]["request_variables"],
+        "Url=https%3A%2F%2Fapp.example.com%2Fx"
+    );
+    assert_eq!(of_ended[1]["error_code"], "11200");
+    assert!(
+        of_ended[1]["message_text"]
+            .as_str()
+            .unwrap()
+            .contains("the call was ended"),
+        "{:#}",
+        of_ended[1]
+    );
+
+    // The verb the worker skipped: a warning, and the call went on.
+    let of_skipped = eventually("the skipped verb's warning", || async {
+        let list = notifications(format!("Calls/{skipped}/Notifications.json")).await;
+        (!list.is_empty()).then_some(list)
+    })
+    .await;
+    assert_eq!(of_skipped[0]["error_code"], "12200");
+    assert_eq!(of_skipped[0]["log"], "1");
+    assert!(
+        of_skipped[0]["message_text"]
+            .as_str()
+            .unwrap()
+            .contains("<Sya>")
+    );
+    assert_eq!(local.call(&skipped).await["status"], "in-progress");
+
+    // The account's: every call's, filtered by level and date.
+    let warnings = notifications("Notifications.json?Log=1".into()).await;
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    let errors = notifications("Notifications.json?Log=error&PageSize=1".into()).await;
+    assert_eq!(errors.len(), 1, "a page of one");
+    let today = time::OffsetDateTime::now_utc().date();
+    let all = notifications(format!("Notifications.json?MessageDate={today}")).await;
+    assert_eq!(all.len(), 5);
+    let before = notifications(format!(
+        "Notifications.json?MessageDate%3C={}",
+        today.previous_day().unwrap()
+    ))
+    .await;
+    assert!(before.is_empty());
+}
+
 /// (e) Mute, then unmute.
 async fn mute_then_unmute(local: Local) {
     let call = local.incoming("/hold").await;
@@ -1761,4 +1962,5 @@ on_both_backends!(
     streaming_a_call,
     a_voice_bot_on_a_bidirectional_stream,
     digits_in_and_out,
+    what_happened_to_a_call,
 );

@@ -45,6 +45,20 @@ ensure_wrk() {
     fi
 }
 
+# Debian's Chromium and its WebDriver, for the console's browser test (tests/console.rs):
+# installed when missing and this runs as root (as CI does), else named as what to install.
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing chromium and chromium-driver" >&2
+        apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "the console test needs Chromium: sudo apt-get install chromium chromium-driver" >&2
+        exit 1
+    fi
+}
+
 # The SAM CLI of .venv, with cargo-lambda on PATH as its Rust builds need, and offline: no
 # telemetry, and its weekly look for a newer version on PyPI marked as just done.
 sam() {
