@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use lambda_http::http::StatusCode;
 use teleapi::adapters::http::{HostResolver, HttpWebhooks};
 use teleapi::api::ROUTES;
+use teleapi::domain::call_log::{LogEntry, LogLevel, Problem};
+use teleapi::domain::listing::PageRequest;
 use teleapi::domain::{AddressPolicy, CallStatus, Method};
 use teleapi::ports::{DeliveryError, WebhookClient, WebhookRequest};
 use teleapi_tests::runtime::{Emulator, Outcome, api_event, start_logging};
@@ -24,7 +26,11 @@ fn path(template: &str, account: &str, call: &str, conference: &str, recording: 
         .replace("{CallSid}", call)
         .replace("{RecordingSid}", recording)
         .replace("{StreamSid}", "bot")
+        .replace("{NotificationSid}", NOTIFICATION.get().unwrap())
 }
+
+/// Their call's notification, for the routes that name one.
+static NOTIFICATION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn body_for(method: &str, template: &str) -> &'static str {
     let conference = template.contains("{ConferenceSid}");
@@ -85,6 +91,23 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
     .recording;
     let recordings = &world.backend.recordings;
     assert!(recordings.write_recording(&recording, None).await.unwrap());
+    // And their call's log: one notification.
+    let notice = teleapi::insight::notification_entry(
+        Problem::new(LogLevel::Warning, 12200, "a verb was skipped"),
+        &theirs.sid,
+        &theirs.account_sid,
+        theirs.date_created,
+        "security",
+    );
+    let log = &world.backend.call_log;
+    let kept = theirs
+        .date_created
+        .plus(std::time::Duration::from_secs(3600));
+    assert!(log.append(&notice, kept).await.unwrap());
+    let LogEntry::Notification(notice) = notice else {
+        unreachable!()
+    };
+    NOTIFICATION.get_or_init(|| notice.sid.to_string());
     let intruder = account(&world.backend, None).await;
     let auth = basic_auth(&intruder);
     for (method, template, _) in ROUTES {
@@ -146,6 +169,27 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
         world.backend.drain_commands().await.is_empty(),
         "nothing sent"
     );
+    let page = PageRequest {
+        size: 50,
+        after: None,
+        backward: false,
+    };
+    let notices = log
+        .notifications(
+            &theirs.account_sid,
+            Some(&theirs.sid),
+            &Default::default(),
+            &page,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        notices.items,
+        [notice],
+        "no refusal noted in their call's log"
+    );
+    let requests = log.requests(&theirs.sid, &page).await.unwrap();
+    assert!(requests.items.is_empty(), "nothing logged");
     // The intruder's own listing does not show the other account's calls either.
     let listing = world
         .send(get_request(
@@ -155,6 +199,15 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
         .await;
     assert_eq!(listing.status(), StatusCode::OK);
     assert!(!body_text(&listing).contains(theirs.sid.as_str()));
+    // Nor their notifications.
+    let notifications = world
+        .send(get_request(
+            &format!("{BASE}/Accounts/{}/Notifications.json", intruder.sid),
+            Some(&auth),
+        ))
+        .await;
+    assert_eq!(notifications.status(), StatusCode::OK);
+    assert!(!body_text(&notifications).contains(theirs.sid.as_str()));
 }
 
 /// The real modify-call binary, logging at `debug` and at `trace` (as someone chasing a problem
