@@ -69,7 +69,7 @@ impl Driver {
                     "--disable-sync",
                     "--disable-quic",
                     "--no-first-run",
-                    "--window-size=1280,860",
+                    "--window-size=1280,1000",
                     format!("--user-data-dir={}", self.profile.display()),
                 ],
             }),
@@ -194,6 +194,8 @@ async fn the_console_shows_a_transfer_placed_from_the_page() {
 
     let driver = Driver::start(&output);
     let client = driver.session().await;
+    // Tall enough for the screenshot to show the timeline under the forms.
+    client.set_window_size(1280, 1150).await.unwrap();
     client.goto(&format!("{base}/")).await.unwrap();
     until(&client, "the feed connected", |p| p["feed"] == "live").await;
 

@@ -449,7 +449,7 @@ function intentRows(modifications) {
   return modifications.map((m) => {
     const why = [m.outcome, m.reason].filter(Boolean).join('; ');
     return {
-      at: toMillis(m.date_created),
+      at: Number.isFinite(m.timestamp) ? m.timestamp : toMillis(m.date_created),
       kind: 'intent',
       label: 'intent',
       text: `intent #${m.seq} ${m.action} ${formatParameters(m.parameters)} → ${m.status}${why ? ` (${why})` : ''}`,

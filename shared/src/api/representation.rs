@@ -199,6 +199,9 @@ pub fn modification_resource(intent: &Intent) -> Value {
         "outcome": intent.reason,
         "date_created": intent.date_created.rfc2822(),
         "date_updated": intent.date_updated.rfc2822(),
+        // The same instant in ms: RFC 2822 has whole seconds, too coarse to order an intent
+        // among its call's events and requests (the console's timeline).
+        "timestamp": intent.date_created.millis(),
         "api_version": API_VERSION,
     })
 }
