@@ -12,8 +12,10 @@ use teleapi::adapters::http::{HostResolver, HttpWebhooks};
 use teleapi::call_events::{EventServices, Handled, consume, handle_event};
 use teleapi::callbacks::{CallbackServices, JobOutcome, run_job};
 use teleapi::consumer::poll_once;
+use teleapi::domain::call_log::{LogLevel, Notification, RequestEntry, RequestKind};
 use teleapi::domain::callback::{CallbackJob, signature};
 use teleapi::domain::event::{Event, EventKind};
+use teleapi::domain::listing::PageRequest;
 use teleapi::domain::{
     AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, Timestamp,
 };
@@ -79,6 +81,32 @@ impl Pipeline {
             duration,
         };
         self.apply(call_sid, kind).await
+    }
+
+    /// The call's request log, newest first.
+    async fn requests(&self, call: &CallSid) -> Vec<RequestEntry> {
+        let page = PageRequest {
+            size: 100,
+            after: None,
+            backward: false,
+        };
+        let log = &self.world.backend.call_log;
+        log.requests(call, &page).await.unwrap().items
+    }
+
+    /// The call's notifications, newest first.
+    async fn notifications(&self, call: &CallSid) -> Vec<Notification> {
+        let page = PageRequest {
+            size: 100,
+            after: None,
+            backward: false,
+        };
+        let account = &self.world.account.sid;
+        let log = &self.world.backend.call_log;
+        log.notifications(account, Some(call), &Default::default(), &page)
+            .await
+            .unwrap()
+            .items
     }
 
     /// Runs every job on the callbacks queue, retries included, until it is empty.
@@ -293,6 +321,27 @@ async fn a_failing_callback_is_retried_then_dead_lettered(p: Pipeline) {
         tokens.iter().all(|t| *t == tokens[0]),
         "one token across retries: {tokens:?}"
     );
+    // Each try is an entry of the call's log, with its attempt and its answer (this clock
+    // stands still: by attempt).
+    let mut tries: Vec<(u32, Option<u16>, bool)> = p
+        .requests(&sid)
+        .await
+        .iter()
+        .map(|e| (e.request.attempt, e.response.status_code, e.request.signed))
+        .collect();
+    tries.sort();
+    assert_eq!(
+        tries,
+        [
+            (1, Some(500), true),
+            (2, Some(503), true),
+            (3, Some(200), true)
+        ]
+    );
+    assert!(
+        p.notifications(&sid).await.is_empty(),
+        "delivered in the end"
+    );
 
     // Out of tries: the job goes to the dead-letter queue with its history. The fragment
     // (#rc) is never sent.
@@ -317,6 +366,18 @@ async fn a_failing_callback_is_retried_then_dead_lettered(p: Pipeline) {
     assert_eq!(job.attempts, 3);
     let history: Vec<&str> = job.history.iter().map(|h| h.outcome.as_str()).collect();
     assert_eq!(history, ["500", "500", "500"]);
+    // Given up: a warning of the call (15003), naming the request.
+    let given_up = p.notifications(&sid).await;
+    assert_eq!(given_up.len(), 1, "{given_up:#?}");
+    assert_eq!(
+        (given_up[0].level, given_up[0].error_code),
+        (LogLevel::Warning, 15003)
+    );
+    assert_eq!(
+        given_up[0].request_url.as_deref(),
+        Some(p.sink.url("/down").as_str())
+    );
+    assert!(given_up[0].request_variables.contains("CallStatus=failed"));
 
     // A 4xx is not retried unless the URL asks for it (#rp=4xx).
     let sid = p
@@ -468,6 +529,15 @@ async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
     assert_eq!(commands.len(), 1);
     assert_eq!(commands[0]["type"], "hangup");
     assert_eq!(commands[0]["parameters"]["status"], "failed");
+    let notices = p.notifications(&bare.sid).await;
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    assert_eq!(
+        (notices[0].level, notices[0].error_code),
+        (LogLevel::Error, 12100)
+    );
+    // A redelivered event is ignored, and notes nothing more.
+    p.apply(&bare.sid, failed(1)).await;
+    assert_eq!(p.notifications(&bare.sid).await, notices);
 
     // A FallbackUrl that fails after its tries: the call fails too.
     for (path, replies) in [
@@ -509,6 +579,29 @@ async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
             1,
             "{path}"
         );
+        // The RCML's failure, which the fallback was asked to rescue (a warning), and the
+        // fallback's, which ended the call (an error); this clock stands still, so in no
+        // particular order.
+        let mut notices: Vec<(LogLevel, u32)> = p
+            .notifications(&call.sid)
+            .await
+            .iter()
+            .map(|n| (n.level, n.error_code))
+            .collect();
+        notices.sort_by_key(|(level, _)| level.code());
+        let fallback_code = if path == "/broken" { 11200 } else { 12100 };
+        assert_eq!(
+            notices,
+            [(LogLevel::Error, fallback_code), (LogLevel::Warning, 12100)],
+            "{path}"
+        );
+        let kinds: Vec<RequestKind> = p
+            .requests(&call.sid)
+            .await
+            .iter()
+            .map(|e| e.request.kind)
+            .collect();
+        assert_eq!(kinds, [RequestKind::Fallback], "{path}");
     }
     Backend::drain(p.callbacks.dead_letters.as_ref()).await;
 }
