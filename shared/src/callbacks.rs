@@ -282,7 +282,6 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
     dead_letter(services, &job, "no 2xx answer within its tries").await
 }
 
-/// The fallback answered: its RCML runs, or, if it is not RCML, the call fails.
 /// Notes one try of `job` in its call's log (a conference's own events have no call, and no
 /// log). The delivery matters more than its log: a failed write is only reported.
 async fn log_attempt(
@@ -353,6 +352,7 @@ async fn log_problem(
     .await;
 }
 
+/// The fallback answered: its RCML runs, or, if it is not RCML, the call fails.
 async fn finish_fallback(
     services: &CallbackServices,
     job: &CallbackJob,

@@ -99,6 +99,7 @@ async fn round_trips(rows: &mut Vec<Row>) {
         .sum();
         let writes: u64 = [
             "write_call",
+            "append",
             "settle_intent",
             "fail_intent",
             "insert_call",
@@ -188,8 +189,8 @@ async fn round_trips(rows: &mut Vec<Row>) {
     rows.push(Row {
         figure: "round trips: callback".into(),
         value: format!("{r} read + {w} write + {s} send + 1 HTTP request"),
-        target: "1 read (the AuthToken)".into(),
-        met: Some(r == 1 && w == 0 && s == 0),
+        target: "1 read (the AuthToken) + 1 write (the attempt, in the call's log)".into(),
+        met: Some(r == 1 && w == 1 && s == 0),
         detail: d,
     });
 }

@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use teleapi::domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
 use teleapi::domain::listing::{CallFilter, Page, PageRequest};
 use teleapi::domain::worker::WorkerId;
 use teleapi::domain::{
-    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Subject,
-    Timestamp,
+    Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, NotificationSid,
+    Subject, Timestamp,
 };
 use teleapi::ports::{
-    AccountStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage, Queue,
-    QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
+    AccountStore, CallLogStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage,
+    Queue, QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
 };
 
 /// What to do with one call of a port.
@@ -327,6 +328,74 @@ impl<T: Queue> Queue for Instrumented<T> {
 pub struct Shared<T: ?Sized>(pub Arc<T>);
 
 #[async_trait]
+impl<T: CallLogStore> CallLogStore for Instrumented<T> {
+    async fn append(&self, entry: &LogEntry, expires_at: Timestamp) -> Result<bool, StoreError> {
+        store_call!(self, "append", self.inner.append(entry, expires_at).await)
+    }
+    async fn requests(
+        &self,
+        call: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<RequestEntry>, StoreError> {
+        store_call!(self, "requests", self.inner.requests(call, page).await)
+    }
+    async fn notifications(
+        &self,
+        account: &AccountSid,
+        call: Option<&CallSid>,
+        filter: &NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
+        store_call!(
+            self,
+            "notifications",
+            self.inner.notifications(account, call, filter, page).await
+        )
+    }
+    async fn notification(
+        &self,
+        call: &CallSid,
+        sid: &NotificationSid,
+    ) -> Result<Option<Notification>, StoreError> {
+        store_call!(
+            self,
+            "notification",
+            self.inner.notification(call, sid).await
+        )
+    }
+}
+
+#[async_trait]
+impl CallLogStore for Shared<dyn CallLogStore> {
+    async fn append(&self, entry: &LogEntry, expires_at: Timestamp) -> Result<bool, StoreError> {
+        self.0.append(entry, expires_at).await
+    }
+    async fn requests(
+        &self,
+        call: &CallSid,
+        page: &PageRequest,
+    ) -> Result<Page<RequestEntry>, StoreError> {
+        self.0.requests(call, page).await
+    }
+    async fn notifications(
+        &self,
+        account: &AccountSid,
+        call: Option<&CallSid>,
+        filter: &NotificationFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
+        self.0.notifications(account, call, filter, page).await
+    }
+    async fn notification(
+        &self,
+        call: &CallSid,
+        sid: &NotificationSid,
+    ) -> Result<Option<Notification>, StoreError> {
+        self.0.notification(call, sid).await
+    }
+}
+
+#[async_trait]
 impl AccountStore for Shared<dyn AccountStore> {
     async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError> {
         self.0.account(sid).await
@@ -435,7 +504,10 @@ impl crate::Backend {
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
-            call_log: self.call_log.clone(),
+            call_log: Arc::new(Instrumented::new(
+                Shared(self.call_log.clone()),
+                hooks.clone(),
+            )),
             commands: queue(&self.commands),
             events: queue(&self.events),
             event_dead_letters: queue(&self.event_dead_letters),

@@ -317,6 +317,40 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         Invocation::Queue,
     );
 
+    // The worker's fetch of the call's RCML, for the call's request log (docs/data-model.md,
+    // "call_log"): what a call's first document costs, and each redirect's.
+    run.begin();
+    run.event(
+        &sid,
+        json!({
+            "type": "http.request",
+            "request": {
+                "kind": "rcml",
+                "url": "https://app.example.com/rcml/welcome",
+                "method": "POST",
+                "parameters": {
+                    "AccountSid": run.world.account.sid, "ApiVersion": "2012-04-24",
+                    "CallSid": sid, "CallStatus": "in-progress", "Direction": "outbound-api",
+                    "From": "+15551230001", "To": "+15551230002",
+                },
+                "signed": true,
+                "attempt": 1,
+            },
+            "response": {
+                "status_code": 200,
+                "content_type": "application/xml",
+                "duration_ms": 85,
+                "body": "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Connecting you to Bob</Say><Dial><Client>bob</Client></Dial></Response>",
+            },
+        }),
+    )
+    .await;
+    run.end(
+        "event: http.request (an RCML fetch, logged)",
+        "call-events",
+        Invocation::Queue,
+    );
+
     // ---- modifications
     let call = run.stored(&sid).await;
     run.begin();

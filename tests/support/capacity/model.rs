@@ -384,8 +384,8 @@ pub const MODIFICATION: [(&str, f64); 2] = [
 ];
 
 /// One new call of the profile: created through the API, its four call events, the outcome of
-/// each command (its dial and its modifications), its completed StatusCallback, and its share
-/// of listing reads.
+/// each command (its dial and its modifications), its RCML fetches logged (the first document
+/// and one a redirect), its completed StatusCallback, and its share of listing reads.
 pub fn profile_call() -> Vec<(&'static str, f64)> {
     let api_writes = 1.0 + PROFILE_MODIFICATIONS_PER_CALL;
     vec![
@@ -396,6 +396,10 @@ pub fn profile_call() -> Vec<(&'static str, f64)> {
         ("modify: redirect (Url)", PROFILE_MODIFICATIONS_PER_CALL),
         (
             "event: command.applied",
+            1.0 + PROFILE_MODIFICATIONS_PER_CALL,
+        ),
+        (
+            "event: http.request (an RCML fetch, logged)",
             1.0 + PROFILE_MODIFICATIONS_PER_CALL,
         ),
         ("event: call.status completed (+ StatusCallback job)", 1.0),
@@ -679,7 +683,7 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     let modification = mix(ops, &MODIFICATION);
     let call = mix(ops, &profile_call());
     writeln!(w, "### Ceilings of the deployment\n").unwrap();
-    writeln!(w, "A modification is `modify: redirect` and the worker's `command.applied`; a call is the profile's: created, four call events, three command outcomes, {PROFILE_MODIFICATIONS_PER_CALL} modifications, one StatusCallback and {:.2} list pages. Lowest ceilings first, at default quotas.\n", profile_call().last().unwrap().1).unwrap();
+    writeln!(w, "A modification is `modify: redirect` and the worker's `command.applied`; a call is the profile's: created, four call events, three command outcomes, {PROFILE_MODIFICATIONS_PER_CALL} modifications, {} RCML fetches logged, one StatusCallback and {:.2} list pages. Lowest ceilings first, at default quotas.\n", 1.0 + PROFILE_MODIFICATIONS_PER_CALL, profile_call().last().unwrap().1).unwrap();
     writeln!(w, "**Modifications per second**\n").unwrap();
     let (m_default, m_raised) = limit_table(
         w,
