@@ -18,7 +18,7 @@ use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::recording::{self, RecordingReport};
 use crate::domain::stream::{self, StreamReport};
 use crate::domain::worker::{self, WorkerEvent};
-use crate::domain::{Call, IntentSid, IntentStatus, Subject, Timestamp};
+use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use crate::insight;
 use crate::ports::{
     AccountStore, CallLogStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage,
@@ -161,20 +161,23 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             )
             .await?
         }
-        EventKind::HttpRequest { request, response } => {
+        EventKind::HttpRequest {
+            account_sid,
+            request,
+            response,
+        } => {
             let at = Timestamp::from_millis(event.timestamp);
-            log_for_call(services, &event, |call| {
-                insight::request_entry(
-                    &call.sid,
-                    &call.account_sid,
-                    at,
-                    request.clone(),
-                    response.clone(),
-                )
-            })
-            .await?
+            let entry = insight::request_entry(
+                &event.call_sid,
+                account_sid,
+                at,
+                request.clone(),
+                response.clone(),
+            );
+            log(services, &entry).await?
         }
         EventKind::CallNotification {
+            account_sid,
             level,
             error_code,
             message,
@@ -189,10 +192,9 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             let at = Timestamp::from_millis(event.timestamp);
             // Named by the whole event: a redelivery lands on the same notification.
             let origin = event.to_json();
-            log_for_call(services, &event, |call| {
-                insight::notification_entry(problem, &call.sid, &call.account_sid, at, &origin)
-            })
-            .await?
+            let entry =
+                insight::notification_entry(problem, &event.call_sid, account_sid, at, &origin);
+            log(services, &entry).await?
         }
         kind => match (kind.recording(), kind.stream()) {
             (Some(report), _) => record(services, &event, &report).await?,
@@ -454,23 +456,12 @@ async fn stream(
     }
 }
 
-/// An entry of the event's call's log, which names the account; nothing if the call is unknown.
-async fn log_for_call(
-    services: &EventServices,
-    event: &Event,
-    entry: impl FnOnce(&Call) -> LogEntry,
-) -> Result<Handled, EventError> {
-    let Some(call) = services.calls.call(&event.call_sid).await? else {
-        return Ok(Handled::Ignored(format!(
-            "{} for unknown call {}",
-            event.name(),
-            event.call_sid
-        )));
-    };
-    let entry = entry(&call);
+/// An entry of a call's log, as the worker reported it: the event names the call's account,
+/// so the call is not read (a fetch logged costs its two writes alone; docs/capacity.md).
+async fn log(services: &EventServices, entry: &LogEntry) -> Result<Handled, EventError> {
     insight::note(
         services.call_log.as_ref(),
-        &entry,
+        entry,
         services.config.intent_retention,
     )
     .await?;

@@ -50,6 +50,7 @@ def notification_of(base, call):
         "type": "call.notification",
         "call_sid": call,
         "timestamp": int(time.time() * 1000),
+        "account_sid": SID,
         "level": "warning",
         "error_code": 12200,
         "message": "Schema validation warning: <Say> has an unknown attribute",

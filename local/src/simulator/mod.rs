@@ -1141,6 +1141,7 @@ impl Leg {
                 Ok((verbs, skipped)) => {
                     for name in skipped {
                         let kind = EventKind::CallNotification {
+                            account_sid: self.account_sid.clone(),
                             level: LogLevel::Warning,
                             error_code: 12200,
                             message: format!(
@@ -1229,6 +1230,7 @@ impl Leg {
             Err((_, detail)) => logged.error = Some(detail.clone()),
         }
         let kind = EventKind::HttpRequest {
+            account_sid: self.account_sid.clone(),
             request: LoggedRequest {
                 kind: if extra.is_empty() {
                     RequestKind::Rcml

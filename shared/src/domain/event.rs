@@ -91,6 +91,9 @@ pub enum EventKind {
     /// "call_log"). Not numbered: it changes nothing about the call.
     #[serde(rename = "http.request")]
     HttpRequest {
+        /// The call's account, as the worker knows it: the entry is the account's, and written
+        /// without reading the call.
+        account_sid: AccountSid,
         request: LoggedRequest,
         response: LoggedResponse,
     },
@@ -98,6 +101,7 @@ pub enum EventKind {
     /// not run: 13xxx): a notification of the call. Not numbered.
     #[serde(rename = "call.notification")]
     CallNotification {
+        account_sid: AccountSid,
         level: LogLevel,
         error_code: u32,
         message: String,

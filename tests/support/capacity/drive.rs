@@ -324,6 +324,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         &sid,
         json!({
             "type": "http.request",
+            "account_sid": run.world.account.sid,
             "request": {
                 "kind": "rcml",
                 "url": "https://app.example.com/rcml/welcome",
