@@ -260,8 +260,19 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
             job.parameters.get("ErrorCode").map_or("", String::as_str)
         );
         fail_call(services, &job, reason.clone()).await?;
-        // A connection that failed is 11205; an answer that was not 2xx, 11200.
-        let code = if answer.is_err() { 11205 } else { 11200 };
+        let code = match &answer {
+            // No connection, or none in time (a refused address never gets one).
+            Err(
+                DeliveryError::Connect(_)
+                | DeliveryError::ConnectTimeout
+                | DeliveryError::ReadTimeout
+                | DeliveryError::Refused(_),
+            ) => 11205,
+            // An answer that is not HTTP, or too large to be one.
+            Err(DeliveryError::Protocol(_) | DeliveryError::TooLarge(_)) => 11206,
+            // An answer, not 2xx.
+            Ok(_) => 11200,
+        };
         Problem::new(
             LogLevel::Error,
             code,

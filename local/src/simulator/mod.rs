@@ -1172,7 +1172,8 @@ impl Leg {
     }
 
     /// Requests a document: its text, or Twilio's code for what went wrong (11205: no
-    /// connection; 11200: no 2xx answer) and why. Reports the request and its answer as
+    /// connection, or none in time; 11206: an answer that is not HTTP; 11200: no 2xx answer)
+    /// and why. Reports the request and its answer as
     /// `http.request`, for the call's log.
     async fn fetch(
         &self,
@@ -1200,10 +1201,14 @@ impl Leg {
         let sent = Timestamp::now();
         let started = Instant::now();
         let answer = async {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| (11205, format!("request failed: {e}")))?;
+            let response = request.send().await.map_err(|e| {
+                let code = if e.is_connect() || e.is_timeout() {
+                    11205
+                } else {
+                    11206
+                };
+                (code, format!("request failed: {e}"))
+            })?;
             let status = response.status();
             let content_type = response
                 .headers()
