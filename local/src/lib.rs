@@ -432,6 +432,8 @@ fn banner(address: SocketAddr, stack: &Stack) -> String {
     format!(
         "teleapi-local listening on {base} ({})
 
+Console: {base}/ (the calls live, and what happened to each)
+
 Dev account
   AccountSid  {sid}
   AuthToken   {token}
