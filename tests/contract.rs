@@ -2057,6 +2057,8 @@ mod call_log {
     use teleapi::insight::{notification_entry, request_entry};
     use teleapi_tests::Backend;
 
+    use super::page;
+
     /// 1 March 2026, 00:00 UTC: the day the logged calls begin.
     const DAY: i64 = 1_772_323_200_000;
     const HOUR: i64 = 3_600_000;
@@ -2069,14 +2071,6 @@ mod call_log {
     /// Well after the test: the memory twin drops what has expired, and nothing here should.
     fn kept() -> Timestamp {
         Timestamp::now().plus(Duration::from_secs(24 * 3600))
-    }
-
-    fn page(size: usize, after: Option<String>, backward: bool) -> PageRequest {
-        PageRequest {
-            size,
-            after,
-            backward,
-        }
     }
 
     /// A request of `call` at `millis` and its answer (`None`: no answer, a connect timeout),

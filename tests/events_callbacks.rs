@@ -34,6 +34,13 @@ const LOCAL: AddressPolicy = AddressPolicy {
     allow_loopback: true,
 };
 
+/// A page that holds a call's whole log in these tests.
+const A_CALLS_LOG: PageRequest = PageRequest {
+    size: 100,
+    after: None,
+    backward: false,
+};
+
 impl Pipeline {
     async fn new(backend: Backend) -> Self {
         let mut world = World::new(backend).await;
@@ -85,25 +92,15 @@ impl Pipeline {
 
     /// The call's request log, newest first.
     async fn requests(&self, call: &CallSid) -> Vec<RequestEntry> {
-        let page = PageRequest {
-            size: 100,
-            after: None,
-            backward: false,
-        };
         let log = &self.world.backend.call_log;
-        log.requests(call, &page).await.unwrap().items
+        log.requests(call, &A_CALLS_LOG).await.unwrap().items
     }
 
     /// The call's notifications, newest first.
     async fn notifications(&self, call: &CallSid) -> Vec<Notification> {
-        let page = PageRequest {
-            size: 100,
-            after: None,
-            backward: false,
-        };
         let account = &self.world.account.sid;
         let log = &self.world.backend.call_log;
-        log.notifications(account, Some(call), &Default::default(), &page)
+        log.notifications(account, Some(call), &Default::default(), &A_CALLS_LOG)
             .await
             .unwrap()
             .items

@@ -110,30 +110,22 @@ impl Feed {
     }
 
     /// An API request was answered: if it asked to change a call or a conference (anything but
-    /// a GET), the page re-reads it.
+    /// a GET), the page re-reads what its path names, as the API routed it.
     pub fn api_request(&self, method: &axum::http::Method, path: &str) {
         if method == axum::http::Method::GET {
             return;
         }
-        let mut segments = path.split('/');
-        while let Some(segment) = segments.next() {
-            let Some(sid) = segments.clone().next() else {
-                break;
-            };
-            let sid = sid.strip_suffix(".json").unwrap_or(sid);
-            match segment {
-                "Calls" | "Calls.json" | "Participants" => {
-                    if let Ok(call) = sid.parse::<CallSid>() {
-                        self.call_changed(&call);
-                    }
-                }
-                "Conferences" => {
-                    if let Ok(conference) = sid.parse::<ConferenceSid>() {
-                        self.conference_changed(&conference);
-                    }
-                }
-                _ => {}
-            }
+        let Ok(route) = teleapi::api::route(method, path) else {
+            return;
+        };
+        if let Some(call) = route.call_sid.and_then(|s| s.parse::<CallSid>().ok()) {
+            self.call_changed(&call);
+        }
+        if let Some(room) = route
+            .conference_sid
+            .and_then(|s| s.parse::<ConferenceSid>().ok())
+        {
+            self.conference_changed(&room);
         }
     }
 }

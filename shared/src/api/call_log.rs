@@ -3,14 +3,13 @@
 //! `GET …/Notifications` (the errors and warnings met on calls' behalf), and one notification.
 //! Also where the API notes the requests on a call that it refused.
 
-use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::list::{bad_token, envelope, query_form, suffix};
+use super::list::{bad_token, envelope, list_path, query_form};
 use super::representation::{API_VERSION, BASE_PATH, more_info};
-use super::{Operation, Route, Services, Success, auth, owned_call};
+use super::{Operation, Route, Services, Success, auth, call_in_path, owned_call};
 use crate::domain::call_log::{
     ListNotificationsRequest, LogLevel, Notification, Problem, RequestEntry, is_position,
     notification_position, request_position,
@@ -19,15 +18,6 @@ use crate::domain::listing::parse_paging_only;
 use crate::domain::sid::random_hex32;
 use crate::domain::{Method, NotificationSid, Timestamp};
 use crate::insight;
-
-fn ok(root: Option<&'static str>, resource: Value) -> Success {
-    Success {
-        status: StatusCode::OK,
-        root,
-        resource,
-        headers: Vec::new(),
-    }
-}
 
 /// One request and its answer, with the names Twilio's Call Events use (`response_code`,
 /// `request_duration`, `response_body`), and what the log adds: the kind of request, its
@@ -107,12 +97,7 @@ pub async fn list_call_events(
         .call_log
         .requests(&call.sid, &paging.request())
         .await?;
-    let path = format!(
-        "{BASE_PATH}/Accounts/{}/Calls/{}/Events{}",
-        owner.sid,
-        call.sid,
-        suffix(route)
-    );
+    let path = list_path(&owner.sid, Some(&call.sid), "Events", route);
     let items = page.items.iter().map(event_resource).collect();
     let resource = envelope(
         "events",
@@ -123,7 +108,7 @@ pub async fn list_call_events(
         &path,
         &[],
     );
-    Ok(ok(None, resource))
+    Ok(Success::ok(None, resource))
 }
 
 /// `GET …/Notifications` (the account's) and `GET …/Calls/{CallSid}/Notifications` (the
@@ -134,10 +119,7 @@ pub async fn list_notifications(
     request: &Request,
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
-    let call = match route.call_sid {
-        Some(_) => Some(owned_call(services, &owner, &route.call_sid()?).await?),
-        None => None,
-    };
+    let call = call_in_path(services, &owner, route).await?;
     let list = ListNotificationsRequest::parse(&query_form(request)?)?;
     if let Some(token) = &list.paging.token
         && !is_position(&token.after, 'N')
@@ -153,19 +135,12 @@ pub async fn list_notifications(
             &list.paging.request(),
         )
         .await?;
-    let path = match &call {
-        Some(call) => format!(
-            "{BASE_PATH}/Accounts/{}/Calls/{}/Notifications{}",
-            owner.sid,
-            call.sid,
-            suffix(route)
-        ),
-        None => format!(
-            "{BASE_PATH}/Accounts/{}/Notifications{}",
-            owner.sid,
-            suffix(route)
-        ),
-    };
+    let path = list_path(
+        &owner.sid,
+        call.as_ref().map(|c| &c.sid),
+        "Notifications",
+        route,
+    );
     let items = page.items.iter().map(notification_resource).collect();
     let resource = envelope(
         "notifications",
@@ -176,7 +151,7 @@ pub async fn list_notifications(
         &path,
         &list.query,
     );
-    Ok(ok(None, resource))
+    Ok(Success::ok(None, resource))
 }
 
 /// `GET …/Calls/{CallSid}/Notifications/{NotificationSid}`.
@@ -196,7 +171,7 @@ pub async fn get_notification(
         .await?
         .filter(|n| n.account_sid == owner.sid)
         .ok_or_else(not_found)?;
-    Ok(ok(
+    Ok(Success::ok(
         Some("Notification"),
         notification_resource(&notification),
     ))

@@ -3,11 +3,10 @@
 //! what the media worker that runs each room reported (docs/messages.md, "Conference events").
 
 use lambda_http::Request;
-use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::list::{bad_token, envelope, query_form, suffix};
+use super::list::{bad_token, envelope, list_path, query_form, suffix};
 use super::representation::{API_VERSION, BASE_PATH};
 use super::{Route, Services, Success};
 use crate::domain::conference::{
@@ -110,15 +109,6 @@ pub(super) async fn participant_in_path(
         .ok_or_else(|| ApiError::NotFound(crate::domain::sid::shorten(raw)))
 }
 
-fn ok(root: Option<&'static str>, resource: Value) -> Success {
-    Success {
-        status: StatusCode::OK,
-        root,
-        resource,
-        headers: Vec::new(),
-    }
-}
-
 pub async fn list_conferences(
     services: &Services,
     route: &Route,
@@ -133,11 +123,7 @@ pub async fn list_conferences(
         .conferences
         .list_conferences(&owner.sid, &list.filter, &list.paging.request())
         .await?;
-    let path = format!(
-        "{BASE_PATH}/Accounts/{}/Conferences{}",
-        owner.sid,
-        suffix(route)
-    );
+    let path = list_path(&owner.sid, None, "Conferences", route);
     let items = page.items.iter().map(conference_resource).collect();
     let resource = envelope(
         "conferences",
@@ -148,7 +134,7 @@ pub async fn list_conferences(
         &path,
         &list.query,
     );
-    Ok(ok(None, resource))
+    Ok(Success::ok(None, resource))
 }
 
 pub async fn get_conference(
@@ -158,7 +144,10 @@ pub async fn get_conference(
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
     let conference = owned_conference(services, &owner, route).await?;
-    Ok(ok(Some("Conference"), conference_resource(&conference)))
+    Ok(Success::ok(
+        Some("Conference"),
+        conference_resource(&conference),
+    ))
 }
 
 /// The participants in the room, in the order they joined, a page at a time (a room holds a
@@ -201,7 +190,7 @@ pub async fn list_participants(
         &path,
         &list.query,
     );
-    Ok(ok(None, resource))
+    Ok(Success::ok(None, resource))
 }
 
 /// One page of `all` (in position order), after or before the request's position.
@@ -257,5 +246,8 @@ pub async fn get_participant(
                 && conference.status != ConferenceStatus::Completed
         })
         .ok_or_else(|| ApiError::NotFound(call_sid.to_string()))?;
-    Ok(ok(Some("Participant"), participant_resource(&participant)))
+    Ok(Success::ok(
+        Some("Participant"),
+        participant_resource(&participant),
+    ))
 }

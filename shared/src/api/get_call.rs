@@ -1,7 +1,6 @@
 //! `GET …/Accounts/{AccountSid}/Calls/{CallSid}`: one call, as recorded.
 
 use lambda_http::Request;
-use lambda_http::http::StatusCode;
 
 use super::error::ApiError;
 use super::representation::call_resource;
@@ -14,10 +13,5 @@ pub async fn get_call(
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
     let call = super::owned_call(services, &owner, &route.call_sid()?).await?;
-    Ok(Success {
-        status: StatusCode::OK,
-        root: Some("Call"),
-        resource: call_resource(&call, None),
-        headers: Vec::new(),
-    })
+    Ok(Success::ok(Some("Call"), call_resource(&call, None)))
 }

@@ -3,7 +3,6 @@
 //! `next_page_uri`, `previous_page_uri`).
 
 use lambda_http::Request;
-use lambda_http::http::StatusCode;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value, json};
 
@@ -14,7 +13,7 @@ use crate::domain::listing::{
     ListCallsRequest, Page, PageToken, Paging, call_position, call_position_sid, intent_position,
     intent_position_seq, parse_paging_only,
 };
-use crate::domain::{Form, InvalidParameter, ProblemKind, Subject};
+use crate::domain::{AccountSid, CallSid, Form, InvalidParameter, ProblemKind, Subject};
 
 pub(super) fn query_form(request: &Request) -> Result<Form, ApiError> {
     Form::parse(request.uri().query().unwrap_or_default().as_bytes())
@@ -48,7 +47,7 @@ pub async fn list_calls(
             &list.paging.request(),
         )
         .await?;
-    let path = format!("{BASE_PATH}/Accounts/{}/Calls{}", owner.sid, suffix(route));
+    let path = list_path(&owner.sid, None, "Calls", route);
     let resource = envelope(
         "calls",
         page.items
@@ -61,12 +60,7 @@ pub async fn list_calls(
         &path,
         &list.query,
     );
-    Ok(Success {
-        status: StatusCode::OK,
-        root: None,
-        resource,
-        headers: Vec::new(),
-    })
+    Ok(Success::ok(None, resource))
 }
 
 pub async fn list_modifications(
@@ -76,12 +70,7 @@ pub async fn list_modifications(
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
     let call = super::owned_call(services, &owner, &route.call_sid()?).await?;
-    let path = format!(
-        "{BASE_PATH}/Accounts/{}/Calls/{}/Modifications{}",
-        owner.sid,
-        call.sid,
-        suffix(route)
-    );
+    let path = list_path(&owner.sid, Some(&call.sid), "Modifications", route);
     intents_page(services, request, &Subject::Call(call.sid), &path).await
 }
 
@@ -132,17 +121,27 @@ async fn intents_page(
         path,
         &[],
     );
-    Ok(Success {
-        status: StatusCode::OK,
-        root: None,
-        resource,
-        headers: Vec::new(),
-    })
+    Ok(Success::ok(None, resource))
 }
 
 /// URIs keep the format the client asked for through the path.
 pub(super) fn suffix(route: &Route) -> &'static str {
     if route.path_says_json { ".json" } else { "" }
+}
+
+/// The path of the list `name` as the client asked for it: a call's (`…/Calls/{Sid}/{name}`)
+/// when there is a call, the account's (`…/{name}`) otherwise.
+pub(super) fn list_path(
+    owner: &AccountSid,
+    call: Option<&CallSid>,
+    name: &str,
+    route: &Route,
+) -> String {
+    let format = suffix(route);
+    match call {
+        Some(call) => format!("{BASE_PATH}/Accounts/{owner}/Calls/{call}/{name}{format}"),
+        None => format!("{BASE_PATH}/Accounts/{owner}/{name}{format}"),
+    }
 }
 
 /// Query components: everything but unreserved characters is escaped (`StartTime>` becomes

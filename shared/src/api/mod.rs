@@ -764,6 +764,18 @@ pub async fn owned_call(
         .ok_or_else(|| ApiError::NotFound(sid.to_string()))
 }
 
+/// The call of the path, when it names one (it must be `owner`'s; 404 otherwise).
+pub async fn call_in_path(
+    services: &Services,
+    owner: &Account,
+    route: &Route,
+) -> Result<Option<Call>, ApiError> {
+    match route.call_sid {
+        Some(_) => Ok(Some(owned_call(services, owner, &route.call_sid()?).await?)),
+        None => Ok(None),
+    }
+}
+
 /// What an operation answers with when it succeeds.
 pub struct Success {
     pub status: StatusCode,
@@ -771,6 +783,18 @@ pub struct Success {
     pub root: Option<&'static str>,
     pub resource: Value,
     pub headers: Vec<(&'static str, String)>,
+}
+
+impl Success {
+    /// 200 with `resource` (a list envelope when `root` is `None`), and no header of its own.
+    pub fn ok(root: Option<&'static str>, resource: Value) -> Self {
+        Self {
+            status: StatusCode::OK,
+            root,
+            resource,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// Serves one request. `only` restricts the operations this process serves (a Lambda function

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
-use super::list::{bad_token, envelope, query_form, suffix};
+use super::list::{bad_token, envelope, list_path, query_form};
 use super::representation::{API_VERSION, BASE_PATH};
-use super::{Route, Services, Success, form_body, owned_call};
+use super::{Route, Services, Success, call_in_path, form_body, owned_call};
 use crate::domain::recording::{
     ListRecordingsRequest, PlannedRecording, Recording, RecordingOptions, RecordingStateError,
     RecordingUpdate, plan_start, plan_update, recording_path, recording_position,
@@ -121,27 +121,6 @@ async fn owned_recording(
     Ok(recording)
 }
 
-/// The call of the path, when there is one.
-async fn call_in_path(
-    services: &Services,
-    owner: &Account,
-    route: &Route,
-) -> Result<Option<Call>, ApiError> {
-    match route.call_sid {
-        Some(_) => Ok(Some(owned_call(services, owner, &route.call_sid()?).await?)),
-        None => Ok(None),
-    }
-}
-
-fn ok(root: Option<&'static str>, resource: Value) -> Success {
-    Success {
-        status: StatusCode::OK,
-        root,
-        resource,
-        headers: Vec::new(),
-    }
-}
-
 pub async fn list_recordings(
     services: &Services,
     route: &Route,
@@ -158,19 +137,12 @@ pub async fn list_recordings(
         .recordings
         .list_recordings(&owner.sid, &list.filter, &list.paging.request())
         .await?;
-    let path = match &call {
-        Some(call) => format!(
-            "{BASE_PATH}/Accounts/{}/Calls/{}/Recordings{}",
-            owner.sid,
-            call.sid,
-            suffix(route)
-        ),
-        None => format!(
-            "{BASE_PATH}/Accounts/{}/Recordings{}",
-            owner.sid,
-            suffix(route)
-        ),
-    };
+    let path = list_path(
+        &owner.sid,
+        call.as_ref().map(|c| &c.sid),
+        "Recordings",
+        route,
+    );
     let base = public_url(services, request);
     let items = page
         .items
@@ -186,7 +158,7 @@ pub async fn list_recordings(
         &path,
         &list.query,
     );
-    Ok(ok(None, resource))
+    Ok(Success::ok(None, resource))
 }
 
 pub async fn get_recording(
@@ -198,7 +170,7 @@ pub async fn get_recording(
     let call = call_in_path(services, &owner, route).await?;
     let recording = owned_recording(services, &owner, route, call.as_ref()).await?;
     let base = public_url(services, request);
-    Ok(ok(
+    Ok(Success::ok(
         Some("Recording"),
         recording_resource(&recording, &base, call.is_some()),
     ))
