@@ -625,6 +625,18 @@ async fn a_warm_transfer_through_the_conference_api(local: Local) {
         (fetched.first()?.params.get("ConferenceSid")? == room["sid"].as_str()?).then_some(())
     })
     .await;
+    // It has played once the application hears it ended (the worker reports that after the
+    // fetch's answer; a room that ends first has nobody left to play it to).
+    eventually("the announcement to end", || async {
+        local
+            .fetches("/conference-events")
+            .iter()
+            .any(|r| {
+                r.params.get("StatusCallbackEvent").map(String::as_str) == Some("announcement-end")
+            })
+            .then_some(())
+    })
+    .await;
 
     // The first agent leaves, removed from the room: its call hangs up.
     let removed = local
