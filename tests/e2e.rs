@@ -885,13 +885,16 @@ async fn fallback_on_a_failing_url(local: Local) {
 /// What happened to calls, through the API: each request the platform made for a call (the
 /// worker's RCML fetches, the fallback, the StatusCallbacks) with its answer, newest first; and
 /// the problems met on its behalf, with Twilio's codes: a failed fetch the fallback rescued (a
-/// warning), one that ended the call (an error), a verb skipped (a warning), a callback given up
+/// warning), one that ended the call (an error), a verb skipped and an attribute ignored
+/// (warnings), a callback given up
 /// (a warning), a request the API refused (an error); the account's notifications, filtered.
 async fn what_happened_to_a_call(local: Local) {
     local.app.always("/gone", Reply::status(404));
     local.app.always(
         "/typo",
-        Reply::rcml("<Response><Sya>hello</Sya><Play loop=\"0\">music.mp3</Play></Response>"),
+        Reply::rcml(
+            "<Response><Sya>hello</Sya><Pause length=\"soon\"/><Play loop=\"0\">music.mp3</Play></Response>",
+        ),
     );
     let rescued = local
         .create(&format!(
@@ -1051,30 +1054,48 @@ async fn what_happened_to_a_call(local: Local) {
         of_ended[1]
     );
 
-    // The verb the worker skipped: a warning, and the call went on.
-    let of_skipped = eventually("the skipped verb's warning", || async {
+    // The verb the worker skipped, and the attribute it ignored: warnings, and the call went on.
+    let of_skipped = eventually("the skipped verb's warnings", || async {
         let list = notifications(format!("Calls/{skipped}/Notifications.json")).await;
-        (!list.is_empty()).then_some(list)
+        (list.len() == 2).then_some(list)
     })
     .await;
-    assert_eq!(of_skipped[0]["error_code"], "12200");
-    assert_eq!(of_skipped[0]["log"], "1");
-    assert!(
-        of_skipped[0]["message_text"]
-            .as_str()
-            .unwrap()
-            .contains("<Sya>")
+    let mut said: Vec<(&str, &str, &str)> = of_skipped
+        .iter()
+        .map(|n| {
+            (
+                n["error_code"].as_str().unwrap(),
+                n["log"].as_str().unwrap(),
+                n["message_text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            (
+                "12200",
+                "1",
+                "<Sya> is not a verb the worker runs; it was skipped"
+            ),
+            (
+                "13910",
+                "1",
+                "Pause: Invalid length value \"soon\"; the default is used"
+            )
+        ]
     );
     assert_eq!(local.call(&skipped).await["status"], "in-progress");
 
     // The account's: every call's, filtered by level and date.
     let warnings = notifications("Notifications.json?Log=1".into()).await;
-    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
     let errors = notifications("Notifications.json?Log=error&PageSize=1".into()).await;
     assert_eq!(errors.len(), 1, "a page of one");
     let today = time::OffsetDateTime::now_utc().date();
     let all = notifications(format!("Notifications.json?MessageDate={today}")).await;
-    assert_eq!(all.len(), 5);
+    assert_eq!(all.len(), 6);
     let before = notifications(format!(
         "Notifications.json?MessageDate%3C={}",
         today.previous_day().unwrap()

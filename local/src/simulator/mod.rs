@@ -1138,15 +1138,13 @@ impl Leg {
         let failure = match text {
             Err(failure) => Some(failure),
             Ok(document) => match rcml::parse(&document) {
-                Ok((verbs, skipped)) => {
-                    for name in skipped {
+                Ok((verbs, warnings)) => {
+                    for warning in warnings {
                         let kind = EventKind::CallNotification {
                             account_sid: self.account_sid.clone(),
                             level: LogLevel::Warning,
-                            error_code: 12200,
-                            message: format!(
-                                "<{name}> is not a verb the worker runs; it was skipped"
-                            ),
+                            error_code: warning.code,
+                            message: warning.message,
                             url: Some(url.clone()),
                             method: self.document.as_ref().map(|(_, method)| *method),
                         };

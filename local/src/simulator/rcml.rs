@@ -1,5 +1,6 @@
 //! The RCML the simulator understands: the verbs a call-transfer demo needs, parsed into a
-//! program. Unknown verbs are skipped, as a lenient media server would.
+//! program. Unknown verbs are skipped and attributes with values a verb does not take fall back
+//! to their defaults, as a lenient media server would; each is a warning with Twilio's code.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -112,6 +113,84 @@ pub struct GatherVerb {
     pub timeout: f64,
 }
 
+/// Something in a document the worker carried on after: a verb it skipped (12200), or an
+/// attribute whose value the verb does not take (13xxx, Twilio's codes), used as absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub code: u32,
+    pub message: String,
+}
+
+impl Warning {
+    fn skipped(verb: &str) -> Self {
+        Self {
+            code: 12200,
+            message: format!("<{verb}> is not a verb the worker runs; it was skipped"),
+        }
+    }
+}
+
+/// A verb's (or noun's) attributes, read with the warnings for values it does not take.
+struct Attributes<'a, 'w> {
+    element: &'a str,
+    start: Option<&'a BytesStart<'a>>,
+    warnings: &'w mut Vec<Warning>,
+}
+
+impl Attributes<'_, '_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.start.and_then(|s| attribute(s, name))
+    }
+
+    /// The attribute as `read` takes it; absent if it is not there, or if `read` refuses it,
+    /// which is warned of with `code` (Twilio's "<element>: Invalid <name> value").
+    fn read<T>(
+        &mut self,
+        name: &str,
+        code: u32,
+        read: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let value = self.get(name)?;
+        let taken = read(value.trim());
+        if taken.is_none() {
+            self.warn(
+                code,
+                format!("Invalid {name} value {value:?}; the default is used"),
+            );
+        }
+        taken
+    }
+
+    fn method(&mut self, name: &str, code: u32) -> Method {
+        self.read(name, code, Method::parse).unwrap_or_default()
+    }
+
+    fn flag(&mut self, name: &str, code: u32, default: bool) -> bool {
+        self.read(name, code, |v| {
+            if v.eq_ignore_ascii_case("true") {
+                Some(true)
+            } else if v.eq_ignore_ascii_case("false") {
+                Some(false)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(default)
+    }
+
+    fn warn(&mut self, code: u32, detail: String) {
+        self.warnings.push(Warning {
+            code,
+            message: format!("{}: {detail}", self.element),
+        });
+    }
+}
+
+/// A count (`loop`, `numDigits`, `timeout` in whole seconds): digits only.
+fn count(value: &str) -> Option<u32> {
+    value.parse().ok()
+}
+
 fn attribute(start: &BytesStart<'_>, name: &str) -> Option<String> {
     start
         .attributes()
@@ -125,14 +204,13 @@ fn speaking_time(text: &str) -> f64 {
     (text.split_whitespace().count() as f64 / 2.5).max(1.0)
 }
 
-/// The verbs of a document, in order.
-/// The verbs of `document`, and the names of those it skips (unknown verbs, and verbs without
-/// what they need), which a worker reports as warnings (12200).
-pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<String>), String> {
+/// The verbs of `document`, in order, and what a worker warns of while reading it: the verbs it
+/// skips (unknown ones, and those without what they need) and the attributes it ignores.
+pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
     Rcml::parse(document.trim()).map_err(|e| e.to_string())?;
     let mut reader = Reader::from_str(document.trim());
     let mut verbs = Vec::new();
-    let mut skipped = Vec::new();
+    let mut warnings = Vec::new();
     // The verb being read (depth 1), its attributes, and the text and nouns inside it.
     let mut current: Option<(String, Option<BytesStart<'static>>)> = None;
     let mut text = String::new();
@@ -177,10 +255,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<String>), String> {
             }
             Event::Empty(start) if depth == 1 => {
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
-                match verb(&name, Some(&start), "", None) {
-                    Some(verb) => verbs.push(verb),
-                    None => skipped.push(name),
-                }
+                verbs.extend(verb(&name, Some(&start), "", None, &mut warnings));
             }
             Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
             Event::GeneralRef(r) => {
@@ -209,10 +284,14 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<String>), String> {
                     }
                     2 => {
                         if let Some((name, start)) = current.take() {
-                            match verb(&name, start.as_ref(), text.trim(), noun.take()) {
-                                Some(verb) => verbs.push(verb),
-                                None => skipped.push(name),
-                            }
+                            let read = verb(
+                                &name,
+                                start.as_ref(),
+                                text.trim(),
+                                noun.take(),
+                                &mut warnings,
+                            );
+                            verbs.extend(read);
                         }
                     }
                     _ => {}
@@ -223,25 +302,46 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<String>), String> {
             _ => {}
         }
     }
-    Ok((verbs, skipped))
+    Ok((verbs, warnings))
 }
 
+/// The verb `name` as the worker runs it; none if it skips it, with a warning (12200, or the
+/// 13xxx of what it lacks).
 fn verb(
     name: &str,
     start: Option<&BytesStart<'_>>,
     text: &str,
     noun: Option<Noun>,
+    warnings: &mut Vec<Warning>,
 ) -> Option<Verb> {
-    let attr = |n: &str| start.and_then(|s| attribute(s, n));
+    let before = warnings.len();
+    let mut attrs = Attributes {
+        element: name,
+        start,
+        warnings,
+    };
+    let verb = read_verb(name, &mut attrs, text, noun);
+    if verb.is_none() && warnings.len() == before {
+        warnings.push(Warning::skipped(name));
+    }
+    verb
+}
+
+fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>) -> Option<Verb> {
     match name {
         "Say" => {
-            let loops: f64 = attr("loop").and_then(|l| l.parse().ok()).unwrap_or(1.0);
+            let loops = attrs.read("loop", 13510, count).unwrap_or(1);
+            if text.is_empty() {
+                attrs.warn(13520, "Invalid text: there is nothing to say".into());
+                return None;
+            }
             Some(Verb::Speak {
-                seconds: speaking_time(text) * loops.max(1.0),
+                seconds: speaking_time(text) * f64::from(loops.max(1)),
             })
         }
-        "Play" if attr("digits").is_some() => {
-            let digits: String = attr("digits")
+        "Play" if attrs.get("digits").is_some() => {
+            let digits: String = attrs
+                .get("digits")
                 .unwrap_or_default()
                 .chars()
                 .filter(|c| c.is_ascii_digit() || "*#wW".contains(*c))
@@ -249,31 +349,51 @@ fn verb(
                 .collect();
             Some(Verb::PlayDigits(digits))
         }
-        "Gather" => Some(Verb::Gather(GatherVerb {
-            action: attr("action"),
-            method: attr("method")
-                .and_then(|m| Method::parse(&m))
-                .unwrap_or_default(),
-            num_digits: attr("numDigits")
-                .and_then(|n| n.parse().ok())
-                .filter(|n| *n > 0),
-            finish_on_key: attr("finishOnKey").unwrap_or_else(|| "#".into()),
-            timeout: attr("timeout").and_then(|t| t.parse().ok()).unwrap_or(5.0),
-        })),
+        "Gather" => {
+            if let Some(nested) =
+                noun.filter(|n| !matches!(n.name.as_str(), "Say" | "Play" | "Pause"))
+            {
+                let nested = &nested.name;
+                attrs.warn(
+                    13320,
+                    format!("Invalid nested verb <{nested}>; it is ignored"),
+                );
+            }
+            Some(Verb::Gather(GatherVerb {
+                action: attrs.get("action"),
+                method: attrs.method("method", 13312),
+                num_digits: attrs
+                    .read("numDigits", 13314, |n| count(n).filter(|n| *n > 0))
+                    .map(|n| n as usize),
+                finish_on_key: attrs
+                    .read("finishOnKey", 13310, |key| {
+                        (key.is_empty() || (key.len() == 1 && "0123456789*#".contains(key)))
+                            .then(|| key.to_owned())
+                    })
+                    .unwrap_or_else(|| "#".into()),
+                timeout: f64::from(attrs.read("timeout", 13313, count).unwrap_or(5)),
+            }))
+        }
         "Play" => {
             // loop="0" plays until something else happens.
-            let loops: f64 = attr("loop").and_then(|l| l.parse().ok()).unwrap_or(1.0);
-            let seconds = if loops == 0.0 { 3600.0 } else { 2.0 * loops };
+            let loops = attrs.read("loop", 13410, count).unwrap_or(1);
+            let seconds = if loops == 0 {
+                3600.0
+            } else {
+                2.0 * f64::from(loops)
+            };
             Some(Verb::Speak { seconds })
         }
         "Pause" => Some(Verb::Speak {
-            seconds: attr("length").and_then(|l| l.parse().ok()).unwrap_or(1.0),
+            seconds: f64::from(attrs.read("length", 13910, count).unwrap_or(1)),
         }),
         "Dial" => {
-            let timeout = attr("timeout").and_then(|t| t.parse().ok()).unwrap_or(30);
+            let timeout = attrs
+                .read("timeout", 13212, |t| count(t).filter(|t| *t > 0))
+                .unwrap_or(30);
             let target = match noun {
                 Some(noun) => match noun.name.as_str() {
-                    "Conference" => DialTarget::Conference(conference(&noun)),
+                    "Conference" => DialTarget::Conference(conference(&noun, attrs.warnings)?),
                     "Client" => DialTarget::Leg(format!("client:{}", noun.text)),
                     _ => DialTarget::Leg(noun.text),
                 },
@@ -284,9 +404,7 @@ fn verb(
         }
         "Redirect" => Some(Verb::Redirect {
             url: text.to_owned(),
-            method: attr("method")
-                .and_then(|m| Method::parse(&m))
-                .unwrap_or_default(),
+            method: attrs.method("method", 13710),
         }),
         "Start" => noun
             .filter(|n| n.name == "Stream")
@@ -304,7 +422,7 @@ fn verb(
         }),
         "Hangup" => Some(Verb::Hangup),
         "Reject" => Some(Verb::Reject {
-            busy: attr("reason").as_deref() == Some("busy"),
+            busy: attrs.get("reason").as_deref() == Some("busy"),
         }),
         _ => None,
     }
@@ -331,57 +449,58 @@ fn stream(noun: &Noun) -> Option<StreamNoun> {
     })
 }
 
-fn conference(noun: &Noun) -> ConferenceNoun {
-    let attr = |name: &str| attribute(&noun.start, name);
-    let flag =
-        |name: &str, default: bool| attr(name).map_or(default, |v| v.eq_ignore_ascii_case("true"));
-    ConferenceNoun {
-        name: noun.text.clone(),
-        muted: flag("muted", false),
-        start_conference_on_enter: flag("startConferenceOnEnter", true),
-        end_conference_on_exit: flag("endConferenceOnExit", false),
-        label: attr("participantLabel"),
-        coach: attr("coach"),
-        wait: attr("waitUrl")
-            .and_then(|url| {
-                WebhookUrl::parse(
-                    &url,
-                    AddressPolicy {
-                        allow_loopback: true,
-                    },
-                )
-                .ok()
-            })
-            .map(|url| {
-                let method = attr("waitMethod").and_then(|m| Method::parse(&m));
-                (url, method.unwrap_or_default())
-            }),
-        status_callback: attr("statusCallback")
-            .and_then(|url| {
-                WebhookUrl::parse(
-                    &url,
-                    AddressPolicy {
-                        allow_loopback: true,
-                    },
-                )
-                .ok()
-            })
-            .map(|url| ConferenceCallback {
-                url,
-                method: attr("statusCallbackMethod")
-                    .and_then(|m| Method::parse(&m))
-                    .unwrap_or_default(),
-                events: attr("statusCallbackEvent").map_or_else(
-                    || vec![ConferenceCallbackEvent::Start, ConferenceCallbackEvent::End],
-                    |events| {
-                        events
-                            .split([' ', ','])
-                            .filter_map(ConferenceCallbackEvent::parse)
-                            .collect()
-                    },
-                ),
-            }),
+/// `<Conference>`; none (warned of, 13237) without a name.
+fn conference(noun: &Noun, warnings: &mut Vec<Warning>) -> Option<ConferenceNoun> {
+    let mut attrs = Attributes {
+        element: "Dial->Conference",
+        start: Some(&noun.start),
+        warnings,
+    };
+    if noun.text.is_empty() {
+        attrs.warn(13237, "Invalid conference name: it is empty".into());
+        return None;
     }
+    let url = |value: &str| {
+        WebhookUrl::parse(
+            value,
+            AddressPolicy {
+                allow_loopback: true,
+            },
+        )
+        .ok()
+    };
+    let wait = attrs
+        .read("waitUrl", 13233, url)
+        .map(|url| (url, attrs.method("waitMethod", 13234)));
+    let status_callback = attrs
+        .get("statusCallback")
+        .and_then(|value| url(&value))
+        .map(|url| ConferenceCallback {
+            url,
+            method: attrs
+                .get("statusCallbackMethod")
+                .and_then(|m| Method::parse(&m))
+                .unwrap_or_default(),
+            events: attrs.get("statusCallbackEvent").map_or_else(
+                || vec![ConferenceCallbackEvent::Start, ConferenceCallbackEvent::End],
+                |events| {
+                    events
+                        .split([' ', ','])
+                        .filter_map(ConferenceCallbackEvent::parse)
+                        .collect()
+                },
+            ),
+        });
+    Some(ConferenceNoun {
+        name: noun.text.clone(),
+        muted: attrs.flag("muted", 13230, false),
+        start_conference_on_enter: attrs.flag("startConferenceOnEnter", 13232, true),
+        end_conference_on_exit: attrs.flag("endConferenceOnExit", 13231, false),
+        label: attrs.get("participantLabel"),
+        coach: attrs.get("coach"),
+        wait,
+        status_callback,
+    })
 }
 
 #[cfg(test)]
@@ -406,8 +525,8 @@ mod tests {
               <Reject reason="busy"/>
               <Hangup/>
             </Response>"#;
-        let (verbs, skipped) = parse(document).unwrap();
-        assert_eq!(skipped, Vec::<String>::new(), "every verb is run");
+        let (verbs, warnings) = parse(document).unwrap();
+        assert_eq!(warnings, [], "every verb is run as it is written");
         assert_eq!(
             verbs,
             [
@@ -474,13 +593,70 @@ mod tests {
         assert!(parse("<Response><Say>unclosed</Response>").is_err());
         assert!(parse("not xml").is_err());
         assert_eq!(parse("<Response/>").unwrap(), (vec![], vec![]));
-        let (verbs, skipped) =
+        let (verbs, warnings) =
             parse("<Response><Sya>typo</Sya><Hangup/><Frobnicate/></Response>").unwrap();
         assert_eq!(verbs, [Verb::Hangup]);
         assert_eq!(
-            skipped,
-            ["Sya", "Frobnicate"],
+            warnings,
+            [Warning::skipped("Sya"), Warning::skipped("Frobnicate")],
             "what a worker warns of (12200)"
+        );
+    }
+
+    /// Values a verb does not take: each a warning with Twilio's code, and the default instead.
+    #[test]
+    fn warns_of_values_a_verb_does_not_take() {
+        let document = r###"<Response>
+              <Say loop="twice">Hello</Say>
+              <Say/>
+              <Play loop="-1">music.mp3</Play>
+              <Pause length="soon"/>
+              <Gather numDigits="0" finishOnKey="##" timeout="1.5" method="PUT"><Dial>+15550000000</Dial></Gather>
+              <Dial timeout="0"><Conference muted="yes" startConferenceOnEnter="no" endConferenceOnExit="1" waitUrl="not a url" waitMethod="PUT">room</Conference></Dial>
+              <Dial><Conference/></Dial>
+              <Redirect method="PATCH">https://app.example.com/next</Redirect>
+            </Response>"###;
+        let (verbs, warnings) = parse(document).unwrap();
+        let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
+        assert_eq!(
+            codes,
+            [
+                13510, 13520, 13410, 13910, 13320, 13312, 13314, 13310, 13313, 13212, 13233, 13230,
+                13232, 13231, 13237, 13710
+            ]
+        );
+        assert_eq!(
+            warnings[0].message,
+            "Say: Invalid loop value \"twice\"; the default is used"
+        );
+        assert!(
+            warnings[10]
+                .message
+                .starts_with("Dial->Conference: Invalid waitUrl")
+        );
+        assert_eq!(
+            verbs,
+            [
+                Verb::Speak { seconds: 1.0 },
+                Verb::Speak { seconds: 2.0 },
+                Verb::Speak { seconds: 1.0 },
+                Verb::Gather(GatherVerb {
+                    action: None,
+                    method: Method::Post,
+                    num_digits: None,
+                    finish_on_key: "#".into(),
+                    timeout: 5.0,
+                }),
+                Verb::Dial {
+                    target: DialTarget::Conference(ConferenceNoun::named("room")),
+                    timeout: 30
+                },
+                Verb::Redirect {
+                    url: "https://app.example.com/next".into(),
+                    method: Method::Post
+                },
+            ],
+            "each with its defaults; the verbs without what they need are skipped"
         );
     }
 }
