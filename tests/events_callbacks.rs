@@ -982,6 +982,17 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         .unwrap();
     assert_eq!(intent.status, IntentStatus::Failed);
     assert!(intent.reason.unwrap().contains(id.as_str()));
+    // Each call says why it ended, once (Bob's leg is ended by its own worker).
+    for sid in [&answered, &ringing] {
+        let notices = p.notifications(sid).await;
+        assert_eq!(notices.len(), 1, "{notices:#?}");
+        assert_eq!(
+            (notices[0].level, notices[0].error_code),
+            (LogLevel::Error, 15000)
+        );
+        assert!(notices[0].message.contains(id.as_str()), "{notices:#?}");
+    }
+    assert!(p.notifications(&bob).await.is_empty());
     assert!(
         p.world
             .backend
@@ -1047,14 +1058,10 @@ async fn a_call_no_worker_takes_fails_with_its_callback(p: Pipeline) {
     p.apply(&taken, initiated(1, &p.world, "worker-1")).await;
     p.world.backend.drain_commands().await;
     let reconcile = || async {
-        teleapi::reconcile::reconcile_pending(
-            p.world.backend.calls.as_ref(),
-            p.world.backend.commands.as_ref(),
-            p.world.backend.callbacks.as_ref(),
-            p.world.clock.now(),
-        )
-        .await
-        .unwrap()
+        let services = p.world.backend.reconciler_services(p.world.clock.clone());
+        teleapi::reconcile::reconcile_pending(&services, p.world.clock.now())
+            .await
+            .unwrap()
     };
     p.world.clock.advance(Duration::from_secs(61));
     assert_eq!(reconcile().await.resent, 2);
@@ -1080,6 +1087,14 @@ async fn a_call_no_worker_takes_fails_with_its_callback(p: Pipeline) {
     assert_eq!(dial.status, IntentStatus::Failed);
     let still = p.world.backend.calls.call(&taken).await.unwrap().unwrap();
     assert_eq!(still.status, CallStatus::Queued, "a worker has it");
+    let notices = p.notifications(&untaken).await;
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    assert_eq!(
+        (notices[0].level, notices[0].error_code),
+        (LogLevel::Error, 15002)
+    );
+    assert!(notices[0].message.contains("No media worker"));
+    assert!(p.notifications(&taken).await.is_empty());
 
     assert_eq!(p.deliver_all().await, vec![JobOutcome::Delivered]);
     let received = p.sink.received_at("/status");

@@ -765,17 +765,17 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     *faulty.mode.lock().unwrap() = Fault::None;
 
     let reconcile = |world: &World| {
-        let services = world.services.clone();
-        let callbacks = world.backend.callbacks.clone();
+        // The reconciler on the world's (faulty) store and queue.
+        let services = teleapi::reconcile::ReconcilerServices {
+            calls: world.services.calls.clone(),
+            commands: world.services.commands.clone(),
+            ..world.backend.reconciler_services(world.clock.clone())
+        };
+        let now = world.clock.now();
         async move {
-            teleapi::reconcile::reconcile_pending(
-                services.calls.as_ref(),
-                services.commands.as_ref(),
-                callbacks.as_ref(),
-                services.clock.now(),
-            )
-            .await
-            .unwrap()
+            teleapi::reconcile::reconcile_pending(&services, now)
+                .await
+                .unwrap()
         }
     };
     // Within the grace period the reconciler leaves it alone: the request might still be running.

@@ -29,14 +29,15 @@ fn next(schedule: &Schedule, operation: &'static str, step: Step) {
 /// where SQS keeps it for five minutes whatever happens to the message (the memory twin does).
 async fn reconcile(world: &World) -> teleapi::reconcile::Reconciled {
     world.clock.advance(Duration::from_secs(61));
-    teleapi::reconcile::reconcile_pending(
-        world.services.calls.as_ref(),
-        world.services.commands.as_ref(),
-        world.backend.callbacks.as_ref(),
-        world.clock.now(),
-    )
-    .await
-    .expect("the reconciler runs")
+    // On the world's (faulty) store and queue.
+    let services = teleapi::reconcile::ReconcilerServices {
+        calls: world.services.calls.clone(),
+        commands: world.services.commands.clone(),
+        ..world.backend.reconciler_services(world.clock.clone())
+    };
+    teleapi::reconcile::reconcile_pending(&services, world.clock.now())
+        .await
+        .expect("the reconciler runs")
 }
 
 /// The call's intents, by sequence number.

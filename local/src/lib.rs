@@ -334,6 +334,7 @@ async fn reconcile_forever(stack: Stack) {
         workers: stack.events.workers.clone(),
         commands: stack.commands.clone(),
         callbacks: stack.events.callbacks.clone(),
+        call_log: stack.events.call_log.clone(),
         clock: stack.services.clock.clone(),
         write_budget: stack.events.config.write_budget,
         intent_retention: stack.events.config.intent_retention,

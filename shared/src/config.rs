@@ -246,6 +246,7 @@ pub async fn reconciler_services_from_env()
         workers: aws.store.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
+        call_log: aws.store.clone(),
         clock: Arc::new(SystemClock),
         write_budget: api.write_budget,
         intent_retention: api.intent_retention,

@@ -1,21 +1,23 @@
 //! When a media worker dies: the reconciler finds workers whose lease ran out (docs/messages.md,
 //! "Worker events") and ends every call they owned, as the worker can no longer say how they
 //! ended: each call's final status and its StatusCallback, and its unsettled intents failed with
-//! a reason naming the worker. Then the worker is marked `expired`, and nothing it says later is
-//! applied. Safe to run twice or to stop half-way: ended calls leave the worker's index, and a
+//! a reason naming the worker, and a notification (15000) saying why it ended. Then the worker
+//! is marked `expired`, and nothing it says later is applied. Safe to run twice or to stop half-way: ended calls leave the worker's index, and a
 //! worker is marked only once its calls are all ended.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::api::intents::backoff;
 use crate::call_events::write_progress;
 use crate::domain::IntentStatus;
+use crate::domain::call_log::{LogLevel, Problem};
 use crate::domain::listing::{CallFilter, PageRequest};
 use crate::domain::modify::SystemAction;
 use crate::domain::progress::drop_call;
 use crate::domain::worker::Worker;
 use crate::domain::{Call, CallSid, Timestamp};
-use crate::ports::{CallStore, Queue, QueueError, Settlement, StoreError};
+use crate::insight::{note_or_warn, notification_entry};
+use crate::ports::{QueueError, Settlement, StoreError};
 use crate::reconcile::ReconcilerServices;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 
@@ -50,14 +52,12 @@ pub async fn end_expired_workers(
     services: &ReconcilerServices,
     now: Timestamp,
 ) -> Result<Swept, SweepError> {
-    let (workers, calls) = (services.workers.as_ref(), services.calls.as_ref());
-    let (callbacks, write_budget) = (services.callbacks.as_ref(), services.write_budget);
+    let workers = services.workers.as_ref();
     let mut swept = Swept::default();
     for worker in workers.expired_workers(now, WORKERS).await? {
-        let live = calls.live_calls(&worker.id, CALLS).await?;
+        let live = services.calls.live_calls(&worker.id, CALLS).await?;
         for sid in &live {
-            let (ended, failed) =
-                end_call(calls, callbacks, &worker, sid, now, write_budget).await?;
+            let (ended, failed) = end_call(services, &worker, sid, now).await?;
             swept.calls += usize::from(ended);
             swept.intents += failed;
             if ended {
@@ -137,37 +137,31 @@ async fn hang_up_legs(
 /// Ends one call of `worker` and fails its unsettled intents: whether it ended the call, and how
 /// many intents it failed.
 async fn end_call(
-    calls: &dyn CallStore,
-    callbacks: &dyn Queue,
+    services: &ReconcilerServices,
     worker: &Worker,
     sid: &CallSid,
     now: Timestamp,
-    write_budget: Duration,
 ) -> Result<(bool, usize), SweepError> {
+    let calls = services.calls.as_ref();
     // Its last heartbeat was applied when it was last written.
     let last_seen = worker.date_updated;
-    // The index lags: a call that ended meanwhile, or moved to another worker, is not ours.
-    let ours = |call: &Call| call.worker.as_ref() == Some(&worker.id);
-    let ended = drop_lost_call(
-        calls,
-        callbacks,
-        sid,
-        ours,
-        (last_seen, "lease"),
-        now,
-        write_budget,
-    )
-    .await?;
-    if !ended {
-        return Ok((false, 0));
-    }
-    // (Were the sweep to stop here, the reconciler still fails these intents once no report
-    // has come for five minutes.)
     let reason = format!(
         "Media worker {} stopped renewing its lease at {}; the call was ended",
         worker.id,
         last_seen.rfc2822()
     );
+    // The index lags: a call that ended meanwhile, or moved to another worker, is not ours.
+    let ours = |call: &Call| call.worker.as_ref() == Some(&worker.id);
+    let lost = Lost {
+        last_seen,
+        why: "lease",
+        problem: Problem::new(LogLevel::Error, 15000, reason.clone()),
+    };
+    if !drop_lost_call(services, sid, ours, lost, now).await? {
+        return Ok((false, 0));
+    }
+    // (Were the sweep to stop here, the reconciler still fails these intents once no report
+    // has come for five minutes.)
     let subject = crate::domain::Subject::Call(sid.clone());
     let mut failed = 0;
     let mut page = PageRequest {
@@ -196,23 +190,32 @@ async fn end_call(
             None => break,
         }
     }
-    Ok((ended, failed))
+    Ok((true, failed))
+}
+
+/// Why a call is ended as lost.
+pub struct Lost<'a> {
+    /// When it was last known alive: when it ended.
+    pub last_seen: Timestamp,
+    /// What ended it, a word: `{CallSid}-{why}` is its StatusCallback's idempotency token.
+    pub why: &'a str,
+    /// What its notification says.
+    pub problem: Problem,
 }
 
 /// Ends the call `sid` as lost ([`drop_call`]) if it has not ended and `applies` to it: its
 /// StatusCallback job first (a crash after it repeats the job, never loses it), then one
-/// conditional write, retried against concurrent writers within `write_budget`. Whether it ended
-/// the call.
+/// conditional write, retried against concurrent writers within the write budget; then the
+/// call's notification of why. Whether it ended the call.
 pub async fn drop_lost_call(
-    calls: &dyn CallStore,
-    callbacks: &dyn Queue,
+    services: &ReconcilerServices,
     sid: &CallSid,
     applies: impl Fn(&Call) -> bool,
-    (last_seen, why): (Timestamp, &str),
+    lost: Lost<'_>,
     now: Timestamp,
-    write_budget: Duration,
 ) -> Result<bool, SweepError> {
-    let deadline = Instant::now() + write_budget;
+    let calls = services.calls.as_ref();
+    let deadline = Instant::now() + services.write_budget;
     let mut attempt = 0;
     let mut queued = None;
     loop {
@@ -222,10 +225,15 @@ pub async fn drop_lost_call(
         if !applies(&call) {
             return Ok(false);
         }
-        let Some(progress) = drop_call(&call, last_seen, now, why) else {
+        let Some(progress) = drop_call(&call, lost.last_seen, now, lost.why) else {
             return Ok(false);
         };
+        let callbacks = services.callbacks.as_ref();
         if write_progress::<SweepError>(calls, callbacks, &progress, &mut queued, now).await? {
+            let origin = format!("lost-{}", lost.why);
+            let entry = notification_entry(lost.problem, sid, &call.account_sid, now, &origin);
+            let retention = services.intent_retention;
+            note_or_warn(services.call_log.as_ref(), &entry, retention).await;
             return Ok(true);
         }
         if Instant::now() >= deadline {

@@ -13,10 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::call_log::{LogLevel, Problem};
 use crate::domain::{CallStatus, IntentStatus, Timestamp};
-use crate::leases::{SweepError, Swept, drop_lost_call, end_expired_workers};
+use crate::leases::{Lost, SweepError, Swept, drop_lost_call, end_expired_workers};
 use crate::ports::{
-    AccountStore, CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError, WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError,
+    WorkerStore,
 };
 
 /// What the reconciler works with.
@@ -29,10 +31,12 @@ pub struct ReconcilerServices {
     pub commands: Arc<dyn Queue>,
     /// Where the StatusCallbacks of calls ended for a dead worker go.
     pub callbacks: Arc<dyn Queue>,
+    /// Where the notifications of the calls it ends go.
+    pub call_log: Arc<dyn CallLogStore>,
     pub clock: Arc<dyn Clock>,
     /// How long ending one call may keep retrying its write against concurrent writers.
     pub write_budget: Duration,
-    /// The TTL of the intents that hang up those legs.
+    /// The TTL of the intents that hang up those legs, and of the calls' notifications.
     pub intent_retention: Duration,
 }
 
@@ -44,13 +48,7 @@ pub const LEASE_SWEEP_INTERVAL: Duration = Duration::from_secs(20);
 /// One run: intents first, then expired leases.
 pub async fn run_once(services: &ReconcilerServices) -> Result<(Reconciled, Swept), SweepError> {
     let now = services.clock.now();
-    let reconciled = reconcile_pending(
-        services.calls.as_ref(),
-        services.commands.as_ref(),
-        services.callbacks.as_ref(),
-        now,
-    )
-    .await?;
+    let reconciled = reconcile_pending(services, now).await?;
     let swept = sweep_leases(services).await?;
     Ok((reconciled, swept))
 }
@@ -93,18 +91,14 @@ pub struct Reconciled {
     pub untaken: usize,
 }
 
-/// How long ending one call may keep retrying against concurrent writers.
-const WRITE_BUDGET: Duration = Duration::from_secs(5);
-
 /// Settles what awaits a worker's report: resends pending commands, fails intents too old to
-/// deliver or never reported, and ends as `failed` (with its StatusCallback) a call created
-/// through the API whose `dial` failed so while no worker had taken it.
+/// deliver or never reported, and ends as `failed` (with its StatusCallback and a notification,
+/// 15002) a call created through the API whose `dial` failed so while no worker had taken it.
 pub async fn reconcile_pending(
-    calls: &dyn CallStore,
-    commands: &dyn Queue,
-    callbacks: &dyn Queue,
+    services: &ReconcilerServices,
     now: Timestamp,
 ) -> Result<Reconciled, SweepError> {
+    let (calls, commands) = (services.calls.as_ref(), services.commands.as_ref());
     let mut report = Reconciled::default();
     for intent in calls.pending_intents(now.minus(GRACE), BATCH).await? {
         if intent.status == IntentStatus::Enqueued {
@@ -114,7 +108,7 @@ pub async fn reconcile_pending(
             {
                 tracing::warn!(intent_sid = %intent.sid, "enqueued intent never reported: failed");
                 report.unreported += 1;
-                report.untaken += end_untaken(calls, callbacks, &intent, now).await?;
+                report.untaken += end_untaken(services, &intent, UNREPORTED, now).await?;
             }
             continue;
         }
@@ -124,7 +118,7 @@ pub async fn reconcile_pending(
             if fail(calls, &intent, IntentStatus::Pending, reason, now).await? {
                 tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
                 report.failed += 1;
-                report.untaken += end_untaken(calls, callbacks, &intent, now).await?;
+                report.untaken += end_untaken(services, &intent, reason, now).await?;
             }
             continue;
         };
@@ -156,13 +150,13 @@ pub async fn reconcile_pending(
     Ok(report)
 }
 
-/// After `intent` failed: if it was the `dial` of a call that no worker has taken (no worker
+/// After `intent` failed for `reason`: if it was the `dial` of a call that no worker has taken (no worker
 /// event applied to it), the call will never be placed; it ends `failed`, with its
 /// StatusCallback. 1 if it ended the call.
 async fn end_untaken(
-    calls: &dyn CallStore,
-    callbacks: &dyn Queue,
+    services: &ReconcilerServices,
     intent: &crate::domain::Intent,
+    reason: &str,
     now: Timestamp,
 ) -> Result<usize, SweepError> {
     let Some(call_sid) = intent.subject.call() else {
@@ -174,16 +168,16 @@ async fn end_untaken(
     let untaken = |call: &crate::domain::Call| {
         call.event_seq == 0 && call.worker.is_none() && call.status == CallStatus::Queued
     };
-    let ended = drop_lost_call(
-        calls,
-        callbacks,
-        call_sid,
-        untaken,
-        (now, "untaken"),
-        now,
-        WRITE_BUDGET,
-    )
-    .await?;
+    let lost = Lost {
+        last_seen: now,
+        why: "untaken",
+        problem: Problem::new(
+            LogLevel::Error,
+            15002,
+            format!("No media worker took the call to place it ({reason}); it was ended as failed"),
+        ),
+    };
+    let ended = drop_lost_call(services, call_sid, untaken, lost, now).await?;
     if ended {
         tracing::warn!(call_sid = %call_sid, "no worker took the call: failed");
     }

@@ -237,6 +237,7 @@ impl Backend {
             workers: self.workers.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
+            call_log: self.call_log.clone(),
             clock,
             write_budget: Duration::from_secs(5),
             intent_retention: Duration::from_secs(3600),
