@@ -1215,8 +1215,9 @@ async fn the_simulated_worker_heartbeats(local: Local) {
     assert!(worker.lease_expires_at > worker.date_updated);
 }
 
-/// The simulated worker dies in the middle of Bob's call: within its lease and a reconciler run,
-/// both legs end `completed`, the application is told, and the worker is marked expired. (Lease
+/// The simulated worker dies in the middle of Bob's call, which it records: within its lease and
+/// a reconciler run, both legs end `completed`, the application is told, the recording fails,
+/// the call says why through its notifications, and the worker is marked expired. (Lease
 /// 5 s, heartbeats every 200 ms and a reconciler every 250 ms, so that it takes seconds.)
 async fn a_worker_that_dies_mid_call(backing: Backing) {
     use teleapi::domain::worker::WorkerStatus;
@@ -1241,6 +1242,15 @@ async fn a_worker_that_dies_mid_call(backing: Backing) {
     let url = format!("{}/{call}.json", local.calls());
     let callback = format!("StatusCallback={}", local.app("/status"));
     assert_eq!(local.post(&url, &callback).await.0, 200);
+    let recordings = local.recordings_of(&call);
+    let (status, recording) = local.post(&format!("{recordings}.json"), "").await;
+    assert_eq!(status, 201, "{recording}");
+    let recording = format!("{recordings}/{}.json", recording["sid"].as_str().unwrap());
+    eventually("the worker to record", || async {
+        let listed = local.get(&format!("{recordings}.json")).await;
+        (listed["recordings"][0]["status"] == "in-progress").then_some(())
+    })
+    .await;
 
     local.simulator.crash();
     for sid in [&call, &bob] {
@@ -1255,6 +1265,24 @@ async fn a_worker_that_dies_mid_call(backing: Backing) {
     .await;
     assert_eq!(told.params["CallStatus"], "completed");
     assert_eq!(told.params["CallSid"], call);
+    let failed = eventually("the recording to fail", || async {
+        let recording = local.get(&recording).await;
+        (recording["status"] == "failed").then_some(recording)
+    })
+    .await;
+    assert_eq!(failed["error_code"], 16105, "{failed}");
+    let notices = local
+        .get(&format!("{}/{call}/Notifications.json", local.calls()))
+        .await;
+    let notice = &notices["notifications"][0];
+    assert_eq!(notice["error_code"], "15000", "{notices}");
+    assert!(
+        notice["message_text"]
+            .as_str()
+            .unwrap()
+            .contains(local.worker_id.as_str()),
+        "{notices}"
+    );
     // Marked once its calls are all ended, a moment after the last of them.
     eventually("the worker marked expired", || async {
         let worker = local.workers.worker(&local.worker_id).await.unwrap()?;

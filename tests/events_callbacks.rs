@@ -16,8 +16,14 @@ use teleapi::domain::call_log::{LogLevel, Notification, RequestEntry, RequestKin
 use teleapi::domain::callback::{CallbackJob, signature};
 use teleapi::domain::event::{Event, EventKind};
 use teleapi::domain::listing::PageRequest;
+use teleapi::domain::recording::{
+    RecordingCallback, RecordingCallbackEvent, RecordingChannels, RecordingSource, RecordingSpec,
+    RecordingStatus, RecordingTrack, Trim,
+};
+use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamStatus, StreamTrack, StreamUrl};
 use teleapi::domain::{
-    AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, Timestamp,
+    AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, StreamSid, Timestamp,
+    WebhookUrl,
 };
 use teleapi::ports::{Clock as _, DeliveryError, OutgoingMessage, WebhookClient, WebhookRequest};
 use teleapi_tests::sink::{Reply, Sink, independent_signature};
@@ -857,8 +863,11 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     let heartbeat = |at: i64| heartbeat(&id, at, "active");
     handle_event(&p.events, &heartbeat(1_000)).await.unwrap();
     let callback = p.encoded("/status");
+    let recorded = p.encoded("/recording");
     let answered = p
-        .outgoing_call(&format!("&StatusCallback={callback}"))
+        .outgoing_call(&format!(
+            "&StatusCallback={callback}&Record=true&RecordingStatusCallback={recorded}"
+        ))
         .await;
     let ringing = p
         .outgoing_call(&format!("&StatusCallback={callback}"))
@@ -876,6 +885,54 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         p.status(sid, 2, CallStatus::Ringing, None).await;
     }
     p.status(&answered, 3, CallStatus::InProgress, None).await;
+    // The answered call records (Record=true) and streams to a bot.
+    let loopback = AddressPolicy {
+        allow_loopback: true,
+    };
+    let recording_sid = p
+        .world
+        .backend
+        .calls
+        .call(&answered)
+        .await
+        .unwrap()
+        .unwrap()
+        .recording
+        .unwrap();
+    let recording = RecordingSpec {
+        recording_sid: recording_sid.clone(),
+        channels: RecordingChannels::Mono,
+        track: RecordingTrack::Both,
+        trim: Trim::DoNotTrim,
+        source: RecordingSource::OutboundApi,
+        status_callback: Some(RecordingCallback {
+            url: WebhookUrl::parse(&p.sink.url("/recording"), loopback).unwrap(),
+            method: Method::Post,
+            events: vec![RecordingCallbackEvent::Completed],
+        }),
+    };
+    let account_sid = p.world.account.sid.clone();
+    let started = EventKind::RecordingStarted {
+        seq: 1,
+        account_sid,
+        recording,
+        start_time: p.world.clock.now().millis(),
+    };
+    p.apply(&answered, started).await;
+    let stream = StreamSpec {
+        stream_sid: StreamSid::generate(),
+        name: Some("bot".into()),
+        url: StreamUrl::parse("wss://bot.example.com", AddressPolicy::default()).unwrap(),
+        track: StreamTrack::Inbound,
+        parameters: Default::default(),
+        status_callback: Some(StreamCallback {
+            url: WebhookUrl::parse(&p.sink.url("/stream"), loopback).unwrap(),
+            method: Method::Post,
+        }),
+    };
+    let stream_sid = stream.stream_sid.clone();
+    p.apply(&answered, EventKind::StreamStarted { seq: 1, stream })
+        .await;
     // Bob's leg, which the answered call dialled, held by another (live) worker.
     let other = WorkerId::try_from(format!("{id}-other")).unwrap();
     let bob = CallSid::generate();
@@ -1003,8 +1060,78 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
             .is_empty()
     );
 
+    // Its recording and its stream are reported failed in the worker's place, on the events
+    // queue, and applied as any worker's report.
+    let mut reported = Vec::new();
+    loop {
+        let batch = p
+            .world
+            .backend
+            .events
+            .receive(None, 10, Duration::from_millis(200))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            assert_eq!(message.group.as_deref(), Some(answered.as_str()));
+            let handled = handle_event(&p.events, &message.body).await.unwrap();
+            assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
+            reported.push(serde_json::from_str::<Value>(&message.body).unwrap()["type"].clone());
+            p.world
+                .backend
+                .events
+                .delete(None, &message.receipt)
+                .await
+                .unwrap();
+        }
+    }
+    reported.sort_by_key(ToString::to_string);
+    assert_eq!(
+        reported,
+        [json!("recording.status"), json!("stream.failed")]
+    );
+    let failed = p
+        .world
+        .backend
+        .recordings
+        .recording(&recording_sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (failed.status, failed.error_code),
+        (RecordingStatus::Failed, Some(16_105))
+    );
+    let after = p
+        .world
+        .backend
+        .calls
+        .call(&answered)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&after.streams[0].spec.stream_sid, after.streams[0].status),
+        (&stream_sid, StreamStatus::Stopped)
+    );
+
     let outcomes = p.deliver_all().await;
-    assert_eq!(outcomes, vec![JobOutcome::Delivered; 2]);
+    assert_eq!(outcomes, vec![JobOutcome::Delivered; 5]);
+    let recording_callbacks = p.sink.received_at("/recording");
+    assert_eq!(recording_callbacks.len(), 1);
+    assert_eq!(recording_callbacks[0].params["RecordingStatus"], "failed");
+    assert_eq!(recording_callbacks[0].params["ErrorCode"], "16105");
+    let stream_callbacks: Vec<String> = p
+        .sink
+        .received_at("/stream")
+        .iter()
+        .map(|r| r.params["StreamEvent"].clone())
+        .collect();
+    assert_eq!(stream_callbacks, ["stream-started", "stream-error"]);
+    let error = &p.sink.received_at("/stream")[1].params["StreamError"];
+    assert!(error.contains(id.as_str()), "{error}");
     let mut statuses: Vec<String> = p
         .sink
         .received_at("/status")

@@ -335,6 +335,8 @@ async fn reconcile_forever(stack: Stack) {
         commands: stack.commands.clone(),
         callbacks: stack.events.callbacks.clone(),
         call_log: stack.events.call_log.clone(),
+        recordings: stack.events.recordings.clone(),
+        events: stack.event_queue.clone(),
         clock: stack.services.clock.clone(),
         write_budget: stack.events.config.write_budget,
         intent_retention: stack.events.config.intent_retention,

@@ -22,6 +22,7 @@ pub const COMMANDS_QUEUE_ENV: &str = "TELEAPI_COMMANDS_QUEUE_URL";
 pub const CALLBACKS_QUEUE_ENV: &str = "TELEAPI_CALLBACKS_QUEUE_URL";
 pub const CALLBACKS_DLQ_ENV: &str = "TELEAPI_CALLBACKS_DLQ_URL";
 pub const EVENTS_DLQ_ENV: &str = "TELEAPI_EVENTS_DLQ_URL";
+pub const EVENTS_QUEUE_ENV: &str = "TELEAPI_EVENTS_QUEUE_URL";
 /// The authorizer's shared API keys (infra/template.yaml creates them).
 pub const UNAUTHENTICATED_KEY_ENV: &str = "TELEAPI_UNAUTHENTICATED_USAGE_KEY";
 pub const UNASSIGNED_KEY_ENV: &str = "TELEAPI_UNASSIGNED_USAGE_KEY";
@@ -150,7 +151,7 @@ pub fn required_env(function: &str) -> Vec<&'static str> {
     match function {
         "call-events" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_DLQ_ENV, PUBLIC_URL_ENV]),
         "callback" => names.extend([CALLBACKS_QUEUE_ENV, CALLBACKS_DLQ_ENV]),
-        "reconcile-intents" => names.push(CALLBACKS_QUEUE_ENV),
+        "reconcile-intents" => names.extend([CALLBACKS_QUEUE_ENV, EVENTS_QUEUE_ENV]),
         _ => {}
     }
     names
@@ -247,6 +248,8 @@ pub async fn reconciler_services_from_env()
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         call_log: aws.store.clone(),
+        recordings: aws.store.clone(),
+        events: aws.queue(EVENTS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
         write_budget: api.write_budget,
         intent_retention: api.intent_retention,

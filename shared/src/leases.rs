@@ -1,7 +1,9 @@
 //! When a media worker dies: the reconciler finds workers whose lease ran out (docs/messages.md,
 //! "Worker events") and ends every call they owned, as the worker can no longer say how they
-//! ended: each call's final status and its StatusCallback, and its unsettled intents failed with
-//! a reason naming the worker, and a notification (15000) saying why it ended. Then the worker
+//! ended: each call's final status and its StatusCallback, its running streams and its
+//! recording failed (the events the worker can no longer send, sent in its place on the events
+//! queue), its unsettled intents failed with a reason naming the worker, and a notification
+//! (15000) saying why it ended. Then the worker
 //! is marked `expired`, and nothing it says later is applied. Safe to run twice or to stop half-way: ended calls leave the worker's index, and a
 //! worker is marked only once its calls are all ended.
 
@@ -13,11 +15,11 @@ use crate::domain::IntentStatus;
 use crate::domain::call_log::{LogLevel, Problem};
 use crate::domain::listing::{CallFilter, PageRequest};
 use crate::domain::modify::SystemAction;
-use crate::domain::progress::drop_call;
+use crate::domain::progress::{drop_call, lost_media};
 use crate::domain::worker::Worker;
 use crate::domain::{Call, CallSid, Timestamp};
 use crate::insight::{note_or_warn, notification_entry};
-use crate::ports::{QueueError, Settlement, StoreError};
+use crate::ports::{OutgoingMessage, QueueError, Settlement, StoreError};
 use crate::reconcile::ReconcilerServices;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 
@@ -203,10 +205,11 @@ pub struct Lost<'a> {
     pub problem: Problem,
 }
 
-/// Ends the call `sid` as lost ([`drop_call`]) if it has not ended and `applies` to it: its
-/// StatusCallback job first (a crash after it repeats the job, never loses it), then one
-/// conditional write, retried against concurrent writers within the write budget; then the
-/// call's notification of why. Whether it ended the call.
+/// Ends the call `sid` as lost ([`drop_call`]) if it has not ended and `applies` to it: the
+/// events of its streams and recording ([`lost_media`]) and its StatusCallback job first (a
+/// crash after them repeats them, never loses them), then one conditional write, retried
+/// against concurrent writers within the write budget; then the call's notification of why.
+/// Whether it ended the call.
 pub async fn drop_lost_call(
     services: &ReconcilerServices,
     sid: &CallSid,
@@ -218,6 +221,7 @@ pub async fn drop_lost_call(
     let deadline = Instant::now() + services.write_budget;
     let mut attempt = 0;
     let mut queued = None;
+    let mut reported = false;
     loop {
         let Some(call) = calls.call(sid).await? else {
             return Ok(false);
@@ -228,6 +232,10 @@ pub async fn drop_lost_call(
         let Some(progress) = drop_call(&call, lost.last_seen, now, lost.why) else {
             return Ok(false);
         };
+        if !reported {
+            report_lost_media(services, &call, &lost.problem.message, now).await?;
+            reported = true;
+        }
         let callbacks = services.callbacks.as_ref();
         if write_progress::<SweepError>(calls, callbacks, &progress, &mut queued, now).await? {
             let origin = format!("lost-{}", lost.why);
@@ -245,4 +253,25 @@ pub async fn drop_lost_call(
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;
     }
+}
+
+/// Sends, in `call`'s group of the events queue, what its worker can no longer report of the
+/// call's streams and recording. (A stream or recording that changes between this and the
+/// call's end is the worker's own report: it comes first in the group, and this one is then a
+/// duplicate.)
+async fn report_lost_media(
+    services: &ReconcilerServices,
+    call: &Call,
+    why: &str,
+    now: Timestamp,
+) -> Result<(), SweepError> {
+    let recording = match &call.recording {
+        Some(sid) => services.recordings.recording(sid).await?,
+        None => None,
+    };
+    for (id, event) in lost_media(call, recording.as_ref(), why, now) {
+        let message = OutgoingMessage::fifo(call.sid.as_str(), id, event.to_json());
+        services.events.send(None, &message).await?;
+    }
+    Ok(())
 }

@@ -17,8 +17,8 @@ use crate::domain::call_log::{LogLevel, Problem};
 use crate::domain::{CallStatus, IntentStatus, Timestamp};
 use crate::leases::{Lost, SweepError, Swept, drop_lost_call, end_expired_workers};
 use crate::ports::{
-    AccountStore, CallLogStore, CallStore, Clock, OutgoingMessage, Queue, Settlement, StoreError,
-    WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, OutgoingMessage, Queue, RecordingStore,
+    Settlement, StoreError, WorkerStore,
 };
 
 /// What the reconciler works with.
@@ -33,6 +33,11 @@ pub struct ReconcilerServices {
     pub callbacks: Arc<dyn Queue>,
     /// Where the notifications of the calls it ends go.
     pub call_log: Arc<dyn CallLogStore>,
+    /// Read for a dead worker's call's recording, to fail it if it is not final.
+    pub recordings: Arc<dyn RecordingStore>,
+    /// The events queue, where the reconciler reports a dead worker's streams and recordings
+    /// failed in its place (the call-events function applies them as any worker's).
+    pub events: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     /// How long ending one call may keep retrying its write against concurrent writers.
     pub write_budget: Duration,

@@ -238,6 +238,8 @@ impl Backend {
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),
             call_log: self.call_log.clone(),
+            recordings: self.recordings.clone(),
+            events: self.events.clone(),
             clock,
             write_budget: Duration::from_secs(5),
             intent_retention: Duration::from_secs(3600),

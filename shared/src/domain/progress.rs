@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use super::call::{Call, CallStatus, Instructions};
 use super::callback::{self, CallbackJob};
-use super::event::{Event, EventKind};
+use super::event::{EVENT_VERSION, Event, EventKind};
 use super::intent::Intent;
 use super::modify::{SystemAction, plan_system};
+use super::recording::{Recording, RecordingStatus};
 use super::sid::IntentSid;
+use super::stream::StreamStatus;
 use super::time::Timestamp;
 use super::webhook::CallbackEvent;
 
@@ -332,6 +334,56 @@ pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp, why: &str) -
         callback,
         intent: None,
     })
+}
+
+/// Twilio's "Recording failed": what a recording lost with its worker ends as.
+pub const RECORDING_LOST: u32 = 16_105;
+
+/// The events a worker that lost `call` can no longer send, for the control plane to send in
+/// its place, each with a deduplication id of its own: every running stream failed (`why` is
+/// its `StreamError`), and the call's `recording` (the one it names), unless final, failed
+/// ([`RECORDING_LOST`]: its media went with the worker). Each is numbered after the last event
+/// applied to its stream or recording, so that a report of the worker's own still on its way
+/// (it comes first in the call's group) makes this one a duplicate.
+pub fn lost_media(
+    call: &Call,
+    recording: Option<&Recording>,
+    why: &str,
+    now: Timestamp,
+) -> Vec<(String, Event)> {
+    let event = |kind| Event {
+        version: EVENT_VERSION,
+        call_sid: call.sid.clone(),
+        timestamp: now.millis(),
+        kind,
+    };
+    let mut events: Vec<(String, Event)> = call
+        .streams
+        .iter()
+        .filter(|s| s.status == StreamStatus::InProgress)
+        .map(|s| {
+            let kind = EventKind::StreamFailed {
+                seq: s.event_seq + 1,
+                stream_sid: s.spec.stream_sid.clone(),
+                error: why.to_owned(),
+            };
+            (format!("{}-lost", s.spec.stream_sid), event(kind))
+        })
+        .collect();
+    let recording =
+        recording.filter(|r| call.recording.as_ref() == Some(&r.sid) && !r.status.is_final());
+    if let Some(recording) = recording {
+        let kind = EventKind::RecordingChanged {
+            seq: recording.event_seq + 1,
+            recording_sid: recording.sid.clone(),
+            status: RecordingStatus::Failed,
+            duration: None,
+            media_url: None,
+            error_code: Some(RECORDING_LOST),
+        };
+        events.push((format!("{}-lost", recording.sid), event(kind)));
+    }
+    events
 }
 
 /// `call` with the event counted and the version moved on.
