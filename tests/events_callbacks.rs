@@ -22,8 +22,8 @@ use teleapi::domain::recording::{
 };
 use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamStatus, StreamTrack, StreamUrl};
 use teleapi::domain::{
-    AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, StreamSid, Timestamp,
-    WebhookUrl,
+    AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, RecordingSid, StreamSid,
+    Timestamp, WebhookUrl,
 };
 use teleapi::ports::{Clock as _, DeliveryError, OutgoingMessage, WebhookClient, WebhookRequest};
 use teleapi_tests::sink::{Reply, Sink, independent_signature};
@@ -110,6 +110,30 @@ impl Pipeline {
             .await
             .unwrap()
             .items
+    }
+
+    /// Applies what the control plane reported on the events queue in a worker's place (all of
+    /// it about `call`, in its group): the events' types, in order.
+    async fn apply_reported(&self, call: &CallSid) -> Vec<String> {
+        let queue = &self.world.backend.events;
+        let mut reported = Vec::new();
+        loop {
+            let batch = queue
+                .receive(None, 10, Duration::from_millis(200))
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return reported;
+            }
+            for message in batch {
+                assert_eq!(message.group.as_deref(), Some(call.as_str()));
+                let handled = handle_event(&self.events, &message.body).await.unwrap();
+                assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
+                let event: Value = serde_json::from_str(&message.body).unwrap();
+                reported.push(event["type"].as_str().unwrap().to_owned());
+                queue.delete(None, &message.receipt).await.unwrap();
+            }
+        }
     }
 
     /// Runs every job on the callbacks queue, retries included, until it is empty.
@@ -1062,36 +1086,9 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
 
     // Its recording and its stream are reported failed in the worker's place, on the events
     // queue, and applied as any worker's report.
-    let mut reported = Vec::new();
-    loop {
-        let batch = p
-            .world
-            .backend
-            .events
-            .receive(None, 10, Duration::from_millis(200))
-            .await
-            .unwrap();
-        if batch.is_empty() {
-            break;
-        }
-        for message in batch {
-            assert_eq!(message.group.as_deref(), Some(answered.as_str()));
-            let handled = handle_event(&p.events, &message.body).await.unwrap();
-            assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
-            reported.push(serde_json::from_str::<Value>(&message.body).unwrap()["type"].clone());
-            p.world
-                .backend
-                .events
-                .delete(None, &message.receipt)
-                .await
-                .unwrap();
-        }
-    }
-    reported.sort_by_key(ToString::to_string);
-    assert_eq!(
-        reported,
-        [json!("recording.status"), json!("stream.failed")]
-    );
+    let mut reported = p.apply_reported(&answered).await;
+    reported.sort();
+    assert_eq!(reported, ["recording.status", "stream.failed"]);
     let failed = p
         .world
         .backend
@@ -1421,6 +1418,91 @@ async fn every_message_twice_comes_out_as_once(p: Pipeline) {
     );
 }
 
+/// A recording and a stream started through the API whose commands no worker ever reads: when
+/// their intents fail, unreported, the recording and the stream are reported failed in the
+/// worker's place, with their callbacks, and the call may record again.
+async fn media_no_worker_starts_fails_with_its_intent(p: Pipeline) {
+    let call = p.world.call(CallStatus::InProgress).await;
+    let path = |what: &str| format!("/Calls/{}/{what}.json", call.sid);
+    let body = format!("RecordingStatusCallback={}", p.encoded("/recording"));
+    let started = p.world.post(&path("Recordings"), &body).await;
+    assert_eq!(
+        started.status(),
+        StatusCode::CREATED,
+        "{}",
+        body_json(&started)
+    );
+    let recording_sid: RecordingSid = body_json(&started)["sid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = format!(
+        "Url=wss%3A%2F%2Fbot.example.com&StatusCallback={}",
+        p.encoded("/stream")
+    );
+    let streamed = p.world.post(&path("Streams"), &body).await;
+    assert_eq!(
+        streamed.status(),
+        StatusCode::CREATED,
+        "{}",
+        body_json(&streamed)
+    );
+    assert_eq!(
+        p.world.backend.drain_commands().await.len(),
+        2,
+        "never read"
+    );
+
+    let services = p.world.backend.reconciler_services(p.world.clock.clone());
+    let reconcile = || teleapi::reconcile::reconcile_pending(&services, p.world.clock.now());
+    p.world.clock.advance(Duration::from_secs(61));
+    assert_eq!(reconcile().await.unwrap().resent, 2);
+    p.world.backend.drain_commands().await;
+    assert!(
+        p.apply_reported(&call.sid).await.is_empty(),
+        "not before they fail"
+    );
+    p.world.clock.advance(Duration::from_secs(240));
+    assert_eq!(reconcile().await.unwrap().unreported, 2);
+    let mut reported = p.apply_reported(&call.sid).await;
+    reported.sort();
+    assert_eq!(reported, ["recording.status", "stream.failed"]);
+
+    let recording = p
+        .world
+        .backend
+        .recordings
+        .recording(&recording_sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (recording.status, recording.error_code),
+        (RecordingStatus::Failed, Some(16_105))
+    );
+    let after = p
+        .world
+        .backend
+        .calls
+        .call(&call.sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.streams[0].status, StreamStatus::Stopped);
+    assert_eq!(p.deliver_all().await, vec![JobOutcome::Delivered; 2]);
+    assert_eq!(
+        p.sink.received_at("/recording")[0].params["RecordingStatus"],
+        "failed"
+    );
+    let error = &p.sink.received_at("/stream")[0].params["StreamError"];
+    assert!(error.contains("No media worker reported"), "{error}");
+
+    // Nothing holds the call's one active recording any more.
+    let again = p.world.post(&path("Recordings"), "").await;
+    assert_eq!(again.status(), StatusCode::CREATED, "{}", body_json(&again));
+}
+
 teleapi_tests::on_both_backends!(
     with super::Pipeline::new;
     every_message_twice_comes_out_as_once,
@@ -1438,6 +1520,7 @@ teleapi_tests::on_both_backends!(
     worker_heartbeats_renew_a_lease_until_the_worker_leaves,
     a_dead_workers_calls_end_with_their_callbacks,
     a_call_no_worker_takes_fails_with_its_callback,
+    media_no_worker_starts_fails_with_its_intent,
 );
 
 /// A resolver that answers every name with fixed addresses: DNS as an attacker would run it.

@@ -13,6 +13,7 @@ use crate::api::intents::backoff;
 use crate::call_events::write_progress;
 use crate::domain::IntentStatus;
 use crate::domain::call_log::{LogLevel, Problem};
+use crate::domain::event::Event;
 use crate::domain::listing::{CallFilter, PageRequest};
 use crate::domain::modify::SystemAction;
 use crate::domain::progress::{drop_call, lost_media};
@@ -256,9 +257,7 @@ pub async fn drop_lost_call(
 }
 
 /// Sends, in `call`'s group of the events queue, what its worker can no longer report of the
-/// call's streams and recording. (A stream or recording that changes between this and the
-/// call's end is the worker's own report: it comes first in the group, and this one is then a
-/// duplicate.)
+/// call's streams and recording ([`lost_media`]).
 async fn report_lost_media(
     services: &ReconcilerServices,
     call: &Call,
@@ -269,8 +268,17 @@ async fn report_lost_media(
         Some(sid) => services.recordings.recording(sid).await?,
         None => None,
     };
-    for (id, event) in lost_media(call, recording.as_ref(), why, now) {
-        let message = OutgoingMessage::fifo(call.sid.as_str(), id, event.to_json());
+    report_in_place(services, lost_media(call, recording.as_ref(), why, now)).await
+}
+
+/// Sends `events` (with their deduplication ids) on the events queue, each in its call's group,
+/// as the worker would have: the call-events function applies them as any worker's report.
+pub(crate) async fn report_in_place(
+    services: &ReconcilerServices,
+    events: impl IntoIterator<Item = (String, Event)>,
+) -> Result<(), SweepError> {
+    for (id, event) in events {
+        let message = OutgoingMessage::fifo(event.call_sid.as_str(), id, event.to_json());
         services.events.send(None, &message).await?;
     }
     Ok(())

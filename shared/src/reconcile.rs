@@ -9,13 +9,20 @@
 //! [`DELIVERY_WINDOW`] a resend could duplicate, and a command that late would surprise the
 //! caller, so the intent is failed instead. An intent whose command is on the queue (`enqueued`)
 //! and that no worker has reported by [`REPORT_DEADLINE`] is failed too: nothing waits forever.
+//! What a failed intent leaves waiting for a worker is settled with it: a call no worker took
+//! ends, and a recording or stream it started that no worker ever reported fails.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::call_log::{LogLevel, Problem};
+use crate::domain::intent::{Intent, IntentAction};
+use crate::domain::progress::{recording_failed, stream_failed};
+use crate::domain::stream::StreamStatus;
 use crate::domain::{CallStatus, IntentStatus, Timestamp};
-use crate::leases::{Lost, SweepError, Swept, drop_lost_call, end_expired_workers};
+use crate::leases::{
+    Lost, SweepError, Swept, drop_lost_call, end_expired_workers, report_in_place,
+};
 use crate::ports::{
     AccountStore, CallLogStore, CallStore, Clock, OutgoingMessage, Queue, RecordingStore,
     Settlement, StoreError, WorkerStore,
@@ -114,6 +121,7 @@ pub async fn reconcile_pending(
                 tracing::warn!(intent_sid = %intent.sid, "enqueued intent never reported: failed");
                 report.unreported += 1;
                 report.untaken += end_untaken(services, &intent, UNREPORTED, now).await?;
+                fail_unstarted_media(services, &intent, UNREPORTED, now).await?;
             }
             continue;
         }
@@ -124,6 +132,7 @@ pub async fn reconcile_pending(
                 tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
                 report.failed += 1;
                 report.untaken += end_untaken(services, &intent, reason, now).await?;
+                fail_unstarted_media(services, &intent, reason, now).await?;
             }
             continue;
         };
@@ -187,6 +196,47 @@ async fn end_untaken(
         tracing::warn!(call_sid = %call_sid, "no worker took the call: failed");
     }
     Ok(usize::from(ended))
+}
+
+/// After `intent` failed for `reason`: if it started a recording or a stream of which no worker
+/// has reported anything (its worker never got the command), none ever will; it is reported
+/// failed in the worker's place, so that it does not stay `in-progress` (and, for a recording,
+/// hold the call's one active recording) for ever.
+async fn fail_unstarted_media(
+    services: &ReconcilerServices,
+    intent: &Intent,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), SweepError> {
+    let Some(command) = intent.command.as_ref().and_then(|c| c.call()) else {
+        return Ok(());
+    };
+    let parameters = &command.parameters;
+    let unreported = match (intent.action, &parameters.recording, &parameters.stream) {
+        (IntentAction::RecordingStart, Some(spec), _) => services
+            .recordings
+            .recording(&spec.recording_sid)
+            .await?
+            .filter(|r| r.event_seq == 0 && !r.status.is_final())
+            .map(|r| recording_failed(&r, now)),
+        (IntentAction::StreamStart, _, Some(spec)) => services
+            .calls
+            .call(&command.call_sid)
+            .await?
+            .and_then(|call| {
+                call.streams
+                    .iter()
+                    .find(|s| s.spec.stream_sid == spec.stream_sid)
+                    .filter(|s| s.event_seq == 0 && s.status == StreamStatus::InProgress)
+                    .map(|s| stream_failed(&call.sid, s, reason, now))
+            }),
+        _ => None,
+    };
+    if let Some((id, event)) = unreported {
+        tracing::warn!(intent_sid = %intent.sid, event = event.name(), "unstarted media reported failed");
+        report_in_place(services, [(id, event)]).await?;
+    }
+    Ok(())
 }
 
 /// Fails `intent` if it is still `from`.

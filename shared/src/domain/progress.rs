@@ -10,8 +10,8 @@ use super::event::{EVENT_VERSION, Event, EventKind};
 use super::intent::Intent;
 use super::modify::{SystemAction, plan_system};
 use super::recording::{Recording, RecordingStatus};
-use super::sid::IntentSid;
-use super::stream::StreamStatus;
+use super::sid::{CallSid, IntentSid};
+use super::stream::{Stream, StreamStatus};
 use super::time::Timestamp;
 use super::webhook::CallbackEvent;
 
@@ -336,54 +336,75 @@ pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp, why: &str) -
     })
 }
 
-/// Twilio's "Recording failed": what a recording lost with its worker ends as.
+/// Twilio's "Recording failed": what a recording the control plane fails in its worker's place
+/// ends with.
 pub const RECORDING_LOST: u32 = 16_105;
 
 /// The events a worker that lost `call` can no longer send, for the control plane to send in
-/// its place, each with a deduplication id of its own: every running stream failed (`why` is
-/// its `StreamError`), and the call's `recording` (the one it names), unless final, failed
-/// ([`RECORDING_LOST`]: its media went with the worker). Each is numbered after the last event
-/// applied to its stream or recording, so that a report of the worker's own still on its way
-/// (it comes first in the call's group) makes this one a duplicate.
+/// its place: every running stream failed (`why` is its `StreamError`), and the call's
+/// `recording` (the one it names), unless final, failed: its media went with the worker.
 pub fn lost_media(
     call: &Call,
     recording: Option<&Recording>,
     why: &str,
     now: Timestamp,
 ) -> Vec<(String, Event)> {
-    let event = |kind| Event {
-        version: EVENT_VERSION,
-        call_sid: call.sid.clone(),
-        timestamp: now.millis(),
-        kind,
-    };
     let mut events: Vec<(String, Event)> = call
         .streams
         .iter()
         .filter(|s| s.status == StreamStatus::InProgress)
-        .map(|s| {
-            let kind = EventKind::StreamFailed {
-                seq: s.event_seq + 1,
-                stream_sid: s.spec.stream_sid.clone(),
-                error: why.to_owned(),
-            };
-            (format!("{}-lost", s.spec.stream_sid), event(kind))
-        })
+        .map(|s| stream_failed(&call.sid, s, why, now))
         .collect();
     let recording =
         recording.filter(|r| call.recording.as_ref() == Some(&r.sid) && !r.status.is_final());
-    if let Some(recording) = recording {
-        let kind = EventKind::RecordingChanged {
-            seq: recording.event_seq + 1,
-            recording_sid: recording.sid.clone(),
-            status: RecordingStatus::Failed,
-            duration: None,
-            media_url: None,
-            error_code: Some(RECORDING_LOST),
-        };
-        events.push((format!("{}-lost", recording.sid), event(kind)));
-    }
+    events.extend(recording.map(|r| recording_failed(r, now)));
     events
+}
+
+/// `stream.failed` for `stream` of the call `call_sid`, as its worker would report it, and its
+/// deduplication id. Numbered after the last event applied to the stream, so that a report of
+/// the worker's own still on its way (it comes first in the call's group) makes it a duplicate.
+pub fn stream_failed(
+    call_sid: &CallSid,
+    stream: &Stream,
+    why: &str,
+    now: Timestamp,
+) -> (String, Event) {
+    let kind = EventKind::StreamFailed {
+        seq: stream.event_seq + 1,
+        stream_sid: stream.spec.stream_sid.clone(),
+        error: why.to_owned(),
+    };
+    (
+        format!("{}-failed", stream.spec.stream_sid),
+        reported(call_sid, kind, now),
+    )
+}
+
+/// `recording.status` `failed` ([`RECORDING_LOST`]) for `recording`, as its worker would report
+/// it, and its deduplication id; numbered as [`stream_failed`] is.
+pub fn recording_failed(recording: &Recording, now: Timestamp) -> (String, Event) {
+    let kind = EventKind::RecordingChanged {
+        seq: recording.event_seq + 1,
+        recording_sid: recording.sid.clone(),
+        status: RecordingStatus::Failed,
+        duration: None,
+        media_url: None,
+        error_code: Some(RECORDING_LOST),
+    };
+    (
+        format!("{}-failed", recording.sid),
+        reported(&recording.call_sid, kind, now),
+    )
+}
+
+fn reported(call_sid: &CallSid, kind: EventKind, now: Timestamp) -> Event {
+    Event {
+        version: EVENT_VERSION,
+        call_sid: call_sid.clone(),
+        timestamp: now.millis(),
+        kind,
+    }
 }
 
 /// `call` with the event counted and the version moved on.
