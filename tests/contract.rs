@@ -1487,6 +1487,52 @@ mod conferences {
         );
     }
 
+    /// The rooms a worker runs are found until they end (the reconciler's way to a dead
+    /// worker's rooms), oldest first, a worker's alone.
+    pub async fn a_workers_live_conferences_are_found_until_they_end(b: &Backend) {
+        use teleapi::domain::worker::WorkerId;
+        let s = &b.conferences;
+        let account = AccountSid::generate();
+        let ours =
+            WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
+        let theirs = WorkerId::try_from(format!("{ours}-other")).unwrap();
+        let room = |at: i64, worker: &WorkerId| {
+            let mut room = conference(&account, "room", at);
+            room.worker = Some(worker.clone());
+            room
+        };
+        let (first, second, elsewhere) =
+            (room(2_000, &ours), room(1_000, &ours), room(1_500, &theirs));
+        let mut nameless = room(500, &ours);
+        nameless.worker = None;
+        for room in [&first, &second, &elsewhere, &nameless] {
+            assert!(s.write_conference(&new(room)).await.unwrap());
+        }
+        let live = |worker: WorkerId, limit| async move {
+            s.live_conferences(&worker, limit).await.unwrap()
+        };
+        assert_eq!(
+            live(ours.clone(), 10).await,
+            [second.sid.clone(), first.sid.clone()]
+        );
+        assert_eq!(live(ours.clone(), 1).await, [second.sid.clone()]);
+        assert_eq!(live(theirs.clone(), 10).await, [elsewhere.sid.clone()]);
+
+        let mut ended = second.clone();
+        ended.status = ConferenceStatus::Completed;
+        ended.version = 2;
+        let change = ConferenceChange::Conference {
+            conference: ended,
+            expected_version: Some(1),
+        };
+        assert!(s.write_conference(&change).await.unwrap());
+        assert_eq!(
+            live(ours, 10).await,
+            [first.sid.clone()],
+            "an ended room leaves it"
+        );
+    }
+
     /// An API change of a conference is written whole or not at all: the conference under its
     /// version, the participant only if no worker event moved it and it is still in the room,
     /// the intent under a free number, the key only once.
@@ -1676,6 +1722,7 @@ mod conferences {
 
 use conferences::{
     a_conference_change_is_one_conditional_write,
+    a_workers_live_conferences_are_found_until_they_end,
     conferences_and_participants_are_written_under_their_conditions,
     conferences_are_listed_newest_first_with_filters,
 };
@@ -1684,6 +1731,7 @@ mod conference_contract {
     use super::*;
     contract!(
         a_conference_change_is_one_conditional_write,
+        a_workers_live_conferences_are_found_until_they_end,
         conferences_and_participants_are_written_under_their_conditions,
         conferences_are_listed_newest_first_with_filters,
     );

@@ -1215,9 +1215,10 @@ async fn the_simulated_worker_heartbeats(local: Local) {
     assert!(worker.lease_expires_at > worker.date_updated);
 }
 
-/// The simulated worker dies in the middle of Bob's call, which it records: within its lease and
-/// a reconciler run, both legs end `completed`, the application is told, the recording fails,
-/// the call says why through its notifications, and the worker is marked expired. (Lease
+/// The simulated worker dies in the middle of Bob's call, which it records, and of a room: within
+/// its lease and a reconciler run, both legs end `completed`, the application is told, the
+/// recording fails, the call says why through its notifications, the room ends, and the worker
+/// is marked expired. (Lease
 /// 5 s, heartbeats every 200 ms and a reconciler every 250 ms, so that it takes seconds.)
 async fn a_worker_that_dies_mid_call(backing: Backing) {
     use teleapi::domain::worker::WorkerStatus;
@@ -1251,6 +1252,13 @@ async fn a_worker_that_dies_mid_call(backing: Backing) {
         (listed["recordings"][0]["status"] == "in-progress").then_some(())
     })
     .await;
+    let member = local.incoming("/conference").await;
+    let room = eventually("the room to start", || async {
+        let listed = local.get(&format!("{}.json", local.conferences())).await;
+        let room = listed["conferences"].as_array()?.first()?.clone();
+        (room["status"] == "in-progress").then_some(room)
+    })
+    .await;
 
     local.simulator.crash();
     for sid in [&call, &bob] {
@@ -1265,6 +1273,17 @@ async fn a_worker_that_dies_mid_call(backing: Backing) {
     .await;
     assert_eq!(told.params["CallStatus"], "completed");
     assert_eq!(told.params["CallSid"], call);
+    eventually("the room's member to end", || {
+        status_is(&local, &member, "completed")
+    })
+    .await;
+    let ended = eventually("the room to end", || async {
+        let room = local.get(&local.conference_url(&room)).await;
+        (room["status"] == "completed").then_some(room)
+    })
+    .await;
+    assert_eq!(ended["reason_conference_ended"], "last-participant-left");
+    assert_eq!(ended["call_sid_ending_conference"], member.as_str());
     let failed = eventually("the recording to fail", || async {
         let recording = local.get(&recording).await;
         (recording["status"] == "failed").then_some(recording)

@@ -14,6 +14,10 @@ use teleapi::callbacks::{CallbackServices, JobOutcome, run_job};
 use teleapi::consumer::poll_once;
 use teleapi::domain::call_log::{LogLevel, Notification, RequestEntry, RequestKind};
 use teleapi::domain::callback::{CallbackJob, signature};
+use teleapi::domain::conference::{
+    ConferenceCallback, ConferenceCallbackEvent, ConferenceEvent, ConferenceEventKind,
+    ConferenceStatus, EndReason, ParticipantState,
+};
 use teleapi::domain::event::{Event, EventKind};
 use teleapi::domain::listing::PageRequest;
 use teleapi::domain::recording::{
@@ -22,8 +26,8 @@ use teleapi::domain::recording::{
 };
 use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamStatus, StreamTrack, StreamUrl};
 use teleapi::domain::{
-    AddressPolicy, CallSid, CallStatus, Direction, IntentStatus, Method, RecordingSid, StreamSid,
-    Timestamp, WebhookUrl,
+    AddressPolicy, CallSid, CallStatus, ConferenceSid, Direction, IntentStatus, Method,
+    RecordingSid, StreamSid, Timestamp, WebhookUrl,
 };
 use teleapi::ports::{Clock as _, DeliveryError, OutgoingMessage, WebhookClient, WebhookRequest};
 use teleapi_tests::sink::{Reply, Sink, independent_signature};
@@ -112,9 +116,9 @@ impl Pipeline {
             .items
     }
 
-    /// Applies what the control plane reported on the events queue in a worker's place (all of
-    /// it about `call`, in its group): the events' types, in order.
-    async fn apply_reported(&self, call: &CallSid) -> Vec<String> {
+    /// Applies what the control plane reported on the events queue in a worker's place: each
+    /// event's group (its call or room) and type, in order.
+    async fn apply_reported(&self) -> Vec<(String, String)> {
         let queue = &self.world.backend.events;
         let mut reported = Vec::new();
         loop {
@@ -126,11 +130,11 @@ impl Pipeline {
                 return reported;
             }
             for message in batch {
-                assert_eq!(message.group.as_deref(), Some(call.as_str()));
                 let handled = handle_event(&self.events, &message.body).await.unwrap();
                 assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
                 let event: Value = serde_json::from_str(&message.body).unwrap();
-                reported.push(event["type"].as_str().unwrap().to_owned());
+                let group = message.group.clone().unwrap_or_default();
+                reported.push((group, event["type"].as_str().unwrap().to_owned()));
                 queue.delete(None, &message.receipt).await.unwrap();
             }
         }
@@ -957,6 +961,48 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     let stream_sid = stream.stream_sid.clone();
     p.apply(&answered, EventKind::StreamStarted { seq: 1, stream })
         .await;
+    // ... and is in a room of the same worker, which tells the application who leaves and when
+    // it ends.
+    let room = ConferenceSid::generate();
+    let joined = ParticipantState {
+        call_sid: answered.clone(),
+        label: None,
+        muted: false,
+        hold: false,
+        coaching: false,
+        call_sid_to_coach: None,
+        start_conference_on_enter: true,
+        end_conference_on_exit: false,
+    };
+    let status_callback = ConferenceCallback {
+        url: WebhookUrl::parse(&p.sink.url("/conference"), loopback).unwrap(),
+        method: Method::Post,
+        events: vec![ConferenceCallbackEvent::Leave, ConferenceCallbackEvent::End],
+    };
+    for kind in [
+        ConferenceEventKind::Created {
+            seq: 1,
+            account_sid: p.world.account.sid.clone(),
+            friendly_name: "support".into(),
+            command_queue_url: queue.to_owned(),
+            worker_id: Some(id.clone()),
+            status_callback: Some(status_callback),
+        },
+        ConferenceEventKind::ParticipantJoined {
+            seq: 2,
+            participant: joined,
+        },
+        ConferenceEventKind::Started { seq: 3 },
+    ] {
+        let event = ConferenceEvent {
+            version: 1,
+            conference_sid: room.clone(),
+            timestamp: 1_000,
+            kind,
+        };
+        let handled = handle_event(&p.events, &event.to_json()).await.unwrap();
+        assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
+    }
     // Bob's leg, which the answered call dialled, held by another (live) worker.
     let other = WorkerId::try_from(format!("{id}-other")).unwrap();
     let bob = CallSid::generate();
@@ -1009,8 +1055,14 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     // Each call's dial (never reported here) and the mute; Bob's leg is hung up through its
     // own worker.
     assert_eq!(
-        (swept.workers, swept.calls, swept.intents, swept.legs),
-        (1, 2, 3, 1)
+        (
+            swept.workers,
+            swept.calls,
+            swept.intents,
+            swept.legs,
+            swept.rooms
+        ),
+        (1, 2, 3, 1, 1)
     );
     let commands = p.world.backend.drain_commands().await;
     assert_eq!(commands.len(), 1);
@@ -1086,9 +1138,49 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
 
     // Its recording and its stream are reported failed in the worker's place, on the events
     // queue, and applied as any worker's report.
-    let mut reported = p.apply_reported(&answered).await;
-    reported.sort();
-    assert_eq!(reported, ["recording.status", "stream.failed"]);
+    // So is its room: the call leaves it, and it ends.
+    let reported = p.apply_reported().await;
+    let of = |group: &str| -> Vec<&str> {
+        let mut types: Vec<&str> = reported
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        types.sort();
+        types
+    };
+    assert_eq!(of(answered.as_str()), ["recording.status", "stream.failed"]);
+    assert_eq!(of(room.as_str()), ["conference.ended", "participant.left"]);
+    assert_eq!(reported.len(), 4);
+    let ended_room = p
+        .world
+        .backend
+        .conferences
+        .conference(&room)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            ended_room.status,
+            ended_room.reason_ended,
+            ended_room.call_sid_ending.as_ref()
+        ),
+        (
+            ConferenceStatus::Completed,
+            Some(EndReason::LastParticipantLeft),
+            Some(&answered)
+        )
+    );
+    assert!(
+        p.world
+            .backend
+            .conferences
+            .participants(&room)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let failed = p
         .world
         .backend
@@ -1115,7 +1207,15 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     );
 
     let outcomes = p.deliver_all().await;
-    assert_eq!(outcomes, vec![JobOutcome::Delivered; 5]);
+    assert_eq!(outcomes, vec![JobOutcome::Delivered; 7]);
+    let mut told: Vec<String> = p
+        .sink
+        .received_at("/conference")
+        .iter()
+        .map(|r| r.params["StatusCallbackEvent"].clone())
+        .collect();
+    told.sort();
+    assert_eq!(told, ["conference-end", "participant-leave"]);
     let recording_callbacks = p.sink.received_at("/recording");
     assert_eq!(recording_callbacks.len(), 1);
     assert_eq!(recording_callbacks[0].params["RecordingStatus"], "failed");
@@ -1459,15 +1559,19 @@ async fn media_no_worker_starts_fails_with_its_intent(p: Pipeline) {
     p.world.clock.advance(Duration::from_secs(61));
     assert_eq!(reconcile().await.unwrap().resent, 2);
     p.world.backend.drain_commands().await;
-    assert!(
-        p.apply_reported(&call.sid).await.is_empty(),
-        "not before they fail"
-    );
+    assert!(p.apply_reported().await.is_empty(), "not before they fail");
     p.world.clock.advance(Duration::from_secs(240));
     assert_eq!(reconcile().await.unwrap().unreported, 2);
-    let mut reported = p.apply_reported(&call.sid).await;
+    let mut reported = p.apply_reported().await;
     reported.sort();
-    assert_eq!(reported, ["recording.status", "stream.failed"]);
+    let group = call.sid.to_string();
+    assert_eq!(
+        reported,
+        [
+            (group.clone(), "recording.status".to_owned()),
+            (group, "stream.failed".to_owned())
+        ]
+    );
 
     let recording = p
         .world

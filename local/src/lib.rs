@@ -336,6 +336,7 @@ async fn reconcile_forever(stack: Stack) {
         callbacks: stack.events.callbacks.clone(),
         call_log: stack.events.call_log.clone(),
         recordings: stack.events.recordings.clone(),
+        conferences: stack.events.conferences.clone(),
         events: stack.event_queue.clone(),
         clock: stack.services.clock.clone(),
         write_budget: stack.events.config.write_budget,

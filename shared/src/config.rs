@@ -249,6 +249,7 @@ pub async fn reconciler_services_from_env()
         callbacks: aws.queue(CALLBACKS_QUEUE_ENV)?,
         call_log: aws.store.clone(),
         recordings: aws.store.clone(),
+        conferences: aws.store.clone(),
         events: aws.queue(EVENTS_QUEUE_ENV)?,
         clock: Arc::new(SystemClock),
         write_budget: api.write_budget,

@@ -3,16 +3,19 @@
 //! ended: each call's final status and its StatusCallback, its running streams and its
 //! recording failed (the events the worker can no longer send, sent in its place on the events
 //! queue), its unsettled intents failed with a reason naming the worker, and a notification
-//! (15000) saying why it ended. Then the worker
-//! is marked `expired`, and nothing it says later is applied. Safe to run twice or to stop half-way: ended calls leave the worker's index, and a
-//! worker is marked only once its calls are all ended.
+//! (15000) saying why it ended. Its rooms end too: everyone left in them leaves and each ends,
+//! reported in its place in the same way. Then the worker is marked `expired`, and nothing it
+//! says later is applied. Safe to run twice or to stop half-way: ended calls leave the worker's
+//! index, and a worker is marked only once its calls are all ended and its rooms reported.
 
 use std::time::Instant;
 
 use crate::api::intents::backoff;
 use crate::call_events::write_progress;
+use crate::domain::ConferenceSid;
 use crate::domain::IntentStatus;
 use crate::domain::call_log::{LogLevel, Problem};
+use crate::domain::conference::{ConferenceStatus, lost_room};
 use crate::domain::event::Event;
 use crate::domain::listing::{CallFilter, PageRequest};
 use crate::domain::modify::SystemAction;
@@ -24,9 +27,11 @@ use crate::ports::{OutgoingMessage, QueueError, Settlement, StoreError};
 use crate::reconcile::ReconcilerServices;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 
-/// Workers, and calls per worker, looked at per run; what is left waits for the next run.
+/// Workers, and calls and rooms per worker, looked at per run; what is left waits for the next
+/// run.
 const WORKERS: usize = 20;
 const CALLS: usize = 500;
+const ROOMS: usize = 100;
 
 /// What a sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +44,8 @@ pub struct Swept {
     pub intents: usize,
     /// Legs of those calls on other workers, hung up.
     pub legs: usize,
+    /// Rooms of those workers, ended.
+    pub rooms: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +74,17 @@ pub async fn end_expired_workers(
                 swept.legs += hang_up_legs(services, &worker, sid, now).await?;
             }
         }
-        // With calls left over, the next run goes on; the worker stays findable until then.
-        if live.len() < CALLS && workers.expire_worker(&worker.id, now).await? {
+        let rooms = services
+            .conferences
+            .live_conferences(&worker.id, ROOMS)
+            .await?;
+        for sid in &rooms {
+            swept.rooms += usize::from(end_room(services, &worker, sid, now).await?);
+        }
+        // With calls or rooms left over, the next run goes on; the worker stays findable until
+        // then.
+        let done = live.len() < CALLS && rooms.len() < ROOMS;
+        if done && workers.expire_worker(&worker.id, now).await? {
             tracing::warn!(worker_id = %worker.id, "worker lease expired: its calls were ended");
             swept.workers += 1;
         }
@@ -135,6 +151,32 @@ async fn hang_up_legs(
             None => return Ok(hung_up),
         }
     }
+}
+
+/// Ends the room `sid` of the dead `worker`, if it is still its and has not ended: everyone in
+/// it leaves, and it ends ([`lost_room`]), reported in the worker's place in the room's group of
+/// the events queue. (Its participants' calls were ended with the worker's other calls.)
+/// Whether it was reported.
+async fn end_room(
+    services: &ReconcilerServices,
+    worker: &Worker,
+    sid: &ConferenceSid,
+    now: Timestamp,
+) -> Result<bool, SweepError> {
+    let conferences = services.conferences.as_ref();
+    let Some(room) = conferences.conference(sid).await? else {
+        return Ok(false);
+    };
+    if room.status == ConferenceStatus::Completed || room.worker.as_ref() != Some(&worker.id) {
+        return Ok(false);
+    }
+    let participants = conferences.participants(sid).await?;
+    let messages = lost_room(&room, &participants, now)
+        .into_iter()
+        .map(|(id, event)| OutgoingMessage::fifo(sid.as_str(), id, event.to_json()));
+    report_in_place(services, messages).await?;
+    tracing::warn!(conference_sid = %sid, worker_id = %worker.id, "a dead worker's room ended");
+    Ok(true)
 }
 
 /// Ends one call of `worker` and fails its unsettled intents: whether it ended the call, and how
@@ -268,17 +310,22 @@ async fn report_lost_media(
         Some(sid) => services.recordings.recording(sid).await?,
         None => None,
     };
-    report_in_place(services, lost_media(call, recording.as_ref(), why, now)).await
+    let events = lost_media(call, recording.as_ref(), why, now);
+    report_in_place(services, events.into_iter().map(in_call_group)).await
 }
 
-/// Sends `events` (with their deduplication ids) on the events queue, each in its call's group,
-/// as the worker would have: the call-events function applies them as any worker's report.
+/// An event about a call, with its deduplication id, as a message in the call's group.
+pub(crate) fn in_call_group((id, event): (String, Event)) -> OutgoingMessage {
+    OutgoingMessage::fifo(event.call_sid.as_str(), id, event.to_json())
+}
+
+/// Sends `messages` (events, each in its call's or room's group) on the events queue, as the
+/// worker would have: the call-events function applies them as any worker's report.
 pub(crate) async fn report_in_place(
     services: &ReconcilerServices,
-    events: impl IntoIterator<Item = (String, Event)>,
+    messages: impl IntoIterator<Item = OutgoingMessage>,
 ) -> Result<(), SweepError> {
-    for (id, event) in events {
-        let message = OutgoingMessage::fifo(event.call_sid.as_str(), id, event.to_json());
+    for message in messages {
         services.events.send(None, &message).await?;
     }
     Ok(())

@@ -167,6 +167,14 @@ pub trait ConferenceStore: Send + Sync {
     /// participant left), `KeyTaken` if the idempotency key is taken.
     async fn write_conference_intent(&self, write: ConferenceWrite<'_>) -> Result<(), RecordError>;
 
+    /// Up to `limit` of the conferences `worker` runs that have not ended (the `worker` index),
+    /// for when its lease runs out.
+    async fn live_conferences(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<ConferenceSid>, StoreError>;
+
     /// A page of the account's conferences that match `filter`, newest first.
     async fn list_conferences(
         &self,

@@ -21,11 +21,11 @@ use crate::domain::progress::{recording_failed, stream_failed};
 use crate::domain::stream::StreamStatus;
 use crate::domain::{CallStatus, IntentStatus, Timestamp};
 use crate::leases::{
-    Lost, SweepError, Swept, drop_lost_call, end_expired_workers, report_in_place,
+    Lost, SweepError, Swept, drop_lost_call, end_expired_workers, in_call_group, report_in_place,
 };
 use crate::ports::{
-    AccountStore, CallLogStore, CallStore, Clock, OutgoingMessage, Queue, RecordingStore,
-    Settlement, StoreError, WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, OutgoingMessage, Queue,
+    RecordingStore, Settlement, StoreError, WorkerStore,
 };
 
 /// What the reconciler works with.
@@ -42,6 +42,8 @@ pub struct ReconcilerServices {
     pub call_log: Arc<dyn CallLogStore>,
     /// Read for a dead worker's call's recording, to fail it if it is not final.
     pub recordings: Arc<dyn RecordingStore>,
+    /// Read for a dead worker's rooms, to end them.
+    pub conferences: Arc<dyn ConferenceStore>,
     /// The events queue, where the reconciler reports a dead worker's streams and recordings
     /// failed in its place (the call-events function applies them as any worker's).
     pub events: Arc<dyn Queue>,
@@ -232,11 +234,10 @@ async fn fail_unstarted_media(
             }),
         _ => None,
     };
-    if let Some((id, event)) = unreported {
+    if let Some((_, event)) = &unreported {
         tracing::warn!(intent_sid = %intent.sid, event = event.name(), "unstarted media reported failed");
-        report_in_place(services, [(id, event)]).await?;
     }
-    Ok(())
+    report_in_place(services, unreported.map(in_call_group)).await
 }
 
 /// Fails `intent` if it is still `from`.

@@ -239,6 +239,7 @@ impl Backend {
             callbacks: self.callbacks.clone(),
             call_log: self.call_log.clone(),
             recordings: self.recordings.clone(),
+            conferences: self.conferences.clone(),
             events: self.events.clone(),
             clock,
             write_budget: Duration::from_secs(5),

@@ -49,6 +49,48 @@ impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
     }
+
+    /// Up to `limit` of the `key`s in `table`'s sparse `worker` index (`LiveWorker`): what
+    /// `worker` runs that has not ended (calls, conferences), for when its lease runs out.
+    async fn live_on_worker<T: std::str::FromStr>(
+        &self,
+        table: &str,
+        key: &str,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        while found.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(schema::WORKER_INDEX)
+                .key_condition_expression("LiveWorker = :worker")
+                .expression_attribute_values(":worker", s(worker.as_str()))
+                .limit(i32::try_from(limit - found.len()).unwrap_or(1000).min(1000))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in page.items() {
+                let sid = entry
+                    .get(key)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| {
+                        StoreError::Failed(format!("worker index entry without {key}"))
+                    })?;
+                found.push(sid);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
 }
 
 impl DynamoStore {
@@ -737,37 +779,8 @@ impl CallStore for DynamoStore {
         worker: &WorkerId,
         limit: usize,
     ) -> Result<Vec<CallSid>, StoreError> {
-        let mut found = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        while found.len() < limit {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.calls)
-                .index_name(schema::WORKER_INDEX)
-                .key_condition_expression("LiveWorker = :worker")
-                .expression_attribute_values(":worker", s(worker.as_str()))
-                .limit(i32::try_from(limit - found.len()).unwrap_or(1000).min(1000))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for entry in page.items() {
-                let sid = entry
-                    .get("CallSid")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| {
-                        StoreError::Failed("worker index entry without CallSid".into())
-                    })?;
-                found.push(sid);
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(found)
+        self.live_on_worker(&self.tables.calls, "CallSid", worker, limit)
+            .await
     }
 
     async fn pending_intents(

@@ -224,6 +224,23 @@ impl AccountStore for MemoryStore {
 
 #[async_trait]
 impl ConferenceStore for MemoryStore {
+    async fn live_conferences(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<ConferenceSid>, StoreError> {
+        let tables = lock(&self.tables);
+        let mut live: Vec<(Timestamp, ConferenceSid)> = tables
+            .conferences
+            .values()
+            .filter(|c| c.worker.as_ref() == Some(worker))
+            .filter(|c| c.status != crate::domain::conference::ConferenceStatus::Completed)
+            .map(|c| (c.date_created, c.sid.clone()))
+            .collect();
+        live.sort();
+        Ok(live.into_iter().take(limit).map(|(_, sid)| sid).collect())
+    }
+
     async fn conference(&self, sid: &ConferenceSid) -> Result<Option<Conference>, StoreError> {
         Ok(lock(&self.tables).conferences.get(sid).cloned())
     }

@@ -615,6 +615,45 @@ pub fn apply(
     })
 }
 
+/// The events a worker that lost `conference` (its lease ran out) can no longer send, for the
+/// control plane to send in its place, each with its deduplication id: everyone still in the
+/// room (`participants`) leaves, then the room ends, `last-participant-left`, named by the last
+/// to leave. Numbered after every event applied to the room and to its participants, so that
+/// the worker's own reports still on their way (ahead in the room's group) come first.
+pub fn lost_room(
+    conference: &Conference,
+    participants: &[Participant],
+    now: Timestamp,
+) -> Vec<(String, ConferenceEvent)> {
+    let last_applied = participants
+        .iter()
+        .map(|p| p.event_seq)
+        .fold(conference.event_seq, u64::max);
+    let event = |kind| ConferenceEvent {
+        version: EVENT_VERSION,
+        conference_sid: conference.sid.clone(),
+        timestamp: now.millis(),
+        kind,
+    };
+    let sid = &conference.sid;
+    let mut events: Vec<(String, ConferenceEvent)> = participants
+        .iter()
+        .zip(last_applied + 1..)
+        .map(|(p, seq)| {
+            let call_sid = p.state.call_sid.clone();
+            let left = ConferenceEventKind::ParticipantLeft { seq, call_sid };
+            (format!("{sid}-{}-lost", p.state.call_sid), event(left))
+        })
+        .collect();
+    let ended = ConferenceEventKind::Ended {
+        seq: last_applied + participants.len() as u64 + 1,
+        reason: EndReason::LastParticipantLeft,
+        call_sid_ending: participants.last().map(|p| p.state.call_sid.clone()),
+    };
+    events.push((format!("{sid}-lost"), event(ended)));
+    events
+}
+
 /// The StatusCallback requests `event` makes, given the conference as stored and the
 /// participant it is about as it was before: Twilio's `StatusCallbackEvent` names and
 /// parameters, numbered by the event's `seq` (`SequenceNumber`), each with a job id stable

@@ -14,6 +14,7 @@ use crate::domain::conference::{
     conference_position_sid,
 };
 use crate::domain::listing::{Page, PageRequest};
+use crate::domain::worker::WorkerId;
 use crate::domain::{AccountSid, CallSid, ConferenceSid};
 use crate::ports::{ConferenceStore, ConferenceWrite, RecordError, StoreError};
 
@@ -39,6 +40,14 @@ impl DynamoStore {
 
 #[async_trait]
 impl ConferenceStore for DynamoStore {
+    async fn live_conferences(
+        &self,
+        worker: &WorkerId,
+        limit: usize,
+    ) -> Result<Vec<ConferenceSid>, StoreError> {
+        self.live_on_worker(&self.tables.conferences, "ConferenceSid", worker, limit)
+            .await
+    }
     async fn conference(&self, sid: &ConferenceSid) -> Result<Option<Conference>, StoreError> {
         self.conference_member(sid, CONFERENCE_MEMBER)
             .await?

@@ -439,6 +439,15 @@ pub(super) fn conference_item(conference: &Conference) -> Item {
         .s("Status", conference.status.as_str())
         .s("CommandQueue", &conference.command_queue)
         .opt_s("Worker", conference.worker.as_ref().map(WorkerId::as_str))
+        // The `worker` index: the live rooms of each worker, for when its lease runs out.
+        .opt_s(
+            "LiveWorker",
+            conference
+                .worker
+                .as_ref()
+                .filter(|_| conference.status != ConferenceStatus::Completed)
+                .map(WorkerId::as_str),
+        )
         .n("EventSeq", conference.event_seq)
         .n("Seq", conference.seq)
         .n("Version", conference.version)

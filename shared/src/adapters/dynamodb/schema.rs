@@ -14,8 +14,8 @@ pub const PENDING_INDEX: &str = "pending";
 /// The index of an account's calls, newest first, over the account's listing partitions
 /// (docs/data-model.md). It replaced `account-calls` (docs/capacity.md, "Migrating").
 pub const LISTING_INDEX: &str = "listing";
-/// The sparse index of each media worker's live calls (docs/data-model.md): what is left to end
-/// when the worker's lease runs out.
+/// The sparse index of each media worker's live calls, and of its live conferences, in their
+/// tables (docs/data-model.md): what is left to end when the worker's lease runs out.
 pub const WORKER_INDEX: &str = "worker";
 /// The sparse index of live workers by lease expiry (docs/data-model.md).
 pub const LEASES_INDEX: &str = "leases";
@@ -199,15 +199,21 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         (
             &names.conferences,
             vec![("ConferenceSid", S, Hash), ("Member", S, Range)],
-            vec![(
-                index(
-                    CONFERENCE_LISTING_INDEX,
-                    "ListingAccount",
-                    "Listing",
-                    Some(&CONFERENCE_LISTING_PROJECTION),
-                )?,
-                [("ListingAccount", S), ("Listing", S)],
-            )],
+            vec![
+                (
+                    index(
+                        CONFERENCE_LISTING_INDEX,
+                        "ListingAccount",
+                        "Listing",
+                        Some(&CONFERENCE_LISTING_PROJECTION),
+                    )?,
+                    [("ListingAccount", S), ("Listing", S)],
+                ),
+                (
+                    index(WORKER_INDEX, "LiveWorker", "DateCreated", Some(&[]))?,
+                    [("LiveWorker", S), ("DateCreated", N)],
+                ),
+            ],
             Some("ExpiresAt"),
         ),
         (
