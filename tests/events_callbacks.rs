@@ -140,6 +140,29 @@ impl Pipeline {
         }
     }
 
+    /// `recording` failed in its worker's place (16105), and `stream`, the call's one stream,
+    /// stopped.
+    async fn media_failed(&self, call: &CallSid, recording: &RecordingSid, stream: &StreamSid) {
+        let backend = &self.world.backend;
+        let failed = backend
+            .recordings
+            .recording(recording)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (failed.status, failed.error_code),
+            (RecordingStatus::Failed, Some(16_105))
+        );
+        let call = backend.calls.call(call).await.unwrap().unwrap();
+        let streams: Vec<_> = call
+            .streams
+            .iter()
+            .map(|s| (&s.spec.stream_sid, s.status))
+            .collect();
+        assert_eq!(streams, [(stream, StreamStatus::Stopped)]);
+    }
+
     /// Runs every job on the callbacks queue, retries included, until it is empty.
     async fn deliver_all(&self) -> Vec<JobOutcome> {
         self.deliver_each(1).await
@@ -1181,30 +1204,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
             .unwrap()
             .is_empty()
     );
-    let failed = p
-        .world
-        .backend
-        .recordings
-        .recording(&recording_sid)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (failed.status, failed.error_code),
-        (RecordingStatus::Failed, Some(16_105))
-    );
-    let after = p
-        .world
-        .backend
-        .calls
-        .call(&answered)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (&after.streams[0].spec.stream_sid, after.streams[0].status),
-        (&stream_sid, StreamStatus::Stopped)
-    );
+    p.media_failed(&answered, &recording_sid, &stream_sid).await;
 
     let outcomes = p.deliver_all().await;
     assert_eq!(outcomes, vec![JobOutcome::Delivered; 7]);
@@ -1548,6 +1548,11 @@ async fn media_no_worker_starts_fails_with_its_intent(p: Pipeline) {
         "{}",
         body_json(&streamed)
     );
+    let stream_sid: StreamSid = body_json(&streamed)["sid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(
         p.world.backend.drain_commands().await.len(),
         2,
@@ -1573,27 +1578,7 @@ async fn media_no_worker_starts_fails_with_its_intent(p: Pipeline) {
         ]
     );
 
-    let recording = p
-        .world
-        .backend
-        .recordings
-        .recording(&recording_sid)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (recording.status, recording.error_code),
-        (RecordingStatus::Failed, Some(16_105))
-    );
-    let after = p
-        .world
-        .backend
-        .calls
-        .call(&call.sid)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(after.streams[0].status, StreamStatus::Stopped);
+    p.media_failed(&call.sid, &recording_sid, &stream_sid).await;
     assert_eq!(p.deliver_all().await, vec![JobOutcome::Delivered; 2]);
     assert_eq!(
         p.sink.received_at("/recording")[0].params["RecordingStatus"],
