@@ -119,25 +119,15 @@ impl Pipeline {
     /// Applies what the control plane reported on the events queue in a worker's place: each
     /// event's group (its call or room) and type, in order.
     async fn apply_reported(&self) -> Vec<(String, String)> {
-        let queue = &self.world.backend.events;
         let mut reported = Vec::new();
-        loop {
-            let batch = queue
-                .receive(None, 10, Duration::from_millis(200))
-                .await
-                .unwrap();
-            if batch.is_empty() {
-                return reported;
-            }
-            for message in batch {
-                let handled = handle_event(&self.events, &message.body).await.unwrap();
-                assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
-                let event: Value = serde_json::from_str(&message.body).unwrap();
-                let group = message.group.clone().unwrap_or_default();
-                reported.push((group, event["type"].as_str().unwrap().to_owned()));
-                queue.delete(None, &message.receipt).await.unwrap();
-            }
+        for message in Backend::drain_messages(self.world.backend.events.as_ref()).await {
+            let handled = handle_event(&self.events, &message.body).await.unwrap();
+            assert!(matches!(handled, Handled::Applied { .. }), "{handled:?}");
+            let event: Value = serde_json::from_str(&message.body).unwrap();
+            let group = message.group.unwrap_or_default();
+            reported.push((group, event["type"].as_str().unwrap().to_owned()));
         }
+        reported
     }
 
     /// `recording` failed in its worker's place (16105), and `stream`, the call's one stream,
@@ -1208,33 +1198,20 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
 
     let outcomes = p.deliver_all().await;
     assert_eq!(outcomes, vec![JobOutcome::Delivered; 7]);
-    let mut told: Vec<String> = p
-        .sink
-        .received_at("/conference")
-        .iter()
-        .map(|r| r.params["StatusCallbackEvent"].clone())
-        .collect();
+    let mut told = p.sink.values_at("/conference", "StatusCallbackEvent");
     told.sort();
     assert_eq!(told, ["conference-end", "participant-leave"]);
     let recording_callbacks = p.sink.received_at("/recording");
     assert_eq!(recording_callbacks.len(), 1);
     assert_eq!(recording_callbacks[0].params["RecordingStatus"], "failed");
     assert_eq!(recording_callbacks[0].params["ErrorCode"], "16105");
-    let stream_callbacks: Vec<String> = p
-        .sink
-        .received_at("/stream")
-        .iter()
-        .map(|r| r.params["StreamEvent"].clone())
-        .collect();
-    assert_eq!(stream_callbacks, ["stream-started", "stream-error"]);
+    assert_eq!(
+        p.sink.values_at("/stream", "StreamEvent"),
+        ["stream-started", "stream-error"]
+    );
     let error = &p.sink.received_at("/stream")[1].params["StreamError"];
     assert!(error.contains(id.as_str()), "{error}");
-    let mut statuses: Vec<String> = p
-        .sink
-        .received_at("/status")
-        .iter()
-        .map(|r| r.params["CallStatus"].clone())
-        .collect();
+    let mut statuses = p.sink.values_at("/status", "CallStatus");
     statuses.sort();
     assert_eq!(statuses, ["completed", "failed"]);
 

@@ -324,7 +324,8 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
         answer,
         json!({
             "resent": 0, "failed": 0, "unreported": 0, "deferred": 0, "untaken_calls": 0,
-            "expired_workers": 1, "ended_calls": 1, "failed_intents": 0, "hung_up_legs": 0
+            "expired_workers": 1, "ended_calls": 1, "failed_intents": 0, "hung_up_legs": 0,
+            "ended_rooms": 0
         })
     );
     assert_eq!(world.stored(&orphan).await.status, CallStatus::Completed);

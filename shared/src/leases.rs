@@ -48,6 +48,16 @@ pub struct Swept {
     pub rooms: usize,
 }
 
+impl std::ops::AddAssign for Swept {
+    fn add_assign(&mut self, more: Self) {
+        self.workers += more.workers;
+        self.calls += more.calls;
+        self.intents += more.intents;
+        self.legs += more.legs;
+        self.rooms += more.rooms;
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error(transparent)]

@@ -22,8 +22,8 @@ use teleapi::api::{ApiConfig, Services};
 use teleapi::domain::sid::random_hex32;
 use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
 use teleapi::ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, Queue, RecordingStore,
-    WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, Queue, ReceivedMessage,
+    RecordingStore, WorkerStore,
 };
 
 /// A clock that stands still until a test moves it.
@@ -105,6 +105,7 @@ impl AwsParts {
             ("TELEAPI_CALLBACKS_QUEUE_URL", self.callbacks_url.as_str()),
             ("TELEAPI_CALLBACKS_DLQ_URL", self.callbacks_dlq_url.as_str()),
             ("TELEAPI_EVENTS_DLQ_URL", self.events_dlq_url.as_str()),
+            ("TELEAPI_EVENTS_QUEUE_URL", self.events_url.as_str()),
             ("AWS_ENDPOINT_URL", moto::endpoint()),
             ("AWS_REGION", "us-east-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
@@ -307,6 +308,12 @@ impl Backend {
 
     /// Every message on `queue`, received and deleted, as text.
     pub async fn drain(queue: &dyn Queue) -> Vec<String> {
+        let messages = Self::drain_messages(queue).await;
+        messages.into_iter().map(|m| m.body).collect()
+    }
+
+    /// Every message on `queue`, received and deleted, in order.
+    pub async fn drain_messages(queue: &dyn Queue) -> Vec<ReceivedMessage> {
         let mut out = Vec::new();
         loop {
             let batch = queue
@@ -321,7 +328,7 @@ impl Backend {
                     .delete(None, &message.receipt)
                     .await
                     .expect("delete works");
-                out.push(message.body);
+                out.push(message);
             }
         }
     }
@@ -338,7 +345,6 @@ impl Backend {
         out
     }
 
-    /// Every message on the default commands queue, received and deleted, as JSON.
     /// The URL of the default commands queue, as a worker would name its own.
     pub fn commands_queue_url(&self) -> String {
         self.aws.as_ref().map_or_else(
@@ -347,25 +353,13 @@ impl Backend {
         )
     }
 
+    /// Every message on the default commands queue, received and deleted, as JSON.
     pub async fn drain_commands(&self) -> Vec<serde_json::Value> {
-        let mut out = Vec::new();
-        loop {
-            let batch = self
-                .commands
-                .receive(None, 10, Duration::from_millis(200))
-                .await
-                .expect("receive works");
-            if batch.is_empty() {
-                return out;
-            }
-            for message in batch {
-                out.push(serde_json::from_str(&message.body).expect("commands are JSON"));
-                self.commands
-                    .delete(None, &message.receipt)
-                    .await
-                    .expect("delete works");
-            }
-        }
+        Self::drain(self.commands.as_ref())
+            .await
+            .iter()
+            .map(|body| serde_json::from_str(body).expect("commands are JSON"))
+            .collect()
     }
 }
 

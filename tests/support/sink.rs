@@ -200,6 +200,14 @@ impl Sink {
             .filter(|r| r.path == path)
             .collect()
     }
+
+    /// The parameter `name` of each request received at `path`, in order (empty where absent).
+    pub fn values_at(&self, path: &str, name: &str) -> Vec<String> {
+        self.received_at(path)
+            .into_iter()
+            .map(|r| r.params.get(name).cloned().unwrap_or_default())
+            .collect()
+    }
 }
 
 /// Twilio's signature computed by Python's standard library, an implementation independent of

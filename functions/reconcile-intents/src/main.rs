@@ -25,11 +25,7 @@ fn main() -> Result<(), Error> {
                     .is_ok_and(|left| left > LEASE_SWEEP_INTERVAL + margin)
                 {
                     tokio::time::sleep(LEASE_SWEEP_INTERVAL).await;
-                    let more = sweep_leases(services).await?;
-                    swept.workers += more.workers;
-                    swept.calls += more.calls;
-                    swept.intents += more.intents;
-                    swept.legs += more.legs;
+                    swept += sweep_leases(services).await?;
                 }
                 Ok::<_, Error>(json!({
                     "resent": report.resent,
@@ -41,6 +37,7 @@ fn main() -> Result<(), Error> {
                     "ended_calls": swept.calls,
                     "failed_intents": swept.intents,
                     "hung_up_legs": swept.legs,
+                    "ended_rooms": swept.rooms,
                 }))
             }
         }))
