@@ -117,24 +117,26 @@ pub async fn reconcile_pending(
     for intent in calls.pending_intents(now.minus(GRACE), BATCH).await? {
         if intent.status == IntentStatus::Enqueued {
             // Its command is on the queue; only the worker's silence is left to settle.
-            if intent.date_created < now.minus(REPORT_DEADLINE)
-                && fail(calls, &intent, IntentStatus::Enqueued, UNREPORTED, now).await?
-            {
+            if intent.date_created >= now.minus(REPORT_DEADLINE) {
+                continue;
+            }
+            // What it leaves waiting first: a crash before the intent fails sends it again.
+            fail_unstarted_media(services, &intent, UNREPORTED, now).await?;
+            if fail(calls, &intent, IntentStatus::Enqueued, UNREPORTED, now).await? {
                 tracing::warn!(intent_sid = %intent.sid, "enqueued intent never reported: failed");
                 report.unreported += 1;
                 report.untaken += end_untaken(services, &intent, UNREPORTED, now).await?;
-                fail_unstarted_media(services, &intent, UNREPORTED, now).await?;
             }
             continue;
         }
         let too_late = intent.date_created < now.minus(DELIVERY_WINDOW);
         let Some(command) = intent.command.as_ref().filter(|_| !too_late) else {
             let reason = "The command was not confirmed on the queue within 4 minutes";
+            fail_unstarted_media(services, &intent, reason, now).await?;
             if fail(calls, &intent, IntentStatus::Pending, reason, now).await? {
                 tracing::warn!(intent_sid = %intent.sid, "pending intent failed by the reconciler");
                 report.failed += 1;
                 report.untaken += end_untaken(services, &intent, reason, now).await?;
-                fail_unstarted_media(services, &intent, reason, now).await?;
             }
             continue;
         };
@@ -200,10 +202,11 @@ async fn end_untaken(
     Ok(usize::from(ended))
 }
 
-/// After `intent` failed for `reason`: if it started a recording or a stream of which no worker
-/// has reported anything (its worker never got the command), none ever will; it is reported
-/// failed in the worker's place, so that it does not stay `in-progress` (and, for a recording,
-/// hold the call's one active recording) for ever.
+/// As `intent` fails for `reason`: if it started a recording or a stream of which no worker has
+/// reported anything (its worker never got the command), none ever will; it is reported failed
+/// in the worker's place, so that it does not stay `in-progress` (and, for a recording, hold the
+/// call's one active recording) for ever. (A report of the worker's own that comes after all is
+/// numbered as this one, and whichever is applied first stands.)
 async fn fail_unstarted_media(
     services: &ReconcilerServices,
     intent: &Intent,
