@@ -5,10 +5,9 @@
 //! token), never lose one.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::account_cache::AccountCache;
-use crate::api::intents::backoff;
 use crate::consumer::BatchMessage;
 use crate::domain::call_log::{LogEntry, LogLevel, Problem};
 use crate::domain::callback::{CallbackJob, JobKind};
@@ -24,6 +23,7 @@ use crate::ports::{
     AccountStore, CallLogStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage,
     Queue, QueueError, RecordError, RecordingStore, Settlement, StoreError, WorkerStore,
 };
+use crate::retry::Retry;
 use crate::system_intents::send_after_write;
 
 #[derive(Debug, Clone)]
@@ -339,8 +339,7 @@ async fn record(
     event: &Event,
     report: &RecordingReport<'_>,
 ) -> Result<Handled, EventError> {
-    let deadline = Instant::now() + services.config.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.config.write_budget);
     let mut queued: Option<CallbackJob> = None;
     loop {
         let sid = report.recording_sid();
@@ -374,15 +373,13 @@ async fn record(
                 intent: false,
             });
         }
-        if Instant::now() >= deadline {
+        if !retry.again().await {
             return Err(StoreError::Unavailable(format!(
                 "recording {sid} kept changing while applying {}",
                 event.name()
             ))
             .into());
         }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
     }
 }
 
@@ -393,8 +390,7 @@ async fn stream(
     event: &Event,
     report: &StreamReport<'_>,
 ) -> Result<Handled, EventError> {
-    let deadline = Instant::now() + services.config.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.config.write_budget);
     let mut queued: Option<CallbackJob> = None;
     loop {
         let Some(current) = services.calls.call(&event.call_sid).await? else {
@@ -443,7 +439,7 @@ async fn stream(
             Err(RecordError::Store(err)) => return Err(err.into()),
             Err(RecordError::CallChanged | RecordError::KeyTaken) => {}
         }
-        if Instant::now() >= deadline {
+        if !retry.again().await {
             return Err(StoreError::Unavailable(format!(
                 "{} kept changing while applying {}",
                 event.call_sid,
@@ -451,8 +447,6 @@ async fn stream(
             ))
             .into());
         }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
     }
 }
 
@@ -548,8 +542,7 @@ async fn settle(
 
 async fn advance(services: &EventServices, event: &Event) -> Result<Handled, EventError> {
     let intent_sid = IntentSid::generate();
-    let deadline = Instant::now() + services.config.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.config.write_budget);
     let mut queued: Option<CallbackJob> = None;
     let mut listing_shards = None;
     let mut noted = false;
@@ -607,7 +600,7 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
                 });
             }
             false => {
-                if Instant::now() >= deadline {
+                if !retry.again().await {
                     return Err(StoreError::Unavailable(format!(
                         "{} kept changing while applying {}",
                         event.call_sid,
@@ -615,8 +608,6 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
                     ))
                     .into());
                 }
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
             }
         }
     }

@@ -8,9 +8,6 @@
 //! says later is applied. Safe to run twice or to stop half-way: ended calls leave the worker's
 //! index, and a worker is marked only once its calls are all ended and its rooms reported.
 
-use std::time::Instant;
-
-use crate::api::intents::backoff;
 use crate::call_events::write_progress;
 use crate::domain::ConferenceSid;
 use crate::domain::IntentStatus;
@@ -25,6 +22,7 @@ use crate::domain::{Call, CallSid, Timestamp};
 use crate::insight::{note_or_warn, notification_entry};
 use crate::ports::{OutgoingMessage, QueueError, Settlement, StoreError};
 use crate::reconcile::ReconcilerServices;
+use crate::retry::Retry;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 
 /// Workers, and calls and rooms per worker, looked at per run; what is left waits for the next
@@ -271,8 +269,7 @@ pub async fn drop_lost_call(
     now: Timestamp,
 ) -> Result<bool, SweepError> {
     let calls = services.calls.as_ref();
-    let deadline = Instant::now() + services.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.write_budget);
     let mut queued = None;
     let mut reported = false;
     loop {
@@ -297,14 +294,12 @@ pub async fn drop_lost_call(
             note_or_warn(services.call_log.as_ref(), &entry, retention).await;
             return Ok(true);
         }
-        if Instant::now() >= deadline {
+        if !retry.again().await {
             return Err(StoreError::Unavailable(format!(
                 "{sid} kept changing while it was being ended"
             ))
             .into());
         }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
     }
 }
 

@@ -18,5 +18,6 @@ pub mod lambda;
 pub mod leases;
 pub mod ports;
 pub mod reconcile;
+pub mod retry;
 pub mod system_intents;
 pub mod telemetry;

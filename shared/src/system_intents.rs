@@ -2,12 +2,12 @@
 //! sending its command: the same conditional write as an API modification, retried against
 //! concurrent writers within a budget.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::api::intents::backoff;
 use crate::domain::modify::{SystemAction, plan_system};
 use crate::domain::{CallSid, IntentSid, Timestamp};
 use crate::ports::{CallStore, CallWrite, OutgoingMessage, Queue, RecordError, StoreError};
+use crate::retry::Retry;
 
 /// What became of a system action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +28,7 @@ pub async fn record_system_intent(
     budget: Duration,
 ) -> Result<SystemOutcome, StoreError> {
     let intent_sid = IntentSid::generate();
-    let deadline = Instant::now() + budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(budget);
     loop {
         let Some(call) = calls.call(call_sid).await? else {
             return Ok(SystemOutcome::Moot);
@@ -51,13 +50,11 @@ pub async fn record_system_intent(
             }
             Err(RecordError::Store(err)) => return Err(err),
             Err(RecordError::CallChanged | RecordError::KeyTaken) => {
-                if Instant::now() >= deadline {
+                if !retry.again().await {
                     return Err(StoreError::Unavailable(format!(
                         "{call_sid} kept changing for {budget:?}"
                     )));
                 }
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
             }
         }
     }

@@ -280,7 +280,7 @@ impl DynamoStore {
                         "BatchGetItem kept leaving keys unprocessed".into(),
                     ));
                 }
-                tokio::time::sleep(crate::api::intents::backoff(attempt)).await;
+                tokio::time::sleep(crate::retry::backoff(attempt)).await;
             }
             Ok::<_, StoreError>(found)
         });

@@ -6,7 +6,7 @@
 //! that runs the room, in the conference's message group. A write that loses a race re-reads
 //! and re-decides within the write budget.
 
-use std::time::Instant;
+use crate::retry::Retry;
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -214,8 +214,7 @@ async fn apply(
     }
 
     let intent_sid = IntentSid::generate();
-    let deadline = Instant::now() + services.config.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.config.write_budget);
     let (planned, status, resource) = loop {
         let now = services.clock.now();
         let conference = owned_conference(services, owner, route).await?;
@@ -277,11 +276,9 @@ async fn apply(
             }
             Err(RecordError::Store(err)) => return Err(err.into()),
         }
-        if Instant::now() >= deadline {
+        if !retry.again().await {
             return Err(ApiError::Busy);
         }
-        tokio::time::sleep(intents::backoff(attempt)).await;
-        attempt += 1;
     };
 
     // The command, in the conference's message group. If it cannot be sent, the intent stays

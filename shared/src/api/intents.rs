@@ -1,7 +1,7 @@
 //! What every operation that records an intent shares: the Idempotency-Key protocol, and sending
 //! the intent's command (or undoing the intent when the send fails).
 
-use std::time::Duration;
+use crate::retry::Retry;
 
 use lambda_http::http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -105,19 +105,6 @@ fn replay(
             (REPLAYED_HEADER, "true".into()),
         ],
     })
-}
-
-/// Full-jitter exponential backoff: a random wait up to 10 ms x 2^attempt, at most 250 ms.
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(10)
-        .saturating_mul(1 << attempt.min(5))
-        .min(Duration::from_millis(250));
-    let mut bytes = [0u8; 4];
-    let fraction = match getrandom::fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
-        Err(_) => 0.5,
-    };
-    ceiling.mul_f64(fraction)
 }
 
 /// Whether `write` failed only in appearance: the write carrying `intent` is stored although its
@@ -226,8 +213,7 @@ pub async fn change_call(
     if let Some(answer) = known_answer_as(services, key, fingerprint, root).await? {
         return Ok(answer);
     }
-    let deadline = std::time::Instant::now() + services.config.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.config.write_budget);
     let (before, planned, resource) = loop {
         let now = services.clock.now();
         let before = super::owned_call(services, owner, call_sid).await?;
@@ -262,11 +248,9 @@ pub async fn change_call(
             }
             Err(RecordError::Store(err)) => return Err(err.into()),
         }
-        if std::time::Instant::now() >= deadline {
+        if !retry.again().await {
             return Err(ApiError::Busy);
         }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
     };
     dispatch(services, &planned, before, key).await?;
     Ok(Success {

@@ -8,7 +8,7 @@
 //! intent, the Idempotency-Key); one command to the call's worker, in the call's message group.
 //! What the recording then is, its duration and media, the worker reports.
 
-use std::time::Instant;
+use crate::retry::Retry;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -340,8 +340,7 @@ async fn apply(
     let base = public_url(services, request);
     let intent_sid = IntentSid::generate();
     let recording_sid = RecordingSid::generate();
-    let deadline = Instant::now() + services.config.write_budget;
-    let mut attempt = 0;
+    let mut retry = Retry::within(services.config.write_budget);
     let (planned, status, resource) = loop {
         let now = services.clock.now();
         let retention = services.config.intent_retention;
@@ -409,11 +408,9 @@ async fn apply(
             }
             Err(RecordError::Store(err)) => return Err(err.into()),
         }
-        if Instant::now() >= deadline {
+        if !retry.again().await {
             return Err(ApiError::Busy);
         }
-        tokio::time::sleep(intents::backoff(attempt)).await;
-        attempt += 1;
     };
 
     // The command, in the call's message group. If it cannot be sent, the intent stays pending:
