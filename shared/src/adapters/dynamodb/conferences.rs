@@ -48,6 +48,7 @@ impl ConferenceStore for DynamoStore {
         self.live_on_worker(&self.tables.conferences, "ConferenceSid", worker, limit)
             .await
     }
+
     async fn conference(&self, sid: &ConferenceSid) -> Result<Option<Conference>, StoreError> {
         self.conference_member(sid, CONFERENCE_MEMBER)
             .await?
