@@ -168,9 +168,9 @@ pub async fn reconcile_pending(
     Ok(report)
 }
 
-/// After `intent` failed for `reason`: if it was the `dial` of a call that no worker has taken (no worker
-/// event applied to it), the call will never be placed; it ends `failed`, with its
-/// StatusCallback. 1 if it ended the call.
+/// After `intent` failed for `reason`: if it was the `dial` of a call that no worker has taken
+/// (no worker event applied to it), the call will never be placed; it ends `failed`, with its
+/// StatusCallback and a notification (15002). 1 if it ended the call.
 async fn end_untaken(
     services: &ReconcilerServices,
     intent: &crate::domain::Intent,

@@ -6,8 +6,6 @@
 //! that runs the room, in the conference's message group. A write that loses a race re-reads
 //! and re-decides within the write budget.
 
-use crate::retry::Retry;
-
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
@@ -29,6 +27,7 @@ use crate::domain::conference_modify::{
 use crate::domain::create::plan_create;
 use crate::domain::{Account, CallSid, ConferenceStateError, IntentSid};
 use crate::ports::{ConferenceWrite, OutgoingMessage, RecordError};
+use crate::retry::Retry;
 
 pub async fn modify_conference(
     services: &Services,

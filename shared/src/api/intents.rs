@@ -1,8 +1,6 @@
 //! What every operation that records an intent shares: the Idempotency-Key protocol, and sending
 //! the intent's command (or undoing the intent when the send fails).
 
-use crate::retry::Retry;
-
 use lambda_http::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
@@ -11,6 +9,7 @@ use super::{Services, Success};
 use crate::domain::modify::Planned;
 use crate::domain::{Account, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp};
 use crate::ports::{CallWrite, IntentFailure, OutgoingMessage, RecordError};
+use crate::retry::Retry;
 
 pub const INTENT_SID_HEADER: &str = "teleapi-intent-sid";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";

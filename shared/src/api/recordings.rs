@@ -8,8 +8,6 @@
 //! intent, the Idempotency-Key); one command to the call's worker, in the call's message group.
 //! What the recording then is, its duration and media, the worker reports.
 
-use crate::retry::Retry;
-
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
@@ -26,6 +24,7 @@ use crate::domain::recording::{
 };
 use crate::domain::{Account, Call, IntentSid, RecordingSid};
 use crate::ports::{Media, OutgoingMessage, RecordError, RecordingWrite};
+use crate::retry::Retry;
 
 /// What `Twilio.CURRENT` in place of a RecordingSid names: the call's active recording.
 pub const CURRENT: &str = "Twilio.CURRENT";
