@@ -1374,14 +1374,8 @@ mod conferences {
             conference_sid: conference.sid.clone(),
             account_sid: conference.account_sid.clone(),
             state: ParticipantState {
-                call_sid: CallSid::generate(),
                 label: Some("agent".into()),
-                muted: false,
-                hold: false,
-                coaching: false,
-                call_sid_to_coach: None,
-                start_conference_on_enter: true,
-                end_conference_on_exit: false,
+                ..ParticipantState::new(CallSid::generate())
             },
             status: ParticipantStatus::Connected,
             event_seq: seq,

@@ -977,16 +977,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
     // ... and is in a room of the same worker, which tells the application who leaves and when
     // it ends.
     let room = ConferenceSid::generate();
-    let joined = ParticipantState {
-        call_sid: answered.clone(),
-        label: None,
-        muted: false,
-        hold: false,
-        coaching: false,
-        call_sid_to_coach: None,
-        start_conference_on_enter: true,
-        end_conference_on_exit: false,
-    };
+    let joined = ParticipantState::new(answered.clone());
     let status_callback = ConferenceCallback {
         url: WebhookUrl::parse(&p.sink.url("/conference"), loopback).unwrap(),
         method: Method::Post,

@@ -234,6 +234,23 @@ pub struct ParticipantState {
     pub end_conference_on_exit: bool,
 }
 
+impl ParticipantState {
+    /// `call_sid` in the room as `<Conference>`'s defaults have it: unlabelled, heard, not on
+    /// hold nor coaching, starting the room on entering and not ending it on leaving.
+    pub fn new(call_sid: CallSid) -> Self {
+        Self {
+            call_sid,
+            label: None,
+            muted: false,
+            hold: false,
+            coaching: false,
+            call_sid_to_coach: None,
+            start_conference_on_enter: true,
+            end_conference_on_exit: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     pub conference_sid: ConferenceSid,
@@ -1020,16 +1037,7 @@ mod tests {
     }
 
     fn state(call_sid: &CallSid) -> ParticipantState {
-        ParticipantState {
-            call_sid: call_sid.clone(),
-            label: None,
-            muted: false,
-            hold: false,
-            coaching: false,
-            call_sid_to_coach: None,
-            start_conference_on_enter: true,
-            end_conference_on_exit: false,
-        }
+        ParticipantState::new(call_sid.clone())
     }
 
     const DAY: Duration = Duration::from_secs(86_400);

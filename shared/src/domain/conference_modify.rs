@@ -627,16 +627,7 @@ mod tests {
             .map(|i| Participant {
                 conference_sid: sid.clone(),
                 account_sid: account.clone(),
-                state: ParticipantState {
-                    call_sid: CallSid::generate(),
-                    label: None,
-                    muted: false,
-                    hold: false,
-                    coaching: false,
-                    call_sid_to_coach: None,
-                    start_conference_on_enter: true,
-                    end_conference_on_exit: false,
-                },
+                state: ParticipantState::new(CallSid::generate()),
                 status: ParticipantStatus::Connected,
                 event_seq: 2 + i,
                 date_created: Timestamp::from_millis(1),
