@@ -44,8 +44,9 @@ pub struct ReconcilerServices {
     pub recordings: Arc<dyn RecordingStore>,
     /// Read for a dead worker's rooms, to end them.
     pub conferences: Arc<dyn ConferenceStore>,
-    /// The events queue, where the reconciler reports a dead worker's streams and recordings
-    /// failed in its place (the call-events function applies them as any worker's).
+    /// The events queue, where the reconciler reports what a worker cannot (streams and
+    /// recordings failed, rooms ended) in its place; the call-events function applies them as
+    /// any worker's.
     pub events: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     /// How long ending one call may keep retrying its write against concurrent writers.
