@@ -27,6 +27,7 @@ use teleapi::callbacks::CallbackServices;
 use teleapi::consumer::poll_once;
 use teleapi::domain::{AccountSid, AuthToken, RateLimit};
 use teleapi::ports::Queue;
+use teleapi::telemetry::LogFormat;
 use tokio::net::TcpListener;
 
 pub use simulator::SimulatorConfig;
@@ -38,7 +39,7 @@ pub const DEFAULT_PREFIX: &str = "teleapi-local";
 const USAGE: &str = "\
 Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
                      [--speed FACTOR] [--ring-ms MS] [--no-simulator] [--retention TIME]
-                     [--rate-limit RATE[/BURST]] [--recordings-dir DIR]
+                     [--rate-limit RATE[/BURST]] [--recordings-dir DIR] [--log-format FORMAT]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -63,12 +64,16 @@ Options:
   --recordings-dir DIR
                       where the simulated worker writes recordings (WAV files), which the API
                       serves (default: teleapi-local-recordings in the system's temp folder)
+  --log-format FORMAT text (a line per record, for a person) or json (an object per line, as
+                      the functions log); default text when standard error is a terminal,
+                      json when it is a pipe or a file
   -h, --help          show this help
 
 Environment:
   TELEAPI_DEV_ACCOUNT_SID, TELEAPI_DEV_AUTH_TOKEN   credentials of the dev account (both or
                                                    neither; generated when unset)
-  RUST_LOG                                         log filter (default info)";
+  RUST_LOG                                         log filter (default info; debug adds the
+                                                   workers' heartbeats)";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -77,6 +82,8 @@ pub struct Options {
     pub simulator: SimulatorConfig,
     pub retention: Duration,
     pub rate_limit: RateLimit,
+    /// `--log-format`; `None`: chosen by where standard error goes.
+    pub log_format: Option<LogFormat>,
 }
 
 /// Why the command line did not give options to run with.
@@ -104,6 +111,7 @@ impl Options {
         let mut simulator = SimulatorConfig::default();
         let mut retention = stack::DEFAULT_RETENTION;
         let mut rate_limit = RateLimit::DEFAULT;
+        let mut log_format = None;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -148,6 +156,13 @@ impl Options {
                         ))
                     })?;
                 }
+                "--log-format" => {
+                    let raw = value("--log-format")?;
+                    log_format = Some(
+                        raw.parse()
+                            .map_err(|why| invalid(format!("--log-format: {why}")))?,
+                    );
+                }
                 "-h" | "--help" => return Err(ArgsError::Help),
                 other => return Err(invalid(format!("unknown argument {other:?}"))),
             }
@@ -177,6 +192,7 @@ impl Options {
             simulator,
             retention,
             rate_limit,
+            log_format,
         })
     }
 }
@@ -548,6 +564,15 @@ mod tests {
         for raw in ["0", "fast", "10/0", "10/x", "-5"] {
             assert!(matches!(limit(raw), Err(ArgsError::Invalid(_))), "{raw}");
         }
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json_or_left_to_the_terminal() {
+        assert_eq!(parse(&[]).unwrap().log_format, None);
+        let format = |raw: &str| parse(&["--log-format", raw]).map(|o| o.log_format);
+        assert_eq!(format("text").unwrap(), Some(LogFormat::Text));
+        assert_eq!(format("json").unwrap(), Some(LogFormat::Json));
+        assert!(matches!(format("pretty"), Err(ArgsError::Invalid(_))));
     }
 
     #[test]

@@ -6,7 +6,6 @@ use teleapi_local::ArgsError;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    teleapi::telemetry::init_local();
     let options = match teleapi_local::Options::parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(ArgsError::Help) => {
@@ -18,6 +17,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    teleapi::telemetry::init_local(
+        options
+            .log_format
+            .unwrap_or_else(teleapi::telemetry::LogFormat::for_stderr),
+    );
     match teleapi_local::run(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -16,7 +16,7 @@ use crate::domain::event::{Event, EventKind};
 use crate::domain::progress::{Progress, Verdict, progress};
 use crate::domain::recording::{self, RecordingReport};
 use crate::domain::stream::{self, StreamReport};
-use crate::domain::worker::{self, WorkerEvent};
+use crate::domain::worker::{self, WorkerEvent, WorkerEventKind};
 use crate::domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use crate::insight;
 use crate::ports::{
@@ -107,6 +107,28 @@ pub enum Handled {
     Settled(bool),
     /// Nothing to do, and why.
     Ignored(String),
+}
+
+/// In a log line: `applied, callback queued`, `ignored: …`.
+impl std::fmt::Display for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Logged => f.write_str("logged"),
+            Self::Applied { callback, intent } => {
+                f.write_str("applied")?;
+                if *callback {
+                    f.write_str(", callback queued")?;
+                }
+                if *intent {
+                    f.write_str(", intent settled")?;
+                }
+                Ok(())
+            }
+            Self::Settled(true) => f.write_str("intent settled"),
+            Self::Settled(false) => f.write_str("intent already settled"),
+            Self::Ignored(why) => write!(f, "ignored: {why}"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,11 +224,16 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             _ => advance(services, &event).await?,
         },
     };
+    let status = match &event.kind {
+        EventKind::CallStatus { status, .. } => Some(tracing::field::display(status.as_str())),
+        _ => None,
+    };
     tracing::info!(
         target: "teleapi::event",
-        event = event.name(),
+        event = %event.name(),
         call_sid = %event.call_sid,
-        handled = ?handled,
+        status,
+        handled = %handled,
         "event"
     );
     Ok(handled)
@@ -230,13 +257,12 @@ async fn handle_worker_event(services: &EventServices, body: &str) -> Result<Han
             event.worker_id
         )),
     };
-    tracing::info!(
-        target: "teleapi::event",
-        event = event.name(),
-        worker_id = %event.worker_id,
-        handled = ?handled,
-        "event"
-    );
+    // A heartbeat every 10 s per worker is housekeeping: below the default level.
+    if matches!(event.kind, WorkerEventKind::Heartbeat { .. }) {
+        tracing::debug!(target: "teleapi::event", event = %event.name(), worker_id = %event.worker_id, handled = %handled, "event");
+    } else {
+        tracing::info!(target: "teleapi::event", event = %event.name(), worker_id = %event.worker_id, handled = %handled, "event");
+    }
     Ok(handled)
 }
 
@@ -269,7 +295,7 @@ async fn handle_conference_event(
     };
     if let Some((intent_sid, seq, to, reason)) = outcome {
         let settled = settle(services, &subject, intent_sid, seq, to, reason).await?;
-        tracing::info!(target: "teleapi::event", event = event.name(), conference_sid = %sid, handled = ?settled, "event");
+        tracing::info!(target: "teleapi::event", event = %event.name(), conference_sid = %sid, handled = %settled, "event");
         return Ok(settled);
     }
     let current = store.conference(sid).await?;
@@ -323,9 +349,9 @@ async fn handle_conference_event(
     };
     tracing::info!(
         target: "teleapi::event",
-        event = event.name(),
+        event = %event.name(),
         conference_sid = %sid,
-        handled = ?handled,
+        handled = %handled,
         "event"
     );
     Ok(handled)

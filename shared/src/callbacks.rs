@@ -219,7 +219,15 @@ pub async fn run_job(services: &CallbackServices, body: &str) -> Result<JobOutco
         Ok(response) => response.status.to_string(),
         Err(err) => err.to_string(),
     };
-    tracing::info!(job_id = %job.job_id, call_sid = ?job.call_sid, conference_sid = ?job.conference_sid, kind = ?job.kind, attempt = job.attempts + 1, outcome = %outcome, "callback attempt");
+    tracing::info!(
+        job_id = %job.job_id,
+        call_sid = job.call_sid.as_ref().map(tracing::field::display),
+        conference_sid = job.conference_sid.as_ref().map(tracing::field::display),
+        kind = ?job.kind,
+        attempt = job.attempts + 1,
+        outcome = %outcome,
+        "callback attempt"
+    );
     job.attempts += 1;
     job.history.push(AttemptRecord {
         at: now.millis(),

@@ -239,7 +239,7 @@ async fn fail_unstarted_media(
         _ => None,
     };
     if let Some((_, event)) = &unreported {
-        tracing::warn!(intent_sid = %intent.sid, event = event.name(), "unstarted media reported failed");
+        tracing::warn!(intent_sid = %intent.sid, event = %event.name(), "unstarted media reported failed");
     }
     report_in_place(services, unreported.map(in_call_group)).await
 }

@@ -374,7 +374,7 @@ fn end(inner: &mut Inner, sid: &ConferenceSid, reason: EndReason, ending: Option
         reason,
         call_sid_ending: ending,
     });
-    tracing::info!(conference_sid = %sid, reason = reason.as_str(), "simulator: conference ended");
+    tracing::info!(conference_sid = %sid, reason = %reason.as_str(), "simulator: conference ended");
 }
 
 /// The rooms of one worker, shared by its legs.

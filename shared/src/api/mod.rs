@@ -836,9 +836,9 @@ pub async fn handle(
         target: "teleapi::request",
         method = %method,
         path = %path,
-        operation = operation.unwrap_or("-"),
+        operation = %operation.unwrap_or("-"),
         status = response.status().as_u16(),
-        intent_sid = response.headers().get(intents::INTENT_SID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        intent_sid = %response.headers().get(intents::INTENT_SID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-"),
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "request"
     );
