@@ -243,16 +243,8 @@ impl Stack {
                 schema::create_tables(&dynamodb, &tables)
                     .await
                     .map_err(|e| format!("creating tables: {e}"))?;
-                for (name, value) in TableNames::ENV.iter().zip([
-                    &tables.accounts,
-                    &tables.calls,
-                    &tables.intents,
-                    &tables.idempotency,
-                    &tables.workers,
-                    &tables.conferences,
-                    &tables.recordings,
-                ]) {
-                    function_env.push(((*name).to_owned(), value.clone()));
+                for (name, value) in tables.env() {
+                    function_env.push((name.to_owned(), value.to_owned()));
                 }
                 // Functions run beside this process reach its API here; recordings' media are
                 // this process's files, which functions do not serve (the bucket is named for

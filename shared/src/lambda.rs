@@ -151,8 +151,14 @@ async fn report_init_error(message: &str) {
         "errorMessage": message,
         "errorType": "Runtime.ConfigurationError",
     });
+    // Lambda names it `host:port`; emulators such as `cargo lambda watch` give a whole URL.
+    let base = if api.contains("://") {
+        api.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{api}")
+    };
     let sent = reqwest::Client::new()
-        .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+        .post(format!("{base}/2018-06-01/runtime/init/error"))
         .header(
             "Lambda-Runtime-Function-Error-Type",
             "Runtime.ConfigurationError",

@@ -45,6 +45,29 @@ ensure_wrk() {
     fi
 }
 
+# jq (Debian's package), which the README's examples use to pick a sid out of an answer, and
+# which tests/readme/readme.py runs as the README shows: installed when missing and this runs as
+# root (as CI does), else named as what to install.
+ensure_jq() {
+    command -v jq >/dev/null && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing jq" >&2
+        apt-get update -qq >/dev/null && apt-get install -y -qq jq >/dev/null
+    else
+        echo "the README's test needs jq: sudo apt-get install jq" >&2
+        exit 1
+    fi
+}
+
+# Runs a command in a network namespace of its own, with only a loopback interface: the ports it
+# listens on are free whatever else the machine runs, and nothing it starts reaches the internet.
+# As root (CI) a new network namespace; otherwise inside a user namespace where this user is root.
+in_private_network() {
+    local as_root=()
+    [ "$(id -u)" = 0 ] || as_root=(--map-root-user)
+    unshare --net "${as_root[@]}" -- sh -c 'PATH="$PATH:/usr/sbin:/sbin"; ip link set lo up && exec "$@"' sh "$@"
+}
+
 # Debian's Chromium and its WebDriver, for the console's browser test (tests/console.rs):
 # installed when missing and this runs as root (as CI does), else named as what to install.
 ensure_chromium() {

@@ -62,6 +62,22 @@ impl TableNames {
         "TELEAPI_CALL_LOG_TABLE",
     ];
 
+    /// Each table's environment variable and name, in [`Self::ENV`]'s order: what a function
+    /// beside a local stack exports to share its tables.
+    pub fn env(&self) -> [(&'static str, &str); 8] {
+        let names = [
+            &self.accounts,
+            &self.calls,
+            &self.intents,
+            &self.idempotency,
+            &self.workers,
+            &self.conferences,
+            &self.recordings,
+            &self.call_log,
+        ];
+        std::array::from_fn(|i| (Self::ENV[i], names[i].as_str()))
+    }
+
     /// Only the accounts table, for tools that manage accounts (the other names are empty; the
     /// call operations of a store built on these names fail).
     pub fn accounts_only(accounts: impl Into<String>) -> Self {
@@ -316,4 +332,20 @@ async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError
     Err(StoreError::Failed(format!(
         "table {name} did not become active"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_is_named_in_the_environment_a_function_is_given() {
+        let tables = TableNames::with_prefix("dev");
+        let env = tables.env();
+        assert_eq!(env.map(|(name, _)| name), TableNames::ENV);
+        assert!(env.contains(&("TELEAPI_CALL_LOG_TABLE", "dev-call-log")));
+        let mut names: Vec<&str> = env.iter().map(|(_, table)| *table).collect();
+        names.dedup();
+        assert_eq!(names.len(), TableNames::ENV.len(), "{env:?}");
+    }
 }
