@@ -2,7 +2,7 @@
 //! rotated, suspended and reactivated are what the API then accepts.
 
 use lambda_http::http::StatusCode;
-use teleapi::domain::{AccountSid, AccountStatus, AuthToken, CallStatus, RateLimit};
+use teleapi_domain::{AccountSid, AccountStatus, AuthToken, CallStatus, RateLimit};
 use teleapi_local::admin::{Command, Invocation, parse, run};
 use teleapi_tests::{Backend, World, assert_error, basic_auth};
 
@@ -59,14 +59,14 @@ async fn accounts_are_managed(world: World) {
         &world.backend,
         &account.sid,
         CallStatus::InProgress,
-        teleapi::domain::Timestamp::now(),
+        teleapi_domain::Timestamp::now(),
     )
     .await;
     let path = format!(
         "/call/2012-04-24/Accounts/{}/Calls/{}.json",
         account.sid, call.sid
     );
-    let ttl = teleapi::api::ApiConfig::default().account_cache_ttl;
+    let ttl = teleapi_api::ApiConfig::default().account_cache_ttl;
     let get = |auth: String| world.send(teleapi_tests::get_request(&path, Some(&auth)));
     assert_eq!(get(basic_auth(&account)).await.status(), StatusCode::OK);
     let rotated = run(accounts, None, Command::Rotate(account.sid.clone()))
@@ -202,7 +202,7 @@ fn the_command_line() {
 async fn listing_partitions_grow(world: World) {
     let accounts = world.backend.accounts.as_ref();
     let sid = world.account.sid.clone();
-    let now = teleapi::domain::Timestamp::now();
+    let now = teleapi_domain::Timestamp::now();
     let old = teleapi_tests::call(&world.backend, &sid, CallStatus::Completed, now).await;
     let raised = run(accounts, None, Command::SetListingShards(sid.clone(), 8))
         .await
@@ -216,7 +216,7 @@ async fn listing_partitions_grow(world: World) {
     );
     world
         .clock
-        .advance(teleapi::api::ApiConfig::default().account_cache_ttl);
+        .advance(teleapi_api::ApiConfig::default().account_cache_ttl);
     let mut created = vec![old.sid.to_string()];
     for _ in 0..6 {
         world.clock.advance(std::time::Duration::from_millis(1));
@@ -277,7 +277,7 @@ async fn memory() {
 async fn backfill_lists_calls_stored_before_partitioning() {
     let world = World::new(Backend::moto().await).await;
     let aws = world.backend.aws.clone().unwrap();
-    let now = teleapi::domain::Timestamp::now();
+    let now = teleapi_domain::Timestamp::now();
     let legacy = teleapi_tests::call(
         &world.backend,
         &world.account.sid,
@@ -304,7 +304,7 @@ async fn backfill_lists_calls_stored_before_partitioning() {
     };
     assert_eq!(listed().await, 0);
     let store =
-        teleapi::adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
+        teleapi_adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
     let done = teleapi_local::admin::backfill(&store).await.unwrap();
     assert_eq!(done["calls_backfilled"], 1);
     assert_eq!(listed().await, 1);
@@ -441,7 +441,7 @@ async fn rate_limits_are_usage_plans_on_api_gateway() {
         "without the usage-plan settings only the table changes"
     );
     let store =
-        teleapi::adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
+        teleapi_adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
     let synced = teleapi_local::admin::sync_usage_plans(&store, &plans)
         .await
         .unwrap();

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
-use teleapi::domain::{CallSid, CallStatus, IntentStatus};
-use teleapi::ports::Clock as _;
+use teleapi_domain::{CallSid, CallStatus, IntentStatus};
+use teleapi_ports::Clock as _;
 use teleapi_tests::{
     World, assert_error, basic_auth, body_json, body_text, get_request, post_request,
 };
@@ -93,7 +93,7 @@ async fn creating_a_call(world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(stored.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(stored.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -353,7 +353,7 @@ async fn listing_calls_page_by_page(world: World) {
         );
     }
     // A token naming a position of the wrong shape is refused, not passed to the store.
-    let forged = teleapi::domain::listing::PageToken {
+    let forged = teleapi_domain::listing::PageToken {
         page: 1,
         after: "x#y".into(),
         backward: false,
@@ -389,7 +389,7 @@ async fn listing_calls_by_status_and_start_time(world: World) {
         sids(&world.get("/Calls.json?Status=In-Progress").await),
         [later.sid.to_string()]
     );
-    let after = teleapi::domain::Timestamp::from_millis(start.millis() + 1000);
+    let after = teleapi_domain::Timestamp::from_millis(start.millis() + 1000);
     let query = format!("/Calls.json?StartTime%3E={}", rfc3339(after));
     assert_eq!(sids(&world.get(&query).await), [later.sid.to_string()]);
     let query = format!("/Calls.json?StartTime%3C={}", rfc3339(after));
@@ -399,7 +399,7 @@ async fn listing_calls_by_status_and_start_time(world: World) {
     );
 }
 
-fn rfc3339(t: teleapi::domain::Timestamp) -> String {
+fn rfc3339(t: teleapi_domain::Timestamp) -> String {
     let secs = t.epoch_seconds();
     let dt = time::OffsetDateTime::from_unix_timestamp(secs).unwrap();
     dt.format(&time::format_description::well_known::Rfc3339)

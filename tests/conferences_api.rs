@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use teleapi::domain::conference::Conference;
-use teleapi::domain::{Call, CallStatus};
-use teleapi::ports::Clock as _;
+use teleapi_domain::conference::Conference;
+use teleapi_domain::{Call, CallStatus};
+use teleapi_ports::Clock as _;
 use teleapi_tests::{World, assert_error, basic_auth, body_json, body_text, get_request};
 
 /// Applies one conference event of `conference`, as its worker would report it.
@@ -18,7 +18,7 @@ async fn report(world: &World, conference: &Conference, seq: u64, kind: Value) {
         .unwrap()
         .extend(kind.as_object().unwrap().clone());
     let events = world.backend.event_services(world.clock.clone());
-    teleapi::call_events::handle_event(&events, &event.to_string())
+    teleapi_pipeline::call_events::handle_event(&events, &event.to_string())
         .await
         .unwrap();
 }
@@ -298,7 +298,7 @@ async fn bad_changes_are_refused_before_anything_is_written(world: World) {
     let (room, caller, agent) = room_of_two(&world).await;
     let sid = room.sid.as_str();
     let participant = format!("/Conferences/{sid}/Participants/{}.json", agent.sid);
-    let stranger = teleapi::domain::CallSid::generate();
+    let stranger = teleapi_domain::CallSid::generate();
     #[rustfmt::skip]
     let cases: Vec<(String, String, u16, u64, &str)> = vec![
         (participant.clone(), "".into(), 400, 21200, "changes nothing"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use teleapi::domain::{AccountSid, AuthToken};
+use teleapi_domain::{AccountSid, AuthToken};
 use teleapi_local::{SimulatorConfig, Stack, StackOptions};
 use tokio::net::TcpListener;
 

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use teleapi::domain::listing::{CallFilter, PageRequest};
-use teleapi::domain::modify::{Planned, plan};
-use teleapi::domain::worker::{Worker, WorkerId, WorkerStatus};
-use teleapi::domain::{
+use teleapi_domain::listing::{CallFilter, PageRequest};
+use teleapi_domain::modify::{Planned, plan};
+use teleapi_domain::worker::{Worker, WorkerId, WorkerStatus};
+use teleapi_domain::{
     AccountSid, AccountStatus, Call, CallSid, CallStatus, Form, IdempotencyKey, IdempotencyRecord,
     IntentSid, IntentStatus, ModifyRequest, Timestamp,
 };
-use teleapi::ports::{
+use teleapi_ports::{
     CallWrite, InsertError, IntentFailure, OutgoingMessage, RecordError, Settlement,
 };
 use teleapi_tests::{Backend, account, call};
@@ -54,7 +54,7 @@ async fn accounts_round_trip(b: &Backend) {
         b.accounts.insert_account(&child).await,
         Err(InsertError::AlreadyExists)
     );
-    let unknown = teleapi::domain::AccountSid::generate();
+    let unknown = teleapi_domain::AccountSid::generate();
     assert_eq!(b.accounts.account(&unknown).await.unwrap(), None);
 }
 
@@ -72,16 +72,16 @@ async fn calls_round_trip(b: &Backend) {
     );
 
     // Every optional field set, and read back the same.
-    stored.sid = teleapi::domain::CallSid::generate();
-    stored.parent_call_sid = Some(teleapi::domain::CallSid::generate());
+    stored.sid = teleapi_domain::CallSid::generate();
+    stored.parent_call_sid = Some(teleapi_domain::CallSid::generate());
     stored.command_queue = Some("https://sqs.example/worker-7.fifo".into());
     stored.worker = Some(WorkerId::try_from("worker-7.1795524200".to_owned()).unwrap());
     stored.end_time = Some(now);
     stored.duration = Some(42);
     stored.instructions.time_limit = Some(600);
     stored.instructions.status_callback_events = [
-        teleapi::domain::CallbackEvent::Ringing,
-        teleapi::domain::CallbackEvent::Completed,
+        teleapi_domain::CallbackEvent::Ringing,
+        teleapi_domain::CallbackEvent::Completed,
     ]
     .into_iter()
     .collect();
@@ -107,7 +107,7 @@ async fn an_intent_and_its_call_are_written_together(b: &Backend) {
     assert_eq!((after.seq, after.version), (1, before.version + 1));
     let intent = b
         .calls
-        .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -136,7 +136,7 @@ async fn a_stale_version_writes_nothing(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap()
@@ -145,7 +145,7 @@ async fn a_stale_version_writes_nothing(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 2)
+            .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 2)
             .await
             .unwrap(),
         None
@@ -172,7 +172,7 @@ async fn an_existing_intent_number_is_never_overwritten(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap()
@@ -247,7 +247,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     assert!(
         b.calls
             .settle_intent(Settlement {
-                subject: &teleapi::domain::Subject::Call(sid.clone()),
+                subject: &teleapi_domain::Subject::Call(sid.clone()),
                 seq: 1,
                 intent_sid: None,
                 from: &[IntentStatus::Pending],
@@ -261,7 +261,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     assert!(
         !b.calls
             .settle_intent(Settlement {
-                subject: &teleapi::domain::Subject::Call(sid.clone()),
+                subject: &teleapi_domain::Subject::Call(sid.clone()),
                 seq: 1,
                 intent_sid: None,
                 from: &[IntentStatus::Pending],
@@ -274,7 +274,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     );
     let intent = b
         .calls
-        .intent(&teleapi::domain::Subject::Call(sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -283,7 +283,7 @@ async fn settling_an_intent_is_conditional(b: &Backend) {
     assert!(
         !b.calls
             .settle_intent(Settlement {
-                subject: &teleapi::domain::Subject::Call(sid.clone()),
+                subject: &teleapi_domain::Subject::Call(sid.clone()),
                 seq: 9,
                 intent_sid: None,
                 from: &[IntentStatus::Pending],
@@ -329,7 +329,7 @@ async fn failing_an_intent_restores_the_call_and_releases_the_key(b: &Backend) {
     assert!(!after.muted);
     let intent = b
         .calls
-        .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -374,7 +374,7 @@ async fn failing_an_intent_leaves_a_call_that_moved_on(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap()
@@ -452,7 +452,7 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     assert!(b.calls.pending_intents(later, 10).await.unwrap().is_empty());
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap()
@@ -461,7 +461,7 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
     );
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(before.sid.clone()), 2)
+            .intent(&teleapi_domain::Subject::Call(before.sid.clone()), 2)
             .await
             .unwrap()
             .unwrap()
@@ -473,14 +473,14 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
 async fn creating_a_call_writes_it_once(b: &Backend) {
     let owner = account(b, None).await;
     let now = Timestamp::now();
-    let request = teleapi::domain::create::CreateRequest::parse(
+    let request = teleapi_domain::create::CreateRequest::parse(
         &Form::parse(b"From=%2B15551230001&To=client:bob&Url=https://app.example.com/conf")
             .unwrap(),
         Default::default(),
     )
     .unwrap();
-    let sid = teleapi::domain::CallSid::generate();
-    let planned = teleapi::domain::create::plan_create(
+    let sid = teleapi_domain::CallSid::generate();
+    let planned = teleapi_domain::create::plan_create(
         &request,
         owner.sid.clone(),
         owner.listing_shards,
@@ -500,7 +500,7 @@ async fn creating_a_call_writes_it_once(b: &Backend) {
     assert_eq!(b.calls.call(&sid).await.unwrap().unwrap(), planned.call);
     assert_eq!(
         b.calls
-            .intent(&teleapi::domain::Subject::Call(sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(sid.clone()), 1)
             .await
             .unwrap()
             .unwrap(),
@@ -663,7 +663,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     for sid in &created {
         stored.push(b.calls.call(sid).await.unwrap().unwrap());
     }
-    stored.sort_by_key(|c| std::cmp::Reverse(teleapi::domain::listing::call_position(c)));
+    stored.sort_by_key(|c| std::cmp::Reverse(teleapi_domain::listing::call_position(c)));
     let created: Vec<CallSid> = stored.iter().map(|c| c.sid.clone()).collect();
     let everything = CallFilter::default();
 
@@ -692,7 +692,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     }
 
     // Backward from the first call of the third page: the second page, in display order.
-    let third_start = teleapi::domain::listing::call_position(&stored[20]);
+    let third_start = teleapi_domain::listing::call_position(&stored[20]);
     let back = b
         .calls
         .list_calls(
@@ -706,7 +706,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     let sids: Vec<CallSid> = back.items.iter().map(|c| c.sid.clone()).collect();
     assert_eq!(sids, created[10..20]);
     // And backward from the second page's first: the first page, then the start.
-    let second_start = teleapi::domain::listing::call_position(&back.items[0]);
+    let second_start = teleapi_domain::listing::call_position(&back.items[0]);
     let back = b
         .calls
         .list_calls(
@@ -797,7 +797,7 @@ async fn call_filters(b: &Backend) {
     let mut expected_bob = Vec::new();
     let mut expected_ringing = Vec::new();
     let mut expected_late = Vec::new();
-    let parent = teleapi::domain::CallSid::generate();
+    let parent = teleapi_domain::CallSid::generate();
     let mut expected_children = Vec::new();
     for i in 0..12u64 {
         let at = start.plus(Duration::from_secs(60 * i));
@@ -922,13 +922,13 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
         b.calls.write_call(write(&current, &p, now)).await.unwrap();
         current = p.call;
     }
-    let seqs = |page: &teleapi::domain::listing::Page<teleapi::domain::Intent>| -> Vec<u64> {
+    let seqs = |page: &teleapi_domain::listing::Page<teleapi_domain::Intent>| -> Vec<u64> {
         page.items.iter().map(|i| i.seq).collect()
     };
     let first = b
         .calls
         .list_intents(
-            &teleapi::domain::Subject::Call(current.sid.clone()),
+            &teleapi_domain::Subject::Call(current.sid.clone()),
             &page(3, None, false),
         )
         .await
@@ -938,7 +938,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     let second = b
         .calls
         .list_intents(
-            &teleapi::domain::Subject::Call(current.sid.clone()),
+            &teleapi_domain::Subject::Call(current.sid.clone()),
             &page(3, first.more.clone(), false),
         )
         .await
@@ -947,7 +947,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     let third = b
         .calls
         .list_intents(
-            &teleapi::domain::Subject::Call(current.sid.clone()),
+            &teleapi_domain::Subject::Call(current.sid.clone()),
             &page(3, second.more.clone(), false),
         )
         .await
@@ -957,8 +957,8 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     let back = b
         .calls
         .list_intents(
-            &teleapi::domain::Subject::Call(current.sid.clone()),
-            &page(3, Some(teleapi::domain::listing::intent_position(4)), true),
+            &teleapi_domain::Subject::Call(current.sid.clone()),
+            &page(3, Some(teleapi_domain::listing::intent_position(4)), true),
         )
         .await
         .unwrap();
@@ -966,7 +966,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
     let none = b
         .calls
         .list_intents(
-            &teleapi::domain::Subject::Call(teleapi::domain::CallSid::generate()),
+            &teleapi_domain::Subject::Call(teleapi_domain::CallSid::generate()),
             &page(3, None, false),
         )
         .await
@@ -1080,7 +1080,7 @@ async fn workers_are_recorded_in_order_and_never_revived(b: &Backend) {
         calls: 3,
         status: WorkerStatus::Active,
         last_event: at(0),
-        lease_expires_at: now.plus(teleapi::domain::worker::LEASE),
+        lease_expires_at: now.plus(teleapi_domain::worker::LEASE),
         date_created: now,
         date_updated: now,
     };
@@ -1198,7 +1198,7 @@ async fn a_workers_live_calls_are_found_until_they_end(b: &Backend) {
 /// Workers whose lease ran out are found (no Scan on DynamoDB), the longest gone first, and
 /// marked expired only while their lease is still out; a renewed one is not.
 async fn expired_leases_are_found_and_marked_once(b: &Backend) {
-    use teleapi::domain::worker::LEASE;
+    use teleapi_domain::worker::LEASE;
     let now = Timestamp::now().whole_seconds();
     let worker = |n: u64, lease_from: Timestamp| Worker {
         id: WorkerId::try_from(format!("w{n}-{}", &IntentSid::generate().as_str()[2..14])).unwrap(),
@@ -1333,12 +1333,12 @@ async fn pending_intents_of_the_earlier_index_layout_are_still_found() {
 // ---------------------------------------------------------------- conferences
 
 mod conferences {
-    use teleapi::domain::conference::{
+    use teleapi_domain::conference::{
         Conference, ConferenceChange, ConferenceFilter, ConferenceStatus, Participant,
         ParticipantState, ParticipantStatus,
     };
-    use teleapi::domain::listing::PageRequest;
-    use teleapi::domain::{AccountSid, CallSid, ConferenceSid, Timestamp};
+    use teleapi_domain::listing::PageRequest;
+    use teleapi_domain::{AccountSid, CallSid, ConferenceSid, Timestamp};
     use teleapi_tests::Backend;
 
     fn conference(account: &AccountSid, name: &str, at: i64) -> Conference {
@@ -1356,14 +1356,14 @@ mod conferences {
             date_updated: Timestamp::from_millis(at),
             reason_ended: None,
             call_sid_ending: None,
-            status_callback: Some(teleapi::domain::conference::ConferenceCallback {
-                url: teleapi::domain::WebhookUrl::parse(
+            status_callback: Some(teleapi_domain::conference::ConferenceCallback {
+                url: teleapi_domain::WebhookUrl::parse(
                     "https://app.example.com/conference-events",
                     Default::default(),
                 )
                 .unwrap(),
-                method: teleapi::domain::Method::Get,
-                events: vec![teleapi::domain::conference::ConferenceCallbackEvent::Join],
+                method: teleapi_domain::Method::Get,
+                events: vec![teleapi_domain::conference::ConferenceCallbackEvent::Join],
             }),
             expires_at: None,
         }
@@ -1484,7 +1484,7 @@ mod conferences {
     /// The rooms a worker runs are found until they end (the reconciler's way to a dead
     /// worker's rooms), oldest first, a worker's alone.
     pub async fn a_workers_live_conferences_are_found_until_they_end(b: &Backend) {
-        use teleapi::domain::worker::WorkerId;
+        use teleapi_domain::worker::WorkerId;
         let s = &b.conferences;
         let account = AccountSid::generate();
         let ours =
@@ -1535,11 +1535,9 @@ mod conferences {
     /// version, the participant only if no worker event moved it and it is still in the room,
     /// the intent under a free number, the key only once.
     pub async fn a_conference_change_is_one_conditional_write(b: &Backend) {
-        use teleapi::domain::conference_modify::{
-            ConferenceChangeRequest, ParticipantUpdate, plan,
-        };
-        use teleapi::domain::{IdempotencyKey, IdempotencyRecord, IntentSid, IntentStatus};
-        use teleapi::ports::{ConferenceWrite, RecordError};
+        use teleapi_domain::conference_modify::{ConferenceChangeRequest, ParticipantUpdate, plan};
+        use teleapi_domain::{IdempotencyKey, IdempotencyRecord, IntentSid, IntentStatus};
+        use teleapi_ports::{ConferenceWrite, RecordError};
         let s = &b.conferences;
         let account = AccountSid::generate();
         let room = conference(&account, "room-1", 1_000);
@@ -1740,15 +1738,15 @@ mod conference_contract {
 mod recordings {
     use std::time::Duration;
 
-    use teleapi::domain::listing::PageRequest;
-    use teleapi::domain::recording::{
+    use teleapi_domain::listing::PageRequest;
+    use teleapi_domain::recording::{
         Recording, RecordingFilter, RecordingOptions, RecordingStatus, plan_start,
     };
-    use teleapi::domain::{
+    use teleapi_domain::{
         AccountSid, Call, CallStatus, Form, IdempotencyKey, IdempotencyRecord, IntentSid,
         IntentStatus, RecordingSid, Timestamp,
     };
-    use teleapi::ports::{RecordError, RecordingWrite};
+    use teleapi_ports::{RecordError, RecordingWrite};
     use teleapi_tests::Backend;
 
     const RETENTION: Duration = Duration::from_secs(3600);
@@ -1951,7 +1949,7 @@ mod recordings {
                 s.list_recordings(&account, &filter, &page).await.unwrap()
             }
         };
-        let times = |page: &teleapi::domain::listing::Page<Recording>| -> Vec<i64> {
+        let times = |page: &teleapi_domain::listing::Page<Recording>| -> Vec<i64> {
             page.items.iter().map(|r| r.date_created.millis()).collect()
         };
         let first = list(RecordingFilter::default(), 3, None).await;
@@ -2000,9 +1998,9 @@ mod recording_contract {
 mod media {
     use aws_credential_types::Credentials;
     use aws_credential_types::provider::SharedCredentialsProvider;
-    use teleapi::adapters::media::{FileMedia, S3Media};
-    use teleapi::domain::sid::random_hex32;
-    use teleapi::ports::{Media, MediaStore};
+    use teleapi_adapters::media::{FileMedia, S3Media};
+    use teleapi_domain::sid::random_hex32;
+    use teleapi_ports::{Media, MediaStore};
 
     /// Deployed: media is handed out as a presigned URL that works without credentials, for a
     /// few minutes, for objects of the stack's bucket alone; deleting removes the object.
@@ -2093,14 +2091,14 @@ mod call_log {
     use std::time::Duration;
 
     use futures_util::future::join_all;
-    use teleapi::domain::call_log::{
+    use teleapi_domain::call_log::{
         LogEntry, LogLevel, LoggedRequest, LoggedResponse, MAX_ENTRIES, Notification,
         NotificationFilter, Problem, RequestEntry, RequestKind, notification_position,
         request_position,
     };
-    use teleapi::domain::listing::{Page, PageRequest};
-    use teleapi::domain::{AccountSid, CallSid, Method, NotificationSid, Timestamp};
-    use teleapi::insight::{notification_entry, request_entry};
+    use teleapi_domain::listing::{Page, PageRequest};
+    use teleapi_domain::{AccountSid, CallSid, Method, NotificationSid, Timestamp};
+    use teleapi_ports::insight::{notification_entry, request_entry};
     use teleapi_tests::Backend;
 
     use super::page;
@@ -2354,7 +2352,7 @@ mod call_log {
                 .iter()
                 .map(|r| r.response.body.as_ref().map_or(0, String::len))
                 .max(),
-            Some(teleapi::domain::call_log::MAX_BODY_BYTES),
+            Some(teleapi_domain::call_log::MAX_BODY_BYTES),
             "the long body is cut"
         );
         for size in [1, 5, 50] {

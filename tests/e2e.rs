@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use teleapi::domain::AuthToken;
+use teleapi_domain::AuthToken;
 use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
 use teleapi_tests::sink::{Received, Reply, Sink, independent_signature};
 use teleapi_tests::ws::{Heard, WsPeer};
@@ -19,8 +19,8 @@ struct Local {
     sid: String,
     app: Sink,
     /// The stack's record of media workers, and the simulated worker's id.
-    workers: std::sync::Arc<dyn teleapi::ports::WorkerStore>,
-    worker_id: teleapi::domain::worker::WorkerId,
+    workers: std::sync::Arc<dyn teleapi_ports::WorkerStore>,
+    worker_id: teleapi_domain::worker::WorkerId,
     simulator: teleapi_local::simulator::Simulator,
     /// Where the simulated worker writes recordings (removed with the test).
     recordings: std::path::PathBuf,
@@ -44,12 +44,12 @@ impl Local {
 
     /// A stack with options of the test's own.
     async fn start_with(backing: Backing, options: impl FnOnce(&mut StackOptions)) -> Self {
-        let sid = teleapi::domain::AccountSid::generate();
+        let sid = teleapi_domain::AccountSid::generate();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let recordings = std::env::temp_dir().join(format!(
             "teleapi-e2e-{}",
-            &teleapi::domain::sid::random_hex32()[..12]
+            &teleapi_domain::sid::random_hex32()[..12]
         ));
         let mut chosen = StackOptions {
             backing,
@@ -1205,7 +1205,7 @@ async fn phones_that_do_not_answer(local: Local) {
 /// The simulated worker announces itself as a real one would, with its own commands queue, and
 /// keeps its lease.
 async fn the_simulated_worker_heartbeats(local: Local) {
-    use teleapi::domain::worker::WorkerStatus;
+    use teleapi_domain::worker::WorkerStatus;
     let worker = eventually("the worker's first heartbeat", || async {
         local.workers.worker(&local.worker_id).await.unwrap()
     })
@@ -1221,7 +1221,7 @@ async fn the_simulated_worker_heartbeats(local: Local) {
 /// is marked expired. (Lease
 /// 5 s, heartbeats every 200 ms and a reconciler every 250 ms, so that it takes seconds.)
 async fn a_worker_that_dies_mid_call(backing: Backing) {
-    use teleapi::domain::worker::WorkerStatus;
+    use teleapi_domain::worker::WorkerStatus;
     let local = Local::start_with(backing, |options| {
         options.worker_lease = Duration::from_secs(5);
         options.reconcile_every = Duration::from_millis(250);
@@ -1319,7 +1319,7 @@ async fn a_worker_that_dies_mid_call_in_memory() {
 async fn a_worker_that_dies_mid_call_on_moto() {
     a_worker_that_dies_mid_call(Backing::Aws {
         endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-        prefix: format!("e2e{}", &teleapi::domain::sid::random_hex32()[..10]),
+        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
     })
     .await;
 }
@@ -2017,7 +2017,7 @@ macro_rules! on_both_backends {
                 async fn $case() {
                     let backing = teleapi_local::Backing::Aws {
                         endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-                        prefix: format!("e2e{}", &teleapi::domain::sid::random_hex32()[..10]),
+                        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
                     };
                     super::$case(super::Local::start(backing).await).await;
                 }

@@ -8,28 +8,28 @@ use std::time::Duration;
 
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
-use teleapi::adapters::http::{HostResolver, HttpWebhooks};
-use teleapi::call_events::{EventServices, Handled, consume, handle_event};
-use teleapi::callbacks::{CallbackServices, JobOutcome, run_job};
-use teleapi::consumer::poll_once;
-use teleapi::domain::call_log::{LogLevel, Notification, RequestEntry, RequestKind};
-use teleapi::domain::callback::{CallbackJob, signature};
-use teleapi::domain::conference::{
+use teleapi_adapters::http::{HostResolver, HttpWebhooks};
+use teleapi_domain::call_log::{LogLevel, Notification, RequestEntry, RequestKind};
+use teleapi_domain::callback::{CallbackJob, signature};
+use teleapi_domain::conference::{
     ConferenceCallback, ConferenceCallbackEvent, ConferenceEvent, ConferenceEventKind,
     ConferenceStatus, EndReason, ParticipantState,
 };
-use teleapi::domain::event::{Event, EventKind};
-use teleapi::domain::listing::PageRequest;
-use teleapi::domain::recording::{
+use teleapi_domain::event::{Event, EventKind};
+use teleapi_domain::listing::PageRequest;
+use teleapi_domain::recording::{
     RecordingCallback, RecordingCallbackEvent, RecordingChannels, RecordingSource, RecordingSpec,
     RecordingStatus, RecordingTrack, Trim,
 };
-use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamStatus, StreamTrack, StreamUrl};
-use teleapi::domain::{
+use teleapi_domain::stream::{StreamCallback, StreamSpec, StreamStatus, StreamTrack, StreamUrl};
+use teleapi_domain::{
     AddressPolicy, CallSid, CallStatus, ConferenceSid, Direction, IntentStatus, Method,
     RecordingSid, StreamSid, Timestamp, WebhookUrl,
 };
-use teleapi::ports::{Clock as _, DeliveryError, OutgoingMessage, WebhookClient, WebhookRequest};
+use teleapi_pipeline::call_events::{EventServices, Handled, consume, handle_event};
+use teleapi_pipeline::callbacks::{CallbackServices, JobOutcome, run_job};
+use teleapi_pipeline::consumer::poll_once;
+use teleapi_ports::{Clock as _, DeliveryError, OutgoingMessage, WebhookClient, WebhookRequest};
 use teleapi_tests::sink::{Reply, Sink, independent_signature};
 use teleapi_tests::{Backend, World, body_json};
 
@@ -215,7 +215,7 @@ impl Pipeline {
 }
 
 /// A `worker.heartbeat` of worker `id`, sent at `at` (ms), in `state`.
-fn heartbeat(id: &teleapi::domain::worker::WorkerId, at: i64, state: &str) -> String {
+fn heartbeat(id: &teleapi_domain::worker::WorkerId, at: i64, state: &str) -> String {
     format!(
         r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":1,"state":"{state}"}}"#
     )
@@ -229,7 +229,7 @@ fn initiated_by(
     seq: u64,
     world: &World,
     queue: &str,
-    worker_id: Option<teleapi::domain::worker::WorkerId>,
+    worker_id: Option<teleapi_domain::worker::WorkerId>,
 ) -> EventKind {
     EventKind::CallInitiated {
         seq,
@@ -517,10 +517,7 @@ async fn a_fallback_answer_becomes_an_execute_command(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(
-            &teleapi::domain::Subject::Call(call.sid.clone()),
-            stored.seq,
-        )
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), stored.seq)
         .await
         .unwrap()
         .unwrap();
@@ -557,10 +554,7 @@ async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(
-            &teleapi::domain::Subject::Call(bare.sid.clone()),
-            stored.seq,
-        )
+        .intent(&teleapi_domain::Subject::Call(bare.sid.clone()), stored.seq)
         .await
         .unwrap()
         .unwrap();
@@ -605,10 +599,7 @@ async fn a_failed_fallback_or_none_fails_the_call(p: Pipeline) {
             .world
             .backend
             .calls
-            .intent(
-                &teleapi::domain::Subject::Call(call.sid.clone()),
-                stored.seq,
-            )
+            .intent(&teleapi_domain::Subject::Call(call.sid.clone()), stored.seq)
             .await
             .unwrap()
             .unwrap();
@@ -786,7 +777,7 @@ async fn command_events_settle_intents(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -805,9 +796,7 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
         parent_call_sid: None,
         command_queue_url: worker.clone(),
         worker_id: None,
-        url: Some(
-            teleapi::domain::WebhookUrl::parse("https://app.example.com/bob", LOCAL).unwrap(),
-        ),
+        url: Some(teleapi_domain::WebhookUrl::parse("https://app.example.com/bob", LOCAL).unwrap()),
         method: Some(Method::Get),
     };
     assert!(matches!(
@@ -840,7 +829,7 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
 /// Heartbeats announce a worker and renew its lease, in the worker's order; once it has left,
 /// nothing of it comes back. A malformed worker event is dead-lettered like any poison event.
 async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
-    use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
+    use teleapi_domain::worker::{LEASE, WorkerId, WorkerStatus};
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
     let heartbeat = |at: i64, state: &str| heartbeat(&id, at, state);
     let apply = |body: String| {
@@ -883,7 +872,7 @@ async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
     assert_eq!(gone.status, WorkerStatus::Left);
 
     let bad = r#"{"version":1,"type":"worker.heartbeat","worker_id":"not valid"}"#.to_owned();
-    let message = teleapi::consumer::BatchMessage {
+    let message = teleapi_pipeline::consumer::BatchMessage {
         id: "m1".into(),
         group: Some("not valid".into()),
         body: bad.clone(),
@@ -898,8 +887,8 @@ async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
 /// StatusCallbacks, fails their unsettled intents naming the worker, and marks it expired. What
 /// the worker says afterwards changes nothing.
 async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
-    use teleapi::domain::worker::{LEASE, WorkerId, WorkerStatus};
-    use teleapi::reconcile::sweep_leases;
+    use teleapi_domain::worker::{LEASE, WorkerId, WorkerStatus};
+    use teleapi_pipeline::reconcile::sweep_leases;
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
     let heartbeat = |at: i64| heartbeat(&id, at, "active");
     handle_event(&p.events, &heartbeat(1_000)).await.unwrap();
@@ -1078,7 +1067,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(bob.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(bob.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -1113,7 +1102,7 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(answered.clone()), 2)
+        .intent(&teleapi_domain::Subject::Call(answered.clone()), 2)
         .await
         .unwrap()
         .unwrap();
@@ -1251,7 +1240,7 @@ async fn a_call_no_worker_takes_fails_with_its_callback(p: Pipeline) {
     p.world.backend.drain_commands().await;
     let reconcile = || async {
         let services = p.world.backend.reconciler_services(p.world.clock.clone());
-        teleapi::reconcile::reconcile_pending(&services, p.world.clock.now())
+        teleapi_pipeline::reconcile::reconcile_pending(&services, p.world.clock.now())
             .await
             .unwrap()
     };
@@ -1272,7 +1261,7 @@ async fn a_call_no_worker_takes_fails_with_its_callback(p: Pipeline) {
         .world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(untaken.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(untaken.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -1301,7 +1290,7 @@ async fn one_bad_message_does_not_hold_back_the_batch(p: Pipeline) {
     let queue = p.world.backend.events.clone();
     let send = |group: &str, body: String| {
         let queue = queue.clone();
-        let message = OutgoingMessage::fifo(group, teleapi::domain::sid::random_hex32(), body);
+        let message = OutgoingMessage::fifo(group, teleapi_domain::sid::random_hex32(), body);
         async move { queue.send(None, &message).await.unwrap() }
     };
     let completed = EventKind::CallStatus {
@@ -1372,13 +1361,13 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
             .world
             .backend
             .calls
-            .intent(&teleapi::domain::Subject::Call(sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(sid.clone()), 1)
             .await
             .unwrap()
             .unwrap();
         calls.push((sid, dial.sid));
     }
-    let lifecycle = |dial: &teleapi::domain::IntentSid| {
+    let lifecycle = |dial: &teleapi_domain::IntentSid| {
         let status = |seq, status, duration| EventKind::CallStatus {
             seq,
             status,
@@ -1423,7 +1412,7 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
                 .world
                 .backend
                 .calls
-                .intent(&teleapi::domain::Subject::Call(sid.clone()), seq)
+                .intent(&teleapi_domain::Subject::Call(sid.clone()), seq)
                 .await
                 .unwrap()
                 .unwrap();
@@ -1436,7 +1425,7 @@ async fn run_lifecycles(p: &Pipeline, copies: usize) -> Vec<Outcome> {
         for request in &received {
             let number = request.params["SequenceNumber"].clone();
             let token = request
-                .header(teleapi::callbacks::IDEMPOTENCY_HEADER)
+                .header(teleapi_pipeline::callbacks::IDEMPOTENCY_HEADER)
                 .expect("every callback carries its idempotency token")
                 .to_owned();
             if tokens.entry(number.clone()).or_default().insert(token) {
@@ -1528,7 +1517,8 @@ async fn media_no_worker_starts_fails_with_its_intent(p: Pipeline) {
     );
 
     let services = p.world.backend.reconciler_services(p.world.clock.clone());
-    let reconcile = || teleapi::reconcile::reconcile_pending(&services, p.world.clock.now());
+    let reconcile =
+        || teleapi_pipeline::reconcile::reconcile_pending(&services, p.world.clock.now());
     p.world.clock.advance(Duration::from_secs(61));
     assert_eq!(reconcile().await.unwrap().resent, 2);
     p.world.backend.drain_commands().await;
@@ -1596,7 +1586,7 @@ fn request(url: &str) -> WebhookRequest {
         url: url.to_owned(),
         headers: Vec::new(),
         body: Some("a=1".into()),
-        delivery: teleapi::domain::callback::Delivery::default(),
+        delivery: teleapi_domain::callback::Delivery::default(),
     }
 }
 

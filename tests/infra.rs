@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
-use teleapi::api::{Operation, ROUTES};
-use teleapi::config::{FUNCTIONS, OPTIONAL_ENV, required_env};
+use teleapi_api::{Operation, ROUTES};
+use teleapi_runtime::config::{FUNCTIONS, OPTIONAL_ENV, required_env};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,7 +85,7 @@ fn every_function_is_a_crate_and_every_crate_a_function() {
     assert_eq!(binaries, crates, "template functions vs functions/ crates");
     assert_eq!(
         binaries, declared,
-        "template functions vs teleapi::config::FUNCTIONS"
+        "template functions vs teleapi_runtime::config::FUNCTIONS"
     );
     for binary in &binaries {
         let manifest =
@@ -228,7 +228,7 @@ fn every_request_is_counted_against_its_accounts_rate_limit() {
 
     // The default plan is the default rate limit the local stack enforces too.
     let parameters = get(&template, "Parameters");
-    let default = teleapi::domain::RateLimit::DEFAULT;
+    let default = teleapi_domain::RateLimit::DEFAULT;
     assert_eq!(
         get(get(parameters, "AccountRateLimit"), "Default").as_u64(),
         Some(u64::from(default.per_second))
@@ -257,10 +257,13 @@ fn every_request_is_counted_against_its_accounts_rate_limit() {
     );
     for (variable, key) in [
         (
-            teleapi::config::UNAUTHENTICATED_KEY_ENV,
+            teleapi_runtime::config::UNAUTHENTICATED_KEY_ENV,
             "UnauthenticatedKey",
         ),
-        (teleapi::config::UNASSIGNED_KEY_ENV, "UnassignedAccountsKey"),
+        (
+            teleapi_runtime::config::UNASSIGNED_KEY_ENV,
+            "UnassignedAccountsKey",
+        ),
     ] {
         let value = get(
             get(get(get(&template, "Resources"), key), "Properties"),
@@ -327,8 +330,8 @@ fn every_variable_a_function_needs_is_set() {
     // Every TELEAPI_ variable the shared code reads is required by some function or optional.
     let mut read = BTreeSet::new();
     for file in [
-        "shared/src/config.rs",
-        "shared/src/adapters/dynamodb/schema.rs",
+        "shared/runtime/src/config.rs",
+        "shared/adapters/src/dynamodb/schema.rs",
     ] {
         let text = std::fs::read_to_string(root().join(file)).unwrap();
         for part in text
@@ -474,7 +477,7 @@ fn the_openapi_document_matches_the_handlers() {
             documented.insert((method.clone(), route_path.clone()));
             match op {
                 Operation::ModifyCall => {
-                    let expected: BTreeSet<String> = teleapi::domain::modify::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::modify::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -485,7 +488,7 @@ fn the_openapi_document_matches_the_handlers() {
                     );
                 }
                 Operation::CreateCall => {
-                    let expected: BTreeSet<String> = teleapi::domain::create::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::create::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -496,9 +499,9 @@ fn the_openapi_document_matches_the_handlers() {
                     );
                 }
                 Operation::ListCalls => {
-                    let expected: BTreeSet<String> = teleapi::domain::listing::CALL_FILTERS
+                    let expected: BTreeSet<String> = teleapi_domain::listing::CALL_FILTERS
                         .iter()
-                        .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(
@@ -508,7 +511,7 @@ fn the_openapi_document_matches_the_handlers() {
                     );
                 }
                 Operation::ListModifications => {
-                    let expected: BTreeSet<String> = teleapi::domain::listing::Paging::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::listing::Paging::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -520,13 +523,13 @@ fn the_openapi_document_matches_the_handlers() {
                 }
                 Operation::ListConferences | Operation::ListParticipants => {
                     let filters: &[&str] = if *op == Operation::ListConferences {
-                        &teleapi::domain::conference::CONFERENCE_FILTERS
+                        &teleapi_domain::conference::CONFERENCE_FILTERS
                     } else {
-                        &teleapi::domain::conference::PARTICIPANT_FILTERS
+                        &teleapi_domain::conference::PARTICIPANT_FILTERS
                     };
                     let expected: BTreeSet<String> = filters
                         .iter()
-                        .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
@@ -534,7 +537,7 @@ fn the_openapi_document_matches_the_handlers() {
                 Operation::ModifyConference
                 | Operation::ModifyParticipant
                 | Operation::AddParticipant => {
-                    use teleapi::domain::conference_modify as c;
+                    use teleapi_domain::conference_modify as c;
                     let parameters: &[&str] = match op {
                         Operation::ModifyConference => &c::CONFERENCE_PARAMETERS,
                         Operation::ModifyParticipant => &c::PARTICIPANT_PARAMETERS,
@@ -545,14 +548,14 @@ fn the_openapi_document_matches_the_handlers() {
                     assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
                 }
                 Operation::ListConferenceModifications => {
-                    let expected: BTreeSet<String> = teleapi::domain::listing::Paging::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::listing::Paging::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
                 Operation::StartRecording | Operation::UpdateRecording => {
-                    use teleapi::domain::recording as r;
+                    use teleapi_domain::recording as r;
                     let parameters: &[&str] = match op {
                         Operation::StartRecording => &r::RECORDING_PARAMETERS,
                         _ => &r::RECORDING_UPDATE_PARAMETERS,
@@ -565,7 +568,7 @@ fn the_openapi_document_matches_the_handlers() {
                     // The numbered custom parameters (`Parameter1.Name` …) are a pattern of the
                     // form, not properties of their own.
                     let parameters: &[&str] = match op {
-                        Operation::StartStream => &teleapi::domain::stream::STREAM_PARAMETERS,
+                        Operation::StartStream => &teleapi_domain::stream::STREAM_PARAMETERS,
                         _ => &["Status"],
                     };
                     let expected: BTreeSet<String> =
@@ -575,28 +578,27 @@ fn the_openapi_document_matches_the_handlers() {
                 Operation::ListRecordings => {
                     // The account's list filters by call; a call's list is the call's.
                     let under_call = route_path.contains("{CallSid}");
-                    let expected: BTreeSet<String> = teleapi::domain::recording::RECORDING_FILTERS
+                    let expected: BTreeSet<String> = teleapi_domain::recording::RECORDING_FILTERS
                         .iter()
                         .filter(|f| !under_call || **f != "CallSid")
-                        .chain(&teleapi::domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
                 Operation::ListCallEvents => {
-                    let expected: BTreeSet<String> = teleapi::domain::listing::Paging::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::listing::Paging::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
                 Operation::ListNotifications => {
-                    let expected: BTreeSet<String> =
-                        teleapi::domain::call_log::NOTIFICATION_FILTERS
-                            .iter()
-                            .chain(&teleapi::domain::listing::Paging::PARAMETERS)
-                            .map(|p| (*p).to_owned())
-                            .collect();
+                    let expected: BTreeSet<String> = teleapi_domain::call_log::NOTIFICATION_FILTERS
+                        .iter()
+                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
+                        .map(|p| (*p).to_owned())
+                        .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
                 Operation::GetCall

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use teleapi::domain::{CallStatus, Timestamp};
+use teleapi_domain::{CallStatus, Timestamp};
 use teleapi_tests::runtime::{Emulator, Outcome, api_event, authorizer_event, start};
 use teleapi_tests::sink::Sink;
 use teleapi_tests::{Backend, World, basic_auth};
@@ -208,9 +208,9 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
     env.push(("TELEAPI_ALLOW_LOOPBACK_WEBHOOKS".into(), "true".into()));
     let sink = Sink::start().await;
     let mut call = world.call(CallStatus::InProgress).await;
-    call.sid = teleapi::domain::CallSid::generate();
+    call.sid = teleapi_domain::CallSid::generate();
     call.instructions.status_callback =
-        Some(teleapi::domain::WebhookUrl::trusted(sink.url("/status")));
+        Some(teleapi_domain::WebhookUrl::trusted(sink.url("/status")));
     world.backend.calls.insert_call(&call).await.unwrap();
 
     // call-events: a valid event is applied; a poison one is dead-lettered, not failed.
@@ -246,7 +246,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
         ["{not json"]
     );
     // A worker's heartbeat: the function records the worker in its table.
-    let worker = teleapi::domain::worker::WorkerId::try_from("worker-7.1".to_owned()).unwrap();
+    let worker = teleapi_domain::worker::WorkerId::try_from("worker-7.1".to_owned()).unwrap();
     let heartbeat = json!({
         "version": 1, "type": "worker.heartbeat", "worker_id": worker, "timestamp": 1,
         "command_queue_url": "https://sqs.example/teleapi-worker-7.fifo", "capacity": 500,
@@ -290,7 +290,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
     // reconcile-intents: a scheduled event; nothing is pending, and a worker whose lease ran out
     // a minute ago has its live call ended. (The emulator's 30 s deadline leaves no time for a
     // second sweep: the function answers at once.)
-    use teleapi::domain::worker::{LEASE, Worker, WorkerId, WorkerStatus};
+    use teleapi_domain::worker::{LEASE, Worker, WorkerId, WorkerStatus};
     let gone = Timestamp::now().minus(Duration::from_secs(60));
     let dead = Worker {
         id: WorkerId::try_from(format!("dead-{}", &call.sid.as_str()[2..14])).unwrap(),
@@ -308,7 +308,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
     let mut owned = orphan.clone();
     owned.worker = Some(dead.id.clone());
     owned.version += 1;
-    let write = teleapi::ports::CallWrite {
+    let write = teleapi_ports::CallWrite {
         call: &owned,
         expected_version: Some(orphan.version),
         intent: None,
@@ -333,7 +333,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
 
 #[tokio::test]
 async fn a_function_that_cannot_initialise_reports_why() {
-    for name in teleapi::config::FUNCTIONS {
+    for name in teleapi_runtime::config::FUNCTIONS {
         let emulator = Emulator::start().await;
         let mut function = start(name, &emulator, &[]);
         let error = emulator.init_error().await;

@@ -5,9 +5,9 @@
 use base64::Engine;
 use lambda_http::http::StatusCode;
 use serde_json::json;
-use teleapi::api::{self, Operation};
-use teleapi::domain::{CallStatus, IntentStatus};
-use teleapi::ports::Clock as _;
+use teleapi_api::{self as api, Operation};
+use teleapi_domain::{CallStatus, IntentStatus};
+use teleapi_ports::Clock as _;
 use teleapi_tests::{Backend, ManualClock, basic_auth, body_json, body_text};
 
 /// An HTTP API (payload 2.0) POST on `stage`, its body base64-encoded if asked. (The deployed
@@ -125,7 +125,7 @@ async fn http_api_and_rest_api_events_reach_the_handler() {
         let seq = u64::try_from(index + 1).unwrap();
         let intent = backend
             .calls
-            .intent(&teleapi::domain::Subject::Call(ca.clone()), seq)
+            .intent(&teleapi_domain::Subject::Call(ca.clone()), seq)
             .await
             .unwrap()
             .unwrap();

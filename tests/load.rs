@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use teleapi::domain::{AccountSid, AuthToken, CallSid, CallStatus, Timestamp};
+use teleapi_domain::{AccountSid, AuthToken, CallSid, CallStatus, Timestamp};
 use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
 use tokio::net::TcpListener;
 
@@ -100,7 +100,7 @@ async fn modifications_under_load_keep_every_promise() {
     let stack = Stack::build(StackOptions {
         backing: Backing::Aws {
             endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-            prefix: format!("load{}", &teleapi::domain::sid::random_hex32()[..8]),
+            prefix: format!("load{}", &teleapi_domain::sid::random_hex32()[..8]),
         },
         dev: Some((SID.parse::<AccountSid>().unwrap(), AuthToken::new(TOKEN))),
         simulator: SimulatorConfig {
@@ -108,7 +108,7 @@ async fn modifications_under_load_keep_every_promise() {
             ..Default::default()
         },
         // The load is the point here, not the account's share of it.
-        rate_limit: teleapi::domain::RateLimit::new(10_000, 5_000).unwrap(),
+        rate_limit: teleapi_domain::RateLimit::new(10_000, 5_000).unwrap(),
         ..Default::default()
     })
     .await
@@ -171,7 +171,7 @@ async fn modifications_under_load_keep_every_promise() {
         let call = calls.call(sid).await.unwrap().unwrap();
         for seq in 1..=call.seq {
             let intent = calls
-                .intent(&teleapi::domain::Subject::Call(sid.clone()), seq)
+                .intent(&teleapi_domain::Subject::Call(sid.clone()), seq)
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{sid}: seq {seq} missing: a gap"));
@@ -184,7 +184,7 @@ async fn modifications_under_load_keep_every_promise() {
         }
         assert!(
             calls
-                .intent(&teleapi::domain::Subject::Call(sid.clone()), call.seq + 1)
+                .intent(&teleapi_domain::Subject::Call(sid.clone()), call.seq + 1)
                 .await
                 .unwrap()
                 .is_none()

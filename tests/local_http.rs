@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use teleapi::domain::{AccountSid, AuthToken};
+use teleapi_domain::{AccountSid, AuthToken};
 use teleapi_local::Stack;
 use tokio::net::TcpListener;
 
@@ -466,7 +466,7 @@ async fn hostile_requests_get_clear_4xx_answers() {
 /// made at the same time, are all answered as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
-    use teleapi::domain::{CallStatus, RateLimit, Timestamp};
+    use teleapi_domain::{CallStatus, RateLimit, Timestamp};
     use teleapi_local::admin::{Command, run};
     let stack = teleapi_local::Stack::build(teleapi_local::StackOptions {
         rate_limit: RateLimit::new(20, 20).unwrap(),
@@ -508,7 +508,7 @@ async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
     .await
     .unwrap();
     let client = reqwest::Client::new();
-    let drive = |(sid, token, call): (AccountSid, String, teleapi::domain::CallSid),
+    let drive = |(sid, token, call): (AccountSid, String, teleapi_domain::CallSid),
                  per_second: u64,
                  seconds: u64| {
         let (client, base) = (client.clone(), base.clone());
@@ -565,8 +565,8 @@ async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
     // Nothing was written for a refused request: one intent per accepted one.
     let intents = calls
         .list_intents(
-            &teleapi::domain::Subject::Call(pair[0].2.clone()),
-            &teleapi::domain::listing::PageRequest {
+            &teleapi_domain::Subject::Call(pair[0].2.clone()),
+            &teleapi_domain::listing::PageRequest {
                 size: 1000,
                 after: None,
                 backward: false,

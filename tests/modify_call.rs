@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lambda_http::http::{HeaderValue, StatusCode, header};
-use teleapi::domain::{Account, AccountStatus, CallStatus, IntentStatus, Timestamp};
-use teleapi::ports::Clock as _;
-use teleapi::ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
+use teleapi_domain::{Account, AccountStatus, CallStatus, IntentStatus, Timestamp};
+use teleapi_ports::Clock as _;
+use teleapi_ports::{OutgoingMessage, Queue, QueueError, ReceivedMessage};
 use teleapi_tests::{
     Backend, World, assert_error, basic_auth, body_json, body_text, call_path, modify_request,
 };
@@ -112,7 +112,7 @@ async fn every_valid_request_is_accepted_with_its_intent() {
         let intent = world
             .backend
             .calls
-            .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+            .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
             .await
             .unwrap()
             .unwrap();
@@ -175,7 +175,7 @@ async fn the_response_is_the_call_resource_with_the_intent(world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -272,7 +272,7 @@ async fn credentials_and_accounts(world: World) {
     );
 
     let mut wrong = world.account.clone();
-    wrong.auth_token = teleapi::domain::AuthToken::new("0123456789abcdef0123456789abcdef");
+    wrong.auth_token = teleapi_domain::AuthToken::new("0123456789abcdef0123456789abcdef");
     let response = world
         .send(modify_request(
             &path,
@@ -320,7 +320,7 @@ async fn credentials_and_accounts(world: World) {
     let other = teleapi_tests::account(&world.backend, None).await;
     for target in [
         other.sid.to_string(),
-        teleapi::domain::AccountSid::generate().to_string(),
+        teleapi_domain::AccountSid::generate().to_string(),
     ] {
         let path = format!("/call/2012-04-24/Accounts/{target}/Calls/{}.json", call.sid);
         let response = world
@@ -395,7 +395,7 @@ async fn unknown_foreign_and_malformed_calls_are_not_found(world: World) {
     let auth = basic_auth(&world.account);
     for call_sid in [
         foreign.sid.to_string(),
-        teleapi::domain::CallSid::generate().to_string(),
+        teleapi_domain::CallSid::generate().to_string(),
         "CA123".to_owned(),
         "not-a-sid".to_owned(),
     ] {
@@ -452,7 +452,7 @@ async fn canceled_and_completed_by_call_state(world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(live.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(live.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -556,7 +556,7 @@ async fn a_repeated_idempotency_key_returns_the_first_answer(world: World) {
 async fn commands_go_to_the_queue_named_on_the_call(world: World) {
     let worker_queue = world.backend.worker_queue("worker-7").await;
     let mut call = world.call(CallStatus::InProgress).await;
-    call.sid = teleapi::domain::CallSid::generate();
+    call.sid = teleapi_domain::CallSid::generate();
     call.command_queue = Some(worker_queue.clone());
     world.backend.calls.insert_call(&call).await.unwrap();
     let response = world.modify(&call, "Mute=true").await;
@@ -612,7 +612,7 @@ async fn fifty_concurrent_modifications_get_gap_free_sequence_numbers(world: Wor
         let intent = world
             .backend
             .calls
-            .intent(&teleapi::domain::Subject::Call(call.sid.clone()), seq)
+            .intent(&teleapi_domain::Subject::Call(call.sid.clone()), seq)
             .await
             .unwrap()
             .unwrap();
@@ -629,7 +629,7 @@ async fn fifty_concurrent_modifications_get_gap_free_sequence_numbers(world: Wor
     let last = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 50)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 50)
         .await
         .unwrap()
         .unwrap();
@@ -720,7 +720,7 @@ async fn a_failed_send_undoes_the_intent_and_answers_503(mut world: World) {
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -757,7 +757,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -766,14 +766,14 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
 
     let reconcile = |world: &World| {
         // The reconciler on the world's (faulty) store and queue.
-        let services = teleapi::reconcile::ReconcilerServices {
+        let services = teleapi_pipeline::reconcile::ReconcilerServices {
             calls: world.services.calls.clone(),
             commands: world.services.commands.clone(),
             ..world.backend.reconciler_services(world.clock.clone())
         };
         let now = world.clock.now();
         async move {
-            teleapi::reconcile::reconcile_pending(&services, now)
+            teleapi_pipeline::reconcile::reconcile_pending(&services, now)
                 .await
                 .unwrap()
         }
@@ -786,7 +786,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -806,7 +806,7 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let intent = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(other.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(other.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
@@ -819,13 +819,16 @@ async fn a_crash_between_write_and_send_is_delivered_by_the_reconciler(mut world
     let first = world
         .backend
         .calls
-        .intent(&teleapi::domain::Subject::Call(call.sid.clone()), 1)
+        .intent(&teleapi_domain::Subject::Call(call.sid.clone()), 1)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         (first.status, first.reason.as_deref()),
-        (IntentStatus::Failed, Some(teleapi::reconcile::UNREPORTED))
+        (
+            IntentStatus::Failed,
+            Some(teleapi_pipeline::reconcile::UNREPORTED)
+        )
     );
     assert_eq!(reconcile(&world).await, Default::default());
 }

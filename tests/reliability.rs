@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::StatusCode;
-use teleapi::domain::{Call, CallStatus, IntentStatus};
-use teleapi::ports::Clock;
+use teleapi_domain::{Call, CallStatus, IntentStatus};
+use teleapi_ports::Clock;
 use teleapi_tests::instrumented::{Schedule, Step};
 use teleapi_tests::{Backend, World, body_json, body_text};
 
@@ -27,28 +27,28 @@ fn next(schedule: &Schedule, operation: &'static str, step: Step) {
 /// Runs the reconciler as it runs once every intent is past its grace period. Tests receive
 /// commands only after it: moto forgets a FIFO deduplication id once its message is deleted,
 /// where SQS keeps it for five minutes whatever happens to the message (the memory twin does).
-async fn reconcile(world: &World) -> teleapi::reconcile::Reconciled {
+async fn reconcile(world: &World) -> teleapi_pipeline::reconcile::Reconciled {
     world.clock.advance(Duration::from_secs(61));
     // On the world's (faulty) store and queue.
-    let services = teleapi::reconcile::ReconcilerServices {
+    let services = teleapi_pipeline::reconcile::ReconcilerServices {
         calls: world.services.calls.clone(),
         commands: world.services.commands.clone(),
         ..world.backend.reconciler_services(world.clock.clone())
     };
-    teleapi::reconcile::reconcile_pending(&services, world.clock.now())
+    teleapi_pipeline::reconcile::reconcile_pending(&services, world.clock.now())
         .await
         .expect("the reconciler runs")
 }
 
 /// The call's intents, by sequence number.
-async fn intents(world: &World, call: &Call) -> BTreeMap<u64, teleapi::domain::Intent> {
+async fn intents(world: &World, call: &Call) -> BTreeMap<u64, teleapi_domain::Intent> {
     let stored = world.stored(call).await;
     let mut out = BTreeMap::new();
     for seq in 1..=stored.seq + 1 {
         if let Some(intent) = world
             .backend
             .calls
-            .intent(&teleapi::domain::Subject::Call(call.sid.clone()), seq)
+            .intent(&teleapi_domain::Subject::Call(call.sid.clone()), seq)
             .await
             .unwrap()
         {
@@ -171,7 +171,7 @@ async fn a_failure_at_any_step_loses_nothing((world, schedule): (World, Arc<Sche
             .any(|i| i.seq > call.seq && i.status != IntentStatus::Failed);
         assert_eq!(world.stored(&call).await.muted, stands, "{operations:?}");
         if status == StatusCode::OK {
-            let intent = response.headers()[teleapi::api::intents::INTENT_SID_HEADER]
+            let intent = response.headers()[teleapi_api::intents::INTENT_SID_HEADER]
                 .to_str()
                 .unwrap();
             assert_eq!(sent.get(intent), Some(&1), "{operations:?}");
@@ -280,7 +280,7 @@ async fn a_function_killed_between_write_and_send_loses_nothing() {
         .backend
         .calls
         .intent(
-            &teleapi::domain::Subject::Call(call.sid.clone()),
+            &teleapi_domain::Subject::Call(call.sid.clone()),
             call.seq + 1,
         )
         .await
@@ -299,9 +299,9 @@ async fn a_function_killed_between_write_and_send_loses_nothing() {
 /// and a `dial` redelivered after its call ended does not place the call again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_worker_absorbs_redelivered_commands() {
-    use teleapi::adapters::memory::MemoryQueue;
-    use teleapi::ports::{OutgoingMessage, Queue};
+    use teleapi_adapters::memory::MemoryQueue;
     use teleapi_local::simulator::{Simulator, SimulatorConfig};
+    use teleapi_ports::{OutgoingMessage, Queue};
     use teleapi_tests::instrumented::Instrumented;
 
     async fn run(copies: usize) -> Vec<String> {
@@ -321,14 +321,14 @@ async fn the_simulated_worker_absorbs_redelivered_commands() {
         let worker = tokio::spawn(
             Simulator::new(commands, "commands.fifo", Arc::new(events.clone()), config).run(),
         );
-        let call = teleapi::domain::CallSid::generate();
+        let call = teleapi_domain::CallSid::generate();
         let command = |kind: &str, seq: u64, parameters: serde_json::Value| {
             let body = serde_json::json!({
                 "version": 1, "type": kind, "call_sid": call, "seq": seq,
                 "account_sid": "AC0123456789abcdef0123456789abcdef",
                 "intent_sid": format!("MI{:032x}", seq), "parameters": parameters,
             });
-            let command = teleapi::domain::command::Command::from_json(&body.to_string()).unwrap();
+            let command = teleapi_domain::command::Command::from_json(&body.to_string()).unwrap();
             OutgoingMessage::command(&command)
         };
         let mut seen = Vec::new();
@@ -376,11 +376,11 @@ async fn the_simulated_worker_absorbs_redelivered_commands() {
 /// Reads the worker's call events into `seen` (as "type status-or-intent") until one ends with
 /// `what`.
 async fn wait_for(
-    queue: &teleapi::adapters::memory::MemoryQueue,
+    queue: &teleapi_adapters::memory::MemoryQueue,
     seen: &mut Vec<String>,
     what: &str,
 ) {
-    use teleapi::ports::Queue;
+    use teleapi_ports::Queue;
     for _ in 0..100 {
         for message in queue
             .receive(None, 10, Duration::from_millis(100))
@@ -390,7 +390,7 @@ async fn wait_for(
             let event: serde_json::Value = serde_json::from_str(&message.body).unwrap();
             queue.delete(None, &message.receipt).await.unwrap();
             // The worker's heartbeats are not about the call.
-            if teleapi::domain::worker::is_worker_event(&message.body) {
+            if teleapi_domain::worker::is_worker_event(&message.body) {
                 continue;
             }
             let detail = event["status"].as_str().or(event["intent_sid"].as_str());
@@ -415,7 +415,7 @@ async fn wait_for(
 /// API answers 503 with Retry-After, having written nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_dynamodb_requests_are_retried_then_refused() {
-    use teleapi::config::AWS_MAX_ATTEMPTS;
+    use teleapi_runtime::config::AWS_MAX_ATTEMPTS;
     use teleapi_tests::moto::throttle;
 
     let world = World::new(Backend::moto().await).await;

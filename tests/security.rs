@@ -6,12 +6,12 @@
 use std::sync::{Arc, Mutex};
 
 use lambda_http::http::StatusCode;
-use teleapi::adapters::http::{HostResolver, HttpWebhooks};
-use teleapi::api::ROUTES;
-use teleapi::domain::call_log::{LogEntry, LogLevel, Problem};
-use teleapi::domain::listing::PageRequest;
-use teleapi::domain::{AddressPolicy, CallStatus, Method};
-use teleapi::ports::{DeliveryError, WebhookClient, WebhookRequest};
+use teleapi_adapters::http::{HostResolver, HttpWebhooks};
+use teleapi_api::ROUTES;
+use teleapi_domain::call_log::{LogEntry, LogLevel, Problem};
+use teleapi_domain::listing::PageRequest;
+use teleapi_domain::{AddressPolicy, CallStatus, Method};
+use teleapi_ports::{DeliveryError, WebhookClient, WebhookRequest};
 use teleapi_tests::runtime::{Emulator, Outcome, api_event, start_logging};
 use teleapi_tests::sink::Sink;
 use teleapi_tests::{
@@ -74,16 +74,16 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
     // Their call is in their conference, whose routes are held to the same rule.
     let room = world.conference_with(&theirs).await;
     // And their call's recording.
-    let recording = teleapi::domain::recording::plan_start(
+    let recording = teleapi_domain::recording::plan_start(
         &theirs,
         None,
-        &teleapi::domain::recording::RecordingOptions::parse_start(
-            &teleapi::domain::Form::parse(b"").unwrap(),
+        &teleapi_domain::recording::RecordingOptions::parse_start(
+            &teleapi_domain::Form::parse(b"").unwrap(),
             AddressPolicy::default(),
         )
         .unwrap(),
-        teleapi::domain::RecordingSid::generate(),
-        teleapi::domain::IntentSid::generate(),
+        teleapi_domain::RecordingSid::generate(),
+        teleapi_domain::IntentSid::generate(),
         theirs.date_created,
         std::time::Duration::from_secs(3600),
     )
@@ -92,7 +92,7 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
     let recordings = &world.backend.recordings;
     assert!(recordings.write_recording(&recording, None).await.unwrap());
     // And their call's log: one notification.
-    let notice = teleapi::insight::notification_entry(
+    let notice = teleapi_ports::insight::notification_entry(
         Problem::new(LogLevel::Warning, 12200, "a verb was skipped"),
         &theirs.sid,
         &theirs.account_sid,
@@ -220,9 +220,9 @@ async fn credentials_never_reach_the_logs() {
     let token = world.account.auth_token.expose().to_owned();
     let good = world.auth();
     let mut wrong = world.account.clone();
-    wrong.auth_token = teleapi::domain::AuthToken::new("f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0");
+    wrong.auth_token = teleapi_domain::AuthToken::new("f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0");
     let mut unknown = wrong.clone();
-    unknown.sid = teleapi::domain::AccountSid::generate();
+    unknown.sid = teleapi_domain::AccountSid::generate();
     let attempts = [
         basic_auth(&wrong),
         basic_auth(&unknown),
@@ -323,7 +323,7 @@ async fn a_host_rebinding_to_a_private_address_is_refused() {
         url: format!("http://rebinding.test:{port}/cb"),
         headers: Vec::new(),
         body: Some("a=1".into()),
-        delivery: teleapi::domain::callback::Delivery {
+        delivery: teleapi_domain::callback::Delivery {
             connect_timeout: std::time::Duration::from_millis(connect_ms),
             ..Default::default()
         },

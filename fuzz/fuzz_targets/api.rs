@@ -9,11 +9,11 @@ use std::sync::{Arc, OnceLock};
 use lambda_http::http::{HeaderName, HeaderValue, Method};
 use lambda_http::{Body, Request};
 use libfuzzer_sys::fuzz_target;
-use teleapi::adapters::media::FileMedia;
-use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
-use teleapi::api::{ApiConfig, Services};
-use teleapi::domain::{Account, AuthToken, Call, CallStatus, Instructions, Timestamp};
-use teleapi::ports::{AccountStore, CallStore, SystemClock};
+use teleapi_adapters::media::FileMedia;
+use teleapi_adapters::memory::{MemoryQueue, MemoryStore};
+use teleapi_api::{ApiConfig, Services};
+use teleapi_domain::{Account, AuthToken, Call, CallStatus, Instructions, Timestamp};
+use teleapi_ports::{AccountStore, CallStore, SystemClock};
 
 /// The seeds' account and call.
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -95,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (runtime, services) = world();
-    let response = runtime.block_on(teleapi::api::handle(services, request, None));
+    let response = runtime.block_on(teleapi_api::handle(services, request, None));
     assert!(
         response.status().as_u16() < 500,
         "{}: {:?}",

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use teleapi::domain::listing::{ListCallsRequest, PageToken, parse_paging_only};
-use teleapi::domain::{AccountSid, AddressPolicy, Form, IdempotencyKey, ModifyRequest};
+use teleapi_domain::listing::{ListCallsRequest, PageToken, parse_paging_only};
+use teleapi_domain::{AccountSid, AddressPolicy, Form, IdempotencyKey, ModifyRequest};
 
 fuzz_target!(|data: &[u8]| {
     let account: AccountSid = "AC0123456789abcdef0123456789abcdef".parse().unwrap();
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(request) = ModifyRequest::parse(&form, policy) {
             let _ = request.parameters();
         }
-        if let Ok(request) = teleapi::domain::create::CreateRequest::parse(&form, policy) {
+        if let Ok(request) = teleapi_domain::create::CreateRequest::parse(&form, policy) {
             let _ = request.parameters();
         }
     }

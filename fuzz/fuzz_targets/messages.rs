@@ -3,10 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use teleapi::domain::callback::{CallbackJob, Delivery};
-use teleapi::domain::conference::{ConferenceCommand, ConferenceEvent};
-use teleapi::domain::event::Event;
-use teleapi::domain::{AddressPolicy, Command, WebhookUrl};
+use teleapi_domain::callback::{CallbackJob, Delivery};
+use teleapi_domain::conference::{ConferenceCommand, ConferenceEvent};
+use teleapi_domain::event::Event;
+use teleapi_domain::{AddressPolicy, Command, WebhookUrl};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(document) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = teleapi::domain::Rcml::parse(document);
+    let _ = teleapi_domain::Rcml::parse(document);
     let _ = simulator_rcml::parse(document);
 });

@@ -8,13 +8,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use teleapi::api::representation::{call_resource, error_resource};
-use teleapi::domain::event::Event;
-use teleapi::domain::{
+use teleapi_api::representation::{call_resource, error_resource};
+use teleapi_domain::event::Event;
+use teleapi_domain::{
     Account, AccountSid, AccountStatus, Call, CallStatus, CallbackEvent, Form, Instructions,
     Method, StatusCallbackEvents, Timestamp, WebhookUrl,
 };
-use teleapi::ports::OutgoingMessage;
+use teleapi_ports::OutgoingMessage;
 
 use crate::Stack;
 use crate::simulator::InboundCall;
@@ -278,7 +278,7 @@ pub async fn post_event(
     let event = Event::from_json(text).map_err(|e| bad_request(e.to_string()))?;
     let message = OutgoingMessage::fifo(
         event.call_sid.as_str(),
-        teleapi::domain::sid::random_hex32(),
+        teleapi_domain::sid::random_hex32(),
         event.to_json(),
     );
     stack

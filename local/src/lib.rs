@@ -1,6 +1,6 @@
 //! `teleapi-local`: every function's logic in one process, on 127.0.0.1, with in-memory stores
 //! and queues. The API routes are served by exactly the code the Lambda functions run
-//! (`teleapi::api::handle`); the `/dev/…` routes exist only here, to try the API without AWS or
+//! (`teleapi_api::handle`); the `/dev/…` routes exist only here, to try the API without AWS or
 //! media workers.
 
 pub mod admin;
@@ -19,15 +19,15 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lambda_http::Body;
-use teleapi::api;
-use teleapi::api::error::ApiError;
-use teleapi::api::representation::Format;
-use teleapi::call_events::{self, EventServices};
-use teleapi::callbacks::CallbackServices;
-use teleapi::consumer::poll_once;
-use teleapi::domain::{AccountSid, AuthToken, RateLimit};
-use teleapi::ports::Queue;
-use teleapi::telemetry::LogFormat;
+use teleapi_api as api;
+use teleapi_api::error::ApiError;
+use teleapi_api::representation::Format;
+use teleapi_domain::{AccountSid, AuthToken, RateLimit};
+use teleapi_pipeline::call_events::{self, EventServices};
+use teleapi_pipeline::callbacks::CallbackServices;
+use teleapi_pipeline::consumer::poll_once;
+use teleapi_ports::Queue;
+use teleapi_runtime::telemetry::LogFormat;
 use tokio::net::TcpListener;
 
 pub use simulator::SimulatorConfig;
@@ -344,7 +344,7 @@ fn into_axum(response: lambda_http::Response<Body>) -> Response {
 /// Settles intents left pending or unreported and ends the calls of workers whose lease ran
 /// out, as the scheduled function does when deployed (every 15 s here, by default).
 async fn reconcile_forever(stack: Stack) {
-    let services = teleapi::reconcile::ReconcilerServices {
+    let services = teleapi_pipeline::reconcile::ReconcilerServices {
         accounts: stack.accounts.clone(),
         calls: stack.calls.clone(),
         workers: stack.events.workers.clone(),
@@ -361,7 +361,7 @@ async fn reconcile_forever(stack: Stack) {
     let mut ticks = tokio::time::interval(stack.reconcile_every);
     loop {
         ticks.tick().await;
-        if let Err(err) = teleapi::reconcile::run_once(&services).await {
+        if let Err(err) = teleapi_pipeline::reconcile::run_once(&services).await {
             tracing::warn!(error = %err, "reconciler run failed");
         }
     }
@@ -399,9 +399,9 @@ async fn deliver_callbacks_forever(callbacks: CallbackServices, feed: console::F
         let polled = poll_once(queue.as_ref(), Duration::from_secs(1), |m| {
             let (callbacks, feed) = (callbacks.clone(), feed.clone());
             async move {
-                teleapi::callbacks::consume(&callbacks, &m).await?;
+                teleapi_pipeline::callbacks::consume(&callbacks, &m).await?;
                 feed.callback_run(&m.body);
-                Ok::<(), teleapi::callbacks::JobError>(())
+                Ok::<(), teleapi_pipeline::callbacks::JobError>(())
             }
         })
         .await;

@@ -17,10 +17,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    teleapi::telemetry::init_local(
+    teleapi_runtime::telemetry::init_local(
         options
             .log_format
-            .unwrap_or_else(teleapi::telemetry::LogFormat::for_stderr),
+            .unwrap_or_else(teleapi_runtime::telemetry::LogFormat::for_stderr),
     );
     match teleapi_local::run(options).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,17 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
-use teleapi::adapters::dynamodb::{DynamoStore, TableNames, schema};
-use teleapi::adapters::http::HttpWebhooks;
-use teleapi::adapters::media::FileMedia;
-use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
-use teleapi::adapters::sqs::{SqsQueue, create_queue};
-use teleapi::api::rate_limit::RateLimiter;
-use teleapi::api::{ApiConfig, Services};
-use teleapi::call_events::{EventConfig, EventServices};
-use teleapi::callbacks::{CallbackConfig, CallbackServices};
-use teleapi::domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
-use teleapi::ports::{
+use teleapi_adapters::dynamodb::{DynamoStore, TableNames, schema};
+use teleapi_adapters::http::HttpWebhooks;
+use teleapi_adapters::media::FileMedia;
+use teleapi_adapters::memory::{MemoryQueue, MemoryStore};
+use teleapi_adapters::sqs::{SqsQueue, create_queue};
+use teleapi_api::rate_limit::RateLimiter;
+use teleapi_api::{ApiConfig, Services};
+use teleapi_domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, Timestamp};
+use teleapi_pipeline::call_events::{EventConfig, EventServices};
+use teleapi_pipeline::callbacks::{CallbackConfig, CallbackServices};
+use teleapi_ports::{
     AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, Queue,
     RecordingStore, SystemClock, WorkerStore,
 };
@@ -68,7 +68,7 @@ impl Default for StackOptions {
             simulator: SimulatorConfig::default(),
             retention: DEFAULT_RETENTION,
             rate_limit: RateLimit::DEFAULT,
-            worker_lease: teleapi::domain::worker::LEASE,
+            worker_lease: teleapi_domain::worker::LEASE,
             reconcile_every: Duration::from_secs(15),
             public_url: format!("http://{}", crate::DEFAULT_LISTEN),
         }
@@ -189,7 +189,7 @@ async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, S
 /// credentials filled in when it has none (emulators accept any).
 async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(teleapi::config::https_client());
+        .http_client(teleapi_runtime::config::https_client());
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
         if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use teleapi::adapters::http::HttpWebhooks;
-use teleapi::domain::callback::{CallbackJob, JOB_VERSION, JobKind};
-use teleapi::domain::modify::plan;
-use teleapi::domain::{
+use teleapi_adapters::http::HttpWebhooks;
+use teleapi_domain::callback::{CallbackJob, JOB_VERSION, JobKind};
+use teleapi_domain::modify::plan;
+use teleapi_domain::{
     AddressPolicy, AuthToken, CallStatus, Form, IntentSid, Method, ModifyRequest, Timestamp,
     WebhookUrl,
 };
-use teleapi::ports::{CallWrite, OutgoingMessage};
+use teleapi_ports::{CallWrite, OutgoingMessage};
 use teleapi_tests::instrumented::Counter;
 use teleapi_tests::runtime::{Emulator, Outcome};
 use teleapi_tests::{Backend, World, basic_auth};
@@ -120,7 +120,7 @@ async fn round_trips(rows: &mut Vec<Row>) {
 
     let mut call = world.call(CallStatus::InProgress).await;
     call.instructions.status_callback = Some(WebhookUrl::trusted(sink.url("/status")));
-    call.sid = teleapi::domain::CallSid::generate();
+    call.sid = teleapi_domain::CallSid::generate();
     world.backend.calls.insert_call(&call).await.unwrap();
     let modify = || world.modify(&call, "Url=https%3A%2F%2Fapp.example.com%2Fa");
     // The account's first request reads it; the next ones, for 10 s, use the cached copy.
@@ -165,7 +165,7 @@ async fn round_trips(rows: &mut Vec<Row>) {
     let events = world.backend.event_services(world.clock.clone());
     counter.reset();
     let event = json!({"version": 1, "type": "call.status", "call_sid": call.sid, "timestamp": Timestamp::now().millis(), "seq": 1, "status": "completed", "duration": 3});
-    teleapi::call_events::handle_event(&events, &event.to_string())
+    teleapi_pipeline::call_events::handle_event(&events, &event.to_string())
         .await
         .unwrap();
     let (r, w, s, d) = format(counter.counts());
@@ -184,7 +184,9 @@ async fn round_trips(rows: &mut Vec<Row>) {
         .await
         .remove(0);
     counter.reset();
-    teleapi::callbacks::run_job(&callbacks, &job).await.unwrap();
+    teleapi_pipeline::callbacks::run_job(&callbacks, &job)
+        .await
+        .unwrap();
     let (r, w, s, d) = format(counter.counts());
     rows.push(Row {
         figure: "round trips: callback".into(),
@@ -199,7 +201,7 @@ async fn round_trips(rows: &mut Vec<Row>) {
 
 async fn backend_floor(rows: &mut Vec<Row>, runs: usize) {
     let backend = Backend::moto().await;
-    let prefix = format!("bench{}", &teleapi::domain::sid::random_hex32()[..8]);
+    let prefix = format!("bench{}", &teleapi_domain::sid::random_hex32()[..8]);
     let stack = teleapi_local::Stack::build(teleapi_local::StackOptions {
         backing: teleapi_local::Backing::Aws {
             endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
@@ -318,7 +320,7 @@ async fn backend_floor(rows: &mut Vec<Row>, runs: usize) {
 }
 
 /// A `Backend` view of a store, for the fixtures that take one.
-fn backend_like(calls: &Arc<dyn teleapi::ports::CallStore>) -> Backend {
+fn backend_like(calls: &Arc<dyn teleapi_ports::CallStore>) -> Backend {
     let mut backend = Backend::memory();
     backend.calls = calls.clone();
     backend
@@ -395,10 +397,10 @@ impl LocalServer {
                 .unwrap();
             sids.push(format!("\"{}\"", call["sid"].as_str().unwrap()));
         }
-        let auth = basic_auth(&teleapi::domain::Account {
+        let auth = basic_auth(&teleapi_domain::Account {
             sid: SID.parse().unwrap(),
             auth_token: AuthToken::new(TOKEN),
-            ..teleapi::domain::Account::open("x", None, Timestamp::now())
+            ..teleapi_domain::Account::open("x", None, Timestamp::now())
         });
         let script = std::env::temp_dir().join(format!(
             "teleapi-bench-{}-{}.lua",
@@ -525,8 +527,8 @@ async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
     let mut env = backend.aws.as_ref().unwrap().function_env();
     env.retain(|(k, _)| k != "RUST_LOG");
     for name in [
-        teleapi::config::UNAUTHENTICATED_KEY_ENV,
-        teleapi::config::UNASSIGNED_KEY_ENV,
+        teleapi_runtime::config::UNAUTHENTICATED_KEY_ENV,
+        teleapi_runtime::config::UNASSIGNED_KEY_ENV,
     ] {
         env.push((name.to_owned(), format!("bench-{name}")));
     }
@@ -633,7 +635,7 @@ async fn callback_throughput(rows: &mut Vec<Row>, rounds: usize) {
         job_id: format!("job-{n}"),
         kind: JobKind::StatusCallback,
         account_sid: world.account.sid.clone(),
-        call_sid: Some(teleapi::domain::CallSid::generate()),
+        call_sid: Some(teleapi_domain::CallSid::generate()),
         conference_sid: None,
         url: url.clone(),
         method: Method::Post,
@@ -658,7 +660,7 @@ async fn callback_throughput(rows: &mut Vec<Row>, rounds: usize) {
     };
     let per_round = 1000;
     let bodies: Vec<String> = (0..per_round).map(|n| job(n).to_json()).collect();
-    let form = teleapi::callbacks::build_request(&job(0), TOKEN)
+    let form = teleapi_pipeline::callbacks::build_request(&job(0), TOKEN)
         .body
         .unwrap();
     let bare_client = reqwest::Client::new();
@@ -668,8 +670,10 @@ async fn callback_throughput(rows: &mut Vec<Row>, rounds: usize) {
         let started = Instant::now();
         for batch in bodies.chunks(10) {
             for body in batch {
-                let outcome = teleapi::callbacks::run_job(&callbacks, body).await.unwrap();
-                assert_eq!(outcome, teleapi::callbacks::JobOutcome::Delivered);
+                let outcome = teleapi_pipeline::callbacks::run_job(&callbacks, body)
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, teleapi_pipeline::callbacks::JobOutcome::Delivered);
             }
         }
         ours.push(per_round as f64 / started.elapsed().as_secs_f64());

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use teleapi::domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
-use teleapi::domain::listing::{CallFilter, Page, PageRequest};
-use teleapi::domain::worker::WorkerId;
-use teleapi::domain::{
+use teleapi_domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
+use teleapi_domain::listing::{CallFilter, Page, PageRequest};
+use teleapi_domain::worker::WorkerId;
+use teleapi_domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, NotificationSid,
     Subject, Timestamp,
 };
-use teleapi::ports::{
+use teleapi_ports::{
     AccountStore, CallLogStore, CallStore, CallWrite, InsertError, IntentFailure, OutgoingMessage,
     Queue, QueueError, ReceivedMessage, RecordError, Settlement, StoreError,
 };

@@ -15,13 +15,13 @@ use std::time::Duration;
 use base64::Engine;
 use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request};
-use teleapi::adapters::dynamodb::{DynamoStore, TableNames, schema};
-use teleapi::adapters::memory::{MemoryQueue, MemoryStore};
-use teleapi::adapters::sqs::{SqsQueue, create_queue};
-use teleapi::api::{ApiConfig, Services};
-use teleapi::domain::sid::random_hex32;
-use teleapi::domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
-use teleapi::ports::{
+use teleapi_adapters::dynamodb::{DynamoStore, TableNames, schema};
+use teleapi_adapters::memory::{MemoryQueue, MemoryStore};
+use teleapi_adapters::sqs::{SqsQueue, create_queue};
+use teleapi_api::{ApiConfig, Services};
+use teleapi_domain::sid::random_hex32;
+use teleapi_domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
+use teleapi_ports::{
     AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, Queue, ReceivedMessage,
     RecordingStore, WorkerStore,
 };
@@ -213,9 +213,7 @@ impl Backend {
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
             call_log: self.call_log.clone(),
-            media: Arc::new(teleapi::adapters::media::FileMedia::new(
-                std::env::temp_dir(),
-            )),
+            media: Arc::new(teleapi_adapters::media::FileMedia::new(std::env::temp_dir())),
             commands: self.commands.clone(),
             clock,
             config: ApiConfig {
@@ -231,8 +229,8 @@ impl Backend {
     pub fn reconciler_services(
         &self,
         clock: Arc<ManualClock>,
-    ) -> teleapi::reconcile::ReconcilerServices {
-        teleapi::reconcile::ReconcilerServices {
+    ) -> teleapi_pipeline::reconcile::ReconcilerServices {
+        teleapi_pipeline::reconcile::ReconcilerServices {
             accounts: self.accounts.clone(),
             calls: self.calls.clone(),
             workers: self.workers.clone(),
@@ -249,8 +247,11 @@ impl Backend {
     }
 
     /// The call-events function's services on this backend.
-    pub fn event_services(&self, clock: Arc<ManualClock>) -> teleapi::call_events::EventServices {
-        teleapi::call_events::EventServices {
+    pub fn event_services(
+        &self,
+        clock: Arc<ManualClock>,
+    ) -> teleapi_pipeline::call_events::EventServices {
+        teleapi_pipeline::call_events::EventServices {
             accounts: self.accounts.clone(),
             account_cache: Default::default(),
             calls: self.calls.clone(),
@@ -262,7 +263,7 @@ impl Backend {
             callbacks: self.callbacks.clone(),
             dead_letters: self.event_dead_letters.clone(),
             clock,
-            config: teleapi::call_events::EventConfig::default(),
+            config: teleapi_pipeline::call_events::EventConfig::default(),
         }
     }
 
@@ -271,9 +272,9 @@ impl Backend {
     pub fn callback_services(
         &self,
         clock: Arc<ManualClock>,
-        webhooks: Arc<dyn teleapi::ports::WebhookClient>,
-    ) -> teleapi::callbacks::CallbackServices {
-        teleapi::callbacks::CallbackServices {
+        webhooks: Arc<dyn teleapi_ports::WebhookClient>,
+    ) -> teleapi_pipeline::callbacks::CallbackServices {
+        teleapi_pipeline::callbacks::CallbackServices {
             accounts: self.accounts.clone(),
             account_cache: Default::default(),
             calls: self.calls.clone(),
@@ -283,9 +284,9 @@ impl Backend {
             dead_letters: self.callback_dead_letters.clone(),
             webhooks,
             clock,
-            config: teleapi::callbacks::CallbackConfig {
+            config: teleapi_pipeline::callbacks::CallbackConfig {
                 retry_base: Duration::ZERO,
-                ..teleapi::callbacks::CallbackConfig::default()
+                ..teleapi_pipeline::callbacks::CallbackConfig::default()
             },
         }
     }
@@ -501,13 +502,13 @@ impl World {
     }
 
     pub async fn send(&self, request: Request) -> lambda_http::Response<Body> {
-        teleapi::api::handle(&self.services, request, None).await
+        teleapi_api::handle(&self.services, request, None).await
     }
 
     /// A running conference of this world's account with `call` in it, as its worker reports
     /// them (created, joined, started) through the call-events function.
-    pub async fn conference_with(&self, call: &Call) -> teleapi::domain::conference::Conference {
-        let sid = teleapi::domain::ConferenceSid::generate();
+    pub async fn conference_with(&self, call: &Call) -> teleapi_domain::conference::Conference {
+        let sid = teleapi_domain::ConferenceSid::generate();
         let events = self.backend.event_services(self.clock.clone());
         let at = self.clock.now().millis();
         for (seq, kind) in [
@@ -520,7 +521,7 @@ impl World {
         {
             let mut event = serde_json::json!({"version": 1, "conference_sid": sid, "timestamp": at, "seq": seq + 1});
             event.as_object_mut().unwrap().extend(kind.as_object().unwrap().clone());
-            teleapi::call_events::handle_event(&events, &event.to_string())
+            teleapi_pipeline::call_events::handle_event(&events, &event.to_string())
                 .await
                 .expect("a conference event applies");
         }

@@ -64,7 +64,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// The same settings, for a proxy in front of moto.
 pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
-    teleapi::config::sdk_settings(aws_config::defaults(BehaviorVersion::latest()))
+    teleapi_runtime::config::sdk_settings(aws_config::defaults(BehaviorVersion::latest()))
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -88,7 +88,7 @@ pub struct Sink {
 }
 
 fn parse_pairs(text: &str) -> BTreeMap<String, String> {
-    teleapi::domain::Form::parse(text.as_bytes())
+    teleapi_domain::Form::parse(text.as_bytes())
         .map(|form| {
             form.pairs()
                 .map(|(n, v)| (n.to_owned(), v.to_owned()))

@@ -1,5 +1,5 @@
-//! The create-call function: API Gateway -> `teleapi::api` (Operation::CreateCall).
+//! The create-call function: API Gateway -> `teleapi_api` (Operation::CreateCall).
 
 fn main() -> Result<(), lambda_http::Error> {
-    teleapi::lambda::api_function("create-call")
+    teleapi_runtime::lambda::api_function("create-call")
 }

@@ -1,5 +1,5 @@
-//! The get-call function: API Gateway -> `teleapi::api` (Operation::GetCall and Operation::ListModifications).
+//! The get-call function: API Gateway -> `teleapi_api` (Operation::GetCall and Operation::ListModifications).
 
 fn main() -> Result<(), lambda_http::Error> {
-    teleapi::lambda::api_function("get-call")
+    teleapi_runtime::lambda::api_function("get-call")
 }

@@ -1,5 +1,5 @@
-//! The list-calls function: API Gateway -> `teleapi::api` (Operation::ListCalls).
+//! The list-calls function: API Gateway -> `teleapi_api` (Operation::ListCalls).
 
 fn main() -> Result<(), lambda_http::Error> {
-    teleapi::lambda::api_function("list-calls")
+    teleapi_runtime::lambda::api_function("list-calls")
 }

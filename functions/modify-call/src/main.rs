@@ -1,5 +1,5 @@
-//! The modify-call function: API Gateway -> `teleapi::api` (Operation::ModifyCall).
+//! The modify-call function: API Gateway -> `teleapi_api` (Operation::ModifyCall).
 
 fn main() -> Result<(), lambda_http::Error> {
-    teleapi::lambda::api_function("modify-call")
+    teleapi_runtime::lambda::api_function("modify-call")
 }

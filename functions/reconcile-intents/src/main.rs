@@ -1,18 +1,20 @@
 //! The reconcile-intents function, every minute: pending and silent intents
-//! (`teleapi::reconcile::reconcile_pending`), then expired worker leases
-//! (`teleapi::leases`), which it looks for again every 20 s while its invocation has time left
+//! (`teleapi_pipeline::reconcile::reconcile_pending`), then expired worker leases
+//! (`teleapi_pipeline::leases`), which it looks for again every 20 s while its invocation has time left
 //! (at 20 and 40 s with the template's 60 s timeout).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use teleapi::reconcile::{LEASE_SWEEP_INTERVAL, run_once, sweep_leases};
+use teleapi_pipeline::reconcile::{LEASE_SWEEP_INTERVAL, run_once, sweep_leases};
 
 fn main() -> Result<(), Error> {
-    teleapi::lambda::run(async {
-        let services =
-            teleapi::lambda::initialised(teleapi::config::reconciler_services_from_env()).await?;
+    teleapi_runtime::lambda::run(async {
+        let services = teleapi_runtime::lambda::initialised(
+            teleapi_runtime::config::reconciler_services_from_env(),
+        )
+        .await?;
         lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
             let services = &services;
             let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);

@@ -7,10 +7,10 @@
 pub mod usage_plans;
 
 use serde_json::{Value, json};
-use teleapi::adapters::dynamodb::DynamoStore;
-use teleapi::domain::account::MAX_LISTING_SHARDS;
-use teleapi::domain::{Account, AccountSid, AccountStatus, AuthToken, RateLimit, Timestamp};
-use teleapi::ports::{AccountStore, InsertError};
+use teleapi_adapters::dynamodb::DynamoStore;
+use teleapi_domain::account::MAX_LISTING_SHARDS;
+use teleapi_domain::{Account, AccountSid, AccountStatus, AuthToken, RateLimit, Timestamp};
+use teleapi_ports::{AccountStore, InsertError};
 use usage_plans::UsagePlans;
 
 pub const USAGE: &str = "\
@@ -98,7 +98,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
     let sid = |raw: Option<&&str>| -> Result<AccountSid, String> {
         raw.ok_or("the command needs an AccountSid")?
             .parse()
-            .map_err(|e: teleapi::domain::sid::InvalidSid| e.to_string())
+            .map_err(|e: teleapi_domain::sid::InvalidSid| e.to_string())
     };
     let command = match rest.first().copied() {
         Some("create-account") => {
@@ -110,7 +110,7 @@ pub fn parse(args: &[String]) -> Result<Invocation, String> {
                 .as_deref()
                 .map(|p| {
                     p.parse()
-                        .map_err(|e: teleapi::domain::sid::InvalidSid| e.to_string())
+                        .map_err(|e: teleapi_domain::sid::InvalidSid| e.to_string())
                 })
                 .transpose()?;
             Command::Create { name, parent }

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use aws_sdk_apigateway::Client;
 use aws_sdk_apigateway::types::{ApiStage, ThrottleSettings};
-use teleapi::domain::{AccountSid, RateLimit};
+use teleapi_domain::{AccountSid, RateLimit};
 
 /// Where an account's requests are counted.
 #[async_trait]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use teleapi::adapters::dynamodb::{DynamoStore, TableNames};
+use teleapi_adapters::dynamodb::{DynamoStore, TableNames};
 use teleapi_local::admin;
 
 #[tokio::main]
@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
     let from_env = |given: Option<String>, index: usize| {
         given.or_else(|| std::env::var(TableNames::ENV[index]).ok())
     };
-    let config = teleapi::config::aws_config().await;
+    let config = teleapi_runtime::config::aws_config().await;
     let plans = match admin::usage_plans::ApiGatewayPlans::from_env(&config) {
         None => None,
         Some(Ok(plans)) => Some(plans),

@@ -17,10 +17,10 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde_json::{Value, json};
-use teleapi::domain::callback::CallbackJob;
-use teleapi::domain::conference::ConferenceEvent;
-use teleapi::domain::event::Event;
-use teleapi::domain::{CallSid, ConferenceSid, Timestamp};
+use teleapi_domain::callback::CallbackJob;
+use teleapi_domain::conference::ConferenceEvent;
+use teleapi_domain::event::Event;
+use teleapi_domain::{CallSid, ConferenceSid, Timestamp};
 use tokio::sync::broadcast;
 
 use crate::Stack;
@@ -115,7 +115,7 @@ impl Feed {
         if method == axum::http::Method::GET {
             return;
         }
-        let Ok(route) = teleapi::api::route(method, path) else {
+        let Ok(route) = teleapi_api::route(method, path) else {
             return;
         };
         if let Some(call) = route.call_sid.and_then(|s| s.parse::<CallSid>().ok()) {

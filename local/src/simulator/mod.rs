@@ -18,29 +18,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use teleapi::domain::call_log::{
+use teleapi_domain::call_log::{
     LogLevel, LoggedRequest, LoggedResponse, MAX_BODY_BYTES, RequestKind, bounded,
 };
-use teleapi::domain::command::{Command, CommandType};
-use teleapi::domain::conference::ConferenceCommand;
-use teleapi::domain::event::{EVENT_VERSION, Event, EventKind};
-use teleapi::domain::sid::random_hex32;
-use teleapi::domain::worker::{
+use teleapi_domain::command::{Command, CommandType};
+use teleapi_domain::conference::ConferenceCommand;
+use teleapi_domain::event::{EVENT_VERSION, Event, EventKind};
+use teleapi_domain::sid::random_hex32;
+use teleapi_domain::worker::{
     HEARTBEAT_INTERVAL, WorkerEvent, WorkerEventKind, WorkerId, WorkerState,
 };
-use teleapi::domain::{
+use teleapi_domain::{
     AccountSid, CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method,
     StreamSid, Timestamp, WebhookUrl,
 };
-use teleapi::ports::{OutgoingMessage, Queue};
+use teleapi_ports::{OutgoingMessage, Queue};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use rcml::{DialTarget, Verb};
 use recorder::Recorder;
 use streams::StreamHandle;
-use teleapi::domain::recording::{RecordingSpec, RecordingStatus};
-use teleapi::domain::stream::{StreamCallback, StreamSpec, StreamTrack, StreamUrl};
+use teleapi_domain::recording::{RecordingSpec, RecordingStatus};
+use teleapi_domain::stream::{StreamCallback, StreamSpec, StreamTrack, StreamUrl};
 
 /// How the simulated world behaves.
 #[derive(Debug, Clone)]
@@ -883,7 +883,7 @@ impl Leg {
     /// A stream of the leg's RCML: the URL under the local address policy (as the API checks
     /// an application's), a sid of its own.
     fn rcml_stream(&self, noun: &rcml::StreamNoun, bidirectional: bool) -> Option<StreamSpec> {
-        let local = teleapi::domain::AddressPolicy {
+        let local = teleapi_domain::AddressPolicy {
             allow_loopback: true,
         };
         let url = match StreamUrl::parse(&noun.url, local) {
@@ -1186,7 +1186,7 @@ impl Leg {
             ("To", self.to.clone()),
             ("CallStatus", self.status.as_str().to_owned()),
             ("Direction", self.direction.as_str().to_owned()),
-            ("ApiVersion", teleapi::domain::API_VERSION.to_owned()),
+            ("ApiVersion", teleapi_domain::API_VERSION.to_owned()),
         ];
         if let Some(parent) = &self.parent_call_sid {
             params.push(("ParentCallSid", parent.to_string()));

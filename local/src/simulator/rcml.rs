@@ -4,8 +4,8 @@
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
-use teleapi::domain::conference::{ConferenceCallback, ConferenceCallbackEvent};
-use teleapi::domain::{AddressPolicy, Method, Rcml, WebhookUrl};
+use teleapi_domain::conference::{ConferenceCallback, ConferenceCallbackEvent};
+use teleapi_domain::{AddressPolicy, Method, Rcml, WebhookUrl};
 
 /// Who a `<Dial>` calls.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,11 +7,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use teleapi::domain::event::EventKind;
-use teleapi::domain::recording::{
+use teleapi_domain::event::EventKind;
+use teleapi_domain::recording::{
     PauseBehavior, RecordingChannels, RecordingSpec, RecordingStatus, RecordingTrack, Trim,
 };
-use teleapi::domain::{AccountSid, Timestamp};
+use teleapi_domain::{AccountSid, Timestamp};
 use tokio::time::Instant;
 
 /// Samples a second.

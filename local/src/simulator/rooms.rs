@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use teleapi::domain::conference::{
+use teleapi_domain::conference::{
     ConferenceCommand, ConferenceCommandType, ConferenceEvent, ConferenceEventKind, EndReason,
     ParticipantState,
 };
-use teleapi::domain::event::EVENT_VERSION;
-use teleapi::domain::sid::random_hex32;
-use teleapi::domain::{AccountSid, CallSid, ConferenceSid, IntentSid, Timestamp};
-use teleapi::ports::OutgoingMessage;
+use teleapi_domain::event::EVENT_VERSION;
+use teleapi_domain::sid::random_hex32;
+use teleapi_domain::{AccountSid, CallSid, ConferenceSid, IntentSid, Timestamp};
+use teleapi_ports::OutgoingMessage;
 use tokio::sync::mpsc;
 
 use super::rcml::ConferenceNoun;
@@ -327,8 +327,8 @@ fn play(
     shared: &Shared,
     sid: &ConferenceSid,
     what: Playing,
-    url: &teleapi::domain::WebhookUrl,
-    method: Option<teleapi::domain::Method>,
+    url: &teleapi_domain::WebhookUrl,
+    method: Option<teleapi_domain::Method>,
 ) {
     let mut params = vec![("ConferenceSid", sid.to_string())];
     let call_sid = match &what {
@@ -339,8 +339,8 @@ fn play(
         params.push(("CallSid", call_sid.to_string()));
     }
     let request = match method.unwrap_or_default() {
-        teleapi::domain::Method::Get => shared.http.get(url.as_str()).query(&params),
-        teleapi::domain::Method::Post => shared.http.post(url.as_str()).form(&params),
+        teleapi_domain::Method::Get => shared.http.get(url.as_str()).query(&params),
+        teleapi_domain::Method::Post => shared.http.post(url.as_str()).form(&params),
     };
     let (sid, rooms) = (sid.clone(), shared.rooms.clone());
     tokio::spawn(async move {

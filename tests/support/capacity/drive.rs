@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use teleapi::domain::worker::HEARTBEAT_INTERVAL;
-use teleapi::domain::{Call, CallSid, CallStatus, Timestamp};
-use teleapi::ports::{Clock, DeliveryError, WebhookClient, WebhookRequest, WebhookResponse};
+use teleapi_domain::worker::HEARTBEAT_INTERVAL;
+use teleapi_domain::{Call, CallSid, CallStatus, Timestamp};
+use teleapi_ports::{Clock, DeliveryError, WebhookClient, WebhookRequest, WebhookResponse};
 
 use super::meter::{Billed, Meter};
 use crate::instrumented::Counter;
@@ -125,7 +125,7 @@ impl Run {
     /// A conference event of `room`, numbered `seq`, as its worker reports it.
     async fn conference_event(
         &mut self,
-        room: &teleapi::domain::ConferenceSid,
+        room: &teleapi_domain::ConferenceSid,
         seq: u64,
         kind: serde_json::Value,
     ) {
@@ -139,7 +139,7 @@ impl Run {
             event[k] = v.clone();
         }
         let services = self.world.backend.event_services(self.world.clock.clone());
-        teleapi::call_events::handle_event(&services, &event.to_string())
+        teleapi_pipeline::call_events::handle_event(&services, &event.to_string())
             .await
             .unwrap();
     }
@@ -148,7 +148,7 @@ impl Run {
     async fn heartbeat(&mut self) {
         let event = json!({"version": 1, "type": "worker.heartbeat", "worker_id": WORKER, "timestamp": self.world.clock.now().millis(), "command_queue_url": self.worker, "capacity": 500, "calls": 120, "state": "active"});
         let services = self.world.backend.event_services(self.world.clock.clone());
-        teleapi::call_events::handle_event(&services, &event.to_string())
+        teleapi_pipeline::call_events::handle_event(&services, &event.to_string())
             .await
             .unwrap();
     }
@@ -163,7 +163,7 @@ impl Run {
 /// so that a page reads the same on every run.
 async fn fill_account(
     backend: &Backend,
-    account: &teleapi::domain::Account,
+    account: &teleapi_domain::Account,
     count: u64,
     now: Timestamp,
 ) {
@@ -189,7 +189,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     let worker = match &backend.aws {
         Some(aws) => {
             let prefix = aws.tables.calls.trim_end_matches("-calls");
-            teleapi::adapters::sqs::create_queue(
+            teleapi_adapters::sqs::create_queue(
                 &aws.sqs,
                 &format!("{prefix}-worker"),
                 true,
@@ -435,10 +435,14 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         .backend
         .callback_services(run.world.clock.clone(), run.app.clone());
     // The callback function's account cache, warmed as a busy account's is.
-    teleapi::callbacks::run_job(&services, &job).await.unwrap();
+    teleapi_pipeline::callbacks::run_job(&services, &job)
+        .await
+        .unwrap();
     run.begin();
-    let outcome = teleapi::callbacks::run_job(&services, &job).await.unwrap();
-    assert_eq!(outcome, teleapi::callbacks::JobOutcome::Delivered);
+    let outcome = teleapi_pipeline::callbacks::run_job(&services, &job)
+        .await
+        .unwrap();
+    assert_eq!(outcome, teleapi_pipeline::callbacks::JobOutcome::Delivered);
     run.end(
         "callback: StatusCallback delivered",
         "callback",
@@ -459,7 +463,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     Backend::drain(run.world.backend.callbacks.as_ref()).await;
 
     // ---- a conference: reported by its worker, a participant changed through the API, read
-    let room = teleapi::domain::ConferenceSid::generate();
+    let room = teleapi_domain::ConferenceSid::generate();
     let (first, second) = (CallSid::generate(), CallSid::generate());
     let joined = |call: &CallSid| json!({"type": "participant.joined", "participant": {"call_sid": call, "label": "agent", "muted": false, "hold": false, "coaching": false, "start_conference_on_enter": true, "end_conference_on_exit": false}});
     run.begin();
@@ -591,7 +595,9 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         .backend
         .reconciler_services(run.world.clock.clone());
     run.begin();
-    let (reconciled, swept) = teleapi::reconcile::run_once(&services).await.unwrap();
+    let (reconciled, swept) = teleapi_pipeline::reconcile::run_once(&services)
+        .await
+        .unwrap();
     assert_eq!((reconciled, swept), Default::default());
     run.end(
         "reconciler run (nothing pending, no lease expired)",
@@ -599,7 +605,9 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         Invocation::Schedule,
     );
     run.begin();
-    teleapi::reconcile::sweep_leases(&services).await.unwrap();
+    teleapi_pipeline::reconcile::sweep_leases(&services)
+        .await
+        .unwrap();
     run.end(
         "reconciler: a further lease sweep (none expired)",
         "reconcile-intents",

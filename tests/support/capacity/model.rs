@@ -373,9 +373,9 @@ pub fn mix(ops: &[Measured], parts: &[(&str, f64)]) -> Usage {
 const HEARTBEAT_OP: &str = "event: worker.heartbeat (lease renewed)";
 const RECONCILER_RUN: &str = "reconciler run (nothing pending, no lease expired)";
 const LEASE_SWEEP: &str = "reconciler: a further lease sweep (none expired)";
-const HEARTBEAT_SECONDS: f64 = teleapi::domain::worker::HEARTBEAT_INTERVAL.as_secs_f64();
+const HEARTBEAT_SECONDS: f64 = teleapi_domain::worker::HEARTBEAT_INTERVAL.as_secs_f64();
 /// Lease sweeps per one-minute run, and the wait between them.
-const LEASE_SWEEP_SECONDS: f64 = teleapi::reconcile::LEASE_SWEEP_INTERVAL.as_secs_f64();
+const LEASE_SWEEP_SECONDS: f64 = teleapi_pipeline::reconcile::LEASE_SWEEP_INTERVAL.as_secs_f64();
 const SWEEPS_PER_RUN: f64 = 60.0 / LEASE_SWEEP_SECONDS;
 
 pub const MODIFICATION: [(&str, f64); 2] = [
@@ -483,10 +483,10 @@ pub fn deployment_limits(traffic: &Usage, deployment: &Deployment) -> Vec<Limit>
     limits.push(Limit {
         resource: format!(
             "DynamoDB intents/pending, one of {} partitions",
-            teleapi::adapters::dynamodb::PENDING_SHARDS
+            teleapi_adapters::dynamodb::PENDING_SHARDS
         ),
         quota: PARTITION_WRITES,
-        per_unit: pending / f64::from(teleapi::adapters::dynamodb::PENDING_SHARDS),
+        per_unit: pending / f64::from(teleapi_adapters::dynamodb::PENDING_SHARDS),
     });
     limits
 }
@@ -738,7 +738,7 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     .unwrap();
     writeln!(w, "|---|---|---:|---:|---:|").unwrap();
     let rate = PROFILE_CALLS_PER_SECOND;
-    let pending = f64::from(teleapi::adapters::dynamodb::PENDING_SHARDS);
+    let pending = f64::from(teleapi_adapters::dynamodb::PENDING_SHARDS);
     let hot = [
         (
             "accounts",
