@@ -353,7 +353,7 @@ async fn listing_calls_page_by_page(world: World) {
         );
     }
     // A token naming a position of the wrong shape is refused, not passed to the store.
-    let forged = teleapi_domain::listing::PageToken {
+    let forged = teleapi_domain::paging::PageToken {
         page: 1,
         after: "x#y".into(),
         backward: false,

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use teleapi_domain::listing::{CallFilter, PageRequest};
-use teleapi_domain::modify::{Planned, plan};
-use teleapi_domain::worker::{Worker, WorkerId, WorkerStatus};
+use teleapi_domain::call::CallFilter;
+use teleapi_domain::call::{Planned, plan};
+use teleapi_domain::paging::PageRequest;
+use teleapi_domain::sid::WorkerId;
+use teleapi_domain::worker::{Worker, WorkerStatus};
 use teleapi_domain::{
     AccountSid, AccountStatus, Call, CallSid, CallStatus, Form, IdempotencyKey, IdempotencyRecord,
     IntentSid, IntentStatus, ModifyRequest, Timestamp,
@@ -473,14 +475,14 @@ async fn settings_only_and_no_effect_intents_are_never_pending(b: &Backend) {
 async fn creating_a_call_writes_it_once(b: &Backend) {
     let owner = account(b, None).await;
     let now = Timestamp::now();
-    let request = teleapi_domain::create::CreateRequest::parse(
+    let request = teleapi_domain::call::CreateRequest::parse(
         &Form::parse(b"From=%2B15551230001&To=client:bob&Url=https://app.example.com/conf")
             .unwrap(),
         Default::default(),
     )
     .unwrap();
     let sid = teleapi_domain::CallSid::generate();
-    let planned = teleapi_domain::create::plan_create(
+    let planned = teleapi_domain::call::plan_create(
         &request,
         owner.sid.clone(),
         owner.listing_shards,
@@ -663,7 +665,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     for sid in &created {
         stored.push(b.calls.call(sid).await.unwrap().unwrap());
     }
-    stored.sort_by_key(|c| std::cmp::Reverse(teleapi_domain::listing::call_position(c)));
+    stored.sort_by_key(|c| std::cmp::Reverse(teleapi_domain::call::call_position(c)));
     let created: Vec<CallSid> = stored.iter().map(|c| c.sid.clone()).collect();
     let everything = CallFilter::default();
 
@@ -692,7 +694,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     }
 
     // Backward from the first call of the third page: the second page, in display order.
-    let third_start = teleapi_domain::listing::call_position(&stored[20]);
+    let third_start = teleapi_domain::call::call_position(&stored[20]);
     let back = b
         .calls
         .list_calls(
@@ -706,7 +708,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     let sids: Vec<CallSid> = back.items.iter().map(|c| c.sid.clone()).collect();
     assert_eq!(sids, created[10..20]);
     // And backward from the second page's first: the first page, then the start.
-    let second_start = teleapi_domain::listing::call_position(&back.items[0]);
+    let second_start = teleapi_domain::call::call_position(&back.items[0]);
     let back = b
         .calls
         .list_calls(
@@ -922,7 +924,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
         b.calls.write_call(write(&current, &p, now)).await.unwrap();
         current = p.call;
     }
-    let seqs = |page: &teleapi_domain::listing::Page<teleapi_domain::Intent>| -> Vec<u64> {
+    let seqs = |page: &teleapi_domain::paging::Page<teleapi_domain::Intent>| -> Vec<u64> {
         page.items.iter().map(|i| i.seq).collect()
     };
     let first = b
@@ -958,7 +960,7 @@ async fn intents_are_listed_in_sequence(b: &Backend) {
         .calls
         .list_intents(
             &teleapi_domain::Subject::Call(current.sid.clone()),
-            &page(3, Some(teleapi_domain::listing::intent_position(4)), true),
+            &page(3, Some(teleapi_domain::paging::intent_position(4)), true),
         )
         .await
         .unwrap();
@@ -1337,7 +1339,7 @@ mod conferences {
         Conference, ConferenceChange, ConferenceFilter, ConferenceStatus, Participant,
         ParticipantState, ParticipantStatus,
     };
-    use teleapi_domain::listing::PageRequest;
+    use teleapi_domain::paging::PageRequest;
     use teleapi_domain::{AccountSid, CallSid, ConferenceSid, Timestamp};
     use teleapi_tests::Backend;
 
@@ -1484,7 +1486,7 @@ mod conferences {
     /// The rooms a worker runs are found until they end (the reconciler's way to a dead
     /// worker's rooms), oldest first, a worker's alone.
     pub async fn a_workers_live_conferences_are_found_until_they_end(b: &Backend) {
-        use teleapi_domain::worker::WorkerId;
+        use teleapi_domain::sid::WorkerId;
         let s = &b.conferences;
         let account = AccountSid::generate();
         let ours =
@@ -1535,7 +1537,7 @@ mod conferences {
     /// version, the participant only if no worker event moved it and it is still in the room,
     /// the intent under a free number, the key only once.
     pub async fn a_conference_change_is_one_conditional_write(b: &Backend) {
-        use teleapi_domain::conference_modify::{ConferenceChangeRequest, ParticipantUpdate, plan};
+        use teleapi_domain::conference::{ConferenceChangeRequest, ParticipantUpdate, plan};
         use teleapi_domain::{IdempotencyKey, IdempotencyRecord, IntentSid, IntentStatus};
         use teleapi_ports::{ConferenceWrite, RecordError};
         let s = &b.conferences;
@@ -1738,7 +1740,7 @@ mod conference_contract {
 mod recordings {
     use std::time::Duration;
 
-    use teleapi_domain::listing::PageRequest;
+    use teleapi_domain::paging::PageRequest;
     use teleapi_domain::recording::{
         Recording, RecordingFilter, RecordingOptions, RecordingStatus, plan_start,
     };
@@ -1949,7 +1951,7 @@ mod recordings {
                 s.list_recordings(&account, &filter, &page).await.unwrap()
             }
         };
-        let times = |page: &teleapi_domain::listing::Page<Recording>| -> Vec<i64> {
+        let times = |page: &teleapi_domain::paging::Page<Recording>| -> Vec<i64> {
             page.items.iter().map(|r| r.date_created.millis()).collect()
         };
         let first = list(RecordingFilter::default(), 3, None).await;
@@ -2096,7 +2098,7 @@ mod call_log {
         NotificationFilter, Problem, RequestEntry, RequestKind, notification_position,
         request_position,
     };
-    use teleapi_domain::listing::{Page, PageRequest};
+    use teleapi_domain::paging::{Page, PageRequest};
     use teleapi_domain::{AccountSid, CallSid, Method, NotificationSid, Timestamp};
     use teleapi_ports::insight::{notification_entry, request_entry};
     use teleapi_tests::Backend;

@@ -20,7 +20,7 @@ struct Local {
     app: Sink,
     /// The stack's record of media workers, and the simulated worker's id.
     workers: std::sync::Arc<dyn teleapi_ports::WorkerStore>,
-    worker_id: teleapi_domain::worker::WorkerId,
+    worker_id: teleapi_domain::sid::WorkerId,
     simulator: teleapi_local::simulator::Simulator,
     /// Where the simulated worker writes recordings (removed with the test).
     recordings: std::path::PathBuf,

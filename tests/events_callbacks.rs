@@ -10,18 +10,18 @@ use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use teleapi_adapters::http::{HostResolver, HttpWebhooks};
 use teleapi_domain::call_log::{LogLevel, Notification, RequestEntry, RequestKind};
-use teleapi_domain::callback::{CallbackJob, signature};
 use teleapi_domain::conference::{
-    ConferenceCallback, ConferenceCallbackEvent, ConferenceEvent, ConferenceEventKind,
-    ConferenceStatus, EndReason, ParticipantState,
+    ConferenceCallback, ConferenceCallbackEvent, ConferenceStatus, EndReason, ParticipantState,
 };
-use teleapi_domain::event::{Event, EventKind};
-use teleapi_domain::listing::PageRequest;
+use teleapi_domain::paging::PageRequest;
 use teleapi_domain::recording::{
     RecordingCallback, RecordingCallbackEvent, RecordingChannels, RecordingSource, RecordingSpec,
     RecordingStatus, RecordingTrack, Trim,
 };
 use teleapi_domain::stream::{StreamCallback, StreamSpec, StreamStatus, StreamTrack, StreamUrl};
+use teleapi_domain::wire::callback::{CallbackJob, signature};
+use teleapi_domain::wire::conference::{ConferenceEvent, ConferenceEventKind};
+use teleapi_domain::wire::event::{Event, EventKind};
 use teleapi_domain::{
     AddressPolicy, CallSid, CallStatus, ConferenceSid, Direction, IntentStatus, Method,
     RecordingSid, StreamSid, Timestamp, WebhookUrl,
@@ -215,7 +215,7 @@ impl Pipeline {
 }
 
 /// A `worker.heartbeat` of worker `id`, sent at `at` (ms), in `state`.
-fn heartbeat(id: &teleapi_domain::worker::WorkerId, at: i64, state: &str) -> String {
+fn heartbeat(id: &teleapi_domain::sid::WorkerId, at: i64, state: &str) -> String {
     format!(
         r#"{{"version":1,"type":"worker.heartbeat","worker_id":"{id}","timestamp":{at},"command_queue_url":"https://sqs.example/teleapi-worker-7.fifo","capacity":500,"calls":1,"state":"{state}"}}"#
     )
@@ -229,7 +229,7 @@ fn initiated_by(
     seq: u64,
     world: &World,
     queue: &str,
-    worker_id: Option<teleapi_domain::worker::WorkerId>,
+    worker_id: Option<teleapi_domain::sid::WorkerId>,
 ) -> EventKind {
     EventKind::CallInitiated {
         seq,
@@ -829,7 +829,8 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
 /// Heartbeats announce a worker and renew its lease, in the worker's order; once it has left,
 /// nothing of it comes back. A malformed worker event is dead-lettered like any poison event.
 async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
-    use teleapi_domain::worker::{LEASE, WorkerId, WorkerStatus};
+    use teleapi_domain::sid::WorkerId;
+    use teleapi_domain::worker::{LEASE, WorkerStatus};
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
     let heartbeat = |at: i64, state: &str| heartbeat(&id, at, state);
     let apply = |body: String| {
@@ -887,7 +888,8 @@ async fn worker_heartbeats_renew_a_lease_until_the_worker_leaves(p: Pipeline) {
 /// StatusCallbacks, fails their unsettled intents naming the worker, and marks it expired. What
 /// the worker says afterwards changes nothing.
 async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
-    use teleapi_domain::worker::{LEASE, WorkerId, WorkerStatus};
+    use teleapi_domain::sid::WorkerId;
+    use teleapi_domain::worker::{LEASE, WorkerStatus};
     use teleapi_pipeline::reconcile::sweep_leases;
     let id = WorkerId::try_from(format!("w-{}", &CallSid::generate().as_str()[2..14])).unwrap();
     let heartbeat = |at: i64| heartbeat(&id, at, "active");
@@ -1586,7 +1588,7 @@ fn request(url: &str) -> WebhookRequest {
         url: url.to_owned(),
         headers: Vec::new(),
         body: Some("a=1".into()),
-        delivery: teleapi_domain::callback::Delivery::default(),
+        delivery: teleapi_domain::wire::callback::Delivery::default(),
     }
 }
 

@@ -477,7 +477,7 @@ fn the_openapi_document_matches_the_handlers() {
             documented.insert((method.clone(), route_path.clone()));
             match op {
                 Operation::ModifyCall => {
-                    let expected: BTreeSet<String> = teleapi_domain::modify::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::call::MODIFY_PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -488,7 +488,7 @@ fn the_openapi_document_matches_the_handlers() {
                     );
                 }
                 Operation::CreateCall => {
-                    let expected: BTreeSet<String> = teleapi_domain::create::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::call::CREATE_PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -499,9 +499,9 @@ fn the_openapi_document_matches_the_handlers() {
                     );
                 }
                 Operation::ListCalls => {
-                    let expected: BTreeSet<String> = teleapi_domain::listing::CALL_FILTERS
+                    let expected: BTreeSet<String> = teleapi_domain::call::CALL_FILTERS
                         .iter()
-                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::paging::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(
@@ -511,7 +511,7 @@ fn the_openapi_document_matches_the_handlers() {
                     );
                 }
                 Operation::ListModifications => {
-                    let expected: BTreeSet<String> = teleapi_domain::listing::Paging::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::paging::Paging::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -529,7 +529,7 @@ fn the_openapi_document_matches_the_handlers() {
                     };
                     let expected: BTreeSet<String> = filters
                         .iter()
-                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::paging::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
@@ -537,7 +537,7 @@ fn the_openapi_document_matches_the_handlers() {
                 Operation::ModifyConference
                 | Operation::ModifyParticipant
                 | Operation::AddParticipant => {
-                    use teleapi_domain::conference_modify as c;
+                    use teleapi_domain::conference as c;
                     let parameters: &[&str] = match op {
                         Operation::ModifyConference => &c::CONFERENCE_PARAMETERS,
                         Operation::ModifyParticipant => &c::PARTICIPANT_PARAMETERS,
@@ -548,7 +548,7 @@ fn the_openapi_document_matches_the_handlers() {
                     assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
                 }
                 Operation::ListConferenceModifications => {
-                    let expected: BTreeSet<String> = teleapi_domain::listing::Paging::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::paging::Paging::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -581,13 +581,13 @@ fn the_openapi_document_matches_the_handlers() {
                     let expected: BTreeSet<String> = teleapi_domain::recording::RECORDING_FILTERS
                         .iter()
                         .filter(|f| !under_call || **f != "CallSid")
-                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::paging::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
                 Operation::ListCallEvents => {
-                    let expected: BTreeSet<String> = teleapi_domain::listing::Paging::PARAMETERS
+                    let expected: BTreeSet<String> = teleapi_domain::paging::Paging::PARAMETERS
                         .iter()
                         .map(|p| (*p).to_owned())
                         .collect();
@@ -596,7 +596,7 @@ fn the_openapi_document_matches_the_handlers() {
                 Operation::ListNotifications => {
                     let expected: BTreeSet<String> = teleapi_domain::call_log::NOTIFICATION_FILTERS
                         .iter()
-                        .chain(&teleapi_domain::listing::Paging::PARAMETERS)
+                        .chain(&teleapi_domain::paging::Paging::PARAMETERS)
                         .map(|p| (*p).to_owned())
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");

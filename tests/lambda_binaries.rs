@@ -246,7 +246,7 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
         ["{not json"]
     );
     // A worker's heartbeat: the function records the worker in its table.
-    let worker = teleapi_domain::worker::WorkerId::try_from("worker-7.1".to_owned()).unwrap();
+    let worker = teleapi_domain::sid::WorkerId::try_from("worker-7.1".to_owned()).unwrap();
     let heartbeat = json!({
         "version": 1, "type": "worker.heartbeat", "worker_id": worker, "timestamp": 1,
         "command_queue_url": "https://sqs.example/teleapi-worker-7.fifo", "capacity": 500,
@@ -290,7 +290,8 @@ async fn the_queue_functions_answer_sqs_and_scheduled_events() {
     // reconcile-intents: a scheduled event; nothing is pending, and a worker whose lease ran out
     // a minute ago has its live call ended. (The emulator's 30 s deadline leaves no time for a
     // second sweep: the function answers at once.)
-    use teleapi_domain::worker::{LEASE, Worker, WorkerId, WorkerStatus};
+    use teleapi_domain::sid::WorkerId;
+    use teleapi_domain::worker::{LEASE, Worker, WorkerStatus};
     let gone = Timestamp::now().minus(Duration::from_secs(60));
     let dead = Worker {
         id: WorkerId::try_from(format!("dead-{}", &call.sid.as_str()[2..14])).unwrap(),

@@ -566,7 +566,7 @@ async fn one_accounts_flood_leaves_another_accounts_answers_unchanged() {
     let intents = calls
         .list_intents(
             &teleapi_domain::Subject::Call(pair[0].2.clone()),
-            &teleapi_domain::listing::PageRequest {
+            &teleapi_domain::paging::PageRequest {
                 size: 1000,
                 after: None,
                 backward: false,

@@ -328,7 +328,8 @@ async fn the_simulated_worker_absorbs_redelivered_commands() {
                 "account_sid": "AC0123456789abcdef0123456789abcdef",
                 "intent_sid": format!("MI{:032x}", seq), "parameters": parameters,
             });
-            let command = teleapi_domain::command::Command::from_json(&body.to_string()).unwrap();
+            let command =
+                teleapi_domain::wire::command::Command::from_json(&body.to_string()).unwrap();
             OutgoingMessage::command(&command)
         };
         let mut seen = Vec::new();
@@ -390,7 +391,7 @@ async fn wait_for(
             let event: serde_json::Value = serde_json::from_str(&message.body).unwrap();
             queue.delete(None, &message.receipt).await.unwrap();
             // The worker's heartbeats are not about the call.
-            if teleapi_domain::worker::is_worker_event(&message.body) {
+            if teleapi_domain::wire::worker::is_worker_event(&message.body) {
                 continue;
             }
             let detail = event["status"].as_str().or(event["intent_sid"].as_str());

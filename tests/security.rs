@@ -9,7 +9,7 @@ use lambda_http::http::StatusCode;
 use teleapi_adapters::http::{HostResolver, HttpWebhooks};
 use teleapi_api::ROUTES;
 use teleapi_domain::call_log::{LogEntry, LogLevel, Problem};
-use teleapi_domain::listing::PageRequest;
+use teleapi_domain::paging::PageRequest;
 use teleapi_domain::{AddressPolicy, CallStatus, Method};
 use teleapi_ports::{DeliveryError, WebhookClient, WebhookRequest};
 use teleapi_tests::runtime::{Emulator, Outcome, api_event, start_logging};
@@ -323,7 +323,7 @@ async fn a_host_rebinding_to_a_private_address_is_refused() {
         url: format!("http://rebinding.test:{port}/cb"),
         headers: Vec::new(),
         body: Some("a=1".into()),
-        delivery: teleapi_domain::callback::Delivery {
+        delivery: teleapi_domain::wire::callback::Delivery {
             connect_timeout: std::time::Duration::from_millis(connect_ms),
             ..Default::default()
         },

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use teleapi_domain::listing::{ListCallsRequest, PageToken, parse_paging_only};
+use teleapi_domain::call::ListCallsRequest;
+use teleapi_domain::paging::{PageToken, parse_paging_only};
 use teleapi_domain::{AccountSid, AddressPolicy, Form, IdempotencyKey, ModifyRequest};
 
 fuzz_target!(|data: &[u8]| {
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(request) = ModifyRequest::parse(&form, policy) {
             let _ = request.parameters();
         }
-        if let Ok(request) = teleapi_domain::create::CreateRequest::parse(&form, policy) {
+        if let Ok(request) = teleapi_domain::call::CreateRequest::parse(&form, policy) {
             let _ = request.parameters();
         }
     }

@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use teleapi_domain::callback::{CallbackJob, Delivery};
-use teleapi_domain::conference::{ConferenceCommand, ConferenceEvent};
-use teleapi_domain::event::Event;
+use teleapi_domain::wire::callback::{CallbackJob, Delivery};
+use teleapi_domain::wire::conference::{ConferenceCommand, ConferenceEvent};
+use teleapi_domain::wire::event::Event;
 use teleapi_domain::{AddressPolicy, Command, WebhookUrl};
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use teleapi_domain::Method;
-use teleapi_domain::callback::signature;
+use teleapi_domain::wire::callback::signature;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use teleapi_api::representation::{call_resource, error_resource};
-use teleapi_domain::event::Event;
+use teleapi_domain::wire::event::Event;
 use teleapi_domain::{
     Account, AccountSid, AccountStatus, Call, CallStatus, CallbackEvent, Form, Instructions,
     Method, StatusCallbackEvents, Timestamp, WebhookUrl,

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use teleapi_adapters::http::HttpWebhooks;
-use teleapi_domain::callback::{CallbackJob, JOB_VERSION, JobKind};
-use teleapi_domain::modify::plan;
+use teleapi_domain::call::plan;
+use teleapi_domain::wire::callback::{CallbackJob, JOB_VERSION, JobKind};
 use teleapi_domain::{
     AddressPolicy, AuthToken, CallStatus, Form, IntentSid, Method, ModifyRequest, Timestamp,
     WebhookUrl,

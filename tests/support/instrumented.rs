@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use teleapi_domain::call::CallFilter;
 use teleapi_domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
-use teleapi_domain::listing::{CallFilter, Page, PageRequest};
-use teleapi_domain::worker::WorkerId;
+use teleapi_domain::paging::{Page, PageRequest};
+use teleapi_domain::sid::WorkerId;
 use teleapi_domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, NotificationSid,
     Subject, Timestamp,

@@ -17,9 +17,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde_json::{Value, json};
-use teleapi_domain::callback::CallbackJob;
-use teleapi_domain::conference::ConferenceEvent;
-use teleapi_domain::event::Event;
+use teleapi_domain::wire::callback::CallbackJob;
+use teleapi_domain::wire::conference::ConferenceEvent;
+use teleapi_domain::wire::event::Event;
 use teleapi_domain::{CallSid, ConferenceSid, Timestamp};
 use tokio::sync::broadcast;
 

@@ -21,13 +21,13 @@ use std::time::Duration;
 use teleapi_domain::call_log::{
     LogLevel, LoggedRequest, LoggedResponse, MAX_BODY_BYTES, RequestKind, bounded,
 };
-use teleapi_domain::command::{Command, CommandType};
-use teleapi_domain::conference::ConferenceCommand;
-use teleapi_domain::event::{EVENT_VERSION, Event, EventKind};
+use teleapi_domain::sid::WorkerId;
 use teleapi_domain::sid::random_hex32;
-use teleapi_domain::worker::{
-    HEARTBEAT_INTERVAL, WorkerEvent, WorkerEventKind, WorkerId, WorkerState,
-};
+use teleapi_domain::wire::command::{Command, CommandType};
+use teleapi_domain::wire::conference::ConferenceCommand;
+use teleapi_domain::wire::event::{EVENT_VERSION, Event, EventKind};
+use teleapi_domain::wire::worker::{WorkerEvent, WorkerEventKind};
+use teleapi_domain::worker::{HEARTBEAT_INTERVAL, WorkerState};
 use teleapi_domain::{
     AccountSid, CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method,
     StreamSid, Timestamp, WebhookUrl,

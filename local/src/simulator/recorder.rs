@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use teleapi_domain::event::EventKind;
 use teleapi_domain::recording::{
     PauseBehavior, RecordingChannels, RecordingSpec, RecordingStatus, RecordingTrack, Trim,
 };
+use teleapi_domain::wire::event::EventKind;
 use teleapi_domain::{AccountSid, Timestamp};
 use tokio::time::Instant;
 

@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use teleapi_domain::conference::{
-    ConferenceCommand, ConferenceCommandType, ConferenceEvent, ConferenceEventKind, EndReason,
-    ParticipantState,
-};
-use teleapi_domain::event::EVENT_VERSION;
+use teleapi_domain::conference::{EndReason, ParticipantState};
 use teleapi_domain::sid::random_hex32;
+use teleapi_domain::wire::conference::{
+    ConferenceCommand, ConferenceCommandType, ConferenceEvent, ConferenceEventKind,
+};
+use teleapi_domain::wire::event::EVENT_VERSION;
 use teleapi_domain::{AccountSid, CallSid, ConferenceSid, IntentSid, Timestamp};
 use teleapi_ports::OutgoingMessage;
 use tokio::sync::mpsc;

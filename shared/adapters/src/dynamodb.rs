@@ -17,8 +17,11 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 
-use teleapi_domain::listing::{self, CallFilter, Page, PageRequest};
-use teleapi_domain::worker::{Worker, WorkerId, WorkerStatus};
+use teleapi_domain::call::CallFilter;
+use teleapi_domain::paging;
+use teleapi_domain::paging::{Page, PageRequest};
+use teleapi_domain::sid::WorkerId;
+use teleapi_domain::worker::{Worker, WorkerStatus};
 use teleapi_domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Subject, Timestamp,
@@ -208,7 +211,7 @@ impl DynamoStore {
                     .condition_expression(
                         "attribute_exists(CallSid) AND attribute_not_exists(ListingKey)",
                     )
-                    .expression_attribute_values(":key", s(&listing::partition_key(&account, 0)))
+                    .expression_attribute_values(":key", s(&paging::partition_key(&account, 0)))
                     .send()
                     .await;
                 match result {
@@ -872,7 +875,7 @@ impl CallStore for DynamoStore {
             Order::Descending,
             usize::from(shards),
             |shard, after, limit| {
-                let key = listing::partition_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
+                let key = paging::partition_key(account, u8::try_from(shard).unwrap_or(u8::MAX));
                 let mut query = self
                     .client
                     .query()
@@ -891,7 +894,7 @@ impl CallStore for DynamoStore {
                 }
                 async move {
                     if let Some(after) = after {
-                        let sid = listing::call_position_sid(&after)
+                        let sid = teleapi_domain::call::call_position_sid(&after)
                             .ok_or_else(|| StoreError::Failed("malformed call position".into()))?;
                         query = query
                             .exclusive_start_key("ListingKey", s(&key))
@@ -931,7 +934,7 @@ impl CallStore for DynamoStore {
                 .limit(i32::try_from(limit).unwrap_or(i32::MAX));
             async move {
                 if let Some(after) = after {
-                    let seq = listing::intent_position_seq(&after)
+                    let seq = paging::intent_position_seq(&after)
                         .ok_or_else(|| StoreError::Failed("malformed intent position".into()))?;
                     query = query
                         .exclusive_start_key("CallSid", s(subject.as_str()))
@@ -944,7 +947,7 @@ impl CallStore for DynamoStore {
                         .iter()
                         .map(|entry| {
                             let intent = item::intent_from(entry)?;
-                            Ok((listing::intent_position(intent.seq), intent))
+                            Ok((paging::intent_position(intent.seq), intent))
                         })
                         .collect::<Result<_, StoreError>>()?,
                     last_evaluated: output
@@ -952,7 +955,7 @@ impl CallStore for DynamoStore {
                         .and_then(|key| key.get("Seq"))
                         .and_then(|v| v.as_n().ok())
                         .and_then(|seq| seq.parse().ok())
-                        .map(listing::intent_position),
+                        .map(paging::intent_position),
                     scanned: usize::try_from(output.scanned_count()).unwrap_or(0),
                 })
             }

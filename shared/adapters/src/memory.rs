@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use teleapi_domain::call::{CallFilter, call_position};
 use teleapi_domain::call_log::{
     LogEntry, MAX_ENTRIES, Notification, NotificationFilter, RequestEntry,
 };
@@ -18,11 +19,10 @@ use teleapi_domain::conference::{
     Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
     conference_position,
 };
-use teleapi_domain::listing::{
-    CallFilter, Page, PageRequest, call_position, intent_position, partition_key,
-};
+use teleapi_domain::paging::{Page, PageRequest, intent_position, partition_key};
 use teleapi_domain::recording::{Recording, RecordingFilter, recording_position};
-use teleapi_domain::worker::{Worker, WorkerId, WorkerStatus};
+use teleapi_domain::sid::WorkerId;
+use teleapi_domain::worker::{Worker, WorkerStatus};
 use teleapi_domain::{
     Account, AccountSid, Call, CallSid, ConferenceSid, IdempotencyKey, IdempotencyRecord, Intent,
     IntentStatus, NotificationSid, RecordingSid, Subject, Timestamp,
@@ -1116,7 +1116,7 @@ impl Queue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use teleapi_domain::modify::plan;
+    use teleapi_domain::call::plan;
     use teleapi_domain::{AddressPolicy, CallStatus, Form, Instructions, IntentSid, ModifyRequest};
 
     const HOUR: Duration = Duration::from_secs(3600);

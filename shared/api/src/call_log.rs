@@ -14,7 +14,7 @@ use teleapi_domain::call_log::{
     ListNotificationsRequest, LogLevel, Notification, Problem, RequestEntry, is_position,
     notification_position, request_position,
 };
-use teleapi_domain::listing::parse_paging_only;
+use teleapi_domain::paging::parse_paging_only;
 use teleapi_domain::sid::random_hex32;
 use teleapi_domain::{Method, NotificationSid, Timestamp};
 use teleapi_ports::insight;

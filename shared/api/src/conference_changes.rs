@@ -17,14 +17,14 @@ use super::create_call::{NewCall, record_new_call};
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
 use super::{Route, Services, Success, form_body};
+use teleapi_domain::call::plan_create;
 use teleapi_domain::conference::{
-    ConferenceStatus, Participant, ParticipantState, ParticipantStatus,
-};
-use teleapi_domain::conference_modify::{
     AddParticipant, ConferenceChangeRequest, ConferenceUpdate, ParticipantUpdate, PlanError,
     PlannedConference, plan,
 };
-use teleapi_domain::create::plan_create;
+use teleapi_domain::conference::{
+    ConferenceStatus, Participant, ParticipantState, ParticipantStatus,
+};
 use teleapi_domain::{Account, CallSid, ConferenceStateError, IntentSid};
 use teleapi_ports::retry::Retry;
 use teleapi_ports::{ConferenceWrite, OutgoingMessage, RecordError};

@@ -13,7 +13,7 @@ use teleapi_domain::conference::{
     Conference, ConferenceStatus, ListConferencesRequest, ListParticipantsRequest, Participant,
     ParticipantStatus, conference_position, conference_position_sid, participant_position,
 };
-use teleapi_domain::listing::Page;
+use teleapi_domain::paging::Page;
 use teleapi_domain::{Account, ConferenceSid};
 
 fn conference_path(conference: &Conference) -> String {
@@ -196,7 +196,7 @@ pub async fn list_participants(
 /// One page of `all` (in position order), after or before the request's position.
 fn page_of(
     all: Vec<Participant>,
-    request: &teleapi_domain::listing::PageRequest,
+    request: &teleapi_domain::paging::PageRequest,
 ) -> Page<Participant> {
     let size = request.size.max(1);
     let scanned = all.len();

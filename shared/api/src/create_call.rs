@@ -13,8 +13,8 @@ use super::representation::{call_resource, call_uri};
 use super::{Route, Services, Success, form_body};
 use serde_json::Value;
 
-use teleapi_domain::create::{CreateRequest, plan_create};
-use teleapi_domain::modify::Planned;
+use teleapi_domain::call::Planned;
+use teleapi_domain::call::{CreateRequest, plan_create};
 use teleapi_domain::{Call, CallSid, CallStatus, IdempotencyKey, IntentSid, Timestamp};
 use teleapi_ports::{CallWrite, RecordError};
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{Services, Success};
-use teleapi_domain::modify::Planned;
+use teleapi_domain::call::Planned;
 use teleapi_domain::{
     Account, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, Timestamp,
 };

@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::representation::{BASE_PATH, call_resource, modification_resource};
 use super::{Route, Services, Success};
-use teleapi_domain::listing::{
-    ListCallsRequest, Page, PageToken, Paging, call_position, call_position_sid, intent_position,
-    intent_position_seq, parse_paging_only,
+use teleapi_domain::call::{ListCallsRequest, call_position, call_position_sid};
+use teleapi_domain::paging::{
+    Page, PageToken, Paging, intent_position, intent_position_seq, parse_paging_only,
 };
 use teleapi_domain::{AccountSid, CallSid, Form, InvalidParameter, ProblemKind, Subject};
 

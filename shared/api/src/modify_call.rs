@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::intents::{self, CallChange};
 use super::representation::call_resource;
 use super::{Route, Services, Success, form_body};
-use teleapi_domain::modify::plan;
+use teleapi_domain::call::plan;
 use teleapi_domain::{IntentSid, ModifyRequest};
 
 pub async fn modify_call(

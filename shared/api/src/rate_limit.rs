@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::error::ApiError;
-use teleapi_domain::rate_limit::{RateLimit, TokenBucket};
+use teleapi_domain::account::{RateLimit, TokenBucket};
 use teleapi_domain::{Account, AccountSid, Timestamp};
 
 pub struct RateLimiter {

@@ -12,8 +12,9 @@ use super::error::ApiError;
 use super::intents::{self, CallChange};
 use super::representation::BASE_PATH;
 use super::{Route, Services, Success, form_body};
-use teleapi_domain::modify::Planned;
-use teleapi_domain::stream::{self, PlannedStream, StartStream, Stream};
+use teleapi_domain::call::Planned;
+use teleapi_domain::stream;
+use teleapi_domain::stream::{PlannedStream, StartStream, Stream};
 use teleapi_domain::{Call, IntentSid, StreamSid};
 
 /// The Stream resource with Twilio's field names.

@@ -1,8 +1,6 @@
 //! What can be wrong with a request, in the product's terms. The API layer maps each to an HTTP
 //! status and a Twilio-style code in one place (`api::error`).
 
-use super::call::CallStatus;
-
 /// What kind of problem a parameter has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProblemKind {
@@ -45,13 +43,4 @@ pub enum ConferenceStateError {
     Ended(String),
     #[error("The participant {0} has left the conference and can no longer be modified")]
     ParticipantLeft(String),
-}
-
-/// The request is valid but the call's state does not allow it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CallStateError {
-    #[error("The call has ended (status {}) and can no longer be modified", .0.as_str())]
-    Ended(CallStatus),
-    #[error("The call is {} and Mute applies only to a call in progress", .0.as_str())]
-    NotInProgress(CallStatus),
 }

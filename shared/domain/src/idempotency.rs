@@ -1,7 +1,7 @@
 //! `Idempotency-Key`: a retry with the same key returns the first answer and does nothing again.
 
-use super::sid::AccountSid;
-use super::time::Timestamp;
+use crate::sid::AccountSid;
+use crate::time::Timestamp;
 
 /// Longest key accepted. Long enough for a UUID with a prefix, short enough to bound the item.
 pub const MAX_KEY_LENGTH: usize = 255;

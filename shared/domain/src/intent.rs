@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::Command;
-use super::conference::ConferenceCommand;
-use super::sid::{AccountSid, IntentSid, Subject};
-use super::time::Timestamp;
+use crate::sid::{AccountSid, IntentSid, Subject};
+use crate::time::Timestamp;
+use crate::wire::command::Command;
+use crate::wire::conference::ConferenceCommand;
 
 /// The primary action of an intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,25 +208,25 @@ impl From<Command> for IntentCommand {
 pub struct CallCommand {
     pub action: IntentAction,
     pub parameters: BTreeMap<String, String>,
-    pub kind: super::command::CommandType,
-    pub command: super::command::CommandParameters,
+    pub kind: crate::wire::command::CommandType,
+    pub command: crate::wire::command::CommandParameters,
 }
 
 /// `call` with its next intent number (and version), and that intent, pending, with `change`'s
 /// command for the call's worker.
 pub fn next_call_intent(
-    call: &super::call::Call,
+    call: &crate::call::Call,
     change: CallCommand,
     intent_sid: IntentSid,
     now: Timestamp,
     retention: std::time::Duration,
-) -> (super::call::Call, Intent) {
+) -> (crate::call::Call, Intent) {
     let mut next = call.clone();
     next.seq += 1;
     next.version += 1;
     next.date_updated = now;
     let command = Command {
-        version: super::command::COMMAND_VERSION,
+        version: crate::wire::command::COMMAND_VERSION,
         kind: change.kind,
         call_sid: call.sid.clone(),
         account_sid: call.account_sid.clone(),

@@ -42,40 +42,42 @@ macro_rules! words {
     };
 }
 
+// The vocabulary: imports nothing above it.
+pub mod error;
+pub mod form;
+pub mod paging;
+pub mod params;
+pub mod rcml;
+pub mod sid;
+pub mod time;
+pub mod webhook;
+
+// The entities and their rules, one folder per aggregate (mod.rs: the entity; create, modify:
+// what the API may ask of it; apply: what workers' reports do to it; callbacks: what the
+// application is told; listing: its lists), and the messages on the queues (`wire`).
 pub mod account;
 pub mod call;
 pub mod call_log;
-pub mod callback;
-pub mod command;
 pub mod conference;
-pub mod conference_modify;
-pub mod create;
-pub mod error;
-pub mod event;
-pub mod form;
 pub mod idempotency;
 pub mod intent;
-pub mod listing;
-pub mod modify;
-pub mod params;
-pub mod progress;
-pub mod rate_limit;
-pub mod rcml;
 pub mod recording;
-pub mod sid;
 pub mod stream;
-pub mod time;
-pub mod webhook;
+pub mod wire;
 pub mod worker;
 
+#[cfg(test)]
+mod layering;
+
 pub use account::{Account, AccountStatus, AuthToken, RateLimit};
-pub use call::{Call, CallStatus, Direction, Instructions};
-pub use command::{Command, CommandParameters, CommandType};
-pub use error::{CallStateError, ConferenceStateError, InvalidParameter, ProblemKind};
+pub use call::{
+    Call, CallStateError, CallStatus, Direction, HangupStatus, Instructions, ModifyRequest,
+    NewInstructions,
+};
+pub use error::{ConferenceStateError, InvalidParameter, ProblemKind};
 pub use form::Form;
 pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
-pub use modify::{HangupStatus, ModifyRequest, NewInstructions};
 pub use rcml::Rcml;
 pub use sid::{
     AccountSid, CallSid, ConferenceSid, IntentSid, NotificationSid, RecordingSid, StreamSid,
@@ -83,6 +85,7 @@ pub use sid::{
 };
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
+pub use wire::command::{Command, CommandParameters, CommandType};
 
 /// The JSON examples of one section of docs/messages.md (from `heading` to the next `## `), for
 /// the tests that keep the documentation true.

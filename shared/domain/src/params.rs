@@ -2,11 +2,11 @@
 //! name, or a repeated one that may not repeat, is an error; each value parser names the
 //! parameter and says what it expects.
 
-use super::error::{InvalidParameter, ProblemKind};
-use super::form::Form;
-use super::rcml::Rcml;
-use super::sid::shorten;
-use super::webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
+use crate::error::{InvalidParameter, ProblemKind};
+use crate::form::Form;
+use crate::rcml::Rcml;
+use crate::sid::shorten;
+use crate::webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
 
 /// Longest call Twilio allows, and the most `TimeLimit` may say: four hours.
 pub const MAX_TIME_LIMIT_SECONDS: u32 = 14_400;

@@ -5,9 +5,15 @@
 //! always names the same item.
 
 use std::fmt;
+
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserializer, Serializer};
+
+use sha1::{Digest, Sha1};
+
+use serde::Deserialize;
+use serde::Serialize;
 
 /// Why a string is not a Sid of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,7 +163,7 @@ impl NotificationSid {
     /// The sid named by `seed`: the same seed always gives the same sid, so that recording the
     /// same problem twice (a redelivered event, a retried write) gives one notification.
     pub fn derived(seed: &str) -> Self {
-        Self(format!("NO{}", &super::call_log::digest_hex(seed)[..32]))
+        Self(format!("NO{}", &crate::sid::digest_hex(seed)[..32]))
     }
 }
 
@@ -218,6 +224,61 @@ impl Serialize for Subject {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
+}
+
+/// Longest a worker id may be.
+pub(crate) const MAX_ID_LEN: usize = 64;
+
+/// A worker's id: 1 to 64 of `A-Z a-z 0-9 . _ -`. It names one run of a worker process: a
+/// worker that restarts announces itself under a new id, since the calls of the old one have
+/// ended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkerId(String);
+
+impl WorkerId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkerId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let valid = !value.is_empty()
+            && value.len() <= MAX_ID_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "a worker id is 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ -, not {value:?}"
+            ))
+        }
+    }
+}
+
+impl From<WorkerId> for String {
+    fn from(id: WorkerId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Lowercase hex SHA-1 of `text`: a stable name for what an entry records.
+pub(crate) fn digest_hex(text: &str) -> String {
+    Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

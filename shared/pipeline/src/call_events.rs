@@ -1,5 +1,5 @@
 //! The call-events function's work: apply one worker event. Call events go through the state
-//! machine ([`teleapi_domain::progress`]) and one conditional write; command events settle their
+//! machine ([`teleapi_domain::call`]) and one conditional write; command events settle their
 //! intent. Callback jobs are queued before the write that records the event, so a crash between
 //! the two can only repeat a job (same job id, which the application sees as the idempotency
 //! token), never lose one.
@@ -9,14 +9,18 @@ use std::time::Duration;
 
 use crate::consumer::BatchMessage;
 use crate::system_intents::send_after_write;
+use teleapi_domain::call::{Progress, Verdict, progress};
 use teleapi_domain::call_log::{LogEntry, LogLevel, Problem};
-use teleapi_domain::callback::{CallbackJob, JobKind};
-use teleapi_domain::conference::{self, ConferenceEvent, ConferenceEventKind};
-use teleapi_domain::event::{Event, EventKind};
-use teleapi_domain::progress::{Progress, Verdict, progress};
-use teleapi_domain::recording::{self, RecordingReport};
-use teleapi_domain::stream::{self, StreamReport};
-use teleapi_domain::worker::{self, WorkerEvent, WorkerEventKind};
+use teleapi_domain::conference;
+use teleapi_domain::recording;
+use teleapi_domain::stream;
+use teleapi_domain::wire::callback::{CallbackJob, JobKind};
+use teleapi_domain::wire::conference::{ConferenceEvent, ConferenceEventKind};
+use teleapi_domain::wire::event::RecordingReport;
+use teleapi_domain::wire::event::StreamReport;
+use teleapi_domain::wire::event::{Event, EventKind};
+use teleapi_domain::wire::worker::{WorkerEvent, WorkerEventKind};
+use teleapi_domain::worker;
 use teleapi_domain::{IntentSid, IntentStatus, Subject, Timestamp};
 use teleapi_ports::account_cache::AccountCache;
 use teleapi_ports::insight;
@@ -146,10 +150,10 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
     // Call events are most of the traffic: parsed once; only what is not one is looked at again.
     let event = match Event::from_json(body) {
         Ok(event) => event,
-        Err(_) if worker::is_worker_event(body) => {
+        Err(_) if teleapi_domain::wire::worker::is_worker_event(body) => {
             return handle_worker_event(services, body).await;
         }
-        Err(_) if conference::is_conference_event(body) => {
+        Err(_) if teleapi_domain::wire::conference::is_conference_event(body) => {
             return handle_conference_event(services, body).await;
         }
         Err(err) => return Err(EventError::Poison(err.to_string())),

@@ -10,13 +10,13 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::consumer::BatchMessage;
 use crate::system_intents::{SystemOutcome, record_system_intent};
+use teleapi_domain::call::SystemAction;
 use teleapi_domain::call_log::{
     LogLevel, LoggedRequest, LoggedResponse, MAX_BODY_BYTES, Problem, bounded,
 };
-use teleapi_domain::callback::{
+use teleapi_domain::wire::callback::{
     AttemptRecord, CallbackJob, Delivery, JobKind, retry_delay, signature,
 };
-use teleapi_domain::modify::SystemAction;
 use teleapi_domain::{Method, Rcml, Timestamp};
 use teleapi_ports::account_cache::AccountCache;
 use teleapi_ports::insight;

@@ -18,9 +18,9 @@ use std::time::Duration;
 use crate::leases::{
     Lost, SweepError, Swept, drop_lost_call, end_expired_workers, in_call_group, report_in_place,
 };
+use teleapi_domain::call::{recording_failed, stream_failed};
 use teleapi_domain::call_log::{LogLevel, Problem};
 use teleapi_domain::intent::{Intent, IntentAction};
-use teleapi_domain::progress::{recording_failed, stream_failed};
 use teleapi_domain::stream::StreamStatus;
 use teleapi_domain::{CallStatus, IntentStatus, Timestamp};
 use teleapi_ports::{

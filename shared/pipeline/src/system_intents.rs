@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use teleapi_domain::modify::{SystemAction, plan_system};
+use teleapi_domain::call::{SystemAction, plan_system};
 use teleapi_domain::{CallSid, IntentSid, Timestamp};
 use teleapi_ports::retry::Retry;
 use teleapi_ports::{CallStore, CallWrite, OutgoingMessage, Queue, RecordError, StoreError};

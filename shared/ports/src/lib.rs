@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use teleapi_domain::call::CallFilter;
 use teleapi_domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
-use teleapi_domain::callback::Delivery;
 use teleapi_domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
-use teleapi_domain::listing::{CallFilter, Page, PageRequest};
+use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::recording::{PlannedRecording, Recording, RecordingFilter};
-use teleapi_domain::worker::{Worker, WorkerId};
+use teleapi_domain::sid::WorkerId;
+use teleapi_domain::wire::callback::Delivery;
+use teleapi_domain::worker::Worker;
 use teleapi_domain::{
     Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
     Intent, IntentCommand, IntentSid, IntentStatus, Method, NotificationSid, RecordingSid, Subject,

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 
 use crate::StoreError;
-use teleapi_domain::listing::{Page, PageRequest};
+use teleapi_domain::paging::{Page, PageRequest};
 
 /// The most items one page may read. A filter that matches little then answers a partial (even
 /// empty) page with a next page, instead of reading a whole account in one request.

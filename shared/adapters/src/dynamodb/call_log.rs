@@ -13,7 +13,7 @@ use teleapi_domain::call_log::{
     LogEntry, MAX_ENTRIES, Notification, NotificationFilter, RequestEntry,
     notification_position_call,
 };
-use teleapi_domain::listing::{Page, PageRequest};
+use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::{AccountSid, CallSid, NotificationSid, Timestamp};
 use teleapi_ports::paging::{Order, fill_page};
 use teleapi_ports::{CallLogStore, StoreError};

@@ -12,8 +12,8 @@ use teleapi_domain::conference::{
     Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
     conference_position_sid,
 };
-use teleapi_domain::listing::{Page, PageRequest};
-use teleapi_domain::worker::WorkerId;
+use teleapi_domain::paging::{Page, PageRequest};
+use teleapi_domain::sid::WorkerId;
 use teleapi_domain::{AccountSid, CallSid, ConferenceSid};
 use teleapi_ports::paging::{Order, fill_page, resolve};
 use teleapi_ports::{ConferenceStore, ConferenceWrite, RecordError, StoreError};

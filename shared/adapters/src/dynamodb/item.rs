@@ -13,7 +13,8 @@ use teleapi_domain::conference::{
     Conference, ConferenceStatus, EndReason, Participant, ParticipantState, ParticipantStatus,
     conference_position,
 };
-use teleapi_domain::worker::{Worker, WorkerId, WorkerStatus};
+use teleapi_domain::sid::WorkerId;
+use teleapi_domain::worker::{Worker, WorkerStatus};
 use teleapi_domain::{
     Account, AccountStatus, AuthToken, Call, CallStatus, Direction, IdempotencyKey,
     IdempotencyRecord, Instructions, Intent, IntentAction, IntentCommand, IntentStatus, Method,
@@ -197,9 +198,9 @@ pub(super) fn call_item(call: &Call) -> Item {
         .s("AccountSid", call.account_sid.as_str())
         .s(
             "ListingKey",
-            &teleapi_domain::listing::partition_key(&call.account_sid, call.listing_shard),
+            &teleapi_domain::paging::partition_key(&call.account_sid, call.listing_shard),
         )
-        .s("Listing", &teleapi_domain::listing::call_position(call))
+        .s("Listing", &teleapi_domain::call::call_position(call))
         .opt_s(
             "ParentCallSid",
             call.parent_call_sid.as_ref().map(|p| p.as_str()),

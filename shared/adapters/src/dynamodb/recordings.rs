@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::item::{self, n, s};
 use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
-use teleapi_domain::listing::{Page, PageRequest};
+use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::recording::{Recording, RecordingFilter, recording_position_sid};
 use teleapi_domain::{AccountSid, RecordingSid};
 use teleapi_ports::paging::{Order, fill_page};

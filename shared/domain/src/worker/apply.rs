@@ -1,187 +1,10 @@
-//! Media workers as the control plane knows them: each announces itself and renews a lease with
-//! heartbeats on the events queue (group = its WorkerId). A worker whose lease runs out is dead
-//! to the control plane: the calls it owned are ended for it. See docs/messages.md, "Worker
-//! events".
+//! What a worker's heartbeats and its leaving do to its record and its lease.
 
+use super::*;
+use crate::time::Timestamp;
+use crate::wire::worker::WorkerEvent;
+use crate::wire::worker::WorkerEventKind;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-
-use super::event::EVENT_VERSION;
-use super::time::Timestamp;
-
-/// How often a worker sends `worker.heartbeat`.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// How long a heartbeat keeps a worker alive: three intervals, so two lost or late heartbeats
-/// in a row are tolerated.
-pub const LEASE: Duration = Duration::from_secs(30);
-
-/// Longest a worker id may be.
-const MAX_ID_LEN: usize = 64;
-
-/// A worker's id: 1 to 64 of `A-Z a-z 0-9 . _ -`. It names one run of a worker process: a
-/// worker that restarts announces itself under a new id, since the calls of the old one have
-/// ended.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct WorkerId(String);
-
-impl WorkerId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for WorkerId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        let valid = !value.is_empty()
-            && value.len() <= MAX_ID_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if valid {
-            Ok(Self(value))
-        } else {
-            Err(format!(
-                "a worker id is 1 to {MAX_ID_LEN} of A-Z a-z 0-9 . _ -, not {value:?}"
-            ))
-        }
-    }
-}
-
-impl From<WorkerId> for String {
-    fn from(id: WorkerId) -> Self {
-        id.0
-    }
-}
-
-impl std::fmt::Display for WorkerId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a worker says it is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkerState {
-    /// Takes new calls.
-    Active,
-    /// Takes no new calls; the ones it has finish.
-    Draining,
-}
-
-/// One event about a worker itself (not about a call).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerEvent {
-    pub version: u32,
-    pub worker_id: WorkerId,
-    /// When the worker sent it, milliseconds since the Unix epoch.
-    pub timestamp: i64,
-    #[serde(flatten)]
-    pub kind: WorkerEventKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum WorkerEventKind {
-    /// The worker is alive: announces it the first time, renews its lease every
-    /// [`HEARTBEAT_INTERVAL`] after that.
-    #[serde(rename = "worker.heartbeat")]
-    Heartbeat {
-        /// Its own commands queue.
-        command_queue_url: String,
-        /// How many calls it can hold at once.
-        capacity: u32,
-        /// How many it holds now.
-        calls: u32,
-        state: WorkerState,
-    },
-    /// The worker stops, its calls all ended: nothing of it is left to wait for.
-    #[serde(rename = "worker.left")]
-    Left,
-}
-
-/// Whether a message of the events queue is about a worker rather than a call: its `type`
-/// starts with `worker.`.
-pub fn is_worker_event(json: &str) -> bool {
-    super::event::message_type(json).is_some_and(|kind| kind.starts_with("worker."))
-}
-
-impl WorkerEvent {
-    pub fn from_json(json: &str) -> Result<Self, super::event::EventDecodeError> {
-        let event: WorkerEvent = serde_json::from_str(json)?;
-        if event.version != EVENT_VERSION {
-            return Err(super::event::EventDecodeError::Version(event.version));
-        }
-        Ok(event)
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an event always serialises")
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self.kind {
-            WorkerEventKind::Heartbeat { .. } => "worker.heartbeat",
-            WorkerEventKind::Left => "worker.left",
-        }
-    }
-}
-
-/// Where a worker stands, as the control plane records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkerStatus {
-    Active,
-    Draining,
-    /// It said `worker.left`.
-    Left,
-    /// Its lease ran out: the control plane ended its calls.
-    Expired,
-}
-
-impl WorkerStatus {
-    pub const ALL: [WorkerStatus; 4] = [Self::Active, Self::Draining, Self::Left, Self::Expired];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Draining => "draining",
-            Self::Left => "left",
-            Self::Expired => "expired",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == value)
-    }
-
-    /// Holds a lease: its heartbeats count.
-    pub fn is_live(self) -> bool {
-        matches!(self, Self::Active | Self::Draining)
-    }
-}
-
-/// A worker as the control plane records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Worker {
-    pub id: WorkerId,
-    pub command_queue: String,
-    pub capacity: u32,
-    /// Calls it held at its last heartbeat.
-    pub calls: u32,
-    pub status: WorkerStatus,
-    /// The `timestamp` of the last event applied (the worker's clock): an event at or before it
-    /// is a duplicate or stale and changes nothing.
-    pub last_event: Timestamp,
-    /// When the lease runs out without another heartbeat (the control plane's clock).
-    pub lease_expires_at: Timestamp,
-    pub date_created: Timestamp,
-    pub date_updated: Timestamp,
-}
 
 /// What `event` makes of the worker recorded as `current` (`None`: unknown) at `now`, a
 /// heartbeat holding the worker for `lease` ([`LEASE`] when deployed), or why it changes nothing.
@@ -251,6 +74,9 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sid::MAX_ID_LEN;
+    use crate::wire::event::EVENT_VERSION;
+    use crate::wire::worker::is_worker_event;
 
     /// Every worker event example in docs/messages.md decodes and encodes back to itself.
     #[test]

@@ -1,14 +1,17 @@
 //! Accounts, their credentials, and who may act for whom.
 
+mod rate_limit;
+
+pub use rate_limit::*;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-pub use super::rate_limit::RateLimit;
-use super::sid::{AccountSid, random_hex32};
-use super::time::Timestamp;
-
+pub use crate::account::RateLimit;
+use crate::sid::{AccountSid, random_hex32};
+use crate::time::Timestamp;
 /// The secret half of an account's credentials. Never printed: `Debug` and `Display` redact it,
 /// so a stray `{:?}` cannot put it in a log.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

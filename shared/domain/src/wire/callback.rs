@@ -10,14 +10,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 
-use super::API_VERSION;
-use super::call::Call;
-use super::call_log::RequestKind;
-use super::sid::{AccountSid, CallSid, ConferenceSid};
-use super::time::Timestamp;
-use super::webhook::{Method, WebhookUrl};
-
+use crate::call_log::RequestKind;
+use crate::sid::{AccountSid, CallSid, ConferenceSid};
+use crate::webhook::{Method, WebhookUrl};
 pub const JOB_VERSION: u32 = 1;
+
 /// `CallbackSource` of status callbacks, as on Twilio.
 pub const CALLBACK_SOURCE: &str = "call-progress-events";
 
@@ -94,81 +91,6 @@ impl CallbackJob {
         }
         Ok(job)
     }
-}
-
-/// The parameters every request about a call carries (Twilio's set).
-pub fn call_parameters(call: &Call) -> BTreeMap<String, String> {
-    let mut p = BTreeMap::new();
-    p.insert("CallSid".into(), call.sid.to_string());
-    p.insert("AccountSid".into(), call.account_sid.to_string());
-    p.insert("From".into(), call.from.clone());
-    p.insert("To".into(), call.to.clone());
-    p.insert("CallStatus".into(), call.status.as_str().into());
-    p.insert("Direction".into(), call.direction.as_str().into());
-    p.insert("ApiVersion".into(), API_VERSION.into());
-    if let Some(parent) = &call.parent_call_sid {
-        p.insert("ParentCallSid".into(), parent.to_string());
-    }
-    p
-}
-
-/// A StatusCallback about `call` (in the state the event left it), numbered `sequence`.
-pub fn status_callback(
-    call: &Call,
-    event_seq: u64,
-    sequence: u64,
-    at: Timestamp,
-) -> Option<CallbackJob> {
-    let url = call.instructions.status_callback.clone()?;
-    let mut parameters = call_parameters(call);
-    if call.status.is_final() {
-        parameters.insert(
-            "CallDuration".into(),
-            call.duration.unwrap_or(0).to_string(),
-        );
-    }
-    parameters.insert("Timestamp".into(), at.rfc2822());
-    parameters.insert("SequenceNumber".into(), sequence.to_string());
-    parameters.insert("CallbackSource".into(), CALLBACK_SOURCE.into());
-    Some(CallbackJob {
-        version: JOB_VERSION,
-        job_id: format!("{}-e{event_seq}", call.sid),
-        kind: JobKind::StatusCallback,
-        account_sid: call.account_sid.clone(),
-        call_sid: Some(call.sid.clone()),
-        conference_sid: None,
-        url,
-        method: call.instructions.status_callback_method,
-        parameters,
-        attempts: 0,
-        history: Vec::new(),
-    })
-}
-
-/// A FallbackUrl request after the call's RCML failed at `error_url` with `error_code`.
-pub fn fallback(
-    call: &Call,
-    event_seq: u64,
-    error_code: u32,
-    error_url: &str,
-) -> Option<CallbackJob> {
-    let url = call.instructions.fallback_url.clone()?;
-    let mut parameters = call_parameters(call);
-    parameters.insert("ErrorCode".into(), error_code.to_string());
-    parameters.insert("ErrorUrl".into(), error_url.to_owned());
-    Some(CallbackJob {
-        version: JOB_VERSION,
-        job_id: format!("{}-f{event_seq}", call.sid),
-        kind: JobKind::Fallback,
-        account_sid: call.account_sid.clone(),
-        call_sid: Some(call.sid.clone()),
-        conference_sid: None,
-        url,
-        method: call.instructions.fallback_method,
-        parameters,
-        attempts: 0,
-        history: Vec::new(),
-    })
 }
 
 /// Twilio's request signature: Base64 of HMAC-SHA1, keyed by the AuthToken, over the full URL

@@ -6,23 +6,33 @@
 //! records the change. Both are pure: the API layer does the reading and writing.
 
 use std::collections::BTreeMap;
+
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use crate::call::Call;
 
-use super::call::{Call, CallStatus};
-use super::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
-use super::error::{CallStateError, InvalidParameter, ProblemKind};
-use super::form::Form;
-use super::intent::{Intent, IntentAction, IntentStatus};
-use super::params::{Params, conflict, invalid};
-use super::rcml::Rcml;
-use super::sid::{IntentSid, shorten};
-use super::time::Timestamp;
-use super::webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
+use crate::form::Form;
+
+use crate::intent::{Intent, IntentAction, IntentStatus};
+
+use crate::params::{Params, conflict, invalid};
+
+use crate::rcml::Rcml;
+
+use crate::sid::{IntentSid, shorten};
+
+use crate::time::Timestamp;
+
+use crate::webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};
+
+use crate::error::{InvalidParameter, ProblemKind};
+
+use crate::call::CallStatus;
+use crate::call::HangupStatus;
+use crate::wire::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
 
 /// Every parameter the endpoint accepts, in the order problems are reported.
-pub const PARAMETERS: [&str; 12] = [
+pub const MODIFY_PARAMETERS: [&str; 12] = [
     "Url",
     "Method",
     "Twiml",
@@ -36,28 +46,6 @@ pub const PARAMETERS: [&str; 12] = [
     "StatusCallbackEvent",
     "TimeLimit",
 ];
-
-/// How `Status` ends a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HangupStatus {
-    /// End a call that is queued or ringing; no effect on one in progress.
-    Canceled,
-    /// End the call whatever its live state.
-    Completed,
-    /// Not an API value: the control plane ends a call whose RCML failed with no fallback.
-    Failed,
-}
-
-impl HangupStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Canceled => "canceled",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
 
 /// New RCML for the call: fetched from a URL, or given inline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +69,7 @@ pub struct ModifyRequest {
 
 impl ModifyRequest {
     pub fn parse(form: &Form, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
-        let raw = Params::collect(form, &PARAMETERS, &["StatusCallbackEvent"])?;
+        let raw = Params::collect(form, &MODIFY_PARAMETERS, &["StatusCallbackEvent"])?;
 
         let url = raw.url("Url", policy)?;
         let method = raw.method("Method", "Url")?;
@@ -157,7 +145,7 @@ impl ModifyRequest {
                 ProblemKind::NothingToDo,
                 format!(
                     "The request modifies nothing: give at least one of {}",
-                    PARAMETERS.join(", ")
+                    MODIFY_PARAMETERS.join(", ")
                 ),
             ));
         }
@@ -710,4 +698,13 @@ mod tests {
             "no effect means no change"
         );
     }
+}
+
+/// The request is valid but the call's state does not allow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallStateError {
+    #[error("The call has ended (status {}) and can no longer be modified", .0.as_str())]
+    Ended(CallStatus),
+    #[error("The call is {} and Mute applies only to a call in progress", .0.as_str())]
+    NotInProgress(CallStatus),
 }

@@ -8,19 +8,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::command::COMMAND_VERSION;
-use super::conference::{
-    Conference, ConferenceCommand, ConferenceCommandParameters, ConferenceCommandType,
-    ConferenceStatus, Participant, ParticipantStatus,
+use crate::conference::{Conference, ConferenceStatus, Participant, ParticipantStatus};
+use crate::error::{ConferenceStateError, InvalidParameter};
+use crate::form::Form;
+use crate::intent::{Intent, IntentAction, IntentStatus};
+use crate::params::{Params, conflict, invalid};
+use crate::sid::{CallSid, IntentSid, shorten};
+use crate::time::Timestamp;
+use crate::webhook::{AddressPolicy, Method, WebhookUrl};
+use crate::wire::command::COMMAND_VERSION;
+use crate::wire::conference::{
+    ConferenceCommand, ConferenceCommandParameters, ConferenceCommandType,
 };
-use super::error::{ConferenceStateError, InvalidParameter};
-use super::form::Form;
-use super::intent::{Intent, IntentAction, IntentStatus};
-use super::params::{Params, conflict, invalid};
-use super::sid::{CallSid, IntentSid, shorten};
-use super::time::Timestamp;
-use super::webhook::{AddressPolicy, Method, WebhookUrl};
-
 /// What `POST …/Participants/{CallSid}` accepts.
 pub const PARTICIPANT_PARAMETERS: [&str; 10] = [
     "Muted",
@@ -63,7 +62,7 @@ const MAX_LABEL: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddParticipant {
     /// The outgoing call, as `POST …/Calls` would take it (its `Twiml` joins the room).
-    pub call: super::create::CreateRequest,
+    pub call: crate::call::CreateRequest,
     pub muted: bool,
     /// `true`, `false`, `onEnter` or `onExit`.
     pub beep: String,
@@ -82,7 +81,7 @@ impl AddParticipant {
         let call_sid_to_coach: Option<CallSid> = raw
             .get("CallSidToCoach")
             .map(|value| {
-                value.parse().map_err(|e: super::sid::InvalidSid| {
+                value.parse().map_err(|e: crate::sid::InvalidSid| {
                     invalid("CallSidToCoach", format!("CallSidToCoach: {e}"))
                 })
             })
@@ -169,7 +168,7 @@ impl AddParticipant {
             pairs.push(("StatusCallbackEvent".into(), event.to_owned()));
         }
         pairs.push(("Twiml".into(), rcml));
-        let call = super::create::CreateRequest::parse(&Form::from_pairs(pairs), policy)?;
+        let call = crate::call::CreateRequest::parse(&Form::from_pairs(pairs), policy)?;
         Ok(Self {
             call,
             muted,
@@ -231,7 +230,7 @@ impl ParticipantUpdate {
             call_sid_to_coach: raw
                 .get("CallSidToCoach")
                 .map(|value| {
-                    value.parse().map_err(|e: super::sid::InvalidSid| {
+                    value.parse().map_err(|e: crate::sid::InvalidSid| {
                         invalid("CallSidToCoach", format!("CallSidToCoach: {e}"))
                     })
                 })
@@ -501,7 +500,7 @@ pub fn plan(
         parameters: call_parameters,
         status: IntentStatus::Pending,
         reason: None,
-        command: Some(super::intent::IntentCommand::Conference(command)),
+        command: Some(crate::intent::IntentCommand::Conference(command)),
         queue: Some(conference.command_queue.clone()),
         date_created: now,
         date_updated: now,
@@ -665,7 +664,7 @@ mod tests {
             (3, IntentAction::ParticipantUpdate)
         );
         assert_eq!(intent.queue.as_deref(), Some("https://sqs.example/w.fifo"));
-        let Some(super::super::intent::IntentCommand::Conference(command)) = intent.command else {
+        let Some(crate::intent::IntentCommand::Conference(command)) = intent.command else {
             panic!("a conference command")
         };
         assert_eq!(command.kind, ConferenceCommandType::ParticipantUpdate);

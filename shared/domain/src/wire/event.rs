@@ -3,13 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::call::{CallStatus, Direction};
-use super::call_log::{LogLevel, LoggedRequest, LoggedResponse};
-use super::recording::{RecordingReport, RecordingSpec, RecordingStatus};
-use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
-use super::stream::{StreamReport, StreamSpec};
-use super::webhook::{Method, WebhookUrl};
-use super::worker::WorkerId;
+use crate::call::{CallStatus, Direction};
+use crate::call_log::{LogLevel, LoggedRequest, LoggedResponse};
+use crate::recording::{RecordingSpec, RecordingStatus};
+use crate::sid::WorkerId;
+use crate::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
+use crate::stream::StreamSpec;
+use crate::webhook::{Method, WebhookUrl};
 
 pub const EVENT_VERSION: u32 = 1;
 
@@ -260,6 +260,75 @@ impl Event {
             EventKind::StreamFailed { .. } => "stream.failed",
             EventKind::HttpRequest { .. } => "http.request",
             EventKind::CallNotification { .. } => "call.notification",
+        }
+    }
+}
+
+/// A `recording.*` event, as the worker reports it (see [`crate::wire::event::EventKind`]).
+#[derive(Debug, Clone, Copy)]
+pub enum RecordingReport<'a> {
+    Started {
+        seq: u64,
+        account_sid: &'a AccountSid,
+        spec: &'a RecordingSpec,
+        start_time: i64,
+    },
+    Changed {
+        seq: u64,
+        recording_sid: &'a RecordingSid,
+        status: RecordingStatus,
+        duration: Option<u64>,
+        media_url: Option<&'a str>,
+        error_code: Option<u32>,
+    },
+}
+
+impl RecordingReport<'_> {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Started { seq, .. } | Self::Changed { seq, .. } => *seq,
+        }
+    }
+
+    pub fn recording_sid(&self) -> &RecordingSid {
+        match self {
+            Self::Started { spec, .. } => &spec.recording_sid,
+            Self::Changed { recording_sid, .. } => recording_sid,
+        }
+    }
+}
+
+/// A `stream.*` event, as the worker reports it.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamReport<'a> {
+    Started {
+        seq: u64,
+        spec: &'a StreamSpec,
+    },
+    Stopped {
+        seq: u64,
+        stream_sid: &'a StreamSid,
+    },
+    Failed {
+        seq: u64,
+        stream_sid: &'a StreamSid,
+        error: &'a str,
+    },
+}
+
+impl StreamReport<'_> {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Started { seq, .. } | Self::Stopped { seq, .. } | Self::Failed { seq, .. } => {
+                *seq
+            }
+        }
+    }
+
+    pub fn stream_sid(&self) -> &StreamSid {
+        match self {
+            Self::Started { spec, .. } => &spec.stream_sid,
+            Self::Stopped { stream_sid, .. } | Self::Failed { stream_sid, .. } => stream_sid,
         }
     }
 }

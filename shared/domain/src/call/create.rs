@@ -1,24 +1,23 @@
 //! Creating an outgoing call (`POST …/Calls`): who is called, from whom, with which RCML, and the
 //! call and `dial` intent that record it.
 
-use super::recording::{RECORDING_PARAMETERS, RecordingOptions, RecordingSource};
-use super::sid::RecordingSid;
+use crate::recording::{RECORDING_PARAMETERS, RecordingOptions, RecordingSource};
+use crate::sid::RecordingSid;
 use std::fmt;
 use std::time::Duration;
 
-use super::call::{Call, CallStatus, Direction, Instructions};
-use super::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
-use super::error::InvalidParameter;
-use super::form::Form;
-use super::intent::{Intent, IntentAction, IntentStatus};
-use super::listing::shard_of;
-use super::modify::{NewInstructions, Planned};
-use super::params::{Params, conflict, invalid};
-use super::sid::{AccountSid, CallSid, IntentSid, shorten};
-use super::time::Timestamp;
-use super::webhook::{AddressPolicy, Method, StatusCallbackEvents, WebhookUrl};
-
-pub const PARAMETERS: [&str; 20] = [
+use crate::call::shard_of;
+use crate::call::{Call, CallStatus, Direction, Instructions};
+use crate::call::{NewInstructions, Planned};
+use crate::error::InvalidParameter;
+use crate::form::Form;
+use crate::intent::{Intent, IntentAction, IntentStatus};
+use crate::params::{Params, conflict, invalid};
+use crate::sid::{AccountSid, CallSid, IntentSid, shorten};
+use crate::time::Timestamp;
+use crate::webhook::{AddressPolicy, Method, StatusCallbackEvents, WebhookUrl};
+use crate::wire::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
+pub const CREATE_PARAMETERS: [&str; 20] = [
     "From",
     "To",
     "Url",
@@ -46,9 +45,11 @@ pub const MAX_SEND_DIGITS: usize = 32;
 
 /// How long to let the callee's phone ring, in seconds: Twilio's default and maximum.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 60;
+
 pub const MAX_TIMEOUT_SECONDS: u32 = 600;
 
 const MAX_CLIENT_NAME: usize = 121;
+
 const MAX_SIP_URI: usize = 255;
 
 /// Who a call is to or from.
@@ -170,7 +171,7 @@ impl CreateRequest {
     pub fn parse(form: &Form, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
         let raw = Params::collect(
             form,
-            &PARAMETERS,
+            &CREATE_PARAMETERS,
             &["StatusCallbackEvent", "RecordingStatusCallbackEvent"],
         )?;
         let record = match raw.boolean("Record")? {
@@ -224,7 +225,7 @@ impl CreateRequest {
             (None, None) => {
                 return Err(InvalidParameter::new(
                     "Url",
-                    super::error::ProblemKind::Missing,
+                    crate::error::ProblemKind::Missing,
                     "Url or Twiml is required: the RCML the call runs when answered".into(),
                 ));
             }

@@ -6,13 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::modify::HangupStatus;
-use super::rcml::Rcml;
-use super::recording::{PauseBehavior, RecordingSpec, RecordingStatus};
-use super::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
-use super::stream::StreamSpec;
-use super::webhook::{Method, WebhookUrl};
-
+use crate::call::HangupStatus;
+use crate::rcml::Rcml;
+use crate::recording::{PauseBehavior, RecordingSpec, RecordingStatus};
+use crate::sid::{AccountSid, CallSid, IntentSid, RecordingSid, StreamSid};
+use crate::stream::StreamSpec;
+use crate::webhook::{Method, WebhookUrl};
 pub const COMMAND_VERSION: u32 = 1;
 
 /// The primary thing a command asks for. Optional parameters (`mute`, `time_limit`) ride along

@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::time::Timestamp;
-
+use crate::time::Timestamp;
 /// How many API requests an account may make: `per_second` on average, `burst` at once (a token
 /// bucket of `burst` tokens refilled at `per_second`), as API Gateway's usage plans count them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,17 +4,18 @@
 
 use std::time::Duration;
 
-use super::call::{Call, CallStatus, Instructions};
-use super::callback::{self, CallbackJob};
-use super::event::{EVENT_VERSION, Event, EventKind};
-use super::intent::Intent;
-use super::modify::{SystemAction, plan_system};
-use super::recording::{Recording, RecordingStatus};
-use super::sid::{CallSid, IntentSid};
-use super::stream::{Stream, StreamStatus};
-use super::time::Timestamp;
-use super::webhook::CallbackEvent;
-
+use crate::call::fallback;
+use crate::call::status_callback;
+use crate::call::{Call, CallStatus, Instructions};
+use crate::call::{SystemAction, plan_system};
+use crate::intent::Intent;
+use crate::recording::{Recording, RecordingStatus};
+use crate::sid::{CallSid, IntentSid};
+use crate::stream::{Stream, StreamStatus};
+use crate::time::Timestamp;
+use crate::webhook::CallbackEvent;
+use crate::wire::callback::CallbackJob;
+use crate::wire::event::{EVENT_VERSION, Event, EventKind};
 /// What to write for an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
@@ -80,7 +81,7 @@ fn announce(
     if !next.instructions.status_callback_events.contains(event) {
         return None;
     }
-    let mut job = callback::status_callback(next, event_seq, next.callback_seq, at)?;
+    let mut job = status_callback(next, event_seq, next.callback_seq, at)?;
     if event == CallbackEvent::Initiated {
         // Twilio announces the initiated event with CallStatus=initiated.
         job.parameters
@@ -172,7 +173,7 @@ pub fn progress(
                 start_time: None,
                 end_time: None,
                 duration: None,
-                listing_shard: super::listing::shard_of(&event.call_sid, listing_shards),
+                listing_shard: crate::call::shard_of(&event.call_sid, listing_shards),
                 recording: None,
                 streams: Vec::new(),
             };
@@ -253,7 +254,7 @@ pub fn progress(
             let fallback_url = call.instructions.fallback_url.as_ref();
             let failed_fallback =
                 fallback_url.is_some_and(|f| f.as_str().split('#').next() == Some(url.as_str()));
-            if !failed_fallback && let Some(job) = callback::fallback(call, seq, *error_code, url) {
+            if !failed_fallback && let Some(job) = fallback(call, seq, *error_code, url) {
                 return apply(call, bumped(call, seq, now), Some(job), None);
             }
             let reason = format!(
@@ -675,7 +676,7 @@ mod tests {
         assert_eq!(progress.call.status, InProgress);
         assert_eq!(progress.intent, None);
         let job = progress.callback.unwrap();
-        assert_eq!(job.kind, callback::JobKind::Fallback);
+        assert_eq!(job.kind, crate::wire::callback::JobKind::Fallback);
         assert_eq!(job.parameters["ErrorCode"], "11200");
         assert_eq!(job.parameters["ErrorUrl"], "https://app.example.com/rcml");
 

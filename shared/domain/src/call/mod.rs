@@ -1,12 +1,42 @@
 //! The call as the control plane records it: who, where it stands, and the instructions in force.
 
-use serde::{Deserialize, Serialize};
+mod apply;
+mod callbacks;
+mod create;
+mod listing;
+mod modify;
 
-use super::sid::{AccountSid, CallSid, RecordingSid};
-use super::stream::Stream;
-use super::time::Timestamp;
-use super::webhook::{Method, StatusCallbackEvents, WebhookUrl};
-use super::worker::WorkerId;
+pub use apply::*;
+
+pub use callbacks::*;
+
+pub use create::*;
+
+pub use listing::*;
+
+pub use modify::*;
+
+use crate::sid::WorkerId;
+
+use crate::sid::RecordingSid;
+
+use crate::stream::Stream;
+
+use crate::sid::AccountSid;
+use crate::sid::CallSid;
+use crate::time::Timestamp;
+use crate::webhook::Method;
+use crate::webhook::StatusCallbackEvents;
+use crate::webhook::WebhookUrl;
+use serde::Deserialize;
+use serde::Serialize;
+
+/// The listing partition of a call among its account's `shards` (1 if 0): a hash of the
+/// CallSid (its random hex), so that an account's new calls spread evenly over its partitions.
+pub fn shard_of(sid: &CallSid, shards: u8) -> u8 {
+    let random = u16::from_str_radix(&sid.as_str()[2..6], 16).unwrap_or(0);
+    u8::try_from(random % u16::from(shards.max(1))).expect("below a u8")
+}
 
 /// Twilio's call statuses. `queued`, `ringing` and `in-progress` are live; the rest are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,7 +169,7 @@ pub struct Call {
     /// The call's media streams: the running ones and the last few stopped.
     pub streams: Vec<Stream>,
     /// Which of its account's listing partitions the call is in, chosen when it is created
-    /// ([`super::listing::shard_of`]) and kept for its life.
+    /// ([`crate::call::shard_of`]) and kept for its life.
     pub listing_shard: u8,
 }
 
@@ -185,7 +215,29 @@ impl Call {
 
     /// The call placed in one of its account's `listing_shards` listing partitions.
     pub fn listed_in(mut self, listing_shards: u8) -> Self {
-        self.listing_shard = super::listing::shard_of(&self.sid, listing_shards);
+        self.listing_shard = crate::call::shard_of(&self.sid, listing_shards);
         self
+    }
+}
+
+/// How `Status` ends a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HangupStatus {
+    /// End a call that is queued or ringing; no effect on one in progress.
+    Canceled,
+    /// End the call whatever its live state.
+    Completed,
+    /// Not an API value: the control plane ends a call whose RCML failed with no fallback.
+    Failed,
+}
+
+impl HangupStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Canceled => "canceled",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
     }
 }
