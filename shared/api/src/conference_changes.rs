@@ -10,12 +10,11 @@ use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::conferences::{
-    conference_resource, owned_conference, participant_in_path, participant_resource,
-};
+use super::conferences::{conference_resource, participant_in_path, participant_resource};
 use super::create_call::{NewCall, record_new_call};
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
+use super::owned_conference;
 use super::{Route, Services, Success, form_body};
 use teleapi_domain::call::plan_create;
 use teleapi_domain::conference::{

@@ -7,14 +7,15 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::list::{bad_token, envelope, list_path, query_form, suffix};
+use super::owned_conference;
 use super::representation::{API_VERSION, BASE_PATH};
 use super::{Route, Services, Success};
+use teleapi_domain::Account;
 use teleapi_domain::conference::{
     Conference, ConferenceStatus, ListConferencesRequest, ListParticipantsRequest, Participant,
     ParticipantStatus, conference_position, conference_position_sid, participant_position,
 };
 use teleapi_domain::paging::Page;
-use teleapi_domain::{Account, ConferenceSid};
 
 fn conference_path(conference: &Conference) -> String {
     format!(
@@ -67,23 +68,6 @@ pub fn participant_resource(participant: &Participant) -> Value {
             participant.account_sid, participant.conference_sid, state.call_sid
         ),
     })
-}
-
-/// The conference, if it exists and belongs to `owner`; 404 otherwise, whichever it is.
-pub(super) async fn owned_conference(
-    services: &Services,
-    owner: &Account,
-    route: &Route,
-) -> Result<Conference, ApiError> {
-    let raw = route.conference_sid.as_deref().unwrap_or_default();
-    let not_found = || ApiError::NotFound(teleapi_domain::sid::shorten(raw));
-    let sid: ConferenceSid = raw.parse().map_err(|_| not_found())?;
-    services
-        .conferences
-        .conference(&sid)
-        .await?
-        .filter(|c| c.account_sid == owner.sid)
-        .ok_or_else(not_found)
 }
 
 /// The participant the path names: by its CallSid, or by its `Label` among the room's

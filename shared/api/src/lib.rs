@@ -764,6 +764,23 @@ pub async fn owned_call(
         .ok_or_else(|| ApiError::NotFound(sid.to_string()))
 }
 
+/// The conference, if it exists and belongs to `owner`; 404 otherwise, whichever it is.
+pub async fn owned_conference(
+    services: &Services,
+    owner: &Account,
+    route: &Route,
+) -> Result<teleapi_domain::conference::Conference, ApiError> {
+    let raw = route.conference_sid.as_deref().unwrap_or_default();
+    let not_found = || ApiError::NotFound(teleapi_domain::sid::shorten(raw));
+    let sid: teleapi_domain::ConferenceSid = raw.parse().map_err(|_| not_found())?;
+    services
+        .conferences
+        .conference(&sid)
+        .await?
+        .filter(|c| c.account_sid == owner.sid)
+        .ok_or_else(not_found)
+}
+
 /// The call of the path, when it names one (it must be `owner`'s; 404 otherwise).
 pub async fn call_in_path(
     services: &Services,

@@ -82,7 +82,7 @@ pub async fn list_conference_modifications(
     request: &Request,
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
-    let conference = super::conferences::owned_conference(services, &owner, route).await?;
+    let conference = super::owned_conference(services, &owner, route).await?;
     let path = format!(
         "{BASE_PATH}/Accounts/{}/Conferences/{}/Modifications{}",
         owner.sid,

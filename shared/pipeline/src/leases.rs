@@ -9,7 +9,7 @@
 //! index, and a worker is marked only once its calls are all ended and its rooms reported.
 
 use crate::call_events::write_progress;
-use crate::reconcile::ReconcilerServices;
+use crate::services::ReconcilerServices;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 use teleapi_domain::ConferenceSid;
 use teleapi_domain::IntentStatus;

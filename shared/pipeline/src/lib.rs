@@ -13,4 +13,5 @@ pub mod callbacks;
 pub mod consumer;
 pub mod leases;
 pub mod reconcile;
+pub mod services;
 pub mod system_intents;

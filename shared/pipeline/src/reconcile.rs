@@ -12,48 +12,18 @@
 //! What a failed intent leaves waiting for a worker is settled with it: a call no worker took
 //! ends, and a recording or stream it started that no worker ever reported fails.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::leases::{
     Lost, SweepError, Swept, drop_lost_call, end_expired_workers, in_call_group, report_in_place,
 };
+pub use crate::services::ReconcilerServices;
 use teleapi_domain::call::{recording_failed, stream_failed};
 use teleapi_domain::call_log::{LogLevel, Problem};
 use teleapi_domain::intent::{Intent, IntentAction};
 use teleapi_domain::stream::StreamStatus;
 use teleapi_domain::{CallStatus, IntentStatus, Timestamp};
-use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, OutgoingMessage, Queue,
-    RecordingStore, Settlement, StoreError, WorkerStore,
-};
-
-/// What the reconciler works with.
-#[derive(Clone)]
-pub struct ReconcilerServices {
-    /// Read for an account's listing partitions, to find the legs of a dead worker's calls.
-    pub accounts: Arc<dyn AccountStore>,
-    pub calls: Arc<dyn CallStore>,
-    pub workers: Arc<dyn WorkerStore>,
-    pub commands: Arc<dyn Queue>,
-    /// Where the StatusCallbacks of calls ended for a dead worker go.
-    pub callbacks: Arc<dyn Queue>,
-    /// Where the notifications of the calls it ends go.
-    pub call_log: Arc<dyn CallLogStore>,
-    /// Read for a dead worker's call's recording, to fail it if it is not final.
-    pub recordings: Arc<dyn RecordingStore>,
-    /// Read for a dead worker's rooms, to end them.
-    pub conferences: Arc<dyn ConferenceStore>,
-    /// The events queue, where the reconciler reports what a worker cannot (streams and
-    /// recordings failed, rooms ended) in its place; the call-events function applies them as
-    /// any worker's.
-    pub events: Arc<dyn Queue>,
-    pub clock: Arc<dyn Clock>,
-    /// How long ending one call may keep retrying its write against concurrent writers.
-    pub write_budget: Duration,
-    /// The TTL of the intents that hang up those legs, and of the calls' notifications.
-    pub intent_retention: Duration,
-}
+use teleapi_ports::{CallStore, OutgoingMessage, Settlement, StoreError};
 
 /// How often the deployed reconciler looks for expired leases within its one-minute run (at
 /// 0, 20 and 40 s): with the 30 s lease, a dead worker's calls end within about 50 s of its
