@@ -1,0 +1,71 @@
+//! What a path names, as the account asking may see it: the account acting (a parent may act
+//! for its subaccounts), the call or the conference, each only if that account owns it (404
+//! otherwise, whichever it is).
+
+use lambda_http::Request;
+
+use crate::error::ApiError;
+use teleapi_domain::{Account, Call, CallSid};
+
+use crate::auth;
+use crate::routes::Route;
+use crate::services::Services;
+
+/// The caller (from the credentials) and the account the path names, which the caller must be
+/// allowed to act for.
+pub async fn accounts(
+    services: &Services,
+    route: &Route,
+    request: &Request,
+) -> Result<(Account, Account), ApiError> {
+    let caller = auth::authenticate(services, request.headers()).await?;
+    // The caller's share, counted before anything is read or written for the request.
+    if let Some(limiter) = &services.rate_limiter {
+        limiter.admit(&caller, services.clock.now())?;
+    }
+    let owner = auth::authorize(services, caller.clone(), &route.account_sid).await?;
+    Ok((caller, owner))
+}
+
+/// The call, if it exists and belongs to `owner`; 404 otherwise, whichever it is.
+pub async fn owned_call(
+    services: &Services,
+    owner: &Account,
+    sid: &CallSid,
+) -> Result<Call, ApiError> {
+    services
+        .calls
+        .call(sid)
+        .await?
+        .filter(|call| call.account_sid == owner.sid)
+        .ok_or_else(|| ApiError::NotFound(sid.to_string()))
+}
+
+/// The conference, if it exists and belongs to `owner`; 404 otherwise, whichever it is.
+pub async fn owned_conference(
+    services: &Services,
+    owner: &Account,
+    route: &Route,
+) -> Result<teleapi_domain::conference::Conference, ApiError> {
+    let raw = route.conference_sid.as_deref().unwrap_or_default();
+    let not_found = || ApiError::NotFound(teleapi_domain::sid::shorten(raw));
+    let sid: teleapi_domain::ConferenceSid = raw.parse().map_err(|_| not_found())?;
+    services
+        .conferences
+        .conference(&sid)
+        .await?
+        .filter(|c| c.account_sid == owner.sid)
+        .ok_or_else(not_found)
+}
+
+/// The call of the path, when it names one (it must be `owner`'s; 404 otherwise).
+pub async fn call_in_path(
+    services: &Services,
+    owner: &Account,
+    route: &Route,
+) -> Result<Option<Call>, ApiError> {
+    match route.call_sid {
+        Some(_) => Ok(Some(owned_call(services, owner, &route.call_sid()?).await?)),
+        None => Ok(None),
+    }
+}
