@@ -1,0 +1,75 @@
+//! Accounts on DynamoDB.
+
+use super::*;
+
+#[async_trait]
+impl AccountStore for DynamoStore {
+    async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.accounts)
+            .key("AccountSid", s(sid.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.map(|i| item::account_from(&i)).transpose()
+    }
+
+    async fn insert_account(&self, account: &Account) -> Result<(), InsertError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.accounts)
+            .set_item(Some(item::account_item(account)))
+            .condition_expression("attribute_not_exists(AccountSid)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
+            Err(err) => Err(store_error(err).into()),
+        }
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let mut update =
+            "SET AuthToken = :token, #status = :status, ListingShards = :shards".to_owned();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.accounts)
+            .key("AccountSid", s(account.sid.as_str()))
+            .condition_expression("attribute_exists(AccountSid)")
+            .expression_attribute_names("#status", "Status")
+            .expression_attribute_values(":token", s(account.auth_token.expose()))
+            .expression_attribute_values(":status", s(account.status.as_str()))
+            .expression_attribute_values(":shards", n(account.listing_shards));
+        let mut removed = Vec::new();
+        match account.rate_limit {
+            Some(limit) => {
+                update.push_str(", RatePerSecond = :rate, RateBurst = :burst");
+                request = request
+                    .expression_attribute_values(":rate", n(limit.per_second))
+                    .expression_attribute_values(":burst", n(limit.burst));
+            }
+            None => removed.extend(["RatePerSecond", "RateBurst"]),
+        }
+        match &account.usage_key {
+            Some(key) => {
+                update.push_str(", UsageKey = :key");
+                request = request.expression_attribute_values(":key", s(key));
+            }
+            None => removed.push("UsageKey"),
+        }
+        if !removed.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removed.join(", ")));
+        }
+        match request.update_expression(update).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+}
