@@ -1045,6 +1045,32 @@ async fn an_unacknowledged_message_comes_back_and_holds_its_group(b: &Backend) {
     assert_eq!(again[0].receive_count, 2);
 }
 
+async fn a_released_message_is_delivered_again_at_once(b: &Backend) {
+    let q = b.commands.as_ref();
+    q.send(None, &message("R", "r1", "not mine")).await.unwrap();
+    q.send(None, &message("R", "r2", "after it")).await.unwrap();
+    let got = q
+        .receive(None, 1, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(got[0].body, "not mine");
+    q.release(None, &got[0].receipt).await.unwrap();
+    // At once (the visibility timeout is 2 s in tests), first in its group again, counted.
+    let again = q
+        .receive(None, 1, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "released: visible again at once");
+    assert_eq!(again[0].body, "not mine");
+    assert_eq!(again[0].receive_count, 2);
+    q.delete(None, &again[0].receipt).await.unwrap();
+    let next = q
+        .receive(None, 1, Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(next[0].body, "after it");
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -1290,6 +1316,7 @@ contract!(
     standard_messages_may_be_delayed,
     fifo_order_per_group_and_deduplication,
     an_unacknowledged_message_comes_back_and_holds_its_group,
+    a_released_message_is_delivered_again_at_once,
 );
 
 /// An intent left pending under the earlier layout of the `pending` index (sixteen partitions,

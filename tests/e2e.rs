@@ -67,7 +67,7 @@ impl Local {
         options(&mut chosen);
         let stack = Stack::build(chosen).await.expect("the stack starts");
         let workers = stack.events.workers.clone();
-        let worker_id = stack.simulator.worker_id().clone();
+        let worker_id = stack.simulator.first().id().clone();
         let simulator = stack.simulator.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(teleapi_local::serve(listener, stack, async {
@@ -1260,7 +1260,8 @@ async fn a_worker_that_dies_mid_call(backing: Backing) {
     })
     .await;
 
-    local.simulator.crash();
+    let first = local.simulator.first();
+    local.simulator.kill(first.id().as_str());
     for sid in [&call, &bob] {
         eventually(&format!("{sid} ended"), || {
             status_is(&local, sid, "completed")
@@ -1318,6 +1319,259 @@ async fn a_worker_that_dies_mid_call_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_mid_call_on_moto() {
     a_worker_that_dies_mid_call(Backing::Aws {
+        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
+    })
+    .await;
+}
+
+/// Two workers, lease 5 s, heartbeats every 200 ms, a reconciler every 250 ms.
+async fn two_workers(backing: Backing) -> Local {
+    Local::start_with(backing, |options| {
+        options.worker_lease = Duration::from_secs(5);
+        options.reconcile_every = Duration::from_millis(250);
+        options.simulator.heartbeat = Duration::from_millis(200);
+        options.simulator.workers = 2;
+    })
+    .await
+}
+
+impl Local {
+    /// `GET /dev/Workers`.
+    async fn dev_workers(&self) -> Vec<Value> {
+        self.get(&format!("{}/dev/Workers", self.base)).await["workers"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The worker (as `GET /dev/Workers` shows it) that holds `call`.
+    async fn worker_of(&self, call: &str) -> Option<Value> {
+        self.dev_workers()
+            .await
+            .into_iter()
+            .find(|w| w["calls"].as_array().unwrap().iter().any(|c| c == call))
+    }
+
+    async fn worker_action(&self, id: &str, action: &str) -> (u16, Value) {
+        self.post(
+            &format!("{}/dev/Workers/{id}", self.base),
+            &format!("Action={action}"),
+        )
+        .await
+    }
+
+    /// A call to Bob, answered, with its StatusCallback at `/status-{name}`: the call and its
+    /// leg to Bob.
+    async fn call_bob(&self, name: &str) -> (String, String) {
+        let call = self.incoming("/bob").await;
+        let bob = eventually("Bob's leg answered", || async {
+            let legs = self.legs(&call).await;
+            leg_to(&legs, "client:bob")
+                .filter(|l| l["status"] == "in-progress")
+                .map(|l| l["sid"].as_str().unwrap().to_owned())
+        })
+        .await;
+        let callback = format!("StatusCallback={}", self.app(&format!("/status-{name}")));
+        self.modify(&call, &callback).await;
+        (call, bob)
+    }
+}
+
+/// Two workers; one is killed in the middle of a transfer. Its calls end within the lease and
+/// a sweep, with one `completed` callback each; the other worker's call goes on and can still be
+/// transferred; the dead call refuses a change (409, 21220); a new call lands on the survivor;
+/// the dead worker ends `expired`; and a late event of its reopens nothing.
+async fn a_killed_worker_and_a_survivor(backing: Backing) {
+    let local = two_workers(backing).await;
+    let (doomed, doomed_bob) = local.call_bob("doomed").await;
+    let (kept, kept_bob) = local.call_bob("kept").await;
+    let victim = local.worker_of(&doomed).await.expect("a worker holds it");
+    let survivor = local.worker_of(&kept).await.expect("a worker holds it");
+    assert_ne!(
+        victim["id"], survivor["id"],
+        "new calls go to the workers in turn"
+    );
+    assert!(
+        victim["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| *c == doomed_bob),
+        "a worker lists the legs it holds: {victim}"
+    );
+
+    // Mid-transfer: the redirect is taken, and the worker dies before it can report it.
+    local
+        .modify(&doomed, &format!("Url={}", local.app("/alice")))
+        .await;
+    let victim_id = victim["id"].as_str().unwrap();
+    let (status, killed) = local.worker_action(victim_id, "kill").await;
+    assert_eq!(status, 200, "{killed}");
+    assert_eq!(killed["state"], "dead");
+    let killed_at = Instant::now();
+    for sid in [&doomed, &doomed_bob] {
+        eventually(&format!("{sid} ended"), || {
+            status_is(&local, sid, "completed")
+        })
+        .await;
+    }
+    // The lease (5 s) and a sweep (every 250 ms): the stated bound is the lease plus 20 s.
+    assert!(killed_at.elapsed() < Duration::from_secs(25));
+    let dead = local.worker_action(victim_id, "kill").await.1;
+    assert!(dead["calls"].as_array().unwrap().is_empty(), "{dead}");
+
+    // The survivor's call: untouched, and still transferable.
+    assert_eq!(local.call(&kept).await["status"], "in-progress");
+    local
+        .modify(&kept, &format!("Url={}", local.app("/alice")))
+        .await;
+    eventually("the kept call transferred", || async {
+        let legs = local.legs(&kept).await;
+        let alice = leg_to(&legs, "client:alice")?;
+        (alice["status"] == "in-progress").then_some(())
+    })
+    .await;
+    eventually("Bob's kept leg hung up", || {
+        status_is(&local, &kept_bob, "completed")
+    })
+    .await;
+
+    // The dead call refuses a change, as any ended call.
+    let (status, refused) = local
+        .post(
+            &format!("{}/{doomed}.json", local.calls()),
+            &format!("Url={}", local.app("/alice")),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["code"].as_u64()),
+        (409, Some(21220)),
+        "{refused}"
+    );
+
+    // A new call lands on the survivor.
+    let fresh = local.incoming("/bob").await;
+    let holder = eventually("the new call held", || local.worker_of(&fresh)).await;
+    assert_eq!(holder["id"], survivor["id"]);
+    eventually("the dead worker expired", || async {
+        let workers = local.dev_workers().await;
+        let dead = workers.iter().find(|w| w["id"] == victim["id"])?;
+        (dead["state"] == "expired").then_some(())
+    })
+    .await;
+
+    // A late event of the dead worker (its call answered again) reopens nothing.
+    let late = serde_json::json!({
+        "version": 1,
+        "type": "call.status",
+        "call_sid": doomed,
+        "timestamp": teleapi_domain::Timestamp::now().millis(),
+        "seq": 1000,
+        "status": "in-progress",
+        "start_time": teleapi_domain::Timestamp::now().millis()
+    });
+    let sent = local
+        .client
+        .post(format!("{}/dev/Events", local.base))
+        .body(late.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(local.call(&doomed).await["status"], "completed");
+
+    // Each call's `completed` callback, once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let completed = |name: &str| {
+        local
+            .app
+            .received_at(&format!("/status-{name}"))
+            .into_iter()
+            .filter(|r| r.params["CallStatus"] == "completed")
+            .count()
+    };
+    assert_eq!(
+        completed("doomed"),
+        1,
+        "the dead worker's call is reported once"
+    );
+    assert_eq!(completed("kept"), 0, "the survivor's call goes on");
+}
+
+/// Two workers; one drains: it gets no new call, its call finishes normally (its RCML runs to
+/// the end when Bob's leg is hung up), and then it leaves (`worker.left`).
+async fn a_drained_worker_leaves_when_its_calls_end(backing: Backing) {
+    use teleapi_domain::worker::WorkerStatus;
+    let local = two_workers(backing).await;
+    let (call, bob) = local.call_bob("drained").await;
+    let worker = local.worker_of(&call).await.expect("a worker holds it");
+    let id = worker["id"].as_str().unwrap().to_owned();
+    let (status, draining) = local.worker_action(&id, "drain").await;
+    assert_eq!(status, 200, "{draining}");
+    assert_eq!(draining["state"], "draining");
+    for _ in 0..3 {
+        let other = local.incoming("/bob").await;
+        let holder = eventually("the new call held", || local.worker_of(&other)).await;
+        assert_ne!(
+            holder["id"], worker["id"],
+            "a draining worker gets no new call"
+        );
+    }
+    // Its call goes on until it ends of itself.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(local.call(&call).await["status"], "in-progress");
+    let bob_url = format!("{}/{bob}.json", local.calls());
+    assert_eq!(local.post(&bob_url, "Status=completed").await.0, 200);
+    eventually("the drained worker's call completed", || {
+        status_is(&local, &call, "completed")
+    })
+    .await;
+    let gone = eventually("the drained worker gone", || async {
+        let workers = local.dev_workers().await;
+        let gone = workers.into_iter().find(|w| w["id"] == worker["id"])?;
+        (gone["state"] == "left").then_some(gone)
+    })
+    .await;
+    assert!(gone["calls"].as_array().unwrap().is_empty(), "{gone}");
+    let id = teleapi_domain::sid::WorkerId::try_from(id).unwrap();
+    eventually("the control plane to hear it left", || async {
+        let worker = local.workers.worker(&id).await.unwrap()?;
+        (worker.status == WorkerStatus::Left).then_some(())
+    })
+    .await;
+    let completed = local
+        .app
+        .received_at("/status-drained")
+        .into_iter()
+        .filter(|r| r.params["CallStatus"] == "completed")
+        .count();
+    assert_eq!(completed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_and_a_survivor_in_memory() {
+    a_killed_worker_and_a_survivor(Backing::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_and_a_survivor_on_moto() {
+    a_killed_worker_and_a_survivor(Backing::Aws {
+        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_worker_leaves_when_its_calls_end_in_memory() {
+    a_drained_worker_leaves_when_its_calls_end(Backing::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_worker_leaves_when_its_calls_end_on_moto() {
+    a_drained_worker_leaves_when_its_calls_end(Backing::Aws {
         endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
         prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
     })

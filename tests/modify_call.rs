@@ -686,6 +686,9 @@ impl Queue for FaultyQueue {
     async fn delete(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
         self.inner.delete(queue, receipt).await
     }
+    async fn release(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
+        self.inner.release(queue, receipt).await
+    }
 }
 
 fn with_faulty_queue(world: &mut World) -> Arc<FaultyQueue> {

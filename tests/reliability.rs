@@ -319,7 +319,13 @@ async fn the_simulated_worker_absorbs_redelivered_commands() {
             ..Default::default()
         };
         let worker = tokio::spawn(
-            Simulator::new(commands, "commands.fifo", Arc::new(events.clone()), config).run(),
+            Simulator::new(
+                commands,
+                |n| format!("worker-{n}.fifo"),
+                Arc::new(events.clone()),
+                config,
+            )
+            .run(),
         );
         let call = teleapi_domain::CallSid::generate();
         let command = |kind: &str, seq: u64, parameters: serde_json::Value| {

@@ -17,11 +17,14 @@ use teleapi_domain::{
 use teleapi_ports::OutgoingMessage;
 
 use crate::Stack;
-use crate::simulator::InboundCall;
+use teleapi_worker::InboundCall;
 
 /// Why a dev route refused: a bad request (400, described) or a store failure (500).
 pub enum DevError {
     BadRequest(String),
+    /// Nothing can take it now (503).
+    Unavailable(String),
+    NotFound(String),
     Internal(String),
 }
 
@@ -31,6 +34,14 @@ impl IntoResponse for DevError {
             Self::BadRequest(message) => {
                 let body = error_resource(400, 21200, &message);
                 (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            Self::Unavailable(message) => {
+                let body = error_resource(503, 503, &message);
+                (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+            }
+            Self::NotFound(message) => {
+                let body = error_resource(404, 20404, &message);
+                (StatusCode::NOT_FOUND, Json(body)).into_response()
             }
             Self::Internal(message) => {
                 tracing::error!(error = %message, "dev route failed");
@@ -190,7 +201,16 @@ pub async fn create_incoming_call(
         status_callback_events,
         ..Instructions::default()
     };
-    let simulate = field(&fields, "Status").is_none() && stack.simulator.enabled();
+    // A simulated call goes to the next active worker; with none, it cannot be placed.
+    let worker = match field(&fields, "Status") {
+        None if stack.simulator.enabled() => Some(stack.simulator.pick().ok_or_else(|| {
+            DevError::Unavailable(
+                "no simulated worker takes new calls (all drained or killed)".into(),
+            )
+        })?),
+        _ => None,
+    };
+    let simulate = worker.is_some();
     let mut call = Call::inbound(
         stack.dev_account.sid.clone(),
         from.to_owned(),
@@ -200,12 +220,12 @@ pub async fn create_incoming_call(
         Timestamp::now(),
     )
     .listed_in(stack.dev_account.listing_shards);
-    if simulate {
-        call.command_queue = Some(stack.simulator.queue_url().to_owned());
+    if let Some(worker) = &worker {
+        call.command_queue = Some(worker.queue_url().to_owned());
     }
     stack.calls.insert_call(&call).await.map_err(internal)?;
-    if simulate {
-        stack.simulator.start_inbound(InboundCall {
+    if let Some(worker) = &worker {
+        worker.inbound(InboundCall {
             sid: call.sid.clone(),
             account_sid: call.account_sid.clone(),
             from: call.from.clone(),
@@ -328,4 +348,77 @@ pub async fn sample_rcml(axum::extract::Path(name): axum::extract::Path<String>)
                 .into_response()
         }
     }
+}
+
+/// One simulated worker as `GET /dev/Workers` shows it: its own state, except that a killed
+/// worker whose lease the control plane has swept is `expired`.
+async fn worker_view(
+    stack: &Stack,
+    worker: &crate::simulator::SimulatedWorker,
+) -> Result<serde_json::Value, DevError> {
+    let handle = &worker.handle;
+    let mut state = handle.life().as_str();
+    if handle.life() == teleapi_worker::Life::Dead {
+        let recorded = stack
+            .events
+            .workers
+            .worker(handle.id())
+            .await
+            .map_err(internal)?;
+        if recorded.is_some_and(|w| w.status == teleapi_domain::worker::WorkerStatus::Expired) {
+            state = "expired";
+        }
+    }
+    Ok(serde_json::json!({
+        "id": handle.id(),
+        "state": state,
+        "queue_url": handle.queue_url(),
+        "calls": handle.calls(),
+        "killed_at": worker.killed_at.map(Timestamp::rfc2822),
+    }))
+}
+
+/// `GET /dev/Workers`: the simulated media workers, in the order they started, each with its
+/// state (`active`, `draining`, `left`, `dead` once killed, `expired` once its lease has been
+/// swept) and its live calls (legs included).
+pub async fn list_workers(State(stack): State<Arc<Stack>>) -> Result<Response, DevError> {
+    let mut workers = Vec::new();
+    for worker in stack.simulator.workers() {
+        workers.push(worker_view(&stack, &worker).await?);
+    }
+    Ok(Json(serde_json::json!({ "workers": workers })).into_response())
+}
+
+/// `POST /dev/Workers/{id}` (`Action`: `kill` or `drain`): kills the worker (abrupt: no
+/// heartbeat, command or event after it, no goodbye), or drains it (it takes no new call, lets
+/// its calls finish, then says `worker.left`). 200 with the worker; 404 if there is no such
+/// worker.
+pub async fn change_worker(
+    State(stack): State<Arc<Stack>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> Result<Response, DevError> {
+    let form = Form::parse(&body).map_err(|e| bad_request(e.to_string()))?;
+    let fields = fields(&form, &["Action"])?;
+    let Some(worker) = stack.simulator.worker(&id) else {
+        return Err(DevError::NotFound(format!(
+            "No simulated worker {}",
+            teleapi_domain::sid::shorten(&id)
+        )));
+    };
+    match field(&fields, "Action") {
+        Some("kill") => {
+            stack.simulator.kill(&id);
+        }
+        Some("drain") => worker.handle.drain(),
+        Some(other) => {
+            return Err(bad_request(format!(
+                "Action {:?} is not kill or drain",
+                teleapi_domain::sid::shorten(other)
+            )));
+        }
+        None => return Err(bad_request("Action is required: kill or drain".into())),
+    }
+    let worker = stack.simulator.worker(&id).expect("it was there");
+    Ok(Json(worker_view(&stack, &worker).await?).into_response())
 }

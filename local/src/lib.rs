@@ -40,6 +40,7 @@ const USAGE: &str = "\
 Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME]
                      [--speed FACTOR] [--ring-ms MS] [--no-simulator] [--retention TIME]
                      [--rate-limit RATE[/BURST]] [--recordings-dir DIR] [--log-format FORMAT]
+                     [--workers N] [--lease TIME]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -55,6 +56,11 @@ Options:
   --speed FACTOR      scale every simulated duration (Say, Pause, ring timeouts); default 1
   --ring-ms MS        how long simulated phones ring before answering; default 1500
   --no-simulator      no simulated media worker: commands stay on the commands queue
+  --workers N         how many simulated media workers run, each with its own id, commands
+                      queue and heartbeats (default 1); GET /dev/Workers lists them
+  --lease TIME        how long a worker's heartbeat holds it: 90s, 2m (default 30s, as
+                      deployed); workers heartbeat every third of it, and the reconciler
+                      sweeps at least every half of it
   --retention TIME    how long intents, Idempotency-Keys and queued messages are kept (their
                       TTL): 90s, 10m, 2h, 1d; default 1d (deployed: 30 days for intents)
   --rate-limit RATE[/BURST]
@@ -84,6 +90,8 @@ pub struct Options {
     pub rate_limit: RateLimit,
     /// `--log-format`; `None`: chosen by where standard error goes.
     pub log_format: Option<LogFormat>,
+    /// `--lease`: how long a worker's heartbeat holds it.
+    pub lease: Duration,
 }
 
 /// Why the command line did not give options to run with.
@@ -112,6 +120,7 @@ impl Options {
         let mut retention = stack::DEFAULT_RETENTION;
         let mut rate_limit = RateLimit::DEFAULT;
         let mut log_format = None;
+        let mut lease = teleapi_domain::worker::LEASE;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -142,6 +151,26 @@ impl Options {
                     simulator.ring = Duration::from_millis(ms);
                 }
                 "--no-simulator" => simulator.enabled = false,
+                "--workers" => {
+                    let raw = value("--workers")?;
+                    simulator.workers = raw
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| {
+                            invalid(format!("--workers: {raw:?} is not a number from 1 to 64"))
+                        })?;
+                }
+                "--lease" => {
+                    let raw = value("--lease")?;
+                    lease = parse_duration(&raw)
+                        .filter(|d| *d >= Duration::from_secs(3))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "--lease: {raw:?} is not a time of 3s or more, like 90s"
+                            ))
+                        })?;
+                }
                 "--recordings-dir" => simulator.recordings_dir = value("--recordings-dir")?.into(),
                 "--rate-limit" => {
                     let raw = value("--rate-limit")?;
@@ -193,6 +222,7 @@ impl Options {
             retention,
             rate_limit,
             log_format,
+            lease,
         })
     }
 }
@@ -277,6 +307,8 @@ pub fn router(stack: Stack) -> Router {
         .route("/dev/Accounts", post(dev::create_account))
         .route("/dev/IncomingCalls", post(dev::create_incoming_call))
         .route("/dev/Events", post(dev::post_event))
+        .route("/dev/Workers", get(dev::list_workers))
+        .route("/dev/Workers/{id}", post(dev::change_worker))
         .route(
             "/dev/Calls/{call}/Digits",
             get(dev::call_digits).post(dev::press_digits),
@@ -508,14 +540,18 @@ pub async fn run(options: Options) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let mut simulator = options.simulator;
+    simulator.heartbeat = options.lease / 3;
     let stack = Stack::build(StackOptions {
         backing: options.backing,
         dev,
-        simulator: options.simulator,
+        simulator,
         retention: options.retention,
         rate_limit: options.rate_limit,
         public_url: format!("http://{address}"),
-        ..StackOptions::default()
+        worker_lease: options.lease,
+        // The sweep at least every half lease (every 15 s with the deployed 30 s).
+        reconcile_every: (options.lease / 2).min(StackOptions::default().reconcile_every),
     })
     .await?;
     announce(&banner(address, &stack));
@@ -573,6 +609,22 @@ mod tests {
         assert_eq!(format("text").unwrap(), Some(LogFormat::Text));
         assert_eq!(format("json").unwrap(), Some(LogFormat::Json));
         assert!(matches!(format("pretty"), Err(ArgsError::Invalid(_))));
+    }
+
+    #[test]
+    fn workers_and_their_lease() {
+        let options = parse(&[]).unwrap();
+        assert_eq!(options.simulator.workers, 1);
+        assert_eq!(options.lease, Duration::from_secs(30));
+        let options = parse(&["--workers", "3", "--lease", "6s"]).unwrap();
+        assert_eq!(options.simulator.workers, 3);
+        assert_eq!(options.lease, Duration::from_secs(6));
+        for args in [["--workers", "0"], ["--workers", "many"], ["--lease", "1s"]] {
+            assert!(
+                matches!(parse(&args), Err(ArgsError::Invalid(_))),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

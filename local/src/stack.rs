@@ -107,7 +107,8 @@ pub struct Stack {
 /// The queues of a stack.
 struct Queues {
     commands: Arc<dyn Queue>,
-    commands_url: String,
+    /// Each simulated worker's own commands queue, in `commands`.
+    worker_urls: Vec<String>,
     /// Queue URLs by environment variable, for functions sharing these queues.
     urls: Vec<(String, String)>,
     events: Arc<dyn Queue>,
@@ -116,11 +117,11 @@ struct Queues {
     callbacks_dlq: Arc<dyn Queue>,
 }
 
-fn memory_queues(retention: Duration) -> Queues {
+fn memory_queues(retention: Duration, workers: usize) -> Queues {
     let queues = MemoryQueue::new("commands.fifo").with_retention(retention);
     Queues {
         commands: Arc::new(queues.queue("commands.fifo")),
-        commands_url: "commands.fifo".into(),
+        worker_urls: (1..=workers).map(|n| format!("worker-{n}.fifo")).collect(),
         events: Arc::new(
             queues
                 .queue("events.fifo")
@@ -137,7 +138,11 @@ fn memory_queues(retention: Duration) -> Queues {
     }
 }
 
-async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, String> {
+async fn sqs_queues(
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+    workers: usize,
+) -> Result<Queues, String> {
     let visibility = Duration::from_secs(30);
     let create = |name: String, fifo: bool, dlq: Option<String>| {
         let sqs = sqs.clone();
@@ -155,6 +160,10 @@ async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, S
     };
     let queue = |url: &str| -> Arc<dyn Queue> { Arc::new(SqsQueue::new(sqs.clone(), url)) };
     let commands_url = create(format!("{prefix}-commands"), true, None).await?;
+    let mut worker_urls = Vec::new();
+    for n in 1..=workers {
+        worker_urls.push(create(format!("{prefix}-worker-{n}"), true, None).await?);
+    }
     let events_dlq = create(format!("{prefix}-events-dlq"), true, None).await?;
     let events = create(format!("{prefix}-events"), true, Some(events_dlq.clone())).await?;
     let callbacks_dlq = create(format!("{prefix}-callbacks-dlq"), false, None).await?;
@@ -176,12 +185,12 @@ async fn sqs_queues(sqs: &aws_sdk_sqs::Client, prefix: &str) -> Result<Queues, S
     .collect();
     Ok(Queues {
         urls,
+        worker_urls,
         commands: queue(&commands_url),
         events: queue(&events),
         events_dlq: queue(&events_dlq),
         callbacks: queue(&callbacks),
         callbacks_dlq: queue(&callbacks_dlq),
-        commands_url,
     })
 }
 
@@ -224,13 +233,14 @@ impl Stack {
     /// on this machine can be called).
     pub async fn build(mut options: StackOptions) -> Result<Self, String> {
         let mut function_env = Vec::new();
+        let workers = options.simulator.workers.max(1);
         let (store, queues, description): (Arc<dyn Stores>, Queues, String) = match &options.backing
         {
             Backing::Memory => {
                 let store = MemoryStore::new();
                 (
                     Arc::new(store),
-                    memory_queues(options.retention),
+                    memory_queues(options.retention, workers),
                     "in-memory stores and queues".into(),
                 )
             }
@@ -272,7 +282,7 @@ impl Stack {
                 let where_ = endpoint.as_deref().unwrap_or("the AWS environment");
                 (
                     store,
-                    sqs_queues(&sqs, prefix).await?,
+                    sqs_queues(&sqs, prefix, workers).await?,
                     format!("DynamoDB and SQS at {where_}, names prefixed {prefix}"),
                 )
             }
@@ -373,9 +383,10 @@ impl Stack {
             rate_limiter: Some(Arc::new(RateLimiter::new(options.rate_limit))),
         };
         function_env.extend(queues.urls.iter().cloned());
+        let worker_urls = queues.worker_urls.clone();
         let simulator = Simulator::new(
             queues.commands.clone(),
-            queues.commands_url.clone(),
+            |n| worker_urls[n - 1].clone(),
             queues.events.clone(),
             options.simulator,
         );

@@ -323,6 +323,12 @@ impl<T: Queue> Queue for Instrumented<T> {
             .map_err(|()| QueueError::Unavailable("injected".into()))?;
         self.inner.delete(queue, receipt).await
     }
+    async fn release(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
+        self.step("release")
+            .await
+            .map_err(|()| QueueError::Unavailable("injected".into()))?;
+        self.inner.release(queue, receipt).await
+    }
 }
 
 /// `Arc<dyn Port>` are ports too: wrap what a `Backend` holds.
@@ -483,6 +489,9 @@ impl Queue for Shared<dyn Queue> {
     }
     async fn delete(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
         self.0.delete(queue, receipt).await
+    }
+    async fn release(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
+        self.0.release(queue, receipt).await
     }
 }
 

@@ -116,6 +116,18 @@ impl Queue for SqsQueue {
             .map_err(queue_error)?;
         Ok(())
     }
+
+    async fn release(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(self.url(queue))
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(queue_error)?;
+        Ok(())
+    }
 }
 
 /// Creates a queue (FIFO: the name gets `.fifo` if it lacks it, high-throughput mode) and returns

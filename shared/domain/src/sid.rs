@@ -274,7 +274,7 @@ impl std::fmt::Display for WorkerId {
 }
 
 /// Lowercase hex SHA-1 of `text`: a stable name for what an entry records.
-pub(crate) fn digest_hex(text: &str) -> String {
+pub fn digest_hex(text: &str) -> String {
     Sha1::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -416,6 +416,11 @@ pub trait Queue: Send + Sync {
     ) -> Result<Vec<ReceivedMessage>, QueueError>;
 
     async fn delete(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError>;
+
+    /// Gives a received message back at once, for another receiver (SQS's
+    /// `ChangeMessageVisibility` to 0): a worker hands on a command for a call it does not own.
+    /// Its receive count stays, so a redrive policy still bounds how often it goes round.
+    async fn release(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError>;
 }
 
 /// A request to the application (StatusCallback, FallbackUrl).

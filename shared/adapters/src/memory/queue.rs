@@ -260,4 +260,18 @@ impl Queue for MemoryQueue {
         }
         Ok(())
     }
+
+    async fn release(&self, queue: Option<&str>, receipt: &str) -> Result<(), QueueError> {
+        let mut queues = lock(&self.queues);
+        if let Some(state) = queues.get_mut(self.name(queue)) {
+            for message in &mut state.messages {
+                if message.receipt.as_deref() == Some(receipt) {
+                    message.receipt = None;
+                    message.invisible_until = None;
+                }
+            }
+            state.arrived.notify_waiters();
+        }
+        Ok(())
+    }
 }

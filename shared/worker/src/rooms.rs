@@ -1,13 +1,14 @@
-//! Conference rooms, run for real: who is in each, who is muted, on hold or coaching whom, and
+//! Conference rooms: who is in each, who is muted, on hold or coaching whom, and
 //! when a room starts and ends, reported as conference events (docs/messages.md, "Conference
 //! events") in order, numbered per conference.
 //!
 //! A room is an account's `<Conference>` name while anyone is in it. Its events go through one
 //! task per room, so that they reach the events queue in the order they were numbered even
-//! when several legs join or leave at once.
+//! when several legs join or leave at once. Who hears whom is the media's ([`Media::room`]).
+//!
+//! [`Media::room`]: crate::media::Media::room
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use teleapi_domain::conference::{EndReason, ParticipantState};
@@ -20,12 +21,13 @@ use teleapi_domain::{AccountSid, CallSid, ConferenceSid, IntentSid, Timestamp};
 use teleapi_ports::OutgoingMessage;
 use tokio::sync::mpsc;
 
-use super::rcml::ConferenceNoun;
-use super::{Message, Shared};
+use crate::leg::Message;
+use crate::rcml::ConferenceNoun;
+use crate::worker::Shared;
 
 /// Every room of this worker.
 #[derive(Default)]
-pub(super) struct Rooms {
+pub(crate) struct Rooms {
     inner: Mutex<Inner>,
 }
 
@@ -33,6 +35,9 @@ pub(super) struct Rooms {
 struct Inner {
     rooms: HashMap<ConferenceSid, Room>,
     by_name: HashMap<(AccountSid, String), ConferenceSid>,
+    /// Rooms that ended here: their late commands are this worker's to refuse. (A few bytes a
+    /// room, for the life of the process.)
+    ended: std::collections::HashSet<ConferenceSid>,
 }
 
 struct Room {
@@ -69,7 +74,7 @@ impl Room {
 /// Sends a room's events one after the other, until the room is gone.
 async fn forward(shared: Shared, mut events: mpsc::UnboundedReceiver<ConferenceEvent>) {
     while let Some(event) = events.recv().await {
-        if shared.crashed.load(Ordering::SeqCst) {
+        if !shared.speaks() {
             continue;
         }
         let message = OutgoingMessage::fifo(
@@ -78,15 +83,21 @@ async fn forward(shared: Shared, mut events: mpsc::UnboundedReceiver<ConferenceE
             event.to_json(),
         );
         if let Err(err) = shared.events.send(None, &message).await {
-            tracing::warn!(error = %err, "simulator: conference event not sent");
+            tracing::warn!(error = %err, "worker: conference event not sent");
         }
     }
 }
 
 impl Rooms {
+    /// Whether the room is (or was) this worker's.
+    pub(crate) fn knows(&self, sid: &ConferenceSid) -> bool {
+        let inner = self.inner.lock().unwrap();
+        inner.rooms.contains_key(sid) || inner.ended.contains(sid)
+    }
+
     /// `call_sid` joins the account's room `noun.name` (created if nobody is in it), as `noun`
     /// says; the room starts when someone who starts it is in.
-    pub(super) fn join(
+    pub(crate) fn join(
         &self,
         shared: &Shared,
         account_sid: &AccountSid,
@@ -143,6 +154,7 @@ impl Rooms {
             seq,
             participant: state.clone(),
         });
+        shared.media.room(&sid, &state);
         room.members.insert(call_sid.clone(), Member { state, leg });
         if noun.start_conference_on_enter && !room.started {
             room.started = true;
@@ -158,14 +170,15 @@ impl Rooms {
                 Some(*method),
             );
         }
-        tracing::info!(conference_sid = %sid, call_sid = %call_sid, "simulator: joined");
+        tracing::info!(conference_sid = %sid, call_sid = %call_sid, "worker: joined");
         sid
     }
 
     /// `call_sid` leaves the room (hung up, redirected, removed). The room ends when the last
     /// one leaves, or when someone with `endConferenceOnExit` does: everyone else leaves it
     /// then and goes on with their RCML.
-    pub(super) fn leave(&self, sid: &ConferenceSid, call_sid: &CallSid) {
+    pub(crate) fn leave(&self, shared: &Shared, sid: &ConferenceSid, call_sid: &CallSid) {
+        shared.media.leave_room(sid, call_sid);
         let mut inner = self.inner.lock().unwrap();
         let Some(room) = inner.rooms.get_mut(sid) else {
             return;
@@ -201,7 +214,7 @@ impl Rooms {
 
     /// Carries out a conference command (docs/messages.md, "Conference commands") and reports
     /// its outcome in the conference's group.
-    pub(super) fn command(&self, shared: &Shared, command: ConferenceCommand) {
+    pub(crate) fn command(&self, shared: &Shared, command: ConferenceCommand) {
         let mut inner = self.inner.lock().unwrap();
         let sid = command.conference_sid.clone();
         let outcome = |reason: Option<&str>| {
@@ -264,6 +277,7 @@ impl Rooms {
                     state.end_conference_on_exit = end;
                 }
                 let state = state.clone();
+                shared.media.room(&sid, &state);
                 if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
                     let music = Playing::Music(state.call_sid.clone());
                     play(shared, &sid, music, url, p.hold_method);
@@ -320,9 +334,9 @@ enum Playing {
     Announcement(Option<CallSid>),
 }
 
-/// Fetches the RCML at `url` to play it in the room. The simulator has no audio: fetching it
-/// is the playing. Music that cannot be fetched falls back to the default music; an
-/// announcement is reported as ended, or as failed if it could not be fetched.
+/// Fetches what `url` says to play in the room. Music that cannot be fetched falls back to the
+/// default music; an announcement is reported as ended, or as failed if it could not be
+/// fetched.
 fn play(
     shared: &Shared,
     sid: &ConferenceSid,
@@ -347,7 +361,7 @@ fn play(
         let fetched = matches!(request.send().await, Ok(answer) if answer.status().is_success());
         match what {
             Playing::Music(_) => {
-                tracing::info!(conference_sid = %sid, fetched, "simulator: hold music (the default if not fetched)");
+                tracing::info!(conference_sid = %sid, fetched, "worker: hold music (the default if not fetched)");
             }
             Playing::Announcement(_) => rooms.announced(&sid, call_sid, fetched),
         }
@@ -358,6 +372,7 @@ fn end(inner: &mut Inner, sid: &ConferenceSid, reason: EndReason, ending: Option
     let Some(mut room) = inner.rooms.remove(sid) else {
         return;
     };
+    inner.ended.insert(sid.clone());
     inner
         .by_name
         .remove(&(room.account_sid.clone(), room.name.clone()));
@@ -374,8 +389,8 @@ fn end(inner: &mut Inner, sid: &ConferenceSid, reason: EndReason, ending: Option
         reason,
         call_sid_ending: ending,
     });
-    tracing::info!(conference_sid = %sid, reason = %reason.as_str(), "simulator: conference ended");
+    tracing::info!(conference_sid = %sid, reason = %reason.as_str(), "worker: conference ended");
 }
 
 /// The rooms of one worker, shared by its legs.
-pub(super) type SharedRooms = Arc<Rooms>;
+pub(crate) type SharedRooms = Arc<Rooms>;

@@ -1,4 +1,4 @@
-//! Media streams of simulated calls, speaking Twilio's Media Streams protocol to the
+//! Media streams of a worker's calls, speaking Twilio's Media Streams protocol to the
 //! application's WebSocket exactly: `connected`, `start` (with `customParameters` and the
 //! media format: audio/x-mulaw, 8000 Hz, mono), a `media` message every 20 ms per track (160
 //! bytes of μ-law, base64, with its `track`, `chunk` and `timestamp`), `dtmf` when digits are
@@ -6,8 +6,8 @@
 //! application sends is played back, 20 ms at a time; its `mark` comes back once the audio
 //! sent before it has played (or been cleared), and `clear` empties what is left to play.
 //!
-//! The call has no audio: what it "hears" from the caller is a 440 Hz tone, what it plays them
-//! is a 660 Hz tone, or the application's audio when it sends some.
+//! The audio is the media's ([`AudioTap`]): what the caller says, what the call plays them, and
+//! where the application's audio goes.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -23,11 +23,13 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use super::{Message, Shared, emit};
+use crate::audio::FRAME_BYTES;
+use crate::leg::Message;
+use crate::media::{AudioTap, Track};
+use crate::worker::Shared;
 
 /// Audio per `media` message: 20 ms at 8000 samples a second, one byte each.
 pub const FRAME: Duration = Duration::from_millis(20);
-const FRAME_BYTES: usize = 160;
 /// Most audio the application may have waiting to play: ten minutes (more is dropped).
 const MAX_QUEUED_BYTES: usize = 8_000 * 600;
 
@@ -65,6 +67,7 @@ pub fn start(
     bidirectional: bool,
     leg: mpsc::UnboundedSender<Message>,
 ) -> StreamHandle {
+    let tap = shared.media.tap(call.0);
     let (control, inbox) = mpsc::unbounded_channel();
     let handle = StreamHandle {
         sid: spec.stream_sid.clone(),
@@ -81,7 +84,7 @@ pub fn start(
             &account_sid,
             &spec,
             bidirectional,
-            inbox,
+            (inbox, tap),
         )
         .await;
         let event = match ended {
@@ -90,7 +93,7 @@ pub fn start(
                 stream_sid: sid.clone(),
             },
             Err(error) => {
-                tracing::info!(call_sid = %call_sid, stream_sid = %sid, error = %error, "simulator: stream failed");
+                tracing::info!(call_sid = %call_sid, stream_sid = %sid, error = %error, "worker: stream failed");
                 EventKind::StreamFailed {
                     seq: 2,
                     stream_sid: sid.clone(),
@@ -98,37 +101,10 @@ pub fn start(
                 }
             }
         };
-        emit(&shared, &call_sid, event).await;
+        shared.emit(&call_sid, event).await;
         let _ = leg.send(Message::StreamEnded(sid));
     });
     handle
-}
-
-/// G.711 μ-law of one 16-bit sample.
-fn mulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32_635;
-    let mut value = i32::from(sample);
-    let sign = if value < 0 {
-        value = -value;
-        0x80
-    } else {
-        0
-    };
-    value = value.min(CLIP) + BIAS;
-    let exponent = (0..8).rev().find(|e| value & (0x80 << e) != 0).unwrap_or(0);
-    let mantissa = (value >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) | mantissa) as u8
-}
-
-/// 20 ms of a tone, from sample `n` on.
-fn tone(hz: f64, n: u64) -> Vec<u8> {
-    (0..FRAME_BYTES as u64)
-        .map(|i| {
-            let t = (n + i) as f64 / 8000.0;
-            mulaw(((2.0 * std::f64::consts::PI * hz * t).sin() * 6000.0) as i16)
-        })
-        .collect()
 }
 
 /// What is left to play of what the application sent (bidirectional).
@@ -173,7 +149,7 @@ async fn run(
     account_sid: &AccountSid,
     spec: &StreamSpec,
     bidirectional: bool,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    (mut control, mut tap): (mpsc::UnboundedReceiver<Control>, Box<dyn AudioTap>),
 ) -> Result<(), String> {
     let connect = tokio_tungstenite::connect_async(spec.url.as_str());
     let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), connect)
@@ -204,15 +180,15 @@ async fn run(
         },
     }));
     socket.send(start).await.map_err(send_failed)?;
-    emit(
-        shared,
-        call_sid,
-        EventKind::StreamStarted {
-            seq: 1,
-            stream: spec.clone(),
-        },
-    )
-    .await;
+    shared
+        .emit(
+            call_sid,
+            EventKind::StreamStarted {
+                seq: 1,
+                stream: spec.clone(),
+            },
+        )
+        .await;
 
     let began = Instant::now();
     let mut ticks = tokio::time::interval_at(began + FRAME, FRAME);
@@ -233,7 +209,7 @@ async fn run(
                 let timestamp = frame * 20;
                 let samples = frame * FRAME_BYTES as u64;
                 frame += 1;
-                // What the call plays this frame: the application's audio, else the tone.
+                // What the call plays this frame: the application's audio, else its own.
                 let mut played = None;
                 let mut marks = Vec::new();
                 while let Some(front) = playback.front_mut() {
@@ -256,11 +232,14 @@ async fn run(
                         Queued::Audio(_) => break,
                     }
                 }
+                if let Some(audio) = &played {
+                    tap.play(audio);
+                }
                 for track in tracks {
                     let payload = match (*track, &played) {
                         ("outbound", Some(audio)) => audio.clone(),
-                        ("outbound", None) => tone(660.0, samples),
-                        _ => tone(440.0, samples),
+                        ("outbound", None) => tap.read(Track::Outbound, samples),
+                        _ => tap.read(Track::Inbound, samples),
                     };
                     let message = session.media(track, &payload, timestamp);
                     socket.send(message).await.map_err(send_failed)?;
@@ -328,21 +307,5 @@ async fn run(
                 Some(Err(e)) => return Err(format!("receive: {e}")),
             },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mulaw_matches_g711() {
-        // Reference values of the G.711 μ-law table.
-        assert_eq!(mulaw(0), 0xff);
-        assert_eq!(mulaw(-1), 0x7f);
-        assert_eq!(mulaw(32_767), 0x80);
-        assert_eq!(mulaw(-32_768), 0x00);
-        assert_eq!(mulaw(1_000), 0xce);
-        assert_eq!(tone(440.0, 0).len(), FRAME_BYTES);
     }
 }

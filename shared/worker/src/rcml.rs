@@ -1,11 +1,13 @@
-//! The RCML the simulator understands: the verbs a call-transfer demo needs, parsed into a
-//! program. Unknown verbs are skipped and attributes with values a verb does not take fall back
-//! to their defaults, as a lenient media server would; each is a warning with Twilio's code.
+//! The RCML a worker runs, parsed into a program of verbs. Unknown verbs are skipped and
+//! attributes with values a verb does not take fall back to their defaults, as a lenient media
+//! server would; each is a warning with Twilio's code.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use teleapi_domain::conference::{ConferenceCallback, ConferenceCallbackEvent};
 use teleapi_domain::{AddressPolicy, Method, Rcml, WebhookUrl};
+
+use crate::media::Prompt;
 
 /// Who a `<Dial>` calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +17,7 @@ pub enum DialTarget {
     Conference(ConferenceNoun),
 }
 
-/// `<Conference>` and the attributes the simulator honours (Twilio's names and defaults).
+/// `<Conference>` and the attributes a worker honours (Twilio's names and defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConferenceNoun {
     /// The room's name: one running conference per account and name.
@@ -71,10 +73,8 @@ pub struct StreamNoun {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verb {
-    /// Say, Play and Pause: the call is busy for this many (unscaled) seconds.
-    Speak {
-        seconds: f64,
-    },
+    /// `<Say>`, `<Play>` (a URL or `digits`) and `<Pause>`: the call hears it to its end.
+    Prompt(Prompt),
     Dial {
         target: DialTarget,
         timeout: u32,
@@ -95,8 +95,6 @@ pub enum Verb {
     },
     /// `<Connect><Stream>`: a bidirectional stream; the document goes on when it closes.
     ConnectStream(StreamNoun),
-    /// `<Play digits="…">`: DTMF to the caller (`w`: half a second's wait).
-    PlayDigits(String),
     /// `<Gather>` (DTMF): collects pressed digits until `num_digits`, `finish_on_key` or
     /// `timeout` seconds without one, then requests `action` (the current document's URL if
     /// absent) with `Digits`; with nothing pressed, the document goes on.
@@ -105,6 +103,9 @@ pub enum Verb {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatherVerb {
+    /// What the caller hears first (a nested `<Say>`, `<Play>` or `<Pause>`); the first key
+    /// pressed stops it, and the timeout runs from its end.
+    pub prompt: Option<Prompt>,
     pub action: Option<String>,
     pub method: Method,
     pub num_digits: Option<usize>,
@@ -197,11 +198,6 @@ fn attribute(start: &BytesStart<'_>, name: &str) -> Option<String> {
         .flatten()
         .find(|a| a.key.as_ref() == name.as_bytes())
         .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-}
-
-/// Seconds `<Say>` takes: about two and a half words a second, at least one second.
-fn speaking_time(text: &str) -> f64 {
-    (text.split_whitespace().count() as f64 / 2.5).max(1.0)
 }
 
 /// The verbs of `document`, in order, and what a worker warns of while reading it: the verbs it
@@ -335,9 +331,12 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>)
                 attrs.warn(13520, "Invalid text: there is nothing to say".into());
                 return None;
             }
-            Some(Verb::Speak {
-                seconds: speaking_time(text) * f64::from(loops.max(1)),
-            })
+            Some(Verb::Prompt(Prompt::Say {
+                text: text.to_owned(),
+                voice: attrs.get("voice"),
+                language: attrs.get("language"),
+                loops: loops.max(1),
+            }))
         }
         "Play" if attrs.get("digits").is_some() => {
             let digits: String = attrs
@@ -347,19 +346,25 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>)
                 .filter(|c| c.is_ascii_digit() || "*#wW".contains(*c))
                 .map(|c| c.to_ascii_lowercase())
                 .collect();
-            Some(Verb::PlayDigits(digits))
+            Some(Verb::Prompt(Prompt::Digits(digits)))
         }
         "Gather" => {
-            if let Some(nested) =
-                noun.filter(|n| !matches!(n.name.as_str(), "Say" | "Play" | "Pause"))
-            {
-                let nested = &nested.name;
-                attrs.warn(
-                    13320,
-                    format!("Invalid nested verb <{nested}>; it is ignored"),
-                );
-            }
+            let prompt = match noun {
+                Some(nested) if matches!(nested.name.as_str(), "Say" | "Play" | "Pause") => {
+                    nested_prompt(&nested)
+                }
+                Some(nested) => {
+                    let nested = &nested.name;
+                    attrs.warn(
+                        13320,
+                        format!("Invalid nested verb <{nested}>; it is ignored"),
+                    );
+                    None
+                }
+                None => None,
+            };
             Some(Verb::Gather(GatherVerb {
+                prompt,
                 action: attrs.get("action"),
                 method: attrs.method("method", 13312),
                 num_digits: attrs
@@ -377,16 +382,14 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>)
         "Play" => {
             // loop="0" plays until something else happens.
             let loops = attrs.read("loop", 13410, count).unwrap_or(1);
-            let seconds = if loops == 0 {
-                3600.0
-            } else {
-                2.0 * f64::from(loops)
-            };
-            Some(Verb::Speak { seconds })
+            Some(Verb::Prompt(Prompt::Play {
+                url: text.to_owned(),
+                loops,
+            }))
         }
-        "Pause" => Some(Verb::Speak {
-            seconds: f64::from(attrs.read("length", 13910, count).unwrap_or(1)),
-        }),
+        "Pause" => Some(Verb::Prompt(Prompt::Pause {
+            seconds: attrs.read("length", 13910, count).unwrap_or(1),
+        })),
         "Dial" => {
             let timeout = attrs
                 .read("timeout", 13212, |t| count(t).filter(|t| *t > 0))
@@ -423,6 +426,30 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>)
         "Hangup" => Some(Verb::Hangup),
         "Reject" => Some(Verb::Reject {
             busy: attrs.get("reason").as_deref() == Some("busy"),
+        }),
+        _ => None,
+    }
+}
+
+/// A `<Gather>`'s nested `<Say>`, `<Play>` or `<Pause>`, as its defaults have it where its
+/// attributes say nothing usable.
+fn nested_prompt(noun: &Noun) -> Option<Prompt> {
+    let attr = |name: &str| attribute(&noun.start, name);
+    let number = |name: &str| attr(name).and_then(|v| count(v.trim()));
+    match noun.name.as_str() {
+        "Say" if !noun.text.is_empty() => Some(Prompt::Say {
+            text: noun.text.clone(),
+            voice: attr("voice"),
+            language: attr("language"),
+            loops: number("loop").unwrap_or(1).max(1),
+        }),
+        "Play" if attr("digits").is_some() => None,
+        "Play" if !noun.text.is_empty() => Some(Prompt::Play {
+            url: noun.text.clone(),
+            loops: number("loop").unwrap_or(1),
+        }),
+        "Pause" => Some(Prompt::Pause {
+            seconds: number("length").unwrap_or(1),
         }),
         _ => None,
     }
@@ -530,9 +557,17 @@ mod tests {
         assert_eq!(
             verbs,
             [
-                Verb::Speak { seconds: 2.4 },
-                Verb::Speak { seconds: 2.0 },
-                Verb::Speak { seconds: 4.0 },
+                Verb::Prompt(Prompt::Say {
+                    text: "Please hold while we connect you".into(),
+                    voice: None,
+                    language: None,
+                    loops: 1
+                }),
+                Verb::Prompt(Prompt::Pause { seconds: 2 }),
+                Verb::Prompt(Prompt::Play {
+                    url: "https://app.example.com/hold.mp3".into(),
+                    loops: 2
+                }),
                 Verb::Dial {
                     target: DialTarget::Leg("client:bob".into()),
                     timeout: 20
@@ -579,13 +614,19 @@ mod tests {
                     method: Method::Get
                 },
                 Verb::Gather(GatherVerb {
+                    prompt: Some(Prompt::Say {
+                        text: "Your PIN".into(),
+                        voice: None,
+                        language: None,
+                        loops: 1
+                    }),
                     action: Some("/pin".into()),
                     method: Method::Post,
                     num_digits: Some(4),
                     finish_on_key: "#".into(),
                     timeout: 10.0,
                 }),
-                Verb::PlayDigits("12w#".into()),
+                Verb::Prompt(Prompt::Digits("12w#".into())),
                 Verb::Reject { busy: true },
                 Verb::Hangup,
             ]
@@ -637,10 +678,19 @@ mod tests {
         assert_eq!(
             verbs,
             [
-                Verb::Speak { seconds: 1.0 },
-                Verb::Speak { seconds: 2.0 },
-                Verb::Speak { seconds: 1.0 },
+                Verb::Prompt(Prompt::Say {
+                    text: "Hello".into(),
+                    voice: None,
+                    language: None,
+                    loops: 1
+                }),
+                Verb::Prompt(Prompt::Play {
+                    url: "music.mp3".into(),
+                    loops: 1
+                }),
+                Verb::Prompt(Prompt::Pause { seconds: 1 }),
                 Verb::Gather(GatherVerb {
+                    prompt: None,
                     action: None,
                     method: Method::Post,
                     num_digits: None,
