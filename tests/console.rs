@@ -114,6 +114,10 @@ async fn page(client: &Client) -> Value {
                 sid: e.dataset.sid, status: e.dataset.status,
                 parent: e.dataset.parent, depth: e.dataset.depth,
             })),
+            workers: all('#workers .worker').map((e) => ({
+                id: e.dataset.id, state: e.dataset.state,
+                calls: [...e.querySelectorAll('[data-sid]')].map((c) => c.dataset.sid),
+            })),
             rows: all('#timeline tr.row').map((e) => ({
                 kind: e.dataset.kind, status: e.dataset.status ?? null,
                 code: e.dataset.code ?? null, text: e.textContent,
@@ -231,6 +235,22 @@ async fn the_console_shows_a_transfer_placed_from_the_page() {
             && rows(p, "intent").iter().any(|r| r["status"] == "applied")
             && rows(p, "callback").len() >= 3
             && rows(p, "fetch").len() >= 2
+    })
+    .await;
+    // The media worker, with the calls it holds: the caller and Alice's leg (Bob's has ended).
+    let alice = calls(&shown)
+        .into_iter()
+        .find(|c| c["parent"] == parent.as_str() && c["status"] == "in-progress")
+        .unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut held = vec![parent.clone(), alice];
+    held.sort();
+    let shown = until(&client, "the worker and its calls", |p| {
+        p["workers"].as_array().is_some_and(|w| {
+            w.len() == 1 && w[0]["state"] == "active" && w[0]["calls"] == serde_json::json!(held)
+        })
     })
     .await;
     let intents = rows(&shown, "intent");

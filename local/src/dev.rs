@@ -419,6 +419,7 @@ pub async fn change_worker(
         }
         None => return Err(bad_request("Action is required: kill or drain".into())),
     }
+    stack.feed.worker_changed(&id);
     let worker = stack.simulator.worker(&id).expect("it was there");
     Ok(Json(worker_view(&stack, &worker).await?).into_response())
 }

@@ -182,6 +182,10 @@ function connectFeed() {
 const KEPT_EVENT = /^(call\.(initiated|status)|command\.|rcml\.failed|recording\.|stream\.)/;
 
 function onFeedMessage(data) {
+  if (data.type === 'worker') {
+    scheduleRefresh({ workers: true });
+    return;
+  }
   if (data.type === 'conference') {
     scheduleRefresh({ list: true, conferences: true });
     return;
@@ -197,7 +201,7 @@ function onFeedMessage(data) {
       state.events.set(sid, kept);
     }
   }
-  scheduleRefresh({ list: true, conferences: true, detail: concernsSelected(sid) });
+  scheduleRefresh({ list: true, conferences: true, workers: true, detail: concernsSelected(sid) });
 }
 
 /** Whether news about this call may change what the selected call's pane shows. */
@@ -211,10 +215,10 @@ function concernsSelected(sid) {
 
 // One timer for all pending refreshes: it fires DEBOUNCE_MS after the last message, or
 // DEBOUNCE_MAX_MS after the first one, whichever comes first.
-const pending = { list: false, conferences: false, detail: false, since: 0, timer: null };
+const pending = { list: false, conferences: false, workers: false, detail: false, since: 0, timer: null };
 
 function scheduleRefresh(what) {
-  for (const key of ['list', 'conferences', 'detail']) pending[key] = pending[key] || Boolean(what[key]);
+  for (const key of ['list', 'conferences', 'workers', 'detail']) pending[key] = pending[key] || Boolean(what[key]);
   const now = Date.now();
   if (!pending.timer) pending.since = now;
   clearTimeout(pending.timer);
@@ -223,8 +227,9 @@ function scheduleRefresh(what) {
 }
 
 function runRefresh() {
-  const { list, conferences, detail } = pending;
-  Object.assign(pending, { list: false, conferences: false, detail: false, timer: null });
+  const { list, conferences, workers, detail } = pending;
+  Object.assign(pending, { list: false, conferences: false, workers: false, detail: false, timer: null });
+  if (workers) refreshWorkers(); // a dev route: no credentials needed
   if (!state.credentials) return;
   if (list) refreshCalls();
   if (conferences) refreshConferences();
@@ -330,6 +335,33 @@ function participantRow(p) {
   p.label ? el('span', { text: p.label }) : null,
   flags.map((flag) => el('span', { class: 'flag', text: flag })),
   badge(p.status));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated media workers, with the calls each holds
+
+let workersGeneration = 0;
+
+async function refreshWorkers() {
+  const generation = ++workersGeneration;
+  const answer = await request('/dev/Workers', { auth: false }).catch(() => null);
+  if (generation !== workersGeneration || !answer?.ok) return;
+  const workers = Array.isArray(answer.json?.workers) ? answer.json.workers : [];
+  $('#workers').replaceChildren(...(workers.length ? workers.map(workerRow)
+    : [el('p', { class: 'muted', text: 'None: commands stay on the queue (--no-simulator).' })]));
+}
+
+function workerRow(worker) {
+  const calls = Array.isArray(worker.calls) ? worker.calls : [];
+  return el('div', { class: 'worker', 'data-id': worker.id, 'data-state': worker.state },
+    el('div', {},
+      el('span', { class: 'mono', text: worker.id }), ' ', badge(worker.state), ' ',
+      el('span', { class: 'muted', text: calls.length === 1 ? '1 call' : `${calls.length} calls` })),
+    calls.map((sid) => el('div', {
+      class: `participant${sid === state.selected ? ' selected' : ''}`,
+      'data-sid': sid,
+      onclick: () => select(sid),
+    }, el('span', { class: 'mono sid', text: shortSid(sid) }))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -588,7 +620,7 @@ $('#place-call').addEventListener('submit', async (e) => {
 /** Runs once credentials are known. */
 function started() {
   $('#account').textContent = state.credentials.account_sid;
-  scheduleRefresh({ list: true, conferences: true });
+  scheduleRefresh({ list: true, conferences: true, workers: true });
   if (state.selected) refreshSelected();
 }
 

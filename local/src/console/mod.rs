@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use teleapi_domain::wire::callback::CallbackJob;
 use teleapi_domain::wire::conference::ConferenceEvent;
 use teleapi_domain::wire::event::Event;
+use teleapi_domain::wire::worker::{WorkerEvent, WorkerEventKind};
 use teleapi_domain::{CallSid, ConferenceSid, Timestamp};
 use tokio::sync::broadcast;
 
@@ -73,7 +74,7 @@ impl Feed {
     }
 
     /// A message of the events queue, once applied: a call's event as it is, a conference's
-    /// as the room it is about; workers' heartbeats are not news.
+    /// as the room it is about, a worker's leaving; workers' heartbeats are not news.
     pub fn event_applied(&self, body: &str) {
         let at = Timestamp::now().millis();
         if let Ok(event) = Event::from_json(body) {
@@ -83,6 +84,10 @@ impl Feed {
             );
         } else if let Ok(event) = ConferenceEvent::from_json(body) {
             self.conference_changed(&event.conference_sid);
+        } else if let Ok(event) = WorkerEvent::from_json(body)
+            && event.kind == WorkerEventKind::Left
+        {
+            self.worker_changed(event.worker_id.as_str());
         }
     }
 
@@ -102,6 +107,12 @@ impl Feed {
     pub fn call_changed(&self, call: &CallSid) {
         let at = Timestamp::now().millis();
         self.publish(json!({"type": "call", "at": at, "call_sid": call}));
+    }
+
+    /// A simulated worker was killed, drained, or left.
+    pub fn worker_changed(&self, worker: &str) {
+        let at = Timestamp::now().millis();
+        self.publish(json!({"type": "worker", "at": at, "worker_id": worker}));
     }
 
     pub fn conference_changed(&self, conference: &ConferenceSid) {

@@ -351,7 +351,9 @@ impl Simulator {
         let started = Timestamp::now().millis();
         let mut workers = Vec::new();
         let mut pending = Vec::new();
-        for n in 1..=config.workers.max(1) {
+        // `--no-simulator`: no worker at all (commands stay on the queue).
+        let count = if config.enabled { config.workers.max(1) } else { 0 };
+        for n in 1..=count {
             let id = WorkerId::try_from(format!("teleapi-local.{started}.{n}"))
                 .expect("a valid worker id");
             let mut worker_config = WorkerConfig::new(id);
@@ -408,6 +410,10 @@ impl Simulator {
     }
 
     /// The first worker (the only one, unless `--workers` said more).
+    ///
+    /// # Panics
+    ///
+    /// With `--no-simulator`, which runs none.
     pub fn first(&self) -> WorkerHandle {
         self.workers.lock().unwrap()[0].handle.clone()
     }

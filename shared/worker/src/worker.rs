@@ -364,6 +364,14 @@ async fn heartbeats(shared: Shared) {
     }
 }
 
+/// How many times a command of a call no worker here has had may go round the shared queue
+/// before a worker refuses it (`call-ended`): by then no worker owns the call (it never had
+/// one, or its worker is gone). Ownership is settled in the moment between a worker taking a
+/// `dial` and the control plane applying its `call.initiated`; each worker that gives a
+/// command back waits [`PASS_ON`] before it reads the queue again, so the others see it first.
+const RELEASE_LIMIT: u32 = 50;
+const PASS_ON: Duration = Duration::from_millis(100);
+
 /// Reads a commands queue and hands each command to its call, until the worker stops reading
 /// it: dead, gone, or (`new_calls`: the shared queue) no longer taking new calls.
 async fn consume(shared: Shared, queue: Arc<dyn Queue>, url: Option<String>, new_calls: bool) {
@@ -384,11 +392,13 @@ async fn consume(shared: Shared, queue: Arc<dyn Queue>, url: Option<String>, new
                 continue;
             }
         };
+        let mut passed_on = false;
         for message in received {
             if !shared.speaks() {
                 return; // killed with commands in hand: they come back to someone else
             }
             let taken = take(&shared, &message, new_calls);
+            passed_on |= !taken;
             let done = if taken {
                 queue.delete(url.as_deref(), &message.receipt).await
             } else {
@@ -398,12 +408,17 @@ async fn consume(shared: Shared, queue: Arc<dyn Queue>, url: Option<String>, new
                 tracing::warn!(error = %err, "worker: could not delete or release a command");
             }
         }
+        if passed_on {
+            tokio::time::sleep(PASS_ON).await;
+        }
     }
 }
 
 /// Hands a received message to its call or room; `false` if it is not this worker's to take
 /// (a command of a call it never had, on the shared queue: its owner takes it).
 fn take(shared: &Shared, message: &ReceivedMessage, from_shared: bool) -> bool {
+    // Passed round long enough: no worker owns it, and this one answers for all.
+    let from_shared = from_shared && message.receive_count < RELEASE_LIMIT;
     match Command::from_json(&message.body) {
         Ok(command) => dispatch(shared, command, from_shared),
         Err(err) => match ConferenceCommand::from_json(&message.body) {
