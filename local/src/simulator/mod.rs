@@ -352,7 +352,11 @@ impl Simulator {
         let mut workers = Vec::new();
         let mut pending = Vec::new();
         // `--no-simulator`: no worker at all (commands stay on the queue).
-        let count = if config.enabled { config.workers.max(1) } else { 0 };
+        let count = if config.enabled {
+            config.workers.max(1)
+        } else {
+            0
+        };
         for n in 1..=count {
             let id = WorkerId::try_from(format!("teleapi-local.{started}.{n}"))
                 .expect("a valid worker id");
