@@ -14,6 +14,7 @@ mod events_callbacks;
 mod infra;
 mod lambda_binaries;
 mod lambda_events;
+mod layering;
 mod load;
 mod local_http;
 mod modify_call;

@@ -66,9 +66,6 @@ pub mod stream;
 pub mod wire;
 pub mod worker;
 
-#[cfg(test)]
-mod layering;
-
 pub use account::{Account, AccountStatus, AuthToken, RateLimit};
 pub use call::{
     Call, CallStateError, CallStatus, Direction, HangupStatus, Instructions, ModifyRequest,

@@ -17,88 +17,19 @@ use teleapi_domain::stream::{StreamCallback, StreamSpec, StreamTrack, StreamUrl}
 use teleapi_domain::wire::command::{Command, CommandType};
 use teleapi_domain::wire::event::EventKind;
 use teleapi_domain::{
-    AccountSid, CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method,
-    StreamSid, Timestamp, WebhookUrl,
+    CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method, StreamSid,
+    Timestamp, WebhookUrl,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::inbox::{Message, Source, Start};
 use crate::media::{Inputs, LegInfo, LegInput, PlayId, Prompt};
 use crate::rcml::{self, DialTarget, GatherVerb, Verb};
 use crate::recorder::{RECORDING_FAILED, Recorder};
+use crate::rooms::SharedRooms;
+use crate::shared::Shared;
 use crate::streams::{self, StreamHandle};
-use crate::worker::Shared;
-
-/// Where a leg's RCML comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum Source {
-    Fetch {
-        url: String,
-        method: Method,
-        /// Parameters besides the call's (a `<Gather>`'s `Digits`).
-        extra: Vec<(&'static str, String)>,
-    },
-    Inline(String),
-}
-
-impl Source {
-    pub(crate) fn fetch(url: String, method: Method) -> Self {
-        Self::Fetch {
-            url,
-            method,
-            extra: Vec::new(),
-        }
-    }
-}
-
-/// What an inbound call looks like when it reaches a worker.
-#[derive(Debug, Clone)]
-pub struct InboundCall {
-    pub sid: CallSid,
-    pub account_sid: AccountSid,
-    pub from: String,
-    pub to: String,
-    pub url: WebhookUrl,
-    pub method: Method,
-}
-
-pub(crate) enum Message {
-    Command(Box<Command>),
-    /// From the parent: hang up (the parent moved on or ended).
-    HangUp,
-    /// From the parent: run this RCML, on your own from now on (MoveConnectedCallLeg).
-    Run(Source),
-    /// From a dialled leg: it answered.
-    LegAnswered(CallSid),
-    /// From a dialled leg: it ended.
-    LegEnded(CallSid),
-    /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
-    ConferenceEnded(ConferenceSid),
-    /// From one of the leg's streams: it is over.
-    StreamEnded(StreamSid),
-    /// From the media.
-    Media(LegInput),
-    /// The worker was killed: stop here, saying nothing.
-    Die,
-}
-
-/// How a leg begins.
-pub(crate) enum Start {
-    Inbound {
-        source: Source,
-        url: WebhookUrl,
-        method: Method,
-    },
-    Outbound {
-        source: Source,
-        timeout: Duration,
-        intent: Box<Command>,
-    },
-    Dialled {
-        timeout: Duration,
-        parent: mpsc::UnboundedSender<Message>,
-    },
-}
 
 /// What a leg is waiting for.
 enum Wait {
@@ -127,6 +58,7 @@ enum Wait {
 
 pub(crate) struct Leg {
     shared: Shared,
+    rooms: SharedRooms,
     info: LegInfo,
     status: CallStatus,
     seq: u64,
@@ -163,7 +95,7 @@ pub(crate) struct Leg {
 }
 
 impl Leg {
-    pub(crate) fn new(shared: &Shared, info: LegInfo) -> Self {
+    pub(crate) fn new(shared: &Shared, rooms: &SharedRooms, info: LegInfo) -> Self {
         let (sender, inbox) = mpsc::unbounded_channel();
         shared
             .legs
@@ -172,6 +104,7 @@ impl Leg {
             .insert(info.sid.clone(), sender.clone());
         Self {
             shared: shared.clone(),
+            rooms: rooms.clone(),
             info,
             status: CallStatus::Queued,
             seq: 0,
@@ -976,7 +909,7 @@ impl Leg {
     /// Leaves the conference the leg is in, if it is in one.
     fn leave_conference(&mut self) {
         if let Some(sid) = self.conference.take() {
-            self.shared.rooms.leave(&self.shared, &sid, &self.info.sid);
+            self.rooms.leave(&self.shared, &sid, &self.info.sid);
         }
     }
 
@@ -1010,7 +943,7 @@ impl Leg {
                     target: DialTarget::Conference(noun),
                     ..
                 } => {
-                    let sid = self.shared.rooms.join(
+                    let sid = self.rooms.join(
                         &self.shared,
                         &self.info.account_sid,
                         &self.info.sid,
@@ -1028,6 +961,7 @@ impl Leg {
                     // The caller's number is the dialled leg's caller ID, as on Twilio.
                     let child = Leg::new(
                         &self.shared,
+                        &self.rooms,
                         LegInfo {
                             sid: CallSid::generate(),
                             account_sid: self.info.account_sid.clone(),

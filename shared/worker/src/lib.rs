@@ -15,17 +15,20 @@
 //! ```
 
 pub mod audio;
+mod inbox;
 mod leg;
 pub mod media;
 pub mod rcml;
 mod recorder;
 mod rooms;
+mod shared;
 mod streams;
 mod worker;
 
-pub use leg::InboundCall;
+pub use inbox::InboundCall;
 pub use media::{
     AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, Recorded, RecordingMedia, Track,
 };
+pub use shared::{Life, WorkerConfig};
 pub use streams::FRAME;
-pub use worker::{Life, SharedQueue, Worker, WorkerConfig, WorkerHandle, WorkerQueues};
+pub use worker::{SharedQueue, Worker, WorkerHandle, WorkerQueues};

@@ -21,9 +21,9 @@ use teleapi_domain::{AccountSid, CallSid, ConferenceSid, IntentSid, Timestamp};
 use teleapi_ports::OutgoingMessage;
 use tokio::sync::mpsc;
 
-use crate::leg::Message;
+use crate::inbox::Message;
 use crate::rcml::ConferenceNoun;
-use crate::worker::Shared;
+use crate::shared::Shared;
 
 /// Every room of this worker.
 #[derive(Default)]
@@ -98,7 +98,7 @@ impl Rooms {
     /// `call_sid` joins the account's room `noun.name` (created if nobody is in it), as `noun`
     /// says; the room starts when someone who starts it is in.
     pub(crate) fn join(
-        &self,
+        self: &Arc<Self>,
         shared: &Shared,
         account_sid: &AccountSid,
         call_sid: &CallSid,
@@ -163,7 +163,7 @@ impl Rooms {
         if let (false, Some((url, method))) = (room.started, &noun.wait) {
             // Waiting for someone who starts the room: its waitUrl plays meanwhile.
             play(
-                shared,
+                (shared, self),
                 &sid,
                 Playing::Music(call_sid.clone()),
                 url,
@@ -214,7 +214,7 @@ impl Rooms {
 
     /// Carries out a conference command (docs/messages.md, "Conference commands") and reports
     /// its outcome in the conference's group.
-    pub(crate) fn command(&self, shared: &Shared, command: ConferenceCommand) {
+    pub(crate) fn command(self: &Arc<Self>, shared: &Shared, command: ConferenceCommand) {
         let mut inner = self.inner.lock().unwrap();
         let sid = command.conference_sid.clone();
         let outcome = |reason: Option<&str>| {
@@ -280,11 +280,11 @@ impl Rooms {
                 shared.media.room(&sid, &state);
                 if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
                     let music = Playing::Music(state.call_sid.clone());
-                    play(shared, &sid, music, url, p.hold_method);
+                    play((shared, self), &sid, music, url, p.hold_method);
                 }
                 if let Some(url) = &p.announce_url {
                     let announcement = Playing::Announcement(Some(state.call_sid.clone()));
-                    play(shared, &sid, announcement, url, p.announce_method);
+                    play((shared, self), &sid, announcement, url, p.announce_method);
                 }
                 room.report(&sid, |seq| ConferenceEventKind::ParticipantUpdated {
                     seq,
@@ -307,7 +307,7 @@ impl Rooms {
             (ConferenceCommandType::ConferenceAnnounce, _) => {
                 if let Some(url) = &p.announce_url {
                     play(
-                        shared,
+                        (shared, self),
                         &sid,
                         Playing::Announcement(None),
                         url,
@@ -338,7 +338,7 @@ enum Playing {
 /// default music; an announcement is reported as ended, or as failed if it could not be
 /// fetched.
 fn play(
-    shared: &Shared,
+    (shared, rooms): (&Shared, &SharedRooms),
     sid: &ConferenceSid,
     what: Playing,
     url: &teleapi_domain::WebhookUrl,
@@ -356,7 +356,7 @@ fn play(
         teleapi_domain::Method::Get => shared.http.get(url.as_str()).query(&params),
         teleapi_domain::Method::Post => shared.http.post(url.as_str()).form(&params),
     };
-    let (sid, rooms) = (sid.clone(), shared.rooms.clone());
+    let (sid, rooms) = (sid.clone(), rooms.clone());
     tokio::spawn(async move {
         let fetched = matches!(request.send().await, Ok(answer) if answer.status().is_success());
         match what {

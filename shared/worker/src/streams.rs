@@ -24,9 +24,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::audio::FRAME_BYTES;
-use crate::leg::Message;
+use crate::inbox::Message;
 use crate::media::{AudioTap, Track};
-use crate::worker::Shared;
+use crate::shared::Shared;
 
 /// Audio per `media` message: 20 ms at 8000 samples a second, one byte each.
 pub const FRAME: Duration = Duration::from_millis(20);

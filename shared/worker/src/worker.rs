@@ -3,54 +3,24 @@
 //! to drain, takes no new call, lets its calls finish and says `worker.left`. Killed, it falls
 //! silent at once, as a crashed process does (docs/messages.md, "Worker events").
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
 use std::time::Duration;
 
-use teleapi_domain::sid::{WorkerId, digest_hex};
+use teleapi_domain::sid::WorkerId;
 use teleapi_domain::wire::command::{Command, CommandType};
 use teleapi_domain::wire::conference::ConferenceCommand;
-use teleapi_domain::wire::event::{EVENT_VERSION, Event, EventKind};
-use teleapi_domain::wire::worker::{WorkerEvent, WorkerEventKind};
-use teleapi_domain::worker::{HEARTBEAT_INTERVAL, WorkerState};
-use teleapi_domain::{CallSid, Direction, IntentSid, Timestamp};
-use teleapi_ports::retry::backoff;
-use teleapi_ports::{OutgoingMessage, Queue, ReceivedMessage};
-use tokio::sync::{Notify, mpsc};
+use teleapi_domain::wire::event::EventKind;
+use teleapi_domain::wire::worker::WorkerEventKind;
+use teleapi_domain::worker::WorkerState;
+use teleapi_domain::{CallSid, Direction};
+use teleapi_ports::{Queue, ReceivedMessage};
 
-use crate::leg::{InboundCall, Leg, Message, Source, Start};
+use crate::inbox::{InboundCall, Message, Source, Start};
+use crate::leg::Leg;
 use crate::media::{LegInfo, Media};
 use crate::rooms::SharedRooms;
-
-/// How a worker runs.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// This run's id: a new one each time the worker starts.
-    pub id: WorkerId,
-    /// How often it sends `worker.heartbeat` (every 10 s as deployed; its lease is three times
-    /// that).
-    pub heartbeat: Duration,
-    /// Multiplies the worker's own timers (a `<Dial>`'s or `<Gather>`'s timeout, the pauses
-    /// of `SendDigits`): 1 for a real worker; less to run a simulated world faster.
-    pub time_scale: f64,
-    /// How many calls it says it can hold.
-    pub capacity: u32,
-    /// How long an RCML fetch may take before it counts as failed (11205).
-    pub fetch_timeout: Duration,
-}
-
-impl WorkerConfig {
-    pub fn new(id: WorkerId) -> Self {
-        Self {
-            id,
-            heartbeat: HEARTBEAT_INTERVAL,
-            time_scale: 1.0,
-            capacity: 10_000,
-            fetch_timeout: Duration::from_secs(10),
-        }
-    }
-}
+use crate::shared::{Life, Shared, WorkerConfig};
 
 /// Where a worker reads its commands and writes its events.
 #[derive(Clone)]
@@ -73,128 +43,10 @@ pub struct SharedQueue {
     pub url: Option<String>,
 }
 
-/// Where a worker is in its life, as `GET /dev/Workers` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Life {
-    /// Takes new calls.
-    Active,
-    /// Takes no new call; leaves once its calls have ended.
-    Draining,
-    /// Said `worker.left`; gone.
-    Left,
-    /// Killed: silent from then on, as a crashed process.
-    Dead,
-}
-
-impl Life {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Draining => "draining",
-            Self::Left => "left",
-            Self::Dead => "dead",
-        }
-    }
-
-    fn from_u8(value: u8) -> Self {
-        match value {
-            0 => Self::Active,
-            1 => Self::Draining,
-            2 => Self::Left,
-            _ => Self::Dead,
-        }
-    }
-}
-
-/// What every leg, room and stream of one worker shares.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub worker_id: WorkerId,
-    /// The worker's own commands queue, as it names it in `call.initiated`.
-    pub queue_url: String,
-    pub events: Arc<dyn Queue>,
-    pub http: reqwest::Client,
-    pub legs: Arc<Mutex<HashMap<CallSid, mpsc::UnboundedSender<Message>>>>,
-    /// Calls that ended here, with the intent of the last command each applied: a `dial`
-    /// delivered again after its call ended must not place the call a second time, and the last
-    /// command delivered again is a redelivery, not news. (A few bytes per call, for the life of
-    /// the process.)
-    pub ended: Arc<Mutex<HashMap<CallSid, Option<IntentSid>>>>,
-    pub config: Arc<WorkerConfig>,
-    life: Arc<AtomicU8>,
-    /// Wakes the loops when the worker's life changes.
-    changed: Arc<Notify>,
-    pub rooms: SharedRooms,
-    pub media: Arc<dyn Media>,
-}
-
-impl Shared {
-    pub fn life(&self) -> Life {
-        Life::from_u8(self.life.load(Ordering::SeqCst))
-    }
-
-    fn set_life(&self, life: Life) {
-        self.life.store(life as u8, Ordering::SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    /// Whether the worker still says anything (not killed).
-    pub fn speaks(&self) -> bool {
-        self.life() != Life::Dead
-    }
-
-    /// `seconds` of the worker's own time.
-    pub fn scaled(&self, seconds: f64) -> Duration {
-        Duration::from_secs_f64((seconds * self.config.time_scale).max(0.0))
-    }
-
-    pub async fn emit(&self, call_sid: &CallSid, kind: EventKind) {
-        self.emit_at(call_sid, Timestamp::now(), kind).await;
-    }
-
-    /// An event of `call_sid` that happened at `at`, in the call's message group.
-    pub async fn emit_at(&self, call_sid: &CallSid, at: Timestamp, kind: EventKind) {
-        if !self.speaks() {
-            return;
-        }
-        let event = Event {
-            version: EVENT_VERSION,
-            call_sid: call_sid.clone(),
-            timestamp: at.millis(),
-            kind,
-        };
-        self.send_event(call_sid.as_str(), event.to_json()).await;
-    }
-
-    /// Sends an event in `group`, deduplicated by its content, so that sending it again after
-    /// a failed attempt cannot report it twice; tries a few times before giving up on it.
-    pub async fn send_event(&self, group: &str, body: String) {
-        let message = OutgoingMessage::fifo(group, digest_hex(&body), body);
-        for attempt in 0..4 {
-            match self.events.send(None, &message).await {
-                Ok(()) => return,
-                Err(err) if attempt == 3 => {
-                    tracing::warn!(error = %err, "worker: event not sent");
-                }
-                Err(_) => tokio::time::sleep(backoff(attempt)).await,
-            }
-        }
-    }
-
-    fn worker_event(&self, kind: WorkerEventKind) -> String {
-        WorkerEvent {
-            version: EVENT_VERSION,
-            worker_id: self.worker_id.clone(),
-            timestamp: Timestamp::now().millis(),
-            kind,
-        }
-        .to_json()
-    }
-}
-
 /// A media worker: the commands it takes, the legs it runs on `media`, the events it sends.
 pub struct Worker {
     shared: Shared,
+    rooms: SharedRooms,
     queues: WorkerQueues,
 }
 
@@ -203,6 +55,7 @@ pub struct Worker {
 #[derive(Clone)]
 pub struct WorkerHandle {
     shared: Shared,
+    rooms: SharedRooms,
 }
 
 impl Worker {
@@ -222,9 +75,9 @@ impl Worker {
                 config: Arc::new(config),
                 life: Arc::new(AtomicU8::new(Life::Active as u8)),
                 changed: Arc::default(),
-                rooms: Arc::default(),
                 media,
             },
+            rooms: Arc::default(),
             queues,
         }
     }
@@ -232,6 +85,7 @@ impl Worker {
     pub fn handle(&self) -> WorkerHandle {
         WorkerHandle {
             shared: self.shared.clone(),
+            rooms: self.rooms.clone(),
         }
     }
 
@@ -241,15 +95,20 @@ impl Worker {
         let heartbeats = tokio::spawn(heartbeats(self.shared.clone()));
         let own = tokio::spawn(consume(
             self.shared.clone(),
+            self.rooms.clone(),
             self.queues.commands.clone(),
             Some(self.queues.own_url.clone()),
             false,
         ));
-        let shared = self
-            .queues
-            .shared
-            .clone()
-            .map(|s| tokio::spawn(consume(self.shared.clone(), s.queue, s.url, true)));
+        let shared = self.queues.shared.clone().map(|s| {
+            tokio::spawn(consume(
+                self.shared.clone(),
+                self.rooms.clone(),
+                s.queue,
+                s.url,
+                true,
+            ))
+        });
         // Until it has left, or is dead.
         loop {
             let changed = self.shared.changed.notified();
@@ -314,7 +173,7 @@ impl WorkerHandle {
             direction: Direction::Inbound,
             parent: None,
         };
-        let leg = Leg::new(&self.shared, info);
+        let leg = Leg::new(&self.shared, &self.rooms, info);
         let source = Source::fetch(call.url.to_string(), call.method);
         leg.spawn(Start::Inbound {
             source,
@@ -374,7 +233,13 @@ const PASS_ON: Duration = Duration::from_millis(100);
 
 /// Reads a commands queue and hands each command to its call, until the worker stops reading
 /// it: dead, gone, or (`new_calls`: the shared queue) no longer taking new calls.
-async fn consume(shared: Shared, queue: Arc<dyn Queue>, url: Option<String>, new_calls: bool) {
+async fn consume(
+    shared: Shared,
+    rooms: SharedRooms,
+    queue: Arc<dyn Queue>,
+    url: Option<String>,
+    new_calls: bool,
+) {
     loop {
         match shared.life() {
             Life::Active => {}
@@ -397,7 +262,7 @@ async fn consume(shared: Shared, queue: Arc<dyn Queue>, url: Option<String>, new
             if !shared.speaks() {
                 return; // killed with commands in hand: they come back to someone else
             }
-            let taken = take(&shared, &message, new_calls);
+            let taken = take(&shared, &rooms, &message, new_calls);
             passed_on |= !taken;
             let done = if taken {
                 queue.delete(url.as_deref(), &message.receipt).await
@@ -416,18 +281,23 @@ async fn consume(shared: Shared, queue: Arc<dyn Queue>, url: Option<String>, new
 
 /// Hands a received message to its call or room; `false` if it is not this worker's to take
 /// (a command of a call it never had, on the shared queue: its owner takes it).
-fn take(shared: &Shared, message: &ReceivedMessage, from_shared: bool) -> bool {
+fn take(
+    shared: &Shared,
+    rooms: &SharedRooms,
+    message: &ReceivedMessage,
+    from_shared: bool,
+) -> bool {
     // Passed round long enough: no worker owns it, and this one answers for all.
     let from_shared = from_shared && message.receive_count < RELEASE_LIMIT;
     match Command::from_json(&message.body) {
-        Ok(command) => dispatch(shared, command, from_shared),
+        Ok(command) => dispatch(shared, rooms, command, from_shared),
         Err(err) => match ConferenceCommand::from_json(&message.body) {
             Ok(command) => {
                 // A room this worker never had, on the queue it shares: its owner takes it.
-                if from_shared && !shared.rooms.knows(&command.conference_sid) {
+                if from_shared && !rooms.knows(&command.conference_sid) {
                     return false;
                 }
-                shared.rooms.command(shared, command);
+                rooms.command(shared, command);
                 true
             }
             Err(_) => {
@@ -438,7 +308,7 @@ fn take(shared: &Shared, message: &ReceivedMessage, from_shared: bool) -> bool {
     }
 }
 
-fn dispatch(shared: &Shared, command: Command, from_shared: bool) -> bool {
+fn dispatch(shared: &Shared, rooms: &SharedRooms, command: Command, from_shared: bool) -> bool {
     let sender = shared.legs.lock().unwrap().get(&command.call_sid).cloned();
     let ended = shared.ended.lock().unwrap().get(&command.call_sid).cloned();
     match (sender, ended) {
@@ -461,7 +331,7 @@ fn dispatch(shared: &Shared, command: Command, from_shared: bool) -> bool {
                 direction: Direction::OutboundApi,
                 parent: None,
             };
-            let leg = Leg::new(shared, info);
+            let leg = Leg::new(shared, rooms, info);
             let source = match (&p.url, &p.rcml) {
                 (Some(url), _) => Source::fetch(url.to_string(), p.method.unwrap_or_default()),
                 (None, Some(rcml)) => Source::Inline(rcml.as_str().to_owned()),

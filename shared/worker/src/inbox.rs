@@ -1,0 +1,81 @@
+//! What reaches a leg's inbox: its call's commands, word from the legs and rooms it is
+//! connected to, and what its media hears; and how a leg begins.
+
+use std::time::Duration;
+
+use teleapi_domain::wire::command::Command;
+use teleapi_domain::{AccountSid, CallSid, ConferenceSid, Method, StreamSid, WebhookUrl};
+use tokio::sync::mpsc;
+
+use crate::media::LegInput;
+
+/// Where a leg's RCML comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Fetch {
+        url: String,
+        method: Method,
+        /// Parameters besides the call's (a `<Gather>`'s `Digits`).
+        extra: Vec<(&'static str, String)>,
+    },
+    Inline(String),
+}
+
+impl Source {
+    pub(crate) fn fetch(url: String, method: Method) -> Self {
+        Self::Fetch {
+            url,
+            method,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// What an inbound call looks like when it reaches a worker.
+#[derive(Debug, Clone)]
+pub struct InboundCall {
+    pub sid: CallSid,
+    pub account_sid: AccountSid,
+    pub from: String,
+    pub to: String,
+    pub url: WebhookUrl,
+    pub method: Method,
+}
+
+pub(crate) enum Message {
+    Command(Box<Command>),
+    /// From the parent: hang up (the parent moved on or ended).
+    HangUp,
+    /// From the parent: run this RCML, on your own from now on (MoveConnectedCallLeg).
+    Run(Source),
+    /// From a dialled leg: it answered.
+    LegAnswered(CallSid),
+    /// From a dialled leg: it ended.
+    LegEnded(CallSid),
+    /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
+    ConferenceEnded(ConferenceSid),
+    /// From one of the leg's streams: it is over.
+    StreamEnded(StreamSid),
+    /// From the media.
+    Media(LegInput),
+    /// The worker was killed: stop here, saying nothing.
+    Die,
+}
+
+/// How a leg begins.
+pub(crate) enum Start {
+    Inbound {
+        source: Source,
+        url: WebhookUrl,
+        method: Method,
+    },
+    Outbound {
+        source: Source,
+        timeout: Duration,
+        intent: Box<Command>,
+    },
+    Dialled {
+        timeout: Duration,
+        parent: mpsc::UnboundedSender<Message>,
+    },
+}

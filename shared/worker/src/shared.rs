@@ -1,0 +1,167 @@
+//! What every leg, room and stream of one worker shares: its id and queues, its life (active,
+//! draining, left, dead), its media, its HTTP client, the calls it holds; and how it reports
+//! events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use teleapi_domain::sid::{WorkerId, digest_hex};
+use teleapi_domain::wire::event::{EVENT_VERSION, Event, EventKind};
+use teleapi_domain::wire::worker::{WorkerEvent, WorkerEventKind};
+use teleapi_domain::worker::HEARTBEAT_INTERVAL;
+use teleapi_domain::{CallSid, IntentSid, Timestamp};
+use teleapi_ports::retry::backoff;
+use teleapi_ports::{OutgoingMessage, Queue};
+use tokio::sync::{Notify, mpsc};
+
+use crate::inbox::Message;
+use crate::media::Media;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This run's id: a new one each time the worker starts.
+    pub id: WorkerId,
+    /// How often it sends `worker.heartbeat` (every 10 s as deployed; its lease is three times
+    /// that).
+    pub heartbeat: Duration,
+    /// Multiplies the worker's own timers (a `<Dial>`'s or `<Gather>`'s timeout, the pauses
+    /// of `SendDigits`): 1 for a real worker; less to run a simulated world faster.
+    pub time_scale: f64,
+    /// How many calls it says it can hold.
+    pub capacity: u32,
+    /// How long an RCML fetch may take before it counts as failed (11205).
+    pub fetch_timeout: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(id: WorkerId) -> Self {
+        Self {
+            id,
+            heartbeat: HEARTBEAT_INTERVAL,
+            time_scale: 1.0,
+            capacity: 10_000,
+            fetch_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where a worker is in its life, as `GET /dev/Workers` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Takes new calls.
+    Active,
+    /// Takes no new call; leaves once its calls have ended.
+    Draining,
+    /// Said `worker.left`; gone.
+    Left,
+    /// Killed: silent from then on, as a crashed process.
+    Dead,
+}
+
+impl Life {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Draining => "draining",
+            Self::Left => "left",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub(crate) fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Self::Active,
+            1 => Self::Draining,
+            2 => Self::Left,
+            _ => Self::Dead,
+        }
+    }
+}
+
+/// What every leg, room and stream of one worker shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub worker_id: WorkerId,
+    /// The worker's own commands queue, as it names it in `call.initiated`.
+    pub queue_url: String,
+    pub events: Arc<dyn Queue>,
+    pub http: reqwest::Client,
+    pub legs: Arc<Mutex<HashMap<CallSid, mpsc::UnboundedSender<Message>>>>,
+    /// Calls that ended here, with the intent of the last command each applied: a `dial`
+    /// delivered again after its call ended must not place the call a second time, and the last
+    /// command delivered again is a redelivery, not news. (A few bytes per call, for the life of
+    /// the process.)
+    pub ended: Arc<Mutex<HashMap<CallSid, Option<IntentSid>>>>,
+    pub config: Arc<WorkerConfig>,
+    pub(crate) life: Arc<AtomicU8>,
+    /// Wakes the loops when the worker's life changes.
+    pub(crate) changed: Arc<Notify>,
+    pub media: Arc<dyn Media>,
+}
+
+impl Shared {
+    pub fn life(&self) -> Life {
+        Life::from_u8(self.life.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn set_life(&self, life: Life) {
+        self.life.store(life as u8, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Whether the worker still says anything (not killed).
+    pub fn speaks(&self) -> bool {
+        self.life() != Life::Dead
+    }
+
+    /// `seconds` of the worker's own time.
+    pub fn scaled(&self, seconds: f64) -> Duration {
+        Duration::from_secs_f64((seconds * self.config.time_scale).max(0.0))
+    }
+
+    pub async fn emit(&self, call_sid: &CallSid, kind: EventKind) {
+        self.emit_at(call_sid, Timestamp::now(), kind).await;
+    }
+
+    /// An event of `call_sid` that happened at `at`, in the call's message group.
+    pub async fn emit_at(&self, call_sid: &CallSid, at: Timestamp, kind: EventKind) {
+        if !self.speaks() {
+            return;
+        }
+        let event = Event {
+            version: EVENT_VERSION,
+            call_sid: call_sid.clone(),
+            timestamp: at.millis(),
+            kind,
+        };
+        self.send_event(call_sid.as_str(), event.to_json()).await;
+    }
+
+    /// Sends an event in `group`, deduplicated by its content, so that sending it again after
+    /// a failed attempt cannot report it twice; tries a few times before giving up on it.
+    pub async fn send_event(&self, group: &str, body: String) {
+        let message = OutgoingMessage::fifo(group, digest_hex(&body), body);
+        for attempt in 0..4 {
+            match self.events.send(None, &message).await {
+                Ok(()) => return,
+                Err(err) if attempt == 3 => {
+                    tracing::warn!(error = %err, "worker: event not sent");
+                }
+                Err(_) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+    }
+
+    pub(crate) fn worker_event(&self, kind: WorkerEventKind) -> String {
+        WorkerEvent {
+            version: EVENT_VERSION,
+            worker_id: self.worker_id.clone(),
+            timestamp: Timestamp::now().millis(),
+            kind,
+        }
+        .to_json()
+    }
+}
