@@ -20,3 +20,4 @@ mod local_http;
 mod modify_call;
 mod reliability;
 mod security;
+mod worker_contract;

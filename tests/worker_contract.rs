@@ -1,0 +1,319 @@
+//! The worker contract: what every media worker built on the kit (`shared/worker`) does, seen
+//! from its queues as the control plane sees it (docs/messages.md). Commands go on its queues;
+//! its events are read off the events queue. Each case is a function of a [`Bench`]: a running
+//! worker, the application's RCML server, and the far end's phones. The simulated worker runs
+//! it here ([`simulated`]); a real worker runs the same cases with a `Bench` of its own (its
+//! phones SIP phones).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use teleapi_adapters::memory::MemoryQueue;
+use teleapi_domain::CallSid;
+use teleapi_domain::wire::command::Command;
+use teleapi_local::SimulatorConfig;
+use teleapi_local::simulator::Simulator;
+use teleapi_ports::{OutgoingMessage, Queue};
+use teleapi_tests::sink::{Reply, Sink};
+use teleapi_worker::Life;
+
+/// How the far end behaves when a worker rings it.
+enum Phone {
+    Answers,
+    Busy,
+    NoAnswer,
+}
+
+/// A worker under test and its world.
+struct Bench {
+    /// Where commands go: the default queue (new calls), and each worker's own.
+    commands: MemoryQueue,
+    events: MemoryQueue,
+    app: Sink,
+    simulator: Simulator,
+    worker: tokio::task::JoinHandle<()>,
+    /// Events read so far, in order.
+    seen: Vec<Value>,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.worker.abort();
+    }
+}
+
+/// The simulated worker: fake phones, `--speed 0.01`, a ring of 20 ms.
+async fn simulated() -> Bench {
+    let commands = MemoryQueue::with_visibility("commands.fifo", Duration::from_secs(5));
+    let events = commands.queue("events.fifo");
+    let simulator = Simulator::new(
+        Arc::new(commands.clone()),
+        |n| format!("worker-{n}.fifo"),
+        Arc::new(events.clone()),
+        SimulatorConfig {
+            ring: Duration::from_millis(20),
+            speed: 0.01,
+            heartbeat: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    let worker = tokio::spawn(simulator.clone().run());
+    Bench {
+        commands,
+        events,
+        app: Sink::start().await,
+        simulator,
+        worker,
+        seen: Vec::new(),
+    }
+}
+
+impl Bench {
+    fn number(&self, phone: Phone) -> &'static str {
+        match phone {
+            Phone::Answers => "+15557654321",
+            Phone::Busy => "+1555busy",
+            Phone::NoAnswer => "+1555noanswer",
+        }
+    }
+
+    /// Sends a command of `call` to the default queue (`own`: the worker's own).
+    async fn command(&self, call: &CallSid, kind: &str, seq: u64, parameters: Value, own: bool) {
+        let body = json!({
+            "version": 1, "type": kind, "call_sid": call, "seq": seq,
+            "account_sid": "AC0123456789abcdef0123456789abcdef",
+            "intent_sid": format!("MI{seq:032x}"), "parameters": parameters,
+        });
+        let command = Command::from_json(&body.to_string()).unwrap();
+        let queue = own.then(|| self.simulator.first().queue_url().to_owned());
+        self.commands
+            .send(queue.as_deref(), &OutgoingMessage::command(&command))
+            .await
+            .unwrap();
+    }
+
+    /// A new call to `phone` that runs `rcml` once answered.
+    async fn dial(&self, phone: Phone, rcml: &str) -> CallSid {
+        let call = CallSid::generate();
+        let parameters =
+            json!({"from": "+15551230001", "to": self.number(phone), "rcml": rcml, "timeout": 30});
+        self.command(&call, "dial", 1, parameters, false).await;
+        call
+    }
+
+    /// Reads events until one satisfies `found`; fails after 10 s naming what it saw.
+    async fn until(&mut self, what: &str, found: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(event) = self.seen.iter().find(|e| found(e)) {
+                return event.clone();
+            }
+            assert!(Instant::now() < deadline, "no {what} in {:#?}", self.seen);
+            for message in self
+                .events
+                .receive(None, 10, Duration::from_millis(100))
+                .await
+                .unwrap()
+            {
+                self.events.delete(None, &message.receipt).await.unwrap();
+                self.seen.push(serde_json::from_str(&message.body).unwrap());
+            }
+        }
+    }
+
+    /// The call's events so far, as `type status-or-intent`.
+    fn story(&self, call: &CallSid) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|e| e["call_sid"] == call.as_str())
+            .map(|e| {
+                let detail = e["status"].as_str().or(e["intent_sid"].as_str());
+                format!("{} {}", e["type"].as_str().unwrap(), detail.unwrap_or(""))
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    async fn status(&mut self, call: &CallSid, status: &str) {
+        self.until(&format!("{call} {status}"), |e| {
+            e["call_sid"] == call.as_str() && e["type"] == "call.status" && e["status"] == status
+        })
+        .await;
+    }
+}
+
+fn intent(seq: u64) -> String {
+    format!("MI{seq:032x}")
+}
+
+/// A worker announces itself with its own commands queue, and names itself and that queue on
+/// every call it takes; a call it places runs its RCML once answered and completes at its end.
+async fn a_call_is_placed_announced_and_run(mut b: Bench) {
+    let heartbeat = b
+        .until("a heartbeat", |e| e["type"] == "worker.heartbeat")
+        .await;
+    let queue = heartbeat["command_queue_url"].as_str().unwrap().to_owned();
+    assert_eq!(heartbeat["state"], "active");
+    let call = b
+        .dial(
+            Phone::Answers,
+            "<Response><Say>Hello there</Say></Response>",
+        )
+        .await;
+    b.status(&call, "completed").await;
+    let initiated = b
+        .until("call.initiated", |e| e["type"] == "call.initiated")
+        .await;
+    assert_eq!(initiated["command_queue_url"], queue.as_str());
+    assert_eq!(initiated["worker_id"], heartbeat["worker_id"]);
+    assert_eq!(
+        b.story(&call),
+        [
+            "call.initiated".to_owned(),
+            format!("command.applied {}", intent(1)),
+            "call.status ringing".into(),
+            "call.status in-progress".into(),
+            "call.status completed".into(),
+        ]
+    );
+}
+
+/// The far end decides: busy, or no answer within the dial's timeout.
+async fn the_far_end_is_busy_or_does_not_answer(mut b: Bench) {
+    let busy = b.dial(Phone::Busy, "<Response/>").await;
+    b.status(&busy, "busy").await;
+    let silent = b.dial(Phone::NoAnswer, "<Response/>").await;
+    b.status(&silent, "no-answer").await;
+}
+
+/// Commands of a call apply in `seq` order: an older one is `superseded`, the one applied last
+/// delivered again is ignored, a call that ended refuses the rest (`call-ended`), and a call the
+/// worker never had is refused on its own queue.
+async fn commands_apply_in_order(mut b: Bench) {
+    let call = b
+        .dial(
+            Phone::Answers,
+            "<Response><Pause length=\"600\"/></Response>",
+        )
+        .await;
+    b.status(&call, "in-progress").await;
+    b.command(&call, "mute", 3, json!({}), true).await;
+    b.until("mute applied", |e| e["intent_sid"] == intent(3))
+        .await;
+    b.command(&call, "unmute", 2, json!({}), true).await;
+    let older = b
+        .until("older refused", |e| e["intent_sid"] == intent(2))
+        .await;
+    assert_eq!(
+        (older["type"].as_str(), older["reason"].as_str()),
+        (Some("command.rejected"), Some("superseded"))
+    );
+    // The one applied last, delivered again: ignored.
+    b.command(&call, "mute", 3, json!({}), true).await;
+    b.command(&call, "hangup", 4, json!({}), true).await;
+    b.status(&call, "completed").await;
+    b.command(&call, "mute", 5, json!({}), true).await;
+    let late = b
+        .until("late refused", |e| e["intent_sid"] == intent(5))
+        .await;
+    assert_eq!(late["reason"], "call-ended");
+    let applied_3 = b
+        .story(&call)
+        .iter()
+        .filter(|l| **l == format!("command.applied {}", intent(3)))
+        .count();
+    assert_eq!(applied_3, 1, "a redelivery is not applied again");
+    let stranger = CallSid::generate();
+    b.command(&stranger, "mute", 1, json!({}), true).await;
+    let refused = b
+        .until("a stranger's command refused", |e| {
+            e["call_sid"] == stranger.as_str()
+        })
+        .await;
+    assert_eq!(refused["reason"], "call-ended");
+}
+
+/// A redirect replaces the RCML running, mid-verb, with the call's parameters sent to the
+/// application.
+async fn a_redirect_runs_new_rcml_at_once(mut b: Bench) {
+    b.app.always(
+        "/next",
+        Reply::rcml("<Response><Say>Transferred</Say><Hangup/></Response>"),
+    );
+    let call = b
+        .dial(
+            Phone::Answers,
+            "<Response><Play loop=\"0\">music.mp3</Play></Response>",
+        )
+        .await;
+    b.status(&call, "in-progress").await;
+    let url = b.app.url("/next");
+    b.command(
+        &call,
+        "redirect",
+        2,
+        json!({"url": url, "method": "POST"}),
+        true,
+    )
+    .await;
+    b.status(&call, "completed").await;
+    let fetched = b.app.received_at("/next");
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].params["CallSid"], call.as_str());
+    assert_eq!(fetched[0].params["CallStatus"], "in-progress");
+    let logged = b
+        .until("the fetch logged", |e| e["type"] == "http.request")
+        .await;
+    assert_eq!(logged["request"]["url"], url.as_str());
+}
+
+/// A worker that drains takes no new call from the shared queue, lets its calls end, says it is
+/// draining, and then leaves.
+async fn a_draining_worker_finishes_and_leaves(mut b: Bench) {
+    let call = b
+        .dial(
+            Phone::Answers,
+            "<Response><Pause length=\"600\"/></Response>",
+        )
+        .await;
+    b.status(&call, "in-progress").await;
+    let worker = b.simulator.first();
+    worker.drain();
+    b.until("a draining heartbeat", |e| {
+        e["type"] == "worker.heartbeat" && e["state"] == "draining"
+    })
+    .await;
+    let refused = b.dial(Phone::Answers, "<Response/>").await;
+    b.command(&call, "hangup", 2, json!({}), true).await;
+    b.status(&call, "completed").await;
+    b.until("worker.left", |e| e["type"] == "worker.left").await;
+    assert_eq!(worker.life(), Life::Left);
+    assert!(
+        b.story(&refused).is_empty(),
+        "a draining worker takes no new call"
+    );
+}
+
+/// The contract, run against the simulated worker.
+mod simulator {
+    macro_rules! simulated {
+        ($($case:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::simulated().await).await;
+                }
+            )*
+        };
+    }
+
+    simulated!(
+        a_call_is_placed_announced_and_run,
+        the_far_end_is_busy_or_does_not_answer,
+        commands_apply_in_order,
+        a_redirect_runs_new_rcml_at_once,
+        a_draining_worker_finishes_and_leaves,
+    );
+}
