@@ -464,3 +464,129 @@ impl Simulator {
         self.media.dtmf(call)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use teleapi_domain::{AccountSid, Direction};
+
+    use super::*;
+
+    fn media() -> SimulatedMedia {
+        SimulatedMedia::new(SimulatorConfig {
+            ring: Duration::from_millis(10),
+            speed: 0.5,
+            ..Default::default()
+        })
+    }
+
+    fn leg(to: &str) -> LegInfo {
+        LegInfo {
+            sid: CallSid::generate(),
+            account_sid: AccountSid::generate(),
+            from: "+15551230001".into(),
+            to: to.into(),
+            direction: Direction::OutboundApi,
+            parent: None,
+        }
+    }
+
+    /// Inputs that land in a list.
+    fn heard() -> (Inputs, Arc<Mutex<Vec<LegInput>>>) {
+        let list: Arc<Mutex<Vec<LegInput>>> = Arc::default();
+        let sink = list.clone();
+        (
+            Inputs::new(move |input| sink.lock().unwrap().push(input)),
+            list,
+        )
+    }
+
+    #[test]
+    fn prompts_take_the_time_they_would_scaled() {
+        let m = media();
+        let say = |text: &str, loops| Prompt::Say {
+            text: text.into(),
+            voice: None,
+            language: None,
+            loops,
+        };
+        // Two and a half words a second (at least one), times the loops, times the speed.
+        assert_eq!(
+            m.duration(&say("one two three four five", 2)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(m.duration(&say("hi", 1)), Duration::from_millis(500));
+        let play = |loops| Prompt::Play {
+            url: "music.mp3".into(),
+            loops,
+        };
+        assert_eq!(m.duration(&play(3)), Duration::from_secs(3));
+        assert_eq!(
+            m.duration(&play(0)),
+            Duration::from_secs(1800),
+            "an hour, scaled"
+        );
+        assert_eq!(
+            m.duration(&Prompt::Pause { seconds: 4 }),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            m.duration(&Prompt::Digits("12w".into())),
+            Duration::from_millis(350)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_number_decides_how_a_phone_answers() {
+        let m = media();
+        let outcome = |to: &'static str| {
+            let m = m.clone();
+            async move {
+                let (inputs, list) = heard();
+                m.place(&leg(to), inputs);
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                list.lock().unwrap().clone()
+            }
+        };
+        assert_eq!(outcome("+15557654321").await, [LegInput::Answered]);
+        assert_eq!(outcome("+1555busy").await, [LegInput::Busy]);
+        assert!(matches!(
+            outcome("+1555fail").await.as_slice(),
+            [LegInput::Failed(_)]
+        ));
+        assert_eq!(outcome("+1555noanswer").await, []);
+    }
+
+    #[tokio::test]
+    async fn a_prompt_ends_once_stopped_or_played_and_keys_are_heard() {
+        let m = media();
+        let (inputs, list) = heard();
+        let call = leg("+15557654321");
+        m.attach(&call, inputs);
+        m.play(&call.sid, PlayId(1), Prompt::Pause { seconds: 600 });
+        m.stop_playing(&call.sid);
+        m.stop_playing(&call.sid);
+        m.play(&call.sid, PlayId(2), Prompt::Digits("4w2".into()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(m.press(&call.sid, "9x#"));
+        assert!(!m.press(&CallSid::generate(), "1"), "no such call here");
+        assert_eq!(
+            *list.lock().unwrap(),
+            [
+                LegInput::Played(PlayId(1)),
+                LegInput::Played(PlayId(2)),
+                LegInput::Digits("9#".into()),
+            ]
+        );
+        assert_eq!(
+            m.dtmf(&call.sid),
+            Some(Dtmf {
+                sent: "42".into(),
+                pressed: "9#".into()
+            })
+        );
+        m.hang_up(&call.sid);
+        assert!(!m.press(&call.sid, "1"), "hung up");
+    }
+}

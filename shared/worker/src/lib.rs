@@ -15,6 +15,7 @@
 //! ```
 
 pub mod audio;
+mod fetch;
 mod inbox;
 mod leg;
 pub mod media;

@@ -1,0 +1,105 @@
+//! Fetching a leg's RCML from the application, as Twilio does: the call's parameters (and a
+//! `<Gather>`'s `Digits`) in the query of a GET or the form of a POST, Twilio's codes for what
+//! went wrong, and every request reported with its answer (`http.request`) for the call's log.
+
+use teleapi_domain::call_log::{
+    LoggedRequest, LoggedResponse, MAX_BODY_BYTES, RequestKind, bounded,
+};
+use teleapi_domain::wire::event::EventKind;
+use teleapi_domain::{CallStatus, Method, Timestamp};
+use tokio::time::Instant;
+
+use crate::media::LegInfo;
+use crate::shared::Shared;
+
+/// Requests a document with the call's parameters (Twilio's): its text, or Twilio's code
+/// for what went wrong (11205: no connection, or none in time; 11206: an answer that is not
+/// HTTP; 11200: no 2xx answer) and why. Reports the request and its answer as
+/// `http.request`, for the call's log.
+pub(crate) async fn fetch(
+    shared: &Shared,
+    info: &LegInfo,
+    status: CallStatus,
+    (url, method): (&str, Method),
+    extra: &[(&'static str, String)],
+) -> Result<String, (u32, String)> {
+    let mut params = vec![
+        ("CallSid", info.sid.to_string()),
+        ("AccountSid", info.account_sid.to_string()),
+        ("From", info.from.clone()),
+        ("To", info.to.clone()),
+        ("CallStatus", status.as_str().to_owned()),
+        ("Direction", info.direction.as_str().to_owned()),
+        ("ApiVersion", teleapi_domain::API_VERSION.to_owned()),
+    ];
+    if let Some(parent) = &info.parent {
+        params.push(("ParentCallSid", parent.to_string()));
+    }
+    params.extend(extra.iter().cloned());
+    let request = match method {
+        Method::Get => shared.http.get(url).query(&params),
+        Method::Post => shared.http.post(url).form(&params),
+    };
+    let sent = Timestamp::now();
+    let started = Instant::now();
+    let answer = async {
+        let response = request.send().await.map_err(|e| {
+            let code = if e.is_connect() || e.is_timeout() {
+                11205
+            } else {
+                11206
+            };
+            (code, format!("request failed: {e}"))
+        })?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .text()
+            .await
+            .map_err(|e| (11200, format!("reading the answer failed: {e}")))?;
+        Ok((status, content_type, body))
+    }
+    .await;
+    let mut logged = LoggedResponse {
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ..LoggedResponse::default()
+    };
+    match &answer {
+        Ok((status, content_type, body)) => {
+            logged.status_code = Some(status.as_u16());
+            logged.content_type = content_type.clone();
+            logged.body = Some(bounded(body, MAX_BODY_BYTES));
+        }
+        Err((_, detail)) => logged.error = Some(detail.clone()),
+    }
+    let kind = EventKind::HttpRequest {
+        account_sid: info.account_sid.clone(),
+        request: LoggedRequest {
+            kind: if extra.is_empty() {
+                RequestKind::Rcml
+            } else {
+                RequestKind::Action
+            },
+            url: url.to_owned(),
+            method,
+            parameters: params
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+            signed: false,
+            attempt: 1,
+        },
+        response: logged,
+    };
+    shared.emit_at(&info.sid, sent, kind).await;
+    let (status, _, body) = answer?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err((11200, format!("HTTP {}", status.as_u16())))
+    }
+}
