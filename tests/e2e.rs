@@ -275,6 +275,13 @@ async fn transfer_bob_to_alice(local: Local) {
     assert_eq!(first.params["CallSid"], call);
     assert_eq!(first.params["CallStatus"], "ringing");
     assert_eq!(first.params["Direction"], "inbound");
+    // Signed with the account's AuthToken, as every request of the platform is: Twilio's
+    // request validators accept it.
+    assert_eq!(
+        first.header("x-teleapi-signature"),
+        Some(independent_signature(TOKEN, &local.app.url("/bob"), &first.params).as_str()),
+        "{first:?}"
+    );
     assert_eq!(bob["direction"], "outbound-dial");
     assert_eq!(bob["from"], "+15551230001");
 

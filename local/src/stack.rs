@@ -384,11 +384,12 @@ impl Stack {
         };
         function_env.extend(queues.urls.iter().cloned());
         let worker_urls = queues.worker_urls.clone();
-        let simulator = Simulator::new(
+        let simulator = Simulator::signing(
             queues.commands.clone(),
             |n| worker_urls[n - 1].clone(),
             queues.events.clone(),
             options.simulator,
+            Some(accounts.clone()),
         );
         Ok(Self {
             services,

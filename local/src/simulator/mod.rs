@@ -25,7 +25,7 @@ use teleapi_ports::Queue;
 use teleapi_worker::audio::{FRAME_BYTES, SAMPLE_RATE, mulaw};
 use teleapi_worker::{
     AudioTap, InboundCall, Inputs, LegInfo, LegInput, Life, Media, PlayId, Prompt, RecordingMedia,
-    SharedQueue, Track, Worker, WorkerConfig, WorkerHandle, WorkerQueues,
+    SharedQueue, Signing, Track, Worker, WorkerConfig, WorkerHandle, WorkerQueues,
 };
 use tokio::task::JoinHandle;
 
@@ -347,6 +347,18 @@ impl Simulator {
         events: Arc<dyn Queue>,
         config: SimulatorConfig,
     ) -> Self {
+        Self::signing(commands, own_url, events, config, None)
+    }
+
+    /// [`Simulator::new`], with workers that sign their RCML fetches with the AuthTokens of
+    /// `accounts`.
+    pub fn signing(
+        commands: Arc<dyn Queue>,
+        own_url: impl Fn(usize) -> String,
+        events: Arc<dyn Queue>,
+        config: SimulatorConfig,
+        accounts: Option<Arc<dyn teleapi_ports::AccountStore>>,
+    ) -> Self {
         let media = SimulatedMedia::new(config.clone());
         let started = Timestamp::now().millis();
         let mut workers = Vec::new();
@@ -372,7 +384,10 @@ impl Simulator {
                 }),
                 events: events.clone(),
             };
-            let worker = Worker::new(worker_config, queues, Arc::new(media.clone()));
+            let mut worker = Worker::new(worker_config, queues, Arc::new(media.clone()));
+            if let Some(accounts) = &accounts {
+                worker = worker.with_signing(Signing::new(accounts.clone()));
+            }
             workers.push(SimulatedWorker {
                 handle: worker.handle(),
                 killed_at: None,

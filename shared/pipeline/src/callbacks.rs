@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
 use crate::consumer::BatchMessage;
 use crate::system_intents::{SystemOutcome, record_system_intent};
 use teleapi_domain::call::SystemAction;
@@ -15,9 +13,10 @@ use teleapi_domain::call_log::{
     LogLevel, LoggedRequest, LoggedResponse, MAX_BODY_BYTES, Problem, bounded,
 };
 use teleapi_domain::wire::callback::{
-    AttemptRecord, CallbackJob, Delivery, JobKind, retry_delay, signature,
+    AppRequest, AttemptRecord, CallbackJob, Delivery, JobKind, SIGNATURE_HEADER, encode_pairs,
+    retry_delay,
 };
-use teleapi_domain::{Method, Rcml, Timestamp};
+use teleapi_domain::{Rcml, Timestamp};
 use teleapi_ports::account_cache::AccountCache;
 use teleapi_ports::insight;
 use teleapi_ports::{
@@ -25,7 +24,6 @@ use teleapi_ports::{
     QueueError, StoreError, WebhookClient, WebhookRequest, WebhookResponse,
 };
 
-pub const SIGNATURE_HEADER: &str = "x-teleapi-signature";
 pub const IDEMPOTENCY_HEADER: &str = "i-teleapi-idempotency-token";
 
 #[derive(Debug, Clone)]
@@ -89,49 +87,18 @@ pub enum JobError {
     Queue(#[from] QueueError),
 }
 
-/// Query-string and form encoding: everything but unreserved characters escaped.
-const FORM: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn encode_pairs(parameters: &std::collections::BTreeMap<String, String>) -> String {
-    parameters
-        .iter()
-        .map(|(name, value)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(name, FORM),
-                utf8_percent_encode(value, FORM)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// The signed request for `job`, as the application will see it.
 pub fn build_request(job: &CallbackJob, auth_token: &str) -> WebhookRequest {
     let (target, delivery) = Delivery::of(&job.url);
-    let (url, body) = match job.method {
-        Method::Get => {
-            let separator = if target.contains('?') { '&' } else { '?' };
-            (
-                format!("{target}{separator}{}", encode_pairs(&job.parameters)),
-                None,
-            )
-        }
-        Method::Post => (target, Some(encode_pairs(&job.parameters))),
-    };
-    let signed = signature(auth_token, &url, job.method, &job.parameters);
+    let request = AppRequest::new(&target, job.method, &job.parameters, Some(auth_token));
     WebhookRequest {
         method: job.method,
-        url,
+        url: request.url,
         headers: vec![
-            (SIGNATURE_HEADER, signed),
+            (SIGNATURE_HEADER, request.signature.unwrap_or_default()),
             (IDEMPOTENCY_HEADER, job.job_id.clone()),
         ],
-        body,
+        body: request.body,
         delivery,
     }
 }

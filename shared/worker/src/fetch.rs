@@ -1,10 +1,17 @@
 //! Fetching a leg's RCML from the application, as Twilio does: the call's parameters (and a
 //! `<Gather>`'s `Digits`) in the query of a GET or the form of a POST, Twilio's codes for what
-//! went wrong, and every request reported with its answer (`http.request`) for the call's log.
+//! went wrong, signed with the account's AuthToken as every request of the platform to the
+//! application is (when the worker can read accounts: [`Signing`]), and every request reported
+//! with its answer (`http.request`) for the call's log.
+//!
+//! [`Signing`]: crate::Signing
 
+use std::collections::BTreeMap;
 use teleapi_domain::call_log::{
     LoggedRequest, LoggedResponse, MAX_BODY_BYTES, RequestKind, bounded,
 };
+
+use teleapi_domain::wire::callback::{AppRequest, SIGNATURE_HEADER};
 use teleapi_domain::wire::event::EventKind;
 use teleapi_domain::{CallStatus, Method, Timestamp};
 use tokio::time::Instant;
@@ -36,10 +43,29 @@ pub(crate) async fn fetch(
         params.push(("ParentCallSid", parent.to_string()));
     }
     params.extend(extra.iter().cloned());
-    let request = match method {
-        Method::Get => shared.http.get(url).query(&params),
-        Method::Post => shared.http.post(url).form(&params),
+    let parameters: BTreeMap<String, String> = params
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
+    let token = match &shared.signing {
+        Some(signing) => signing.auth_token(&info.account_sid).await,
+        None => None,
     };
+    let app = AppRequest::new(url, method, &parameters, token.as_deref());
+    let mut request = match method {
+        Method::Get => shared.http.get(&app.url),
+        Method::Post => shared
+            .http
+            .post(&app.url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(app.body.clone().unwrap_or_default()),
+    };
+    if let Some(signature) = &app.signature {
+        request = request.header(SIGNATURE_HEADER, signature);
+    }
     let sent = Timestamp::now();
     let started = Instant::now();
     let answer = async {
@@ -86,11 +112,8 @@ pub(crate) async fn fetch(
             },
             url: url.to_owned(),
             method,
-            parameters: params
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), value))
-                .collect(),
-            signed: false,
+            parameters,
+            signed: app.signature.is_some(),
             attempt: 1,
         },
         response: logged,

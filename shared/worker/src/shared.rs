@@ -3,7 +3,7 @@
 //! events.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,47 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::inbox::Message;
 use crate::media::Media;
+
+/// How a worker signs its requests to the application: with the account's AuthToken, read
+/// from the accounts (cached for [`Signing::TTL`], as the API and the callback function do).
+#[derive(Clone)]
+pub struct Signing {
+    accounts: Arc<dyn teleapi_ports::AccountStore>,
+    cache: teleapi_ports::account_cache::AccountCache,
+}
+
+impl Signing {
+    /// How long a token read is used: a rotated token may sign requests this long after.
+    pub const TTL: Duration = Duration::from_secs(10);
+
+    pub fn new(accounts: Arc<dyn teleapi_ports::AccountStore>) -> Self {
+        Self {
+            accounts,
+            cache: Default::default(),
+        }
+    }
+
+    /// The account's AuthToken; `None` (the request goes unsigned) if it cannot be read.
+    pub(crate) async fn auth_token(&self, account: &teleapi_domain::AccountSid) -> Option<String> {
+        let read = self
+            .cache
+            .account(
+                self.accounts.as_ref(),
+                account,
+                Timestamp::now(),
+                Self::TTL,
+                |_| true,
+            )
+            .await;
+        match read {
+            Ok(found) => found.map(|a| a.auth_token.expose().to_owned()),
+            Err(err) => {
+                tracing::warn!(account_sid = %account, error = %err, "worker: account not read; request unsigned");
+                None
+            }
+        }
+    }
+}
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -99,6 +140,10 @@ pub(crate) struct Shared {
     pub(crate) life: Arc<AtomicU8>,
     /// Wakes the loops when the worker's life changes.
     pub(crate) changed: Arc<Notify>,
+    /// How its requests to the application are signed (none: unsigned).
+    pub(crate) signing: Option<Signing>,
+    /// The timestamp of its last worker event (ms).
+    pub(crate) last_stamp: Arc<AtomicI64>,
     pub media: Arc<dyn Media>,
 }
 
@@ -155,11 +200,21 @@ impl Shared {
         }
     }
 
+    /// A worker event, stamped strictly after every earlier one of this worker: the control
+    /// plane applies a worker's events only in timestamp order, so a heartbeat made a moment
+    /// before `worker.left` (and sent after it) must not look newer, or stamped the same.
     pub(crate) fn worker_event(&self, kind: WorkerEventKind) -> String {
+        let now = Timestamp::now().millis();
+        let stamped = self
+            .last_stamp
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(now.max(last + 1))
+            })
+            .map_or(now, |last| now.max(last + 1));
         WorkerEvent {
             version: EVENT_VERSION,
             worker_id: self.worker_id.clone(),
-            timestamp: Timestamp::now().millis(),
+            timestamp: stamped,
             kind,
         }
         .to_json()

@@ -20,7 +20,7 @@ use crate::inbox::{InboundCall, Message, Source, Start};
 use crate::leg::Leg;
 use crate::media::{LegInfo, Media};
 use crate::rooms::SharedRooms;
-use crate::shared::{Life, Shared, WorkerConfig};
+use crate::shared::{Life, Shared, Signing, WorkerConfig};
 
 /// Where a worker reads its commands and writes its events.
 #[derive(Clone)]
@@ -75,11 +75,20 @@ impl Worker {
                 config: Arc::new(config),
                 life: Arc::new(AtomicU8::new(Life::Active as u8)),
                 changed: Arc::default(),
+                signing: None,
+                last_stamp: Arc::default(),
                 media,
             },
             rooms: Arc::default(),
             queues,
         }
+    }
+
+    /// Signs its requests to the application (RCML fetches) with the accounts' AuthTokens, as
+    /// every request of the platform is.
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.shared.signing = Some(signing);
+        self
     }
 
     pub fn handle(&self) -> WorkerHandle {
@@ -130,11 +139,12 @@ impl Worker {
 
     /// Says `worker.left`, and is gone.
     async fn leave(&self) {
+        // Gone before it says so: whoever hears `worker.left` finds it gone.
+        self.shared.set_life(Life::Left);
         let body = self.shared.worker_event(WorkerEventKind::Left);
         self.shared
             .send_event(self.shared.worker_id.as_str(), body)
             .await;
-        self.shared.set_life(Life::Left);
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 
@@ -111,6 +112,69 @@ pub fn signature(
         }
     }
     STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The header of the platform's signature on every request it makes to the application
+/// (Twilio's `X-Twilio-Signature`, under our name).
+pub const SIGNATURE_HEADER: &str = "x-teleapi-signature";
+
+/// Query-string and form encoding: everything but unreserved characters escaped.
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `name=value&…`, form-encoded.
+pub fn encode_pairs(parameters: &BTreeMap<String, String>) -> String {
+    parameters
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(name, FORM),
+                utf8_percent_encode(value, FORM)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A request to the application as the platform sends it (a callback, a fallback, a worker's
+/// RCML fetch): the parameters in the query of a GET or the form body of a POST, and, with the
+/// account's AuthToken, its signature (`X-Teleapi-Signature`, Twilio's algorithm over the URL
+/// as requested).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRequest {
+    pub url: String,
+    pub body: Option<String>,
+    pub signature: Option<String>,
+}
+
+impl AppRequest {
+    pub fn new(
+        target: &str,
+        method: Method,
+        parameters: &BTreeMap<String, String>,
+        auth_token: Option<&str>,
+    ) -> Self {
+        let (url, body) = match method {
+            Method::Get => {
+                let separator = if target.contains('?') { '&' } else { '?' };
+                (
+                    format!("{target}{separator}{}", encode_pairs(parameters)),
+                    None,
+                )
+            }
+            Method::Post => (target.to_owned(), Some(encode_pairs(parameters))),
+        };
+        let signature = auth_token.map(|token| signature(token, &url, method, parameters));
+        Self {
+            url,
+            body,
+            signature,
+        }
+    }
 }
 
 /// Which failures are worth another try (Twilio's `#rp`).
