@@ -20,7 +20,7 @@ struct Source {
 }
 
 /// The crates whose files are held to it.
-const CRATES: [&str; 8] = [
+const CRATES: [&str; 9] = [
     "shared/domain",
     "shared/ports",
     "shared/adapters",
@@ -29,6 +29,7 @@ const CRATES: [&str; 8] = [
     "shared/runtime",
     "shared/worker",
     "local",
+    "media",
 ];
 
 /// A crate's files by module path (`call::apply`; the crate root is ``).

@@ -20,4 +20,5 @@ mod local_http;
 mod modify_call;
 mod reliability;
 mod security;
+mod sip_calls;
 mod worker_contract;

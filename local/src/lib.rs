@@ -41,6 +41,8 @@ Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME
                      [--speed FACTOR] [--ring-ms MS] [--no-simulator] [--retention TIME]
                      [--rate-limit RATE[/BURST]] [--recordings-dir DIR] [--log-format FORMAT]
                      [--workers N] [--lease TIME]
+                     [--sip ADDR [--rtp-ports LOW-HIGH] [--public-addr IP]
+                      [--sip-allow NETWORKS] [--trunk HOST[:PORT]]]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -61,6 +63,16 @@ Options:
   --lease TIME        how long a worker's heartbeat holds it: 90s, 2m (default 30s, as
                       deployed); workers heartbeat every third of it, and the reconciler
                       sweeps at least every half of it
+  --sip ADDR          run the SIP/RTP media worker instead of the simulated one: SIP on UDP
+                      at ADDR (127.0.0.1:5060), calls on real phones and trunks
+  --rtp-ports LOW-HIGH
+                      the UDP ports of the calls' audio, two a leg (default 30000-30999)
+  --public-addr IP    the address written in SDP and Contact, behind NAT (default: --sip's)
+  --sip-allow NETWORKS
+                      who may send SIP, as CIDR ranges: 10.0.0.0/8,192.0.2.7 (default
+                      loopback only); anyone else is not answered
+  --trunk HOST[:PORT] where calls to numbers go (sip:+15551230000@HOST); without it, a call
+                      to a number fails and only sip: URIs are called
   --retention TIME    how long intents, Idempotency-Keys and queued messages are kept (their
                       TTL): 90s, 10m, 2h, 1d; default 1d (deployed: 30 days for intents)
   --rate-limit RATE[/BURST]
@@ -92,6 +104,8 @@ pub struct Options {
     pub log_format: Option<LogFormat>,
     /// `--lease`: how long a worker's heartbeat holds it.
     pub lease: Duration,
+    /// `--sip` and its options: the SIP/RTP worker in place of the simulated one.
+    pub sip: Option<teleapi_media::SipOptions>,
 }
 
 /// Why the command line did not give options to run with.
@@ -121,6 +135,11 @@ impl Options {
         let mut rate_limit = RateLimit::DEFAULT;
         let mut log_format = None;
         let mut lease = teleapi_domain::worker::LEASE;
+        let mut sip: Option<SocketAddr> = None;
+        let mut rtp_ports = None;
+        let mut public_ip = None;
+        let mut sip_allow = None;
+        let mut trunk = None;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -171,6 +190,35 @@ impl Options {
                             ))
                         })?;
                 }
+                "--sip" => {
+                    let raw = value("--sip")?;
+                    sip = Some(raw.parse().map_err(|_| {
+                        invalid(format!(
+                            "--sip: {raw:?} is not an address like 127.0.0.1:5060"
+                        ))
+                    })?);
+                }
+                "--rtp-ports" => {
+                    let raw = value("--rtp-ports")?;
+                    rtp_ports = Some(
+                        teleapi_media::parse_port_range(&raw)
+                            .map_err(|why| invalid(format!("--rtp-ports: {why}")))?,
+                    );
+                }
+                "--public-addr" => {
+                    let raw = value("--public-addr")?;
+                    public_ip = Some(raw.parse().map_err(|_| {
+                        invalid(format!("--public-addr: {raw:?} is not an IP address"))
+                    })?);
+                }
+                "--sip-allow" => {
+                    let raw = value("--sip-allow")?;
+                    sip_allow = Some(
+                        raw.parse()
+                            .map_err(|why| invalid(format!("--sip-allow: {why}")))?,
+                    );
+                }
+                "--trunk" => trunk = Some(value("--trunk")?),
                 "--recordings-dir" => simulator.recordings_dir = value("--recordings-dir")?.into(),
                 "--rate-limit" => {
                     let raw = value("--rate-limit")?;
@@ -215,6 +263,34 @@ impl Options {
             },
             (None, false) => Backing::Memory,
         };
+        let sip = match sip {
+            Some(address) => {
+                if simulator.workers != 1 || !simulator.enabled {
+                    return Err(invalid(
+                        "--sip runs one SIP/RTP worker: not with --workers or --no-simulator"
+                            .into(),
+                    ));
+                }
+                let mut options =
+                    teleapi_media::SipOptions::new(address, rtp_ports.unwrap_or(30_000..=30_999));
+                options.public_ip = public_ip;
+                options.trunk = trunk;
+                if let Some(allowed) = sip_allow {
+                    options.allowed = allowed;
+                }
+                Some(options)
+            }
+            None if rtp_ports.is_some()
+                || public_ip.is_some()
+                || sip_allow.is_some()
+                || trunk.is_some() =>
+            {
+                return Err(invalid(
+                    "--rtp-ports, --public-addr, --sip-allow and --trunk need --sip".into(),
+                ));
+            }
+            None => None,
+        };
         Ok(Self {
             listen,
             backing,
@@ -223,6 +299,7 @@ impl Options {
             rate_limit,
             log_format,
             lease,
+            sip,
         })
     }
 }
@@ -552,6 +629,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         worker_lease: options.lease,
         // The sweep at least every half lease (every 15 s with the deployed 30 s).
         reconcile_every: (options.lease / 2).min(StackOptions::default().reconcile_every),
+        sip: options.sip,
     })
     .await?;
     announce(&banner(address, &stack));
@@ -599,6 +677,51 @@ mod tests {
         assert!(parse_rate_limit("20000").is_err(), "an account's limit is");
         for raw in ["0", "fast", "10/0", "10/x", "-5"] {
             assert!(matches!(limit(raw), Err(ArgsError::Invalid(_))), "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_sip_worker_and_its_options() {
+        assert!(
+            parse(&[]).unwrap().sip.is_none(),
+            "the simulator by default"
+        );
+        let options = parse(&["--sip", "127.0.0.1:5060", "--rtp-ports", "40000-40099"])
+            .unwrap()
+            .sip
+            .unwrap();
+        assert_eq!(options.sip, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(options.rtp_ports, 40_000..=40_099);
+        assert!(options.allowed.contains("127.0.0.1".parse().unwrap()));
+        assert!(!options.allowed.contains("192.0.2.1".parse().unwrap()));
+        let options = parse(&[
+            "--sip",
+            "0.0.0.0:5060",
+            "--public-addr",
+            "203.0.113.9",
+            "--sip-allow",
+            "192.0.2.0/24",
+            "--trunk",
+            "gw.example.com:5080",
+        ])
+        .unwrap()
+        .sip
+        .unwrap();
+        assert_eq!(options.rtp_ports, 30_000..=30_999);
+        assert_eq!(options.public_ip, Some("203.0.113.9".parse().unwrap()));
+        assert!(options.allowed.contains("192.0.2.1".parse().unwrap()));
+        assert_eq!(options.trunk.as_deref(), Some("gw.example.com:5080"));
+        for args in [
+            &["--sip", "nowhere"][..],
+            &["--sip", "127.0.0.1:5060", "--rtp-ports", "100-200"],
+            &["--sip", "127.0.0.1:5060", "--workers", "2"],
+            &["--rtp-ports", "30000-30999"],
+            &["--sip", "127.0.0.1:5060", "--sip-allow", "10.0.0.0/40"],
+        ] {
+            assert!(
+                matches!(parse(args), Err(ArgsError::Invalid(_))),
+                "{args:?}"
+            );
         }
     }
 

@@ -55,6 +55,8 @@ pub struct StackOptions {
     /// Where the API is reached (`http://127.0.0.1:8080`), for the absolute URLs of callbacks
     /// (`RecordingUrl`).
     pub public_url: String,
+    /// The SIP/RTP worker's options, to run it in place of the simulated worker.
+    pub sip: Option<teleapi_media::SipOptions>,
 }
 
 /// A local stack's default retention: a day of history is plenty to look at.
@@ -71,6 +73,7 @@ impl Default for StackOptions {
             worker_lease: teleapi_domain::worker::LEASE,
             reconcile_every: Duration::from_secs(15),
             public_url: format!("http://{}", crate::DEFAULT_LISTEN),
+            sip: None,
         }
     }
 }
@@ -384,12 +387,22 @@ impl Stack {
         };
         function_env.extend(queues.urls.iter().cloned());
         let worker_urls = queues.worker_urls.clone();
-        let simulator = Simulator::signing(
+        // `--sip`: the worker's legs are real phones; calls offered to it find no number yet.
+        let real: Option<Arc<dyn teleapi_worker::Media>> = match &options.sip {
+            Some(sip) => {
+                let (media, offered) = teleapi_media::start(sip).await?;
+                tokio::spawn(teleapi_media::refuse_offers(offered));
+                Some(Arc::new(media))
+            }
+            None => None,
+        };
+        let simulator = Simulator::on_media(
             queues.commands.clone(),
             |n| worker_urls[n - 1].clone(),
             queues.events.clone(),
             options.simulator,
             Some(accounts.clone()),
+            real,
         );
         Ok(Self {
             services,

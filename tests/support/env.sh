@@ -70,6 +70,23 @@ in_private_network() {
 
 # Debian's Chromium and its WebDriver, for the console's browser test (tests/console.rs):
 # installed when missing and this runs as root (as CI does), else named as what to install.
+# The media tests' real phones and sounds, from Debian: baresip (SIP phones that play a WAV file
+# and record what they hear), SIPp (load and hostile SIP), espeak-ng (the SIP/RTP worker's
+# <Say>) and sox. Installed when missing and this runs as root (as CI does).
+ensure_phones() {
+    command -v baresip >/dev/null && command -v sipp >/dev/null &&
+        command -v espeak-ng >/dev/null && command -v sox >/dev/null && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing baresip-core, sip-tester, espeak-ng and sox" >&2
+        apt-get update -qq >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                baresip-core sip-tester espeak-ng sox >/dev/null
+    else
+        echo "the media tests need: sudo apt-get install baresip-core sip-tester espeak-ng sox" >&2
+        exit 1
+    fi
+}
+
 ensure_chromium() {
     [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

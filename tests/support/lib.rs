@@ -4,6 +4,7 @@
 pub mod capacity;
 pub mod instrumented;
 pub mod moto;
+pub mod phone;
 pub mod runtime;
 pub mod sink;
 pub mod ws;

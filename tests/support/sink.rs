@@ -37,6 +37,8 @@ pub struct Reply {
     pub body: String,
     pub delay: Duration,
     pub location: Option<String>,
+    /// A file served as it is (`Reply::file`), in place of `body`.
+    pub file: Option<(&'static str, Vec<u8>)>,
 }
 
 impl Reply {
@@ -59,6 +61,15 @@ impl Reply {
         Self {
             status: 200,
             delay,
+            ..Self::default()
+        }
+    }
+
+    /// A file of `content_type` (`audio/wav`), with no caching rules.
+    pub fn file(content_type: &'static str, bytes: Vec<u8>) -> Self {
+        Self {
+            status: 200,
+            file: Some((content_type, bytes)),
             ..Self::default()
         }
     }
@@ -135,6 +146,13 @@ async fn record(
             .unwrap_or_else(|| Reply::status(200))
     };
     tokio::time::sleep(reply.delay).await;
+    if let Some((content_type, bytes)) = reply.file {
+        let mut response = (StatusCode::from_u16(reply.status).unwrap(), bytes).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        return response;
+    }
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     response
         .headers_mut()

@@ -359,7 +359,22 @@ impl Simulator {
         config: SimulatorConfig,
         accounts: Option<Arc<dyn teleapi_ports::AccountStore>>,
     ) -> Self {
+        Self::on_media(commands, own_url, events, config, accounts, None)
+    }
+
+    /// [`Simulator::signing`], with the workers' legs on `media` instead of simulated phones
+    /// (`--sip`: the SIP/RTP worker's real phones); the workers are drained, killed and listed
+    /// just the same.
+    pub fn on_media(
+        commands: Arc<dyn Queue>,
+        own_url: impl Fn(usize) -> String,
+        events: Arc<dyn Queue>,
+        config: SimulatorConfig,
+        accounts: Option<Arc<dyn teleapi_ports::AccountStore>>,
+        real: Option<Arc<dyn Media>>,
+    ) -> Self {
         let media = SimulatedMedia::new(config.clone());
+        let legs: Arc<dyn Media> = real.unwrap_or_else(|| Arc::new(media.clone()));
         let started = Timestamp::now().millis();
         let mut workers = Vec::new();
         let mut pending = Vec::new();
@@ -384,7 +399,7 @@ impl Simulator {
                 }),
                 events: events.clone(),
             };
-            let mut worker = Worker::new(worker_config, queues, Arc::new(media.clone()));
+            let mut worker = Worker::new(worker_config, queues, legs.clone());
             if let Some(accounts) = &accounts {
                 worker = worker.with_signing(Signing::new(accounts.clone()));
             }

@@ -2,6 +2,7 @@
 //! WAV file (8 kHz, 16-bit PCM, one channel or one per leg) with an MP3 of the same audio
 //! beside it (32 kbit/s, LAME), which is what the Recordings API serves.
 
+#[cfg(feature = "audio-files")]
 use std::path::Path;
 
 /// Samples a second, of every recording and stream.

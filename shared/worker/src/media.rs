@@ -61,6 +61,9 @@ pub enum LegInput {
     Answered,
     /// A placed leg's far end is busy.
     Busy,
+    /// A placed leg's far end did not answer (it said so before the worker's timeout: SIP 480,
+    /// 408).
+    NoAnswer,
     /// A placed leg could not be reached (why, for the log).
     Failed(String),
     /// The far end hung up.

@@ -340,6 +340,9 @@ impl Leg {
             LegInput::Busy if matches!(self.wait, Wait::Ringing { .. }) => {
                 self.end(CallStatus::Busy).await;
             }
+            LegInput::NoAnswer if matches!(self.wait, Wait::Ringing { .. }) => {
+                self.end(CallStatus::NoAnswer).await;
+            }
             LegInput::Failed(why) if matches!(self.wait, Wait::Ringing { .. }) => {
                 tracing::info!(call_sid = %self.info.sid, %why, "worker: leg failed");
                 self.end(CallStatus::Failed).await;
@@ -368,7 +371,7 @@ impl Leg {
             },
             LegInput::Digits(keys) => self.press(&keys).await,
             // What the leg is no longer waiting for.
-            LegInput::Answered | LegInput::Busy | LegInput::Failed(_) => {}
+            LegInput::Answered | LegInput::Busy | LegInput::NoAnswer | LegInput::Failed(_) => {}
         }
     }
 

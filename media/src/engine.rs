@@ -1,0 +1,426 @@
+//! The audio of a worker's legs: one RTP socket per leg from the worker's port range, what
+//! each leg hears (through its reorder buffer), and what each sends every 20 ms on one clock
+//! for all legs: its prompt, the DTMF it was asked to send, or the audio of the leg it is
+//! bridged to (silence when that leg is muted). Symmetric RTP: a leg sends to where its far
+//! end's packets come from, once one has come (latched; packets from anyone else are dropped).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use teleapi_domain::CallSid;
+use teleapi_worker::{Inputs, LegInput, PlayId};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use crate::pacer::{FRAME_SAMPLES, Pacer};
+use crate::reorder::Reorder;
+use crate::rtp::{DigitEvent, Packet};
+use crate::sdp::Negotiated;
+use crate::sound::{Frame, Part, Player};
+
+/// The largest datagram read; RTP of G.711 at 20 ms is 172 bytes.
+const MAX_DATAGRAM: usize = 1_500;
+
+/// What the engine counts, for the benchmark and for operators.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    /// Datagrams dropped: not RTP, not the negotiated format, from a stranger, too late.
+    pub dropped: AtomicU64,
+    /// Ticks that came late (frames skipped rather than sent in a burst).
+    pub late_ticks: AtomicU64,
+}
+
+/// The legs' audio of one worker.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ip: IpAddr,
+    ports: Mutex<PortPool>,
+    legs: Mutex<HashMap<CallSid, Arc<LegAudio>>>,
+    counters: Counters,
+}
+
+struct LegAudio {
+    socket: Arc<UdpSocket>,
+    port: u16,
+    state: Mutex<LegState>,
+    receiver: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct LegState {
+    inputs: Inputs,
+    negotiated: Option<Negotiated>,
+    /// Where the far end's packets come from, once one has.
+    latched: Option<SocketAddr>,
+    source: Option<u32>,
+    heard: Reorder<Vec<i16>>,
+    /// The last telephone-event heard (its RTP timestamp), not to report one key twice.
+    last_key: Option<u32>,
+    playing: Option<(PlayId, Player)>,
+    /// Keys to send (`SendDigits`), before anything else.
+    keys: Option<Player>,
+    peer: Option<CallSid>,
+    muted: bool,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+}
+
+/// The even ports of a range (RTP on even ports, RFC 3550), handed out and taken back.
+struct PortPool {
+    free: Vec<u16>,
+}
+
+impl PortPool {
+    fn new(range: RangeInclusive<u16>) -> Self {
+        let mut free: Vec<u16> = range.filter(|p| p % 2 == 0).collect();
+        free.reverse();
+        Self { free }
+    }
+}
+
+impl Engine {
+    /// An engine that binds legs' sockets on `ip`, on the even ports of `ports`, and runs the
+    /// clock that sends their audio.
+    pub fn new(ip: IpAddr, ports: RangeInclusive<u16>) -> Self {
+        let engine = Self {
+            inner: Arc::new(Inner {
+                ip,
+                ports: Mutex::new(PortPool::new(ports)),
+                legs: Mutex::default(),
+                counters: Counters::default(),
+            }),
+        };
+        let weak = Arc::downgrade(&engine.inner);
+        tokio::spawn(async move {
+            let mut pacer = Pacer::new();
+            loop {
+                let passed = pacer.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if passed > 1 {
+                    inner.counters.late_ticks.fetch_add(1, Ordering::Relaxed);
+                }
+                inner.tick(passed);
+            }
+        });
+        engine
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// The legs with audio now.
+    pub fn legs(&self) -> usize {
+        self.inner.legs.lock().unwrap().len()
+    }
+
+    /// A socket for `leg`'s audio: the address to write in its SDP. What it hears of keys, and
+    /// the end of its prompts, go to `inputs`.
+    pub async fn open(&self, leg: &CallSid, inputs: Inputs) -> std::io::Result<SocketAddr> {
+        if let Some(open) = self.inner.legs.lock().unwrap().get(leg) {
+            return Ok(SocketAddr::new(self.inner.ip, open.port));
+        }
+        let (socket, port) = self.bind().await?;
+        let socket = Arc::new(socket);
+        let audio = Arc::new(LegAudio {
+            socket: socket.clone(),
+            port,
+            state: Mutex::new(LegState {
+                inputs,
+                negotiated: None,
+                latched: None,
+                source: None,
+                heard: Reorder::new(),
+                last_key: None,
+                playing: None,
+                keys: None,
+                peer: None,
+                muted: false,
+                ssrc: random_u32(),
+                seq: random_u32() as u16,
+                timestamp: random_u32(),
+            }),
+            receiver: Mutex::new(None),
+        });
+        let receiving = tokio::spawn(receive(self.inner.clone(), audio.clone()));
+        *audio.receiver.lock().unwrap() = Some(receiving);
+        self.inner.legs.lock().unwrap().insert(leg.clone(), audio);
+        Ok(SocketAddr::new(self.inner.ip, port))
+    }
+
+    async fn bind(&self) -> std::io::Result<(UdpSocket, u16)> {
+        // A port another program holds is skipped (and not handed out again).
+        loop {
+            let port = self.inner.ports.lock().unwrap().free.pop();
+            let Some(port) = port else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "no RTP port left in the range",
+                ));
+            };
+            match UdpSocket::bind(SocketAddr::new(self.inner.ip, port)).await {
+                Ok(socket) => return Ok((socket, port)),
+                Err(err) => tracing::warn!(port, error = %err, "media: RTP port unavailable"),
+            }
+        }
+    }
+
+    /// The far end's description was read: where and how to send.
+    pub fn connect(&self, leg: &CallSid, negotiated: Negotiated) {
+        self.with(leg, |state| {
+            if state
+                .negotiated
+                .is_some_and(|n| n.remote != negotiated.remote)
+            {
+                state.latched = None; // a new far end (re-INVITE): latch afresh
+            }
+            state.negotiated = Some(negotiated);
+        });
+    }
+
+    /// The leg is gone: its socket and port are given back.
+    pub fn close(&self, leg: &CallSid) {
+        let removed = self.inner.legs.lock().unwrap().remove(leg);
+        if let Some(audio) = removed {
+            if let Some(task) = audio.receiver.lock().unwrap().take() {
+                task.abort();
+            }
+            for other in self.inner.legs.lock().unwrap().values() {
+                let mut state = other.state.lock().unwrap();
+                if state.peer.as_ref() == Some(leg) {
+                    state.peer = None;
+                }
+            }
+            self.inner.ports.lock().unwrap().free.insert(0, audio.port);
+        }
+    }
+
+    fn with<T>(&self, leg: &CallSid, f: impl FnOnce(&mut LegState) -> T) -> Option<T> {
+        let audio = self.inner.legs.lock().unwrap().get(leg).cloned()?;
+        let mut state = audio.state.lock().unwrap();
+        Some(f(&mut state))
+    }
+
+    /// Plays `parts` as prompt `id`, in place of what the leg played (which reports played).
+    pub fn play(&self, leg: &CallSid, id: PlayId, parts: Vec<Part>) {
+        self.with(leg, |state| {
+            if let Some((old, _)) = state.playing.take() {
+                state.inputs.send(LegInput::Played(old));
+            }
+            state.playing = Some((id, Player::new(parts)));
+        });
+    }
+
+    /// What prompt `id` plays, once it is known (a prompt's audio is fetched or spoken after
+    /// it began, playing silence meanwhile); nothing if another prompt has taken its place.
+    pub fn loaded(&self, leg: &CallSid, id: PlayId, parts: Vec<Part>) {
+        self.with(leg, |state| {
+            if let Some((playing, player)) = &mut state.playing
+                && *playing == id
+            {
+                *player = Player::new(parts);
+            }
+        });
+    }
+
+    /// Stops the prompt, which reports played.
+    pub fn stop(&self, leg: &CallSid) {
+        self.with(leg, |state| {
+            if let Some((id, _)) = state.playing.take() {
+                state.inputs.send(LegInput::Played(id));
+            }
+        });
+    }
+
+    /// Sends DTMF keys, before anything else the leg plays.
+    pub fn send_keys(&self, leg: &CallSid, keys: &str) {
+        self.with(leg, |state| {
+            state.keys = Some(Player::new([Part::Keys(keys.to_owned())]));
+        });
+    }
+
+    /// `a` hears `b` and `b` hears `a`.
+    pub fn bridge(&self, a: &CallSid, b: &CallSid) {
+        self.with(a, |state| state.peer = Some(b.clone()));
+        self.with(b, |state| state.peer = Some(a.clone()));
+    }
+
+    /// The leg hears nobody, and nobody hears it.
+    pub fn unbridge(&self, leg: &CallSid) {
+        if let Some(Some(peer)) = self.with(leg, |state| state.peer.take()) {
+            self.with(&peer, |state| {
+                if state.peer.as_ref() == Some(leg) {
+                    state.peer = None;
+                }
+            });
+        }
+    }
+
+    pub fn set_muted(&self, leg: &CallSid, muted: bool) {
+        self.with(leg, |state| state.muted = muted);
+    }
+}
+
+impl Inner {
+    /// One tick of the clock: every leg takes what it heard, then sends its frame.
+    fn tick(&self, passed: u64) {
+        let legs: Vec<(CallSid, Arc<LegAudio>)> = self
+            .legs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(sid, audio)| (sid.clone(), audio.clone()))
+            .collect();
+        let mut heard: HashMap<&CallSid, Vec<i16>> = HashMap::with_capacity(legs.len());
+        for (sid, audio) in &legs {
+            let mut state = audio.state.lock().unwrap();
+            if let Some(frame) = state.heard.pop()
+                && !state.muted
+            {
+                heard.insert(sid, frame);
+            }
+        }
+        let mut datagram = Vec::with_capacity(MAX_DATAGRAM);
+        for (_, audio) in &legs {
+            let mut state = audio.state.lock().unwrap();
+            let advance = (passed as u32).wrapping_mul(FRAME_SAMPLES as u32);
+            let Some(negotiated) = state.negotiated else {
+                continue;
+            };
+            let frame = state.next_frame(&heard, negotiated.digits.is_some());
+            state.timestamp = state.timestamp.wrapping_add(advance);
+            if !negotiated.direction.sends() {
+                continue;
+            }
+            let destination = state.latched.unwrap_or(negotiated.remote);
+            datagram.clear();
+            let mut payload = Vec::with_capacity(FRAME_SAMPLES);
+            let (payload_type, marker, timestamp) = match frame {
+                Frame::Audio(samples) => {
+                    negotiated.law.encode_frame(&samples, &mut payload);
+                    (negotiated.payload_type, false, state.timestamp)
+                }
+                Frame::Event { event, begins } => {
+                    payload.extend_from_slice(&event.to_bytes());
+                    // Every packet of one key carries the timestamp of its beginning.
+                    let began = state
+                        .timestamp
+                        .wrapping_sub(u32::from(event.duration.saturating_sub(160)));
+                    let pt = negotiated.digits.unwrap_or(crate::sdp::DIGITS_PT);
+                    (pt, begins, began)
+                }
+            };
+            state.seq = state.seq.wrapping_add(1);
+            Packet {
+                payload_type,
+                marker,
+                seq: state.seq,
+                timestamp,
+                ssrc: state.ssrc,
+                payload: &payload,
+            }
+            .write(&mut datagram);
+            drop(state);
+            if audio.socket.try_send_to(&datagram, destination).is_ok() {
+                self.counters.packets_out.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl LegState {
+    /// The frame this leg sends now: keys, its prompt, or what its peer said.
+    fn next_frame(&mut self, heard: &HashMap<&CallSid, Vec<i16>>, events: bool) -> Frame {
+        if let Some(keys) = &mut self.keys {
+            match keys.next_frame(events) {
+                Some(frame) => return frame,
+                None => self.keys = None,
+            }
+        }
+        if let Some((id, player)) = &mut self.playing {
+            match player.next_frame(events) {
+                Some(frame) => return frame,
+                None => {
+                    let id = *id;
+                    self.playing = None;
+                    self.inputs.send(LegInput::Played(id));
+                }
+            }
+        }
+        let said = self.peer.as_ref().and_then(|peer| heard.get(peer));
+        Frame::Audio(said.cloned().unwrap_or_else(|| vec![0; FRAME_SAMPLES]))
+    }
+}
+
+/// Reads a leg's socket until it is closed: RTP from its far end into its reorder buffer, keys
+/// to its inputs.
+async fn receive(inner: Arc<Inner>, audio: Arc<LegAudio>) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let Ok((length, from)) = audio.socket.recv_from(&mut buffer).await else {
+            continue;
+        };
+        let taken = take(&audio, &buffer[..length], from);
+        let counter = if taken {
+            &inner.counters.packets_in
+        } else {
+            &inner.counters.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One datagram a leg's socket received; `false` if it was dropped.
+fn take(audio: &LegAudio, datagram: &[u8], from: SocketAddr) -> bool {
+    let Some(packet) = Packet::parse(datagram) else {
+        return false;
+    };
+    let mut state = audio.state.lock().unwrap();
+    let Some(negotiated) = state.negotiated else {
+        return false; // no description of the far end yet
+    };
+    match state.latched {
+        Some(latched) if latched != from => return false, // a stranger
+        Some(_) => {}
+        None => state.latched = Some(from),
+    }
+    if state.source != Some(packet.ssrc) {
+        state.source = Some(packet.ssrc);
+        state.heard.reset();
+    }
+    if Some(packet.payload_type) == negotiated.digits {
+        let Some(event) = DigitEvent::parse(packet.payload) else {
+            return false;
+        };
+        if state.last_key != Some(packet.timestamp) {
+            state.last_key = Some(packet.timestamp);
+            if let Some(key) = event.key() {
+                state.inputs.send(LegInput::Digits(key.to_string()));
+            }
+        }
+        return true;
+    }
+    if packet.payload_type != negotiated.payload_type || packet.payload.len() > 2 * FRAME_SAMPLES {
+        return false;
+    }
+    let mut samples = Vec::with_capacity(FRAME_SAMPLES);
+    negotiated.law.decode_frame(packet.payload, &mut samples);
+    samples.resize(FRAME_SAMPLES, 0);
+    state.heard.push(packet.seq, samples)
+}
+
+/// A random 32-bit number (SSRC, first sequence number and timestamp: RFC 3550 §5.1).
+pub fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    u32::from_ne_bytes(bytes)
+}

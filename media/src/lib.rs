@@ -1,0 +1,30 @@
+//! The SIP/RTP media worker: the worker kit's calls on real phones and trunks.
+//!
+//! ```text
+//! sip/       SIP as the worker needs it (a trait), on rsipstack (stack.rs): INVITE, CANCEL, BYE
+//! sdp.rs     one audio stream's offer and answer: PCMU, PCMA, telephone-event
+//! rtp.rs     RTP packets and RFC 4733 telephone-events
+//! g711.rs    μ-law and A-law
+//! engine.rs  the legs' audio: one socket each, a reorder buffer, one 20 ms clock for all,
+//!            bridges and mute, symmetric RTP
+//! sound.rs   what a leg plays, frame by frame: samples, silence, DTMF
+//! prompts.rs <Say> (espeak-ng), <Play> (HTTP, WAV/MP3, cached), <Pause>
+//! worker.rs  the kit's Media on all of the above
+//! ```
+
+pub mod engine;
+pub mod g711;
+pub mod networks;
+pub mod pacer;
+pub mod prompts;
+pub mod reorder;
+pub mod rtp;
+pub mod sdp;
+pub mod server;
+pub mod sip;
+pub mod sound;
+pub mod worker;
+
+pub use networks::Networks;
+pub use server::{SipOptions, parse_port_range, refuse_offers, start};
+pub use worker::{SipMedia, SipMediaConfig};

@@ -1,0 +1,408 @@
+//! The SIP/RTP worker's [`Media`]: legs are SIP dialogs (placed with INVITE, offered calls
+//! answered), their audio is the [`Engine`]'s, and their prompts are real speech and files.
+//! The kit does everything else, exactly as it does for the simulator.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use teleapi_domain::conference::ParticipantState;
+use teleapi_domain::recording::RecordingSpec;
+use teleapi_domain::{CallSid, ConferenceSid};
+use teleapi_worker::{
+    AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, Recorded, RecordingMedia, Track,
+};
+use tokio::sync::mpsc;
+
+use crate::engine::{Engine, random_u32};
+use crate::prompts::Prompts;
+use crate::sdp::{self, Negotiated};
+use crate::sip::{Dialog, Offer, Sip, SipEvent};
+use crate::sound::Part;
+
+/// How the worker reaches the world.
+#[derive(Debug, Clone)]
+pub struct SipMediaConfig {
+    /// The address written in SDP for RTP (the public one behind NAT).
+    pub media_ip: IpAddr,
+    /// Where calls to numbers go (`host[:port]`): `sip:+15551230000@host`. None: a leg to a
+    /// number fails.
+    pub trunk: Option<String>,
+    /// The host part of From URIs this worker writes (`sip:+15551230000@host`).
+    pub from_host: String,
+}
+
+/// SIP legs with real audio.
+#[derive(Clone)]
+pub struct SipMedia {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SipMediaConfig,
+    sip: Arc<dyn Sip>,
+    engine: Engine,
+    prompts: Prompts,
+    legs: Mutex<HashMap<CallSid, Leg>>,
+}
+
+#[derive(Default)]
+struct Leg {
+    /// Where the kit hears about it; none until it is placed or attached.
+    inputs: Option<Inputs>,
+    dialog: Option<Arc<dyn Dialog>>,
+    /// An offered call: what its SDP settled, and its answer, until it is answered.
+    answer: Option<(Negotiated, String)>,
+    /// An offered call's events, until it is attached.
+    events: Option<mpsc::UnboundedReceiver<SipEvent>>,
+}
+
+/// Why an offered call could not be taken, as a SIP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl SipMedia {
+    pub fn new(
+        config: SipMediaConfig,
+        sip: Arc<dyn Sip>,
+        engine: Engine,
+        prompts: Prompts,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                sip,
+                engine,
+                prompts,
+                legs: Mutex::default(),
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// What the engine reports about `leg` goes to the kit, once the kit has it.
+    fn forward(&self, leg: &CallSid) -> Inputs {
+        let (weak, leg) = (Arc::downgrade(&self.inner), leg.clone());
+        Inputs::new(move |input| {
+            if let Some(inner) = weak.upgrade()
+                && let Some(inputs) = inner.inputs(&leg)
+            {
+                inputs.send(input);
+            }
+        })
+    }
+
+    /// Takes an offered call as the kit's leg `sid` (its SDP can be answered and a port was
+    /// free), or says why not; the dialog is answered with the refusal then.
+    pub async fn take_offer(&self, sid: &CallSid, offer: Offer) -> Result<(), Refusal> {
+        let refuse = |code: u16, reason: String| {
+            offer.dialog.reject(code);
+            Refusal { code, reason }
+        };
+        let negotiated = match sdp::parse(&offer.sdp).and_then(|a| sdp::negotiate(&a)) {
+            Ok(negotiated) => negotiated,
+            Err(err) => return Err(refuse(488, err.to_string())),
+        };
+        let local = match self.inner.engine.open(sid, self.forward(sid)).await {
+            Ok(local) => local,
+            Err(err) => return Err(refuse(503, err.to_string())),
+        };
+        let answer = sdp::write(
+            u64::from(random_u32()),
+            SocketAddr::new(self.inner.config.media_ip, local.port()),
+            Some(&negotiated),
+        );
+        self.inner.legs.lock().unwrap().insert(
+            sid.clone(),
+            Leg {
+                inputs: None,
+                dialog: Some(offer.dialog),
+                answer: Some((negotiated, answer)),
+                events: Some(offer.events),
+            },
+        );
+        Ok(())
+    }
+
+    /// The request-URI a leg to `to` is sent to: a SIP URI as it is, a number through the
+    /// trunk.
+    fn target(&self, to: &str) -> Result<String, String> {
+        let lower = to.to_ascii_lowercase();
+        if lower.starts_with("sip:") {
+            return Ok(to.to_owned());
+        }
+        if lower.starts_with("client:") {
+            return Err("client legs need a registered client; this worker has none".into());
+        }
+        match &self.inner.config.trunk {
+            Some(trunk) => Ok(format!("sip:{to}@{trunk}")),
+            None => Err("no outbound trunk is configured for calls to numbers".into()),
+        }
+    }
+
+    fn caller_uri(&self, from: &str) -> String {
+        if from.to_ascii_lowercase().starts_with("sip:") {
+            from.to_owned()
+        } else {
+            let user: String = from
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "+-_.".contains(*c))
+                .collect();
+            format!("sip:{}@{}", user, self.inner.config.from_host)
+        }
+    }
+
+    async fn place_leg(&self, leg: LegInfo, inputs: Inputs) {
+        let failed = |why: String| inputs.send(LegInput::Failed(why));
+        let target = match self.target(&leg.to) {
+            Ok(target) => target,
+            Err(why) => return failed(why),
+        };
+        let local = match self
+            .inner
+            .engine
+            .open(&leg.sid, self.forward(&leg.sid))
+            .await
+        {
+            Ok(local) => local,
+            Err(err) => return failed(err.to_string()),
+        };
+        let offer = sdp::write(
+            u64::from(random_u32()),
+            SocketAddr::new(self.inner.config.media_ip, local.port()),
+            None,
+        );
+        let (events, mut incoming) = mpsc::unbounded_channel();
+        let dialog = match self
+            .inner
+            .sip
+            .invite(&self.caller_uri(&leg.from), &target, offer, events)
+        {
+            Ok(dialog) => dialog,
+            Err(why) => {
+                self.inner.engine.close(&leg.sid);
+                return failed(why);
+            }
+        };
+        {
+            let mut legs = self.inner.legs.lock().unwrap();
+            let Some(entry) = legs.get_mut(&leg.sid) else {
+                // Hung up while its port was found: nothing to ring.
+                drop(legs);
+                let dialog = dialog.clone();
+                tokio::spawn(async move { dialog.hang_up().await });
+                self.inner.engine.close(&leg.sid);
+                return;
+            };
+            entry.dialog = Some(dialog.clone());
+        }
+        while let Some(event) = incoming.recv().await {
+            let input = match event {
+                SipEvent::Ringing { sdp: Some(sdp) } => {
+                    // Early media: what the far end plays while it rings is heard.
+                    if let Ok(n) = sdp::parse(&sdp).and_then(|a| sdp::negotiate(&a)) {
+                        self.inner.engine.connect(&leg.sid, n);
+                    }
+                    continue;
+                }
+                SipEvent::Ringing { sdp: None } => continue,
+                SipEvent::Answered { sdp } => {
+                    match sdp::parse(&sdp).and_then(|a| sdp::negotiate(&a)) {
+                        Ok(n) => {
+                            self.inner.engine.connect(&leg.sid, n);
+                            LegInput::Answered
+                        }
+                        Err(err) => {
+                            dialog.hang_up().await;
+                            LegInput::Failed(format!("the answer's SDP: {err}"))
+                        }
+                    }
+                }
+                SipEvent::Refused { code } => refused(code),
+                SipEvent::Ended => LegInput::HungUp,
+            };
+            let over = !matches!(input, LegInput::Answered);
+            if let Some(inputs) = self.inner.inputs(&leg.sid) {
+                inputs.send(input);
+            }
+            if over {
+                break;
+            }
+        }
+    }
+}
+
+/// A placed leg's final answer, as the kit knows it (Twilio's statuses: busy, no-answer,
+/// failed).
+pub fn refused(code: u16) -> LegInput {
+    match code {
+        486 | 600 | 603 => LegInput::Busy,
+        408 | 480 | 487 => LegInput::NoAnswer,
+        _ => LegInput::Failed(format!("SIP {code}")),
+    }
+}
+
+impl Inner {
+    fn inputs(&self, leg: &CallSid) -> Option<Inputs> {
+        self.legs.lock().unwrap().get(leg)?.inputs.clone()
+    }
+}
+
+#[async_trait]
+impl Media for SipMedia {
+    fn place(&self, leg: &LegInfo, inputs: Inputs) {
+        self.inner.legs.lock().unwrap().insert(
+            leg.sid.clone(),
+            Leg {
+                inputs: Some(inputs.clone()),
+                ..Leg::default()
+            },
+        );
+        let (media, leg) = (self.clone(), leg.clone());
+        tokio::spawn(async move { media.place_leg(leg, inputs).await });
+    }
+
+    fn attach(&self, leg: &LegInfo, inputs: Inputs) {
+        let (events, dialog) = {
+            let mut legs = self.inner.legs.lock().unwrap();
+            let Some(entry) = legs.get_mut(&leg.sid) else {
+                inputs.send(LegInput::HungUp);
+                return;
+            };
+            entry.inputs = Some(inputs.clone());
+            (entry.events.take(), entry.dialog.clone())
+        };
+        if let Some(dialog) = dialog {
+            dialog.ring();
+        }
+        if let Some(mut events) = events {
+            let media = self.clone();
+            let sid = leg.sid.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if event == SipEvent::Ended {
+                        if let Some(inputs) = media.inner.inputs(&sid) {
+                            inputs.send(LegInput::HungUp);
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    async fn answer(&self, leg: &CallSid) {
+        let taken = {
+            let mut legs = self.inner.legs.lock().unwrap();
+            legs.get_mut(leg)
+                .and_then(|entry| Some((entry.answer.take()?, entry.dialog.clone()?)))
+        };
+        if let Some(((negotiated, answer), dialog)) = taken {
+            self.inner.engine.connect(leg, negotiated);
+            if let Err(err) = dialog.answer(answer) {
+                tracing::warn!(call_sid = %leg, error = %err, "sip: answer not sent");
+            }
+        }
+    }
+
+    fn reject(&self, leg: &CallSid, busy: bool) {
+        let entry = self.inner.legs.lock().unwrap().remove(leg);
+        if let Some(dialog) = entry.and_then(|e| e.dialog) {
+            dialog.reject(if busy { 486 } else { 603 });
+        }
+        self.inner.engine.close(leg);
+    }
+
+    fn hang_up(&self, leg: &CallSid) {
+        let entry = self.inner.legs.lock().unwrap().remove(leg);
+        if let Some(dialog) = entry.and_then(|e| e.dialog) {
+            tokio::spawn(async move { dialog.hang_up().await });
+        }
+        self.inner.engine.close(leg);
+    }
+
+    fn play(&self, leg: &CallSid, id: PlayId, prompt: Prompt) {
+        // Silence until the prompt's audio is ready (spoken, fetched, or at once).
+        self.inner
+            .engine
+            .play(leg, id, vec![Part::Silence(u64::MAX)]);
+        let (media, leg) = (self.clone(), leg.clone());
+        tokio::spawn(async move {
+            let parts = match media.inner.prompts.parts(&prompt).await {
+                Ok(parts) => parts,
+                Err(err) => {
+                    tracing::warn!(call_sid = %leg, error = %err, "media: prompt not played");
+                    Vec::new()
+                }
+            };
+            media.inner.engine.loaded(&leg, id, parts);
+        });
+    }
+
+    fn stop_playing(&self, leg: &CallSid) {
+        self.inner.engine.stop(leg);
+    }
+
+    fn send_digits(&self, leg: &CallSid, digits: &str) {
+        self.inner.engine.send_keys(leg, digits);
+    }
+
+    fn bridge(&self, a: &CallSid, b: &CallSid) {
+        self.inner.engine.bridge(a, b);
+    }
+
+    fn unbridge(&self, leg: &CallSid) {
+        self.inner.engine.unbridge(leg);
+    }
+
+    fn set_muted(&self, leg: &CallSid, muted: bool) {
+        self.inner.engine.set_muted(leg, muted);
+    }
+
+    // Conference rooms, media streams and recordings of real audio come with issue #26; until
+    // then a room on this worker connects nobody's audio, a stream carries silence and a
+    // recording fails (docs/errors.md, "On the SIP/RTP worker").
+    fn room(&self, _room: &ConferenceSid, _state: &ParticipantState) {}
+
+    fn leave_room(&self, _room: &ConferenceSid, _leg: &CallSid) {}
+
+    fn tap(&self, _leg: &CallSid) -> Box<dyn AudioTap> {
+        Box::new(Silence)
+    }
+
+    fn record(&self, _leg: &CallSid, _spec: &RecordingSpec) -> Box<dyn RecordingMedia> {
+        Box::new(NoRecording)
+    }
+}
+
+/// A stream's audio before #26: silence both ways.
+struct Silence;
+
+impl AudioTap for Silence {
+    fn read(&mut self, _track: Track, _sample: u64) -> Vec<u8> {
+        vec![0xff; teleapi_worker::audio::FRAME_BYTES]
+    }
+
+    fn play(&mut self, _frame: &[u8]) {}
+}
+
+/// A recording before #26: none is made (the kit reports the recording failed).
+struct NoRecording;
+
+#[async_trait]
+impl RecordingMedia for NoRecording {
+    fn pause(&mut self, _keep_silence: bool) {}
+
+    fn resume(&mut self) {}
+
+    async fn finish(self: Box<Self>) -> Result<Recorded, String> {
+        Err("recordings of real audio are not made by the SIP/RTP worker yet".into())
+    }
+}

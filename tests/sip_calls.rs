@@ -1,0 +1,391 @@
+//! Calls on real phones: teleapi-local with the SIP/RTP worker (`--sip`) in place of the
+//! simulated one, Debian's baresip phones on loopback, each playing a tone of its own as its
+//! microphone, and what each phone heard checked by frequency analysis: who heard whom, and
+//! when. The API, the pipeline and the worker kit are the same as in every other suite.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use teleapi_domain::AuthToken;
+use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
+use teleapi_media::SipOptions;
+use teleapi_tests::phone::{Phone, free_port, rms, rtp_band, tone, tone_file, tone_level};
+use teleapi_tests::sink::{Reply, Sink};
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// The tones the phones play (Hz): far enough apart to tell, inside the telephone band.
+const ALICE: f64 = 1_000.0;
+const BOB: f64 = 2_000.0;
+const CAROL: f64 = 600.0;
+
+struct Media {
+    base: String,
+    client: reqwest::Client,
+    sid: String,
+    app: Sink,
+    dir: PathBuf,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl Media {
+    async fn start() -> Self {
+        let sid = teleapi_domain::AccountSid::generate();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let dir = std::env::temp_dir().join(format!(
+            "teleapi-sip-{}",
+            &teleapi_domain::sid::random_hex32()[..12]
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (low, high) = rtp_band();
+        let sip = SipOptions::new(
+            format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            low..=high,
+        );
+        let stack = Stack::build(StackOptions {
+            backing: Backing::Memory,
+            dev: Some((sid.clone(), AuthToken::new(TOKEN))),
+            simulator: SimulatorConfig {
+                recordings_dir: dir.join("recordings"),
+                ..Default::default()
+            },
+            public_url: base.clone(),
+            sip: Some(sip),
+            ..Default::default()
+        })
+        .await
+        .expect("the stack starts with the SIP/RTP worker");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(teleapi_local::serve(listener, stack, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            sid: sid.to_string(),
+            app: Sink::start().await,
+            dir,
+            _stop: stop,
+        }
+    }
+
+    async fn phone(&self, name: &str, hz: f64) -> Phone {
+        let microphone = tone_file(&self.dir, hz, 120.0);
+        Phone::start(name, &self.dir, &microphone).await
+    }
+
+    fn calls(&self) -> String {
+        format!("{}/call/2012-04-24/Accounts/{}/Calls", self.base, self.sid)
+    }
+
+    async fn post(&self, url: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(url)
+            .basic_auth(&self.sid, Some(TOKEN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, url: &str) -> Value {
+        self.client
+            .get(url)
+            .basic_auth(&self.sid, Some(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Calls `to` with the RCML the app serves at `path`; the call's sid.
+    async fn call(&self, to: &str, path: &str) -> String {
+        let body = format!(
+            "To={}&From=%2B15551230001&Url={}",
+            encode(to),
+            encode(&self.app.url(path))
+        );
+        let (status, call) = self.post(&format!("{}.json", self.calls()), &body).await;
+        assert_eq!(status, 201, "{call}");
+        call["sid"].as_str().unwrap().to_owned()
+    }
+
+    async fn modify(&self, call: &str, body: &str) {
+        let (status, answer) = self
+            .post(&format!("{}/{call}.json", self.calls()), body)
+            .await;
+        assert!(status < 300, "{status}: {answer}");
+    }
+
+    async fn status(&self, call: &str) -> String {
+        let call = self.get(&format!("{}/{call}.json", self.calls())).await;
+        call["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The legs `call` dialled.
+    async fn legs(&self, call: &str) -> Vec<Value> {
+        let page = self
+            .get(&format!("{}.json?ParentCallSid={call}", self.calls()))
+            .await;
+        page["calls"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits for `call` to reach `status`.
+    async fn until_status(&self, call: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = self.status(call).await;
+            if now == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{call} is {now}, not {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the leg of `call` to `to` to reach `status`; its sid.
+    async fn until_leg(&self, call: &str, to: &str, status: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let legs = self.legs(call).await;
+            if let Some(leg) = legs.iter().find(|l| l["to"] == to && l["status"] == status) {
+                return leg["sid"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leg to {to} is {status}: {legs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Seconds of `heard` in which `hz` is the sound (100 ms windows, loud enough and mostly
+/// that tone).
+fn seconds_of(heard: &[i16], hz: f64) -> f64 {
+    heard
+        .chunks(800)
+        .filter(|w| rms(w) > 1_000.0 && tone_level(w, hz) > 0.6)
+        .count() as f64
+        / 10.0
+}
+
+/// Seconds of `heard` that are sound (speech, music), not silence.
+fn seconds_of_sound(heard: &[i16]) -> f64 {
+    heard.chunks(800).filter(|w| rms(w) > 300.0).count() as f64 / 10.0
+}
+
+/// Spans of at least `min` seconds of silence in `heard`, after the first sound.
+fn silences(heard: &[i16], min: f64) -> usize {
+    let windows: Vec<bool> = heard.chunks(800).map(|w| rms(w) > 300.0).collect();
+    let first = windows.iter().position(|s| *s).unwrap_or(windows.len());
+    let mut spans = 0;
+    let mut run = 0;
+    for sound in &windows[first..] {
+        if *sound {
+            if run as f64 / 10.0 >= min {
+                spans += 1;
+            }
+            run = 0;
+        } else {
+            run += 1;
+        }
+    }
+    spans
+}
+
+fn dial(uri: &str) -> String {
+    format!("<Response><Dial timeout=\"10\"><Sip>{uri}</Sip></Dial></Response>")
+}
+
+/// The seed scenario on real audio: Alice (1 kHz) is called and her RCML dials Bob (2 kHz);
+/// Bob hears Alice and Alice hears Bob. The app redirects Alice's call to RCML that dials Carol
+/// (600 Hz): Bob's leg ends, Carol hears Alice, Alice hears Carol. `Status=completed` ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_is_heard_on_real_phones() {
+    let media = Media::start().await;
+    let (alice, bob, carol) = (
+        media.phone("alice", ALICE).await,
+        media.phone("bob", BOB).await,
+        media.phone("carol", CAROL).await,
+    );
+    media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
+    media.app.always("/carol", Reply::rcml(&dial(&carol.uri())));
+
+    let call = media.call(&alice.uri(), "/bob").await;
+    media.until_status(&call, "in-progress").await;
+    let bob_leg = media.until_leg(&call, &bob.uri(), "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    media
+        .modify(&call, &format!("Url={}", encode(&media.app.url("/carol"))))
+        .await;
+    media.until_status(&bob_leg, "completed").await;
+    media.until_leg(&call, &carol.uri(), "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    media.modify(&call, "Status=completed").await;
+    media.until_status(&call, "completed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (alice, bob, carol) = (alice.stop().await, bob.stop().await, carol.stop().await);
+    let heard = |what: &[i16], hz| seconds_of(what, hz);
+    assert!(
+        heard(&bob, ALICE) >= 2.0,
+        "Bob heard Alice for {} s",
+        heard(&bob, ALICE)
+    );
+    assert!(heard(&bob, CAROL) == 0.0, "Bob never hears Carol");
+    assert!(
+        heard(&carol, ALICE) >= 2.0,
+        "Carol heard Alice for {} s",
+        heard(&carol, ALICE)
+    );
+    assert!(heard(&carol, BOB) == 0.0, "Carol never hears Bob");
+    assert!(
+        heard(&alice, BOB) >= 2.0,
+        "Alice heard Bob for {} s",
+        heard(&alice, BOB)
+    );
+    assert!(
+        heard(&alice, CAROL) >= 2.0,
+        "Alice heard Carol for {} s",
+        heard(&alice, CAROL)
+    );
+}
+
+/// `<Play>` (a WAV at 16 kHz, resampled) and `<Say>` (espeak-ng) are heard by the phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompts_are_heard() {
+    let media = Media::start().await;
+    let alice = media.phone("alice", ALICE).await;
+    // 1.5 kHz for two seconds, at 16 kHz.
+    let wav = media.dir.join("prompt.wav");
+    let samples: Vec<i16> = (0..32_000)
+        .map(|i| {
+            ((2.0 * std::f64::consts::PI * 1_500.0 * f64::from(i) / 16_000.0).sin() * 8_000.0)
+                as i16
+        })
+        .collect();
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
+        for s in &samples {
+            writer.write_sample(*s).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+    media.app.always(
+        "/prompt.wav",
+        Reply::file("audio/wav", std::fs::read(&wav).unwrap()),
+    );
+    let rcml = format!(
+        "<Response><Play>{}</Play><Pause length=\"1\"/><Say>Hello from the platform, this is a test of speech.</Say><Hangup/></Response>",
+        media.app.url("/prompt.wav")
+    );
+    media.app.always("/prompts", Reply::rcml(&rcml));
+    let call = media.call(&alice.uri(), "/prompts").await;
+    media.until_status(&call, "completed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard = alice.stop().await;
+    let played = seconds_of(&heard, 1_500.0);
+    assert!(
+        (1.6..=2.2).contains(&played),
+        "the 2 s file was heard for {played} s"
+    );
+    let spoken = seconds_of_sound(&heard) - played;
+    assert!(spoken >= 1.0, "speech was heard for {spoken} s");
+    assert!(silences(&heard, 0.8) >= 1, "the pause was heard");
+}
+
+/// `Mute=true` stops Alice's audio reaching Bob, and `Mute=false` brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_and_unmute_are_heard() {
+    let media = Media::start().await;
+    let (alice, bob) = (
+        media.phone("alice", ALICE).await,
+        media.phone("bob", BOB).await,
+    );
+    media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
+    let call = media.call(&alice.uri(), "/bob").await;
+    media.until_leg(&call, &bob.uri(), "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    media.modify(&call, "Mute=true").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    media.modify(&call, "Mute=false").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    media.modify(&call, "Status=completed").await;
+    media.until_status(&call, "completed").await;
+    let (alice, bob) = (alice.stop().await, bob.stop().await);
+    assert!(
+        seconds_of(&bob, ALICE) >= 2.5,
+        "Bob heard Alice before and after"
+    );
+    assert_eq!(silences(&bob, 1.5), 1, "and not while she was muted");
+    assert!(seconds_of(&alice, BOB) >= 4.5, "Alice heard Bob all along");
+}
+
+/// A SIP answer that is not 200 ends the leg with Twilio's status: an unknown user (404) is
+/// `failed`; nobody at the address (no answer within `timeout`) is `no-answer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legs_that_are_not_answered() {
+    let media = Media::start().await;
+    let alice = media.phone("alice", ALICE).await;
+    let unknown = format!("sip:nobody@127.0.0.1:{}", alice.sip_port);
+    let call = media.call(&unknown, "/unused").await;
+    media.until_status(&call, "failed").await;
+    let silent = format!("sip:nobody@127.0.0.1:{}", free_port());
+    let body = format!(
+        "To={}&From=%2B15551230001&Url={}&Timeout=3",
+        encode(&silent),
+        encode(&media.app.url("/unused"))
+    );
+    let (status, call) = media.post(&format!("{}.json", media.calls()), &body).await;
+    assert_eq!(status, 201, "{call}");
+    media
+        .until_status(call["sid"].as_str().unwrap(), "no-answer")
+        .await;
+    assert!(
+        media.app.received_at("/unused").is_empty(),
+        "nothing answered, nothing fetched"
+    );
+    alice.stop().await;
+}
+
+#[test]
+fn the_analysis_tells_tones_apart() {
+    let mut heard = tone(ALICE, 2.0);
+    heard.extend(vec![0; 16_000]);
+    heard.extend(tone(BOB, 1.0));
+    assert!((1.9..=2.1).contains(&seconds_of(&heard, ALICE)));
+    assert!((0.9..=1.1).contains(&seconds_of(&heard, BOB)));
+    assert_eq!(seconds_of(&heard, CAROL), 0.0);
+    assert_eq!(silences(&heard, 1.5), 1);
+}
