@@ -10,7 +10,9 @@ use serde_json::Value;
 use teleapi_domain::AuthToken;
 use teleapi_local::{Backing, SimulatorConfig, Stack, StackOptions};
 use teleapi_media::SipOptions;
-use teleapi_tests::phone::{Phone, free_port, rms, rtp_band, tone, tone_file, tone_level};
+use teleapi_tests::phone::{
+    Phone, Settings, free_port, rms, rtp_band, tone, tone_file, tone_level,
+};
 use teleapi_tests::sink::{Reply, Sink};
 use tokio::net::TcpListener;
 
@@ -377,6 +379,137 @@ async fn legs_that_are_not_answered() {
         "nothing answered, nothing fetched"
     );
     alice.stop().await;
+}
+
+/// `Status=canceled` on a call still ringing sends CANCEL: the phone stops ringing and the call
+/// is `canceled`; nothing was answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ringing_call_is_canceled() {
+    let media = Media::start().await;
+    let microphone = tone_file(&media.dir, ALICE, 120.0);
+    let settings = Settings {
+        answers: false,
+        ..Settings::default()
+    };
+    let alice = Phone::start_with("alice", &media.dir, &microphone, settings).await;
+    let call = media.call(&alice.uri(), "/unused").await;
+    media.until_status(&call, "ringing").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    media.modify(&call, "Status=canceled").await;
+    media.until_status(&call, "canceled").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !alice.log().contains("CANCEL") && !alice.log().contains("closed") {
+        assert!(
+            Instant::now() < deadline,
+            "the phone never heard the CANCEL: {}",
+            alice.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!alice.log().contains("Call established"), "{}", alice.log());
+    assert!(
+        media.app.received_at("/unused").is_empty(),
+        "never answered, never fetched"
+    );
+    alice.stop().await;
+}
+
+/// `MoveConnectedCallLeg=true` moves both legs to the new RCML: Bob's leg is not hung up, and
+/// both phones hear what it plays; then each hears the other no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_legs_move_to_new_rcml() {
+    let media = Media::start().await;
+    // Bob speaks A-law only: the bridge between the two laws is the worker's.
+    let microphone = tone_file(&media.dir, BOB, 120.0);
+    let settings = Settings {
+        codecs: "PCMA/8000/1",
+        ..Settings::default()
+    };
+    let alice = media.phone("alice", ALICE).await;
+    let bob = Phone::start_with("bob", &media.dir, &microphone, settings).await;
+    media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
+    let beep = tone(1_500.0, 3.0);
+    let wav = media.dir.join("beep.wav");
+    teleapi_tests::phone::write_wav(&wav, &beep);
+    media.app.always(
+        "/beep.wav",
+        Reply::file("audio/wav", std::fs::read(&wav).unwrap()),
+    );
+    let moved = format!(
+        "<Response><Play>{}</Play><Pause length=\"2\"/></Response>",
+        media.app.url("/beep.wav")
+    );
+    media.app.always("/moved", Reply::rcml(&moved));
+    let call = media.call(&alice.uri(), "/bob").await;
+    let bob_leg = media.until_leg(&call, &bob.uri(), "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    media
+        .modify(
+            &call,
+            &format!(
+                "Url={}&MoveConnectedCallLeg=true",
+                encode(&media.app.url("/moved"))
+            ),
+        )
+        .await;
+    media.until_status(&call, "completed").await;
+    media.until_status(&bob_leg, "completed").await;
+    let (alice, bob) = (alice.stop().await, bob.stop().await);
+    assert!(
+        seconds_of(&bob, ALICE) >= 1.5,
+        "Bob heard Alice first (A-law from μ-law)"
+    );
+    assert!(
+        seconds_of(&alice, BOB) >= 1.5,
+        "Alice heard Bob first (μ-law from A-law)"
+    );
+    assert!(
+        seconds_of(&alice, 1_500.0) >= 2.5,
+        "Alice heard the new RCML"
+    );
+    assert!(
+        seconds_of(&bob, 1_500.0) >= 2.5,
+        "so did Bob, moved with her"
+    );
+    assert_eq!(
+        media.app.received_at("/moved").len(),
+        2,
+        "each leg fetched it"
+    );
+}
+
+/// A far end that answers 486 makes the dialled leg `busy`, and the caller's RCML goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_far_end() {
+    let media = Media::start().await;
+    let alice = media.phone("alice", ALICE).await;
+    let port = free_port();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/media/busy.xml");
+    let mut sipp = tokio::process::Command::new("sipp")
+        .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "1", "-nostdin", "-bg"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (tests/run installs sip-tester)");
+    let _ = sipp.wait().await;
+    let busy = format!("sip:busy@127.0.0.1:{port}");
+    let rcml = format!(
+        "<Response><Dial timeout=\"10\"><Sip>{busy}</Sip></Dial><Say>The line is busy</Say></Response>"
+    );
+    media.app.always("/busy", Reply::rcml(&rcml));
+    let call = media.call(&alice.uri(), "/busy").await;
+    media.until_leg(&call, &busy, "busy").await;
+    media.until_status(&call, "completed").await;
+    let heard = alice.stop().await;
+    assert!(
+        seconds_of_sound(&heard) >= 0.5,
+        "the RCML after <Dial> was heard"
+    );
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &format!("sipp -sf {scenario} -i 127.0.0.1 -p {port}")])
+        .status();
 }
 
 #[test]

@@ -180,17 +180,18 @@ impl SipMedia {
             None,
         );
         let (events, mut incoming) = mpsc::unbounded_channel();
-        let dialog = match self
-            .inner
-            .sip
-            .invite(&self.caller_uri(&leg.from), &target, offer, events)
-        {
-            Ok(dialog) => dialog,
-            Err(why) => {
-                self.inner.engine.close(&leg.sid);
-                return failed(why);
-            }
-        };
+        let dialog =
+            match self
+                .inner
+                .sip
+                .invite(&self.caller_uri(&leg.from), &target, offer, events)
+            {
+                Ok(dialog) => dialog,
+                Err(why) => {
+                    self.inner.engine.close(&leg.sid);
+                    return failed(why);
+                }
+            };
         {
             let mut legs = self.inner.legs.lock().unwrap();
             let Some(entry) = legs.get_mut(&leg.sid) else {

@@ -99,6 +99,24 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len() as f64).sqrt()
 }
 
+/// How a phone answers, and what it speaks.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Answers by itself (else it rings until hung up on).
+    pub answers: bool,
+    /// Its codecs, in its order of preference (`PCMU/8000/1,PCMA/8000/1`).
+    pub codecs: &'static str,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            answers: true,
+            codecs: "PCMU/8000/1,PCMA/8000/1",
+        }
+    }
+}
+
 /// One baresip phone.
 pub struct Phone {
     pub name: String,
@@ -112,6 +130,11 @@ impl Phone {
     /// A phone `name` (its SIP URI is [`Phone::uri`]) playing `microphone`, answering calls
     /// by itself.
     pub async fn start(name: &str, dir: &Path, microphone: &Path) -> Self {
+        Self::start_with(name, dir, microphone, Settings::default()).await
+    }
+
+    /// A phone as `settings` say.
+    pub async fn start_with(name: &str, dir: &Path, microphone: &Path, settings: Settings) -> Self {
         let dir = dir.join(name);
         std::fs::create_dir_all(dir.join("heard")).unwrap();
         let (sip_port, ctrl_port) = (free_port(), free_port());
@@ -148,8 +171,10 @@ impl Phone {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{name}@127.0.0.1:{sip_port};transport=udp>;regint=0;answermode=auto;\
-                 audio_codecs=PCMU/8000/1,PCMA/8000/1\n"
+                "<sip:{name}@127.0.0.1:{sip_port};transport=udp>;regint=0;answermode={mode};\
+                 audio_codecs={codecs}\n",
+                mode = if settings.answers { "auto" } else { "manual" },
+                codecs = settings.codecs,
             ),
         )
         .unwrap();
