@@ -29,6 +29,9 @@ struct Media {
     sid: String,
     app: Sink,
     dir: PathBuf,
+    simulator: teleapi_local::simulator::Simulator,
+    sip: std::net::SocketAddr,
+    rtp: (u16, u16),
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -44,6 +47,10 @@ fn encode(value: &str) -> String {
 
 impl Media {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(options: impl FnOnce(&mut StackOptions)) -> Self {
         let sid = teleapi_domain::AccountSid::generate();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -53,11 +60,10 @@ impl Media {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let (low, high) = rtp_band();
-        let sip = SipOptions::new(
-            format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            low..=high,
-        );
-        let stack = Stack::build(StackOptions {
+        let sip_address: std::net::SocketAddr =
+            format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let sip = SipOptions::new(sip_address, low..=high);
+        let mut chosen = StackOptions {
             backing: Backing::Memory,
             dev: Some((sid.clone(), AuthToken::new(TOKEN))),
             simulator: SimulatorConfig {
@@ -67,9 +73,12 @@ impl Media {
             public_url: base.clone(),
             sip: Some(sip),
             ..Default::default()
-        })
-        .await
-        .expect("the stack starts with the SIP/RTP worker");
+        };
+        options(&mut chosen);
+        let stack = Stack::build(chosen)
+            .await
+            .expect("the stack starts with the SIP/RTP worker");
+        let simulator = stack.simulator.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(teleapi_local::serve(listener, stack, async {
             let _ = stopped.await;
@@ -83,8 +92,16 @@ impl Media {
             sid: sid.to_string(),
             app: Sink::start().await,
             dir,
+            simulator,
+            sip: sip_address,
+            rtp: (low, high),
             _stop: stop,
         }
+    }
+
+    /// Where the worker hears SIP.
+    fn sip(&self) -> std::net::SocketAddr {
+        self.sip
     }
 
     async fn phone(&self, name: &str, hz: f64) -> Phone {
@@ -216,6 +233,20 @@ fn silences(heard: &[i16], min: f64) -> usize {
         }
     }
     spans
+}
+
+/// The share of 20 ms frames that are silent between the first and the last sound of `heard`:
+/// audio lost on the way.
+fn lost_frames(heard: &[i16]) -> f64 {
+    let sound: Vec<bool> = heard.chunks(160).map(|f| rms(f) > 300.0).collect();
+    let (Some(first), Some(last)) = (
+        sound.iter().position(|s| *s),
+        sound.iter().rposition(|s| *s),
+    ) else {
+        return 1.0;
+    };
+    let span = &sound[first..=last];
+    span.iter().filter(|s| !**s).count() as f64 / span.len() as f64
 }
 
 fn dial(uri: &str) -> String {
@@ -510,6 +541,213 @@ async fn a_busy_far_end() {
     let _ = std::process::Command::new("pkill")
         .args(["-f", &format!("sipp -sf {scenario} -i 127.0.0.1 -p {port}")])
         .status();
+}
+
+/// A worker killed mid-call: the phone is hung up on, and once the worker's lease runs out the
+/// control plane ends the call `completed`, with its StatusCallback (the leases of #16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_ends_its_calls() {
+    let lease = Duration::from_secs(3);
+    let media = Media::start_with(|options| {
+        options.worker_lease = lease;
+        options.reconcile_every = Duration::from_millis(500);
+        options.simulator.heartbeat = lease / 3;
+    })
+    .await;
+    let alice = media.phone("alice", ALICE).await;
+    media.app.always(
+        "/hold",
+        Reply::rcml("<Response><Pause length=\"60\"/></Response>"),
+    );
+    let body = format!(
+        "To={}&From=%2B15551230001&Url={}&StatusCallback={}",
+        encode(&alice.uri()),
+        encode(&media.app.url("/hold")),
+        encode(&media.app.url("/status"))
+    );
+    let (status, call) = media.post(&format!("{}.json", media.calls()), &body).await;
+    assert_eq!(status, 201, "{call}");
+    let call = call["sid"].as_str().unwrap().to_owned();
+    media.until_status(&call, "in-progress").await;
+    let worker = media.simulator.first();
+    assert!(media.simulator.kill(worker.id().as_str()));
+    media.until_status(&call, "completed").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !media
+        .app
+        .values_at("/status", "CallStatus")
+        .contains(&"completed".to_owned())
+    {
+        assert!(Instant::now() < deadline, "no completed StatusCallback");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while !alice.log().contains("closed") {
+        assert!(
+            Instant::now() < deadline,
+            "the phone was not hung up on: {}",
+            alice.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let notices = media
+        .get(&format!("{}/{call}/Notifications.json", media.calls()))
+        .await;
+    let codes: Vec<&Value> = notices["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["error_code"])
+        .collect();
+    assert!(
+        codes.iter().any(|c| *c == "15000"),
+        "ended for its lease: {notices}"
+    );
+    alice.stop().await;
+}
+
+/// OPTIONS from `source` to the worker, `count` of them, 10 every 10 ms (1000 a second); how
+/// many were answered 200.
+async fn options_answered(worker: std::net::SocketAddr, source: &str, count: usize) -> usize {
+    let socket = tokio::net::UdpSocket::bind((source, 0)).await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut answered = 0;
+    let mut buffer = [0u8; 4096];
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    for n in 0..count {
+        if n % 10 == 0 {
+            pace.tick().await;
+            while let Ok((read, _)) = socket.try_recv_from(&mut buffer) {
+                answered += usize::from(buffer[..read].starts_with(b"SIP/2.0 200"));
+            }
+        }
+        let request = format!(
+            "OPTIONS sip:probe@{worker} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-{n}-probe\r\n\
+             From: <sip:probe@{local}>;tag={n}\r\n\
+             To: <sip:probe@{worker}>\r\n\
+             Call-ID: probe-{n}@{local}\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        socket.send_to(request.as_bytes(), worker).await.unwrap();
+    }
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(1_500), socket.recv_from(&mut buffer)).await
+    {
+        if buffer[..n].starts_with(b"SIP/2.0 200") {
+            answered += 1;
+        }
+    }
+    answered
+}
+
+/// Hostile SIP (SIPp: a broken request line, an INVITE with nonsense SDP and a huge header,
+/// bytes that are not SIP) and hostile RTP (garbage, and RTP from a stranger after the far end
+/// is latched, at every port of the worker) change nothing: the worker still answers, and a
+/// call in progress goes on, heard by its phone all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sip_and_rtp_change_nothing() {
+    let media = Media::start().await;
+    let alice = media.phone("alice", ALICE).await;
+    let wav = media.dir.join("music.wav");
+    teleapi_tests::phone::write_wav(&wav, &tone(1_500.0, 1.0));
+    media.app.always(
+        "/music.wav",
+        Reply::file("audio/wav", std::fs::read(&wav).unwrap()),
+    );
+    let rcml = format!(
+        "<Response><Play loop=\"0\">{}</Play></Response>",
+        media.app.url("/music.wav")
+    );
+    media.app.always("/music", Reply::rcml(&rcml));
+    let call = media.call(&alice.uri(), "/music").await;
+    media.until_status(&call, "in-progress").await;
+    let answered = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/media/garbage.xml");
+    let sipp = tokio::process::Command::new("sipp")
+        .arg(media.sip().to_string())
+        .args([
+            "-sf",
+            scenario,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+        ])
+        .args(["-m", "1", "-nostdin", "-timeout", "20s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .expect("sipp runs");
+    assert!(
+        sipp.success(),
+        "the worker answered OPTIONS after the garbage"
+    );
+
+    // Garbage at every port of the worker; and for three seconds a stranger's RTP stream, ten
+    // times as fast as the phone's, at the first ports (where the call's leg is): a worker that
+    // followed it would send the music to the stranger.
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rtp = vec![0x80u8, 0, 0, 1, 0, 0, 0, 160, 0xde, 0xad, 0xbe, 0xef];
+    rtp.extend([0u8; 160]);
+    for port in media.rtp.0..=media.rtp.1 {
+        let target = ("127.0.0.1", port);
+        let _ = stranger.send_to(&[0x5a; 37], target);
+        let _ = stranger.send_to(&[0x80, 0xc8, 0, 0], target);
+        let _ = stranger.send_to(&[0x80; 2_000], target);
+    }
+    let mut pace = tokio::time::interval(Duration::from_millis(2));
+    for n in 0..1_500u16 {
+        pace.tick().await;
+        rtp[2..4].copy_from_slice(&n.to_be_bytes());
+        for port in (media.rtp.0..media.rtp.0 + 8).step_by(2) {
+            let _ = stranger.send_to(&rtp, ("127.0.0.1", port));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    media.modify(&call, "Status=completed").await;
+    media.until_status(&call, "completed").await;
+    let heard = alice.stop().await;
+    // A lost packet is missing from what the phone wrote, not silence in it: the music must
+    // have been heard for as long as the call was up.
+    let up = answered.elapsed().as_secs_f64();
+    let played = seconds_of(&heard, 1_500.0);
+    assert!(
+        played >= up - 0.5,
+        "the music played on through it all: {played} s of {up:.1} s"
+    );
+    let lost = lost_frames(&heard);
+    assert!(
+        lost < 0.02,
+        "without a gap: {:.1}% of its 20 ms frames were silent",
+        lost * 100.0
+    );
+}
+
+/// The front door: a source that floods the worker (1000 datagrams a second for 1.5 s) is held
+/// to its rate (200 a second, a burst of 400: about 700 answered), while others are still
+/// answered; a source outside `--sip-allow` is not answered at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_are_held_back_and_strangers_not_answered() {
+    let media = Media::start().await;
+    let flooded = options_answered(media.sip(), "127.0.0.2", 1_500).await;
+    assert!(
+        (550..=800).contains(&flooded),
+        "1500 in 1.5 s from one source: {flooded} answered"
+    );
+    assert_eq!(options_answered(media.sip(), "127.0.0.1", 5).await, 5);
+
+    let strict = Media::start_with(|options| {
+        let sip = options.sip.as_mut().unwrap();
+        sip.allowed = "127.0.0.1/32".parse().unwrap();
+    })
+    .await;
+    assert_eq!(options_answered(strict.sip(), "127.0.0.3", 5).await, 0);
+    assert_eq!(options_answered(strict.sip(), "127.0.0.1", 5).await, 5);
 }
 
 #[test]

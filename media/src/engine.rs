@@ -366,8 +366,14 @@ impl LegState {
 async fn receive(inner: Arc<Inner>, audio: Arc<LegAudio>) {
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     loop {
-        let Ok((length, from)) = audio.socket.recv_from(&mut buffer).await else {
-            continue;
+        let (length, from) = match audio.socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            Err(err) => {
+                // Nothing a datagram can do makes this last; a pause keeps it from spinning.
+                tracing::debug!(port = audio.port, error = %err, "media: RTP receive failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
         };
         let taken = take(&audio, &buffer[..length], from);
         let counter = if taken {

@@ -217,6 +217,20 @@ fn source_of(request: &rsipstack::sip::Request) -> IpAddr {
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
+/// Whether a datagram reads as a SIP message, as the endpoint reads what it receives (the fuzz
+/// target's entry: hostile SIP must never panic).
+pub fn parses(datagram: &[u8]) -> bool {
+    match rsipstack::sip::SipMessage::try_from(datagram) {
+        Ok(rsipstack::sip::SipMessage::Request(request)) => {
+            let _ = source_of(&request);
+            let _ = request.from_header().map(|h| h.value().len());
+            true
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
 /// A dialog's states, as [`SipEvent`]s, until it ends; then it is removed from the layer.
 async fn pump(
     layer: Arc<DialogLayer>,
