@@ -643,3 +643,94 @@ fn the_openapi_document_matches_the_handlers() {
         }
     }
 }
+
+/// The media workers' fleet (infra/media.yaml): its role grants exactly what a worker does
+/// (README "Media workers"), each on the one resource it needs, and its worker is configured
+/// with every variable `teleapi-media` requires.
+#[test]
+fn the_media_fleet_grants_least_privilege() {
+    let template = load("infra/media.yaml");
+    let role = get(
+        get(template.get("Resources").unwrap(), "WorkerRole"),
+        "Properties",
+    );
+    let statements = get(
+        get(&get(role, "Policies")[0], "PolicyDocument"),
+        "Statement",
+    )
+    .as_sequence()
+    .unwrap();
+    let mut granted = BTreeMap::new();
+    for statement in statements {
+        assert_eq!(str_of(get(statement, "Effect")), "Allow");
+        let actions: BTreeSet<String> = match get(statement, "Action") {
+            Value::Sequence(all) => all.iter().map(|a| str_of(a).to_owned()).collect(),
+            one => BTreeSet::from([str_of(one).to_owned()]),
+        };
+        let resource = get(statement, "Resource");
+        assert!(
+            !matches!(resource, Value::String(s) if s == "*"),
+            "{actions:?} on every resource"
+        );
+        granted.insert(str_of(get(statement, "Sid")).to_owned(), actions);
+    }
+    let expected: BTreeMap<String, BTreeSet<String>> = [
+        (
+            "OwnQueue",
+            &[
+                "sqs:CreateQueue",
+                "sqs:GetQueueUrl",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+            ][..],
+        ),
+        (
+            "SharedQueue",
+            &[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+            ],
+        ),
+        ("Events", &["sqs:SendMessage"]),
+        ("Accounts", &["dynamodb:GetItem"]),
+        ("Program", &["s3:GetObject"]),
+        ("Drained", &["autoscaling:CompleteLifecycleAction"]),
+    ]
+    .into_iter()
+    .map(|(sid, actions)| {
+        (
+            sid.to_owned(),
+            actions.iter().map(|a| (*a).to_owned()).collect(),
+        )
+    })
+    .collect();
+    assert_eq!(granted, expected);
+
+    let user_data = serde_norway::to_string(get(
+        get(
+            get(
+                get(template.get("Resources").unwrap(), "WorkerLaunchTemplate"),
+                "Properties",
+            ),
+            "LaunchTemplateData",
+        ),
+        "UserData",
+    ))
+    .unwrap();
+    for variable in [
+        teleapi_media::deploy::COMMANDS_QUEUE_ENV,
+        teleapi_media::deploy::EVENTS_QUEUE_ENV,
+        teleapi_media::deploy::ACCOUNTS_TABLE_ENV,
+        teleapi_media::deploy::WORKER_QUEUE_PREFIX_ENV,
+        teleapi_media::deploy::SIP_ALLOW_ENV,
+        teleapi_media::deploy::PUBLIC_ADDR_ENV,
+        teleapi_media::deploy::RTP_PORTS_ENV,
+    ] {
+        assert!(
+            user_data.contains(&format!("{variable}=")),
+            "{variable} is not set"
+        );
+    }
+}

@@ -278,6 +278,7 @@ impl Options {
                 if let Some(allowed) = sip_allow {
                     options.allowed = allowed;
                 }
+                options.check().map_err(invalid)?;
                 Some(options)
             }
             None if rtp_ports.is_some()
@@ -717,6 +718,7 @@ mod tests {
             &["--sip", "127.0.0.1:5060", "--workers", "2"],
             &["--rtp-ports", "30000-30999"],
             &["--sip", "127.0.0.1:5060", "--sip-allow", "10.0.0.0/40"],
+            &["--sip", "0.0.0.0:5060"],
         ] {
             assert!(
                 matches!(parse(args), Err(ArgsError::Invalid(_))),

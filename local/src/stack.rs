@@ -396,6 +396,15 @@ impl Stack {
             }
             None => None,
         };
+        let description = match &options.sip {
+            Some(sip) => format!(
+                "{description}; SIP/RTP worker: SIP on udp {}, RTP on ports {}-{}",
+                sip.sip,
+                sip.rtp_ports.start(),
+                sip.rtp_ports.end()
+            ),
+            None => description,
+        };
         let simulator = Simulator::on_media(
             queues.commands.clone(),
             |n| worker_urls[n - 1].clone(),

@@ -12,6 +12,7 @@
 //! worker.rs  the kit's Media on all of the above
 //! ```
 
+pub mod deploy;
 pub mod engine;
 pub mod g711;
 pub mod networks;

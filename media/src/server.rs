@@ -48,6 +48,21 @@ impl SipOptions {
     }
 }
 
+impl SipOptions {
+    /// Whether the options can run: an address to write in SDP and Contact is needed when the
+    /// worker listens on every interface (`0.0.0.0`), where it has no address of its own.
+    pub fn check(&self) -> Result<(), String> {
+        if self.sip.ip().is_unspecified() && self.public_ip.is_none() {
+            return Err(format!(
+                "listening on {} needs the address to give callers: TELEAPI_PUBLIC_ADDR \
+                 (teleapi-local: --public-addr)",
+                self.sip
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `LOW-HIGH`: at least two ports (one leg), from 1024 up.
 pub fn parse_port_range(raw: &str) -> Result<RangeInclusive<u16>, String> {
     let (low, high) = raw
@@ -73,6 +88,7 @@ pub fn parse_port_range(raw: &str) -> Result<RangeInclusive<u16>, String> {
 pub async fn start(
     options: &SipOptions,
 ) -> Result<(SipMedia, mpsc::UnboundedReceiver<Offer>), String> {
+    options.check()?;
     let (offers, offered) = mpsc::unbounded_channel();
     let public = options
         .public_ip

@@ -454,9 +454,11 @@ class Run:
     """Run `matches` in `terminal`; then `check(answer, context)`; with `until`, repeat (a read)
     until the check passes."""
 
-    def __init__(self, matches, terminal="second", check=None, until=False, fill=None, slow=False):
+    def __init__(self, matches, terminal="second", check=None, until=False, fill=None, slow=False, before=None):
         self.matches, self.terminal, self.check, self.until = matches, terminal, check, until
         self.fill = fill or {}
+        # What the README asks of the reader before the command (a SIP phone answering).
+        self.before = before
         # A command that may build (cargo) runs for minutes; anything else in seconds.
         self.timeout = BUILD_SECONDS if slow or re.search(r"cargo|teleapi-admin", matches) else COMMAND_SECONDS
 
@@ -529,6 +531,73 @@ def expect_field(field, value):
             fail(f"{field} is {body.get(field)!r}, not {value!r}: {answer[:500]}")
 
     return check
+
+
+def expect_sip_banner(_command, _printed, context):
+    printed = ANSI.sub("", context.terminals["first"].servers[-1].printed())
+    if "SIP/RTP worker: SIP on udp 127.0.0.1:5060, RTP on ports 30000-30999" not in printed:
+        fail(f"teleapi-local did not say it runs the SIP/RTP worker:\n{printed[-2000:]}")
+
+
+def expect_spoken(command, answer, context):
+    """The call to the phone ended, having been answered: as the README shows."""
+    expect_json(command, answer, context)
+    body = json.loads(answer)
+    if body.get("status") != "completed" or int(body.get("duration") or 0) < 1:
+        fail(f"the call is not over yet, or was never answered: {answer[:500]}")
+
+
+class SipPhone:
+    """The SIP phone the README asks for: Debian's baresip answering as sip:alice@127.0.0.1:5062
+    by itself, with a second of silence as its microphone, in a folder of its own."""
+
+    def __init__(self, workdir):
+        import wave
+
+        self.dir = Path(workdir) / "phone"
+        self.dir.mkdir()
+        with wave.open(str(self.dir / "silence.wav"), "wb") as microphone:
+            microphone.setnchannels(1)
+            microphone.setsampwidth(2)
+            microphone.setframerate(8000)
+            microphone.writeframes(b"\0\0" * 8000 * 120)
+        (self.dir / "config").write_text(
+            "sip_listen 127.0.0.1:5062\nnet_interface 127.0.0.1\n"
+            f"audio_source aufile,{self.dir / 'silence.wav'}\naudio_player nullplay,none\n"
+            "audio_alert nullplay,none\nrtp_ports 20000-20099\nmodule_path /usr/lib/baresip/modules\n"
+            "module g711.so\nmodule aufile.so\nmodule_tmp account.so\nmodule_app menu.so\n"
+            "statmode_default off\n"
+        )
+        (self.dir / "accounts").write_text(
+            "<sip:alice@127.0.0.1:5062;transport=udp>;regint=0;answermode=auto\n"
+        )
+        self.log = open(self.dir / "baresip.log", "wb")
+        self.process = subprocess.Popen(
+            ["baresip", "-f", str(self.dir)], stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + 10
+        while b"baresip is ready" not in (self.dir / "baresip.log").read_bytes():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                fail(f"baresip did not start: {(self.dir / 'baresip.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self):
+        # SIGTERM twice: the second one exits at once.
+        for _ in range(2):
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.log.close()
+
+
+def start_phone(context):
+    if context.phone is None:
+        context.phone = SipPhone(context.terminals["second"].cwd)
 
 
 def expect_nothing(_command, answer, _context):
@@ -711,6 +780,16 @@ def plan():
             check=expect_admin(lambda body, _: body["rate_limit"] == {"per_second": 2000, "burst": 4000}),
             fill={"AC...": "AC..."},
         ),
+        # Media workers: the SIP/RTP worker in place of the simulated one, and a SIP phone.
+        Serve(
+            r"^cargo run -p teleapi-local -- --sip 127\.0\.0\.1:5060 --rtp-ports 30000-30999$",
+            "first",
+            "Ctrl-C stops it.",
+            check=expect_sip_banner,
+            stop_first="first",
+        ),
+        Run(r"^CA=\$\(curl .*To=sip:alice@127\.0\.0\.1:5062 .*\| jq -r \.sid\)$", check=expect_sid_in("CA", "CA"), before=start_phone),
+        Run(r"\$API/Calls/\$CA\.json \| jq '\{status, duration\}'$", check=expect_spoken, until=True),
     ]
 
 
@@ -729,6 +808,7 @@ class Context:
         self.sids = Sids()
         self.values = {}
         self.peer = None
+        self.phone = None
         self.terminals = {
             "first": Terminal("the first terminal", ROOT, env),
             # Where the curl commands run: call.wav lands here, not in the checkout.
@@ -805,6 +885,8 @@ def run_step(step, command, context):
             step.check(command, None, context)
         print(f"  started: {text}", flush=True)
         return
+    if step.before:
+        step.before(context)
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         answer, status = terminal.run(text, step.timeout)
@@ -844,13 +926,19 @@ def main():
                 fail(f"the README no longer has {steps[len(commands)].matches!r}")
             for terminal in context.terminals.values():
                 terminal.stop()
+            if context.phone:
+                context.phone.stop()
         except Failed as failure:
+            if context.phone:
+                context.phone.stop()
             for terminal in context.terminals.values():
                 terminal.kill()
             sys.exit(f"README: {failure}")
         except BaseException:
             for terminal in context.terminals.values():
                 terminal.kill()
+            if context.phone:
+                context.phone.stop()
             raise
     print(f"README: all {len(commands)} commands ran as written", flush=True)
 

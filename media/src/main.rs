@@ -1,0 +1,83 @@
+//! `teleapi-media`: the SIP/RTP media worker, deployed. Its settings come from the environment
+//! (`teleapi_media::deploy`, README "Media workers"); it creates its own commands queue if
+//! missing, takes new calls from the shared one, and runs until SIGTERM, which drains it: no
+//! new call, and it leaves once its calls have ended (a second SIGTERM leaves at once).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use teleapi_adapters::dynamodb::{DynamoStore, TableNames};
+use teleapi_adapters::sqs::{SqsQueue, create_queue};
+use teleapi_domain::Timestamp;
+use teleapi_domain::sid::WorkerId;
+use teleapi_worker::{SharedQueue, Signing, Worker, WorkerConfig, WorkerQueues};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    teleapi_runtime::telemetry::init_local(teleapi_runtime::telemetry::LogFormat::for_stderr());
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("teleapi-media: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let deployment = teleapi_media::deploy::from_env(|name| std::env::var(name).ok())?;
+    let config = teleapi_runtime::config::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let own_url = create_queue(
+        &sqs,
+        &deployment.own_queue_name,
+        true,
+        Duration::from_secs(60),
+        None,
+    )
+    .await
+    .map_err(|e| format!("its own commands queue {}: {e}", deployment.own_queue_name))?;
+    let commands = Arc::new(SqsQueue::new(
+        sqs.clone(),
+        deployment.commands_queue.clone(),
+    ));
+    let events = Arc::new(SqsQueue::new(sqs, deployment.events_queue.clone()));
+    let accounts = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        TableNames::accounts_only(deployment.accounts_table.clone()),
+    ));
+    let (media, offered) = teleapi_media::start(&deployment.sip).await?;
+    tokio::spawn(teleapi_media::refuse_offers(offered));
+    let id = WorkerId::try_from(format!("{}.{}", deployment.name, Timestamp::now().millis()))?;
+    let mut worker_config = WorkerConfig::new(id.clone());
+    if let Some(capacity) = deployment.capacity {
+        worker_config.capacity = capacity;
+    }
+    let queues = WorkerQueues {
+        commands: commands.clone(),
+        own_url: own_url.clone(),
+        shared: Some(SharedQueue {
+            queue: commands,
+            url: Some(deployment.commands_queue.clone()),
+        }),
+        events,
+    };
+    let worker =
+        Worker::new(worker_config, queues, Arc::new(media)).with_signing(Signing::new(accounts));
+    let handle = worker.handle();
+    tracing::info!(worker_id = %id, sip = %deployment.sip.sip, queue = %own_url, "teleapi-media: running");
+    tokio::spawn(async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM can be handled");
+        terminate.recv().await;
+        tracing::info!("teleapi-media: draining (SIGTERM again to leave at once)");
+        handle.drain();
+        terminate.recv().await;
+        std::process::exit(1);
+    });
+    worker.run().await;
+    tracing::info!(worker_id = %id, "teleapi-media: left");
+    Ok(())
+}
