@@ -2,8 +2,8 @@
 //! from its queues as the control plane sees it (docs/messages.md). Commands go on its queues;
 //! its events are read off the events queue. Each case is a function of a [`Bench`]: a running
 //! worker, the application's RCML server, and the far end's phones. The simulated worker runs
-//! it here ([`simulated`]); a real worker runs the same cases with a `Bench` of its own (its
-//! phones SIP phones).
+//! it ([`simulated`]: fake phones), and so does the SIP/RTP worker ([`sip`]: baresip phones and
+//! SIPp on loopback).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,24 @@ struct Bench {
     worker: tokio::task::JoinHandle<()>,
     /// Events read so far, in order.
     seen: Vec<Value>,
+    /// Real far ends, for a SIP/RTP worker.
+    far_ends: Option<FarEnds>,
+}
+
+/// The SIP/RTP worker's far ends: a phone that answers, one that rings and never answers, and
+/// SIPp answering 486.
+struct FarEnds {
+    answers: teleapi_tests::phone::Phone,
+    rings: teleapi_tests::phone::Phone,
+    busy: String,
+    _sipp: tokio::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for FarEnds {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Drop for Bench {
@@ -66,15 +84,91 @@ async fn simulated() -> Bench {
         simulator,
         worker,
         seen: Vec::new(),
+        far_ends: None,
+    }
+}
+
+/// The SIP/RTP worker, with real far ends on loopback; the kit's own timers at a tenth (a
+/// dial's 30 s timeout is 3 s), the audio in real time.
+async fn sip() -> Bench {
+    use teleapi_tests::phone::{Phone as SipPhone, Settings, free_port, rtp_band, tone_file};
+    let commands = MemoryQueue::with_visibility("commands.fifo", Duration::from_secs(5));
+    let events = commands.queue("events.fifo");
+    let dir = std::env::temp_dir().join(format!(
+        "teleapi-contract-{}",
+        &teleapi_domain::sid::random_hex32()[..12]
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let microphone = tone_file(&dir, 1_000.0, 120.0);
+    let answers = SipPhone::start("answers", &dir, &microphone).await;
+    let never = Settings {
+        answers: false,
+        ..Settings::default()
+    };
+    let rings = SipPhone::start_with("rings", &dir, &microphone, never).await;
+    let busy_port = free_port();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/media/busy.xml");
+    let sipp = tokio::process::Command::new("sipp")
+        .args([
+            "-sf",
+            scenario,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &busy_port.to_string(),
+        ])
+        .args(["-m", "100", "-nostdin"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (tests/run installs sip-tester)");
+    let (low, high) = rtp_band();
+    let options = teleapi_media::SipOptions::new(
+        format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        low..=high,
+    );
+    let (media, offered) = teleapi_media::start(&options).await.unwrap();
+    tokio::spawn(teleapi_media::refuse_offers(offered));
+    let simulator = Simulator::on_media(
+        Arc::new(commands.clone()),
+        |n| format!("worker-{n}.fifo"),
+        Arc::new(events.clone()),
+        SimulatorConfig {
+            speed: 0.1,
+            heartbeat: Duration::from_millis(100),
+            ..Default::default()
+        },
+        None,
+        Some(Arc::new(media)),
+    );
+    let worker = tokio::spawn(simulator.clone().run());
+    Bench {
+        commands,
+        events,
+        app: Sink::start().await,
+        simulator,
+        worker,
+        seen: Vec::new(),
+        far_ends: Some(FarEnds {
+            answers,
+            rings,
+            busy: format!("sip:busy@127.0.0.1:{busy_port}"),
+            _sipp: sipp,
+            dir,
+        }),
     }
 }
 
 impl Bench {
-    fn number(&self, phone: Phone) -> &'static str {
-        match phone {
-            Phone::Answers => "+15557654321",
-            Phone::Busy => "+1555busy",
-            Phone::NoAnswer => "+1555noanswer",
+    fn number(&self, phone: Phone) -> String {
+        match (&self.far_ends, phone) {
+            (None, Phone::Answers) => "+15557654321".into(),
+            (None, Phone::Busy) => "+1555busy".into(),
+            (None, Phone::NoAnswer) => "+1555noanswer".into(),
+            (Some(far), Phone::Answers) => far.answers.uri(),
+            (Some(far), Phone::Busy) => far.busy.clone(),
+            (Some(far), Phone::NoAnswer) => far.rings.uri(),
         }
     }
 
@@ -102,9 +196,9 @@ impl Bench {
         call
     }
 
-    /// Reads events until one satisfies `found`; fails after 10 s naming what it saw.
+    /// Reads events until one satisfies `found`; fails after 20 s naming what it saw.
     async fn until(&mut self, what: &str, found: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(event) = self.seen.iter().find(|e| found(e)) {
                 return event.clone();
@@ -310,6 +404,28 @@ mod simulator {
     }
 
     simulated!(
+        a_call_is_placed_announced_and_run,
+        the_far_end_is_busy_or_does_not_answer,
+        commands_apply_in_order,
+        a_redirect_runs_new_rcml_at_once,
+        a_draining_worker_finishes_and_leaves,
+    );
+}
+
+/// The same contract, run against the SIP/RTP worker with real far ends.
+mod sip {
+    macro_rules! on_sip {
+        ($($case:ident),* $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::sip().await).await;
+                }
+            )*
+        };
+    }
+
+    on_sip!(
         a_call_is_placed_announced_and_run,
         the_far_end_is_busy_or_does_not_answer,
         commands_apply_in_order,
