@@ -2778,3 +2778,158 @@ mod call_log_contract {
         notifications_are_listed_by_call_and_by_account_with_filters,
     );
 }
+
+// ---------------------------------------------------------------- phone numbers
+
+mod numbers {
+    use teleapi_domain::number::{IncomingNumber, NumberChanges, NumberFilter};
+    use teleapi_domain::paging::PageRequest;
+    use teleapi_domain::{AccountSid, Form, Timestamp};
+    use teleapi_ports::InsertError;
+    use teleapi_tests::Backend;
+
+    fn number(account: &AccountSid, phone: &str, at: i64) -> IncomingNumber {
+        let body = format!(
+            "PhoneNumber={}&VoiceUrl=https%3A%2F%2Fapp.example.com%2Fvoice",
+            phone.replace('+', "%2B")
+        );
+        IncomingNumber::parse_create(
+            account.clone(),
+            &Form::parse(body.as_bytes()).unwrap(),
+            Default::default(),
+            Timestamp::from_millis(at),
+        )
+        .unwrap()
+    }
+
+    /// A number is found by its sid and by the number called; its `PhoneNumber` is taken once
+    /// in the deployment, whichever account asks, until it is deleted.
+    pub async fn a_number_is_unique_and_found_both_ways(b: &Backend) {
+        let s = &b.numbers;
+        let (one, other) = (AccountSid::generate(), AccountSid::generate());
+        // Each backend has tables of its own: the number is free.
+        let phone = "+15551230000";
+        let first = number(&one, &phone, 1_000);
+        s.insert_number(&first).await.unwrap();
+        assert_eq!(s.number(&first.sid).await.unwrap().as_ref(), Some(&first));
+        assert_eq!(s.number_called(phone).await.unwrap().as_ref(), Some(&first));
+        assert_eq!(s.number_called("+15550000000").await.unwrap(), None);
+        let taken = number(&other, &phone, 2_000);
+        assert_eq!(
+            s.insert_number(&taken).await,
+            Err(InsertError::AlreadyExists)
+        );
+        assert_eq!(
+            s.number(&taken.sid).await.unwrap(),
+            None,
+            "nothing of it was written"
+        );
+
+        // Updates are conditional on the version.
+        let changes = NumberChanges::parse_update(
+            &Form::parse(b"FriendlyName=Front&VoiceUrl=").unwrap(),
+            Default::default(),
+        )
+        .unwrap();
+        let changed = changes.applied_to(&first, Timestamp::from_millis(3_000));
+        assert!(s.update_number(&changed, first.version).await.unwrap());
+        assert!(!s.update_number(&changed, first.version).await.unwrap());
+        assert_eq!(
+            s.number_called(phone).await.unwrap().as_ref(),
+            Some(&changed)
+        );
+
+        // Deletion is conditional too, and frees the number for anyone.
+        assert!(!s.delete_number(&changed, first.version).await.unwrap());
+        assert!(s.delete_number(&changed, changed.version).await.unwrap());
+        assert_eq!(s.number(&first.sid).await.unwrap(), None);
+        assert_eq!(s.number_called(phone).await.unwrap(), None);
+        assert!(!s.delete_number(&changed, changed.version).await.unwrap());
+        s.insert_number(&taken).await.unwrap();
+        assert_eq!(
+            s.number_called(phone).await.unwrap().map(|n| n.account_sid),
+            Some(other)
+        );
+    }
+
+    /// An account's numbers, newest first, page by page and filtered; never another's.
+    pub async fn numbers_are_listed_newest_first_by_account(b: &Backend) {
+        let s = &b.numbers;
+        let (mine, theirs) = (AccountSid::generate(), AccountSid::generate());
+        let base = 15_550_000_000u64;
+        let mut created = Vec::new();
+        for i in 0..5u64 {
+            let n = number(
+                &mine,
+                &format!("+{}", base + i),
+                1_000 + i64::try_from(i).unwrap(),
+            );
+            s.insert_number(&n).await.unwrap();
+            created.push(n);
+        }
+        s.insert_number(&number(&theirs, &format!("+{}", base + 7), 999))
+            .await
+            .unwrap();
+        let first = s
+            .list_numbers(
+                &mine,
+                &NumberFilter::default(),
+                &PageRequest {
+                    size: 3,
+                    after: None,
+                    backward: false,
+                },
+            )
+            .await
+            .unwrap();
+        let sids: Vec<_> = first.items.iter().map(|n| n.sid.clone()).collect();
+        let newest: Vec<_> = created
+            .iter()
+            .rev()
+            .take(3)
+            .map(|n| n.sid.clone())
+            .collect();
+        assert_eq!(sids, newest);
+        let rest = s
+            .list_numbers(
+                &mine,
+                &NumberFilter::default(),
+                &PageRequest {
+                    size: 3,
+                    after: first.more.clone(),
+                    backward: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 2);
+        assert_eq!(rest.items[1].sid, created[0].sid);
+        let filter = NumberFilter {
+            phone_number: Some(format!("{}", base + 3)),
+            friendly_name: None,
+        };
+        let found = s
+            .list_numbers(
+                &mine,
+                &filter,
+                &PageRequest {
+                    size: 50,
+                    after: None,
+                    backward: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.items, vec![created[3].clone()]);
+    }
+}
+
+use numbers::{a_number_is_unique_and_found_both_ways, numbers_are_listed_newest_first_by_account};
+
+mod number_contract {
+    use super::*;
+    contract!(
+        a_number_is_unique_and_found_both_ways,
+        numbers_are_listed_newest_first_by_account,
+    );
+}

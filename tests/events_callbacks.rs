@@ -242,6 +242,10 @@ fn initiated_by(
         worker_id,
         url: None,
         method: None,
+        fallback_url: None,
+        fallback_method: None,
+        status_callback: None,
+        status_callback_method: None,
     }
 }
 
@@ -798,6 +802,10 @@ async fn an_unknown_inbound_call_is_created_on_initiated(p: Pipeline) {
         worker_id: None,
         url: Some(teleapi_domain::WebhookUrl::parse("https://app.example.com/bob", LOCAL).unwrap()),
         method: Some(Method::Get),
+        fallback_url: None,
+        fallback_method: None,
+        status_callback: None,
+        status_callback_method: None,
     };
     assert!(matches!(
         p.apply(&sid, kind.clone()).await,
@@ -1021,6 +1029,10 @@ async fn a_dead_workers_calls_end_with_their_callbacks(p: Pipeline) {
             worker_id,
             url: None,
             method: None,
+            fallback_url: None,
+            fallback_method: None,
+            status_callback: None,
+            status_callback_method: None,
         },
         _ => unreachable!(),
     };

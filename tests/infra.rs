@@ -464,7 +464,8 @@ fn the_openapi_document_matches_the_handlers() {
             .replace("{ConferenceSid}.json", "{ConferenceSid}")
             .replace("{RecordingSid}.json", "{RecordingSid}")
             .replace("{StreamSid}.json", "{StreamSid}")
-            .replace("{NotificationSid}.json", "{NotificationSid}");
+            .replace("{NotificationSid}.json", "{NotificationSid}")
+            .replace("{PhoneNumberSid}.json", "{PhoneNumberSid}");
         for method in ["get", "post", "put", "patch", "delete"] {
             let Some(operation) = item.get(method) else {
                 continue;
@@ -601,7 +602,27 @@ fn the_openapi_document_matches_the_handlers() {
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
-                Operation::GetCall
+                Operation::CreateNumber | Operation::UpdateNumber => {
+                    let mut expected: BTreeSet<String> = teleapi_domain::number::NUMBER_SETTINGS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    if *op == Operation::CreateNumber {
+                        expected.insert("PhoneNumber".into());
+                    }
+                    assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
+                }
+                Operation::ListNumbers => {
+                    let expected: BTreeSet<String> = teleapi_domain::number::NUMBER_FILTERS
+                        .iter()
+                        .chain(&teleapi_domain::paging::Paging::PARAMETERS)
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
+                Operation::GetNumber
+                | Operation::DeleteNumber
+                | Operation::GetCall
                 | Operation::GetNotification
                 | Operation::GetConference
                 | Operation::GetParticipant
@@ -695,6 +716,7 @@ fn the_media_fleet_grants_least_privilege() {
         ),
         ("Events", &["sqs:SendMessage"]),
         ("Accounts", &["dynamodb:GetItem"]),
+        ("Numbers", &["dynamodb:GetItem"]),
         ("Program", &["s3:GetObject"]),
         ("Drained", &["autoscaling:CompleteLifecycleAction"]),
     ]
@@ -723,6 +745,7 @@ fn the_media_fleet_grants_least_privilege() {
         teleapi_media::deploy::COMMANDS_QUEUE_ENV,
         teleapi_media::deploy::EVENTS_QUEUE_ENV,
         teleapi_media::deploy::ACCOUNTS_TABLE_ENV,
+        teleapi_media::deploy::NUMBERS_TABLE_ENV,
         teleapi_media::deploy::WORKER_QUEUE_PREFIX_ENV,
         teleapi_media::deploy::SIP_ALLOW_ENV,
         teleapi_media::deploy::PUBLIC_ADDR_ENV,

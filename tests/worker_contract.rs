@@ -129,7 +129,6 @@ async fn sip() -> Bench {
         low..=high,
     );
     let (media, offered) = teleapi_media::start(&options).await.unwrap();
-    tokio::spawn(teleapi_media::refuse_offers(offered));
     let simulator = Simulator::on_media(
         Arc::new(commands.clone()),
         |n| format!("worker-{n}.fifo"),
@@ -140,8 +139,15 @@ async fn sip() -> Bench {
             ..Default::default()
         },
         None,
-        Some(Arc::new(media)),
+        Some(Arc::new(media.clone())),
     );
+    // No number is configured: whatever calls in is refused.
+    tokio::spawn(teleapi_media::answer_offers(
+        offered,
+        media,
+        Arc::new(teleapi_adapters::memory::MemoryStore::new()),
+        simulator.first(),
+    ));
     let worker = tokio::spawn(simulator.clone().run());
     Bench {
         commands,

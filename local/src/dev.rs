@@ -232,6 +232,16 @@ pub async fn create_incoming_call(
             to: call.to.clone(),
             url: call.instructions.url.clone().expect("the Url was given"),
             method: call.instructions.method,
+            fallback: call
+                .instructions
+                .fallback_url
+                .clone()
+                .map(|url| (url, call.instructions.fallback_method)),
+            status_callback: call
+                .instructions
+                .status_callback
+                .clone()
+                .map(|url| (url, call.instructions.status_callback_method)),
         });
     }
     Ok((StatusCode::CREATED, Json(call_resource(&call, None))).into_response())

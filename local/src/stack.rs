@@ -16,7 +16,7 @@ use teleapi_domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, T
 use teleapi_pipeline::call_events::{EventConfig, EventServices};
 use teleapi_pipeline::callbacks::{CallbackConfig, CallbackServices};
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, Queue,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, NumberStore, Queue,
     RecordingStore, SystemClock, WorkerStore,
 };
 
@@ -222,12 +222,25 @@ async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
 
 /// Every store port, on one backing.
 trait Stores:
-    AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore + CallLogStore
+    AccountStore
+    + CallStore
+    + WorkerStore
+    + ConferenceStore
+    + RecordingStore
+    + CallLogStore
+    + NumberStore
 {
 }
 
-impl<T: AccountStore + CallStore + WorkerStore + ConferenceStore + RecordingStore + CallLogStore>
-    Stores for T
+impl<
+    T: AccountStore
+        + CallStore
+        + WorkerStore
+        + ConferenceStore
+        + RecordingStore
+        + CallLogStore
+        + NumberStore,
+> Stores for T
 {
 }
 
@@ -295,6 +308,7 @@ impl Stack {
         let workers: Arc<dyn WorkerStore> = store.clone();
         let conferences: Arc<dyn ConferenceStore> = store.clone();
         let call_log: Arc<dyn CallLogStore> = store.clone();
+        let numbers: Arc<dyn NumberStore> = store.clone();
         let recordings: Arc<dyn RecordingStore> = store;
         let recordings_dir = options.simulator.recordings_dir.clone();
         std::fs::create_dir_all(&recordings_dir)
@@ -370,6 +384,7 @@ impl Stack {
             calls: calls.clone(),
             conferences,
             recordings,
+            numbers: numbers.clone(),
             call_log,
             media: Arc::new(FileMedia::new(recordings_dir)),
             commands: queues.commands.clone(),
@@ -387,15 +402,15 @@ impl Stack {
         };
         function_env.extend(queues.urls.iter().cloned());
         let worker_urls = queues.worker_urls.clone();
-        // `--sip`: the worker's legs are real phones; calls offered to it find no number yet.
-        let real: Option<Arc<dyn teleapi_worker::Media>> = match &options.sip {
-            Some(sip) => {
-                let (media, offered) = teleapi_media::start(sip).await?;
-                tokio::spawn(teleapi_media::refuse_offers(offered));
-                Some(Arc::new(media))
-            }
+        // `--sip`: the worker's legs are real phones, and calls to the accounts' numbers are
+        // offered to it.
+        let sip = match &options.sip {
+            Some(sip) => Some(teleapi_media::start(sip).await?),
             None => None,
         };
+        let real = sip
+            .as_ref()
+            .map(|(media, _)| Arc::new(media.clone()) as Arc<dyn teleapi_worker::Media>);
         let description = match &options.sip {
             Some(sip) => format!(
                 "{description}; SIP/RTP worker: SIP on udp {}, RTP on ports {}-{}",
@@ -413,6 +428,14 @@ impl Stack {
             Some(accounts.clone()),
             real,
         );
+        if let Some((media, offered)) = sip {
+            tokio::spawn(teleapi_media::answer_offers(
+                offered,
+                media,
+                numbers,
+                simulator.first(),
+            ));
+        }
         Ok(Self {
             services,
             events,

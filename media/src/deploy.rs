@@ -9,6 +9,7 @@ use crate::server::{SipOptions, parse_port_range};
 pub const COMMANDS_QUEUE_ENV: &str = "TELEAPI_COMMANDS_QUEUE_URL";
 pub const EVENTS_QUEUE_ENV: &str = "TELEAPI_EVENTS_QUEUE_URL";
 pub const ACCOUNTS_TABLE_ENV: &str = "TELEAPI_ACCOUNTS_TABLE";
+pub const NUMBERS_TABLE_ENV: &str = "TELEAPI_NUMBERS_TABLE";
 pub const WORKER_QUEUE_PREFIX_ENV: &str = "TELEAPI_WORKER_QUEUE_PREFIX";
 pub const WORKER_NAME_ENV: &str = "TELEAPI_WORKER_NAME";
 pub const CAPACITY_ENV: &str = "TELEAPI_WORKER_CAPACITY";
@@ -25,6 +26,8 @@ pub struct Deployment {
     pub commands_queue: String,
     pub events_queue: String,
     pub accounts_table: String,
+    /// Where the accounts' numbers are: an INVITE to one is a call of its account.
+    pub numbers_table: String,
     /// Its own commands queue's name: `{prefix}{name}.fifo`, created at start if missing.
     pub own_queue_name: String,
     /// The name of this host or task, in its worker ids (`{name}.{start}`).
@@ -89,6 +92,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         commands_queue: required(COMMANDS_QUEUE_ENV)?,
         events_queue: required(EVENTS_QUEUE_ENV)?,
         accounts_table: required(ACCOUNTS_TABLE_ENV)?,
+        numbers_table: required(NUMBERS_TABLE_ENV)?,
         own_queue_name: format!("{prefix}{name}.fifo"),
         name,
         capacity,
@@ -109,10 +113,11 @@ mod tests {
         from_env(|name| env.get(name).cloned())
     }
 
-    const BASE: [(&str, &str); 6] = [
+    const BASE: [(&str, &str); 7] = [
         (COMMANDS_QUEUE_ENV, "https://sqs/commands.fifo"),
         (EVENTS_QUEUE_ENV, "https://sqs/events.fifo"),
         (ACCOUNTS_TABLE_ENV, "prod-accounts"),
+        (NUMBERS_TABLE_ENV, "prod-numbers"),
         (SIP_ALLOW_ENV, "203.0.113.0/24"),
         (PUBLIC_ADDR_ENV, "198.51.100.7"),
         (WORKER_NAME_ENV, "ip-10-0-1-7.ec2.internal"),
@@ -145,7 +150,7 @@ mod tests {
 
     #[test]
     fn what_is_missing_or_wrong_is_named() {
-        for (missing, _) in BASE.iter().take(4) {
+        for (missing, _) in BASE.iter().take(5) {
             let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| k != missing).collect();
             let err = read(&pairs).unwrap_err();
             assert!(err.contains(missing), "{err}");

@@ -27,5 +27,5 @@ pub mod sound;
 pub mod worker;
 
 pub use networks::Networks;
-pub use server::{SipOptions, parse_port_range, refuse_offers, start};
+pub use server::{SipOptions, answer_offers, caller_of, parse_port_range, start};
 pub use worker::{SipMedia, SipMediaConfig};

@@ -43,12 +43,15 @@ async fn run() -> Result<(), String> {
         deployment.commands_queue.clone(),
     ));
     let events = Arc::new(SqsQueue::new(sqs, deployment.events_queue.clone()));
-    let accounts = Arc::new(DynamoStore::new(
+    // It reads accounts (to sign its requests) and numbers (to take calls to them).
+    let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
-        TableNames::accounts_only(deployment.accounts_table.clone()),
+        TableNames {
+            numbers: deployment.numbers_table.clone(),
+            ..TableNames::accounts_only(deployment.accounts_table.clone())
+        },
     ));
     let (media, offered) = teleapi_media::start(&deployment.sip).await?;
-    tokio::spawn(teleapi_media::refuse_offers(offered));
     let id = WorkerId::try_from(format!("{}.{}", deployment.name, Timestamp::now().millis()))?;
     let mut worker_config = WorkerConfig::new(id.clone());
     if let Some(capacity) = deployment.capacity {
@@ -63,9 +66,15 @@ async fn run() -> Result<(), String> {
         }),
         events,
     };
-    let worker =
-        Worker::new(worker_config, queues, Arc::new(media)).with_signing(Signing::new(accounts));
+    let worker = Worker::new(worker_config, queues, Arc::new(media.clone()))
+        .with_signing(Signing::new(store.clone()));
     let handle = worker.handle();
+    tokio::spawn(teleapi_media::answer_offers(
+        offered,
+        media,
+        store,
+        handle.clone(),
+    ));
     tracing::info!(worker_id = %id, sip = %deployment.sip.sip, queue = %own_url, "teleapi-media: running");
     tokio::spawn(async move {
         let mut terminate =

@@ -4,6 +4,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 
+use std::sync::Arc;
+
+use teleapi_domain::CallSid;
+use teleapi_domain::number::number_of_sip_user;
+use teleapi_ports::NumberStore;
+use teleapi_worker::{InboundCall, Life, Media, WorkerHandle};
 use tokio::sync::mpsc;
 
 use crate::engine::Engine;
@@ -114,17 +120,121 @@ pub async fn start(
     Ok((media, offered))
 }
 
-/// Answers every call offered with 404: no number is configured on this worker.
-pub async fn refuse_offers(mut offered: mpsc::UnboundedReceiver<Offer>) {
+/// Takes the calls offered to the worker: an INVITE to a number of an account (its
+/// request-URI's user) becomes an inbound call of that account on `worker`, which fetches the
+/// number's `VoiceUrl`; any other is answered 404 and creates nothing (docs/decisions.md, "The
+/// SIP/RTP worker").
+pub async fn answer_offers(
+    mut offered: mpsc::UnboundedReceiver<Offer>,
+    media: SipMedia,
+    numbers: Arc<dyn NumberStore>,
+    worker: WorkerHandle,
+) {
     while let Some(offer) = offered.recv().await {
-        tracing::info!(user = %offer.user, from = %offer.from, source = %offer.source, "sip: no such number; 404");
-        offer.dialog.reject(404);
+        let (media, numbers, worker) = (media.clone(), numbers.clone(), worker.clone());
+        tokio::spawn(async move { take_offer(offer, &media, numbers.as_ref(), &worker).await });
+    }
+}
+
+async fn take_offer(
+    offer: Offer,
+    media: &SipMedia,
+    numbers: &dyn NumberStore,
+    worker: &WorkerHandle,
+) {
+    let refuse = |offer: Offer, code: u16, why: &str| {
+        tracing::info!(user = %offer.user, from = %offer.from, source = %offer.source, code, "sip: {why}");
+        offer.dialog.reject(code);
+    };
+    let Some(called) = number_of_sip_user(&offer.user) else {
+        return refuse(offer, 404, "not a number");
+    };
+    let number = match numbers.number_called(&called).await {
+        Ok(Some(number)) => number,
+        Ok(None) => return refuse(offer, 404, "no such number"),
+        Err(err) => {
+            tracing::warn!(error = %err, "sip: the numbers could not be read");
+            return refuse(offer, 503, "the numbers could not be read");
+        }
+    };
+    // A number without RCML takes no calls, as an unconfigured Twilio number.
+    let Some(url) = number.voice.url.clone() else {
+        return refuse(offer, 404, "the number has no VoiceUrl");
+    };
+    if worker.life() != Life::Active {
+        return refuse(offer, 503, "the worker takes no new calls");
+    }
+    let sid = CallSid::generate();
+    let from = caller_of(&offer.from);
+    let source = offer.source;
+    if let Err(refusal) = media.take_offer(&sid, offer).await {
+        tracing::info!(call_sid = %sid, code = refusal.code, reason = %refusal.reason, "sip: offer refused");
+        return;
+    }
+    let voice = &number.voice;
+    let call = InboundCall {
+        sid: sid.clone(),
+        account_sid: number.account_sid.clone(),
+        from,
+        to: number.phone_number.clone(),
+        url,
+        method: voice.method,
+        fallback: voice
+            .fallback_url
+            .clone()
+            .map(|u| (u, voice.fallback_method)),
+        status_callback: voice
+            .status_callback
+            .clone()
+            .map(|u| (u, voice.status_callback_method)),
+    };
+    tracing::info!(call_sid = %sid, to = %call.to, %source, "sip: inbound call");
+    if !worker.inbound(call) {
+        // It began draining in the meantime.
+        media.reject(&sid, false);
+    }
+}
+
+/// Who calls, as Twilio's `From` says it: the caller's number (E.164) when the From URI's user
+/// is one, else the URI itself (`sip:alice@example.com`).
+pub fn caller_of(from: &str) -> String {
+    let uri = from
+        .split_once('<')
+        .map_or(from, |(_, rest)| rest.split('>').next().unwrap_or(rest))
+        .trim();
+    let uri = uri.split(';').next().unwrap_or(uri);
+    let user = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .and_then(|rest| rest.split_once('@'))
+        .map(|(user, _)| user);
+    match user.and_then(number_of_sip_user) {
+        Some(number) if user.is_some_and(|u| u.starts_with('+')) => number,
+        _ => uri.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_caller_is_its_number_or_its_uri() {
+        for (from, caller) in [
+            ("sip:+15551230001@127.0.0.1:5062", "+15551230001"),
+            (
+                "\"Alice\" <sip:+15551230001@pbx.example;user=phone>;tag=1",
+                "+15551230001",
+            ),
+            (
+                "<sip:alice@127.0.0.1:5062>;tag=9",
+                "sip:alice@127.0.0.1:5062",
+            ),
+            ("sip:15551230001@pbx.example", "sip:15551230001@pbx.example"),
+        ] {
+            assert_eq!(caller_of(from), caller, "{from}");
+        }
+    }
 
     #[test]
     fn port_ranges() {

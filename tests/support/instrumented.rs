@@ -514,6 +514,7 @@ impl crate::Backend {
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
+            numbers: self.numbers.clone(),
             call_log: Arc::new(Instrumented::new(
                 Shared(self.call_log.clone()),
                 hooks.clone(),

@@ -23,8 +23,8 @@ use teleapi_api::{ApiConfig, Services};
 use teleapi_domain::sid::random_hex32;
 use teleapi_domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, Queue, ReceivedMessage,
-    RecordingStore, WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, NumberStore, Queue,
+    ReceivedMessage, RecordingStore, WorkerStore,
 };
 
 /// A clock that stands still until a test moves it.
@@ -62,6 +62,7 @@ pub struct Backend {
     pub conferences: Arc<dyn ConferenceStore>,
     pub recordings: Arc<dyn RecordingStore>,
     pub call_log: Arc<dyn CallLogStore>,
+    pub numbers: Arc<dyn NumberStore>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -100,6 +101,7 @@ impl AwsParts {
             ("TELEAPI_CONFERENCES_TABLE", t.conferences.as_str()),
             ("TELEAPI_RECORDINGS_TABLE", t.recordings.as_str()),
             ("TELEAPI_CALL_LOG_TABLE", t.call_log.as_str()),
+            ("TELEAPI_NUMBERS_TABLE", t.numbers.as_str()),
             ("TELEAPI_RECORDINGS_BUCKET", "teleapi-test-recordings"),
             ("TELEAPI_PUBLIC_URL", "http://127.0.0.1:8080"),
             ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
@@ -129,6 +131,7 @@ impl Backend {
             conferences: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
             call_log: Arc::new(store.clone()),
+            numbers: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -188,6 +191,7 @@ impl Backend {
             conferences: store.clone(),
             recordings: store.clone(),
             call_log: store.clone(),
+            numbers: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),
@@ -213,6 +217,7 @@ impl Backend {
             calls: self.calls.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
+            numbers: self.numbers.clone(),
             call_log: self.call_log.clone(),
             media: Arc::new(teleapi_adapters::media::FileMedia::new(std::env::temp_dir())),
             commands: self.commands.clone(),

@@ -42,6 +42,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("The call is being modified by many requests at once; retry shortly")]
     Busy,
+    #[error("PhoneNumber {0} is not available: it is already a number of this deployment")]
+    NumberTaken(String),
     #[error(
         "Too many requests: account {account} may make {} requests a second (bursts of {}); retry in {retry_after} s",
         limit.per_second,
@@ -109,6 +111,9 @@ fn parameter_code(parameter: &str) -> u32 {
         "StatusCallbackEvent" => 21626,
         "Twiml" => 12100,
         "To" => 21211,
+        "PhoneNumber" => 21421,
+        "VoiceUrl" | "VoiceFallbackUrl" => 21205,
+        "VoiceMethod" | "VoiceFallbackMethod" => 21209,
         "From" => 21212,
         _ => 21200,
     }
@@ -126,6 +131,7 @@ impl ApiError {
                     (StatusCode::BAD_REQUEST, 21200)
                 }
             },
+            Self::NumberTaken(_) => (StatusCode::BAD_REQUEST, 21422),
             Self::MalformedBody(_) | Self::InvalidIdempotencyKey => {
                 (StatusCode::BAD_REQUEST, 21200)
             }

@@ -15,6 +15,7 @@ pub mod get_call;
 pub mod intents;
 pub mod list;
 pub mod modify_call;
+pub mod numbers;
 pub mod rate_limit;
 pub mod recordings;
 pub mod representation;
@@ -130,6 +131,11 @@ async fn operate(
             call_log::list_notifications(services, route, request).await
         }
         Operation::GetNotification => call_log::get_notification(services, route, request).await,
+        Operation::CreateNumber => numbers::create_number(services, route, request).await,
+        Operation::ListNumbers => numbers::list_numbers(services, route, request).await,
+        Operation::GetNumber => numbers::get_number(services, route, request).await,
+        Operation::UpdateNumber => numbers::update_number(services, route, request).await,
+        Operation::DeleteNumber => numbers::delete_number(services, route, request).await,
     }
 }
 
@@ -179,6 +185,7 @@ mod tests {
                 .replace("{RecordingSid}", "RE0123456789abcdef0123456789abcdef")
                 .replace("{StreamSid}", "MZ0123456789abcdef0123456789abcdef")
                 .replace("{NotificationSid}", "NO0123456789abcdef0123456789abcdef")
+                .replace("{PhoneNumberSid}", "PN0123456789abcdef0123456789abcdef")
                 .replace("{CallSid}", CA);
             assert_eq!(
                 route(&method, &path).unwrap().operation,
@@ -190,6 +197,7 @@ mod tests {
                 "{RecordingSid}",
                 "{StreamSid}",
                 "{NotificationSid}",
+                "{PhoneNumberSid}",
             ]
             .iter()
             .any(|sid| template.ends_with(sid))

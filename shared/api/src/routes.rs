@@ -40,10 +40,16 @@ pub enum Operation {
     ListNotifications,
     /// One notification of a call.
     GetNotification,
+    /// The account's phone numbers (`IncomingPhoneNumbers`).
+    CreateNumber,
+    ListNumbers,
+    GetNumber,
+    UpdateNumber,
+    DeleteNumber,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 24] = [
+    pub const ALL: [Operation; 29] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -68,6 +74,11 @@ impl Operation {
         Self::ListCallEvents,
         Self::ListNotifications,
         Self::GetNotification,
+        Self::CreateNumber,
+        Self::ListNumbers,
+        Self::GetNumber,
+        Self::UpdateNumber,
+        Self::DeleteNumber,
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +107,11 @@ impl Operation {
             Self::ListCallEvents => "list-call-events",
             Self::ListNotifications => "list-notifications",
             Self::GetNotification => "get-notification",
+            Self::CreateNumber => "create-number",
+            Self::ListNumbers => "list-numbers",
+            Self::GetNumber => "get-number",
+            Self::UpdateNumber => "update-number",
+            Self::DeleteNumber => "delete-number",
         }
     }
 
@@ -108,7 +124,8 @@ impl Operation {
             Self::ListCalls
             | Self::ListConferences
             | Self::ListRecordings
-            | Self::ListNotifications => "list-calls",
+            | Self::ListNotifications
+            | Self::ListNumbers => "list-calls",
             Self::GetCall
             | Self::ListModifications
             | Self::GetConference
@@ -117,7 +134,8 @@ impl Operation {
             | Self::ListConferenceModifications
             | Self::GetRecording
             | Self::ListCallEvents
-            | Self::GetNotification => "get-call",
+            | Self::GetNotification
+            | Self::GetNumber => "get-call",
             // Everything that records an intent of something live.
             Self::ModifyCall
             | Self::ModifyConference
@@ -128,6 +146,9 @@ impl Operation {
             | Self::DeleteRecording
             | Self::StartStream
             | Self::StopStream => "modify-call",
+            // Changes of an account's numbers: no intent, but the same function writes what
+            // the account configures.
+            Self::CreateNumber | Self::UpdateNumber | Self::DeleteNumber => "modify-call",
         }
     }
 
@@ -143,7 +164,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 46] = {
+pub const ROUTES: [(&str, &str, Operation); 53] = {
     use Operation::*;
     [
         (
@@ -376,6 +397,41 @@ pub const ROUTES: [(&str, &str, Operation); 46] = {
             "/call/2012-04-24/Accounts/{AccountSid}/Notifications.json",
             ListNotifications,
         ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers",
+            ListNumbers,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
+            ListNumbers,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers",
+            CreateNumber,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
+            CreateNumber,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers/{PhoneNumberSid}",
+            GetNumber,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers/{PhoneNumberSid}",
+            UpdateNumber,
+        ),
+        (
+            "DELETE",
+            "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers/{PhoneNumberSid}",
+            DeleteNumber,
+        ),
     ]
 };
 
@@ -393,6 +449,8 @@ pub struct Route {
     pub stream: Option<String>,
     /// The NotificationSid of the path, without `.json`.
     pub notification: Option<String>,
+    /// The PhoneNumberSid of the path, without `.json`.
+    pub number: Option<String>,
     /// The path asks for a recording's media (`RE….wav`, `RE….mp3`): the extension.
     pub media: Option<&'static str>,
     pub path_says_json: bool,
@@ -461,6 +519,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
     let mut media = None;
     let mut stream = None;
     let mut notification = None;
+    let mut number = None;
     let recording_routes: &[(HttpMethod, Operation)] = &[
         (HttpMethod::GET, Operation::GetRecording),
         (HttpMethod::POST, Operation::UpdateRecording),
@@ -563,6 +622,26 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                 is_json(list),
                 &[(HttpMethod::GET, Operation::ListNotifications)],
             ),
+            [list @ ("IncomingPhoneNumbers" | "IncomingPhoneNumbers.json")] => (
+                None,
+                is_json(list),
+                &[
+                    (HttpMethod::GET, Operation::ListNumbers),
+                    (HttpMethod::POST, Operation::CreateNumber),
+                ],
+            ),
+            ["IncomingPhoneNumbers", sid] if !bare(sid).is_empty() => {
+                number = Some(bare(sid));
+                (
+                    None,
+                    is_json(sid),
+                    &[
+                        (HttpMethod::GET, Operation::GetNumber),
+                        (HttpMethod::POST, Operation::UpdateNumber),
+                        (HttpMethod::DELETE, Operation::DeleteNumber),
+                    ],
+                )
+            }
             [list @ ("Recordings" | "Recordings.json")] => (
                 None,
                 is_json(list),
@@ -649,6 +728,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         recording_sid: recording.map(str::to_owned),
         stream: stream.map(str::to_owned),
         notification: notification.map(str::to_owned),
+        number: number.map(str::to_owned),
         media,
         path_says_json,
     })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use teleapi_domain::AddressPolicy;
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, MediaStore, Queue,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, MediaStore, NumberStore, Queue,
     RecordingStore,
 };
 
@@ -52,6 +52,7 @@ pub struct Services {
     pub calls: Arc<dyn CallStore>,
     pub conferences: Arc<dyn ConferenceStore>,
     pub recordings: Arc<dyn RecordingStore>,
+    pub numbers: Arc<dyn NumberStore>,
     /// Where the API notes the requests on a call it refused, and reads calls' logs.
     pub call_log: Arc<dyn CallLogStore>,
     /// Where recordings' media is.

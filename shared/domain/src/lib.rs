@@ -61,6 +61,7 @@ pub mod call_log;
 pub mod conference;
 pub mod idempotency;
 pub mod intent;
+pub mod number;
 pub mod recording;
 pub mod stream;
 pub mod wire;
@@ -77,8 +78,8 @@ pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
 pub use rcml::Rcml;
 pub use sid::{
-    AccountSid, CallSid, ConferenceSid, IntentSid, NotificationSid, RecordingSid, StreamSid,
-    Subject,
+    AccountSid, CallSid, ConferenceSid, IntentSid, NotificationSid, PhoneNumberSid, RecordingSid,
+    StreamSid, Subject,
 };
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};

@@ -153,6 +153,13 @@ sid_type!(
 );
 
 sid_type!(
+    /// A phone number of an account, which inbound calls reach (`IncomingPhoneNumbers`).
+    PhoneNumberSid,
+    "PN",
+    "PhoneNumberSid"
+);
+
+sid_type!(
     /// An error or warning met on a call's behalf (docs/data-model.md, "call_log").
     NotificationSid,
     "NO",

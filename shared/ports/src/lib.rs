@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use teleapi_domain::call::CallFilter;
 use teleapi_domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
 use teleapi_domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
+use teleapi_domain::number::{IncomingNumber, NumberFilter};
 use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::recording::{PlannedRecording, Recording, RecordingFilter};
 use teleapi_domain::sid::WorkerId;
@@ -23,8 +24,8 @@ use teleapi_domain::wire::callback::Delivery;
 use teleapi_domain::worker::Worker;
 use teleapi_domain::{
     Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
-    Intent, IntentCommand, IntentSid, IntentStatus, Method, NotificationSid, RecordingSid, Subject,
-    Timestamp,
+    Intent, IntentCommand, IntentSid, IntentStatus, Method, NotificationSid, PhoneNumberSid,
+    RecordingSid, Subject, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -235,6 +236,46 @@ pub trait RecordingStore: Send + Sync {
 
     /// Deletes the recording if it still has `version`; `false` if not.
     async fn delete_recording(&self, sid: &RecordingSid, version: u64) -> Result<bool, StoreError>;
+}
+
+/// An account's phone numbers (docs/data-model.md, "numbers"): each number once in the
+/// deployment, found by its sid (the API) and by its `PhoneNumber` (an inbound call).
+#[async_trait]
+pub trait NumberStore: Send + Sync {
+    /// The number, read consistently.
+    async fn number(&self, sid: &PhoneNumberSid) -> Result<Option<IncomingNumber>, StoreError>;
+
+    /// The number an inbound call to `phone_number` (E.164) reaches, read consistently.
+    async fn number_called(&self, phone_number: &str)
+    -> Result<Option<IncomingNumber>, StoreError>;
+
+    /// Adds the number; `AlreadyExists` if its `PhoneNumber` is taken (by any account), which
+    /// changes nothing.
+    async fn insert_number(&self, number: &IncomingNumber) -> Result<(), InsertError>;
+
+    /// Writes the number whole, only if the stored one still has `expected_version`; `false` if
+    /// not (or it is gone). Its `PhoneNumber` never changes.
+    async fn update_number(
+        &self,
+        number: &IncomingNumber,
+        expected_version: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the number (and frees its `PhoneNumber`) if it still has `version`; `false` if
+    /// not.
+    async fn delete_number(
+        &self,
+        number: &IncomingNumber,
+        version: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// A page of the account's numbers that match `filter`, newest first.
+    async fn list_numbers(
+        &self,
+        account: &AccountSid,
+        filter: &NumberFilter,
+        page: &PageRequest,
+    ) -> Result<Page<IncomingNumber>, StoreError>;
 }
 
 /// Where calls' logs are kept (docs/data-model.md, "call_log"): the requests the platform made

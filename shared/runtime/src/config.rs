@@ -222,6 +222,7 @@ pub async fn services_from_env() -> Result<Services, ConfigError> {
         calls: aws.store.clone(),
         conferences: aws.store.clone(),
         recordings: aws.store.clone(),
+        numbers: aws.store.clone(),
         call_log: aws.store.clone(),
         media: aws.media.clone(),
         commands: aws.queue(COMMANDS_QUEUE_ENV)?,

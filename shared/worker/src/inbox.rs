@@ -40,6 +40,10 @@ pub struct InboundCall {
     pub to: String,
     pub url: WebhookUrl,
     pub method: Method,
+    /// Asked for RCML when `url`'s fails (the number's `VoiceFallbackUrl`).
+    pub fallback: Option<(WebhookUrl, Method)>,
+    /// Told when the call ends (the number's `StatusCallback`).
+    pub status_callback: Option<(WebhookUrl, Method)>,
 }
 
 pub(crate) enum Message {
@@ -66,8 +70,7 @@ pub(crate) enum Message {
 pub(crate) enum Start {
     Inbound {
         source: Source,
-        url: WebhookUrl,
-        method: Method,
+        call: Box<InboundCall>,
     },
     Outbound {
         source: Source,

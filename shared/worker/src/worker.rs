@@ -176,10 +176,10 @@ impl WorkerHandle {
             return false;
         }
         let info = LegInfo {
-            sid: call.sid,
-            account_sid: call.account_sid,
-            from: call.from,
-            to: call.to,
+            sid: call.sid.clone(),
+            account_sid: call.account_sid.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
             direction: Direction::Inbound,
             parent: None,
         };
@@ -187,8 +187,7 @@ impl WorkerHandle {
         let source = Source::fetch(call.url.to_string(), call.method);
         leg.spawn(Start::Inbound {
             source,
-            url: call.url,
-            method: call.method,
+            call: Box::new(call),
         });
         true
     }

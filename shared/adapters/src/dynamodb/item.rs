@@ -13,7 +13,8 @@ use teleapi_domain::conference::{
     Conference, ConferenceStatus, EndReason, Participant, ParticipantState, ParticipantStatus,
     conference_position,
 };
-use teleapi_domain::sid::WorkerId;
+use teleapi_domain::number::{IncomingNumber, Voice, number_position};
+use teleapi_domain::sid::{PhoneNumberSid, WorkerId};
 use teleapi_domain::worker::{Worker, WorkerStatus};
 use teleapi_domain::{
     Account, AccountStatus, AuthToken, Call, CallStatus, Direction, IdempotencyKey,
@@ -606,6 +607,66 @@ pub(super) fn recording_from(item: &Item) -> Result<Recording, StoreError> {
         media: r.opt_s("Media")?.map(str::to_owned),
         error_code: r.opt_n("ErrorCode")?,
         event_seq: r.n("EventSeq")?,
+        version: r.n("Version")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+    })
+}
+
+/// A number's item (keyed by its sid), and the item that routes its `PhoneNumber` to it.
+pub(super) fn number_item(number: &IncomingNumber) -> Item {
+    let voice = &number.voice;
+    let url = |u: &Option<WebhookUrl>| u.as_ref().map(|u| u.to_string());
+    Writer::default()
+        .s("NumberKey", number.sid.as_str())
+        .s("AccountSid", number.account_sid.as_str())
+        .s("PhoneNumber", &number.phone_number)
+        .s("FriendlyName", &number.friendly_name)
+        // The `account` index: newest first.
+        .s("ListingAccount", number.account_sid.as_str())
+        .s("Listing", &number_position(number))
+        .opt_s("VoiceUrl", url(&voice.url).as_deref())
+        .s("VoiceMethod", voice.method.as_str())
+        .opt_s("VoiceFallbackUrl", url(&voice.fallback_url).as_deref())
+        .s("VoiceFallbackMethod", voice.fallback_method.as_str())
+        .opt_s("StatusCallback", url(&voice.status_callback).as_deref())
+        .s(
+            "StatusCallbackMethod",
+            voice.status_callback_method.as_str(),
+        )
+        .n("Version", number.version)
+        .n("DateCreated", number.date_created.millis())
+        .n("DateUpdated", number.date_updated.millis())
+        .0
+}
+
+pub(super) fn number_route_item(number: &IncomingNumber) -> Item {
+    Writer::default()
+        .s("NumberKey", &number.phone_number)
+        .s("NumberSid", number.sid.as_str())
+        .0
+}
+
+/// The sid a `PhoneNumber`'s route item names.
+pub(super) fn number_route_from(item: &Item) -> Result<PhoneNumberSid, StoreError> {
+    Reader(item).parse("NumberSid", |v| v.parse().ok())
+}
+
+pub(super) fn number_from(item: &Item) -> Result<IncomingNumber, StoreError> {
+    let r = Reader(item);
+    Ok(IncomingNumber {
+        sid: r.parse("NumberKey", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        phone_number: r.s("PhoneNumber")?.to_owned(),
+        friendly_name: r.s("FriendlyName")?.to_owned(),
+        voice: Voice {
+            url: r.url("VoiceUrl")?,
+            method: r.method("VoiceMethod")?,
+            fallback_url: r.url("VoiceFallbackUrl")?,
+            fallback_method: r.method("VoiceFallbackMethod")?,
+            status_callback: r.url("StatusCallback")?,
+            status_callback_method: r.method("StatusCallbackMethod")?,
+        },
         version: r.n("Version")?,
         date_created: r.time("DateCreated")?,
         date_updated: r.time("DateUpdated")?,

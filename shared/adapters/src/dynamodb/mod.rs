@@ -8,6 +8,7 @@ mod workers;
 mod call_log;
 mod conferences;
 mod item;
+mod numbers;
 mod recordings;
 pub mod schema;
 

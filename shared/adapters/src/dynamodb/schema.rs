@@ -33,6 +33,9 @@ pub const RECORDING_CALL_INDEX: &str = "call";
 /// The sparse index of an account's notifications, newest first (docs/data-model.md,
 /// "call_log"): only notifications carry its partition key.
 pub const NOTIFICATIONS_INDEX: &str = "notifications";
+/// The index of an account's numbers, newest first (docs/data-model.md, "numbers"): only a
+/// number's own item carries its keys, not the item that routes its `PhoneNumber`.
+pub const NUMBER_ACCOUNT_INDEX: &str = "account";
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -47,11 +50,12 @@ pub struct TableNames {
     pub conferences: String,
     pub recordings: String,
     pub call_log: String,
+    pub numbers: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 8] = [
+    pub const ENV: [&'static str; 9] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
@@ -60,11 +64,12 @@ impl TableNames {
         "TELEAPI_CONFERENCES_TABLE",
         "TELEAPI_RECORDINGS_TABLE",
         "TELEAPI_CALL_LOG_TABLE",
+        "TELEAPI_NUMBERS_TABLE",
     ];
 
     /// Each table's environment variable and name, in [`Self::ENV`]'s order: what a function
     /// beside a local stack exports to share its tables.
-    pub fn env(&self) -> [(&'static str, &str); 8] {
+    pub fn env(&self) -> [(&'static str, &str); 9] {
         let names = [
             &self.accounts,
             &self.calls,
@@ -74,6 +79,7 @@ impl TableNames {
             &self.conferences,
             &self.recordings,
             &self.call_log,
+            &self.numbers,
         ];
         std::array::from_fn(|i| (Self::ENV[i], names[i].as_str()))
     }
@@ -90,6 +96,7 @@ impl TableNames {
             conferences: String::new(),
             recordings: String::new(),
             call_log: String::new(),
+            numbers: String::new(),
         }
     }
 
@@ -104,6 +111,7 @@ impl TableNames {
             conferences: format!("{prefix}-conferences"),
             recordings: format!("{prefix}-recordings"),
             call_log: format!("{prefix}-call-log"),
+            numbers: format!("{prefix}-numbers"),
         }
     }
 
@@ -118,6 +126,7 @@ impl TableNames {
             conferences: var(Self::ENV[5])?,
             recordings: var(Self::ENV[6])?,
             call_log: var(Self::ENV[7])?,
+            numbers: var(Self::ENV[8])?,
         })
     }
 }
@@ -256,6 +265,15 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             )],
             Some("ExpiresAt"),
         ),
+        (
+            &names.numbers,
+            vec![("NumberKey", S, Hash)],
+            vec![(
+                index(NUMBER_ACCOUNT_INDEX, "ListingAccount", "Listing", None)?,
+                [("ListingAccount", S), ("Listing", S)],
+            )],
+            None,
+        ),
     ];
     for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -309,6 +327,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.conferences,
         &names.recordings,
         &names.call_log,
+        &names.numbers,
     ] {
         wait_until_active(client, name).await?;
     }

@@ -25,6 +25,7 @@ mod accounts;
 mod call_log;
 mod calls;
 mod conferences;
+mod numbers;
 mod queue;
 mod recordings;
 mod workers;
@@ -49,6 +50,9 @@ struct Tables {
     conferences: HashMap<ConferenceSid, Conference>,
     participants: HashMap<ConferenceSid, BTreeMap<CallSid, Participant>>,
     recordings: HashMap<RecordingSid, Recording>,
+    /// Numbers by sid, and their sids by `PhoneNumber`.
+    numbers: HashMap<teleapi_domain::PhoneNumberSid, teleapi_domain::number::IncomingNumber>,
+    called: HashMap<String, teleapi_domain::PhoneNumberSid>,
     /// Calls' logs: entries by position, how many were written, and until when the log is kept.
     call_log: HashMap<CallSid, CallLog>,
     /// The listing index: by partition (account and shard), call positions.

@@ -143,6 +143,10 @@ pub fn progress(
                 worker_id,
                 url,
                 method,
+                fallback_url,
+                fallback_method,
+                status_callback,
+                status_callback_method,
                 ..
             },
             None,
@@ -156,9 +160,15 @@ pub fn progress(
                 direction: *direction,
                 status: CallStatus::Queued,
                 muted: false,
+                // An inbound call: its number's settings (its StatusCallback told of the end
+                // only, as Twilio's numbers are).
                 instructions: Instructions {
                     url: url.clone(),
                     method: method.unwrap_or_default(),
+                    fallback_url: fallback_url.clone(),
+                    fallback_method: fallback_method.unwrap_or_default(),
+                    status_callback: status_callback.clone(),
+                    status_callback_method: status_callback_method.unwrap_or_default(),
                     ..Instructions::default()
                 },
                 command_queue: Some(command_queue_url.clone()),
@@ -609,6 +619,10 @@ mod tests {
                 worker_id: None,
                 url: Some(WebhookUrl::trusted("https://app.example.com/bob".into())),
                 method: None,
+                fallback_url: None,
+                fallback_method: None,
+                status_callback: None,
+                status_callback_method: None,
             },
         );
         let Verdict::Apply(progress) = run(None, &initiated) else {

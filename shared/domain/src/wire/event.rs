@@ -51,6 +51,16 @@ pub enum EventKind {
         url: Option<WebhookUrl>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         method: Option<Method>,
+        /// Inbound calls: the number's fallback, asked for RCML when `url`'s fails.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback_url: Option<WebhookUrl>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback_method: Option<Method>,
+        /// Inbound calls: the number's StatusCallback (told when the call ends).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_callback: Option<WebhookUrl>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_callback_method: Option<Method>,
     },
     /// The call's status changed.
     #[serde(rename = "call.status")]

@@ -17,11 +17,12 @@ use teleapi_domain::wire::command::{Command, CommandType};
 use teleapi_domain::wire::event::EventKind;
 use teleapi_domain::{
     CallSid, CallStatus, ConferenceSid, HangupStatus, IntentSid, Method, StreamSid, Timestamp,
+    WebhookUrl,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::inbox::{Message, Source, Start};
+use crate::inbox::{InboundCall, Message, Source, Start};
 use crate::media::{Inputs, LegInfo, LegInput, PlayId};
 use crate::rcml::{GatherVerb, Verb};
 use crate::recorder::Recorder;
@@ -179,10 +180,16 @@ impl Leg {
     async fn live(mut self, start: Start) {
         let queue_url = self.shared.queue_url.clone();
         let info = self.info.clone();
-        let (url, method) = match &start {
-            Start::Inbound { url, method, .. } => (Some(url.clone()), Some(*method)),
-            _ => (None, None),
+        let inbound = match &start {
+            Start::Inbound { call, .. } => Some(call.as_ref().clone()),
+            _ => None,
         };
+        let inbound = inbound.as_ref();
+        let webhook = |pick: fn(&InboundCall) -> Option<&(WebhookUrl, Method)>| {
+            inbound.and_then(pick).cloned().unzip()
+        };
+        let (fallback_url, fallback_method) = webhook(|c| c.fallback.as_ref());
+        let (status_callback, status_callback_method) = webhook(|c| c.status_callback.as_ref());
         let worker_id = Some(self.shared.worker_id.clone());
         self.event(|seq| EventKind::CallInitiated {
             seq,
@@ -193,8 +200,12 @@ impl Leg {
             parent_call_sid: info.parent,
             command_queue_url: queue_url,
             worker_id,
-            url,
-            method,
+            url: inbound.map(|c| c.url.clone()),
+            method: inbound.map(|c| c.method),
+            fallback_url,
+            fallback_method,
+            status_callback,
+            status_callback_method,
         })
         .await;
         match start {
