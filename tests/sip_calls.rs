@@ -309,6 +309,115 @@ async fn a_transfer_is_heard_on_real_phones() {
     );
 }
 
+/// The seed scenario from the other end: Carol's phone (600 Hz) calls a number of the
+/// account, whose RCML (fetched with Twilio's parameters) dials Bob; Bob hears Carol. The app
+/// redirects the inbound call to RCML that dials Alice: Bob's leg ends, Alice hears Carol and
+/// Carol hears Alice. `Status=completed` ends it, and the number's StatusCallback is told. A
+/// call to a number nobody configured is refused (SIP 404) and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_number_runs_its_rcml() {
+    let media = Media::start().await;
+    let (alice, bob, carol) = (
+        media.phone("alice", ALICE).await,
+        media.phone("bob", BOB).await,
+        media.phone("carol", CAROL).await,
+    );
+    media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
+    media.app.always("/alice", Reply::rcml(&dial(&alice.uri())));
+    media.app.always("/ended", Reply::status(204));
+    let numbers = format!(
+        "{}/call/2012-04-24/Accounts/{}/IncomingPhoneNumbers.json",
+        media.base, media.sid
+    );
+    let body = format!(
+        "PhoneNumber=%2B15557650000&VoiceUrl={}&StatusCallback={}",
+        encode(&media.app.url("/bob")),
+        encode(&media.app.url("/ended"))
+    );
+    let (status, number) = media.post(&numbers, &body).await;
+    assert_eq!(status, 201, "{number}");
+
+    // Nobody's number: refused, nothing created, nothing fetched.
+    carol
+        .dial(&format!("sip:+15550000000@{}", media.sip()))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let calls = media.get(&format!("{}.json", media.calls())).await;
+    assert_eq!(calls["calls"], serde_json::json!([]), "{calls}");
+
+    carol
+        .dial(&format!("sip:+15557650000@{}", media.sip()))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while media.app.received_at("/bob").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the number's VoiceUrl was never fetched"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fetched = &media.app.received_at("/bob")[0];
+    let param = |name: &str| fetched.params.get(name).cloned().unwrap_or_default();
+    assert_eq!(param("To"), "+15557650000");
+    assert_eq!(param("Direction"), "inbound");
+    assert_eq!(param("AccountSid"), media.sid);
+    assert!(
+        param("From").starts_with("sip:carol@127.0.0.1"),
+        "{}",
+        param("From")
+    );
+    let call = param("CallSid");
+    media.until_status(&call, "in-progress").await;
+    let bob_leg = media.until_leg(&call, &bob.uri(), "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    media
+        .modify(&call, &format!("Url={}", encode(&media.app.url("/alice"))))
+        .await;
+    media.until_status(&bob_leg, "completed").await;
+    media.until_leg(&call, &alice.uri(), "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    media.modify(&call, "Status=completed").await;
+    media.until_status(&call, "completed").await;
+    let resource = media.get(&format!("{}/{call}.json", media.calls())).await;
+    assert_eq!(resource["direction"], "inbound");
+    assert_eq!(resource["to"], "+15557650000");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while media.app.values_at("/ended", "CallStatus") != ["completed"] {
+        assert!(
+            Instant::now() < deadline,
+            "the number's StatusCallback was never told"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (alice, bob, carol) = (alice.stop().await, bob.stop().await, carol.stop().await);
+    let heard = |what: &[i16], hz| seconds_of(what, hz);
+    assert!(
+        heard(&bob, CAROL) >= 2.0,
+        "Bob heard Carol for {} s",
+        heard(&bob, CAROL)
+    );
+    assert!(
+        heard(&alice, CAROL) >= 2.0,
+        "Alice heard Carol for {} s",
+        heard(&alice, CAROL)
+    );
+    assert!(heard(&alice, BOB) == 0.0, "Alice never hears Bob");
+    assert!(
+        heard(&carol, BOB) >= 2.0,
+        "Carol heard Bob for {} s",
+        heard(&carol, BOB)
+    );
+    assert!(
+        heard(&carol, ALICE) >= 2.0,
+        "Carol heard Alice for {} s",
+        heard(&carol, ALICE)
+    );
+}
+
 /// `<Play>` (a WAV at 16 kHz, resampled) and `<Say>` (espeak-ng) are heard by the phone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_are_heard() {

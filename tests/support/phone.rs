@@ -245,6 +245,11 @@ impl Phone {
         panic!("baresip {} did not answer {command}", self.name)
     }
 
+    /// Calls `uri` (the phone's own tone is what the callee hears).
+    pub async fn dial(&self, uri: &str) {
+        self.command("dial", uri).await;
+    }
+
     /// Everything the phone heard, call after call, in order (`dump-…-dec.wav`).
     pub fn heard(&self) -> Vec<i16> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join("heard"))
