@@ -418,6 +418,64 @@ async fn a_call_to_a_number_runs_its_rcml() {
     );
 }
 
+/// Numbers go through the configured trunk (`--trunk`): `POST …/Calls` to a number, and
+/// `<Dial><Number>`, reach the trunk's phone as `sip:+1555…@trunk`, and each side hears the
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_are_called_through_the_trunk() {
+    let carrier_dir = std::env::temp_dir().join(format!(
+        "teleapi-trunk-{}",
+        &teleapi_domain::sid::random_hex32()[..12]
+    ));
+    std::fs::create_dir_all(&carrier_dir).unwrap();
+    let microphone = tone_file(&carrier_dir, BOB, 120.0);
+    // The trunk: a phone that answers the number it is sent.
+    let carrier = Phone::start("+15551230002", &carrier_dir, &microphone).await;
+    let trunk = format!("127.0.0.1:{}", carrier.sip_port);
+    let media = Media::start_with(|options| {
+        options.sip.as_mut().unwrap().trunk = Some(trunk.clone());
+    })
+    .await;
+    let alice = media.phone("alice", ALICE).await;
+
+    media.app.always(
+        "/hello",
+        Reply::rcml("<Response><Pause length=\"2\"/><Hangup/></Response>"),
+    );
+    let direct = media.call("+15551230002", "/hello").await;
+    media.until_status(&direct, "completed").await;
+    assert!(
+        carrier.log().contains("Call established"),
+        "{}",
+        carrier.log()
+    );
+
+    media.app.always(
+        "/number",
+        Reply::rcml(
+            "<Response><Dial timeout=\"10\"><Number>+15551230002</Number></Dial></Response>",
+        ),
+    );
+    let call = media.call(&alice.uri(), "/number").await;
+    media.until_leg(&call, "+15551230002", "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    media.modify(&call, "Status=completed").await;
+    media.until_status(&call, "completed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (alice, carrier) = (alice.stop().await, carrier.stop().await);
+    let _ = std::fs::remove_dir_all(&carrier_dir);
+    assert!(
+        seconds_of(&alice, BOB) >= 2.0,
+        "Alice heard the trunk for {} s",
+        seconds_of(&alice, BOB)
+    );
+    assert!(
+        seconds_of(&carrier, ALICE) >= 2.0,
+        "the trunk heard Alice for {} s",
+        seconds_of(&carrier, ALICE)
+    );
+}
+
 /// `<Play>` (a WAV at 16 kHz, resampled) and `<Say>` (espeak-ng) are heard by the phone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_are_heard() {
@@ -465,6 +523,49 @@ async fn prompts_are_heard() {
     let spoken = seconds_of_sound(&heard) - played;
     assert!(spoken >= 1.0, "speech was heard for {spoken} s");
     assert!(silences(&heard, 0.8) >= 1, "the pause was heard");
+}
+
+/// `<Play>` of an MP3 (8 kHz mono, 32 kbit/s, as recordings are made) is heard whole, twice;
+/// the file is fetched once, its `Cache-Control: max-age` letting the second play come from the
+/// worker's cache. A file with no caching rules is fetched for each play.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mp3_is_heard_and_cached_as_http_allows() {
+    let media = Media::start().await;
+    let alice = media.phone("alice", ALICE).await;
+    let wav = media.dir.join("tone.wav");
+    teleapi_worker::audio::write_recording(&wav, 1, &tone(1_500.0, 1.5)).unwrap();
+    let mp3 = std::fs::read(wav.with_extension("mp3")).unwrap();
+    media.app.always(
+        "/cached.mp3",
+        Reply::cached_file("audio/mpeg", mp3.clone(), "max-age=60"),
+    );
+    media
+        .app
+        .always("/fresh.mp3", Reply::file("audio/mpeg", mp3));
+    let (cached, fresh) = (media.app.url("/cached.mp3"), media.app.url("/fresh.mp3"));
+    let rcml = format!(
+        "<Response><Play>{cached}</Play><Pause length=\"1\"/><Play>{cached}</Play><Play>{fresh}</Play><Play>{fresh}</Play><Hangup/></Response>"
+    );
+    media.app.always("/mp3", Reply::rcml(&rcml));
+    let call = media.call(&alice.uri(), "/mp3").await;
+    media.until_status(&call, "completed").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard = alice.stop().await;
+    let played = seconds_of(&heard, 1_500.0);
+    assert!(
+        (5.2..=6.3).contains(&played),
+        "four plays of 1.5 s were heard for {played} s"
+    );
+    assert_eq!(
+        media.app.received_at("/cached.mp3").len(),
+        1,
+        "fresh for 60 s"
+    );
+    assert_eq!(
+        media.app.received_at("/fresh.mp3").len(),
+        2,
+        "no rules, no reuse"
+    );
 }
 
 /// `Mute=true` stops Alice's audio reaching Bob, and `Mute=false` brings it back.

@@ -50,6 +50,9 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # A server's first `cargo run` may compile for minutes on two cores; anything else is quick.
 BUILD_SECONDS = 20 * 60
 WAIT_SECONDS = 30
+# baresip's control port, for the phone the README asks to call a number (not 5063: its own
+# SIP over TLS listens on the port after 5062).
+CTRL_PORT = 5070
 COMMAND_SECONDS = 60
 
 
@@ -566,7 +569,7 @@ class SipPhone:
             f"audio_source aufile,{self.dir / 'silence.wav'}\naudio_player nullplay,none\n"
             "audio_alert nullplay,none\nrtp_ports 20000-20099\nmodule_path /usr/lib/baresip/modules\n"
             "module g711.so\nmodule aufile.so\nmodule_tmp account.so\nmodule_app menu.so\n"
-            "statmode_default off\n"
+            f"module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{CTRL_PORT}\nstatmode_default off\n"
         )
         (self.dir / "accounts").write_text(
             "<sip:alice@127.0.0.1:5062;transport=udp>;regint=0;answermode=auto\n"
@@ -580,6 +583,14 @@ class SipPhone:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 fail(f"baresip did not start: {(self.dir / 'baresip.log').read_text()[-2000:]}")
             time.sleep(0.1)
+
+    def dial(self, uri):
+        """Calls `uri`, as the README asks the reader to (baresip's `ctrl_tcp`: a netstring of
+        JSON)."""
+        body = json.dumps({"command": "dial", "params": uri, "token": "readme"})
+        with socket.create_connection(("127.0.0.1", CTRL_PORT), timeout=5) as control:
+            control.sendall(f"{len(body)}:{body},".encode())
+            control.recv(4096)
 
     def stop(self):
         # SIGTERM twice: the second one exits at once.
@@ -598,6 +609,20 @@ class SipPhone:
 def start_phone(context):
     if context.phone is None:
         context.phone = SipPhone(context.terminals["second"].cwd)
+
+
+def phone_calls_the_number(context):
+    context.phone.dial("sip:+15557650000@127.0.0.1:5060")
+
+
+def expect_inbound_call(command, answer, context):
+    """The phone's call to the number, over: as the README shows."""
+    try:
+        expect_json(command, answer, context)
+        if json.loads(answer).get("status") != "completed":
+            fail(f"the call to the number is not over: {answer[:500]}")
+    except Failed as failed:
+        fail(f"{failed}\nthe phone's log:\n{(context.phone.dir / 'baresip.log').read_text()[-3000:]}")
 
 
 def expect_nothing(_command, answer, _context):
@@ -790,6 +815,13 @@ def plan():
         ),
         Run(r"^CA=\$\(curl .*To=sip:alice@127\.0\.0\.1:5062 .*\| jq -r \.sid\)$", check=expect_sid_in("CA", "CA"), before=start_phone),
         Run(r"\$API/Calls/\$CA\.json \| jq '\{status, start_time\}'$", check=expect_spoken, until=True),
+        Run(r"IncomingPhoneNumbers\.json --data-urlencode PhoneNumber=\+15557650000 .*voice_url\}'$", check=expect_json),
+        Run(
+            r"Calls\.json\?To=%2B15557650000\" \| jq '\.calls\[0\] \| \{direction, from, status\}'$",
+            check=expect_inbound_call,
+            until=True,
+            before=phone_calls_the_number,
+        ),
     ]
 
 

@@ -39,6 +39,8 @@ pub struct Reply {
     pub location: Option<String>,
     /// A file served as it is (`Reply::file`), in place of `body`.
     pub file: Option<(&'static str, Vec<u8>)>,
+    /// Its `Cache-Control`, if any.
+    pub cache_control: Option<&'static str>,
 }
 
 impl Reply {
@@ -71,6 +73,14 @@ impl Reply {
             status: 200,
             file: Some((content_type, bytes)),
             ..Self::default()
+        }
+    }
+
+    /// A file with caching rules (`max-age=60`).
+    pub fn cached_file(content_type: &'static str, bytes: Vec<u8>, rules: &'static str) -> Self {
+        Self {
+            cache_control: Some(rules),
+            ..Self::file(content_type, bytes)
         }
     }
 
@@ -151,6 +161,11 @@ async fn record(
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        if let Some(rules) = reply.cache_control {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, rules.parse().unwrap());
+        }
         return response;
     }
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();

@@ -44,6 +44,8 @@ pub enum Invocation {
     Schedule,
     /// More work of a scheduled run, within the same invocation.
     WithinSchedule,
+    /// A media worker's own request (it reads numbers itself): no Lambda, no queue.
+    Worker,
 }
 
 /// A webhook client that answers every request 204 and counts them.
@@ -588,6 +590,70 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         "list-calls",
         Invocation::Api,
     );
+
+    // ---- phone numbers: an account configures them; an inbound call looks its number up
+    let numbers = "/IncomingPhoneNumbers.json";
+    for n in 0..3 {
+        let body = format!("PhoneNumber=%2B1555765000{n}&VoiceUrl={URL}");
+        assert_eq!(run.world.post(numbers, &body).await.status(), 201);
+    }
+    run.begin();
+    let created = run
+        .world
+        .post(
+            numbers,
+            &format!("PhoneNumber=%2B15557650009&VoiceUrl={URL}&StatusCallback={STATUS_CALLBACK}"),
+        )
+        .await;
+    assert_eq!(created.status(), 201, "{}", crate::body_text(&created));
+    run.end("create a number", "modify-call", Invocation::Api);
+    let number = crate::body_json(&created)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/IncomingPhoneNumbers/{number}.json");
+    run.begin();
+    assert_eq!(run.world.get(&path).await.status(), 200);
+    run.end("fetch a number", "get-call", Invocation::Api);
+    run.begin();
+    assert_eq!(
+        run.world
+            .post(&path, "FriendlyName=Front+desk")
+            .await
+            .status(),
+        200
+    );
+    run.end("update a number", "modify-call", Invocation::Api);
+    run.begin();
+    let page = run.world.get(numbers).await;
+    assert_eq!(
+        crate::body_json(&page)["incoming_phone_numbers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    run.end("list page: 4 numbers", "list-calls", Invocation::Api);
+    run.begin();
+    let called = run
+        .world
+        .backend
+        .numbers
+        .number_called("+15557650009")
+        .await
+        .unwrap();
+    assert!(called.is_some());
+    run.end(
+        "an inbound call's number, looked up by the media worker",
+        "media worker",
+        Invocation::Worker,
+    );
+    run.begin();
+    let path = format!("{}/Accounts/{}{path}", crate::BASE, run.world.account.sid);
+    let mut delete = crate::get_request(&path, Some(&run.world.auth()));
+    *delete.method_mut() = lambda_http::http::Method::DELETE;
+    assert_eq!(run.world.send(delete).await.status(), 204);
+    run.end("delete a number", "modify-call", Invocation::Api);
 
     // ---- the reconciler: a run each minute, and two more lease sweeps within it
     let services = run

@@ -345,6 +345,7 @@ pub fn usage(op: &Measured) -> Usage {
             usage.concurrency_seconds = waited / 1000.0;
         }
         Invocation::WithinSchedule => usage.concurrency_seconds = waited / 1000.0,
+        Invocation::Worker => {}
     }
     usage
         .by_function
