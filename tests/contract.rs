@@ -2809,12 +2809,12 @@ mod numbers {
         let (one, other) = (AccountSid::generate(), AccountSid::generate());
         // Each backend has tables of its own: the number is free.
         let phone = "+15551230000";
-        let first = number(&one, &phone, 1_000);
+        let first = number(&one, phone, 1_000);
         s.insert_number(&first).await.unwrap();
         assert_eq!(s.number(&first.sid).await.unwrap().as_ref(), Some(&first));
         assert_eq!(s.number_called(phone).await.unwrap().as_ref(), Some(&first));
         assert_eq!(s.number_called("+15550000000").await.unwrap(), None);
-        let taken = number(&other, &phone, 2_000);
+        let taken = number(&other, phone, 2_000);
         assert_eq!(
             s.insert_number(&taken).await,
             Err(InsertError::AlreadyExists)
