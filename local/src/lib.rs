@@ -42,7 +42,7 @@ Usage: teleapi-local [--listen ADDR] [--aws-endpoint URL | --aws] [--prefix NAME
                      [--rate-limit RATE[/BURST]] [--recordings-dir DIR] [--log-format FORMAT]
                      [--workers N] [--lease TIME]
                      [--sip ADDR [--rtp-ports LOW-HIGH] [--public-addr IP]
-                      [--sip-allow NETWORKS] [--trunk HOST[:PORT]]]
+                      [--sip-allow NETWORKS] [--sip-rate N] [--trunk HOST[:PORT]]]
 
 Runs the whole Calls API on this machine: the API routes, the event and callback loops, the
 intent reconciler and a simulated media worker. In-memory stores and queues unless told
@@ -71,6 +71,9 @@ Options:
   --sip-allow NETWORKS
                       who may send SIP, as CIDR ranges: 10.0.0.0/8,192.0.2.7 (default
                       loopback only); anyone else is not answered
+  --sip-rate N        SIP datagrams a second one source address may send, twice as many at
+                      once (default 200); beyond, they are dropped unanswered. A trunk sends
+                      about 5 a call: give it 5 x its calls a second
   --trunk HOST[:PORT] where calls to numbers go (sip:+15551230000@HOST); without it, a call
                       to a number fails and only sip: URIs are called
   --retention TIME    how long intents, Idempotency-Keys and queued messages are kept (their
@@ -140,6 +143,7 @@ impl Options {
         let mut public_ip = None;
         let mut sip_allow = None;
         let mut trunk = None;
+        let mut sip_rate = None;
         while let Some(arg) = args.next() {
             let mut value = |name: &str| {
                 args.next()
@@ -219,6 +223,13 @@ impl Options {
                     );
                 }
                 "--trunk" => trunk = Some(value("--trunk")?),
+                "--sip-rate" => {
+                    let raw = value("--sip-rate")?;
+                    sip_rate = Some(
+                        teleapi_media::parse_sip_rate(&raw)
+                            .map_err(|why| invalid(format!("--sip-rate: {why}")))?,
+                    );
+                }
                 "--recordings-dir" => simulator.recordings_dir = value("--recordings-dir")?.into(),
                 "--rate-limit" => {
                     let raw = value("--rate-limit")?;
@@ -278,16 +289,21 @@ impl Options {
                 if let Some(allowed) = sip_allow {
                     options.allowed = allowed;
                 }
+                if let Some(rate) = sip_rate {
+                    options.rate = rate;
+                }
                 options.check().map_err(invalid)?;
                 Some(options)
             }
             None if rtp_ports.is_some()
                 || public_ip.is_some()
                 || sip_allow.is_some()
+                || sip_rate.is_some()
                 || trunk.is_some() =>
             {
                 return Err(invalid(
-                    "--rtp-ports, --public-addr, --sip-allow and --trunk need --sip".into(),
+                    "--rtp-ports, --public-addr, --sip-allow, --sip-rate and --trunk need --sip"
+                        .into(),
                 ));
             }
             None => None,
@@ -704,10 +720,13 @@ mod tests {
             "192.0.2.0/24",
             "--trunk",
             "gw.example.com:5080",
+            "--sip-rate",
+            "1000",
         ])
         .unwrap()
         .sip
         .unwrap();
+        assert_eq!(options.rate, 1000.0);
         assert_eq!(options.rtp_ports, 30_000..=30_999);
         assert_eq!(options.public_ip, Some("203.0.113.9".parse().unwrap()));
         assert!(options.allowed.contains("192.0.2.1".parse().unwrap()));
@@ -719,6 +738,8 @@ mod tests {
             &["--rtp-ports", "30000-30999"],
             &["--sip", "127.0.0.1:5060", "--sip-allow", "10.0.0.0/40"],
             &["--sip", "0.0.0.0:5060"],
+            &["--sip", "127.0.0.1:5060", "--sip-rate", "0"],
+            &["--sip-rate", "500"],
         ] {
             assert!(
                 matches!(parse(args), Err(ArgsError::Invalid(_))),

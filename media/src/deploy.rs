@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::server::{SipOptions, parse_port_range};
+use crate::server::{SipOptions, parse_port_range, parse_sip_rate};
 
 /// The environment of a deployed worker.
 pub const COMMANDS_QUEUE_ENV: &str = "TELEAPI_COMMANDS_QUEUE_URL";
@@ -18,6 +18,7 @@ pub const RTP_PORTS_ENV: &str = "TELEAPI_RTP_PORTS";
 pub const PUBLIC_ADDR_ENV: &str = "TELEAPI_PUBLIC_ADDR";
 pub const SIP_ALLOW_ENV: &str = "TELEAPI_SIP_ALLOW";
 pub const TRUNK_ENV: &str = "TELEAPI_TRUNK";
+pub const SIP_RATE_ENV: &str = "TELEAPI_SIP_RATE";
 
 /// A deployed worker's settings.
 #[derive(Debug, Clone)]
@@ -79,6 +80,9 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         .parse()
         .map_err(|why| format!("{SIP_ALLOW_ENV}: {why}"))?;
     options.trunk = var(TRUNK_ENV).filter(|t| !t.trim().is_empty());
+    if let Some(raw) = var(SIP_RATE_ENV) {
+        options.rate = parse_sip_rate(&raw).map_err(|why| format!("{SIP_RATE_ENV}: {why}"))?;
+    }
     options.check()?;
     let capacity = var(CAPACITY_ENV)
         .map(|raw| {
@@ -166,6 +170,7 @@ mod tests {
             (SIP_ADDR_ENV, "nowhere"),
             (CAPACITY_ENV, "0"),
             (SIP_ALLOW_ENV, "10.0.0.0/99"),
+            (SIP_RATE_ENV, "-5"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((name, value));

@@ -27,5 +27,5 @@ pub mod sound;
 pub mod worker;
 
 pub use networks::Networks;
-pub use server::{SipOptions, answer_offers, caller_of, parse_port_range, start};
+pub use server::{SipOptions, answer_offers, caller_of, parse_port_range, parse_sip_rate, start};
 pub use worker::{SipMedia, SipMediaConfig};

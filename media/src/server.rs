@@ -69,6 +69,16 @@ impl SipOptions {
     }
 }
 
+/// SIP datagrams a second one source may send: a whole number from 1 to 100,000.
+pub fn parse_sip_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(rate) if (1..=100_000).contains(&rate) => Ok(f64::from(rate)),
+        _ => Err(format!(
+            "{raw:?} is not a number of SIP datagrams a second (1 to 100000)"
+        )),
+    }
+}
+
 /// `LOW-HIGH`: at least two ports (one leg), from 1024 up.
 pub fn parse_port_range(raw: &str) -> Result<RangeInclusive<u16>, String> {
     let (low, high) = raw
