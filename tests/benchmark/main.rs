@@ -22,6 +22,8 @@ use teleapi_tests::runtime::{Emulator, Outcome};
 use teleapi_tests::{Backend, World, basic_auth};
 use tokio::net::TcpListener;
 
+mod media;
+
 const LOCAL: AddressPolicy = AddressPolicy {
     allow_loopback: true,
 };
@@ -782,6 +784,9 @@ async fn main() {
     }
     if wants("callbacks") {
         callback_throughput(&mut rows, 5).await;
+    }
+    if wants("media") {
+        media::media(&mut rows).await;
     }
     let width = rows.iter().map(|r| r.figure.len()).max().unwrap_or(10);
     println!();

@@ -294,6 +294,9 @@ class Terminal:
     def __init__(self, name, cwd, env):
         self.name, self.cwd, self.env = name, cwd, dict(env)
         self.servers = []
+        # Every server it ever started: what a server's command left running in the background
+        # (moto_server's `&`) outlives Ctrl-C, and is ended with the run.
+        self.started = []
 
     def run(self, text, timeout):
         """Runs a command to its end: its output (stdout and stderr) and exit status."""
@@ -322,6 +325,7 @@ class Terminal:
         terminal is: teleapi-local writes its log lines for a person there)."""
         server = Server(text, self.cwd, self.env)
         self.servers.append(server)
+        self.started.append(server)
         return server
 
     def stop(self):
@@ -335,7 +339,7 @@ class Terminal:
             fail(f"{self.name}: " + "; ".join(problems))
 
     def kill(self):
-        for server in self.servers:
+        for server in self.started:
             server.kill()
 
 
@@ -960,6 +964,8 @@ def main():
                 terminal.stop()
             if context.phone:
                 context.phone.stop()
+            for terminal in context.terminals.values():
+                terminal.kill()
         except Failed as failure:
             if context.phone:
                 context.phone.stop()
