@@ -418,6 +418,100 @@ async fn a_call_to_a_number_runs_its_rcml() {
     );
 }
 
+/// `<Reject reason="busy">` answers a call to a number 486 without answering it (the call is
+/// `busy`, the phone never connected); `<Redirect>` moves a call to another document, whose
+/// `<Say>` the caller hears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_and_redirect_on_a_real_phone() {
+    let media = Media::start().await;
+    let carol = media.phone("carol", CAROL).await;
+    media.app.always(
+        "/reject",
+        Reply::rcml("<Response><Reject reason=\"busy\"/></Response>"),
+    );
+    media.app.always(
+        "/first",
+        Reply::rcml(&format!(
+            "<Response><Redirect>{}</Redirect><Say>Never said</Say></Response>",
+            media.app.url("/second")
+        )),
+    );
+    media.app.always(
+        "/second",
+        Reply::rcml("<Response><Say>You have been redirected to the second document.</Say><Hangup/></Response>"),
+    );
+    let numbers = format!(
+        "{}/call/2012-04-24/Accounts/{}/IncomingPhoneNumbers.json",
+        media.base, media.sid
+    );
+    for (number, path) in [("%2B15557650001", "/reject"), ("%2B15557650002", "/first")] {
+        let body = format!(
+            "PhoneNumber={number}&VoiceUrl={}",
+            encode(&media.app.url(path))
+        );
+        let (status, answer) = media.post(&numbers, &body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let called = |number: &str| {
+        let base = media.calls();
+        let client = media.client.clone();
+        let sid = media.sid.clone();
+        let url = format!("{base}.json?To={number}");
+        async move {
+            let page: Value = client
+                .get(url)
+                .basic_auth(&sid, Some(TOKEN))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["calls"][0].clone()
+        }
+    };
+
+    carol
+        .dial(&format!("sip:+15557650001@{}", media.sip()))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let call = called("%2B15557650001").await;
+        if call["status"] == "busy" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rejected call is {call}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        carol.log().contains("486"),
+        "the phone was answered 486: {}",
+        carol.log()
+    );
+    assert!(!carol.log().contains("Call established"), "{}", carol.log());
+
+    carol
+        .dial(&format!("sip:+15557650002@{}", media.sip()))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let call = called("%2B15557650002").await;
+        if call["status"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the redirected call is {call}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard = carol.stop().await;
+    assert_eq!(media.app.received_at("/second").len(), 1, "redirected once");
+    assert!(
+        seconds_of_sound(&heard) >= 1.5,
+        "the second document's <Say> was heard for {} s",
+        seconds_of_sound(&heard)
+    );
+}
+
 /// Numbers go through the configured trunk (`--trunk`): `POST …/Calls` to a number, and
 /// `<Dial><Number>`, reach the trunk's phone as `sip:+1555…@trunk`, and each side hears the
 /// other.

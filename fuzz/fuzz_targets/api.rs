@@ -50,6 +50,7 @@ fn world() -> &'static (tokio::runtime::Runtime, Services) {
             accounts: Arc::new(store.clone()),
             conferences: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
+            numbers: Arc::new(store.clone()),
             call_log: Arc::new(store.clone()),
             // Media of a folder of its own: nothing the fuzzer names is ever in it.
             media: Arc::new(FileMedia::new(
