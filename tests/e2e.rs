@@ -236,13 +236,15 @@ impl Local {
     }
 }
 
-/// Polls `check` until it returns `Some`, or fails after 20 seconds saying what it waited for.
+/// Polls `check` until it returns `Some`, or fails after 60 seconds saying what it waited for
+/// (a generous bound: on two busy cores, with moto serialising every request and the real
+/// phones' tests beside, a lease running out and its sweep can take most of 20 s).
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(found) = check().await {
             return found;

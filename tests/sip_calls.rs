@@ -23,7 +23,12 @@ const ALICE: f64 = 1_000.0;
 const BOB: f64 = 2_000.0;
 const CAROL: f64 = 600.0;
 
+/// Real phones are heavy (three baresip processes and their audio a test): two tests run them at
+/// a time, so that the rest of the suite, running beside them on two cores, keeps its pace.
+static PHONES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 struct Media {
+    _turn: tokio::sync::SemaphorePermit<'static>,
     base: String,
     client: reqwest::Client,
     sid: String,
@@ -51,6 +56,10 @@ impl Media {
     }
 
     async fn start_with(options: impl FnOnce(&mut StackOptions)) -> Self {
+        let turn = PHONES
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let sid = teleapi_domain::AccountSid::generate();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -84,6 +93,7 @@ impl Media {
             let _ = stopped.await;
         }));
         Self {
+            _turn: turn,
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
