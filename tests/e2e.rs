@@ -236,6 +236,12 @@ impl Local {
     }
 }
 
+/// The tests of dying and draining workers on moto take turns: each runs two workers that
+/// heartbeat every 200 ms and a reconciler every 250 ms against the one moto server every suite
+/// shares; two at once starved each other's calls of answers (each passes alone; together both
+/// timed out).
+static MOTO_WORKERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Polls `check` until it returns `Some`, or fails after 60 seconds saying what it waited for
 /// (a generous bound: on two busy cores, with moto serialising every request and the real
 /// phones' tests beside, a lease running out and its sweep can take most of 20 s).
@@ -1327,6 +1333,7 @@ async fn a_worker_that_dies_mid_call_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_mid_call_on_moto() {
+    let _turn = MOTO_WORKERS.acquire().await.expect("never closed");
     a_worker_that_dies_mid_call(Backing::Aws {
         endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
         prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
@@ -1566,6 +1573,7 @@ async fn a_killed_worker_and_a_survivor_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_and_a_survivor_on_moto() {
+    let _turn = MOTO_WORKERS.acquire().await.expect("never closed");
     a_killed_worker_and_a_survivor(Backing::Aws {
         endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
         prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
@@ -1580,6 +1588,7 @@ async fn a_drained_worker_leaves_when_its_calls_end_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_worker_leaves_when_its_calls_end_on_moto() {
+    let _turn = MOTO_WORKERS.acquire().await.expect("never closed");
     a_drained_worker_leaves_when_its_calls_end(Backing::Aws {
         endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
         prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),

@@ -142,10 +142,14 @@ async fn sip() -> Bench {
         Some(Arc::new(media.clone())),
     );
     // No number is configured: whatever calls in is refused.
+    let nobody = Arc::new(teleapi_adapters::memory::MemoryStore::new());
     tokio::spawn(teleapi_media::answer_offers(
         offered,
         media,
-        Arc::new(teleapi_adapters::memory::MemoryStore::new()),
+        teleapi_media::Directory {
+            numbers: nobody.clone(),
+            accounts: nobody,
+        },
         simulator.first(),
     ));
     let worker = tokio::spawn(simulator.clone().run());

@@ -429,10 +429,14 @@ impl Stack {
             real,
         );
         if let Some((media, offered)) = sip {
+            let directory = teleapi_media::Directory {
+                numbers,
+                accounts: accounts.clone(),
+            };
             tokio::spawn(teleapi_media::answer_offers(
                 offered,
                 media,
-                numbers,
+                directory,
                 simulator.first(),
             ));
         }

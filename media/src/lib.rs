@@ -27,5 +27,8 @@ pub mod sound;
 pub mod worker;
 
 pub use networks::Networks;
-pub use server::{SipOptions, answer_offers, caller_of, parse_port_range, parse_sip_rate, start};
+pub use server::{
+    Directory, SipOptions, answer_offers, answerable, caller_of, parse_port_range, parse_sip_rate,
+    start,
+};
 pub use worker::{SipMedia, SipMediaConfig};

@@ -69,10 +69,14 @@ async fn run() -> Result<(), String> {
     let worker = Worker::new(worker_config, queues, Arc::new(media.clone()))
         .with_signing(Signing::new(store.clone()));
     let handle = worker.handle();
+    let directory = teleapi_media::Directory {
+        numbers: store.clone(),
+        accounts: store,
+    };
     tokio::spawn(teleapi_media::answer_offers(
         offered,
         media,
-        store,
+        directory,
         handle.clone(),
     ));
     tracing::info!(worker_id = %id, sip = %deployment.sip.sip, queue = %own_url, "teleapi-media: running");

@@ -6,9 +6,9 @@ use std::ops::RangeInclusive;
 
 use std::sync::Arc;
 
-use teleapi_domain::CallSid;
-use teleapi_domain::number::number_of_sip_user;
-use teleapi_ports::NumberStore;
+use teleapi_domain::number::{IncomingNumber, number_of_sip_user};
+use teleapi_domain::{Account, AccountStatus, CallSid};
+use teleapi_ports::{AccountStore, NumberStore};
 use teleapi_worker::{InboundCall, Life, Media, WorkerHandle};
 use tokio::sync::mpsc;
 
@@ -130,28 +130,46 @@ pub async fn start(
     Ok((media, offered))
 }
 
-/// Takes the calls offered to the worker: an INVITE to a number of an account (its
+/// Where offered calls find their number and its account.
+#[derive(Clone)]
+pub struct Directory {
+    pub numbers: Arc<dyn NumberStore>,
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+/// Takes the calls offered to the worker: an INVITE to a number of an active account (its
 /// request-URI's user) becomes an inbound call of that account on `worker`, which fetches the
 /// number's `VoiceUrl`; any other is answered 404 and creates nothing (docs/decisions.md, "The
 /// SIP/RTP worker").
 pub async fn answer_offers(
     mut offered: mpsc::UnboundedReceiver<Offer>,
     media: SipMedia,
-    numbers: Arc<dyn NumberStore>,
+    directory: Directory,
     worker: WorkerHandle,
 ) {
     while let Some(offer) = offered.recv().await {
-        let (media, numbers, worker) = (media.clone(), numbers.clone(), worker.clone());
-        tokio::spawn(async move { take_offer(offer, &media, numbers.as_ref(), &worker).await });
+        let (media, directory, worker) = (media.clone(), directory.clone(), worker.clone());
+        tokio::spawn(async move { take_offer(offer, &media, &directory, &worker).await });
     }
 }
 
-async fn take_offer(
-    offer: Offer,
-    media: &SipMedia,
-    numbers: &dyn NumberStore,
-    worker: &WorkerHandle,
-) {
+/// Whether a call to `number` is taken: it needs RCML, and an active account (a suspended or
+/// closed account's RCML runs nothing, and dials nobody); the SIP refusal otherwise.
+pub fn answerable(
+    number: &IncomingNumber,
+    account: Option<&Account>,
+) -> Result<(), (u16, &'static str)> {
+    if number.voice.url.is_none() {
+        // As an unconfigured Twilio number.
+        return Err((404, "the number has no VoiceUrl"));
+    }
+    match account {
+        Some(account) if account.status == AccountStatus::Active => Ok(()),
+        _ => Err((404, "the number's account is not active")),
+    }
+}
+
+async fn take_offer(offer: Offer, media: &SipMedia, directory: &Directory, worker: &WorkerHandle) {
     let refuse = |offer: Offer, code: u16, why: &str| {
         tracing::info!(user = %offer.user, from = %offer.from, source = %offer.source, code, "sip: {why}");
         offer.dialog.reject(code);
@@ -159,7 +177,7 @@ async fn take_offer(
     let Some(called) = number_of_sip_user(&offer.user) else {
         return refuse(offer, 404, "not a number");
     };
-    let number = match numbers.number_called(&called).await {
+    let number = match directory.numbers.number_called(&called).await {
         Ok(Some(number)) => number,
         Ok(None) => return refuse(offer, 404, "no such number"),
         Err(err) => {
@@ -167,7 +185,16 @@ async fn take_offer(
             return refuse(offer, 503, "the numbers could not be read");
         }
     };
-    // A number without RCML takes no calls, as an unconfigured Twilio number.
+    let account = match directory.accounts.account(&number.account_sid).await {
+        Ok(account) => account,
+        Err(err) => {
+            tracing::warn!(error = %err, "sip: the accounts could not be read");
+            return refuse(offer, 503, "the accounts could not be read");
+        }
+    };
+    if let Err((code, why)) = answerable(&number, account.as_ref()) {
+        return refuse(offer, code, why);
+    }
     let Some(url) = number.voice.url.clone() else {
         return refuse(offer, 404, "the number has no VoiceUrl");
     };
@@ -227,6 +254,29 @@ pub fn caller_of(from: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_number_with_rcml_of_an_active_account_takes_calls() {
+        let now = teleapi_domain::Timestamp::from_millis(0);
+        let mut account = Account::open("Acme", None, now);
+        let form = teleapi_domain::Form::parse(
+            b"PhoneNumber=%2B15557650000&VoiceUrl=https%3A%2F%2Fapp.example.com%2Fv",
+        )
+        .unwrap();
+        let number =
+            IncomingNumber::parse_create(account.sid.clone(), &form, Default::default(), now)
+                .unwrap();
+        assert_eq!(answerable(&number, Some(&account)), Ok(()));
+        assert_eq!(answerable(&number, None).unwrap_err().0, 404);
+        for status in [AccountStatus::Suspended, AccountStatus::Closed] {
+            account.status = status;
+            assert_eq!(answerable(&number, Some(&account)).unwrap_err().0, 404);
+        }
+        account.status = AccountStatus::Active;
+        let mut silent = number.clone();
+        silent.voice.url = None;
+        assert_eq!(answerable(&silent, Some(&account)).unwrap_err().0, 404);
+    }
 
     #[test]
     fn the_caller_is_its_number_or_its_uri() {
