@@ -181,6 +181,41 @@ impl Media {
         page["calls"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Gives the account `number` (E.164), whose calls run the RCML the app serves at `path`;
+    /// `more` adds form fields (`&StatusCallback=…`).
+    async fn number(&self, number: &str, path: &str, more: &str) {
+        let numbers = format!(
+            "{}/call/2012-04-24/Accounts/{}/IncomingPhoneNumbers.json",
+            self.base, self.sid
+        );
+        let body = format!(
+            "PhoneNumber={}&VoiceUrl={}{more}",
+            encode(number),
+            encode(&self.app.url(path))
+        );
+        let (status, answer) = self.post(&numbers, &body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    /// Waits for the latest call to `number` to reach `status`.
+    async fn until_call_to(&self, number: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = self
+                .get(&format!("{}.json?To={}", self.calls(), encode(number)))
+                .await;
+            let call = &page["calls"][0];
+            if call["status"] == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the call to {number} is {call}, not {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits for `call` to reach `status`.
     async fn until_status(&self, call: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -335,17 +370,8 @@ async fn a_call_to_a_number_runs_its_rcml() {
     media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
     media.app.always("/alice", Reply::rcml(&dial(&alice.uri())));
     media.app.always("/ended", Reply::status(204));
-    let numbers = format!(
-        "{}/call/2012-04-24/Accounts/{}/IncomingPhoneNumbers.json",
-        media.base, media.sid
-    );
-    let body = format!(
-        "PhoneNumber=%2B15557650000&VoiceUrl={}&StatusCallback={}",
-        encode(&media.app.url("/bob")),
-        encode(&media.app.url("/ended"))
-    );
-    let (status, number) = media.post(&numbers, &body).await;
-    assert_eq!(status, 201, "{number}");
+    let ended = format!("&StatusCallback={}", encode(&media.app.url("/ended")));
+    media.number("+15557650000", "/bob", &ended).await;
 
     // Nobody's number: refused, nothing created, nothing fetched.
     carol
@@ -450,49 +476,13 @@ async fn reject_and_redirect_on_a_real_phone() {
         "/second",
         Reply::rcml("<Response><Say>You have been redirected to the second document.</Say><Hangup/></Response>"),
     );
-    let numbers = format!(
-        "{}/call/2012-04-24/Accounts/{}/IncomingPhoneNumbers.json",
-        media.base, media.sid
-    );
-    for (number, path) in [("%2B15557650001", "/reject"), ("%2B15557650002", "/first")] {
-        let body = format!(
-            "PhoneNumber={number}&VoiceUrl={}",
-            encode(&media.app.url(path))
-        );
-        let (status, answer) = media.post(&numbers, &body).await;
-        assert_eq!(status, 201, "{answer}");
-    }
-    let called = |number: &str| {
-        let base = media.calls();
-        let client = media.client.clone();
-        let sid = media.sid.clone();
-        let url = format!("{base}.json?To={number}");
-        async move {
-            let page: Value = client
-                .get(url)
-                .basic_auth(&sid, Some(TOKEN))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            page["calls"][0].clone()
-        }
-    };
+    media.number("+15557650001", "/reject", "").await;
+    media.number("+15557650002", "/first", "").await;
 
     carol
         .dial(&format!("sip:+15557650001@{}", media.sip()))
         .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let call = called("%2B15557650001").await;
-        if call["status"] == "busy" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the rejected call is {call}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    media.until_call_to("+15557650001", "busy").await;
     assert!(
         carol.log().contains("486"),
         "the phone was answered 486: {}",
@@ -503,15 +493,7 @@ async fn reject_and_redirect_on_a_real_phone() {
     carol
         .dial(&format!("sip:+15557650002@{}", media.sip()))
         .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let call = called("%2B15557650002").await;
-        if call["status"] == "completed" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the redirected call is {call}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    media.until_call_to("+15557650002", "completed").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let heard = carol.stop().await;
     assert_eq!(media.app.received_at("/second").len(), 1, "redirected once");

@@ -380,10 +380,11 @@ fn is_conditional_check_failed<E: ProvideErrorMetadata>(
     matches!(err, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
 }
 
-/// Which items of a cancelled transaction failed their condition (or conflicted).
-fn cancelled_items(
+/// The reason codes of a cancelled transaction, one per item (`None` for an item that did not
+/// fail); `None` for any other error.
+fn cancellation_codes(
     err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
-) -> Option<Vec<bool>> {
+) -> Option<Vec<Option<&str>>> {
     let SdkError::ServiceError(service) = err else {
         return None;
     };
@@ -392,16 +393,30 @@ fn cancelled_items(
             cancelled
                 .cancellation_reasons()
                 .iter()
-                .map(|reason| {
-                    matches!(
-                        reason.code(),
-                        Some("ConditionalCheckFailed" | "TransactionConflict")
-                    )
-                })
+                .map(|reason| reason.code().filter(|code| *code != "None"))
                 .collect(),
         ),
         _ => None,
     }
+}
+
+/// Which items of a cancelled transaction failed their condition (or conflicted).
+fn cancelled_items(
+    err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Vec<bool>> {
+    let codes = cancellation_codes(err)?;
+    Some(
+        codes
+            .into_iter()
+            .map(|code| matches!(code, Some("ConditionalCheckFailed" | "TransactionConflict")))
+            .collect(),
+    )
+}
+
+/// Whether a cancelled transaction failed on a condition (rather than conflicting with another
+/// transaction, which is worth retrying).
+fn condition_failed(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> bool {
+    cancellation_codes(err).is_some_and(|codes| codes.contains(&Some("ConditionalCheckFailed")))
 }
 
 /// A pending intent's partition of the `pending` index: the CallSid's last two hex digits,

@@ -5,33 +5,18 @@
 //! transaction.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::item::{self, n, s};
-use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
+use super::{
+    DynamoStore, condition_failed, is_conditional_check_failed, listing_round, schema, store_error,
+};
 use teleapi_domain::AccountSid;
 use teleapi_domain::PhoneNumberSid;
 use teleapi_domain::number::{IncomingNumber, NumberFilter, number_position_sid};
 use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_ports::paging::{Order, fill_page};
 use teleapi_ports::{InsertError, NumberStore, StoreError};
-
-/// Whether a cancelled transaction failed on a condition (rather than conflicting with another
-/// transaction, which is worth retrying).
-fn condition_failed(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> bool {
-    match err {
-        SdkError::ServiceError(service) => match service.err() {
-            TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled
-                .cancellation_reasons()
-                .iter()
-                .any(|reason| reason.code() == Some("ConditionalCheckFailed")),
-            _ => false,
-        },
-        _ => false,
-    }
-}
 
 fn build_failed(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Failed(err.to_string())
