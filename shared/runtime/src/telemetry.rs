@@ -27,10 +27,15 @@ const SECRET_AT_TRACE: [&str; 9] = [
     "aws_smithy_types",
 ];
 
+/// The level when none is asked for. The SIP stack logs each datagram it sends and receives,
+/// whole, at INFO: a line per SIP message, and the messages' headers (digest credentials
+/// among them); they are left out unless asked for (`RUST_LOG=info,rsipstack=info`).
+const DEFAULT_LEVEL: &str = "info,rsipstack=warn";
+
 fn filter() -> EnvFilter {
     let level = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| DEFAULT_LEVEL.into());
     filter_for(&level)
 }
 
@@ -137,6 +142,16 @@ mod tests {
         assert_eq!("text".parse(), Ok(LogFormat::Text));
         assert_eq!("json".parse(), Ok(LogFormat::Json));
         assert!("JSON lines".parse::<LogFormat>().is_err());
+    }
+
+    #[test]
+    fn the_default_level_leaves_out_the_sip_stacks_datagrams() {
+        let text = filter_for(DEFAULT_LEVEL).to_string();
+        assert!(text.contains("rsipstack=warn"), "{text}");
+        assert_eq!(
+            filter_for(DEFAULT_LEVEL).max_level_hint(),
+            Some(LevelFilter::INFO)
+        );
     }
 
     #[test]
