@@ -1,10 +1,6 @@
 //! The real function binaries, started as Lambda runs them (against a Lambda Runtime API
 //! emulator) with DynamoDB and SQS on moto: each answers a valid and an invalid event, and a
 //! function that cannot initialise says why on the init-error endpoint.
-//!
-//! Every test that runs these bootstraps is in a module named `lambda_binaries` (this one, and
-//! one each in reliability.rs and security.rs): `tests/run` runs the rest while `tests/deploy`
-//! builds them, and these once it has.
 
 use std::time::Duration;
 

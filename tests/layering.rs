@@ -263,6 +263,66 @@ fn no_files_import_each_other_outside_a_folder() {
     );
 }
 
+/// `tests/run` runs no doc tests (rustdoc took 27 s to find none in ten crates), so no doc
+/// comment of a library holds a Rust example, which would never run: a fenced block names what
+/// it holds (```text).
+#[test]
+fn no_doc_comment_holds_an_example() {
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("support");
+    let mut texts: Vec<(String, String)> = CRATES
+        .iter()
+        .flat_map(|krate| {
+            sources(krate)
+                .into_iter()
+                .map(move |(module, source)| (format!("{krate} `{module}`"), source.text))
+        })
+        .collect();
+    for entry in std::fs::read_dir(&support).expect("tests/support reads") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("a source file reads");
+            texts.push((path.display().to_string(), text));
+        }
+    }
+    for (file, text) in &texts {
+        let mut open = false;
+        for line in text.lines() {
+            let line = line.trim_start();
+            let Some(doc) = line
+                .strip_prefix("///")
+                .or_else(|| line.strip_prefix("//!"))
+            else {
+                continue;
+            };
+            let Some(info) = doc.trim().strip_prefix("```") else {
+                continue;
+            };
+            open = !open;
+            assert!(
+                !open || !is_rust(info),
+                "{file}: a doc example (```{info}) that tests/run would never run"
+            );
+        }
+    }
+    assert!(texts.len() > 100, "the files were read");
+    assert!(is_rust("") && is_rust("no_run") && !is_rust("text"));
+}
+
+/// Whether rustdoc takes a fenced block with this info string for Rust.
+fn is_rust(info: &str) -> bool {
+    let words: Vec<&str> = info
+        .split([',', ' '])
+        .filter(|word| !word.is_empty())
+        .collect();
+    words.is_empty()
+        || words.iter().any(|word| {
+            matches!(
+                *word,
+                "rust" | "ignore" | "no_run" | "should_panic" | "compile_fail" | "test_harness"
+            ) || word.starts_with("edition")
+        })
+}
+
 /// No file of `krate` reaches itself again by a path that leaves its folder (or that goes
 /// through the crate root).
 fn no_circle(krate: &str, graph: &BTreeMap<String, BTreeSet<String>>) {

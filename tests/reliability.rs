@@ -228,76 +228,70 @@ teleapi_tests::on_both_backends!(
     slow_ports_change_nothing_but_time,
 );
 
-/// What runs the bootstraps `sam build` made is in a module of this name: `tests/run` runs it once
-/// `tests/deploy` has built them.
-mod lambda_binaries {
-    use super::*;
+/// The real modify-call binary, as Lambda runs it, on moto: it writes the intent, and is killed
+/// (SIGKILL) while its SendMessage is in flight. Nothing is lost: the intent is pending, and the
+/// reconciler delivers its command, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_killed_between_write_and_send_loses_nothing() {
+    use teleapi_tests::runtime::{Emulator, api_event, start};
+    use tokio::io::AsyncReadExt;
 
-    /// The real modify-call binary, as Lambda runs it, on moto: it writes the intent, and is killed
-    /// (SIGKILL) while its SendMessage is in flight. Nothing is lost: the intent is pending, and the
-    /// reconciler delivers its command, once.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_function_killed_between_write_and_send_loses_nothing() {
-        use teleapi_tests::runtime::{Emulator, api_event, start};
-        use tokio::io::AsyncReadExt;
+    let world = World::new(Backend::moto().await).await;
+    let call = world.call(CallStatus::InProgress).await;
+    // SQS, as the function sees it: a listener that takes the request and never answers.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sqs = format!("http://{}", black_hole.local_addr().unwrap());
+    let (arrived, sending) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = black_hole.accept().await.unwrap();
+        let mut buffer = [0u8; 1024];
+        let _ = socket.read(&mut buffer).await;
+        let _ = arrived.send(());
+        std::future::pending::<()>().await;
+        drop(socket);
+    });
+    let mut env = world.backend.aws.as_ref().unwrap().function_env();
+    env.push(("AWS_ENDPOINT_URL_SQS".into(), sqs));
+    let emulator = Arc::new(Emulator::start().await);
+    let mut function = start("modify-call", &emulator, &env);
+    let event = api_event(
+        "POST",
+        &format!(
+            "/call/2012-04-24/Accounts/{}/Calls/{}.json",
+            world.account.sid, call.sid
+        ),
+        "",
+        &world.auth(),
+        "Url=https%3A%2F%2Fapp.example.com%2Fnext",
+    );
+    let invocation = tokio::spawn({
+        let emulator = emulator.clone();
+        async move { emulator.invoke(&event).await }
+    });
+    tokio::time::timeout(Duration::from_secs(20), sending)
+        .await
+        .expect("the function got as far as sending")
+        .unwrap();
+    function.0.kill().unwrap();
+    function.0.wait().unwrap();
+    invocation.abort();
 
-        let world = World::new(Backend::moto().await).await;
-        let call = world.call(CallStatus::InProgress).await;
-        // SQS, as the function sees it: a listener that takes the request and never answers.
-        let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sqs = format!("http://{}", black_hole.local_addr().unwrap());
-        let (arrived, sending) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let (mut socket, _) = black_hole.accept().await.unwrap();
-            let mut buffer = [0u8; 1024];
-            let _ = socket.read(&mut buffer).await;
-            let _ = arrived.send(());
-            std::future::pending::<()>().await;
-            drop(socket);
-        });
-        let mut env = world.backend.aws.as_ref().unwrap().function_env();
-        env.push(("AWS_ENDPOINT_URL_SQS".into(), sqs));
-        let emulator = Arc::new(Emulator::start().await);
-        let mut function = start("modify-call", &emulator, &env);
-        let event = api_event(
-            "POST",
-            &format!(
-                "/call/2012-04-24/Accounts/{}/Calls/{}.json",
-                world.account.sid, call.sid
-            ),
-            "",
-            &world.auth(),
-            "Url=https%3A%2F%2Fapp.example.com%2Fnext",
-        );
-        let invocation = tokio::spawn({
-            let emulator = emulator.clone();
-            async move { emulator.invoke(&event).await }
-        });
-        tokio::time::timeout(Duration::from_secs(20), sending)
-            .await
-            .expect("the function got as far as sending")
-            .unwrap();
-        function.0.kill().unwrap();
-        function.0.wait().unwrap();
-        invocation.abort();
-
-        let intent = world
-            .backend
-            .calls
-            .intent(
-                &teleapi_domain::Subject::Call(call.sid.clone()),
-                call.seq + 1,
-            )
-            .await
-            .unwrap()
-            .expect("the intent was written before the send");
-        assert_eq!(intent.status, IntentStatus::Pending);
-        assert!(world.backend.drain_commands().await.is_empty());
-        reconcile(&world).await;
-        let sent = delivered(&world).await;
-        assert_eq!(sent.get(intent.sid.as_str()), Some(&1), "{sent:?}");
-        assert_kept(&world, &call, &sent).await;
-    }
+    let intent = world
+        .backend
+        .calls
+        .intent(
+            &teleapi_domain::Subject::Call(call.sid.clone()),
+            call.seq + 1,
+        )
+        .await
+        .unwrap()
+        .expect("the intent was written before the send");
+    assert_eq!(intent.status, IntentStatus::Pending);
+    assert!(world.backend.drain_commands().await.is_empty());
+    reconcile(&world).await;
+    let sent = delivered(&world).await;
+    assert_eq!(sent.get(intent.sid.as_str()), Some(&1), "{sent:?}");
+    assert_kept(&world, &call, &sent).await;
 }
 
 /// The simulated media worker with its commands delivered once, or every one twice: the events

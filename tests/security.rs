@@ -210,76 +210,70 @@ async fn no_account_reaches_another_accounts_calls_on_any_route() {
     assert!(!body_text(&notifications).contains(theirs.sid.as_str()));
 }
 
-/// What runs the bootstraps `sam build` made is in a module of this name: `tests/run` runs it once
-/// `tests/deploy` has built them.
-mod lambda_binaries {
-    use super::*;
-
-    /// The real modify-call binary, logging at `debug` and at `trace` (as someone chasing a problem
-    /// would set it): after refused and accepted requests, neither the AuthToken nor the
-    /// Authorization header's value appears anywhere in its log.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn credentials_never_reach_the_logs() {
-        let world = World::new(Backend::moto().await).await;
-        let call = world.call(CallStatus::InProgress).await;
-        let token = world.account.auth_token.expose().to_owned();
-        let good = world.auth();
-        let mut wrong = world.account.clone();
-        wrong.auth_token = teleapi_domain::AuthToken::new("f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0");
-        let mut unknown = wrong.clone();
-        unknown.sid = teleapi_domain::AccountSid::generate();
-        let attempts = [
-            basic_auth(&wrong),
-            basic_auth(&unknown),
-            "Basic bm90LWEtc2lkOnNlY3JldC1pbi1hLWJhZC1oZWFkZXI=".to_owned(), // not-a-sid:secret-in-a-bad-header
-            good.clone(),
-        ];
-        for level in ["debug", "trace"] {
-            let log_path = std::env::temp_dir().join(format!(
-                "teleapi-security-{level}-{}.log",
-                std::process::id()
-            ));
-            let log = std::fs::File::create(&log_path).unwrap();
-            let mut env = world.backend.aws.as_ref().unwrap().function_env();
-            env.push(("RUST_LOG".into(), level.into()));
-            let emulator = Emulator::start().await;
-            let function = start_logging("modify-call", &emulator, &env, Some(log));
-            for auth in &attempts {
-                let event = api_event(
-                    "POST",
-                    &format!(
-                        "{BASE}/Accounts/{}/Calls/{}.json",
-                        world.account.sid, call.sid
-                    ),
-                    "",
-                    auth,
-                    "Mute=true",
-                );
-                let Outcome::Response(answer) = emulator.invoke(&event).await else {
-                    panic!("the function failed");
-                };
-                let expected = if auth == &good { 200 } else { 401 };
-                assert_eq!(answer["statusCode"], expected, "{answer}");
-            }
-            drop(function);
-            let text = std::fs::read_to_string(&log_path).unwrap();
-            assert!(text.lines().count() > 3, "{level}: the log has lines");
-            for auth in &attempts {
-                let encoded = auth.trim_start_matches("Basic ");
-                assert!(
-                    !text.contains(encoded),
-                    "{level}: an Authorization value is in the log"
-                );
-            }
-            for secret in [
-                token.as_str(),
-                wrong.auth_token.expose(),
-                "secret-in-a-bad-header",
-            ] {
-                assert!(!text.contains(secret), "{level}: {secret} is in the log");
-            }
-            let _ = std::fs::remove_file(&log_path);
+/// The real modify-call binary, logging at `debug` and at `trace` (as someone chasing a problem
+/// would set it): after refused and accepted requests, neither the AuthToken nor the
+/// Authorization header's value appears anywhere in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_the_logs() {
+    let world = World::new(Backend::moto().await).await;
+    let call = world.call(CallStatus::InProgress).await;
+    let token = world.account.auth_token.expose().to_owned();
+    let good = world.auth();
+    let mut wrong = world.account.clone();
+    wrong.auth_token = teleapi_domain::AuthToken::new("f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0");
+    let mut unknown = wrong.clone();
+    unknown.sid = teleapi_domain::AccountSid::generate();
+    let attempts = [
+        basic_auth(&wrong),
+        basic_auth(&unknown),
+        "Basic bm90LWEtc2lkOnNlY3JldC1pbi1hLWJhZC1oZWFkZXI=".to_owned(), // not-a-sid:secret-in-a-bad-header
+        good.clone(),
+    ];
+    for level in ["debug", "trace"] {
+        let log_path = std::env::temp_dir().join(format!(
+            "teleapi-security-{level}-{}.log",
+            std::process::id()
+        ));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut env = world.backend.aws.as_ref().unwrap().function_env();
+        env.push(("RUST_LOG".into(), level.into()));
+        let emulator = Emulator::start().await;
+        let function = start_logging("modify-call", &emulator, &env, Some(log));
+        for auth in &attempts {
+            let event = api_event(
+                "POST",
+                &format!(
+                    "{BASE}/Accounts/{}/Calls/{}.json",
+                    world.account.sid, call.sid
+                ),
+                "",
+                auth,
+                "Mute=true",
+            );
+            let Outcome::Response(answer) = emulator.invoke(&event).await else {
+                panic!("the function failed");
+            };
+            let expected = if auth == &good { 200 } else { 401 };
+            assert_eq!(answer["statusCode"], expected, "{answer}");
         }
+        drop(function);
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(text.lines().count() > 3, "{level}: the log has lines");
+        for auth in &attempts {
+            let encoded = auth.trim_start_matches("Basic ");
+            assert!(
+                !text.contains(encoded),
+                "{level}: an Authorization value is in the log"
+            );
+        }
+        for secret in [
+            token.as_str(),
+            wrong.auth_token.expose(),
+            "secret-in-a-bad-header",
+        ] {
+            assert!(!text.contains(secret), "{level}: {secret} is in the log");
+        }
+        let _ = std::fs::remove_file(&log_path);
     }
 }
 
