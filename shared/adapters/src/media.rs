@@ -6,13 +6,17 @@
 //! and the S3 SDK would add more compile time than the rest of the dependencies together.
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "aws")]
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+#[cfg(feature = "aws")]
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+#[cfg(feature = "aws")]
 use aws_sigv4::http_request::{
     SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
 };
+#[cfg(feature = "aws")]
 use aws_sigv4::sign::v4;
 
 use teleapi_ports::{Media, MediaStore, StoreError};
@@ -75,9 +79,11 @@ impl MediaStore for FileMedia {
 }
 
 /// How long a presigned media URL works.
+#[cfg(feature = "aws")]
 pub const PRESIGNED_FOR: Duration = Duration::from_secs(300);
 
 /// Media as objects of one S3 bucket: `s3://{bucket}/{key}` locations of that bucket.
+#[cfg(feature = "aws")]
 #[derive(Clone)]
 pub struct S3Media {
     bucket: String,
@@ -88,6 +94,7 @@ pub struct S3Media {
     http: reqwest::Client,
 }
 
+#[cfg(feature = "aws")]
 impl S3Media {
     pub fn new(
         bucket: String,
@@ -167,6 +174,7 @@ impl S3Media {
     }
 }
 
+#[cfg(feature = "aws")]
 #[async_trait]
 impl MediaStore for S3Media {
     async fn fetch(&self, location: &str) -> Result<Option<Media>, StoreError> {
