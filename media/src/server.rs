@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use teleapi_domain::number::{IncomingNumber, number_of_sip_user};
-use teleapi_domain::{Account, AccountStatus, CallSid};
+use teleapi_domain::{Account, AccountStatus, CallSid, WebhookUrl};
 use teleapi_ports::{AccountStore, NumberStore};
 use teleapi_worker::{InboundCall, Life, Media, WorkerHandle};
 use tokio::sync::mpsc;
@@ -154,17 +154,19 @@ pub async fn answer_offers(
 }
 
 /// Whether a call to `number` is taken: it needs RCML, and an active account (a suspended or
-/// closed account's RCML runs nothing, and dials nobody); the SIP refusal otherwise.
-pub fn answerable(
-    number: &IncomingNumber,
+/// closed account's RCML runs nothing, and dials nobody). The RCML's URL, or the SIP refusal.
+pub fn answerable<'a>(
+    number: &'a IncomingNumber,
     account: Option<&Account>,
-) -> Result<(), (u16, &'static str)> {
-    if number.voice.url.is_none() {
-        // As an unconfigured Twilio number.
-        return Err((404, "the number has no VoiceUrl"));
-    }
+) -> Result<&'a WebhookUrl, (u16, &'static str)> {
+    // As an unconfigured Twilio number.
+    let url = number
+        .voice
+        .url
+        .as_ref()
+        .ok_or((404, "the number has no VoiceUrl"))?;
     match account {
-        Some(account) if account.status == AccountStatus::Active => Ok(()),
+        Some(account) if account.status == AccountStatus::Active => Ok(url),
         _ => Err((404, "the number's account is not active")),
     }
 }
@@ -192,11 +194,9 @@ async fn take_offer(offer: Offer, media: &SipMedia, directory: &Directory, worke
             return refuse(offer, 503, "the accounts could not be read");
         }
     };
-    if let Err((code, why)) = answerable(&number, account.as_ref()) {
-        return refuse(offer, code, why);
-    }
-    let Some(url) = number.voice.url.clone() else {
-        return refuse(offer, 404, "the number has no VoiceUrl");
+    let url = match answerable(&number, account.as_ref()) {
+        Ok(url) => url.clone(),
+        Err((code, why)) => return refuse(offer, code, why),
     };
     if worker.life() != Life::Active {
         return refuse(offer, 503, "the worker takes no new calls");
@@ -266,7 +266,10 @@ mod tests {
         let number =
             IncomingNumber::parse_create(account.sid.clone(), &form, Default::default(), now)
                 .unwrap();
-        assert_eq!(answerable(&number, Some(&account)), Ok(()));
+        assert_eq!(
+            answerable(&number, Some(&account)).map(|url| url.as_str().to_owned()),
+            Ok("https://app.example.com/v".to_owned())
+        );
         assert_eq!(answerable(&number, None).unwrap_err().0, 404);
         for status in [AccountStatus::Suspended, AccountStatus::Closed] {
             account.status = status;
