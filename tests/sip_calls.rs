@@ -16,24 +16,24 @@ use teleapi_tests::phone::{
 use teleapi_tests::sink::{Reply, Sink};
 use tokio::net::TcpListener;
 
-const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 /// The tones the phones play (Hz): far enough apart to tell, inside the telephone band.
-const ALICE: f64 = 1_000.0;
-const BOB: f64 = 2_000.0;
-const CAROL: f64 = 600.0;
+pub(crate) const ALICE: f64 = 1_000.0;
+pub(crate) const BOB: f64 = 2_000.0;
+pub(crate) const CAROL: f64 = 600.0;
 
 /// Real phones are heavy (three baresip processes and their audio a test): two tests run them at
 /// a time, so that the rest of the suite, running beside them on two cores, keeps its pace.
 static PHONES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
-struct Media {
+pub(crate) struct Media {
     _turn: tokio::sync::SemaphorePermit<'static>,
-    base: String,
-    client: reqwest::Client,
-    sid: String,
-    app: Sink,
-    dir: PathBuf,
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) sid: String,
+    pub(crate) app: Sink,
+    pub(crate) dir: PathBuf,
     simulator: teleapi_local::simulator::Simulator,
     sip: std::net::SocketAddr,
     rtp: (u16, u16),
@@ -46,16 +46,16 @@ impl Drop for Media {
     }
 }
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 impl Media {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    async fn start_with(options: impl FnOnce(&mut StackOptions)) -> Self {
+    pub(crate) async fn start_with(options: impl FnOnce(&mut StackOptions)) -> Self {
         let turn = PHONES
             .acquire()
             .await
@@ -110,20 +110,20 @@ impl Media {
     }
 
     /// Where the worker hears SIP.
-    fn sip(&self) -> std::net::SocketAddr {
+    pub(crate) fn sip(&self) -> std::net::SocketAddr {
         self.sip
     }
 
-    async fn phone(&self, name: &str, hz: f64) -> Phone {
+    pub(crate) async fn phone(&self, name: &str, hz: f64) -> Phone {
         let microphone = tone_file(&self.dir, hz, 120.0);
         Phone::start(name, &self.dir, &microphone).await
     }
 
-    fn calls(&self) -> String {
+    pub(crate) fn calls(&self) -> String {
         format!("{}/call/2012-04-24/Accounts/{}/Calls", self.base, self.sid)
     }
 
-    async fn post(&self, url: &str, body: &str) -> (u16, Value) {
+    pub(crate) async fn post(&self, url: &str, body: &str) -> (u16, Value) {
         let response = self
             .client
             .post(url)
@@ -137,7 +137,7 @@ impl Media {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, url: &str) -> Value {
+    pub(crate) async fn get(&self, url: &str) -> Value {
         self.client
             .get(url)
             .basic_auth(&self.sid, Some(TOKEN))
@@ -150,7 +150,7 @@ impl Media {
     }
 
     /// Calls `to` with the RCML the app serves at `path`; the call's sid.
-    async fn call(&self, to: &str, path: &str) -> String {
+    pub(crate) async fn call(&self, to: &str, path: &str) -> String {
         let body = format!(
             "To={}&From=%2B15551230001&Url={}",
             encode(to),
@@ -161,20 +161,20 @@ impl Media {
         call["sid"].as_str().unwrap().to_owned()
     }
 
-    async fn modify(&self, call: &str, body: &str) {
+    pub(crate) async fn modify(&self, call: &str, body: &str) {
         let (status, answer) = self
             .post(&format!("{}/{call}.json", self.calls()), body)
             .await;
         assert!(status < 300, "{status}: {answer}");
     }
 
-    async fn status(&self, call: &str) -> String {
+    pub(crate) async fn status(&self, call: &str) -> String {
         let call = self.get(&format!("{}/{call}.json", self.calls())).await;
         call["status"].as_str().unwrap_or_default().to_owned()
     }
 
     /// The legs `call` dialled.
-    async fn legs(&self, call: &str) -> Vec<Value> {
+    pub(crate) async fn legs(&self, call: &str) -> Vec<Value> {
         let page = self
             .get(&format!("{}.json?ParentCallSid={call}", self.calls()))
             .await;
@@ -183,7 +183,7 @@ impl Media {
 
     /// Gives the account `number` (E.164), whose calls run the RCML the app serves at `path`;
     /// `more` adds form fields (`&StatusCallback=…`).
-    async fn number(&self, number: &str, path: &str, more: &str) {
+    pub(crate) async fn number(&self, number: &str, path: &str, more: &str) {
         let numbers = format!(
             "{}/call/2012-04-24/Accounts/{}/IncomingPhoneNumbers.json",
             self.base, self.sid
@@ -198,7 +198,7 @@ impl Media {
     }
 
     /// Waits for the latest call to `number` to reach `status`.
-    async fn until_call_to(&self, number: &str, status: &str) {
+    pub(crate) async fn until_call_to(&self, number: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let page = self
@@ -217,7 +217,7 @@ impl Media {
     }
 
     /// Waits for `call` to reach `status`.
-    async fn until_status(&self, call: &str, status: &str) {
+    pub(crate) async fn until_status(&self, call: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let now = self.status(call).await;
@@ -230,7 +230,7 @@ impl Media {
     }
 
     /// Waits for the leg of `call` to `to` to reach `status`; its sid.
-    async fn until_leg(&self, call: &str, to: &str, status: &str) -> String {
+    pub(crate) async fn until_leg(&self, call: &str, to: &str, status: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let legs = self.legs(call).await;
@@ -248,7 +248,7 @@ impl Media {
 
 /// Seconds of `heard` in which `hz` is the sound (100 ms windows, loud enough and mostly
 /// that tone).
-fn seconds_of(heard: &[i16], hz: f64) -> f64 {
+pub(crate) fn seconds_of(heard: &[i16], hz: f64) -> f64 {
     heard
         .chunks(800)
         .filter(|w| rms(w) > 1_000.0 && tone_level(w, hz) > 0.6)
@@ -294,7 +294,7 @@ fn lost_frames(heard: &[i16]) -> f64 {
     span.iter().filter(|s| !**s).count() as f64 / span.len() as f64
 }
 
-fn dial(uri: &str) -> String {
+pub(crate) fn dial(uri: &str) -> String {
     format!("<Response><Dial timeout=\"10\"><Sip>{uri}</Sip></Dial></Response>")
 }
 

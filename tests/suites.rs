@@ -21,4 +21,5 @@ mod modify_call;
 mod reliability;
 mod security;
 mod sip_calls;
+mod sip_media;
 mod worker_contract;

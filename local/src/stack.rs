@@ -386,7 +386,7 @@ impl Stack {
             recordings,
             numbers: numbers.clone(),
             call_log,
-            media: Arc::new(FileMedia::new(recordings_dir)),
+            media: Arc::new(FileMedia::new(recordings_dir.clone())),
             commands: queues.commands.clone(),
             clock,
             config: ApiConfig {
@@ -405,7 +405,12 @@ impl Stack {
         // `--sip`: the worker's legs are real phones, and calls to the accounts' numbers are
         // offered to it.
         let sip = match &options.sip {
-            Some(sip) => Some(teleapi_media::start(sip).await?),
+            Some(sip) => {
+                // Its recordings go where the API serves them from.
+                let mut sip = sip.clone();
+                sip.recordings_dir = Some(recordings_dir.clone());
+                Some(teleapi_media::start(&sip).await?)
+            }
             None => None,
         };
         let real = sip

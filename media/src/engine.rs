@@ -1,20 +1,27 @@
 //! The audio of a worker's legs: one RTP socket per leg from the worker's port range, what
 //! each leg hears (through its reorder buffer), and what each sends every 20 ms on one clock
-//! for all legs: its prompt, the DTMF it was asked to send, or the audio of the leg it is
-//! bridged to (silence when that leg is muted). Symmetric RTP: a leg sends to where its far
-//! end's packets come from, once one has come (latched; packets from anyone else are dropped).
+//! for all legs: the DTMF it was asked to send, what its media stream's application sends
+//! (`<Connect><Stream>`), its prompt, its conference room's mix ([`crate::mix`]), or the audio
+//! of the leg it is bridged to (silence when that leg is muted). On the same tick, each leg's
+//! media streams and recordings take what it heard and what it sent ([`crate::capture`]).
+//! Keys come as RFC 4733 events, or, from a far end without them, as tones in its audio
+//! ([`crate::dtmf`]). Symmetric RTP: a leg sends to where its far end's packets come from,
+//! once one has come (latched; packets from anyone else are dropped).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
-use teleapi_domain::CallSid;
+use teleapi_domain::{CallSid, ConferenceSid};
 use teleapi_worker::{Inputs, LegInput, PlayId};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
+use crate::capture::{Capture, Tapped};
+use crate::dtmf::Detector;
+use crate::mix::{Member, RoomMix};
 use crate::pacer::{FRAME_SAMPLES, Pacer};
 use crate::reorder::Reorder;
 use crate::rtp::{DigitEvent, Packet};
@@ -68,7 +75,14 @@ struct LegState {
     /// Keys to send (`SendDigits`), before anything else.
     keys: Option<Player>,
     peer: Option<CallSid>,
+    /// The conference room it is in, and how.
+    room: Option<(ConferenceSid, Member)>,
     muted: bool,
+    /// Its media streams' and recordings' captures, while they are held.
+    taps: Vec<Weak<Mutex<Tapped>>>,
+    recordings: Vec<Weak<Mutex<Capture>>>,
+    /// Keys in its audio, for a far end without telephone-events.
+    detector: Detector,
     ssrc: u32,
     seq: u16,
     timestamp: u32,
@@ -144,7 +158,11 @@ impl Engine {
                 playing: None,
                 keys: None,
                 peer: None,
+                room: None,
                 muted: false,
+                taps: Vec::new(),
+                recordings: Vec::new(),
+                detector: Detector::default(),
                 ssrc: random_u32(),
                 seq: random_u32() as u16,
                 timestamp: random_u32(),
@@ -268,6 +286,48 @@ impl Engine {
     pub fn set_muted(&self, leg: &CallSid, muted: bool) {
         self.with(leg, |state| state.muted = muted);
     }
+
+    /// The leg is in `room` as `member` says (it joined, or its state changed).
+    pub fn join_room(&self, leg: &CallSid, room: &ConferenceSid, member: Member) {
+        self.with(leg, |state| state.room = Some((room.clone(), member)));
+    }
+
+    /// The leg left `room`.
+    pub fn leave_room(&self, leg: &CallSid, room: &ConferenceSid) {
+        self.with(leg, |state| {
+            if state.room.as_ref().is_some_and(|(r, _)| r == room) {
+                state.room = None;
+            }
+        });
+    }
+
+    /// The leg's frames for a media stream, from the next tick on, while the tap is held.
+    pub fn tap(&self, leg: &CallSid) -> Arc<Mutex<Tapped>> {
+        let tapped = Arc::default();
+        self.with(leg, |state| state.taps.push(Arc::downgrade(&tapped)));
+        tapped
+    }
+
+    /// The leg's audio for a recording, from the next tick on, while the capture is held.
+    pub fn capture(&self, leg: &CallSid) -> Arc<Mutex<Capture>> {
+        let capture = Arc::default();
+        self.with(leg, |state| state.recordings.push(Arc::downgrade(&capture)));
+        capture
+    }
+}
+
+/// What a leg heard on a tick.
+struct Heard {
+    frame: Option<Vec<i16>>,
+    /// Its call is muted: nobody hears it.
+    muted: bool,
+}
+
+impl Heard {
+    /// What others hear of it.
+    fn said(&self) -> Option<&[i16]> {
+        self.frame.as_deref().filter(|_| !self.muted)
+    }
 }
 
 impl Inner {
@@ -280,23 +340,30 @@ impl Inner {
             .iter()
             .map(|(sid, audio)| (sid.clone(), audio.clone()))
             .collect();
-        let mut heard: HashMap<&CallSid, Vec<i16>> = HashMap::with_capacity(legs.len());
+        let mut heard: HashMap<&CallSid, Heard> = HashMap::with_capacity(legs.len());
+        let mut rooms: HashMap<ConferenceSid, RoomMix> = HashMap::new();
         for (sid, audio) in &legs {
             let mut state = audio.state.lock().unwrap();
-            if let Some(frame) = state.heard.pop()
-                && !state.muted
-            {
-                heard.insert(sid, frame);
+            let leg = Heard {
+                frame: state.heard.pop(),
+                muted: state.muted,
+            };
+            if let Some((room, member)) = &state.room {
+                let mix = rooms.entry(room.clone()).or_default();
+                mix.add(sid, member, leg.said());
             }
+            heard.insert(sid, leg);
         }
         let mut datagram = Vec::with_capacity(MAX_DATAGRAM);
-        for (_, audio) in &legs {
+        for (sid, audio) in &legs {
             let mut state = audio.state.lock().unwrap();
             let advance = (passed as u32).wrapping_mul(FRAME_SAMPLES as u32);
             let Some(negotiated) = state.negotiated else {
                 continue;
             };
-            let frame = state.next_frame(&heard, negotiated.digits.is_some());
+            let frame = state.next_frame(sid, (&heard, &rooms), negotiated.digits.is_some());
+            let own = heard.get(sid).and_then(|h| h.frame.as_deref());
+            state.feed_captures(own, &frame);
             state.timestamp = state.timestamp.wrapping_add(advance);
             if !negotiated.direction.sends() {
                 continue;
@@ -338,13 +405,27 @@ impl Inner {
 }
 
 impl LegState {
-    /// The frame this leg sends now: keys, its prompt, or what its peer said.
-    fn next_frame(&mut self, heard: &HashMap<&CallSid, Vec<i16>>, events: bool) -> Frame {
+    /// The frame this leg sends now: keys, its stream's audio, its prompt, its room's mix, or
+    /// what its peer said.
+    fn next_frame(
+        &mut self,
+        sid: &CallSid,
+        (heard, rooms): (&HashMap<&CallSid, Heard>, &HashMap<ConferenceSid, RoomMix>),
+        events: bool,
+    ) -> Frame {
         if let Some(keys) = &mut self.keys {
             match keys.next_frame(events) {
                 Some(frame) => return frame,
                 None => self.keys = None,
             }
+        }
+        let streamed = self
+            .taps
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find_map(|tap| tap.lock().unwrap().to_play());
+        if let Some(samples) = streamed {
+            return Frame::Audio(samples);
         }
         if let Some((id, player)) = &mut self.playing {
             match player.next_frame(events) {
@@ -356,8 +437,44 @@ impl LegState {
                 }
             }
         }
-        let said = self.peer.as_ref().and_then(|peer| heard.get(peer));
-        Frame::Audio(said.cloned().unwrap_or_else(|| vec![0; FRAME_SAMPLES]))
+        if let Some((room, member)) = &self.room {
+            let mix = rooms.get(room).map(|mix| mix.heard_by(sid, member));
+            return Frame::Audio(mix.unwrap_or_else(|| vec![0; FRAME_SAMPLES]));
+        }
+        let said = self
+            .peer
+            .as_ref()
+            .and_then(|peer| heard.get(peer))
+            .and_then(Heard::said);
+        Frame::Audio(said.map_or_else(|| vec![0; FRAME_SAMPLES], <[i16]>::to_vec))
+    }
+
+    /// The leg's streams and recordings take this tick's frames: what it heard (`heard`) and
+    /// what it sends (a key's event is silence in them). Dropped ones are forgotten.
+    fn feed_captures(&mut self, heard: Option<&[i16]>, sent: &Frame) {
+        if self.taps.is_empty() && self.recordings.is_empty() {
+            return;
+        }
+        let silence = [0i16; FRAME_SAMPLES];
+        let inbound = heard.unwrap_or(&silence);
+        let outbound = match sent {
+            Frame::Audio(samples) => samples.as_slice(),
+            Frame::Event { .. } => &silence,
+        };
+        self.taps.retain(|tap| match tap.upgrade() {
+            Some(tap) => {
+                tap.lock().unwrap().took(inbound, outbound);
+                true
+            }
+            None => false,
+        });
+        self.recordings.retain(|capture| match capture.upgrade() {
+            Some(capture) => {
+                capture.lock().unwrap().took(inbound, outbound);
+                true
+            }
+            None => false,
+        });
     }
 }
 
@@ -421,6 +538,11 @@ fn take(audio: &LegAudio, datagram: &[u8], from: SocketAddr) -> bool {
     let mut samples = Vec::with_capacity(FRAME_SAMPLES);
     negotiated.law.decode_frame(packet.payload, &mut samples);
     samples.resize(FRAME_SAMPLES, 0);
+    if negotiated.digits.is_none()
+        && let Some(key) = state.detector.feed(&samples)
+    {
+        state.inputs.send(LegInput::Digits(key.to_string()));
+    }
     state.heard.push(packet.seq, samples)
 }
 

@@ -4,17 +4,23 @@
 //! sip/       SIP as the worker needs it (a trait), on rsipstack (stack.rs): INVITE, CANCEL, BYE
 //! sdp.rs     one audio stream's offer and answer: PCMU, PCMA, telephone-event
 //! rtp.rs     RTP packets and RFC 4733 telephone-events
+//! dtmf.rs    DTMF heard in the audio (Goertzel), from far ends without telephone-events
 //! g711.rs    μ-law and A-law
 //! engine.rs  the legs' audio: one socket each, a reorder buffer, one 20 ms clock for all,
 //!            bridges and mute, symmetric RTP
+//! mix.rs     conference rooms' audio: each hears the others (muted, hold, coach)
+//! capture.rs what media streams and recordings take of a leg's audio
 //! sound.rs   what a leg plays, frame by frame: samples, silence, DTMF
 //! prompts.rs <Say> (espeak-ng), <Play> (HTTP, WAV/MP3, cached), <Pause>
 //! worker.rs  the kit's Media on all of the above
 //! ```
 
+pub mod capture;
 pub mod deploy;
+pub mod dtmf;
 pub mod engine;
 pub mod g711;
+pub mod mix;
 pub mod networks;
 pub mod pacer;
 pub mod prompts;

@@ -38,6 +38,9 @@ pub struct SipOptions {
     pub espeak: String,
     /// SIP datagrams a second one source may send.
     pub rate: f64,
+    /// Where recordings are written (teleapi-local: its recordings folder, which its API
+    /// serves); none: a recording on this worker fails (16105).
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 impl SipOptions {
@@ -50,6 +53,7 @@ impl SipOptions {
             trunk: None,
             espeak: "espeak-ng".into(),
             rate: 200.0,
+            recordings_dir: None,
         }
     }
 }
@@ -125,6 +129,7 @@ pub async fn start(
         media_ip,
         trunk: options.trunk.clone(),
         from_host: public.unwrap_or(options.sip).to_string(),
+        recordings_dir: options.recordings_dir.clone(),
     };
     let media = SipMedia::new(config, stack, engine, Prompts::new(&options.espeak));
     Ok((media, offered))

@@ -167,10 +167,8 @@ impl Player {
 
 /// The two frequencies of a DTMF key (ITU-T Q.23).
 pub fn dtmf_frequencies(key: char) -> Option<(f64, f64)> {
-    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
-    const COLUMNS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-    let layout = ["123A", "456B", "789C", "*0#D"];
-    layout
+    use crate::dtmf::{COLUMNS, LAYOUT, ROWS};
+    LAYOUT
         .iter()
         .enumerate()
         .find_map(|(row, keys)| keys.find(key).map(|column| (ROWS[row], COLUMNS[column])))

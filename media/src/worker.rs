@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use teleapi_domain::conference::ParticipantState;
 use teleapi_domain::recording::RecordingSpec;
 use teleapi_domain::{CallSid, ConferenceSid};
-use teleapi_worker::{
-    AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, Recorded, RecordingMedia, Track,
-};
+use teleapi_worker::{AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, RecordingMedia};
 use tokio::sync::mpsc;
 
+use crate::capture::{Recording, StreamTap};
 use crate::engine::{Engine, random_u32};
+use crate::mix::Member;
 use crate::prompts::Prompts;
 use crate::sdp::{self, Negotiated};
 use crate::sip::{Dialog, Offer, Sip, SipEvent};
@@ -31,6 +31,8 @@ pub struct SipMediaConfig {
     pub trunk: Option<String>,
     /// The host part of From URIs this worker writes (`sip:+15551230000@host`).
     pub from_host: String,
+    /// Where recordings are written (WAV, and MP3 beside it); none: a recording fails.
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 /// SIP legs with real audio.
@@ -367,43 +369,28 @@ impl Media for SipMedia {
         self.inner.engine.set_muted(leg, muted);
     }
 
-    // Conference rooms, media streams and recordings of real audio come with issue #26; until
-    // then a room on this worker connects nobody's audio, a stream carries silence and a
-    // recording fails (docs/errors.md, "On the SIP/RTP worker").
-    fn room(&self, _room: &ConferenceSid, _state: &ParticipantState) {}
-
-    fn leave_room(&self, _room: &ConferenceSid, _leg: &CallSid) {}
-
-    fn tap(&self, _leg: &CallSid) -> Box<dyn AudioTap> {
-        Box::new(Silence)
+    fn room(&self, room: &ConferenceSid, state: &ParticipantState) {
+        let member = Member {
+            muted: state.muted,
+            hold: state.hold,
+            coaching: state.call_sid_to_coach.clone().filter(|_| state.coaching),
+        };
+        self.inner.engine.join_room(&state.call_sid, room, member);
     }
 
-    fn record(&self, _leg: &CallSid, _spec: &RecordingSpec) -> Box<dyn RecordingMedia> {
-        Box::new(NoRecording)
-    }
-}
-
-/// A stream's audio before #26: silence both ways.
-struct Silence;
-
-impl AudioTap for Silence {
-    fn read(&mut self, _track: Track, _sample: u64) -> Vec<u8> {
-        vec![0xff; teleapi_worker::audio::FRAME_BYTES]
+    fn leave_room(&self, room: &ConferenceSid, leg: &CallSid) {
+        self.inner.engine.leave_room(leg, room);
     }
 
-    fn play(&mut self, _frame: &[u8]) {}
-}
+    fn tap(&self, leg: &CallSid) -> Box<dyn AudioTap> {
+        Box::new(StreamTap(self.inner.engine.tap(leg)))
+    }
 
-/// A recording before #26: none is made (the kit reports the recording failed).
-struct NoRecording;
-
-#[async_trait]
-impl RecordingMedia for NoRecording {
-    fn pause(&mut self, _keep_silence: bool) {}
-
-    fn resume(&mut self) {}
-
-    async fn finish(self: Box<Self>) -> Result<Recorded, String> {
-        Err("recordings of real audio are not made by the SIP/RTP worker yet".into())
+    fn record(&self, leg: &CallSid, spec: &RecordingSpec) -> Box<dyn RecordingMedia> {
+        Box::new(Recording {
+            capture: self.inner.engine.capture(leg),
+            spec: spec.clone(),
+            dir: self.inner.config.recordings_dir.clone(),
+        })
     }
 }

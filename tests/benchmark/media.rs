@@ -288,7 +288,7 @@ pub async fn media(rows: &mut Vec<Row>) {
     std::fs::create_dir_all(&dir).unwrap();
     let status = Command::new("sox")
         .args(["-n", "-r", "8000", "-c", "1", "-e", "u-law"])
-        .arg(dir.join("bench-tone.wav"))
+        .arg(dir.join("caller.wav"))
         .args(["synth", "10", "sine", "1000"])
         .status()
         .expect("sox runs (tests/run installs it)");
@@ -399,9 +399,7 @@ pub async fn media(rows: &mut Vec<Row>) {
         &dir,
         &[
             "-sf",
-            &workspace()
-                .join("tests/media/bench-caller.xml")
-                .to_string_lossy(),
+            &workspace().join("tests/media/caller.xml").to_string_lossy(),
             "-p",
             &free_port().to_string(),
             "-s",

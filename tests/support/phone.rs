@@ -1,13 +1,14 @@
 //! Real SIP phones for the media tests: Debian's baresip, headless, on loopback. Each phone
 //! plays a WAV file as its microphone (a tone the test chose), answers by itself, writes what
 //! it heard to a WAV file (the `sndfile` module), and is driven over `ctrl_tcp` (netstring
-//! JSON). What a phone heard is checked by frequency analysis ([`tone_level`]), not by whether
+//! JSON), whose events say which keys it received. What a phone heard is checked by frequency analysis ([`tone_level`]), not by whether
 //! packets arrived.
 
 use std::net::TcpListener as StdTcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -121,9 +122,42 @@ impl Default for Settings {
 pub struct Phone {
     pub name: String,
     pub sip_port: u16,
-    ctrl_port: u16,
+    /// Its control connection (ctrl_tcp takes one at a time: commands and events share it).
+    control: tokio::sync::Mutex<Control>,
+    /// The events it reported (`CALL_DTMF_START`, …), in order.
+    events: Arc<Mutex<Vec<serde_json::Value>>>,
     dir: PathBuf,
     child: Child,
+}
+
+struct Control {
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    replies: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+/// Reads the control connection: replies to the command waiting, events to the log.
+async fn read_control(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    replies: tokio::sync::mpsc::UnboundedSender<serde_json::Value>,
+    events: Arc<Mutex<Vec<serde_json::Value>>>,
+) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = reader.read(&mut chunk).await {
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        let (messages, used) = netstrings(&buffer);
+        buffer.drain(..used);
+        for message in messages {
+            if message.get("response").is_some() {
+                let _ = replies.send(message);
+            } else if message.get("event").is_some() {
+                events.lock().unwrap().push(message);
+            }
+        }
+    }
 }
 
 impl Phone {
@@ -188,21 +222,29 @@ impl Phone {
             .kill_on_drop(true)
             .spawn()
             .expect("baresip runs (tests/run installs baresip-core)");
-        let phone = Self {
-            name: name.to_owned(),
-            sip_port,
-            ctrl_port,
-            dir,
-            child,
-        };
         // Ready once its control port answers.
         for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", ctrl_port)).await.is_ok() {
-                return phone;
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", ctrl_port)).await {
+                let (reader, writer) = stream.into_split();
+                let (replies, received) = tokio::sync::mpsc::unbounded_channel();
+                let events = Arc::new(Mutex::new(Vec::new()));
+                tokio::spawn(read_control(reader, replies, events.clone()));
+                return Self {
+                    name: name.to_owned(),
+                    sip_port,
+                    control: tokio::sync::Mutex::new(Control {
+                        writer,
+                        replies: received,
+                    }),
+                    events,
+                    dir,
+                    child,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("baresip {name} did not start: {}", phone.log());
+        let log = std::fs::read_to_string(dir.join("baresip.log")).unwrap_or_default();
+        panic!("baresip {name} did not start: {log}");
     }
 
     pub fn uri(&self) -> String {
@@ -215,34 +257,29 @@ impl Phone {
 
     /// Sends a `ctrl_tcp` command; its reply's `data`.
     pub async fn command(&self, command: &str, params: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.ctrl_port))
-            .await
-            .unwrap();
+        let mut control = self.control.lock().await;
         let body =
             serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
-        stream
+        control
+            .writer
             .write_all(format!("{}:{body},", body.len()).as_bytes())
             .await
             .unwrap();
-        let mut buffer = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        let mut chunk = [0u8; 4096];
-        while tokio::time::Instant::now() < deadline {
-            let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await;
-            let Ok(Ok(n)) = read else { break };
-            if n == 0 {
-                break;
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buffer);
-            if let Some(reply) = netstrings(&text)
-                .into_iter()
-                .find(|m| m.get("response").is_some() && m["token"] == "t")
-            {
-                return reply["data"].as_str().unwrap_or_default().to_owned();
-            }
+        match tokio::time::timeout(Duration::from_secs(5), control.replies.recv()).await {
+            Ok(Some(reply)) => reply["data"].as_str().unwrap_or_default().to_owned(),
+            _ => panic!("baresip {} did not answer {command}", self.name),
         }
-        panic!("baresip {} did not answer {command}", self.name)
+    }
+
+    /// The DTMF keys the phone has received (RFC 4733 events), in order.
+    pub fn keys_received(&self) -> String {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|event| event["type"] == "CALL_DTMF_START")
+            .filter_map(|event| event["param"].as_str()?.chars().next())
+            .collect()
     }
 
     /// Calls `uri` (the phone's own tone is what the callee hears).
@@ -291,22 +328,31 @@ impl Phone {
     }
 }
 
-fn netstrings(text: &str) -> Vec<serde_json::Value> {
+/// The whole netstrings at the front of `bytes` (`LENGTH:JSON,`), and the bytes they take.
+fn netstrings(bytes: &[u8]) -> (Vec<serde_json::Value>, usize) {
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some((length, tail)) = rest.split_once(':') {
-        let Ok(length) = length.trim().parse::<usize>() else {
+    let mut used = 0;
+    loop {
+        let rest = &bytes[used..];
+        let Some(colon) = rest.iter().position(|b| *b == b':') else {
             break;
         };
-        if tail.len() < length + 1 {
+        let Some(length) = std::str::from_utf8(&rest[..colon])
+            .ok()
+            .and_then(|l| l.trim().parse::<usize>().ok())
+        else {
+            break;
+        };
+        let body = colon + 1;
+        if rest.len() < body + length + 1 {
             break;
         }
-        if let Ok(value) = serde_json::from_str(&tail[..length]) {
+        if let Ok(value) = serde_json::from_slice(&rest[body..body + length]) {
             out.push(value);
         }
-        rest = &tail[length + 1..];
+        used += body + length + 1;
     }
-    out
+    (out, used)
 }
 
 #[cfg(test)]
@@ -331,8 +377,14 @@ mod tests {
     fn netstrings_are_split() {
         let (a, b) = (r#"{"event":true}"#, r#"{"response":true,"ok":true}"#);
         let text = format!("{}:{a},{}:{b},", a.len(), b.len());
-        let values = netstrings(&text);
-        assert_eq!(values.len(), 2);
+        let (values, used) = netstrings(text.as_bytes());
+        assert_eq!((values.len(), used), (2, text.len()));
         assert_eq!(values[1]["ok"], true);
+        let (values, used) = netstrings(&text.as_bytes()[..text.len() - 3]);
+        assert_eq!(
+            (values.len(), used),
+            (1, a.len() + 4),
+            "a netstring in part waits"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! A Media Streams server on loopback, as an application's voice bot would run one: it accepts
 //! WebSocket connections, records every message with the time it arrived, and (for the paths
-//! given a script) answers once the stream's `start` arrives: audio, marks, a `clear`, a close.
+//! given a script) answers once the stream's `start` arrives: audio, marks, a `clear`, a close;
+//! on a path that echoes, it sends every inbound frame back as it comes, with a mark after
+//! every 25th.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,7 @@ pub struct WsPeer {
     /// Messages received, by connection (in the order connections came), with their path.
     connections: Arc<Mutex<Vec<(String, Log)>>>,
     scripts: Arc<Mutex<HashMap<String, Vec<Step>>>>,
+    echoes: Arc<Mutex<Vec<String>>>,
 }
 
 impl WsPeer {
@@ -66,6 +69,12 @@ impl WsPeer {
     /// What the server does on `path` once a stream there has started.
     pub fn script(&self, path: &str, steps: Vec<Step>) {
         self.scripts.lock().unwrap().insert(path.to_owned(), steps);
+    }
+
+    /// On `path`, the server sends back every inbound `media` frame (as `media` to play), and
+    /// a `mark` named `echo-N` after every 25th.
+    pub fn echo(&self, path: &str) {
+        self.echoes.lock().unwrap().push(path.to_owned());
     }
 
     /// The messages of every connection to `path`, in order.
@@ -96,6 +105,8 @@ impl WsPeer {
             .unwrap()
             .push((path.clone(), heard.clone()));
         let script = self.scripts.lock().unwrap().get(&path).cloned();
+        let echoes = self.echoes.lock().unwrap().contains(&path);
+        let mut echoed = 0u64;
         while let Some(Ok(frame)) = socket.next().await {
             let Message::Text(text) = frame else {
                 if matches!(frame, Message::Close(_)) {
@@ -106,6 +117,23 @@ impl WsPeer {
             let message: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let started = message["event"] == "start";
             let stream_sid = message["streamSid"].clone();
+            if echoes && message["event"] == "media" && message["media"]["track"] == "inbound" {
+                let back = serde_json::json!({
+                    "event": "media",
+                    "streamSid": stream_sid,
+                    "media": {"payload": message["media"]["payload"]},
+                });
+                let _ = socket.send(Message::text(back.to_string())).await;
+                echoed += 1;
+                if echoed.is_multiple_of(25) {
+                    let mark = serde_json::json!({
+                        "event": "mark",
+                        "streamSid": stream_sid,
+                        "mark": {"name": format!("echo-{echoed}")},
+                    });
+                    let _ = socket.send(Message::text(mark.to_string())).await;
+                }
+            }
             heard.lock().unwrap().push(Heard {
                 at: Instant::now(),
                 message,

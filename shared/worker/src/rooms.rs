@@ -1,6 +1,7 @@
 //! Conference rooms: who is in each, who is muted, on hold or coaching whom, and
 //! when a room starts and ends, reported as conference events (docs/messages.md, "Conference
-//! events") in order, numbered per conference.
+//! events") in order, numbered per conference. Until a room starts, its media hears its
+//! participants as on hold: they wait, hearing nobody.
 //!
 //! A room is an account's `<Conference>` name while anyone is in it. Its events go through one
 //! task per room, so that they reach the events queue in the order they were numbered even
@@ -154,11 +155,15 @@ impl Rooms {
             seq,
             participant: state.clone(),
         });
-        shared.media.room(&sid, &state);
+        shared.media.room(&sid, &heard(&state, room.started));
         room.members.insert(call_sid.clone(), Member { state, leg });
         if noun.start_conference_on_enter && !room.started {
             room.started = true;
             room.report(&sid, |seq| ConferenceEventKind::Started { seq });
+            // Those who waited hear the room, and are heard, from now on.
+            for member in room.members.values() {
+                shared.media.room(&sid, &member.state);
+            }
         }
         if let (false, Some((url, method))) = (room.started, &noun.wait) {
             // Waiting for someone who starts the room: its waitUrl plays meanwhile.
@@ -277,7 +282,7 @@ impl Rooms {
                     state.end_conference_on_exit = end;
                 }
                 let state = state.clone();
-                shared.media.room(&sid, &state);
+                shared.media.room(&sid, &heard(&state, room.started));
                 if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
                     let music = Playing::Music(state.call_sid.clone());
                     play((shared, self), &sid, music, url, p.hold_method);
@@ -323,6 +328,16 @@ impl Rooms {
         if !applied {
             end(&mut inner, &sid, EndReason::ConferenceEndedViaApi, None);
         }
+    }
+}
+
+/// A participant's state as the media is told it: until the room starts, everyone in it waits
+/// as if on hold (Twilio's participants hear the wait music, not each other, until someone
+/// who starts the conference joins).
+fn heard(state: &ParticipantState, started: bool) -> ParticipantState {
+    ParticipantState {
+        hold: state.hold || !started,
+        ..state.clone()
     }
 }
 
