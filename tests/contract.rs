@@ -2031,8 +2031,9 @@ mod media {
     use teleapi_domain::sid::random_hex32;
     use teleapi_ports::{Media, MediaStore};
 
-    /// Deployed: media is handed out as a presigned URL that works without credentials, for a
-    /// few minutes, for objects of the stack's bucket alone; deleting removes the object.
+    /// Deployed: a worker puts media under its key; it is handed out as a presigned URL that
+    /// works without credentials, for a few minutes, for objects of the stack's bucket alone;
+    /// deleting removes the object.
     #[tokio::test]
     async fn media_on_s3_is_handed_out_presigned() {
         let endpoint = teleapi_tests::moto::endpoint();
@@ -2052,16 +2053,19 @@ mod media {
             SharedCredentialsProvider::new(credentials),
         );
         let key = format!("AC{}/RE{}.wav", random_hex32(), random_hex32());
-        let upload = media.presign("PUT", &key).await.unwrap();
-        let put = http
-            .put(&upload)
-            .body(b"RIFF....WAVE".to_vec())
-            .send()
+        let location = media
+            .put(&key, "audio/x-wav", b"RIFF....WAVE".to_vec())
             .await
             .unwrap();
-        assert!(put.status().is_success(), "{}", put.status());
+        assert_eq!(location, media.location(&key));
+        assert_eq!(location, format!("s3://{bucket}/{key}"));
+        for bad in ["", "../RE0.wav", "AC0//RE0.wav", "AC0/RE 0.wav", "AC0/.."] {
+            assert!(
+                media.put(bad, "audio/x-wav", Vec::new()).await.is_err(),
+                "{bad:?}"
+            );
+        }
 
-        let location = media.location(&key);
         let Some(Media::Redirect(url)) = media.fetch(&location).await.unwrap() else {
             panic!("a presigned URL");
         };
@@ -2084,15 +2088,26 @@ mod media {
         media.delete(&location).await.unwrap();
     }
 
-    /// teleapi-local: files of its recordings folder, and nothing outside it.
+    /// teleapi-local: files of its recordings folder (named by their key's last segment), and
+    /// nothing outside it.
     #[tokio::test]
     async fn media_in_files_is_served_from_its_folder_only() {
         let dir = std::env::temp_dir().join(format!("media-{}", &random_hex32()[..12]));
         std::fs::create_dir_all(&dir).unwrap();
         let media = FileMedia::new(&dir);
         let file = dir.join("RE0123456789abcdef0123456789abcdef.wav");
-        std::fs::write(&file, b"RIFF").unwrap();
-        let location = format!("file://{}", file.display());
+        let key = "AC0123456789abcdef0123456789abcdef/RE0123456789abcdef0123456789abcdef.wav";
+        let location = media
+            .put(key, "audio/x-wav", b"RIFF".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(location, format!("file://{}", file.display()));
+        for bad in ["", "../RE0.wav", "AC0//RE0.wav", "AC0/RE 0.wav", "AC0/.."] {
+            assert!(
+                media.put(bad, "audio/x-wav", Vec::new()).await.is_err(),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             media.fetch(&location).await.unwrap(),
             Some(Media::Bytes(b"RIFF".to_vec()))

@@ -717,6 +717,7 @@ fn the_media_fleet_grants_least_privilege() {
         ("Events", &["sqs:SendMessage"]),
         ("Accounts", &["dynamodb:GetItem"]),
         ("Numbers", &["dynamodb:GetItem"]),
+        ("Recordings", &["s3:PutObject"]),
         ("Program", &["s3:GetObject"]),
         ("Drained", &["autoscaling:CompleteLifecycleAction"]),
     ]
@@ -746,6 +747,7 @@ fn the_media_fleet_grants_least_privilege() {
         teleapi_media::deploy::EVENTS_QUEUE_ENV,
         teleapi_media::deploy::ACCOUNTS_TABLE_ENV,
         teleapi_media::deploy::NUMBERS_TABLE_ENV,
+        teleapi_media::deploy::RECORDINGS_BUCKET_ENV,
         teleapi_media::deploy::WORKER_QUEUE_PREFIX_ENV,
         teleapi_media::deploy::SIP_ALLOW_ENV,
         teleapi_media::deploy::PUBLIC_ADDR_ENV,

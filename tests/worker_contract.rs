@@ -128,7 +128,7 @@ async fn sip() -> Bench {
         format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         low..=high,
     );
-    let (media, offered) = teleapi_media::start(&options).await.unwrap();
+    let (media, offered) = teleapi_media::start(&options, None).await.unwrap();
     let simulator = Simulator::on_media(
         Arc::new(commands.clone()),
         |n| format!("worker-{n}.fifo"),

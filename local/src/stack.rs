@@ -16,8 +16,8 @@ use teleapi_domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, T
 use teleapi_pipeline::call_events::{EventConfig, EventServices};
 use teleapi_pipeline::callbacks::{CallbackConfig, CallbackServices};
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, NumberStore, Queue,
-    RecordingStore, SystemClock, WorkerStore,
+    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, MediaStore,
+    NumberStore, Queue, RecordingStore, SystemClock, WorkerStore,
 };
 
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -316,6 +316,7 @@ impl Stack {
         let recordings_dir = std::fs::canonicalize(&recordings_dir)
             .map_err(|e| format!("{}: {e}", recordings_dir.display()))?;
         options.simulator.recordings_dir = recordings_dir.clone();
+        let media: Arc<dyn MediaStore> = Arc::new(FileMedia::new(recordings_dir));
 
         let mut dev_account = Account::open("Dev account", None, Timestamp::now());
         if let Some((sid, token)) = options.dev.clone() {
@@ -386,7 +387,7 @@ impl Stack {
             recordings,
             numbers: numbers.clone(),
             call_log,
-            media: Arc::new(FileMedia::new(recordings_dir.clone())),
+            media: media.clone(),
             commands: queues.commands.clone(),
             clock,
             config: ApiConfig {
@@ -405,12 +406,8 @@ impl Stack {
         // `--sip`: the worker's legs are real phones, and calls to the accounts' numbers are
         // offered to it.
         let sip = match &options.sip {
-            Some(sip) => {
-                // Its recordings go where the API serves them from.
-                let mut sip = sip.clone();
-                sip.recordings_dir = Some(recordings_dir.clone());
-                Some(teleapi_media::start(&sip).await?)
-            }
+            // Its recordings go where the API serves them from.
+            Some(sip) => Some(teleapi_media::start(sip, Some(media.clone())).await?),
             None => None,
         };
         let real = sip

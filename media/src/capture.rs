@@ -7,14 +7,16 @@
 //! older ones are dropped, so that two clocks drifting apart never build a delay. What a
 //! bidirectional stream's application sends is queued the same way and played in place of the
 //! leg's own audio. A recording keeps every frame (8 kHz 16-bit: 32 KB a second for both
-//! tracks) until it stops, and is written as WAV and MP3 then.
+//! tracks) until it stops, and is encoded as WAV and MP3 then, and kept in the worker's
+//! [`MediaStore`] (the stack's S3 bucket deployed, teleapi-local's recordings folder).
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use teleapi_domain::AccountSid;
 use teleapi_domain::recording::{RecordingChannels, RecordingSpec, Trim};
+use teleapi_ports::MediaStore;
 use teleapi_worker::media::hears;
 use teleapi_worker::{AudioTap, Recorded, RecordingMedia, Track};
 
@@ -109,12 +111,14 @@ impl Capture {
     }
 }
 
-/// The [`RecordingMedia`] of a leg: its capture, written where `dir` says when it stops.
+/// The [`RecordingMedia`] of a leg: its capture, kept in `store` when it stops.
 pub struct Recording {
     pub capture: Arc<Mutex<Capture>>,
     pub spec: RecordingSpec,
-    /// Where recordings are written; none: this worker has nowhere to keep them.
-    pub dir: Option<PathBuf>,
+    /// The leg's account: its recordings' keys begin with it.
+    pub account_sid: Option<AccountSid>,
+    /// Where recordings are kept; none: this worker has nowhere to keep them.
+    pub store: Option<Arc<dyn MediaStore>>,
 }
 
 #[async_trait]
@@ -128,31 +132,49 @@ impl RecordingMedia for Recording {
     }
 
     async fn finish(self: Box<Self>) -> Result<Recorded, String> {
-        let Self { capture, spec, dir } = *self;
+        let Self {
+            capture,
+            spec,
+            account_sid,
+            store,
+        } = *self;
         // The engine holds the capture weakly: from here on it is no longer fed.
         let capture = std::mem::take(&mut *capture.lock().unwrap());
-        let dir = dir.ok_or("this worker has no place to keep recordings")?;
-        let path = dir.join(format!("{}.wav", spec.recording_sid));
-        let target = path.clone();
-        let samples = tokio::task::spawn_blocking(move || write(&target, &spec, capture))
+        let store = store.ok_or("this worker has no place to keep recordings")?;
+        let stem = match account_sid {
+            Some(account) => format!("{account}/{}", spec.recording_sid),
+            None => spec.recording_sid.to_string(),
+        };
+        let (wav, mp3, frames) = tokio::task::spawn_blocking(move || encode(&spec, capture))
             .await
             .map_err(|e| e.to_string())??;
+        // The MP3 first: once the WAV's location is reported, both are there.
+        let kept = |e: teleapi_ports::StoreError| format!("keeping the recording: {e}");
+        store
+            .put(&format!("{stem}.mp3"), "audio/mpeg", mp3)
+            .await
+            .map_err(kept)?;
+        let url = store
+            .put(&format!("{stem}.wav"), "audio/x-wav", wav)
+            .await
+            .map_err(kept)?;
         Ok(Recorded {
-            url: format!("file://{}", path.display()),
-            samples,
+            url,
+            samples: frames,
         })
     }
 }
 
-/// Writes the recording's WAV and MP3 files; its samples per channel.
+/// The recording's WAV and MP3, and its samples per channel.
 #[cfg(feature = "recordings")]
-fn write(path: &std::path::Path, spec: &RecordingSpec, capture: Capture) -> Result<u64, String> {
+fn encode(spec: &RecordingSpec, capture: Capture) -> Result<(Vec<u8>, Vec<u8>, u64), String> {
     let samples = render(spec, capture);
-    teleapi_worker::audio::write_recording(path, spec.channels.count(), &samples)
+    let encoded = teleapi_worker::audio::encode_recording(spec.channels.count(), &samples)?;
+    Ok((encoded.wav, encoded.mp3, encoded.frames))
 }
 
 #[cfg(not(feature = "recordings"))]
-fn write(_: &std::path::Path, _: &RecordingSpec, _: Capture) -> Result<u64, String> {
+fn encode(_: &RecordingSpec, _: Capture) -> Result<(Vec<u8>, Vec<u8>, u64), String> {
     Err("built without the recordings feature".into())
 }
 

@@ -19,6 +19,9 @@ pub const PUBLIC_ADDR_ENV: &str = "TELEAPI_PUBLIC_ADDR";
 pub const SIP_ALLOW_ENV: &str = "TELEAPI_SIP_ALLOW";
 pub const TRUNK_ENV: &str = "TELEAPI_TRUNK";
 pub const SIP_RATE_ENV: &str = "TELEAPI_SIP_RATE";
+/// Where recordings are kept: the control plane's recordings bucket (the functions read the
+/// same variable).
+pub const RECORDINGS_BUCKET_ENV: &str = "TELEAPI_RECORDINGS_BUCKET";
 
 /// A deployed worker's settings.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct Deployment {
     pub commands_queue: String,
     pub events_queue: String,
     pub accounts_table: String,
+    /// The bucket recordings are kept in.
+    pub recordings_bucket: String,
     /// Where the accounts' numbers are: an INVITE to one is a call of its account.
     pub numbers_table: String,
     /// Its own commands queue's name: `{prefix}{name}.fifo`, created at start if missing.
@@ -96,6 +101,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         commands_queue: required(COMMANDS_QUEUE_ENV)?,
         events_queue: required(EVENTS_QUEUE_ENV)?,
         accounts_table: required(ACCOUNTS_TABLE_ENV)?,
+        recordings_bucket: required(RECORDINGS_BUCKET_ENV)?,
         numbers_table: required(NUMBERS_TABLE_ENV)?,
         own_queue_name: format!("{prefix}{name}.fifo"),
         name,
@@ -117,11 +123,12 @@ mod tests {
         from_env(|name| env.get(name).cloned())
     }
 
-    const BASE: [(&str, &str); 7] = [
+    const BASE: [(&str, &str); 8] = [
         (COMMANDS_QUEUE_ENV, "https://sqs/commands.fifo"),
         (EVENTS_QUEUE_ENV, "https://sqs/events.fifo"),
         (ACCOUNTS_TABLE_ENV, "prod-accounts"),
         (NUMBERS_TABLE_ENV, "prod-numbers"),
+        (RECORDINGS_BUCKET_ENV, "prod-recordings"),
         (SIP_ALLOW_ENV, "203.0.113.0/24"),
         (PUBLIC_ADDR_ENV, "198.51.100.7"),
         (WORKER_NAME_ENV, "ip-10-0-1-7.ec2.internal"),
@@ -150,11 +157,12 @@ mod tests {
                 .contains("127.0.0.1".parse().unwrap())
         );
         assert_eq!(deployment.capacity, None);
+        assert_eq!(deployment.recordings_bucket, "prod-recordings");
     }
 
     #[test]
     fn what_is_missing_or_wrong_is_named() {
-        for (missing, _) in BASE.iter().take(5) {
+        for (missing, _) in BASE.iter().take(6) {
             let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| k != missing).collect();
             let err = read(&pairs).unwrap_err();
             assert!(err.contains(missing), "{err}");

@@ -51,7 +51,11 @@ async fn run() -> Result<(), String> {
             ..TableNames::accounts_only(deployment.accounts_table.clone())
         },
     ));
-    let (media, offered) = teleapi_media::start(&deployment.sip).await?;
+    let recordings =
+        teleapi_runtime::config::recordings_media(&config, deployment.recordings_bucket.clone())
+            .map_err(|e| e.to_string())?;
+    let (media, offered) =
+        teleapi_media::start(&deployment.sip, Some(Arc::new(recordings))).await?;
     let id = WorkerId::try_from(format!("{}.{}", deployment.name, Timestamp::now().millis()))?;
     let mut worker_config = WorkerConfig::new(id.clone());
     if let Some(capacity) = deployment.capacity {

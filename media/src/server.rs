@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use teleapi_domain::number::{IncomingNumber, number_of_sip_user};
 use teleapi_domain::{Account, AccountStatus, CallSid, WebhookUrl};
-use teleapi_ports::{AccountStore, NumberStore};
+use teleapi_ports::{AccountStore, MediaStore, NumberStore};
 use teleapi_worker::{InboundCall, Life, Media, WorkerHandle};
 use tokio::sync::mpsc;
 
@@ -38,9 +38,6 @@ pub struct SipOptions {
     pub espeak: String,
     /// SIP datagrams a second one source may send.
     pub rate: f64,
-    /// Where recordings are written (teleapi-local: its recordings folder, which its API
-    /// serves); none: a recording on this worker fails (16105).
-    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 impl SipOptions {
@@ -53,7 +50,6 @@ impl SipOptions {
             trunk: None,
             espeak: "espeak-ng".into(),
             rate: 200.0,
-            recordings_dir: None,
         }
     }
 }
@@ -104,9 +100,12 @@ pub fn parse_port_range(raw: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(low..=high)
 }
 
-/// Starts the SIP endpoint and the RTP engine; calls offered arrive on the receiver.
+/// Starts the SIP endpoint and the RTP engine, keeping recordings in `recordings` (the API's
+/// media store; none: a recording on this worker fails with 16105); calls offered arrive on
+/// the receiver.
 pub async fn start(
     options: &SipOptions,
+    recordings: Option<Arc<dyn MediaStore>>,
 ) -> Result<(SipMedia, mpsc::UnboundedReceiver<Offer>), String> {
     options.check()?;
     let (offers, offered) = mpsc::unbounded_channel();
@@ -129,7 +128,7 @@ pub async fn start(
         media_ip,
         trunk: options.trunk.clone(),
         from_host: public.unwrap_or(options.sip).to_string(),
-        recordings_dir: options.recordings_dir.clone(),
+        recordings,
     };
     let media = SipMedia::new(config, stack, engine, Prompts::new(&options.espeak));
     Ok((media, offered))

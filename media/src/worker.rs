@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use teleapi_domain::conference::ParticipantState;
 use teleapi_domain::recording::RecordingSpec;
-use teleapi_domain::{CallSid, ConferenceSid};
+use teleapi_domain::{AccountSid, CallSid, ConferenceSid};
+use teleapi_ports::MediaStore;
 use teleapi_worker::{AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, RecordingMedia};
 use tokio::sync::mpsc;
 
@@ -22,7 +23,7 @@ use crate::sip::{Dialog, Offer, Sip, SipEvent};
 use crate::sound::Part;
 
 /// How the worker reaches the world.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SipMediaConfig {
     /// The address written in SDP for RTP (the public one behind NAT).
     pub media_ip: IpAddr,
@@ -31,8 +32,8 @@ pub struct SipMediaConfig {
     pub trunk: Option<String>,
     /// The host part of From URIs this worker writes (`sip:+15551230000@host`).
     pub from_host: String,
-    /// Where recordings are written (WAV, and MP3 beside it); none: a recording fails.
-    pub recordings_dir: Option<std::path::PathBuf>,
+    /// Where recordings are kept (WAV, and MP3 beside it); none: a recording fails.
+    pub recordings: Option<Arc<dyn MediaStore>>,
 }
 
 /// SIP legs with real audio.
@@ -53,6 +54,8 @@ struct Inner {
 struct Leg {
     /// Where the kit hears about it; none until it is placed or attached.
     inputs: Option<Inputs>,
+    /// Its account, once the kit has told (its recordings are kept under it).
+    account_sid: Option<AccountSid>,
     dialog: Option<Arc<dyn Dialog>>,
     /// An offered call: what its SDP settled, and its answer, until it is answered.
     answer: Option<(Negotiated, String)>,
@@ -125,6 +128,7 @@ impl SipMedia {
             sid.clone(),
             Leg {
                 inputs: None,
+                account_sid: None,
                 dialog: Some(offer.dialog),
                 answer: Some((negotiated, answer)),
                 events: Some(offer.events),
@@ -265,6 +269,7 @@ impl Media for SipMedia {
             leg.sid.clone(),
             Leg {
                 inputs: Some(inputs.clone()),
+                account_sid: Some(leg.account_sid.clone()),
                 ..Leg::default()
             },
         );
@@ -280,6 +285,7 @@ impl Media for SipMedia {
                 return;
             };
             entry.inputs = Some(inputs.clone());
+            entry.account_sid = Some(leg.account_sid.clone());
             (entry.events.take(), entry.dialog.clone())
         };
         if let Some(dialog) = dialog {
@@ -387,10 +393,18 @@ impl Media for SipMedia {
     }
 
     fn record(&self, leg: &CallSid, spec: &RecordingSpec) -> Box<dyn RecordingMedia> {
+        let account_sid = self
+            .inner
+            .legs
+            .lock()
+            .unwrap()
+            .get(leg)
+            .and_then(|l| l.account_sid.clone());
         Box::new(Recording {
             capture: self.inner.engine.capture(leg),
             spec: spec.clone(),
-            dir: self.inner.config.recordings_dir.clone(),
+            account_sid,
+            store: self.inner.config.recordings.clone(),
         })
     }
 }

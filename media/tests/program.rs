@@ -1,7 +1,7 @@
-//! The `teleapi-media` program as it is deployed, on DynamoDB and SQS (moto): it refuses to
+//! The `teleapi-media` program as it is deployed, on DynamoDB, SQS and S3 (moto): it refuses to
 //! start without its settings, saying which; with them it creates its own commands queue,
 //! announces itself with heartbeats naming that queue, and on SIGTERM drains and says
-//! `worker.left` before it exits.
+//! `worker.left` before it exits. Its recordings are kept in the recordings bucket.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -100,5 +100,74 @@ async fn until(
         }
         assert!(Instant::now() < deadline, "no {what} within 20 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A recording of a leg, stopped, is kept in the bucket as the API reads it: the WAV (its
+/// channels and length what was captured) and the MP3 beside it, under the account's prefix.
+#[tokio::test]
+async fn a_recording_is_kept_in_the_bucket() {
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use teleapi_domain::recording::{
+        RecordingChannels, RecordingSource, RecordingSpec, RecordingTrack, Trim,
+    };
+    use teleapi_media::capture::{Capture, Recording};
+    use teleapi_worker::RecordingMedia;
+
+    let endpoint = teleapi_tests::moto::endpoint();
+    let bucket = format!("recordings-{}", &teleapi_domain::sid::random_hex32()[..12]);
+    let http = reqwest::Client::new();
+    let created = http
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    let store = teleapi_adapters::media::S3Media::new(
+        bucket.clone(),
+        "us-east-1".into(),
+        Some(endpoint.to_owned()),
+        SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")),
+    );
+    let account = teleapi_domain::AccountSid::generate();
+    let spec = RecordingSpec {
+        recording_sid: teleapi_domain::RecordingSid::generate(),
+        channels: RecordingChannels::Dual,
+        track: RecordingTrack::Both,
+        trim: Trim::DoNotTrim,
+        source: RecordingSource::StartCallRecordingApi,
+        status_callback: None,
+    };
+    let capture = std::sync::Arc::new(std::sync::Mutex::new(Capture::default()));
+    for _ in 0..50 {
+        capture.lock().unwrap().took(&[1_000; 160], &[-1_000; 160]);
+    }
+    let recording = Box::new(Recording {
+        capture,
+        spec: spec.clone(),
+        account_sid: Some(account.clone()),
+        store: Some(std::sync::Arc::new(store.clone())),
+    });
+    let recorded = recording.finish().await.unwrap();
+    let key = format!("{account}/{}", spec.recording_sid);
+    assert_eq!(recorded.url, format!("s3://{bucket}/{key}.wav"));
+    assert_eq!(recorded.samples, 8_000, "one second");
+    for (extension, starts) in [("wav", &b"RIFF"[..]), ("mp3", &b""[..])] {
+        let url = store
+            .presign("GET", &format!("{key}.{extension}"))
+            .await
+            .unwrap();
+        let got = http.get(&url).send().await.unwrap();
+        assert_eq!(got.status(), 200, "{extension}");
+        let bytes = got.bytes().await.unwrap();
+        assert!(
+            bytes.starts_with(starts) && bytes.len() > 1_000,
+            "{extension}"
+        );
+        if extension == "wav" {
+            let reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+            assert_eq!((reader.spec().channels, reader.duration()), (2, 8_000));
+        }
     }
 }

@@ -1,9 +1,11 @@
-//! Where recordings' media is: files in a folder (teleapi-local's simulated worker writes them),
-//! or objects in the stack's S3 bucket, handed out as short-lived presigned URLs.
+//! Where recordings' media is: files in a folder (teleapi-local's workers write them), or
+//! objects in the stack's S3 bucket (the media workers put them), handed out as short-lived
+//! presigned URLs.
 //!
 //! S3 is reached with `aws-sigv4` (already in the tree through the AWS SDK) and `reqwest`,
-//! rather than `aws-sdk-s3`: the functions need two requests of it (a presigned GET, a DELETE),
-//! and the S3 SDK would add more compile time than the rest of the dependencies together.
+//! rather than `aws-sdk-s3`: the functions and workers need three requests of it (a presigned
+//! GET, a DELETE, a PUT), and the S3 SDK would add more compile time than the rest of the
+//! dependencies together.
 
 use std::path::{Path, PathBuf};
 #[cfg(feature = "aws")]
@@ -19,9 +21,16 @@ use aws_sigv4::http_request::{
 #[cfg(feature = "aws")]
 use aws_sigv4::sign::v4;
 
-use teleapi_ports::{Media, MediaStore, StoreError};
+use teleapi_ports::{Media, MediaStore, StoreError, is_media_key};
 
-/// Media as files under one folder: `file://` locations inside it, nothing else.
+/// The key refused, as a store error.
+fn bad_key(key: &str) -> StoreError {
+    StoreError::Failed(format!("{key:?} is not a media key"))
+}
+
+/// Media as files under one folder: `file://` locations inside it, nothing else. Every
+/// account's files are in the one folder, named by their key's last segment (a recording's
+/// sid is unique in the deployment).
 #[derive(Debug, Clone)]
 pub struct FileMedia {
     dir: PathBuf,
@@ -75,6 +84,26 @@ impl MediaStore for FileMedia {
             )),
             _ => Ok(()),
         }
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        _content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let name = key.rsplit('/').next().filter(|_| is_media_key(key));
+        let Some(name) = name else {
+            return Err(bad_key(key));
+        };
+        let path = self.dir.join(name);
+        // Written beside, then renamed: a reader never sees half a file.
+        let partial = self.dir.join(format!(".{name}.partial"));
+        let failed =
+            |err: std::io::Error| StoreError::Unavailable(format!("{}: {err}", path.display()));
+        tokio::fs::write(&partial, bytes).await.map_err(failed)?;
+        tokio::fs::rename(&partial, &path).await.map_err(failed)?;
+        Ok(format!("file://{}", path.display()))
     }
 }
 
@@ -204,6 +233,35 @@ impl MediaStore for S3Media {
         } else {
             Err(StoreError::Unavailable(format!(
                 "deleting {location}: HTTP {}",
+                response.status()
+            )))
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        if !is_media_key(key) {
+            return Err(bad_key(key));
+        }
+        let location = self.location(key);
+        let url = self.presign("PUT", key).await?;
+        let response = self
+            .http
+            .put(&url)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("putting {location}: {e}")))?;
+        if response.status().is_success() {
+            Ok(location)
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "putting {location}: HTTP {}",
                 response.status()
             )))
         }

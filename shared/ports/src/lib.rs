@@ -527,6 +527,28 @@ pub trait MediaStore: Send + Sync {
 
     /// Deletes the media at `location`; nothing there is not an error.
     async fn delete(&self, location: &str) -> Result<(), StoreError>;
+
+    /// Keeps `bytes` (of `content_type`) as `key` (`{AccountSid}/{RecordingSid}.wav`: segments
+    /// of letters, digits and dots), replacing what was there; the location a worker reports.
+    async fn put(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, StoreError>;
+}
+
+/// Whether `key` is one a [`MediaStore`] takes: segments of ASCII letters, digits and dots,
+/// none empty nor only dots, joined by `/`.
+pub fn is_media_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment.bytes().any(|b| b != b'.')
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        })
 }
 
 /// The time, behind a port so that tests can move it.

@@ -182,22 +182,32 @@ pub struct Aws {
     pub media: Arc<S3Media>,
 }
 
+/// The recordings bucket `bucket`, reached with `config`'s region and credentials (and the
+/// endpoint `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` names, for an emulator): the functions'
+/// and the media workers'.
+pub fn recordings_media(
+    config: &aws_config::SdkConfig,
+    bucket: String,
+) -> Result<S3Media, ConfigError> {
+    Ok(S3Media::new(
+        bucket,
+        config
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+        std::env::var("AWS_ENDPOINT_URL_S3")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok(),
+        config
+            .credentials_provider()
+            .ok_or_else(|| ConfigError("no AWS credentials provider".into()))?,
+    ))
+}
+
 impl Aws {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let tables = TableNames::from_env().map_err(ConfigError)?;
         let config = aws_config().await;
-        let media = S3Media::new(
-            var(RECORDINGS_BUCKET_ENV)?,
-            config
-                .region()
-                .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
-            std::env::var("AWS_ENDPOINT_URL_S3")
-                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                .ok(),
-            config
-                .credentials_provider()
-                .ok_or_else(|| ConfigError("no AWS credentials provider".into()))?,
-        );
+        let media = recordings_media(&config, var(RECORDINGS_BUCKET_ENV)?)?;
         Ok(Self {
             media: Arc::new(media),
             store: Arc::new(DynamoStore::new(

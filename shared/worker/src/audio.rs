@@ -28,24 +28,46 @@ pub fn mulaw(sample: i16) -> u8 {
     !(sign | (exponent << 4) | mantissa) as u8
 }
 
-/// Writes `samples` (interleaved when `channels` is 2) as a WAV file at `path` and an MP3
-/// beside it (`.mp3`); the number of sample frames (samples per channel).
+/// A recording's files.
 #[cfg(feature = "audio-files")]
-pub fn write_recording(path: &Path, channels: u16, samples: &[i16]) -> Result<u64, String> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub wav: Vec<u8>,
+    pub mp3: Vec<u8>,
+    /// Sample frames (samples per channel).
+    pub frames: u64,
+}
+
+/// `samples` (interleaved when `channels` is 2) as a WAV file and an MP3 of the same audio.
+#[cfg(feature = "audio-files")]
+pub fn encode_recording(channels: u16, samples: &[i16]) -> Result<Encoded, String> {
     let spec = hound::WavSpec {
         channels,
         sample_rate: SAMPLE_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut writer = hound::WavWriter::create(path, spec).map_err(|e| e.to_string())?;
+    let mut wav = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
+    let mut writer = hound::WavWriter::new(&mut wav, spec).map_err(|e| e.to_string())?;
     for sample in samples {
         writer.write_sample(*sample).map_err(|e| e.to_string())?;
     }
     writer.finalize().map_err(|e| e.to_string())?;
-    let mp3 = encode_mp3(channels, samples)?;
-    std::fs::write(path.with_extension("mp3"), mp3).map_err(|e| e.to_string())?;
-    Ok(samples.len() as u64 / u64::from(channels.max(1)))
+    Ok(Encoded {
+        wav: wav.into_inner(),
+        mp3: encode_mp3(channels, samples)?,
+        frames: samples.len() as u64 / u64::from(channels.max(1)),
+    })
+}
+
+/// Writes `samples` (interleaved when `channels` is 2) as a WAV file at `path` and an MP3
+/// beside it (`.mp3`); the number of sample frames (samples per channel).
+#[cfg(feature = "audio-files")]
+pub fn write_recording(path: &Path, channels: u16, samples: &[i16]) -> Result<u64, String> {
+    let encoded = encode_recording(channels, samples)?;
+    std::fs::write(path, encoded.wav).map_err(|e| e.to_string())?;
+    std::fs::write(path.with_extension("mp3"), encoded.mp3).map_err(|e| e.to_string())?;
+    Ok(encoded.frames)
 }
 
 #[cfg(feature = "audio-files")]
