@@ -455,10 +455,17 @@ fn mulaw_decode(byte: u8) -> i16 {
     }) as i16
 }
 
-/// Three phones in a room: Alice and Bob, who do not start it, wait hearing nobody until Carol
-/// joins; then each hears the other two and not itself; a muted one is heard by nobody (and
-/// hears); one on hold hears nobody and nobody hears it; a coach is heard only by the
-/// participant it coaches.
+/// The music of a room's `waitUrl` and a participant's `HoldUrl` (1.5 kHz), its beep (440 Hz)
+/// and an announcement (350 Hz).
+const MUSIC: f64 = 1_500.0;
+const BEEP: f64 = 440.0;
+const ANNOUNCEMENT: f64 = 350.0;
+
+/// Three phones in a room. Alice and Bob, who do not start it, wait hearing its `waitUrl`'s
+/// music and not each other; Carol starts it, and the room beeps. Then each hears the other two
+/// and not itself; a muted one is heard by nobody (and hears); one on hold hears its `HoldUrl`'s
+/// music, and nobody hears it; a coach is heard only by the participant it coaches; an
+/// announcement to the room is heard by all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conference_room_mixes_its_participants() {
     let media = Media::start().await;
@@ -467,12 +474,33 @@ async fn a_conference_room_mixes_its_participants() {
         media.phone("bob", BOB).await,
         media.phone("carol", CAROL).await,
     );
+    let wav = |hz: f64, seconds: f64| {
+        let path = media.dir.join(format!("served-{hz}.wav"));
+        write_wav(&path, &teleapi_tests::phone::tone(hz, seconds));
+        std::fs::read(&path).unwrap()
+    };
+    media
+        .app
+        .always("/music.wav", Reply::file("audio/wav", wav(MUSIC, 2.0)));
+    media.app.always(
+        "/announce.wav",
+        Reply::file("audio/wav", wav(ANNOUNCEMENT, 1.5)),
+    );
+    media.app.always(
+        "/hold-music",
+        Reply::rcml("<Response><Play loop=\"0\">music.wav</Play></Response>"),
+    );
+    media.app.always(
+        "/announce",
+        Reply::rcml("<Response><Play>announce.wav</Play></Response>"),
+    );
     media.app.always(
         "/wait",
-        Reply::rcml(
-            "<Response><Dial><Conference startConferenceOnEnter=\"false\">standup</Conference>\
-             </Dial></Response>",
-        ),
+        Reply::rcml(&format!(
+            "<Response><Dial><Conference startConferenceOnEnter=\"false\" waitUrl=\"{}\">\
+             standup</Conference></Dial></Response>",
+            media.app.url("/music.wav")
+        )),
     );
     media.app.always(
         "/room",
@@ -509,12 +537,23 @@ async fn a_conference_room_mixes_its_participants() {
     tokio::time::sleep(phase).await;
     marks.push(Instant::now());
     media.post(&participant(2), "Muted=false").await;
-    media.post(&participant(1), "Hold=true").await;
+    let hold = format!(
+        "Hold=true&HoldUrl={}",
+        encode(&media.app.url("/hold-music"))
+    );
+    media.post(&participant(1), &hold).await;
     tokio::time::sleep(phase).await;
     marks.push(Instant::now());
     media.post(&participant(1), "Hold=false").await;
     let coach = format!("Coaching=true&CallSidToCoach={}", calls[0]);
     media.post(&participant(2), &coach).await;
+    tokio::time::sleep(phase).await;
+    marks.push(Instant::now());
+    let announce = format!("AnnounceUrl={}", encode(&media.app.url("/announce")));
+    let (status, _) = media
+        .post(&format!("{conferences}/{room}.json"), &announce)
+        .await;
+    assert_eq!(status, 200);
     tokio::time::sleep(phase).await;
     marks.push(Instant::now());
     for call in &calls {
@@ -523,39 +562,54 @@ async fn a_conference_room_mixes_its_participants() {
     let heard = [alice.stop().await, bob.stop().await, carol.stop().await];
     let tones = [ALICE, BOB, CAROL];
     let names = ["Alice", "Bob", "Carol"];
-    // Who hears whom, phase by phase: [listener][speaker].
-    let expected: [[[bool; 3]; 3]; 5] = [
-        // Alice and Bob wait for the room to start (Carol is not called yet).
-        [
-            [false, false, false],
-            [false, false, false],
-            [false, false, false],
-        ],
-        [
-            [false, true, true],
-            [true, false, true],
+    // Who hears whom, phase by phase: [listener][speaker]; and who hears music.
+    let expected: [([[bool; 3]; 3], [bool; 3]); 5] = [
+        // Alice and Bob wait for the room to start, with music (Carol is not called yet).
+        (
+            [
+                [false, false, false],
+                [false, false, false],
+                [false, false, false],
+            ],
             [true, true, false],
-        ],
+        ),
+        (
+            [
+                [false, true, true],
+                [true, false, true],
+                [true, true, false],
+            ],
+            [false; 3],
+        ),
         // Carol muted: heard by nobody, hears both.
-        [
+        (
+            [
+                [false, true, false],
+                [true, false, false],
+                [true, true, false],
+            ],
+            [false; 3],
+        ),
+        // Bob on hold: hears its music, heard by nobody.
+        (
+            [
+                [false, false, true],
+                [false, false, false],
+                [true, false, false],
+            ],
             [false, true, false],
-            [true, false, false],
-            [true, true, false],
-        ],
-        // Bob on hold: hears nobody, heard by nobody.
-        [
-            [false, false, true],
-            [false, false, false],
-            [true, false, false],
-        ],
+        ),
         // Carol coaches Alice: heard by Alice alone.
-        [
-            [false, true, true],
-            [true, false, false],
-            [true, true, false],
-        ],
+        (
+            [
+                [false, true, true],
+                [true, false, false],
+                [true, true, false],
+            ],
+            [false; 3],
+        ),
     ];
-    for (n, phase) in expected.iter().enumerate() {
+    for (n, (hears, music)) in expected.iter().enumerate() {
         for listener in 0..3 {
             if n == 0 && listener == 2 {
                 continue; // Carol is not called yet
@@ -566,12 +620,12 @@ async fn a_conference_room_mixes_its_participants() {
                     continue;
                 }
                 let level = presence(window, tones[speaker]);
-                let hears = phase[listener][speaker];
+                let should = hears[listener][speaker];
                 assert!(
-                    if hears { level > 0.25 } else { level < 0.05 },
+                    if should { level > 0.25 } else { level < 0.05 },
                     "phase {n}: {} {} {} ({level:.2})",
                     names[listener],
-                    if hears {
+                    if should {
                         "should hear"
                     } else {
                         "should not hear"
@@ -579,6 +633,37 @@ async fn a_conference_room_mixes_its_participants() {
                     names[speaker]
                 );
             }
+            let level = presence(window, MUSIC);
+            assert!(
+                if music[listener] {
+                    level > 0.25
+                } else {
+                    level < 0.05
+                },
+                "phase {n}: {} music {level:.2}",
+                names[listener]
+            );
         }
+    }
+    // The beep as Carol joined (heard by those waiting), and the announcement (by everyone).
+    let tone_in = |listener: usize, from: Instant, to: Instant, hz: f64| {
+        let start = from
+            .saturating_duration_since(began[listener])
+            .as_secs_f64();
+        let end = to.saturating_duration_since(began[listener]).as_secs_f64();
+        let samples = &heard[listener];
+        let span = &samples[((start * 8_000.0) as usize).min(samples.len())
+            ..((end * 8_000.0) as usize).min(samples.len())];
+        span.chunks(800)
+            .any(|w| rms(w) > 500.0 && tone_level(w, hz) > 0.6)
+    };
+    let joined = marks[1];
+    for (listener, name) in names.iter().enumerate() {
+        if listener < 2 {
+            let beep = tone_in(listener, joined - phase / 2, joined + phase / 2, BEEP);
+            assert!(beep, "{name} hears the beep");
+        }
+        let announced = tone_in(listener, marks[5], marks[6], ANNOUNCEMENT);
+        assert!(announced, "{name} hears the announcement");
     }
 }

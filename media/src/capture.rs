@@ -82,6 +82,10 @@ impl AudioTap for StreamTap {
         samples.resize(FRAME_SAMPLES, 0);
         push_bounded(&mut self.0.lock().unwrap().played, samples);
     }
+
+    fn clear(&mut self) {
+        self.0.lock().unwrap().played.clear();
+    }
 }
 
 /// A recording's audio so far.
@@ -311,5 +315,8 @@ mod tests {
         let played = tapped.lock().unwrap().to_play().unwrap();
         assert_eq!(played[0], Law::Mu.decode(Law::Mu.encode(3_000)));
         assert!(tapped.lock().unwrap().to_play().is_none());
+        tap.play(&[Law::Mu.encode(3_000); FRAME_SAMPLES]);
+        tap.clear();
+        assert!(tapped.lock().unwrap().to_play().is_none(), "cleared");
     }
 }

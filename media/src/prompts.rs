@@ -16,6 +16,10 @@ use crate::sound::Part;
 
 /// The largest audio file fetched for `<Play>` (Twilio's limit is in the tens of MB).
 pub const MAX_AUDIO_BYTES: usize = 32 * 1024 * 1024;
+
+/// A conference's beep: a tone of 440 Hz (A4), apart from speech's formants and from the tests'
+/// phones' tones.
+pub const BEEP_HZ: f64 = 440.0;
 /// How long a `<Play>` fetch or a `<Say>` may take.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Decoded files cached at most (each a few seconds to minutes of 8 kHz audio).
@@ -74,6 +78,10 @@ impl Prompts {
                 u64::from(*seconds) * 1_000 / FRAME.as_millis() as u64,
             )],
             Prompt::Digits(keys) => vec![Part::Keys(keys.clone())],
+            Prompt::Beep => vec![Part::Samples {
+                samples: crate::sound::tone(BEEP_HZ, 0.25).into(),
+                loops: 1,
+            }],
         })
     }
 

@@ -117,6 +117,7 @@ impl SimulatedMedia {
             Prompt::Play { loops, .. } => 2.0 * f64::from(*loops),
             Prompt::Pause { seconds } => f64::from(*seconds),
             Prompt::Digits(digits) => digits_time(digits),
+            Prompt::Beep => 0.25,
         };
         self.scaled(seconds)
     }

@@ -48,6 +48,8 @@ pub enum Prompt {
     Pause { seconds: u32 },
     /// DTMF (`0-9 * #`, `w`: half a second's wait).
     Digits(String),
+    /// A conference room's beep (a participant joined or left): a quarter of a second of tone.
+    Beep,
 }
 
 /// Names one prompt of a leg, so that its end can be told from an earlier one's.
@@ -109,6 +111,8 @@ pub trait AudioTap: Send {
     /// A frame the stream's application sends (`<Connect><Stream>`), to be played to the caller
     /// in place of the call's own outbound audio.
     fn play(&mut self, frame: &[u8]);
+    /// The application sent `clear`: what it sent and is not yet played is dropped.
+    fn clear(&mut self) {}
 }
 
 /// Where a recording's media went, and how much of it there is.

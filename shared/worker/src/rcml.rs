@@ -34,6 +34,10 @@ pub struct ConferenceNoun {
     pub status_callback: Option<ConferenceCallback>,
     /// `waitUrl` and `waitMethod`: what the participant hears while the room waits to start.
     pub wait: Option<(WebhookUrl, Method)>,
+    /// `beep`: the room beeps when this participant joins (`true`, `onEnter`), leaves (`true`,
+    /// `onExit`), or neither (`false`).
+    pub beep_on_enter: bool,
+    pub beep_on_exit: bool,
 }
 
 impl ConferenceNoun {
@@ -47,6 +51,8 @@ impl ConferenceNoun {
             coach: None,
             status_callback: None,
             wait: None,
+            beep_on_enter: true,
+            beep_on_exit: true,
         }
     }
 }
@@ -518,8 +524,19 @@ fn conference(noun: &Noun, warnings: &mut Vec<Warning>) -> Option<ConferenceNoun
                 },
             ),
         });
+    let (beep_on_enter, beep_on_exit) = attrs
+        .read("beep", 12200, |value| match value {
+            "true" => Some((true, true)),
+            "false" => Some((false, false)),
+            "onEnter" => Some((true, false)),
+            "onExit" => Some((false, true)),
+            _ => None,
+        })
+        .unwrap_or((true, true));
     Some(ConferenceNoun {
         name: noun.text.clone(),
+        beep_on_enter,
+        beep_on_exit,
         muted: attrs.flag("muted", 13230, false),
         start_conference_on_enter: attrs.flag("startConferenceOnEnter", 13232, true),
         end_conference_on_exit: attrs.flag("endConferenceOnExit", 13231, false),
@@ -545,7 +562,7 @@ mod tests {
               <Dial><Sip>sip:carol@pbx.example.com</Sip></Dial>
               <Dial>+15557654321</Dial>
               <Dial><Conference>room-1</Conference></Dial>
-              <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef" statusCallback="https://app.example.com/conference" statusCallbackMethod="GET" statusCallbackEvent="join leave,mute">room-2</Conference></Dial>
+              <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef" statusCallback="https://app.example.com/conference" statusCallbackMethod="GET" statusCallbackEvent="join leave,mute" beep="onExit">room-2</Conference></Dial>
               <Redirect method="GET">https://app.example.com/next?a=1&amp;b=2</Redirect>
               <Gather numDigits="4" action="/pin" timeout="10"><Say>Your PIN</Say></Gather>
               <Play digits="12w#"/>
@@ -606,6 +623,8 @@ mod tests {
                             ],
                         }),
                         wait: None,
+                        beep_on_enter: false,
+                        beep_on_exit: true,
                     }),
                     timeout: 30
                 },
@@ -653,7 +672,7 @@ mod tests {
               <Play loop="-1">music.mp3</Play>
               <Pause length="soon"/>
               <Gather numDigits="0" finishOnKey="##" timeout="1.5" method="PUT"><Dial>+15550000000</Dial></Gather>
-              <Dial timeout="0"><Conference muted="yes" startConferenceOnEnter="no" endConferenceOnExit="1" waitUrl="not a url" waitMethod="PUT">room</Conference></Dial>
+              <Dial timeout="0"><Conference muted="yes" startConferenceOnEnter="no" endConferenceOnExit="1" waitUrl="not a url" waitMethod="PUT" beep="sometimes">room</Conference></Dial>
               <Dial><Conference/></Dial>
               <Redirect method="PATCH">https://app.example.com/next</Redirect>
             </Response>"###;
@@ -662,8 +681,8 @@ mod tests {
         assert_eq!(
             codes,
             [
-                13510, 13520, 13410, 13910, 13320, 13312, 13314, 13310, 13313, 13212, 13233, 13230,
-                13232, 13231, 13237, 13710
+                13510, 13520, 13410, 13910, 13320, 13312, 13314, 13310, 13313, 13212, 13233, 12200,
+                13230, 13232, 13231, 13237, 13710
             ]
         );
         assert_eq!(

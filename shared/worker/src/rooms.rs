@@ -10,6 +10,7 @@
 //! [`Media::room`]: crate::media::Media::room
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use teleapi_domain::conference::{EndReason, ParticipantState};
@@ -23,7 +24,8 @@ use teleapi_ports::OutgoingMessage;
 use tokio::sync::mpsc;
 
 use crate::inbox::Message;
-use crate::rcml::ConferenceNoun;
+use crate::media::{PlayId, Prompt};
+use crate::rcml::{self, ConferenceNoun, Verb};
 use crate::shared::Shared;
 
 /// Every room of this worker.
@@ -55,11 +57,33 @@ struct Room {
 
 struct Member {
     state: ParticipantState,
+    /// The room beeps when it leaves.
+    beep_on_exit: bool,
     /// The leg, to tell it the conference ended (or to hang up).
     leg: mpsc::UnboundedSender<Message>,
 }
 
+/// What rooms play to their participants is numbered apart from the legs' own prompts (which
+/// count from 1), so that a leg ignores their end.
+static ROOM_PLAYS: AtomicU64 = AtomicU64::new(1 << 62);
+
+fn room_play() -> PlayId {
+    PlayId(ROOM_PLAYS.fetch_add(1, Ordering::Relaxed))
+}
+
 impl Room {
+    /// The room beeps to everyone who hears it (it has started; not on hold), but `except`.
+    fn beep(&self, shared: &Shared, except: &CallSid) {
+        if !self.started {
+            return;
+        }
+        for (call_sid, member) in &self.members {
+            if call_sid != except && !member.state.hold {
+                shared.media.play(call_sid, room_play(), Prompt::Beep);
+            }
+        }
+    }
+
     fn report(&mut self, sid: &ConferenceSid, kind: impl FnOnce(u64) -> ConferenceEventKind) {
         self.seq += 1;
         let event = ConferenceEvent {
@@ -156,14 +180,25 @@ impl Rooms {
             participant: state.clone(),
         });
         shared.media.room(&sid, &heard(&state, room.started));
-        room.members.insert(call_sid.clone(), Member { state, leg });
+        let member = Member {
+            state,
+            beep_on_exit: noun.beep_on_exit,
+            leg,
+        };
+        room.members.insert(call_sid.clone(), member);
         if noun.start_conference_on_enter && !room.started {
             room.started = true;
             room.report(&sid, |seq| ConferenceEventKind::Started { seq });
-            // Those who waited hear the room, and are heard, from now on.
-            for member in room.members.values() {
+            // Those who waited hear the room, and are heard, from now on; their music stops.
+            for (waited, member) in &room.members {
                 shared.media.room(&sid, &member.state);
+                if waited != call_sid && !member.state.hold {
+                    shared.media.stop_playing(waited);
+                }
             }
+        }
+        if noun.beep_on_enter {
+            room.beep(shared, call_sid);
         }
         if let (false, Some((url, method))) = (room.started, &noun.wait) {
             // Waiting for someone who starts the room: its waitUrl plays meanwhile.
@@ -200,9 +235,40 @@ impl Rooms {
         } else if room.members.is_empty() {
             EndReason::LastParticipantLeft
         } else {
+            if member.beep_on_exit {
+                room.beep(shared, call_sid);
+            }
             return;
         };
         end(&mut inner, sid, reason, Some(call_sid.clone()));
+    }
+
+    /// Plays `prompt` (fetched for `what`) to whom it is for, if they are still there and (for
+    /// music) still waiting or on hold.
+    fn play_to(&self, shared: &Shared, sid: &ConferenceSid, what: &Playing, prompt: Prompt) {
+        let inner = self.inner.lock().unwrap();
+        let Some(room) = inner.rooms.get(sid) else {
+            return;
+        };
+        let listeners: Vec<&CallSid> = match what {
+            Playing::Music(call_sid) => room
+                .members
+                .get(call_sid)
+                .filter(|m| m.state.hold || !room.started)
+                .map(|_| call_sid)
+                .into_iter()
+                .collect(),
+            Playing::Announcement(Some(call_sid)) => room
+                .members
+                .get_key_value(call_sid)
+                .map(|(c, _)| c)
+                .into_iter()
+                .collect(),
+            Playing::Announcement(None) => room.members.keys().collect(),
+        };
+        for call_sid in listeners {
+            shared.media.play(call_sid, room_play(), prompt.clone());
+        }
     }
 
     /// An announcement finished (or could not be played): reported in the room's order.
@@ -262,7 +328,11 @@ impl Rooms {
         let member = p.call_sid.as_ref().and_then(|c| room.members.get_mut(c));
         let applied = match (command.kind, member) {
             (ConferenceCommandType::ParticipantUpdate, Some(member)) => {
+                if let Some(beep) = p.beep_on_exit {
+                    member.beep_on_exit = beep;
+                }
                 let state = &mut member.state;
+                let was_on_hold = state.hold;
                 if let Some(muted) = p.muted {
                     state.muted = muted;
                 }
@@ -283,6 +353,9 @@ impl Rooms {
                 }
                 let state = state.clone();
                 shared.media.room(&sid, &heard(&state, room.started));
+                if was_on_hold && !state.hold && room.started {
+                    shared.media.stop_playing(&state.call_sid); // its hold music
+                }
                 if let (Some(true), Some(url)) = (p.hold, &p.hold_url) {
                     let music = Playing::Music(state.call_sid.clone());
                     play((shared, self), &sid, music, url, p.hold_method);
@@ -349,9 +422,10 @@ enum Playing {
     Announcement(Option<CallSid>),
 }
 
-/// Fetches what `url` says to play in the room. Music that cannot be fetched falls back to the
-/// default music; an announcement is reported as ended, or as failed if it could not be
-/// fetched.
+/// Fetches what `url` says to play in the room, and has the media play it: an audio file, or
+/// the first `<Play>` or `<Say>` of an RCML document (music loops). Music that cannot be
+/// fetched falls back to the default music (the media's: silence on the SIP/RTP worker); an
+/// announcement is reported as ended, or as failed if it could not be fetched.
 fn play(
     (shared, rooms): (&Shared, &SharedRooms),
     sid: &ConferenceSid,
@@ -371,9 +445,23 @@ fn play(
         teleapi_domain::Method::Get => shared.http.get(url.as_str()).query(&params),
         teleapi_domain::Method::Post => shared.http.post(url.as_str()).form(&params),
     };
-    let (sid, rooms) = (sid.clone(), rooms.clone());
+    let (sid, rooms, shared) = (sid.clone(), rooms.clone(), shared.clone());
+    let url = url.to_string();
     tokio::spawn(async move {
-        let fetched = matches!(request.send().await, Ok(answer) if answer.status().is_success());
+        let answer = request
+            .send()
+            .await
+            .ok()
+            .filter(|a| a.status().is_success());
+        let fetched = answer.is_some();
+        let music = matches!(what, Playing::Music(_));
+        let prompt = match answer {
+            Some(answer) => prompt_of(answer, &url, music).await,
+            None => None,
+        };
+        if let Some(prompt) = prompt {
+            rooms.play_to(&shared, &sid, &what, prompt);
+        }
         match what {
             Playing::Music(_) => {
                 tracing::info!(conference_sid = %sid, fetched, "worker: hold music (the default if not fetched)");
@@ -381,6 +469,48 @@ fn play(
             Playing::Announcement(_) => rooms.announced(&sid, call_sid, fetched),
         }
     });
+}
+
+/// The largest document a room's music or announcement may be.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+
+/// What an answer for a room says to play: an audio file is played from `url`; an RCML
+/// document's first `<Play>` or `<Say>` (a relative `<Play>` against `url`). Music loops.
+async fn prompt_of(mut answer: reqwest::Response, url: &str, music: bool) -> Option<Prompt> {
+    let content_type = answer
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let loops = |given: u32| if music { 0 } else { given };
+    if content_type.starts_with("audio/") {
+        return Some(Prompt::Play {
+            url: url.to_owned(),
+            loops: loops(1),
+        });
+    }
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = answer.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return None;
+        }
+    }
+    let (verbs, _) = rcml::parse(std::str::from_utf8(&body).ok()?).ok()?;
+    verbs.into_iter().find_map(|verb| match verb {
+        Verb::Prompt(Prompt::Play {
+            url: file,
+            loops: n,
+        }) => Some(Prompt::Play {
+            url: url::Url::parse(url)
+                .and_then(|base| base.join(&file))
+                .map_or(file, |u| u.to_string()),
+            loops: loops(n),
+        }),
+        Verb::Prompt(say @ Prompt::Say { .. }) => Some(say),
+        _ => None,
+    })
 }
 
 fn end(inner: &mut Inner, sid: &ConferenceSid, reason: EndReason, ending: Option<CallSid>) {

@@ -287,6 +287,7 @@ async fn run(
                         Some("clear") => {
                             // What was left to play is dropped; its marks come back now.
                             queued_bytes = 0;
+                            tap.clear();
                             let cleared: Vec<String> = playback
                                 .drain(..)
                                 .filter_map(|q| match q {
