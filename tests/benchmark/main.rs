@@ -22,6 +22,7 @@ use teleapi_tests::runtime::{Emulator, Outcome};
 use teleapi_tests::{Backend, World, basic_auth};
 use tokio::net::TcpListener;
 
+mod live;
 mod media;
 
 const LOCAL: AddressPolicy = AddressPolicy {
@@ -787,6 +788,11 @@ async fn main() {
     }
     if wants("media") {
         media::media(&mut rows).await;
+    }
+    // Part two of the media figures: `tests/bench media` runs both parts, `tests/bench live`
+    // this one alone.
+    if wants("media") || only.as_deref() == Some("live") {
+        live::live(&mut rows).await;
     }
     let width = rows.iter().map(|r| r.figure.len()).max().unwrap_or(10);
     println!();

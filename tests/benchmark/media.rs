@@ -33,11 +33,13 @@ const HOLD: Duration = Duration::from_secs(40);
 const REDIRECTS: usize = 10;
 
 /// One RTP packet as it arrived.
-struct Arrival {
-    source: u16,
+pub(crate) struct Arrival {
+    pub source: u16,
     timestamp: u32,
     /// When this program read it.
-    at: Instant,
+    pub at: Instant,
+    /// Its audio is sound, not silence (G.711 μ-law, RMS above 500).
+    pub loud: bool,
     /// When the kernel received it (ns, CLOCK_REALTIME): what the delay variation is measured
     /// on, free of this program's own scheduling.
     kernel_ns: i128,
@@ -117,21 +119,49 @@ fn receive(socket: &UdpSocket, buffer: &mut [u8]) -> Option<(usize, u16, i128)> 
     Some((n as usize, u16::from_be(address.sin_port), stamp?))
 }
 
+/// Whether a frame of μ-law is sound (RMS above 500 of 16-bit).
+fn loud(payload: &[u8]) -> bool {
+    if payload.is_empty() {
+        return false;
+    }
+    let sum: f64 = payload
+        .iter()
+        .map(|b| f64::from(mulaw_decode(*b)).powi(2))
+        .sum();
+    (sum / payload.len() as f64).sqrt() > 500.0
+}
+
+/// G.711 μ-law to 16-bit linear.
+pub(crate) fn mulaw_decode(byte: u8) -> i16 {
+    let byte = !byte;
+    let exponent = (byte >> 4) & 0x07;
+    let mantissa = i32::from(byte & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    (if byte & 0x80 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }) as i16
+}
+
 /// Collects every RTP packet sent to its port until stopped.
-struct Receiver {
-    port: u16,
-    packets: Arc<Mutex<Vec<Arrival>>>,
+pub(crate) struct Receiver {
+    pub port: u16,
+    pub packets: Arc<Mutex<Vec<Arrival>>>,
     stop: Arc<AtomicBool>,
+    /// Its socket, to send from (a phone's RTP comes from where it receives).
+    pub socket: UdpSocket,
 }
 
 impl Receiver {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("a receiver port");
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         stamp_arrivals(&socket);
         let port = socket.local_addr().unwrap().port();
+        let sender = socket.try_clone().expect("the socket is cloned");
         let packets = Arc::new(Mutex::new(Vec::with_capacity(2_000_000)));
         let stop = Arc::new(AtomicBool::new(false));
         let (into, stopped) = (packets.clone(), stop.clone());
@@ -151,6 +181,7 @@ impl Receiver {
                     timestamp,
                     at,
                     kernel_ns,
+                    loud: loud(&buffer[12..n]),
                 });
             }
         });
@@ -158,7 +189,18 @@ impl Receiver {
             port,
             packets,
             stop,
+            socket: sender,
         }
+    }
+
+    /// The ports packets have come from.
+    pub fn source_ports(&self) -> std::collections::BTreeSet<u16> {
+        self.packets
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.source)
+            .collect()
     }
 
     fn sources(&self) -> usize {
@@ -187,7 +229,7 @@ impl Drop for Receiver {
 }
 
 /// Kills the child when dropped.
-struct Running(Child);
+pub(crate) struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -196,7 +238,7 @@ impl Drop for Running {
     }
 }
 
-fn sipp(dir: &Path, args: &[&str]) -> Running {
+pub(crate) fn sipp(dir: &Path, args: &[&str]) -> Running {
     Running(
         Command::new("sipp")
             .args(args)
@@ -209,8 +251,47 @@ fn sipp(dir: &Path, args: &[&str]) -> Running {
     )
 }
 
+/// `target/release/teleapi-local` with the SIP/RTP worker on `sip_port` (and `more`
+/// arguments): the process, its pid and its account's API base.
+pub(crate) fn start_local(sip_port: u16, more: &[&str]) -> (Running, u32, String) {
+    use std::io::BufRead;
+    let binary = workspace().join("target/release/teleapi-local");
+    let mut local = Command::new(&binary)
+        .args(["--listen", "127.0.0.1:0", "--sip"])
+        .arg(format!("127.0.0.1:{sip_port}"))
+        .args(["--rtp-ports", "32000-35999", "--sip-rate", "5000"])
+        .args(more)
+        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
+        .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("target/release/teleapi-local (tests/bench builds it)");
+    let pid = local.id();
+    let stdout = local.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let base = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        })
+        .expect("teleapi-local says where it listens");
+    // Keep reading, so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (
+        Running(local),
+        pid,
+        format!("{base}/call/2012-04-24/Accounts/{SID}"),
+    )
+}
+
 /// CPU seconds the process has used, and its resident memory in KiB.
-fn usage(pid: u32) -> (f64, u64) {
+pub(crate) fn usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -310,39 +391,7 @@ pub async fn media(rows: &mut Vec<Row>) {
         )),
     );
 
-    let binary = workspace().join("target/release/teleapi-local");
-    let mut local = Command::new(&binary)
-        .args(["--listen", "127.0.0.1:0", "--sip"])
-        .arg(format!("127.0.0.1:{sip_port}"))
-        .args(["--rtp-ports", "32000-35999", "--sip-rate", "5000"])
-        .env("TELEAPI_DEV_ACCOUNT_SID", SID)
-        .env("TELEAPI_DEV_AUTH_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("target/release/teleapi-local (tests/bench builds it)");
-    let pid = local.id();
-    let base = {
-        use std::io::BufRead;
-        let stdout = local.stdout.take().unwrap();
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let base = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.split("listening on ")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .map(str::to_owned)
-            })
-            .expect("teleapi-local says where it listens");
-        // Keep reading, so that it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        base
-    };
-    let _local = Running(local);
-    let api = format!("{base}/call/2012-04-24/Accounts/{SID}");
+    let (_local, pid, api) = start_local(sip_port, &[]);
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{api}/IncomingPhoneNumbers.json"))
