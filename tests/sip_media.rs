@@ -13,6 +13,9 @@ use teleapi_tests::phone::{free_port, rms, tone_level, write_wav};
 use teleapi_tests::sink::Reply;
 use teleapi_tests::ws::WsPeer;
 
+use teleapi_media::g711::Law;
+use teleapi_media::sound::dtmf_frequencies;
+
 use crate::sip_calls::{ALICE, BOB, CAROL, Media, dial, encode};
 
 /// How much of `samples` is the tone `hz`, 100 ms at a time (about 1 alone, 0.5 in an even mix
@@ -117,12 +120,7 @@ async fn a_pin_is_collected_from_events_and_from_tones() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut pin: Vec<i16> = vec![0; 8_000];
     for key in "5678".chars() {
-        let (low, high) = match key {
-            '5' => (770.0, 1_336.0),
-            '6' => (770.0, 1_477.0),
-            '7' => (852.0, 1_209.0),
-            _ => (852.0, 1_336.0),
-        };
+        let (low, high) = dtmf_frequencies(key).unwrap();
         let tone = |n: usize, hz: f64| (2.0 * std::f64::consts::PI * hz * n as f64 / 8_000.0).sin();
         pin.extend((0..960).map(|n| ((tone(n, low) + tone(n, high)) * 6_000.0) as i16));
         pin.extend(std::iter::repeat_n(0, 960));
@@ -370,7 +368,7 @@ async fn streams_carry_the_call_both_ways() {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(media["payload"].as_str().unwrap())
                     .unwrap();
-                samples.extend(bytes.iter().map(|b| mulaw_decode(*b)));
+                samples.extend(bytes.iter().map(|b| Law::Mu.decode(*b)));
                 arrivals.push(heard.at);
             }
         }
@@ -440,19 +438,6 @@ async fn streams_carry_the_call_both_ways() {
     assert_eq!(channels, 2);
     let caller: Vec<i16> = samples.iter().step_by(2).copied().collect();
     assert!(presence(&caller, ALICE) > 0.8, "Alice recorded");
-}
-
-/// G.711 μ-law to 16-bit linear.
-fn mulaw_decode(byte: u8) -> i16 {
-    let byte = !byte;
-    let exponent = (byte >> 4) & 0x07;
-    let mantissa = i32::from(byte & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    (if byte & 0x80 != 0 {
-        -magnitude
-    } else {
-        magnitude
-    }) as i16
 }
 
 /// The music of a room's `waitUrl` and a participant's `HoldUrl` (1.5 kHz), its beep (440 Hz)

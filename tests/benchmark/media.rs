@@ -126,22 +126,9 @@ fn loud(payload: &[u8]) -> bool {
     }
     let sum: f64 = payload
         .iter()
-        .map(|b| f64::from(mulaw_decode(*b)).powi(2))
+        .map(|b| f64::from(teleapi_media::g711::Law::Mu.decode(*b)).powi(2))
         .sum();
     (sum / payload.len() as f64).sqrt() > 500.0
-}
-
-/// G.711 μ-law to 16-bit linear.
-pub(crate) fn mulaw_decode(byte: u8) -> i16 {
-    let byte = !byte;
-    let exponent = (byte >> 4) & 0x07;
-    let mantissa = i32::from(byte & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    (if byte & 0x80 != 0 {
-        -magnitude
-    } else {
-        magnitude
-    }) as i16
 }
 
 /// Collects every RTP packet sent to its port until stopped.
