@@ -3,7 +3,8 @@
 //! its events are read off the events queue. Each case is a function of a [`Bench`]: a running
 //! worker, the application's RCML server, and the far end's phones. The simulated worker runs
 //! it ([`simulated`]: fake phones), and so does the SIP/RTP worker ([`sip`]: baresip phones and
-//! SIPp on loopback).
+//! SIPp on loopback): calls, busy and silent far ends, commands in order, redirects, draining;
+//! digits for a `<Gather>`, a recording, a conference room, a media stream.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,7 +129,10 @@ async fn sip() -> Bench {
         format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         low..=high,
     );
-    let (media, offered) = teleapi_media::start(&options, None).await.unwrap();
+    let recordings = dir.join("recordings");
+    std::fs::create_dir_all(&recordings).unwrap();
+    let store = Arc::new(teleapi_adapters::media::FileMedia::new(recordings));
+    let (media, offered) = teleapi_media::start(&options, Some(store)).await.unwrap();
     let simulator = Simulator::on_media(
         Arc::new(commands.clone()),
         |n| format!("worker-{n}.fifo"),
@@ -204,6 +208,19 @@ impl Bench {
             json!({"from": "+15551230001", "to": self.number(phone), "rcml": rcml, "timeout": 30});
         self.command(&call, "dial", 1, parameters, false).await;
         call
+    }
+
+    /// The far end of `call` presses `keys`.
+    async fn press(&self, call: &CallSid, keys: &str) {
+        match &self.far_ends {
+            None => assert!(
+                self.simulator.press(call, keys),
+                "the call is the simulator's"
+            ),
+            Some(far) => {
+                far.answers.command("sndcode", keys).await;
+            }
+        }
     }
 
     /// Reads events until one satisfies `found`; fails after 20 s naming what it saw.
@@ -400,6 +417,149 @@ async fn a_draining_worker_finishes_and_leaves(mut b: Bench) {
     );
 }
 
+/// Keys the far end presses reach a `<Gather>`, whose action receives them as `Digits`, the
+/// key that finished it as `FinishedOnKey`.
+async fn digits_reach_a_gather(mut b: Bench) {
+    b.app
+        .always("/keys", Reply::rcml("<Response><Hangup/></Response>"));
+    let rcml = format!(
+        "<Response><Gather numDigits=\"5\" action=\"{}\" timeout=\"10\"><Pause length=\"30\"/>\
+         </Gather></Response>",
+        b.app.url("/keys")
+    );
+    let call = b.dial(Phone::Answers, &rcml).await;
+    b.status(&call, "in-progress").await;
+    if b.far_ends.is_some() {
+        // A real far end's audio is flowing before it presses (the simulator's 30 s prompt
+        // is 0.3 s at its speed: it presses at once).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    b.press(&call, "42#").await;
+    b.status(&call, "completed").await;
+    let fetched = b.app.received_at("/keys");
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].params["Digits"], "42");
+    assert_eq!(fetched[0].params["FinishedOnKey"], "#");
+}
+
+/// A recording started and stopped by commands is reported started, then completed with its
+/// media and a duration true to the time recorded.
+async fn a_recording_is_started_and_stopped(mut b: Bench) {
+    let call = b
+        .dial(
+            Phone::Answers,
+            "<Response><Pause length=\"600\"/></Response>",
+        )
+        .await;
+    b.status(&call, "in-progress").await;
+    let recording = teleapi_domain::RecordingSid::generate();
+    let spec = json!({"recording": {
+        "recording_sid": recording, "channels": "dual", "track": "both",
+        "trim": "do-not-trim", "source": "StartCallRecordingAPI",
+    }});
+    b.command(&call, "recording.start", 2, spec, true).await;
+    b.until("recording.started", |e| e["type"] == "recording.started")
+        .await;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let stop = json!({"recording_sid": recording, "recording_status": "stopped"});
+    b.command(&call, "recording.update", 3, stop, true).await;
+    let done = b
+        .until("the recording's end", |e| {
+            e["type"] == "recording.status" && e["status"] != "in-progress"
+        })
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["duration"], 2, "{done}");
+    assert!(!done["media_url"].as_str().unwrap_or_default().is_empty());
+    b.command(&call, "hangup", 4, json!({}), true).await;
+    b.status(&call, "completed").await;
+}
+
+/// Two calls join a room: it is created, both join, it starts; when both hang up it ends,
+/// after each has left.
+async fn a_room_starts_and_ends(mut b: Bench) {
+    let room = "<Response><Dial><Conference>standup</Conference></Dial></Response>";
+    let (one, two) = (
+        b.dial(Phone::Answers, room).await,
+        b.dial(Phone::Answers, room).await,
+    );
+    for call in [&one, &two] {
+        b.until("a participant", |e| {
+            e["type"] == "participant.joined" && e["participant"]["call_sid"] == call.as_str()
+        })
+        .await;
+    }
+    let created = b
+        .until("the room", |e| e["type"] == "conference.created")
+        .await;
+    assert_eq!(created["friendly_name"], "standup");
+    b.until("the start", |e| e["type"] == "conference.started")
+        .await;
+    for (call, seq) in [(&one, 2), (&two, 2)] {
+        b.command(call, "hangup", seq, json!({}), true).await;
+    }
+    let ended = b
+        .until("the end", |e| e["type"] == "conference.ended")
+        .await;
+    assert_eq!(ended["reason"], "last-participant-left");
+    let left = b
+        .seen
+        .iter()
+        .filter(|e| e["type"] == "participant.left")
+        .count();
+    assert_eq!(left, 2);
+}
+
+/// A stream started by a command connects to the application's WebSocket, sends the call's
+/// audio in 20 ms frames of μ-law, and stops when told.
+async fn a_stream_carries_the_call(mut b: Bench) {
+    let peer = teleapi_tests::ws::WsPeer::start().await;
+    let call = b
+        .dial(
+            Phone::Answers,
+            "<Response><Pause length=\"600\"/></Response>",
+        )
+        .await;
+    b.status(&call, "in-progress").await;
+    let stream = teleapi_domain::StreamSid::generate();
+    let spec = json!({"stream": {
+        "stream_sid": stream, "url": peer.url("/media"), "track": "inbound_track",
+        "parameters": {},
+    }});
+    b.command(&call, "stream.start", 2, spec, true).await;
+    b.until("stream.started", |e| e["type"] == "stream.started")
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.command(&call, "stream.stop", 3, json!({"stream_sid": stream}), true)
+        .await;
+    b.until("stream.stopped", |e| e["type"] == "stream.stopped")
+        .await;
+    // The peer reads on a task of its own: its `stop` may still be on the way.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !peer.heard("/media")[0]
+        .iter()
+        .any(|h| h.message["event"] == "stop")
+    {
+        assert!(Instant::now() < deadline, "the peer never heard `stop`");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let heard = &peer.heard("/media")[0];
+    let frames: Vec<&serde_json::Value> = heard
+        .iter()
+        .map(|h| &h.message)
+        .filter(|m| m["event"] == "media")
+        .collect();
+    assert!(frames.len() >= 20, "{} frames in 600 ms", frames.len());
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(frames[0]["media"]["payload"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(payload.len(), 160, "20 ms of μ-law");
+    assert_eq!(heard.last().unwrap().message["event"], "stop");
+    b.command(&call, "hangup", 4, json!({}), true).await;
+    b.status(&call, "completed").await;
+}
+
 /// The contract, run against the simulated worker.
 mod simulator {
     macro_rules! simulated {
@@ -419,6 +579,10 @@ mod simulator {
         commands_apply_in_order,
         a_redirect_runs_new_rcml_at_once,
         a_draining_worker_finishes_and_leaves,
+        digits_reach_a_gather,
+        a_recording_is_started_and_stopped,
+        a_room_starts_and_ends,
+        a_stream_carries_the_call,
     );
 }
 
@@ -441,5 +605,9 @@ mod sip {
         commands_apply_in_order,
         a_redirect_runs_new_rcml_at_once,
         a_draining_worker_finishes_and_leaves,
+        digits_reach_a_gather,
+        a_recording_is_started_and_stopped,
+        a_room_starts_and_ends,
+        a_stream_carries_the_call,
     );
 }
