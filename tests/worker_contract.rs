@@ -560,6 +560,36 @@ async fn a_stream_carries_the_call(mut b: Bench) {
     b.status(&call, "completed").await;
 }
 
+/// An RCML answer larger than a megabyte is not read: the fetch fails (`rcml.failed`, 11200)
+/// and the call waits for the control plane.
+async fn a_document_too_large_is_refused(mut b: Bench) {
+    let huge = format!(
+        "<Response><Say>{}</Say></Response>",
+        "word ".repeat(300_000)
+    );
+    b.app.always("/huge", Reply::rcml(&huge));
+    let rcml = format!(
+        "<Response><Redirect>{}</Redirect></Response>",
+        b.app.url("/huge")
+    );
+    let call = b.dial(Phone::Answers, &rcml).await;
+    let failed = b
+        .until("rcml.failed", |e| {
+            e["call_sid"] == call.as_str() && e["type"] == "rcml.failed"
+        })
+        .await;
+    assert_eq!(failed["error_code"], 11200, "{failed}");
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("larger than"),
+        "{failed}"
+    );
+    b.command(&call, "hangup", 2, json!({}), true).await;
+    b.status(&call, "completed").await;
+}
+
 /// The contract, run against the simulated worker.
 mod simulator {
     macro_rules! simulated {
@@ -583,6 +613,7 @@ mod simulator {
         a_recording_is_started_and_stopped,
         a_room_starts_and_ends,
         a_stream_carries_the_call,
+        a_document_too_large_is_refused,
     );
 }
 
@@ -609,5 +640,6 @@ mod sip {
         a_recording_is_started_and_stopped,
         a_room_starts_and_ends,
         a_stream_carries_the_call,
+        a_document_too_large_is_refused,
     );
 }

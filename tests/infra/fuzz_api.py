@@ -102,7 +102,7 @@ def main():
             "--phases", "coverage,fuzzing",
             "--max-examples", "15",
             "--seed", "20261124",
-            "--max-time", "120",
+            "--max-time", "60",
             "--report", "junit",
             "--report-dir", os.environ.get("FUZZ_REPORT_DIR", "/tmp/teleapi-fuzz"),
         ]

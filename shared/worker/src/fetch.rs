@@ -19,9 +19,38 @@ use tokio::time::Instant;
 use crate::media::LegInfo;
 use crate::shared::Shared;
 
+/// The largest RCML document a worker reads: a larger answer fails its fetch (11200), so that an
+/// application cannot fill a worker's memory. (Twilio's own limit for a TwiML document is
+/// 64 KB; a megabyte leaves room for long `<Say>` texts.)
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The body of `response`, if it holds at most `max` bytes: read as it comes, and given up as
+/// soon as it is larger.
+pub(crate) async fn bounded_body(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    let larger = || format!("the answer is larger than {max} bytes");
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(larger());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer failed: {e}"))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(larger());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Requests a document with the call's parameters (Twilio's): its text, or Twilio's code
 /// for what went wrong (11205: no connection, or none in time; 11206: an answer that is not
-/// HTTP; 11200: no 2xx answer) and why. Reports the request and its answer as
+/// HTTP; 11200: no 2xx answer, or one larger than [`MAX_DOCUMENT_BYTES`]) and why. Reports the request and its answer as
 /// `http.request`, for the call's log.
 pub(crate) async fn fetch(
     shared: &Shared,
@@ -83,11 +112,14 @@ pub(crate) async fn fetch(
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response
-            .text()
+        let body = bounded_body(response, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| (11200, format!("reading the answer failed: {e}")))?;
-        Ok((status, content_type, body))
+            .map_err(|why| (11200, why))?;
+        Ok((
+            status,
+            content_type,
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
     }
     .await;
     let mut logged = LoggedResponse {

@@ -471,12 +471,9 @@ fn play(
     });
 }
 
-/// The largest document a room's music or announcement may be.
-const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
-
 /// What an answer for a room says to play: an audio file is played from `url`; an RCML
 /// document's first `<Play>` or `<Say>` (a relative `<Play>` against `url`). Music loops.
-async fn prompt_of(mut answer: reqwest::Response, url: &str, music: bool) -> Option<Prompt> {
+async fn prompt_of(answer: reqwest::Response, url: &str, music: bool) -> Option<Prompt> {
     let content_type = answer
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -490,13 +487,9 @@ async fn prompt_of(mut answer: reqwest::Response, url: &str, music: bool) -> Opt
             loops: loops(1),
         });
     }
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = answer.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return None;
-        }
-    }
+    let body = crate::fetch::bounded_body(answer, crate::fetch::MAX_DOCUMENT_BYTES)
+        .await
+        .ok()?;
     let (verbs, _) = rcml::parse(std::str::from_utf8(&body).ok()?).ok()?;
     verbs.into_iter().find_map(|verb| match verb {
         Verb::Prompt(Prompt::Play {
