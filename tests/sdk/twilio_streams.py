@@ -1,11 +1,13 @@
 """Twilio's official Python helper library drives the media streams of a live call on a running
 teleapi-local (unchanged but for where its HTTP client sends requests), and a WebSocket server
 written with the `websockets` library, as a Python voice bot would be, checks what it receives:
-`connected`, `start` with the call's sids and the custom parameters, 20 ms `media`, `stop`.
+`connected`, `start` with the call's sids and the custom parameters, `media` of 20 ms each,
+`stop`.
 
 Usage: twilio_streams.py TELEAPI_LOCAL_BINARY
 """
 
+import base64
 import json
 import sys
 import threading
@@ -59,10 +61,13 @@ def stream_a_call(client, bot):
     assert (start["callSid"], start["streamSid"], start["accountSid"]) == (call.sid, stream.sid, SID), start
     assert start["customParameters"] == {"customer": "42"} and start["tracks"] == ["inbound"], start
     assert start["mediaFormat"] == {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-    media = [(at, m) for at, m in messages if m["event"] == "media"]
-    assert [m["media"]["chunk"] for _, m in media] == [str(n + 1) for n in range(len(media))]
-    mean = (media[-1][0] - media[0][0]) * 1000 / (len(media) - 1)
-    assert abs(mean - 20) < 3, f"{mean} ms between media messages"
+    media = [m for _, m in messages if m["event"] == "media"]
+    assert [m["media"]["chunk"] for m in media] == [str(n + 1) for n in range(len(media))]
+    # 20 ms of audio each, by the stream's clock. (Their pace in real time is measured by
+    # `tests/bench media`, not asserted here: this thread's reading of them is at the mercy of
+    # the machine's scheduling, and once read 25 frames at once after a pause.)
+    assert [m["media"]["timestamp"] for m in media] == [str(20 * n) for n in range(len(media))]
+    assert all(len(base64.b64decode(m["media"]["payload"])) == 160 for m in media)
     client.calls(call.sid).update(status="completed")
 
 
