@@ -223,6 +223,14 @@ impl Bench {
         }
     }
 
+    /// A call to the far end that answers, held in progress (a ten-minute pause).
+    async fn held_call(&mut self) -> CallSid {
+        let hold = "<Response><Pause length=\"600\"/></Response>";
+        let call = self.dial(Phone::Answers, hold).await;
+        self.status(&call, "in-progress").await;
+        call
+    }
+
     /// Reads events until one satisfies `found`; fails after 20 s naming what it saw.
     async fn until(&mut self, what: &str, found: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -313,13 +321,7 @@ async fn the_far_end_is_busy_or_does_not_answer(mut b: Bench) {
 /// delivered again is ignored, a call that ended refuses the rest (`call-ended`), and a call the
 /// worker never had is refused on its own queue.
 async fn commands_apply_in_order(mut b: Bench) {
-    let call = b
-        .dial(
-            Phone::Answers,
-            "<Response><Pause length=\"600\"/></Response>",
-        )
-        .await;
-    b.status(&call, "in-progress").await;
+    let call = b.held_call().await;
     b.command(&call, "mute", 3, json!({}), true).await;
     b.until("mute applied", |e| e["intent_sid"] == intent(3))
         .await;
@@ -393,13 +395,7 @@ async fn a_redirect_runs_new_rcml_at_once(mut b: Bench) {
 /// A worker that drains takes no new call from the shared queue, lets its calls end, says it is
 /// draining, and then leaves.
 async fn a_draining_worker_finishes_and_leaves(mut b: Bench) {
-    let call = b
-        .dial(
-            Phone::Answers,
-            "<Response><Pause length=\"600\"/></Response>",
-        )
-        .await;
-    b.status(&call, "in-progress").await;
+    let call = b.held_call().await;
     let worker = b.simulator.first();
     worker.drain();
     b.until("a draining heartbeat", |e| {
@@ -445,13 +441,7 @@ async fn digits_reach_a_gather(mut b: Bench) {
 /// A recording started and stopped by commands is reported started, then completed with its
 /// media and a duration true to the time recorded.
 async fn a_recording_is_started_and_stopped(mut b: Bench) {
-    let call = b
-        .dial(
-            Phone::Answers,
-            "<Response><Pause length=\"600\"/></Response>",
-        )
-        .await;
-    b.status(&call, "in-progress").await;
+    let call = b.held_call().await;
     let recording = teleapi_domain::RecordingSid::generate();
     let spec = json!({"recording": {
         "recording_sid": recording, "channels": "dual", "track": "both",
@@ -514,13 +504,7 @@ async fn a_room_starts_and_ends(mut b: Bench) {
 /// audio in 20 ms frames of μ-law, and stops when told.
 async fn a_stream_carries_the_call(mut b: Bench) {
     let peer = teleapi_tests::ws::WsPeer::start().await;
-    let call = b
-        .dial(
-            Phone::Answers,
-            "<Response><Pause length=\"600\"/></Response>",
-        )
-        .await;
-    b.status(&call, "in-progress").await;
+    let call = b.held_call().await;
     let stream = teleapi_domain::StreamSid::generate();
     let spec = json!({"stream": {
         "stream_sid": stream, "url": peer.url("/media"), "track": "inbound_track",
