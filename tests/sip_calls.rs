@@ -216,6 +216,19 @@ impl Media {
         }
     }
 
+    /// Alice's phone (1 kHz) is called, and her RCML dials Bob's (2 kHz); once Bob's leg is in
+    /// progress, both phones and Alice's call.
+    pub(crate) async fn alice_calls_bob(&self) -> (Phone, Phone, String) {
+        let (alice, bob) = (
+            self.phone("alice", ALICE).await,
+            self.phone("bob", BOB).await,
+        );
+        self.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
+        let call = self.call(&alice.uri(), "/bob").await;
+        self.until_leg(&call, &bob.uri(), "in-progress").await;
+        (alice, bob, call)
+    }
+
     /// Waits for `call` to reach `status`.
     pub(crate) async fn until_status(&self, call: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -658,13 +671,7 @@ async fn an_mp3_is_heard_and_cached_as_http_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_and_unmute_are_heard() {
     let media = Media::start().await;
-    let (alice, bob) = (
-        media.phone("alice", ALICE).await,
-        media.phone("bob", BOB).await,
-    );
-    media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
-    let call = media.call(&alice.uri(), "/bob").await;
-    media.until_leg(&call, &bob.uri(), "in-progress").await;
+    let (alice, bob, call) = media.alice_calls_bob().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     media.modify(&call, "Mute=true").await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -16,7 +16,7 @@ use teleapi_tests::ws::WsPeer;
 use teleapi_media::g711::Law;
 use teleapi_media::sound::dtmf_frequencies;
 
-use crate::sip_calls::{ALICE, BOB, CAROL, Media, dial, encode};
+use crate::sip_calls::{ALICE, BOB, CAROL, Media, encode};
 
 /// How much of `samples` is the tone `hz`, 100 ms at a time (about 1 alone, 0.5 in an even mix
 /// of two, near 0 when absent), over the windows that are sound.
@@ -222,13 +222,7 @@ async fn completed(media: &Media, recording: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_hold_what_the_parties_said() {
     let media = Media::start().await;
-    let (alice, bob) = (
-        media.phone("alice", ALICE).await,
-        media.phone("bob", BOB).await,
-    );
-    media.app.always("/bob", Reply::rcml(&dial(&bob.uri())));
-    let call = media.call(&alice.uri(), "/bob").await;
-    media.until_leg(&call, &bob.uri(), "in-progress").await;
+    let (alice, bob, call) = media.alice_calls_bob().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let recordings = format!("{}/{call}/Recordings", media.calls());
     let current = format!("{recordings}/Twilio.CURRENT.json");
