@@ -1,0 +1,181 @@
+use super::*;
+use teleapi_domain::conference::{ConferenceCallback, ConferenceCallbackEvent};
+use teleapi_domain::{AddressPolicy, WebhookUrl};
+
+#[test]
+fn parses_the_demo_verbs() {
+    let document = r#"<?xml version="1.0"?>
+        <Response>
+          <Say>Please hold while we connect you</Say>
+          <Pause length="2"/>
+          <Play loop="2">https://app.example.com/hold.mp3</Play>
+          <Dial timeout="20"><Client>bob</Client></Dial>
+          <Dial><Sip>sip:carol@pbx.example.com</Sip></Dial>
+          <Dial>+15557654321</Dial>
+          <Dial><Conference>room-1</Conference></Dial>
+          <Dial><Conference muted="true" startConferenceOnEnter="false" endConferenceOnExit="true" participantLabel="agent" coach="CA0123456789abcdef0123456789abcdef" statusCallback="https://app.example.com/conference" statusCallbackMethod="GET" statusCallbackEvent="join leave,mute" beep="onExit">room-2</Conference></Dial>
+          <Redirect method="GET">https://app.example.com/next?a=1&amp;b=2</Redirect>
+          <Gather numDigits="4" action="/pin" timeout="10"><Say>Your PIN</Say></Gather>
+          <Play digits="12w#"/>
+          <Reject reason="busy"/>
+          <Hangup/>
+        </Response>"#;
+    let (verbs, warnings) = parse(document).unwrap();
+    assert_eq!(warnings, [], "every verb is run as it is written");
+    assert_eq!(
+        verbs,
+        [
+            Verb::Prompt(Prompt::Say {
+                text: "Please hold while we connect you".into(),
+                voice: None,
+                language: None,
+                loops: 1
+            }),
+            Verb::Prompt(Prompt::Pause { seconds: 2 }),
+            Verb::Prompt(Prompt::Play {
+                url: "https://app.example.com/hold.mp3".into(),
+                loops: 2
+            }),
+            Verb::Dial {
+                target: DialTarget::Leg("client:bob".into()),
+                timeout: 20
+            },
+            Verb::Dial {
+                target: DialTarget::Leg("sip:carol@pbx.example.com".into()),
+                timeout: 30
+            },
+            Verb::Dial {
+                target: DialTarget::Leg("+15557654321".into()),
+                timeout: 30
+            },
+            Verb::Dial {
+                target: DialTarget::Conference(ConferenceNoun::named("room-1")),
+                timeout: 30
+            },
+            Verb::Dial {
+                target: DialTarget::Conference(ConferenceNoun {
+                    name: "room-2".into(),
+                    muted: true,
+                    start_conference_on_enter: false,
+                    end_conference_on_exit: true,
+                    label: Some("agent".into()),
+                    coach: Some("CA0123456789abcdef0123456789abcdef".into()),
+                    status_callback: Some(ConferenceCallback {
+                        url: WebhookUrl::parse(
+                            "https://app.example.com/conference",
+                            AddressPolicy::default(),
+                        )
+                        .unwrap(),
+                        method: Method::Get,
+                        events: vec![
+                            ConferenceCallbackEvent::Join,
+                            ConferenceCallbackEvent::Leave,
+                            ConferenceCallbackEvent::Mute,
+                        ],
+                    }),
+                    wait: None,
+                    beep_on_enter: false,
+                    beep_on_exit: true,
+                }),
+                timeout: 30
+            },
+            Verb::Redirect {
+                url: "https://app.example.com/next?a=1&b=2".into(),
+                method: Method::Get
+            },
+            Verb::Gather(GatherVerb {
+                prompt: Some(Prompt::Say {
+                    text: "Your PIN".into(),
+                    voice: None,
+                    language: None,
+                    loops: 1
+                }),
+                action: Some("/pin".into()),
+                method: Method::Post,
+                num_digits: Some(4),
+                finish_on_key: "#".into(),
+                timeout: 10.0,
+            }),
+            Verb::Prompt(Prompt::Digits("12w#".into())),
+            Verb::Reject { busy: true },
+            Verb::Hangup,
+        ]
+    );
+    assert!(parse("<Response><Say>unclosed</Response>").is_err());
+    assert!(parse("not xml").is_err());
+    assert_eq!(parse("<Response/>").unwrap(), (vec![], vec![]));
+    let (verbs, warnings) =
+        parse("<Response><Sya>typo</Sya><Hangup/><Frobnicate/></Response>").unwrap();
+    assert_eq!(verbs, [Verb::Hangup]);
+    assert_eq!(
+        warnings,
+        [Warning::skipped("Sya"), Warning::skipped("Frobnicate")],
+        "what a worker warns of (12200)"
+    );
+}
+
+/// Values a verb does not take: each a warning with Twilio's code, and the default instead.
+#[test]
+fn warns_of_values_a_verb_does_not_take() {
+    let document = r###"<Response>
+          <Say loop="twice">Hello</Say>
+          <Say/>
+          <Play loop="-1">music.mp3</Play>
+          <Pause length="soon"/>
+          <Gather numDigits="0" finishOnKey="##" timeout="1.5" method="PUT"><Dial>+15550000000</Dial></Gather>
+          <Dial timeout="0"><Conference muted="yes" startConferenceOnEnter="no" endConferenceOnExit="1" waitUrl="not a url" waitMethod="PUT" beep="sometimes">room</Conference></Dial>
+          <Dial><Conference/></Dial>
+          <Redirect method="PATCH">https://app.example.com/next</Redirect>
+        </Response>"###;
+    let (verbs, warnings) = parse(document).unwrap();
+    let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
+    assert_eq!(
+        codes,
+        [
+            13510, 13520, 13410, 13910, 13320, 13312, 13314, 13310, 13313, 13212, 13233, 12200,
+            13230, 13232, 13231, 13237, 13710
+        ]
+    );
+    assert_eq!(
+        warnings[0].message,
+        "Say: Invalid loop value \"twice\"; the default is used"
+    );
+    assert!(
+        warnings[10]
+            .message
+            .starts_with("Dial->Conference: Invalid waitUrl")
+    );
+    assert_eq!(
+        verbs,
+        [
+            Verb::Prompt(Prompt::Say {
+                text: "Hello".into(),
+                voice: None,
+                language: None,
+                loops: 1
+            }),
+            Verb::Prompt(Prompt::Play {
+                url: "music.mp3".into(),
+                loops: 1
+            }),
+            Verb::Prompt(Prompt::Pause { seconds: 1 }),
+            Verb::Gather(GatherVerb {
+                prompt: None,
+                action: None,
+                method: Method::Post,
+                num_digits: None,
+                finish_on_key: "#".into(),
+                timeout: 5.0,
+            }),
+            Verb::Dial {
+                target: DialTarget::Conference(ConferenceNoun::named("room")),
+                timeout: 30
+            },
+            Verb::Redirect {
+                url: "https://app.example.com/next".into(),
+                method: Method::Post
+            },
+        ],
+        "each with its defaults; the verbs without what they need are skipped"
+    );
+}
