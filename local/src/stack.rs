@@ -422,6 +422,7 @@ impl Stack {
             ),
             None => description,
         };
+        options.simulator.public_url = options.public_url.clone();
         let simulator = Simulator::on_media(
             queues.commands.clone(),
             |n| worker_urls[n - 1].clone(),

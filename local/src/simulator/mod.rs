@@ -47,6 +47,9 @@ pub struct SimulatorConfig {
     pub recordings_dir: PathBuf,
     /// How many workers run (`--workers`).
     pub workers: usize,
+    /// Where the API is reached, for the `RecordingUrl` the workers give an action URL (the
+    /// stack sets it).
+    pub public_url: String,
 }
 
 /// Where a local stack keeps recordings unless told otherwise.
@@ -63,6 +66,7 @@ impl Default for SimulatorConfig {
             heartbeat: HEARTBEAT_INTERVAL,
             recordings_dir: default_recordings_dir(),
             workers: 1,
+            public_url: String::new(),
         }
     }
 }
@@ -391,6 +395,7 @@ impl Simulator {
             let mut worker_config = WorkerConfig::new(id);
             worker_config.heartbeat = config.heartbeat;
             worker_config.time_scale = config.speed;
+            worker_config.public_url = config.public_url.clone();
             let queues = WorkerQueues {
                 commands: commands.clone(),
                 own_url: own_url(n),

@@ -231,6 +231,7 @@ async fn apply(
         .map_err(|err| match err {
             PlanError::State(state) => ApiError::ConferenceState(state),
             PlanError::Invalid(invalid) => ApiError::InvalidParameter(invalid),
+            PlanError::NoSuchParticipant(call) => ApiError::NotFound(call),
         })?;
         let (status, resource) = answer(&planned, &change);
         let record = key.as_ref().map(|key| {

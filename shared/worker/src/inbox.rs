@@ -54,8 +54,8 @@ pub(crate) enum Message {
     Run(Source),
     /// From a dialled leg: it answered.
     LegAnswered(CallSid),
-    /// From a dialled leg: it ended.
-    LegEnded(CallSid),
+    /// From a dialled leg: it ended, so.
+    LegEnded(CallSid, teleapi_domain::CallStatus),
     /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
     ConferenceEnded(ConferenceSid),
     /// From one of the leg's streams: it is over.
@@ -80,5 +80,9 @@ pub(crate) enum Start {
     Dialled {
         timeout: Duration,
         parent: mpsc::UnboundedSender<Message>,
+        /// `<Number url>`: what the leg runs once answered, before it is connected.
+        whisper: Option<Source>,
+        /// `<Number sendDigits>`: sent once answered.
+        digits: Option<String>,
     },
 }

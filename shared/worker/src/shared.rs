@@ -75,6 +75,9 @@ pub struct WorkerConfig {
     pub capacity: u32,
     /// How long an RCML fetch may take before it counts as failed (11205).
     pub fetch_timeout: Duration,
+    /// Where the API is reached (`TELEAPI_PUBLIC_URL`), for the `RecordingUrl` an action URL
+    /// is given; relative to the API's host if empty.
+    pub public_url: String,
 }
 
 impl WorkerConfig {
@@ -85,6 +88,7 @@ impl WorkerConfig {
             time_scale: 1.0,
             capacity: 10_000,
             fetch_timeout: Duration::from_secs(10),
+            public_url: String::new(),
         }
     }
 }

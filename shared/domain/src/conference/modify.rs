@@ -367,6 +367,9 @@ pub enum ConferenceChangeRequest {
 pub enum PlanError {
     #[error(transparent)]
     State(#[from] ConferenceStateError),
+    /// The call was never a participant of the conference (404, as its `GET` answers).
+    #[error("The participant {0} was not found in the conference")]
+    NoSuchParticipant(String),
     #[error(transparent)]
     Invalid(#[from] InvalidParameter),
 }
@@ -396,10 +399,20 @@ pub fn plan(
     if conference.status == ConferenceStatus::Completed {
         return Err(ConferenceStateError::Ended(conference.sid.to_string()).into());
     }
+    // The participant named: connected, else 409 if it left, 404 if it never joined.
     let present = |sid: &CallSid| {
         participants
             .iter()
             .find(|p| p.state.call_sid == *sid && p.status == ParticipantStatus::Connected)
+    };
+    let named = |sid: &CallSid| {
+        present(sid).ok_or_else(|| {
+            if participants.iter().any(|p| p.state.call_sid == *sid) {
+                PlanError::from(ConferenceStateError::ParticipantLeft(sid.to_string()))
+            } else {
+                PlanError::NoSuchParticipant(sid.to_string())
+            }
+        })
     };
     let mut next = conference.clone();
     next.seq += 1;
@@ -407,8 +420,7 @@ pub fn plan(
     let mut parameters = CommandParametersBuilder::default();
     let (kind, action, call_parameters, participant) = match request {
         ConferenceChangeRequest::Participant(call_sid, update) => {
-            let stored = present(call_sid)
-                .ok_or_else(|| ConferenceStateError::ParticipantLeft(call_sid.to_string()))?;
+            let stored = named(call_sid)?;
             let mut after = stored.clone();
             let state = &mut after.state;
             if let Some(muted) = update.muted {
@@ -457,8 +469,7 @@ pub fn plan(
             )
         }
         ConferenceChangeRequest::Remove(call_sid) => {
-            present(call_sid)
-                .ok_or_else(|| ConferenceStateError::ParticipantLeft(call_sid.to_string()))?;
+            named(call_sid)?;
             parameters.0.call_sid = Some(call_sid.clone());
             (
                 ConferenceCommandType::ParticipantRemove,
@@ -692,10 +703,10 @@ mod tests {
             &conference,
             &ConferenceChangeRequest::Remove(stranger.clone()),
         );
-        assert!(matches!(
-            left,
-            Err(PlanError::State(ConferenceStateError::ParticipantLeft(_)))
-        ));
+        assert!(
+            matches!(left, Err(PlanError::NoSuchParticipant(_))),
+            "never a participant: 404"
+        );
         for coached in [&agent, &stranger] {
             let update = ParticipantUpdate {
                 coaching: Some(true),

@@ -95,3 +95,13 @@ pub fn recording_path(recording: &Recording) -> String {
         recording.sid
     )
 }
+
+/// Where the API serves a recording, absolute (`public_url`: where the API is reached), as
+/// Twilio's `RecordingUrl` is.
+pub fn recording_url(public_url: &str, account_sid: &AccountSid, sid: &RecordingSid) -> String {
+    format!(
+        "{}/call/{}/Accounts/{account_sid}/Recordings/{sid}",
+        public_url.trim_end_matches('/'),
+        crate::API_VERSION,
+    )
+}

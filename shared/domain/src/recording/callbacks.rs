@@ -37,11 +37,7 @@ pub fn callback(
     p.insert("RecordingSid".to_owned(), recording.sid.to_string());
     p.insert(
         "RecordingUrl".to_owned(),
-        format!(
-            "{}{}",
-            public_url.trim_end_matches('/'),
-            recording_path(recording)
-        ),
+        recording_url(public_url, &recording.account_sid, &recording.sid),
     );
     p.insert("RecordingStatus".to_owned(), status.as_str().to_owned());
     p.insert(

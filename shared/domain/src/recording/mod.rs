@@ -96,6 +96,10 @@ words!(
     RecordingSource {
         StartCallRecordingApi = "StartCallRecordingAPI",
         OutboundApi = "OutboundAPI",
+        /// `<Dial record>`.
+        DialVerb = "DialVerb",
+        /// `<Record>`.
+        RecordVerb = "RecordVerb",
     }
 );
 

@@ -151,4 +151,29 @@ impl Leg {
             self.emit(event).await;
         }
     }
+
+    /// Ends the recording in progress and reports its media; what an action URL is told of it
+    /// (`RecordingUrl`, `RecordingSid`, `RecordingDuration`, as on Twilio).
+    pub(super) async fn stop_recording_for_action(&mut self) -> Vec<(&'static str, String)> {
+        let Some(recorder) = self.recorder.take() else {
+            return Vec::new();
+        };
+        let sid = recorder.spec.recording_sid.clone();
+        let event = recorder.stop().await;
+        let duration = match &event {
+            EventKind::RecordingChanged { duration, .. } => duration.unwrap_or(0),
+            _ => 0,
+        };
+        self.emit(event).await;
+        let url = teleapi_domain::recording::recording_url(
+            &self.shared.config.public_url,
+            &self.info.account_sid,
+            &sid,
+        );
+        vec![
+            ("RecordingUrl", url),
+            ("RecordingSid", sid.to_string()),
+            ("RecordingDuration", duration.to_string()),
+        ]
+    }
 }

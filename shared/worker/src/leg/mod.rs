@@ -8,6 +8,7 @@
 //! whatever it waits on.
 
 mod capture;
+mod dial;
 mod program;
 
 use std::time::Duration;
@@ -16,8 +17,8 @@ use teleapi_domain::recording::RecordingSpec;
 use teleapi_domain::wire::command::{Command, CommandType};
 use teleapi_domain::wire::event::EventKind;
 use teleapi_domain::{
-    CallSid, CallStatus, ConferenceSid, HangupStatus, IntentSid, Method, StreamSid, Timestamp,
-    WebhookUrl,
+    CallSid, CallStatus, ConferenceSid, Direction, HangupStatus, IntentSid, Method, StreamSid,
+    Timestamp, WebhookUrl,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -34,8 +35,9 @@ use crate::streams::StreamHandle;
 enum Wait {
     /// A prompt to end.
     Playing(PlayId),
-    /// A dialled leg, ringing then connected, until it or this leg hangs up.
-    Leg(CallSid),
+    /// A `<Dial>` of legs ([`Leg::dialling`]): ringing, then connected until `until` (its
+    /// `timeLimit`) at most.
+    Dial { until: Option<Instant> },
     /// A conference room, until it ends, or the leg is hung up or redirected.
     Conference(ConferenceSid),
     /// A bidirectional stream (`<Connect><Stream>`), until it closes.
@@ -69,10 +71,12 @@ pub(crate) struct Leg {
     pc: usize,
     wait: Wait,
     plays: u64,
-    /// The leg this one dialled, and how to reach it.
-    dialled: Option<(CallSid, mpsc::UnboundedSender<Message>)>,
+    /// The `<Dial>` of legs in progress.
+    dialling: Option<dial::Dialling>,
     /// The leg that dialled this one.
     parent: Option<mpsc::UnboundedSender<Message>>,
+    /// A dialled leg running its `<Number url>` before it is connected: connected at its end.
+    screening: bool,
     /// The conference the leg is in.
     conference: Option<ConferenceSid>,
     /// What to run once answered.
@@ -114,8 +118,9 @@ impl Leg {
             pc: 0,
             wait: Wait::Idle,
             plays: 0,
-            dialled: None,
+            dialling: None,
             parent: None,
+            screening: false,
             conference: None,
             pending: None,
             record_on_answer: None,
@@ -213,27 +218,13 @@ impl Leg {
                 self.shared.media.attach(&self.info, self.inputs());
                 self.status = CallStatus::Ringing;
                 self.report_status().await;
-                // An inbound call's RCML is fetched while it rings; <Reject> never answers.
-                match self.load(&source).await {
-                    Some(verbs) if matches!(verbs.first(), Some(Verb::Reject { .. })) => {
-                        let busy = matches!(verbs.first(), Some(Verb::Reject { busy: true }));
-                        self.shared.media.reject(self.sid(), busy);
-                        self.rejected = true;
-                        self.end(if busy {
-                            CallStatus::Busy
-                        } else {
-                            CallStatus::NoAnswer
-                        })
-                        .await;
-                    }
-                    Some(verbs) => {
-                        self.shared.media.answer(self.sid()).await;
-                        self.answered().await;
-                        self.program = verbs;
-                        self.pc = 0;
-                        self.advance().await;
-                    }
-                    None => {}
+                // An inbound call's RCML is fetched while it rings, and it is answered by the
+                // first verb that needs it: never by `<Reject>`, and by `<Dial answerOnBridge>`
+                // only once a dialled leg answers.
+                if let Some(verbs) = self.load(&source).await {
+                    self.program = verbs;
+                    self.pc = 0;
+                    self.advance().await;
                 }
             }
             Start::Outbound {
@@ -247,8 +238,16 @@ impl Leg {
                 self.digits_on_answer = intent.parameters.send_digits.clone();
                 self.ring(timeout).await;
             }
-            Start::Dialled { timeout, parent } => {
+            Start::Dialled {
+                timeout,
+                parent,
+                whisper,
+                digits,
+            } => {
                 self.parent = Some(parent);
+                self.screening = whisper.is_some();
+                self.pending = whisper;
+                self.digits_on_answer = digits;
                 self.ring(timeout).await;
             }
         }
@@ -298,7 +297,7 @@ impl Leg {
         while !self.status.is_final() {
             let deadline = match &self.wait {
                 Wait::Ringing { until } => Some(*until),
-                Wait::Gather { until, .. } => *until,
+                Wait::Gather { until, .. } | Wait::Dial { until } => *until,
                 _ => None,
             };
             let message = match deadline {
@@ -330,6 +329,11 @@ impl Leg {
                 self.wait = gather;
                 self.gathered(String::new()).await;
             }
+            Wait::Dial { .. } => {
+                // The time limit: the connected leg is hung up, and the dial ends with it.
+                self.wait = Wait::Dial { until: None };
+                self.end_connected();
+            }
             other => self.wait = other,
         }
     }
@@ -339,10 +343,13 @@ impl Leg {
             LegInput::Answered if matches!(self.wait, Wait::Ringing { .. }) => {
                 self.wait = Wait::Idle;
                 self.answered().await;
-                if let Some(parent) = &self.parent {
+                if !self.screening
+                    && let Some(parent) = &self.parent
+                {
                     let _ = parent.send(Message::LegAnswered(self.info.sid.clone()));
                 }
                 match self.pending.take() {
+                    // Its own RCML (a dialled leg: its `url`, before it is connected).
                     Some(source) => self.run(source).await,
                     // A dialled leg: connected to its parent, nothing of its own to run.
                     None => self.wait = Wait::Idle,
@@ -400,6 +407,7 @@ impl Leg {
             }
             Message::Run(source) => {
                 self.parent = None;
+                self.screening = false;
                 self.shared.media.unbridge(&self.info.sid);
                 self.run(source).await;
             }
@@ -418,20 +426,8 @@ impl Leg {
                     self.advance().await;
                 }
             }
-            Message::LegAnswered(sid) => {
-                if self.dialled.as_ref().is_some_and(|(d, _)| *d == sid) {
-                    self.shared.media.bridge(&self.info.sid, &sid);
-                }
-            }
-            Message::LegEnded(sid) => {
-                if self.dialled.as_ref().is_some_and(|(d, _)| *d == sid) {
-                    self.dialled = None;
-                    self.shared.media.unbridge(&self.info.sid);
-                    if matches!(&self.wait, Wait::Leg(s) if *s == sid) {
-                        self.advance().await;
-                    }
-                }
-            }
+            Message::LegAnswered(sid) => self.dialled_answered(sid).await,
+            Message::LegEnded(sid, status) => self.dialled_ended(sid, status).await,
             Message::Die => {}
         }
     }
@@ -518,19 +514,12 @@ impl Leg {
                     (None, None) => return,
                 };
                 self.applied(&command).await;
-                if self.status.is_unanswered() {
+                if self.status.is_unanswered() && self.info.direction != Direction::Inbound {
                     // Runs once the call is answered.
                     self.pending = Some(source);
                 } else {
-                    let move_leg = p.move_connected_call_leg == Some(true);
-                    if let Some((_, leg)) = self.dialled.take() {
-                        self.shared.media.unbridge(&self.info.sid);
-                        let _ = leg.send(if move_leg {
-                            Message::Run(source.clone())
-                        } else {
-                            Message::HangUp
-                        });
-                    }
+                    let moved = (p.move_connected_call_leg == Some(true)).then(|| source.clone());
+                    self.abandon_dial(moved);
                     self.run(source).await;
                 }
                 return;
@@ -573,13 +562,11 @@ impl Leg {
         if !self.rejected {
             self.shared.media.hang_up(&self.info.sid);
         }
-        if let Some((_, leg)) = self.dialled.take() {
-            let _ = leg.send(Message::HangUp);
-        }
         if let Some(parent) = self.parent.take() {
-            let _ = parent.send(Message::LegEnded(self.info.sid.clone()));
+            let _ = parent.send(Message::LegEnded(self.info.sid.clone(), status));
         }
         self.report_status().await;
+        self.finish_dial(Some(status)).await;
         // A recording ends with its call, and completes; its streams stop.
         self.stop_recording().await;
         for stream in &self.streams {

@@ -2,13 +2,12 @@
 //! and what a `<Gather>` collects.
 
 use super::*;
-use crate::inbox::{Source, Start};
-use crate::media::{LegInfo, PlayId, Prompt};
-use crate::rcml::{self, DialTarget, Verb};
-use std::time::Duration;
+use crate::inbox::Source;
+use crate::media::{PlayId, Prompt};
+use crate::rcml::{self, DialTarget, DialVerb, Verb};
 use teleapi_domain::call_log::LogLevel;
 use teleapi_domain::wire::event::EventKind;
-use teleapi_domain::{CallSid, CallStatus, Direction, Method};
+use teleapi_domain::{CallStatus, Direction, Method};
 use tokio::time::Instant;
 
 impl Leg {
@@ -29,6 +28,10 @@ impl Leg {
         for key in keys.chars() {
             for stream in &self.streams {
                 stream.dtmf(key);
+            }
+            if self.hangs_up_on(key) {
+                self.end_connected();
+                continue;
             }
             let Wait::Gather {
                 verb,
@@ -146,6 +149,24 @@ impl Leg {
         None
     }
 
+    /// An inbound call not answered yet: its first verbs decide whether it is.
+    fn ringing_inbound(&self) -> bool {
+        self.status == CallStatus::Ringing && self.info.direction == Direction::Inbound
+    }
+
+    /// A warning in the call's log (Twilio's code), about the document running.
+    pub(super) async fn warn(&self, code: u32, message: String) {
+        let kind = EventKind::CallNotification {
+            account_sid: self.info.account_sid.clone(),
+            level: LogLevel::Warning,
+            error_code: code,
+            message,
+            url: self.document.as_ref().map(|(url, _)| url.clone()),
+            method: self.document.as_ref().map(|(_, method)| *method),
+        };
+        self.emit(kind).await;
+    }
+
     /// Requests a document with the call's parameters (Twilio's), reporting the request.
     pub(super) async fn fetch(
         &self,
@@ -179,20 +200,57 @@ impl Leg {
     pub(super) async fn advance(&mut self) {
         while !self.status.is_final() {
             let Some(verb) = self.program.get(self.pc).cloned() else {
+                if self.screening {
+                    // A dialled leg's `url` ran to its end: it is connected now.
+                    self.screening = false;
+                    self.wait = Wait::Idle;
+                    if let Some(parent) = &self.parent {
+                        let _ = parent.send(Message::LegAnswered(self.info.sid.clone()));
+                    }
+                    return;
+                }
+                if self.ringing_inbound() {
+                    // A document that runs nothing for the caller still answers, and hangs up:
+                    // the call is `completed`, not left unanswered.
+                    self.shared.media.answer(self.sid()).await;
+                    self.answered().await;
+                }
                 self.end(CallStatus::Completed).await;
                 return;
             };
             self.pc += 1;
+            if self.ringing_inbound() {
+                match &verb {
+                    // Refused while it rings: never answered.
+                    Verb::Reject { busy } => {
+                        self.shared.media.reject(self.sid(), *busy);
+                        self.rejected = true;
+                        let status = if *busy {
+                            CallStatus::Busy
+                        } else {
+                            CallStatus::NoAnswer
+                        };
+                        self.end(status).await;
+                        return;
+                    }
+                    // Answered once a dialled leg is.
+                    Verb::Dial(dial) if dial.answer_on_bridge => {}
+                    _ => {
+                        self.shared.media.answer(self.sid()).await;
+                        self.answered().await;
+                    }
+                }
+            }
             match verb {
                 Verb::Prompt(prompt) => {
                     let id = self.play(prompt);
                     self.wait = Wait::Playing(id);
                     return;
                 }
-                Verb::Dial {
+                Verb::Dial(DialVerb {
                     target: DialTarget::Conference(noun),
                     ..
-                } => {
+                }) => {
                     let sid = self.rooms.join(
                         &self.shared,
                         &self.info.account_sid,
@@ -204,30 +262,22 @@ impl Leg {
                     self.wait = Wait::Conference(sid);
                     return;
                 }
-                Verb::Dial {
-                    target: DialTarget::Leg(to),
-                    timeout,
-                } => {
-                    // The caller's number is the dialled leg's caller ID, as on Twilio.
-                    let child = Leg::new(
-                        &self.shared,
-                        &self.rooms,
-                        LegInfo {
-                            sid: CallSid::generate(),
-                            account_sid: self.info.account_sid.clone(),
-                            from: self.info.from.clone(),
-                            to,
-                            direction: Direction::OutboundDial,
-                            parent: Some(self.info.sid.clone()),
-                        },
-                    );
-                    let sid = child.info.sid.clone();
-                    self.dialled = Some((sid.clone(), child.sender.clone()));
-                    child.spawn(Start::Dialled {
-                        timeout: Duration::from_secs(u64::from(timeout)),
-                        parent: self.sender.clone(),
-                    });
-                    self.wait = Wait::Leg(sid);
+                Verb::Dial(_) if self.screening => {
+                    let message = "Dial: a dialled party cannot dial before it is connected; \
+                                   skipped"
+                        .into();
+                    self.warn(13201, message).await;
+                }
+                Verb::Dial(
+                    verb @ DialVerb {
+                        target: DialTarget::Legs(_),
+                        ..
+                    },
+                ) => {
+                    let DialTarget::Legs(legs) = verb.target.clone() else {
+                        unreachable!("matched above")
+                    };
+                    self.dial(verb, legs).await;
                     return;
                 }
                 Verb::Redirect { url, method } => {

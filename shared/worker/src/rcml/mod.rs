@@ -38,10 +38,7 @@ pub struct StreamNoun {
 pub enum Verb {
     /// `<Say>`, `<Play>` (a URL or `digits`) and `<Pause>`: the call hears it to its end.
     Prompt(Prompt),
-    Dial {
-        target: DialTarget,
-        timeout: u32,
-    },
+    Dial(DialVerb),
     Redirect {
         url: String,
         method: Method,
@@ -173,7 +170,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
     // The verb being read (depth 1), its attributes, and the text and nouns inside it.
     let mut current: Option<(String, Option<BytesStart<'static>>)> = None;
     let mut text = String::new();
-    let mut noun: Option<Noun> = None;
+    let mut nouns: Vec<Noun> = Vec::new();
     let mut noun_start: Option<BytesStart<'static>> = None;
     let mut parameters: Vec<(String, String)> = Vec::new();
     let mut depth = 0usize;
@@ -187,7 +184,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
                     2 => {
                         current = Some((name, Some(start.into_owned())));
                         text.clear();
-                        noun = None;
+                        nouns.clear();
                     }
                     3 => {
                         noun_start = Some(start.into_owned());
@@ -202,7 +199,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
             }
             // A noun with no content (`<Stream url="…"/>`), and a noun's `<Parameter/>`s.
             Event::Empty(start) if depth == 2 => {
-                noun = Some(Noun {
+                nouns.push(Noun {
                     name: String::from_utf8_lossy(start.name().as_ref()).into_owned(),
                     text: String::new(),
                     start: start.into_owned(),
@@ -214,7 +211,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
             }
             Event::Empty(start) if depth == 1 => {
                 let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
-                verbs.extend(verb(&name, Some(&start), "", None, &mut warnings));
+                verbs.extend(verb(&name, Some(&start), "", Vec::new(), &mut warnings));
             }
             Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
             Event::GeneralRef(r) => {
@@ -233,7 +230,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
                 match depth {
                     3 => {
                         if let Some(start) = noun_start.take() {
-                            noun = Some(Noun {
+                            nouns.push(Noun {
                                 name: String::from_utf8_lossy(start.name().as_ref()).into_owned(),
                                 text: text.trim().to_owned(),
                                 start,
@@ -247,7 +244,7 @@ pub fn parse(document: &str) -> Result<(Vec<Verb>, Vec<Warning>), String> {
                                 &name,
                                 start.as_ref(),
                                 text.trim(),
-                                noun.take(),
+                                std::mem::take(&mut nouns),
                                 &mut warnings,
                             );
                             verbs.extend(read);
@@ -270,7 +267,7 @@ fn verb(
     name: &str,
     start: Option<&BytesStart<'_>>,
     text: &str,
-    noun: Option<Noun>,
+    nouns: Vec<Noun>,
     warnings: &mut Vec<Warning>,
 ) -> Option<Verb> {
     let before = warnings.len();
@@ -279,14 +276,19 @@ fn verb(
         start,
         warnings,
     };
-    let verb = read_verb(name, &mut attrs, text, noun);
+    let verb = read_verb(name, &mut attrs, text, nouns);
     if verb.is_none() && warnings.len() == before {
         warnings.push(Warning::skipped(name));
     }
     verb
 }
 
-fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>) -> Option<Verb> {
+fn read_verb(name: &str, attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -> Option<Verb> {
+    if name == "Dial" {
+        return dial(attrs, text, nouns).map(Verb::Dial);
+    }
+    // Every other verb has one noun at most.
+    let noun = nouns.into_iter().next();
     match name {
         "Say" => {
             let loops = attrs.read("loop", 13510, count).unwrap_or(1);
@@ -353,21 +355,6 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, noun: Option<Noun>)
         "Pause" => Some(Verb::Prompt(Prompt::Pause {
             seconds: attrs.read("length", 13910, count).unwrap_or(1),
         })),
-        "Dial" => {
-            let timeout = attrs
-                .read("timeout", 13212, |t| count(t).filter(|t| *t > 0))
-                .unwrap_or(30);
-            let target = match noun {
-                Some(noun) => match noun.name.as_str() {
-                    "Conference" => DialTarget::Conference(conference(&noun, attrs.warnings)?),
-                    "Client" => DialTarget::Leg(format!("client:{}", noun.text)),
-                    _ => DialTarget::Leg(noun.text),
-                },
-                None if !text.is_empty() => DialTarget::Leg(text.to_owned()),
-                None => return None,
-            };
-            Some(Verb::Dial { target, timeout })
-        }
         "Redirect" => Some(Verb::Redirect {
             url: text.to_owned(),
             method: attrs.method("method", 13710),

@@ -1,5 +1,6 @@
 use super::*;
 use teleapi_domain::conference::{ConferenceCallback, ConferenceCallbackEvent};
+use teleapi_domain::recording::{RecordingCallbackEvent, RecordingChannels, Trim};
 use teleapi_domain::{AddressPolicy, WebhookUrl};
 
 #[test]
@@ -36,49 +37,43 @@ fn parses_the_demo_verbs() {
                 url: "https://app.example.com/hold.mp3".into(),
                 loops: 2
             }),
-            Verb::Dial {
-                target: DialTarget::Leg("client:bob".into()),
-                timeout: 20
-            },
-            Verb::Dial {
-                target: DialTarget::Leg("sip:carol@pbx.example.com".into()),
-                timeout: 30
-            },
-            Verb::Dial {
-                target: DialTarget::Leg("+15557654321".into()),
-                timeout: 30
-            },
-            Verb::Dial {
-                target: DialTarget::Conference(ConferenceNoun::named("room-1")),
-                timeout: 30
-            },
-            Verb::Dial {
-                target: DialTarget::Conference(ConferenceNoun {
-                    name: "room-2".into(),
-                    muted: true,
-                    start_conference_on_enter: false,
-                    end_conference_on_exit: true,
-                    label: Some("agent".into()),
-                    coach: Some("CA0123456789abcdef0123456789abcdef".into()),
-                    status_callback: Some(ConferenceCallback {
-                        url: WebhookUrl::parse(
-                            "https://app.example.com/conference",
-                            AddressPolicy::default(),
-                        )
-                        .unwrap(),
-                        method: Method::Get,
-                        events: vec![
-                            ConferenceCallbackEvent::Join,
-                            ConferenceCallbackEvent::Leave,
-                            ConferenceCallbackEvent::Mute,
-                        ],
-                    }),
-                    wait: None,
-                    beep_on_enter: false,
-                    beep_on_exit: true,
+            Verb::Dial(DialVerb {
+                timeout: 20,
+                ..DialVerb::to(DialTarget::Legs(vec![DialLeg::to("client:bob")]))
+            }),
+            Verb::Dial(DialVerb::to(DialTarget::Legs(vec![DialLeg::to(
+                "sip:carol@pbx.example.com"
+            )]))),
+            Verb::Dial(DialVerb::to(DialTarget::Legs(vec![DialLeg::to(
+                "+15557654321"
+            )]))),
+            Verb::Dial(DialVerb::to(DialTarget::Conference(ConferenceNoun::named(
+                "room-1"
+            )))),
+            Verb::Dial(DialVerb::to(DialTarget::Conference(ConferenceNoun {
+                name: "room-2".into(),
+                muted: true,
+                start_conference_on_enter: false,
+                end_conference_on_exit: true,
+                label: Some("agent".into()),
+                coach: Some("CA0123456789abcdef0123456789abcdef".into()),
+                status_callback: Some(ConferenceCallback {
+                    url: WebhookUrl::parse(
+                        "https://app.example.com/conference",
+                        AddressPolicy::default(),
+                    )
+                    .unwrap(),
+                    method: Method::Get,
+                    events: vec![
+                        ConferenceCallbackEvent::Join,
+                        ConferenceCallbackEvent::Leave,
+                        ConferenceCallbackEvent::Mute,
+                    ],
                 }),
-                timeout: 30
-            },
+                wait: None,
+                beep_on_enter: false,
+                beep_on_exit: true,
+            }))),
             Verb::Redirect {
                 url: "https://app.example.com/next?a=1&b=2".into(),
                 method: Method::Get
@@ -167,15 +162,97 @@ fn warns_of_values_a_verb_does_not_take() {
                 finish_on_key: "#".into(),
                 timeout: 5.0,
             }),
-            Verb::Dial {
-                target: DialTarget::Conference(ConferenceNoun::named("room")),
-                timeout: 30
-            },
+            Verb::Dial(DialVerb::to(DialTarget::Conference(ConferenceNoun::named(
+                "room"
+            )))),
             Verb::Redirect {
                 url: "https://app.example.com/next".into(),
                 method: Method::Post
             },
         ],
         "each with its defaults; the verbs without what they need are skipped"
+    );
+}
+
+/// `<Dial>`'s attributes and nouns, as Twilio documents them.
+#[test]
+fn reads_a_dial_and_its_nouns() {
+    let document = r#"<Response>
+          <Dial action="/after" method="GET" timeout="15" callerId="+15550001111" timeLimit="600"
+                answerOnBridge="true" hangupOnStar="true" record="record-from-answer-dual"
+                trim="do-not-trim" recordingStatusCallback="https://app.example.com/rec"
+                recordingStatusCallbackEvent="in-progress completed">
+            <Number sendDigits="ww1234#" url="/whisper" method="GET">+15557654321</Number>
+            <Client>alice</Client>
+            <Sip>sip:bob@pbx.example.com</Sip>
+          </Dial>
+        </Response>"#;
+    let (verbs, warnings) = parse(document).unwrap();
+    assert_eq!(warnings, []);
+    let Verb::Dial(dial) = &verbs[0] else {
+        panic!("{verbs:?}")
+    };
+    assert_eq!(
+        dial.target,
+        DialTarget::Legs(vec![
+            DialLeg {
+                to: "+15557654321".into(),
+                send_digits: Some("ww1234#".into()),
+                url: Some(("/whisper".into(), Method::Get)),
+            },
+            DialLeg::to("client:alice"),
+            DialLeg::to("sip:bob@pbx.example.com"),
+        ])
+    );
+    assert_eq!(
+        (dial.action.as_deref(), dial.method, dial.timeout),
+        (Some("/after"), Method::Get, 15)
+    );
+    assert_eq!(dial.caller_id.as_deref(), Some("+15550001111"));
+    assert_eq!(dial.time_limit, 600);
+    assert!(dial.answer_on_bridge && dial.hangup_on_star);
+    let record = dial.record.as_ref().unwrap();
+    assert!(!record.from_ringing);
+    assert_eq!(record.channels, RecordingChannels::Dual);
+    assert_eq!(record.trim, Trim::DoNotTrim);
+    let callback = record.status_callback.as_ref().unwrap();
+    assert_eq!(
+        callback.events,
+        [
+            RecordingCallbackEvent::InProgress,
+            RecordingCallbackEvent::Completed
+        ]
+    );
+    // Values it does not take: warned of, and the defaults.
+    let (verbs, warnings) = parse(
+        r#"<Response><Dial callerId="not a number" timeLimit="0" record="always" hangupOnStar="maybe" answerOnBridge="yes" method="PUT">
+             <Number sendDigits="12x">+15550000000</Number><Number/><Queue>support</Queue></Dial></Response>"#,
+    )
+    .unwrap();
+    let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
+    assert_eq!(
+        codes,
+        [
+            13222, 13223, 13215, 13217, 13210, 13214, 13216, 13211, 13213
+        ]
+    );
+    assert_eq!(
+        verbs,
+        [Verb::Dial(DialVerb::to(DialTarget::Legs(vec![
+            DialLeg::to("+15550000000")
+        ])))]
+    );
+    let (verbs, _) = parse(r#"<Response><Dial record="true">+1555</Dial></Response>"#).unwrap();
+    let Verb::Dial(dial) = &verbs[0] else {
+        panic!()
+    };
+    let record = dial.record.as_ref().unwrap();
+    assert_eq!(
+        (
+            record.channels,
+            record.trim,
+            record.status_callback.is_none()
+        ),
+        (RecordingChannels::Mono, Trim::TrimSilence, true)
     );
 }

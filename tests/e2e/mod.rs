@@ -1,6 +1,8 @@
 //! End to end over HTTP: a running teleapi-local (API, event and callback loops, reconciler,
 //! simulated media worker) and a test application on loopback that serves RCML and receives
-//! callbacks; once on the in-memory adapters, once on DynamoDB and SQS (moto).
+//! callbacks; once on the in-memory adapters, once on DynamoDB and SQS (moto). The verbs of
+//! issue 27 (`<Dial>`'s outcomes and attributes, `<Record>`, queues, machine detection) are in
+//! `verbs`.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +14,34 @@ use teleapi_tests::ws::{Heard, WsPeer};
 use tokio::net::TcpListener;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// Runs each case on a stack of its own, once in memory and once on moto.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Local::start(teleapi_local::Backing::Memory).await).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backing = teleapi_local::Backing::Aws {
+                        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+                        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
+                    };
+                    super::$case(super::Local::start(backing).await).await;
+                }
+            )*
+        }
+    };
+}
+
+mod verbs;
 
 struct Local {
     base: String,
@@ -2271,31 +2301,6 @@ async fn digits_in_and_out(local: Local) {
     );
     assert_eq!(press("1").await, 404, "the call is over");
     assert_eq!(press("1x").await, 400);
-}
-
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Local::start(teleapi_local::Backing::Memory).await).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let backing = teleapi_local::Backing::Aws {
-                        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-                        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
-                    };
-                    super::$case(super::Local::start(backing).await).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

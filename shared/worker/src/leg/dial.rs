@@ -1,0 +1,289 @@
+//! A `<Dial>` of legs: they ring at once, the first to answer (and to pass its `url`'s
+//! screening) is connected and the others are hung up; when the dial ends, its `action` is
+//! requested with Twilio's `Dial*` parameters, or the document goes on.
+
+use super::*;
+use crate::inbox::Start;
+use crate::rcml::{DialLeg, DialVerb};
+use std::time::Duration;
+use teleapi_domain::recording::{RecordingSource, RecordingSpec};
+use teleapi_domain::{Direction, RecordingSid};
+
+/// A `<Dial>` of legs in progress.
+pub(super) struct Dialling {
+    verb: DialVerb,
+    /// The legs still ringing (or screening), and how to reach each.
+    ringing: Vec<(CallSid, mpsc::UnboundedSender<Message>)>,
+    /// The leg connected to the caller, and since when.
+    connected: Option<(CallSid, mpsc::UnboundedSender<Message>, Instant)>,
+    /// How the last leg that ended unconnected ended.
+    unconnected: Option<(CallSid, CallStatus)>,
+    /// The recording `record` started.
+    recording: Option<RecordingSid>,
+}
+
+/// How a dial ended, as its `action` is told.
+struct Outcome {
+    status: CallStatus,
+    call_sid: Option<CallSid>,
+    /// Seconds connected, if it was.
+    duration: Option<u64>,
+}
+
+impl Dialling {
+    /// The connected leg, if one is.
+    pub(super) fn connected(&self) -> Option<&mpsc::UnboundedSender<Message>> {
+        self.connected.as_ref().map(|(_, leg, _)| leg)
+    }
+
+    /// Every leg of the dial, connected or ringing.
+    fn legs(&self) -> impl Iterator<Item = &mpsc::UnboundedSender<Message>> {
+        self.connected()
+            .into_iter()
+            .chain(self.ringing.iter().map(|(_, leg)| leg))
+    }
+
+    fn outcome(&self, ended: Option<CallStatus>) -> Outcome {
+        match (&self.connected, &self.unconnected) {
+            (Some((sid, _, since)), _) => Outcome {
+                status: CallStatus::Completed,
+                call_sid: Some(sid.clone()),
+                duration: Some(since.elapsed().as_secs()),
+            },
+            (None, last) => Outcome {
+                status: ended
+                    .or(last.as_ref().map(|(_, s)| *s))
+                    .unwrap_or(CallStatus::Canceled),
+                call_sid: last.as_ref().map(|(sid, _)| sid.clone()),
+                duration: None,
+            },
+        }
+    }
+}
+
+impl Leg {
+    /// Rings `legs` for `verb`; the leg waits for the dial to end.
+    pub(super) async fn dial(&mut self, verb: DialVerb, legs: Vec<DialLeg>) {
+        // The caller's number is the dialled legs' caller ID unless `callerId` says.
+        let from = verb
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.info.from.clone());
+        let mut ringing = Vec::new();
+        for leg in legs {
+            let child = Leg::new(
+                &self.shared,
+                &self.rooms,
+                LegInfo {
+                    sid: CallSid::generate(),
+                    account_sid: self.info.account_sid.clone(),
+                    from: from.clone(),
+                    to: leg.to,
+                    direction: Direction::OutboundDial,
+                    parent: Some(self.info.sid.clone()),
+                },
+            );
+            ringing.push((child.info.sid.clone(), child.sender.clone()));
+            let whisper = leg
+                .url
+                .map(|(url, method)| Source::fetch(self.resolve(&url), method));
+            child.spawn(Start::Dialled {
+                timeout: Duration::from_secs(u64::from(verb.timeout)),
+                parent: self.sender.clone(),
+                whisper,
+                digits: leg.send_digits,
+            });
+        }
+        let from_ringing = verb.record.as_ref().is_some_and(|r| r.from_ringing);
+        self.dialling = Some(Dialling {
+            verb,
+            ringing,
+            connected: None,
+            unconnected: None,
+            recording: None,
+        });
+        self.wait = Wait::Dial { until: None };
+        if from_ringing {
+            self.record_dial().await;
+        }
+    }
+
+    /// `record`: the dial's recording starts (unless one of the call's is running: one at a
+    /// time, which is warned of).
+    async fn record_dial(&mut self) {
+        let Some(record) = self.dialling.as_ref().and_then(|d| d.verb.record.clone()) else {
+            return;
+        };
+        if self.recorder.is_some() {
+            let message = "Dial: the call is already being recorded; record is ignored".into();
+            self.warn(13217, message).await;
+            return;
+        }
+        let spec = RecordingSpec {
+            recording_sid: RecordingSid::generate(),
+            channels: record.channels,
+            track: record.track,
+            trim: record.trim,
+            source: RecordingSource::DialVerb,
+            status_callback: record.status_callback,
+        };
+        if let Some(dialling) = &mut self.dialling {
+            dialling.recording = Some(spec.recording_sid.clone());
+        }
+        self.start_recording(spec).await;
+    }
+
+    /// A dialled leg answered (and passed its screening): the first is connected, and the
+    /// others hung up; a later one too.
+    pub(super) async fn dialled_answered(&mut self, sid: CallSid) {
+        let Some(dialling) = &mut self.dialling else {
+            return;
+        };
+        let Some(at) = dialling.ringing.iter().position(|(s, _)| *s == sid) else {
+            return;
+        };
+        let (sid, leg) = dialling.ringing.remove(at);
+        if dialling.connected.is_some() {
+            let _ = leg.send(Message::HangUp);
+            return;
+        }
+        for (_, other) in &dialling.ringing {
+            let _ = other.send(Message::HangUp);
+        }
+        dialling.connected = Some((sid.clone(), leg, Instant::now()));
+        let time_limit = f64::from(dialling.verb.time_limit);
+        let from_answer = dialling
+            .verb
+            .record
+            .as_ref()
+            .is_some_and(|r| !r.from_ringing);
+        if self.status.is_unanswered() {
+            // answerOnBridge: the caller is answered now.
+            self.shared.media.answer(self.sid()).await;
+            self.answered().await;
+        }
+        self.shared.media.bridge(&self.info.sid, &sid);
+        self.wait = Wait::Dial {
+            until: Some(Instant::now() + self.shared.scaled(time_limit)),
+        };
+        if from_answer {
+            self.record_dial().await;
+        }
+    }
+
+    /// A dialled leg ended: the dial is over once the connected leg has, or every leg has.
+    pub(super) async fn dialled_ended(&mut self, sid: CallSid, status: CallStatus) {
+        let Some(dialling) = &mut self.dialling else {
+            return;
+        };
+        if dialling.connected.as_ref().is_some_and(|(s, ..)| *s == sid) {
+            self.dial_over().await;
+            return;
+        }
+        let before = dialling.ringing.len();
+        dialling.ringing.retain(|(s, _)| *s != sid);
+        if dialling.ringing.len() == before {
+            return;
+        }
+        // What an application most needs to hear: that someone answered (and declined),
+        // else that nobody answered, else busy, else failed.
+        let rank = |s: CallStatus| match s {
+            CallStatus::Completed => 0,
+            CallStatus::NoAnswer => 1,
+            CallStatus::Busy => 2,
+            CallStatus::Failed => 3,
+            _ => 4,
+        };
+        if dialling
+            .unconnected
+            .as_ref()
+            .is_none_or(|(_, last)| rank(status) <= rank(*last))
+        {
+            dialling.unconnected = Some((sid, status));
+        }
+        if dialling.ringing.is_empty() && dialling.connected.is_none() {
+            self.dial_over().await;
+        }
+    }
+
+    /// The time limit passed, or the caller pressed `*` (`hangupOnStar`): the connected leg
+    /// is hung up, and the dial ends when it has.
+    pub(super) fn end_connected(&mut self) {
+        if let Some(leg) = self.dialling.as_ref().and_then(Dialling::connected) {
+            let _ = leg.send(Message::HangUp);
+        }
+    }
+
+    /// Whether a key `key` ends the connected leg (`hangupOnStar`).
+    pub(super) fn hangs_up_on(&self, key: char) -> bool {
+        key == '*'
+            && self
+                .dialling
+                .as_ref()
+                .is_some_and(|d| d.verb.hangup_on_star && d.connected.is_some())
+    }
+
+    /// The dial is over: its `action`'s answer runs next, or the document goes on.
+    pub(super) async fn dial_over(&mut self) {
+        match self.finish_dial(None).await {
+            Some(source) => self.run(source).await,
+            None => self.advance().await,
+        }
+    }
+
+    /// Ends the dial: its legs hung up, its recording stopped; what runs next is its `action`,
+    /// requested with how it ended (none: the document goes on). If the call itself has ended
+    /// (`ended`), the application is still told, and nothing runs.
+    pub(super) async fn finish_dial(&mut self, ended: Option<CallStatus>) -> Option<Source> {
+        let dialling = self.dialling.take()?;
+        for leg in dialling.legs() {
+            let _ = leg.send(Message::HangUp);
+        }
+        self.shared.media.unbridge(&self.info.sid);
+        if ended.is_none() {
+            self.wait = Wait::Idle;
+        }
+        let outcome = dialling.outcome(ended.map(|_| CallStatus::Canceled));
+        let mut extra = vec![
+            ("DialCallStatus", outcome.status.as_str().to_owned()),
+            ("DialBridged", outcome.duration.is_some().to_string()),
+        ];
+        if let Some(sid) = &outcome.call_sid {
+            extra.push(("DialCallSid", sid.to_string()));
+        }
+        if let Some(duration) = outcome.duration {
+            extra.push(("DialCallDuration", duration.to_string()));
+        }
+        let ours = self
+            .recorder
+            .as_ref()
+            .is_some_and(|r| Some(&r.spec.recording_sid) == dialling.recording.as_ref());
+        if ours {
+            extra.extend(self.stop_recording_for_action().await);
+        }
+        let action = dialling.verb.action.as_ref()?;
+        let (url, method) = (self.resolve(action), dialling.verb.method);
+        if ended.is_some() {
+            let _ = self.fetch(&url, method, &extra).await;
+            return None;
+        }
+        Some(Source::Fetch { url, method, extra })
+    }
+
+    /// Hands the dial's legs over as a redirect of the caller says: the connected leg runs
+    /// `moved` on its own (`MoveConnectedCallLeg`), or is hung up with the others.
+    pub(super) fn abandon_dial(&mut self, moved: Option<Source>) {
+        let Some(dialling) = self.dialling.take() else {
+            return;
+        };
+        self.shared.media.unbridge(&self.info.sid);
+        if let (Some(source), Some(leg)) = (moved, dialling.connected()) {
+            let _ = leg.send(Message::Run(source));
+        } else if let Some(leg) = dialling.connected() {
+            let _ = leg.send(Message::HangUp);
+        }
+        for (_, leg) in &dialling.ringing {
+            let _ = leg.send(Message::HangUp);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The verbs a voice developer reaches for after the first ones (issue 27), end to end over
+//! HTTP on the simulated worker: `<Dial>`'s outcome and attributes.
+
+use super::{Local, encode, eventually, leg_to, status_is};
+use serde_json::Value;
+use teleapi_tests::sink::Reply;
+
+impl Local {
+    /// The simulated far end of `call` presses `digits`; the answer's status.
+    async fn press(&self, call: &str, digits: &str) -> u16 {
+        self.client
+            .post(format!("{}/dev/Calls/{call}/Digits", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("Digits={}", encode(digits)))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// The DTMF the simulated phone of `call` was sent.
+    async fn digits_sent(&self, call: &str) -> String {
+        self.get(&format!("{}/dev/Calls/{call}/Digits", self.base))
+            .await["sent"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The first request the application received at `path`, once it has.
+    async fn fetched(&self, path: &str) -> std::collections::BTreeMap<String, String> {
+        eventually(&format!("a request to {path}"), || async {
+            self.fetches(path).first().map(|r| r.params.clone())
+        })
+        .await
+    }
+}
+
+/// `<Dial action>` hears how the dial ended: busy; then two numbers rung at once, the one that
+/// answers screened by its `url`, sent its `sendDigits`, connected until the `timeLimit`, the
+/// other canceled; the dialled legs carry the `callerId`.
+async fn a_dial_tells_its_action_how_it_ended(local: Local) {
+    let app = &local.app;
+    app.always(
+        "/dialer",
+        Reply::rcml(
+            "<Response><Dial action=\"/busy\" timeout=\"5\"><Number>+1555busy</Number></Dial>\
+             <Say>never said: the action's answer runs instead</Say></Response>",
+        ),
+    );
+    app.always(
+        "/busy",
+        Reply::rcml(
+            "<Response><Dial action=\"/after\" callerId=\"+15550009999\" timeLimit=\"20\">\
+             <Number>+1555noanswer</Number>\
+             <Number sendDigits=\"12w3\" url=\"/whisper\" method=\"GET\">+15557654321</Number>\
+             </Dial></Response>",
+        ),
+    );
+    app.always(
+        "/whisper",
+        Reply::rcml("<Response><Say>A call for you</Say></Response>"),
+    );
+    app.always("/after", Reply::rcml("<Response><Hangup/></Response>"));
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=%2B15551112222&Url={}",
+            local.app("/dialer")
+        ))
+        .await;
+    let busy = local.fetched("/busy").await;
+    assert_eq!(busy["DialCallStatus"], "busy", "{busy:?}");
+    assert_eq!(busy["DialBridged"], "false");
+    assert!(!busy.contains_key("DialCallDuration"));
+    // The worker's events reach the stores after it asked the action.
+    let busy_leg = eventually("the busy leg's record", || async {
+        let leg = local.call(&busy["DialCallSid"]).await;
+        (leg["status"] == "busy").then_some(leg)
+    })
+    .await;
+    assert_eq!(busy_leg["to"], "+1555busy");
+
+    let whisper = local.fetched("/whisper").await;
+    assert_eq!(whisper["ParentCallSid"], call);
+    assert_eq!(whisper["From"], "+15550009999", "callerId");
+    let after = local.fetched("/after").await;
+    assert_eq!(after["DialCallStatus"], "completed", "{after:?}");
+    assert_eq!(after["DialBridged"], "true");
+    let connected = whisper["CallSid"].clone();
+    assert_eq!(after["DialCallSid"], connected);
+    assert!(after["DialCallDuration"].parse::<u64>().is_ok());
+    eventually("the call to end", || status_is(&local, &call, "completed")).await;
+    let unanswered = eventually("the unanswered leg to be canceled", || async {
+        let legs = local.legs(&call).await;
+        leg_to(&legs, "+1555noanswer")
+            .filter(|l| l["status"] == "canceled")
+            .cloned()
+    })
+    .await;
+    assert_eq!(unanswered["status"], "canceled", "{unanswered}");
+    assert_eq!(unanswered["from"], "+15550009999");
+    assert_eq!(local.call(&connected).await["status"], "completed");
+    assert_eq!(local.digits_sent(&connected).await, "123");
+}
+
+/// `hangupOnStar`: the caller presses `*` and the dialled party is hung up; the caller goes on
+/// (to the action). `answerOnBridge`: an inbound caller is not answered while the dial rings;
+/// nobody answered, so the action is requested with the caller still ringing.
+async fn a_caller_hangs_up_the_dialled_party_or_waits_unanswered(local: Local) {
+    let app = &local.app;
+    app.always(
+        "/star",
+        Reply::rcml(
+            "<Response><Dial hangupOnStar=\"true\" action=\"/starred\"><Number>+15557654321</Number></Dial></Response>",
+        ),
+    );
+    app.always(
+        "/starred",
+        Reply::rcml("<Response><Say>Back with you</Say></Response>"),
+    );
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=%2B15551112222&Url={}",
+            local.app("/star")
+        ))
+        .await;
+    let callee = eventually("the dialled party to answer", || async {
+        let legs = local.legs(&call).await;
+        let leg = legs.first().filter(|l| l["status"] == "in-progress")?;
+        Some(leg["sid"].as_str()?.to_owned())
+    })
+    .await;
+    assert_eq!(local.press(&call, "*").await, 204);
+    let starred = local.fetched("/starred").await;
+    assert_eq!(starred["DialCallStatus"], "completed");
+    assert_eq!(starred["DialCallSid"], callee);
+    eventually("the dialled party to be hung up", || {
+        status_is(&local, &callee, "completed")
+    })
+    .await;
+    eventually("the caller to finish", || {
+        status_is(&local, &call, "completed")
+    })
+    .await;
+
+    app.always(
+        "/bridge",
+        Reply::rcml(
+            "<Response><Dial answerOnBridge=\"true\" timeout=\"30\" action=\"/nobody\"><Number>+1555noanswer</Number></Dial></Response>",
+        ),
+    );
+    app.always(
+        "/nobody",
+        Reply::rcml("<Response><Say>Nobody is here</Say></Response>"),
+    );
+    let inbound = local.incoming("/bridge").await;
+    eventually("the dialled leg to ring", || async {
+        let legs = local.legs(&inbound).await;
+        legs.first()
+            .filter(|l| l["status"] == "ringing")
+            .map(|_| ())
+    })
+    .await;
+    assert_eq!(
+        local.call(&inbound).await["status"],
+        "ringing",
+        "not answered while the dial rings"
+    );
+    let nobody = local.fetched("/nobody").await;
+    assert_eq!(nobody["DialCallStatus"], "no-answer");
+    assert_eq!(nobody["CallStatus"], "ringing");
+    eventually("the caller to be answered and finish", || {
+        status_is(&local, &inbound, "completed")
+    })
+    .await;
+    let answered: Value = local.call(&inbound).await;
+    assert!(answered["start_time"].is_string(), "{answered}");
+}
+
+on_both_backends!(
+    a_dial_tells_its_action_how_it_ended,
+    a_caller_hangs_up_the_dialled_party_or_waits_unanswered,
+);
