@@ -22,6 +22,9 @@ pub const SIP_RATE_ENV: &str = "TELEAPI_SIP_RATE";
 /// Where recordings are kept: the control plane's recordings bucket (the functions read the
 /// same variable).
 pub const RECORDINGS_BUCKET_ENV: &str = "TELEAPI_RECORDINGS_BUCKET";
+/// Where the API is reached: the `RecordingUrl` given to a `<Record>` or `<Dial record>` action
+/// is under it (the call-events function reads the same variable).
+pub const PUBLIC_URL_ENV: &str = "TELEAPI_PUBLIC_URL";
 
 /// A deployed worker's settings.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct Deployment {
     pub accounts_table: String,
     /// The bucket recordings are kept in.
     pub recordings_bucket: String,
+    /// Where the API is reached.
+    pub public_url: String,
     /// Where the accounts' numbers are: an INVITE to one is a call of its account.
     pub numbers_table: String,
     /// Its own commands queue's name: `{prefix}{name}.fifo`, created at start if missing.
@@ -102,6 +107,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         events_queue: required(EVENTS_QUEUE_ENV)?,
         accounts_table: required(ACCOUNTS_TABLE_ENV)?,
         recordings_bucket: required(RECORDINGS_BUCKET_ENV)?,
+        public_url: required(PUBLIC_URL_ENV)?,
         numbers_table: required(NUMBERS_TABLE_ENV)?,
         own_queue_name: format!("{prefix}{name}.fifo"),
         name,
@@ -123,12 +129,13 @@ mod tests {
         from_env(|name| env.get(name).cloned())
     }
 
-    const BASE: [(&str, &str); 8] = [
+    const BASE: [(&str, &str); 9] = [
         (COMMANDS_QUEUE_ENV, "https://sqs/commands.fifo"),
         (EVENTS_QUEUE_ENV, "https://sqs/events.fifo"),
         (ACCOUNTS_TABLE_ENV, "prod-accounts"),
         (NUMBERS_TABLE_ENV, "prod-numbers"),
         (RECORDINGS_BUCKET_ENV, "prod-recordings"),
+        (PUBLIC_URL_ENV, "https://api.example.com/prod"),
         (SIP_ALLOW_ENV, "203.0.113.0/24"),
         (PUBLIC_ADDR_ENV, "198.51.100.7"),
         (WORKER_NAME_ENV, "ip-10-0-1-7.ec2.internal"),
@@ -158,11 +165,12 @@ mod tests {
         );
         assert_eq!(deployment.capacity, None);
         assert_eq!(deployment.recordings_bucket, "prod-recordings");
+        assert_eq!(deployment.public_url, "https://api.example.com/prod");
     }
 
     #[test]
     fn what_is_missing_or_wrong_is_named() {
-        for (missing, _) in BASE.iter().take(6) {
+        for (missing, _) in BASE.iter().take(7) {
             let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| k != missing).collect();
             let err = read(&pairs).unwrap_err();
             assert!(err.contains(missing), "{err}");

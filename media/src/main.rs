@@ -58,6 +58,7 @@ async fn run() -> Result<(), String> {
         teleapi_media::start(&deployment.sip, Some(Arc::new(recordings))).await?;
     let id = WorkerId::try_from(format!("{}.{}", deployment.name, Timestamp::now().millis()))?;
     let mut worker_config = WorkerConfig::new(id.clone());
+    worker_config.public_url = deployment.public_url.clone();
     if let Some(capacity) = deployment.capacity {
         worker_config.capacity = capacity;
     }
