@@ -574,6 +574,76 @@ async fn a_document_too_large_is_refused(mut b: Bench) {
     b.status(&call, "completed").await;
 }
 
+/// `<Dial action>` hears how a dial of two legs that both failed ended: nobody answered
+/// (`no-answer` over `busy`), with the unanswered leg's sid; the legs carry the `callerId`.
+async fn a_dial_tells_its_action_how_it_ended(mut b: Bench) {
+    b.app
+        .always("/after", Reply::rcml("<Response><Hangup/></Response>"));
+    let rcml = format!(
+        "<Response><Dial action=\"{}\" timeout=\"10\" callerId=\"+15550009999\">\
+         <Number>{}</Number><Number>{}</Number></Dial></Response>",
+        b.app.url("/after"),
+        b.number(Phone::NoAnswer),
+        b.number(Phone::Busy),
+    );
+    let call = b.dial(Phone::Answers, &rcml).await;
+    b.status(&call, "completed").await;
+    let after = b.app.received_at("/after")[0].params.clone();
+    assert_eq!(after["DialCallStatus"], "no-answer", "{after:?}");
+    assert_eq!(after["DialBridged"], "false");
+    let silent = b.number(Phone::NoAnswer);
+    let unanswered = b
+        .until("the unanswered leg", |e| {
+            e["type"] == "call.initiated" && e["to"] == silent.as_str()
+        })
+        .await;
+    assert_eq!(
+        after["DialCallSid"],
+        unanswered["call_sid"].as_str().unwrap()
+    );
+    assert_eq!(unanswered["from"], "+15550009999");
+    assert_eq!(unanswered["parent_call_sid"], call.as_str());
+}
+
+/// `<Record>` beeps, records the caller until a key of `finishOnKey`, and asks its action
+/// with the recording (a `RecordVerb` recording of the caller alone) and the key.
+async fn a_message_is_recorded(mut b: Bench) {
+    b.app
+        .always("/saved", Reply::rcml("<Response><Hangup/></Response>"));
+    let rcml = format!(
+        "<Response><Record action=\"{}\" timeout=\"0\" finishOnKey=\"#\"/></Response>",
+        b.app.url("/saved")
+    );
+    let call = b.dial(Phone::Answers, &rcml).await;
+    b.status(&call, "in-progress").await;
+    let started = b
+        .until("recording.started", |e| e["type"] == "recording.started")
+        .await;
+    assert_eq!(started["recording"]["source"], "RecordVerb");
+    assert_eq!(started["recording"]["track"], "inbound");
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    b.press(&call, "#").await;
+    b.status(&call, "completed").await;
+    let saved = b.app.received_at("/saved")[0].params.clone();
+    assert_eq!(saved["Digits"], "#");
+    assert_eq!(
+        saved["RecordingSid"],
+        started["recording"]["recording_sid"].as_str().unwrap()
+    );
+    let seconds: u64 = saved["RecordingDuration"].parse().unwrap();
+    assert!((1..=3).contains(&seconds), "{saved:?}");
+    assert!(
+        saved["RecordingUrl"].ends_with(&format!("/Recordings/{}", saved["RecordingSid"])),
+        "{saved:?}"
+    );
+    let done = b
+        .until("the recording's end", |e| {
+            e["type"] == "recording.status" && e["status"] == "completed"
+        })
+        .await;
+    assert!(!done["media_url"].as_str().unwrap_or_default().is_empty());
+}
+
 /// The contract, run against the simulated worker.
 mod simulator {
     macro_rules! simulated {
@@ -598,6 +668,8 @@ mod simulator {
         a_room_starts_and_ends,
         a_stream_carries_the_call,
         a_document_too_large_is_refused,
+        a_dial_tells_its_action_how_it_ended,
+        a_message_is_recorded,
     );
 }
 
@@ -625,5 +697,7 @@ mod sip {
         a_room_starts_and_ends,
         a_stream_carries_the_call,
         a_document_too_large_is_refused,
+        a_dial_tells_its_action_how_it_ended,
+        a_message_is_recorded,
     );
 }

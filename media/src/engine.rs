@@ -5,7 +5,8 @@
 //! of the leg it is bridged to (silence when that leg is muted). On the same tick, each leg's
 //! media streams and recordings take what it heard and what it sent ([`crate::capture`]).
 //! Keys come as RFC 4733 events, or, from a far end without them, as tones in its audio
-//! ([`crate::dtmf`]). Symmetric RTP: a leg sends to where its far end's packets come from,
+//! ([`crate::dtmf`]); whether the far end speaks, while someone listens ([`crate::voice`]).
+//! Symmetric RTP: a leg sends to where its far end's packets come from,
 //! once one has come (latched; packets from anyone else are dropped).
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::reorder::Reorder;
 use crate::rtp::{DigitEvent, Packet};
 use crate::sdp::Negotiated;
 use crate::sound::{Frame, Part, Player};
+use crate::voice::Voice;
 
 /// The largest datagram read; RTP of G.711 at 20 ms is 172 bytes.
 const MAX_DATAGRAM: usize = 1_500;
@@ -83,6 +85,8 @@ struct LegState {
     recordings: Vec<Weak<Mutex<Capture>>>,
     /// Keys in its audio, for a far end without telephone-events.
     detector: Detector,
+    /// Whether its far end speaks, while someone listens.
+    voice: Option<Voice>,
     ssrc: u32,
     seq: u16,
     timestamp: u32,
@@ -163,6 +167,7 @@ impl Engine {
                 taps: Vec::new(),
                 recordings: Vec::new(),
                 detector: Detector::default(),
+                voice: None,
                 ssrc: random_u32(),
                 seq: random_u32() as u16,
                 timestamp: random_u32(),
@@ -299,6 +304,11 @@ impl Engine {
                 state.room = None;
             }
         });
+    }
+
+    /// Reports whether the far end speaks on the leg's inputs, or stops.
+    pub fn listen(&self, leg: &CallSid, on: bool) {
+        self.with(leg, |state| state.voice = on.then(Voice::default));
     }
 
     /// The leg's frames for a media stream, from the next tick on, while the tap is held.
@@ -542,6 +552,9 @@ fn take(audio: &LegAudio, datagram: &[u8], from: SocketAddr) -> bool {
         && let Some(key) = state.detector.feed(&samples)
     {
         state.inputs.send(LegInput::Digits(key.to_string()));
+    }
+    if let Some(speaking) = state.voice.as_mut().and_then(|voice| voice.feed(&samples)) {
+        state.inputs.send(LegInput::Speech(speaking));
     }
     state.heard.push(packet.seq, samples)
 }

@@ -5,6 +5,7 @@
 //! sdp.rs     one audio stream's offer and answer: PCMU, PCMA, telephone-event
 //! rtp.rs     RTP packets and RFC 4733 telephone-events
 //! dtmf.rs    DTMF heard in the audio (Goertzel), from far ends without telephone-events
+//! voice.rs   whether the far end speaks (for <Record>'s silence and machine detection)
 //! g711.rs    μ-law and A-law
 //! engine.rs  the legs' audio: one socket each, a reorder buffer, one 20 ms clock for all,
 //!            bridges and mute, symmetric RTP
@@ -30,6 +31,7 @@ pub mod sdp;
 pub mod server;
 pub mod sip;
 pub mod sound;
+pub mod voice;
 pub mod worker;
 
 pub use networks::Networks;

@@ -392,6 +392,10 @@ impl Media for SipMedia {
         Box::new(StreamTap(self.inner.engine.tap(leg)))
     }
 
+    fn listen(&self, leg: &CallSid, on: bool) {
+        self.inner.engine.listen(leg, on);
+    }
+
     fn record(&self, leg: &CallSid, spec: &RecordingSpec) -> Box<dyn RecordingMedia> {
         let account_sid = self
             .inner

@@ -1,5 +1,5 @@
 //! The verbs a voice developer reaches for after the first ones (issue 27), end to end over
-//! HTTP on the simulated worker: `<Dial>`'s outcome and attributes.
+//! HTTP on the simulated worker: `<Dial>`'s outcome and attributes, `<Record>`.
 
 use super::{Local, encode, eventually, leg_to, status_is};
 use serde_json::Value;
@@ -178,7 +178,110 @@ async fn a_caller_hangs_up_the_dialled_party_or_waits_unanswered(local: Local) {
     assert!(answered["start_time"].is_string(), "{answered}");
 }
 
+/// Forward, else voicemail: the dial is not answered, its action answers `<Record>`, which
+/// beeps and records the caller until `#`; the action hears of the recording, which the API
+/// serves. A caller who hangs up mid-message is recorded too (`Digits=hangup`); a caller who
+/// says nothing leaves no message (`absent`: no action, the document goes on).
+async fn forward_else_voicemail(local: Local) {
+    let app = &local.app;
+    app.always(
+        "/forward",
+        Reply::rcml(
+            "<Response><Dial timeout=\"20\" action=\"/voicemail\"><Number>+1555noanswer</Number></Dial></Response>",
+        ),
+    );
+    app.always(
+        "/voicemail",
+        Reply::rcml(&format!(
+            "<Response><Say>Leave a message</Say><Record action=\"/saved\" timeout=\"0\" finishOnKey=\"#\" recordingStatusCallback=\"{}\"/></Response>",
+            app.url("/recorded")
+        )),
+    );
+    app.always("/saved", Reply::rcml("<Response><Hangup/></Response>"));
+    let call = local
+        .create(&format!(
+            "From=%2B15551230001&To=%2B15551112222&Url={}",
+            local.app("/forward")
+        ))
+        .await;
+    let voicemail = local.fetched("/voicemail").await;
+    assert_eq!(voicemail["DialCallStatus"], "no-answer");
+    eventually("the recording to start", || async {
+        let list = local
+            .get(&format!("{}.json", local.recordings_of(&call)))
+            .await;
+        (list["recordings"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    // Recordings are as long as the time they took (the simulator's audio is wall-clock).
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(local.press(&call, "#").await, 204);
+    let saved = local.fetched("/saved").await;
+    assert_eq!(saved["Digits"], "#");
+    assert!(
+        saved["RecordingDuration"].parse::<u64>().unwrap() >= 1,
+        "{saved:?}"
+    );
+    let url = &saved["RecordingUrl"];
+    assert!(
+        url.starts_with(&local.base),
+        "absolute, under the API: {url}"
+    );
+    let recording = eventually("the recording to complete", || async {
+        let recording = local.get(&format!("{url}.json")).await;
+        (recording["status"] == "completed").then_some(recording)
+    })
+    .await;
+    assert_eq!(recording["source"], "RecordVerb");
+    assert_eq!(recording["call_sid"], call.as_str());
+    assert_eq!(recording["channels"], 1);
+    let told = local.fetched("/recorded").await;
+    assert_eq!(told["RecordingSid"], saved["RecordingSid"]);
+    eventually("the call to end", || status_is(&local, &call, "completed")).await;
+
+    // The caller hangs up mid-message.
+    let hangs_up = local
+        .create(&format!(
+            "From=%2B15551230001&To=%2B15551113333&Url={}",
+            local.app("/voicemail")
+        ))
+        .await;
+    eventually("the call to be answered", || {
+        status_is(&local, &hangs_up, "in-progress")
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    local.modify(&hangs_up, "Status=completed").await;
+    let last = eventually("the second message", || async {
+        let saved = local.fetches("/saved");
+        (saved.len() == 2).then(|| saved[1].params.clone())
+    })
+    .await;
+    assert_eq!(last["Digits"], "hangup");
+    assert_eq!(last["CallSid"], hangs_up);
+
+    // Nobody speaks: no message, the document goes on.
+    app.always(
+        "/silence",
+        Reply::rcml(
+            "<Response><Record action=\"/never\" timeout=\"1\" playBeep=\"false\"/><Say>Goodbye</Say></Response>",
+        ),
+    );
+    let silent = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Asilent-sam&Url={}",
+            local.app("/silence")
+        ))
+        .await;
+    eventually("the silent call to end", || {
+        status_is(&local, &silent, "completed")
+    })
+    .await;
+    assert!(local.fetches("/never").is_empty());
+}
+
 on_both_backends!(
     a_dial_tells_its_action_how_it_ended,
     a_caller_hangs_up_the_dialled_party_or_waits_unanswered,
+    forward_else_voicemail,
 );

@@ -86,6 +86,24 @@ struct Phone {
     playing: Option<(PlayId, JoinHandle<()>)>,
     /// Ringing or answering, until answered.
     ringing: Option<JoinHandle<()>>,
+    /// The far end's number: how it talks when listened to ([`talk`]).
+    far_end: String,
+    /// Its talk, while it is listened to.
+    talking: Option<JoinHandle<()>>,
+}
+
+/// How long the far end `number` speaks once listened to (at the simulator's speed), then it is
+/// silent: a number with `machine` in it is an answering machine's 4-second greeting, one with
+/// `silent` never speaks, and anyone else says hello for a second.
+fn talk(number: &str) -> Option<f64> {
+    let number = number.to_ascii_lowercase();
+    if number.contains("silent") {
+        None
+    } else if number.contains("machine") {
+        Some(4.0)
+    } else {
+        Some(1.0)
+    }
 }
 
 /// Fake phones and tones: the media of the simulated workers.
@@ -165,13 +183,15 @@ impl SimulatedMedia {
         self.dtmf.lock().unwrap().get(call).cloned()
     }
 
-    fn add(&self, leg: &LegInfo, inputs: Inputs) {
+    fn add(&self, leg: &LegInfo, inputs: Inputs, far_end: &str) {
         self.phones.lock().unwrap().insert(
             leg.sid.clone(),
             Phone {
                 inputs,
                 playing: None,
                 ringing: None,
+                far_end: far_end.to_owned(),
+                talking: None,
             },
         );
     }
@@ -210,17 +230,17 @@ impl Media for SimulatedMedia {
                 tokio::time::sleep(ring).await;
                 answered.send(LegInput::Answered);
             });
-            self.add(leg, inputs);
+            self.add(leg, inputs, &leg.to);
             if let Some(phone) = self.phones.lock().unwrap().get_mut(&leg.sid) {
                 phone.ringing = Some(timer);
             }
             return;
         }
-        self.add(leg, inputs);
+        self.add(leg, inputs, &leg.to);
     }
 
     fn attach(&self, leg: &LegInfo, inputs: Inputs) {
-        self.add(leg, inputs);
+        self.add(leg, inputs, &leg.from);
     }
 
     async fn answer(&self, _leg: &CallSid) {
@@ -236,6 +256,7 @@ impl Media for SimulatedMedia {
             for timer in phone
                 .ringing
                 .into_iter()
+                .chain(phone.talking)
                 .chain(phone.playing.map(|(_, t)| t))
             {
                 timer.abort();
@@ -288,6 +309,25 @@ impl Media for SimulatedMedia {
 
     fn tap(&self, _leg: &CallSid) -> Box<dyn AudioTap> {
         Box::new(Tones)
+    }
+
+    fn listen(&self, leg: &CallSid, on: bool) {
+        let mut phones = self.phones.lock().unwrap();
+        let Some(phone) = phones.get_mut(leg) else {
+            return;
+        };
+        if let Some(talking) = phone.talking.take() {
+            talking.abort();
+        }
+        let Some(seconds) = talk(&phone.far_end).filter(|_| on) else {
+            return;
+        };
+        let (length, inputs) = (self.scaled(seconds), phone.inputs.clone());
+        phone.talking = Some(tokio::spawn(async move {
+            inputs.send(LegInput::Speech(true));
+            tokio::time::sleep(length).await;
+            inputs.send(LegInput::Speech(false));
+        }));
     }
 
     fn record(&self, _leg: &CallSid, spec: &RecordingSpec) -> Box<dyn RecordingMedia> {

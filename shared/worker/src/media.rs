@@ -74,6 +74,9 @@ pub enum LegInput {
     Played(PlayId),
     /// The far end pressed these keys (`0-9 * #`).
     Digits(String),
+    /// The far end began to speak (`true`) or fell silent (`false`), while the leg is listened
+    /// to ([`Media::listen`]).
+    Speech(bool),
 }
 
 /// Where the media sends a leg's inputs.
@@ -170,6 +173,10 @@ pub trait Media: Send + Sync + 'static {
     fn leave_room(&self, room: &ConferenceSid, leg: &CallSid);
     /// The leg's audio for a media stream.
     fn tap(&self, leg: &CallSid) -> Box<dyn AudioTap>;
+    /// Reports whether the far end speaks ([`LegInput::Speech`] at each change, from silence:
+    /// nothing until it first speaks) until told to stop (`on: false`): what `<Record>`'s
+    /// silence timeout and answering-machine detection listen to.
+    fn listen(&self, leg: &CallSid, on: bool);
     /// Starts recording the leg (and what it is connected to) as `spec` says.
     fn record(&self, leg: &CallSid, spec: &RecordingSpec) -> Box<dyn RecordingMedia>;
 }

@@ -10,6 +10,7 @@
 mod capture;
 mod dial;
 mod program;
+mod record;
 
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ enum Wait {
         prompt: Option<PlayId>,
         until: Option<Instant>,
     },
+    /// A `<Record>`: its beep, then the caller recorded until it ends.
+    Record(record::Recording),
     /// Nothing to do until the control plane says (after an RCML failure, or connected as a
     /// dialled leg).
     Idle,
@@ -298,6 +301,7 @@ impl Leg {
             let deadline = match &self.wait {
                 Wait::Ringing { until } => Some(*until),
                 Wait::Gather { until, .. } | Wait::Dial { until } => *until,
+                Wait::Record(recording) => recording.deadline(),
                 _ => None,
             };
             let message = match deadline {
@@ -328,6 +332,11 @@ impl Leg {
                 // No key for `timeout` seconds: what was pressed so far is the answer.
                 self.wait = gather;
                 self.gathered(String::new()).await;
+            }
+            recording @ Wait::Record(_) => {
+                // Silence for `timeout` seconds, or `maxLength`.
+                self.wait = recording;
+                self.recorded("").await;
             }
             Wait::Dial { .. } => {
                 // The time limit: the connected leg is hung up, and the dial ends with it.
@@ -375,6 +384,9 @@ impl Leg {
             }
             LegInput::Played(id) => match &mut self.wait {
                 Wait::Playing(playing) if *playing == id => self.advance().await,
+                Wait::Record(recording) if recording.beep == Some(id) => {
+                    self.start_record_verb().await;
+                }
                 Wait::Gather {
                     prompt,
                     until,
@@ -388,6 +400,7 @@ impl Leg {
                 _ => {}
             },
             LegInput::Digits(keys) => self.press(&keys).await,
+            LegInput::Speech(speaking) => self.heard_speech(speaking),
             // What the leg is no longer waiting for.
             LegInput::Answered | LegInput::Busy | LegInput::NoAnswer | LegInput::Failed(_) => {}
         }
@@ -550,7 +563,7 @@ impl Leg {
             return;
         }
         self.status = status;
-        self.wait = Wait::Idle;
+        let waited = std::mem::replace(&mut self.wait, Wait::Idle);
         self.leave_conference();
         // From now on the dispatcher refuses this call's commands (a `dial` too) itself.
         self.shared
@@ -567,6 +580,10 @@ impl Leg {
         }
         self.report_status().await;
         self.finish_dial(Some(status)).await;
+        if let Wait::Record(_) = waited {
+            self.wait = waited;
+            self.finish_record_verb("hangup", true).await;
+        }
         // A recording ends with its call, and completes; its streams stop.
         self.stop_recording().await;
         for stream in &self.streams {

@@ -33,6 +33,10 @@ impl Leg {
                 self.end_connected();
                 continue;
             }
+            if self.ends_recording(key) {
+                self.recorded(&key.to_string()).await;
+                continue;
+            }
             let Wait::Gather {
                 verb,
                 digits,
@@ -186,8 +190,17 @@ impl Leg {
 
     pub(super) async fn run(&mut self, source: Source) {
         self.leave_conference();
-        if matches!(self.wait, Wait::Playing(_) | Wait::Gather { .. }) {
+        if matches!(
+            self.wait,
+            Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)
+        ) {
             self.shared.media.stop_playing(&self.info.sid);
+        }
+        if matches!(self.wait, Wait::Record(_)) {
+            self.wait = Wait::Idle;
+            // Redirected mid-recording: the recording is kept, and its action not asked.
+            self.shared.media.listen(self.sid(), false);
+            self.stop_recording().await;
         }
         if let Some(verbs) = self.load(&source).await {
             self.program = verbs;
@@ -315,6 +328,10 @@ impl Leg {
                         self.wait = Wait::Stream(sid);
                         return;
                     }
+                }
+                Verb::Record(verb) => {
+                    self.record_verb(verb).await;
+                    return;
                 }
                 Verb::Hangup => self.end(CallStatus::Completed).await,
                 Verb::Reject { .. } => self.end(CallStatus::Completed).await,

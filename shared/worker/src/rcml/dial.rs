@@ -138,7 +138,7 @@ pub(super) fn dial(attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -> Opti
             track: attrs
                 .read("recordingTrack", 13217, RecordingTrack::parse)
                 .unwrap_or(RecordingTrack::Both),
-            status_callback: recording_callback(attrs),
+            status_callback: recording_callback(attrs, 13217),
         });
     Some(DialVerb {
         target,
@@ -169,8 +169,8 @@ pub(super) fn dial(attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -> Opti
 
 /// `recordingStatusCallback`, its method and its events (`completed` unless told), of
 /// `<Dial>` and `<Record>`.
-pub(super) fn recording_callback(attrs: &mut Attributes) -> Option<RecordingCallback> {
-    let url = attrs.read("recordingStatusCallback", 13217, |value| {
+pub(super) fn recording_callback(attrs: &mut Attributes, code: u32) -> Option<RecordingCallback> {
+    let url = attrs.read("recordingStatusCallback", code, |value| {
         WebhookUrl::parse(
             value,
             AddressPolicy {
@@ -191,7 +191,7 @@ pub(super) fn recording_callback(attrs: &mut Attributes) -> Option<RecordingCall
         .unwrap_or_else(|| vec![RecordingCallbackEvent::Completed]);
     Some(RecordingCallback {
         url,
-        method: attrs.method("recordingStatusCallbackMethod", 13217),
+        method: attrs.method("recordingStatusCallbackMethod", code),
         events,
     })
 }

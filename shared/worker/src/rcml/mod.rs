@@ -9,10 +9,12 @@ use teleapi_domain::{Method, Rcml};
 use crate::media::Prompt;
 
 mod dial;
+mod record;
 #[cfg(test)]
 mod tests;
 
 pub use dial::*;
+pub use record::*;
 
 /// A noun inside a verb: its name, its text, its attributes and its `<Parameter>`s.
 struct Noun {
@@ -55,6 +57,9 @@ pub enum Verb {
     },
     /// `<Connect><Stream>`: a bidirectional stream; the document goes on when it closes.
     ConnectStream(StreamNoun),
+    /// `<Record>`: records the caller until silence, a key or its maximum length, then
+    /// requests `action` with the recording.
+    Record(RecordVerb),
     /// `<Gather>` (DTMF): collects pressed digits until `num_digits`, `finish_on_key` or
     /// `timeout` seconds without one, then requests `action` (the current document's URL if
     /// absent) with `Digits`; with nothing pressed, the document goes on.
@@ -373,6 +378,7 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -
                 .or_else(|| attr("url"))
                 .map(|name| Verb::StopStream { name })
         }),
+        "Record" => Some(Verb::Record(record(attrs))),
         "Hangup" => Some(Verb::Hangup),
         "Reject" => Some(Verb::Reject {
             busy: attrs.get("reason").as_deref() == Some("busy"),

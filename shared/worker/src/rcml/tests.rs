@@ -256,3 +256,38 @@ fn reads_a_dial_and_its_nouns() {
         (RecordingChannels::Mono, Trim::TrimSilence, true)
     );
 }
+
+/// `<Record>`'s attributes, Twilio's defaults, and the values it does not take.
+#[test]
+fn reads_a_record() {
+    let (verbs, warnings) = parse(
+        r##"<Response><Record/><Record action="/saved" method="GET" timeout="3" finishOnKey="#" maxLength="120" playBeep="false" trim="do-not-trim" recordingStatusCallback="https://app.example.com/rec"/></Response>"##,
+    )
+    .unwrap();
+    assert_eq!(warnings, []);
+    assert_eq!(verbs[0], Verb::Record(RecordVerb::default()));
+    let Verb::Record(record) = &verbs[1] else {
+        panic!("{verbs:?}")
+    };
+    assert_eq!(
+        (record.action.as_deref(), record.method, record.timeout),
+        (Some("/saved"), Method::Get, 3)
+    );
+    assert_eq!(
+        (record.finish_on_key.as_str(), record.max_length),
+        ("#", 120)
+    );
+    assert!(!record.play_beep);
+    assert_eq!(record.trim, Trim::DoNotTrim);
+    assert_eq!(
+        record.status_callback.as_ref().unwrap().events,
+        [RecordingCallbackEvent::Completed]
+    );
+    let (verbs, warnings) = parse(
+        r#"<Response><Record timeout="-1" finishOnKey="x" maxLength="0" playBeep="loud" method="PUT" transcribe="true"/></Response>"#,
+    )
+    .unwrap();
+    let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, [13614, 13610, 13611, 13613, 13612, 13615]);
+    assert_eq!(verbs, [Verb::Record(RecordVerb::default())]);
+}
