@@ -1,5 +1,6 @@
 //! The verbs a voice developer reaches for after the first ones (issue 27), end to end over
-//! HTTP on the simulated worker: `<Dial>`'s outcome and attributes, `<Record>`.
+//! HTTP on the simulated worker: `<Dial>`'s outcome and attributes, `<Record>`, answering-machine
+//! detection.
 
 use super::{Local, encode, eventually, leg_to, status_is};
 use serde_json::Value;
@@ -280,8 +281,106 @@ async fn forward_else_voicemail(local: Local) {
     assert!(local.fetches("/never").is_empty());
 }
 
+/// Answering-machine detection on the simulator's phones (a number with `machine` in it
+/// greets for 4 s, `silent` never speaks, anyone else says hello): synchronous, the RCML is
+/// fetched once decided, with `AnsweredBy`; asynchronous, at once, and the outcome goes to
+/// `AsyncAmdStatusCallback`; the call keeps `answered_by`.
+async fn machine_detection(local: Local) {
+    let app = &local.app;
+    app.always("/amd", Reply::rcml("<Response><Hangup/></Response>"));
+    let create = |to: &str, extra: &str| {
+        format!(
+            "From=%2B15551230001&To={}&Url={}&{extra}",
+            encode(to),
+            local.app("/amd")
+        )
+    };
+    let machine = local
+        .create(&create("client:machine-max", "MachineDetection=Enable"))
+        .await;
+    let person = local
+        .create(&create("client:pat", "MachineDetection=DetectMessageEnd"))
+        .await;
+    let nobody = local
+        .create(&create("client:silent-sam", "MachineDetection=Enable"))
+        .await;
+    for (call, answer) in [
+        (&machine, "machine_start"),
+        (&person, "human"),
+        (&nobody, "unknown"),
+    ] {
+        let fetched = eventually(&format!("{call}'s RCML"), || async {
+            local
+                .fetches("/amd")
+                .into_iter()
+                .find(|r| r.params["CallSid"] == *call)
+        })
+        .await;
+        assert_eq!(fetched.params["AnsweredBy"], answer, "{call}");
+        let stored = eventually("answered_by stored", || async {
+            let call = local.call(call).await;
+            (call["answered_by"] == answer).then_some(call)
+        })
+        .await;
+        assert_eq!(stored["answered_by"], answer);
+    }
+
+    // Asynchronous: the call's RCML runs (a pause) while the detection listens.
+    app.always(
+        "/held",
+        Reply::rcml("<Response><Pause length=\"60\"/></Response>"),
+    );
+    let status = app.url("/amd-status");
+    let asynchronous = local
+        .create(&format!(
+            "From=%2B15551230001&To=client%3Amachine-mia&Url={}&{}",
+            local.app("/held"),
+            format_args!(
+                "MachineDetection=DetectMessageEnd&AsyncAmd=true&AsyncAmdStatusCallback={}",
+                encode(&status)
+            )
+        ))
+        .await;
+    let told = local.fetched("/amd-status").await;
+    assert_eq!(told["CallSid"], asynchronous);
+    assert_eq!(told["AnsweredBy"], "machine_end_silence");
+    assert!(told["MachineDetectionDuration"].parse::<u64>().unwrap() > 0);
+    let first = &local.fetches("/held")[0];
+    assert!(
+        !first.params.contains_key("AnsweredBy"),
+        "asynchronous: fetched at the answer, before the outcome"
+    );
+    local.modify(&asynchronous, "Status=completed").await;
+
+    for (body, mentions) in [
+        ("MachineDetection=Sometimes", "MachineDetection"),
+        ("AsyncAmd=true", "MachineDetection=Enable"),
+        (
+            "MachineDetection=Enable&MachineDetectionTimeout=2",
+            "MachineDetectionTimeout",
+        ),
+        (
+            "MachineDetection=Enable&AsyncAmdStatusCallback=https%3A%2F%2Fa.example%2Famd",
+            "AsyncAmd=true",
+        ),
+    ] {
+        let (code, refused) = local
+            .post(
+                &format!("{}.json", local.calls()),
+                &create("client:pat", body),
+            )
+            .await;
+        assert_eq!(code, 400, "{body}: {refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains(mentions),
+            "{body}: {refused}"
+        );
+    }
+}
+
 on_both_backends!(
     a_dial_tells_its_action_how_it_ended,
     a_caller_hangs_up_the_dialled_party_or_waits_unanswered,
     forward_else_voicemail,
+    machine_detection,
 );

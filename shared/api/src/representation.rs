@@ -166,6 +166,7 @@ pub fn call_resource(call: &Call, intent_sid: Option<&IntentSid>) -> Value {
     put("date_updated", json!(call.date_updated.rfc2822()));
     put("api_version", json!(API_VERSION));
     put("muted", json!(call.muted));
+    put("answered_by", json!(call.answered_by.map(|a| a.as_str())));
     put("uri", json!(call_uri(call)));
     put(
         "subresource_uris",

@@ -29,6 +29,14 @@ impl Source {
             extra: Vec::new(),
         }
     }
+
+    /// The same, with one more parameter if it is fetched (`AnsweredBy`).
+    pub(crate) fn with(mut self, name: &'static str, value: String) -> Self {
+        if let Self::Fetch { extra, .. } = &mut self {
+            extra.push((name, value));
+        }
+        self
+    }
 }
 
 /// What an inbound call looks like when it reaches a worker.

@@ -227,6 +227,7 @@ pub(super) fn call_item(call: &Call) -> Item {
         .opt_s("CommandQueue", call.command_queue.as_deref())
         .opt_s("Worker", call.worker.as_ref().map(WorkerId::as_str))
         .opt_s("Recording", call.recording.as_ref().map(|r| r.as_str()))
+        .opt_s("AnsweredBy", call.answered_by.map(|a| a.as_str()))
         .opt_s(
             "Streams",
             (!call.streams.is_empty())
@@ -313,6 +314,7 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
         streams: r
             .opt_parse("Streams", |v| serde_json::from_str(v).ok())?
             .unwrap_or_default(),
+        answered_by: r.opt_parse("AnsweredBy", teleapi_domain::call::AnsweredBy::parse)?,
     })
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::call::amd_callback;
 use crate::call::fallback;
 use crate::call::status_callback;
 use crate::call::{Call, CallStatus, Instructions};
@@ -106,7 +107,8 @@ pub fn progress(
     let seq = match &event.kind {
         EventKind::CallInitiated { seq, .. }
         | EventKind::CallStatus { seq, .. }
-        | EventKind::RcmlFailed { seq, .. } => *seq,
+        | EventKind::RcmlFailed { seq, .. }
+        | EventKind::CallAnsweredBy { seq, .. } => *seq,
         EventKind::CommandApplied { .. } | EventKind::CommandRejected { .. } => {
             return ignore("command events settle intents".into());
         }
@@ -186,6 +188,7 @@ pub fn progress(
                 listing_shard: crate::call::shard_of(&event.call_sid, listing_shards),
                 recording: None,
                 streams: Vec::new(),
+                answered_by: None,
             };
             Verdict::Apply(Box::new(Progress {
                 call,
@@ -289,6 +292,28 @@ pub fn progress(
                 }
                 None => ignore(format!("rcml.failed for {} which has ended", call.sid)),
             }
+        }
+        (
+            EventKind::CallAnsweredBy {
+                answered_by,
+                machine_detection_duration,
+                callback,
+                ..
+            },
+            Some(call),
+        ) => {
+            let mut next = bumped(call, seq, now);
+            next.answered_by = Some(*answered_by);
+            let job = callback.as_ref().map(|callback| {
+                amd_callback(
+                    &next,
+                    seq,
+                    *answered_by,
+                    *machine_detection_duration,
+                    callback,
+                )
+            });
+            apply(call, next, job, None)
         }
         (_, None) => ignore(format!(
             "{} for unknown call {}",

@@ -3,6 +3,7 @@
 
 use crate::API_VERSION;
 use crate::call::Call;
+use crate::call::{AmdCallback, AnsweredBy};
 use crate::time::Timestamp;
 use crate::wire::callback::CALLBACK_SOURCE;
 use crate::wire::callback::CallbackJob;
@@ -57,6 +58,39 @@ pub fn status_callback(
         attempts: 0,
         history: Vec::new(),
     })
+}
+
+/// The `AsyncAmdStatusCallback` request of an asynchronous detection's outcome: Twilio's
+/// `CallSid`, `AccountSid`, `AnsweredBy`, `MachineDetectionDuration` (ms).
+pub fn amd_callback(
+    call: &Call,
+    event_seq: u64,
+    answered_by: AnsweredBy,
+    duration_ms: u64,
+    callback: &AmdCallback,
+) -> CallbackJob {
+    let parameters = [
+        ("CallSid", call.sid.to_string()),
+        ("AccountSid", call.account_sid.to_string()),
+        ("AnsweredBy", answered_by.as_str().to_owned()),
+        ("MachineDetectionDuration", duration_ms.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    CallbackJob {
+        version: JOB_VERSION,
+        job_id: format!("{}-amd{event_seq}", call.sid),
+        kind: JobKind::StatusCallback,
+        account_sid: call.account_sid.clone(),
+        call_sid: Some(call.sid.clone()),
+        conference_sid: None,
+        url: callback.url.clone(),
+        method: callback.method,
+        parameters,
+        attempts: 0,
+        history: Vec::new(),
+    }
 }
 
 /// A FallbackUrl request after the call's RCML failed at `error_url` with `error_code`.

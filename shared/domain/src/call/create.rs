@@ -6,6 +6,7 @@ use crate::sid::RecordingSid;
 use std::fmt;
 use std::time::Duration;
 
+use crate::call::MachineDetection;
 use crate::call::shard_of;
 use crate::call::{Call, CallStatus, Direction, Instructions};
 use crate::call::{NewInstructions, Planned};
@@ -17,7 +18,7 @@ use crate::sid::{AccountSid, CallSid, IntentSid, shorten};
 use crate::time::Timestamp;
 use crate::webhook::{AddressPolicy, Method, StatusCallbackEvents, WebhookUrl};
 use crate::wire::command::{COMMAND_VERSION, Command, CommandParameters, CommandType};
-pub const CREATE_PARAMETERS: [&str; 20] = [
+pub const CREATE_PARAMETERS: [&str; 28] = [
     "From",
     "To",
     "Url",
@@ -38,6 +39,14 @@ pub const CREATE_PARAMETERS: [&str; 20] = [
     "RecordingStatusCallbackMethod",
     "RecordingStatusCallbackEvent",
     "SendDigits",
+    "MachineDetection",
+    "MachineDetectionTimeout",
+    "MachineDetectionSpeechThreshold",
+    "MachineDetectionSpeechEndThreshold",
+    "MachineDetectionSilenceTimeout",
+    "AsyncAmd",
+    "AsyncAmdStatusCallback",
+    "AsyncAmdStatusCallbackMethod",
 ];
 
 /// Longest `SendDigits`.
@@ -165,6 +174,8 @@ pub struct CreateRequest {
     pub record: Option<RecordingOptions>,
     /// DTMF to play once the call is answered: `0-9 * #`, `w` for half a second's wait.
     pub send_digits: Option<String>,
+    /// `MachineDetection` and its tuning: who answered, a person or a machine.
+    pub machine_detection: Option<MachineDetection>,
 }
 
 impl CreateRequest {
@@ -242,6 +253,7 @@ impl CreateRequest {
                 .unwrap_or(DEFAULT_TIMEOUT_SECONDS),
             time_limit: raw.time_limit()?,
             record,
+            machine_detection: MachineDetection::read(&raw, policy)?,
             send_digits: raw
                 .get("SendDigits")
                 .map(|digits| {
@@ -304,6 +316,9 @@ impl CreateRequest {
         if let Some(digits) = &self.send_digits {
             out.insert("SendDigits".into(), digits.clone());
         }
+        if let Some(detection) = &self.machine_detection {
+            out.extend(detection.parameters());
+        }
         out
     }
 }
@@ -363,6 +378,7 @@ pub fn plan_create(
         listing_shard: shard_of(&call_sid, listing_shards),
         recording: request.record.as_ref().map(|_| RecordingSid::generate()),
         streams: Vec::new(),
+        answered_by: None,
     };
     let recording = request
         .record
@@ -386,6 +402,7 @@ pub fn plan_create(
             time_limit: request.time_limit,
             recording,
             send_digits: request.send_digits.clone(),
+            machine_detection: request.machine_detection.clone().map(Box::new),
             ..CommandParameters::default()
         },
     };

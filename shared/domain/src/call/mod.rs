@@ -1,11 +1,13 @@
 //! The call as the control plane records it: who, where it stands, and the instructions in force.
 
+mod amd;
 mod apply;
 mod callbacks;
 mod create;
 mod listing;
 mod modify;
 
+pub use amd::*;
 pub use apply::*;
 
 pub use callbacks::*;
@@ -171,6 +173,8 @@ pub struct Call {
     /// Which of its account's listing partitions the call is in, chosen when it is created
     /// ([`crate::call::shard_of`]) and kept for its life.
     pub listing_shard: u8,
+    /// Who answered, when answering-machine detection was asked for and has decided.
+    pub answered_by: Option<AnsweredBy>,
 }
 
 impl Call {
@@ -210,6 +214,7 @@ impl Call {
             listing_shard: 0,
             recording: None,
             streams: Vec::new(),
+            answered_by: None,
         }
     }
 

@@ -501,6 +501,7 @@ mod tests {
             listing_shard: 0,
             recording: None,
             streams: Vec::new(),
+            answered_by: None,
         }
     }
 

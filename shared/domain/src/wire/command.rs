@@ -112,6 +112,9 @@ pub struct CommandParameters {
     /// Dial: DTMF to play once the callee answers (`0-9 * #`; `w` waits half a second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_digits: Option<String>,
+    /// Dial: answering-machine detection, once the callee answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_detection: Option<Box<crate::call::MachineDetection>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

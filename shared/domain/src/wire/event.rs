@@ -96,6 +96,17 @@ pub enum EventKind {
         error_code: u32,
         detail: String,
     },
+    /// Answering-machine detection decided who answered (`MachineDetection` on the call).
+    /// `callback`: where an asynchronous detection's outcome is posted.
+    #[serde(rename = "call.answered_by")]
+    CallAnsweredBy {
+        seq: u64,
+        answered_by: crate::call::AnsweredBy,
+        /// Milliseconds from the answer to the decision (`MachineDetectionDuration`).
+        machine_detection_duration: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        callback: Option<crate::call::AmdCallback>,
+    },
     /// The worker made an HTTP request for the call (an RCML fetch, a verb's `action`) and got
     /// this answer, or none: an entry of the call's request log (docs/data-model.md,
     /// "call_log"). Not numbered: it changes nothing about the call.
@@ -263,6 +274,7 @@ impl Event {
             EventKind::CommandApplied { .. } => "command.applied",
             EventKind::CommandRejected { .. } => "command.rejected",
             EventKind::RcmlFailed { .. } => "rcml.failed",
+            EventKind::CallAnsweredBy { .. } => "call.answered_by",
             EventKind::RecordingStarted { .. } => "recording.started",
             EventKind::RecordingChanged { .. } => "recording.status",
             EventKind::StreamStarted { .. } => "stream.started",
@@ -351,7 +363,7 @@ mod tests {
     #[test]
     fn documented_examples_round_trip() {
         let examples = crate::doc_examples("## Events");
-        assert_eq!(examples.len(), 7, "one example per event type");
+        assert_eq!(examples.len(), 8, "one example per event type");
         for example in examples {
             let event = Event::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
             let expected: serde_json::Value = serde_json::from_str(example).unwrap();

@@ -8,6 +8,7 @@
 //! whatever it waits on.
 
 mod capture;
+mod detect;
 mod dial;
 mod program;
 mod record;
@@ -96,6 +97,12 @@ pub(crate) struct Leg {
     document: Option<(String, Method)>,
     /// The media was told no (an inbound `<Reject>`): nothing to hang up.
     rejected: bool,
+    /// Answering-machine detection the call asked for, until it has decided.
+    machine_detection: Option<Box<teleapi_domain::call::MachineDetection>>,
+    /// The detection running, from the answer.
+    detection: Option<detect::Detection>,
+    /// Who answered, once detection decided.
+    answered_by: Option<teleapi_domain::call::AnsweredBy>,
     inbox: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
 }
@@ -129,6 +136,9 @@ impl Leg {
             record_on_answer: None,
             recorder: None,
             streams: Vec::new(),
+            machine_detection: None,
+            detection: None,
+            answered_by: None,
             digits_on_answer: None,
             document: None,
             rejected: false,
@@ -239,6 +249,7 @@ impl Leg {
                 self.pending = Some(source);
                 self.record_on_answer = intent.parameters.recording.as_deref().cloned();
                 self.digits_on_answer = intent.parameters.send_digits.clone();
+                self.machine_detection = intent.parameters.machine_detection.clone();
                 self.ring(timeout).await;
             }
             Start::Dialled {
@@ -304,11 +315,21 @@ impl Leg {
                 Wait::Record(recording) => recording.deadline(),
                 _ => None,
             };
-            let message = match deadline {
+            let detecting = self.detection.as_ref().map(detect::Detection::deadline);
+            let first = match (deadline, detecting) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let message = match first {
                 Some(at) => tokio::select! {
                     message = self.inbox.recv() => message,
                     () = tokio::time::sleep_until(at) => {
-                        self.on_time().await;
+                        if detecting.is_some_and(|d| d <= Instant::now()) {
+                            self.detect_time().await;
+                        }
+                        if deadline.is_some_and(|d| d <= Instant::now()) {
+                            self.on_time().await;
+                        }
                         continue;
                     }
                 },
@@ -357,6 +378,10 @@ impl Leg {
                 {
                     let _ = parent.send(Message::LegAnswered(self.info.sid.clone()));
                 }
+                if !self.start_detection() {
+                    // Its RCML waits for the detection's answer.
+                    return;
+                }
                 match self.pending.take() {
                     // Its own RCML (a dialled leg: its `url`, before it is connected).
                     Some(source) => self.run(source).await,
@@ -400,7 +425,10 @@ impl Leg {
                 _ => {}
             },
             LegInput::Digits(keys) => self.press(&keys).await,
-            LegInput::Speech(speaking) => self.heard_speech(speaking),
+            LegInput::Speech(speaking) => {
+                self.heard_speech(speaking);
+                self.detect_speech(speaking).await;
+            }
             // What the leg is no longer waiting for.
             LegInput::Answered | LegInput::Busy | LegInput::NoAnswer | LegInput::Failed(_) => {}
         }
@@ -579,6 +607,7 @@ impl Leg {
             let _ = parent.send(Message::LegEnded(self.info.sid.clone(), status));
         }
         self.report_status().await;
+        self.detection_cut_short().await;
         self.finish_dial(Some(status)).await;
         if let Wait::Record(_) = waited {
             self.wait = waited;

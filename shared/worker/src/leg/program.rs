@@ -199,7 +199,7 @@ impl Leg {
         if matches!(self.wait, Wait::Record(_)) {
             self.wait = Wait::Idle;
             // Redirected mid-recording: the recording is kept, and its action not asked.
-            self.shared.media.listen(self.sid(), false);
+            self.relisten();
             self.stop_recording().await;
         }
         if let Some(verbs) = self.load(&source).await {

@@ -73,7 +73,7 @@ impl Leg {
         // One recording of a leg at a time: the call's own one ends first.
         self.stop_recording().await;
         self.start_recording(spec).await;
-        self.shared.media.listen(self.sid(), true);
+        self.relisten();
     }
 
     fn silence_deadline(&self, verb: &RecordVerb) -> Option<Instant> {
@@ -119,7 +119,7 @@ impl Leg {
             self.shared.media.stop_playing(self.sid());
             return None;
         }
-        self.shared.media.listen(self.sid(), false);
+        self.relisten();
         let mut extra = self.stop_recording_for_action().await;
         let heard = extra
             .iter()
