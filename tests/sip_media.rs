@@ -646,3 +646,114 @@ async fn a_conference_room_mixes_its_participants() {
         assert!(announced, "{name} hears the announcement");
     }
 }
+
+/// Answering-machine detection on real audio: a phone that answers with an answering
+/// machine's greeting (espeak-ng) is `machine_start`, one that says "Hello?" and waits is
+/// `human`, each RCML fetched with its `AnsweredBy`. Then forward, else voicemail: Alice
+/// (1 kHz) dials a phone that never answers; the dial's action hears `no-answer` and answers
+/// `<Record maxLength="3">`, which beeps and records Alice; the recording holds her tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_are_told_from_people_and_voicemail_is_left() {
+    use teleapi_tests::phone::{Phone, Settings};
+    use teleapi_tests::speech::{Part, make};
+    let media = crate::sip_calls::Media::start().await;
+    let greeting = [
+        Part::Silence(0.5),
+        Part::Say {
+            text: "Hi, you've reached Sam. I can't take your call, please leave a message after the tone.",
+            voice: "en-us",
+            wpm: 165,
+        },
+        Part::Silence(30.0),
+    ];
+    let hello = [
+        Part::Silence(0.5),
+        Part::Say {
+            text: "Hello?",
+            voice: "en-us",
+            wpm: 165,
+        },
+        Part::Silence(30.0),
+    ];
+    let mut phones = Vec::new();
+    for (name, parts) in [("machine", &greeting[..]), ("person", &hello[..])] {
+        let microphone = media.dir.join(format!("{name}.wav"));
+        write_wav(&microphone, &make(&media.dir, parts));
+        phones.push(Phone::start(name, &media.dir, &microphone).await);
+    }
+    media
+        .app
+        .always("/amd", Reply::rcml("<Response><Hangup/></Response>"));
+    let mut calls = Vec::new();
+    for phone in &phones {
+        let body = format!(
+            "To={}&From=%2B15551230001&Url={}&MachineDetection=Enable",
+            encode(&phone.uri()),
+            encode(&media.app.url("/amd"))
+        );
+        let (status, call) = media.post(&format!("{}.json", media.calls()), &body).await;
+        assert_eq!(status, 201, "{call}");
+        calls.push(call["sid"].as_str().unwrap().to_owned());
+    }
+    for (call, expected) in calls.iter().zip(["machine_start", "human"]) {
+        let fetched = until("the RCML fetched with AnsweredBy", || async {
+            media
+                .app
+                .received_at("/amd")
+                .into_iter()
+                .find(|r| r.params["CallSid"] == *call)
+        })
+        .await;
+        assert_eq!(fetched.params["AnsweredBy"], expected, "{call}");
+        media.until_status(call, "completed").await;
+        let stored = media.get(&format!("{}/{call}.json", media.calls())).await;
+        assert_eq!(stored["answered_by"], expected);
+    }
+    for phone in phones {
+        let _ = phone.stop().await;
+    }
+
+    let alice = media.phone("alice", ALICE).await;
+    let never = Settings {
+        answers: false,
+        ..Settings::default()
+    };
+    let microphone = teleapi_tests::phone::tone_file(&media.dir, BOB, 60.0);
+    let nobody = Phone::start_with("nobody", &media.dir, &microphone, never).await;
+    let forward = format!(
+        "<Response><Dial timeout=\"3\" action=\"{}\"><Sip>{}</Sip></Dial></Response>",
+        media.app.url("/voicemail"),
+        nobody.uri()
+    );
+    media.app.always("/forward", Reply::rcml(&forward));
+    let voicemail = format!(
+        "<Response><Say>Please leave a message.</Say><Record maxLength=\"3\" action=\"{}\"/></Response>",
+        media.app.url("/saved")
+    );
+    media.app.always("/voicemail", Reply::rcml(&voicemail));
+    media
+        .app
+        .always("/saved", Reply::rcml("<Response><Hangup/></Response>"));
+    let call = media.call(&alice.uri(), "/forward").await;
+    let saved = until("the message saved", || async {
+        media.app.received_at("/saved").into_iter().next()
+    })
+    .await;
+    let asked = &media.app.received_at("/voicemail")[0].params;
+    assert_eq!(asked["DialCallStatus"], "no-answer", "{asked:?}");
+    assert_eq!(saved.params["CallSid"], call);
+    assert_eq!(saved.params["Digits"], "", "ended by its maxLength");
+    assert_eq!(saved.params["RecordingDuration"], "3", "{:?}", saved.params);
+    let recording = saved.params["RecordingSid"].clone();
+    completed(&media, &recording).await;
+    let (channels, samples) = recording_wav(&media, &recording).await;
+    assert_eq!(channels, 1);
+    assert!(
+        presence(&samples, ALICE) > 0.8,
+        "the message is Alice's tone: {}",
+        presence(&samples, ALICE)
+    );
+    media.until_status(&call, "completed").await;
+    let _ = alice.stop().await;
+    let _ = nobody.stop().await;
+}

@@ -22,6 +22,7 @@ use teleapi_tests::runtime::{Emulator, Outcome};
 use teleapi_tests::{Backend, World, basic_auth};
 use tokio::net::TcpListener;
 
+mod amd;
 mod live;
 mod media;
 
@@ -788,6 +789,9 @@ async fn main() {
     }
     if wants("media") {
         media::media(&mut rows).await;
+    }
+    if wants("amd") {
+        amd::amd(&mut rows).await;
     }
     // Part two of the media figures: `tests/bench media` runs both parts, `tests/bench live`
     // this one alone.

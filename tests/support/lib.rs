@@ -7,6 +7,7 @@ pub mod moto;
 pub mod phone;
 pub mod runtime;
 pub mod sink;
+pub mod speech;
 pub mod ws;
 
 use std::sync::Arc;

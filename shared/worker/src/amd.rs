@@ -2,8 +2,8 @@
 //! media reports it ([`crate::LegInput::Speech`]) from the answer on: a person says a short
 //! "hello?" and waits; a machine's greeting goes on. Twilio's parameters decide:
 //!
-//! - speech (with pauses shorter than `speech_end_threshold`) longer than `speech_threshold`
-//!   is a machine: `machine_start` at once (`Enable`), or, with `DetectMessageEnd`,
+//! - speech longer than `speech_threshold` (its voiced time, pauses shorter than
+//!   `speech_end_threshold` between words not counted) is a machine: `machine_start` at once (`Enable`), or, with `DetectMessageEnd`,
 //!   `machine_end_silence` once its greeting is followed by `speech_end_threshold` of silence
 //!   (`machine_end_other` if the time runs out first);
 //! - shorter speech followed by `speech_end_threshold` of silence is a person (`human`);
@@ -25,6 +25,10 @@ pub struct Detector {
     silence_timeout: Duration,
     /// When the far end first spoke, if it has.
     utterance: Option<Duration>,
+    /// Time spoken in the words that have ended.
+    voiced: Duration,
+    /// When the word being spoken began, while the far end speaks.
+    word: Option<Duration>,
     speaking: bool,
     /// When it last fell silent, while it is silent after speaking.
     silent_since: Option<Duration>,
@@ -43,6 +47,8 @@ impl Detector {
             speech_end: ms(detection.speech_end_threshold),
             silence_timeout: ms(detection.silence_timeout),
             utterance: None,
+            voiced: Duration::ZERO,
+            word: None,
             speaking: false,
             silent_since: None,
             machine: false,
@@ -54,10 +60,14 @@ impl Detector {
         if let Some(answer) = self.time(at) {
             return Some(answer);
         }
-        if speaking {
+        if speaking && !self.speaking {
             self.utterance.get_or_insert(at);
+            self.word = Some(at);
             self.silent_since = None;
-        } else if self.speaking {
+        } else if !speaking && self.speaking {
+            if let Some(began) = self.word.take() {
+                self.voiced += at.saturating_sub(began);
+            }
             self.silent_since = Some(at);
         }
         self.speaking = speaking;
@@ -67,12 +77,12 @@ impl Detector {
     /// When to look again if nothing is heard before.
     pub fn deadline(&self) -> Duration {
         let mut next = self.timeout;
-        match (self.utterance, self.speaking, self.silent_since) {
+        match (self.utterance, self.word, self.silent_since) {
             (None, ..) => next = next.min(self.silence_timeout),
-            (Some(began), true, _) if !self.machine => {
-                next = next.min(began + self.speech_threshold);
+            (Some(_), Some(began), _) if !self.machine => {
+                next = next.min(began + self.speech_threshold.saturating_sub(self.voiced));
             }
-            (Some(_), false, Some(silent)) => next = next.min(silent + self.speech_end),
+            (Some(_), None, Some(silent)) => next = next.min(silent + self.speech_end),
             _ => {}
         }
         next
@@ -80,10 +90,9 @@ impl Detector {
 
     /// Time has passed to `at`; the answer, if that decides it.
     pub fn time(&mut self, at: Duration) -> Option<AnsweredBy> {
-        if let Some(began) = self.utterance
-            && self.speaking
+        if let Some(began) = self.word
             && !self.machine
-            && at >= began + self.speech_threshold
+            && self.voiced + at.saturating_sub(began) >= self.speech_threshold
         {
             self.machine = true;
             if self.mode == AmdMode::Enable {
@@ -167,11 +176,11 @@ mod tests {
             hear(AmdMode::Enable, &hello, 60_000),
             Some((AnsweredBy::Human, ms(2_300)))
         );
-        // "Hello? ... hello?": two short words apart less than the end threshold are one.
-        let twice = [(300, true), (900, false), (1_500, true), (2_000, false)];
+        // "Hello? ... hello?": the pause between them is not speech.
+        let twice = [(300, true), (1_100, false), (1_900, true), (2_800, false)];
         assert_eq!(
             hear(AmdMode::DetectMessageEnd, &twice, 60_000),
-            Some((AnsweredBy::Human, ms(3_200)))
+            Some((AnsweredBy::Human, ms(4_000)))
         );
     }
 
@@ -179,9 +188,10 @@ mod tests {
     fn a_greeting_is_a_machine_at_its_start_or_its_end() {
         // "Hi, you've reached Sam, (pause) leave a message": 4 s of speech with a pause.
         let greeting = [(200, true), (1_800, false), (2_400, true), (4_200, false)];
+        // Its voiced time reaches the threshold 800 ms into its second sentence.
         assert_eq!(
             hear(AmdMode::Enable, &greeting, 60_000),
-            Some((AnsweredBy::MachineStart, ms(2_600)))
+            Some((AnsweredBy::MachineStart, ms(3_200)))
         );
         assert_eq!(
             hear(AmdMode::DetectMessageEnd, &greeting, 60_000),

@@ -14,7 +14,7 @@
 //! WorkerHandle: inbound(call), drain(), kill(), life(), calls()
 //! ```
 
-mod amd;
+pub mod amd;
 pub mod audio;
 mod fetch;
 mod inbox;
