@@ -378,9 +378,87 @@ async fn machine_detection(local: Local) {
     }
 }
 
+/// Participants added by the conference's name, as Twilio allows: the first creates the room
+/// (its sid answered at once) with the `WaitUrl` its participants hear and the
+/// `ConferenceStatusCallback` it tells, its call showing the `CallerId`; the second joins the
+/// same room by name and starts it. A name too long is 404, like an unknown sid.
+async fn participants_by_conference_name(local: Local) {
+    let app = &local.app;
+    app.always(
+        "/wait",
+        Reply::rcml("<Response><Play loop=\"0\">music.mp3</Play></Response>"),
+    );
+    let room = format!("{}/Room%20A/Participants.json", local.conferences());
+    let first = format!(
+        "From=%2B15551230001&To=client%3Aann&CallerId=%2B15550001111&EarlyMedia=false\
+         &StartConferenceOnEnter=false&WaitUrl={}&WaitMethod=GET\
+         &ConferenceStatusCallback={}&ConferenceStatusCallbackEvent=start%20join",
+        local.app("/wait"),
+        encode(&app.url("/room-events"))
+    );
+    let (status, ann) = local.post(&room, &first).await;
+    assert_eq!(status, 201, "{ann}");
+    let conference = ann["conference_sid"].as_str().unwrap().to_owned();
+    assert!(conference.starts_with("CF"), "{ann}");
+    let ann_call = ann["call_sid"].as_str().unwrap().to_owned();
+    let waited = local.fetched("/wait").await;
+    assert_eq!(waited["CallSid"], ann_call);
+    let created = eventually("the room, as named", || async {
+        let got = local
+            .get(&format!("{}/{conference}.json", local.conferences()))
+            .await;
+        (got["friendly_name"] == "Room A").then_some(got)
+    })
+    .await;
+    assert_eq!(created["sid"], conference.as_str());
+    assert_eq!(
+        local.call(&ann_call).await["from"],
+        "+15550001111",
+        "CallerId"
+    );
+
+    let (status, bob) = local
+        .post(&room, "From=%2B15551230001&To=client%3Abob")
+        .await;
+    assert_eq!(status, 201, "{bob}");
+    assert_eq!(bob["conference_sid"], conference.as_str(), "the same room");
+    let events = eventually("the room to start", || async {
+        let events = app.values_at("/room-events", "StatusCallbackEvent");
+        events
+            .iter()
+            .any(|e| e == "conference-start")
+            .then_some(events)
+    })
+    .await;
+    assert!(events.iter().any(|e| e == "participant-join"), "{events:?}");
+    let long = format!(
+        "{}/{}/Participants.json",
+        local.conferences(),
+        "x".repeat(129)
+    );
+    let (status, _) = local
+        .post(&long, "From=%2B15551230001&To=client%3Abob")
+        .await;
+    assert_eq!(status, 404);
+    let (status, refused) = local
+        .post(
+            &room,
+            "From=%2B15551230001&To=client%3Abob&ConferenceStatusCallbackEvent=join",
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    local
+        .post(
+            &format!("{}/{conference}.json", local.conferences()),
+            "Status=completed",
+        )
+        .await;
+}
+
 on_both_backends!(
     a_dial_tells_its_action_how_it_ended,
     a_caller_hangs_up_the_dialled_party_or_waits_unanswered,
     forward_else_voicemail,
     machine_detection,
+    participants_by_conference_name,
 );

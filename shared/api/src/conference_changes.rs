@@ -15,6 +15,7 @@ use super::create_call::{NewCall, record_new_call};
 use super::error::ApiError;
 use super::intents::{self, INTENT_SID_HEADER};
 use super::owned_conference;
+use super::paths::{InPath, conference_in_path};
 use super::{Route, Services, Success, form_body};
 use teleapi_domain::call::plan_create;
 use teleapi_domain::conference::{
@@ -24,7 +25,8 @@ use teleapi_domain::conference::{
 use teleapi_domain::conference::{
     ConferenceStatus, Participant, ParticipantState, ParticipantStatus,
 };
-use teleapi_domain::{Account, CallSid, ConferenceStateError, IntentSid};
+use teleapi_domain::intent::IntentCommand;
+use teleapi_domain::{Account, CallSid, ConferenceSid, ConferenceStateError, IntentSid};
 use teleapi_ports::retry::Retry;
 use teleapi_ports::{ConferenceWrite, OutgoingMessage, RecordError};
 
@@ -78,35 +80,43 @@ pub async fn add_participant(
 ) -> Result<Success, ApiError> {
     let (caller, owner) = super::accounts(services, route, request).await?;
     let form = form_body(request, services.config.max_body_bytes)?;
-    let conference = owned_conference(services, &owner, route).await?;
-    if conference.status == ConferenceStatus::Completed {
+    // The path names the conference by its sid, or, as on Twilio, by its name: a room of that
+    // name that is not running yet is created by this participant, with the sid answered now.
+    let (conference, name) = match conference_in_path(services, &owner, route).await? {
+        InPath::Running(conference) => {
+            let name = conference.friendly_name.clone();
+            (Some(conference), name)
+        }
+        InPath::NotRunning(name) => (None, name),
+    };
+    if let Some(conference) = &conference
+        && conference.status == ConferenceStatus::Completed
+    {
         return Err(ConferenceStateError::Ended(conference.sid.to_string()).into());
     }
-    let added = AddParticipant::parse(
-        &form,
-        &conference.friendly_name,
-        services.config.address_policy,
-    )?;
+    let added = AddParticipant::parse(&form, &name, services.config.address_policy)?;
     if let Some(coached) = &added.call_sid_to_coach {
-        let present = services
-            .conferences
-            .participant(&conference.sid, coached)
-            .await?
-            .is_some_and(|p| p.status == ParticipantStatus::Connected);
+        let present = match &conference {
+            Some(conference) => services
+                .conferences
+                .participant(&conference.sid, coached)
+                .await?
+                .is_some_and(|p| p.status == ParticipantStatus::Connected),
+            None => false,
+        };
         if !present {
             return Err(ApiError::InvalidParameter(teleapi_domain::params::invalid(
                 "CallSidToCoach",
-                format!(
-                    "CallSidToCoach {coached} is not a participant of conference {}",
-                    conference.sid
-                ),
+                format!("CallSidToCoach {coached} is not a participant of conference {name}"),
             )));
         }
     }
     let key = intents::idempotency_key(request.headers(), &caller)?;
     let fingerprint = format!(
         "add {} {}",
-        conference.sid,
+        conference
+            .as_ref()
+            .map_or(name.as_str(), |c| c.sid.as_str()),
         serde_json::to_string(&added.parameters()).expect("a string map serialises")
     );
     let root = Some("Participant");
@@ -125,12 +135,25 @@ pub async fn add_participant(
         now,
         services.config.intent_retention,
     );
-    // The call is placed by the worker that runs the room, which it joins.
-    planned.call.command_queue = Some(conference.command_queue.clone());
-    planned.intent.queue = Some(conference.command_queue.clone());
+    let conference_sid = match &conference {
+        Some(conference) => {
+            // The call is placed by the worker that runs the room, which it joins.
+            planned.call.command_queue = Some(conference.command_queue.clone());
+            planned.intent.queue = Some(conference.command_queue.clone());
+            conference.sid.clone()
+        }
+        None => {
+            // Whichever worker takes the call creates the room, with this sid.
+            let sid = ConferenceSid::generate();
+            if let Some(IntentCommand::Call(command)) = &mut planned.intent.command {
+                command.parameters.conference_sid = Some(sid.clone());
+            }
+            sid
+        }
+    };
     let participant = Participant {
-        conference_sid: conference.sid.clone(),
-        account_sid: conference.account_sid.clone(),
+        conference_sid,
+        account_sid: owner.sid.clone(),
         state: ParticipantState {
             call_sid: planned.call.sid.clone(),
             label: added.label.clone(),

@@ -58,6 +58,60 @@ pub async fn owned_conference(
         .ok_or_else(not_found)
 }
 
+/// The conference a path names, by sid or, as Twilio allows where participants are added, by
+/// its friendly name.
+pub enum InPath {
+    /// A conference of `owner`'s (by sid: any; by name: the one of that name not completed).
+    Running(teleapi_domain::conference::Conference),
+    /// No conference of that name is running: the name, percent-decoded.
+    NotRunning(String),
+}
+
+/// The longest friendly name a path may give.
+const MAX_FRIENDLY_NAME: usize = 128;
+
+/// The conference of the path; 404 for a sid that is not `owner`'s, or a name that is empty or
+/// longer than 128 characters.
+pub async fn conference_in_path(
+    services: &Services,
+    owner: &Account,
+    route: &Route,
+) -> Result<InPath, ApiError> {
+    let raw = route.conference_sid.as_deref().unwrap_or_default();
+    if raw.parse::<teleapi_domain::ConferenceSid>().is_ok() {
+        return owned_conference(services, owner, route)
+            .await
+            .map(InPath::Running);
+    }
+    let name = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned();
+    if name.trim().is_empty() || name.chars().count() > MAX_FRIENDLY_NAME {
+        return Err(ApiError::NotFound(teleapi_domain::sid::shorten(raw)));
+    }
+    let filter = teleapi_domain::conference::ConferenceFilter {
+        friendly_name: Some(name.clone()),
+        ..Default::default()
+    };
+    // Newest first: a name's running room, if it has one, is among its latest.
+    let page = teleapi_domain::paging::PageRequest {
+        size: 20,
+        after: None,
+        backward: false,
+    };
+    let running = services
+        .conferences
+        .list_conferences(&owner.sid, &filter, &page)
+        .await?
+        .items
+        .into_iter()
+        .find(|c| c.status != teleapi_domain::conference::ConferenceStatus::Completed);
+    Ok(match running {
+        Some(conference) => InPath::Running(conference),
+        None => InPath::NotRunning(name),
+    })
+}
+
 /// The call of the path, when it names one (it must be `owner`'s; 404 otherwise).
 pub async fn call_in_path(
     services: &Services,

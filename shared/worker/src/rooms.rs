@@ -135,7 +135,7 @@ impl Rooms {
         let sid = match inner.by_name.get(&key) {
             Some(sid) => sid.clone(),
             None => {
-                let sid = ConferenceSid::generate();
+                let sid = noun.sid.clone().unwrap_or_else(ConferenceSid::generate);
                 let (events, receiver) = mpsc::unbounded_channel();
                 tokio::spawn(forward(shared.clone(), receiver));
                 let mut room = Room {

@@ -38,7 +38,7 @@ pub const PARTICIPANT_PARAMETERS: [&str; 10] = [
 pub const CONFERENCE_PARAMETERS: [&str; 3] = ["Status", "AnnounceUrl", "AnnounceMethod"];
 
 /// What `POST …/Conferences/{ConferenceSid}/Participants` accepts.
-pub const ADD_PARTICIPANT_PARAMETERS: [&str; 13] = [
+pub const ADD_PARTICIPANT_PARAMETERS: [&str; 20] = [
     "From",
     "To",
     "Timeout",
@@ -52,6 +52,13 @@ pub const ADD_PARTICIPANT_PARAMETERS: [&str; 13] = [
     "Coaching",
     "CallSidToCoach",
     "Label",
+    "WaitUrl",
+    "WaitMethod",
+    "EarlyMedia",
+    "ConferenceStatusCallback",
+    "ConferenceStatusCallbackMethod",
+    "ConferenceStatusCallbackEvent",
+    "CallerId",
 ];
 
 /// The longest `Label`.
@@ -70,13 +77,21 @@ pub struct AddParticipant {
     pub end_conference_on_exit: bool,
     pub call_sid_to_coach: Option<CallSid>,
     pub label: Option<String>,
+    /// `EarlyMedia`: accepted for Twilio's clients; no worker plays early media yet.
+    pub early_media: bool,
+    /// `WaitUrl`, `ConferenceStatusCallback*`, `CallerId`, canonical: the rest of the request.
+    extra: BTreeMap<String, String>,
 }
 
 impl AddParticipant {
     /// Reads the request whole; `room` is the conference's name, which the new call's RCML
     /// joins.
     pub fn parse(form: &Form, room: &str, policy: AddressPolicy) -> Result<Self, InvalidParameter> {
-        let raw = Params::collect(form, &ADD_PARTICIPANT_PARAMETERS, &["StatusCallbackEvent"])?;
+        let raw = Params::collect(
+            form,
+            &ADD_PARTICIPANT_PARAMETERS,
+            &["StatusCallbackEvent", "ConferenceStatusCallbackEvent"],
+        )?;
         let coaching = raw.boolean("Coaching")?;
         let call_sid_to_coach: Option<CallSid> = raw
             .get("CallSidToCoach")
@@ -146,6 +161,62 @@ impl AddParticipant {
         if let Some(coached) = &call_sid_to_coach {
             attributes.push(("coach", coached.to_string()));
         }
+        let mut extra = BTreeMap::new();
+        if let Some((url, method)) = raw.webhook("WaitUrl", "WaitMethod", policy)? {
+            attributes.push(("waitUrl", url.to_string()));
+            attributes.push(("waitMethod", method.as_str().to_owned()));
+            extra.insert("WaitUrl".to_owned(), url.to_string());
+            extra.insert("WaitMethod".to_owned(), method.as_str().to_owned());
+        }
+        let callback = raw.webhook(
+            "ConferenceStatusCallback",
+            "ConferenceStatusCallbackMethod",
+            policy,
+        )?;
+        let mut events = Vec::new();
+        for value in raw.get_all("ConferenceStatusCallbackEvent") {
+            for name in value.split([' ', ',']).filter(|n| !n.is_empty()) {
+                let event =
+                    crate::conference::ConferenceCallbackEvent::parse(name).ok_or_else(|| {
+                        invalid(
+                            "ConferenceStatusCallbackEvent",
+                            format!(
+                                "ConferenceStatusCallbackEvent '{}' is not one of {}",
+                                shorten(name),
+                                crate::conference::ConferenceCallbackEvent::ALL
+                                    .map(|e| e.as_str())
+                                    .join(", ")
+                            ),
+                        )
+                    })?;
+                events.push(event.as_str());
+            }
+        }
+        match (&callback, events.is_empty()) {
+            (Some((url, method)), _) => {
+                attributes.push(("statusCallback", url.to_string()));
+                attributes.push(("statusCallbackMethod", method.as_str().to_owned()));
+                extra.insert("ConferenceStatusCallback".to_owned(), url.to_string());
+                extra.insert(
+                    "ConferenceStatusCallbackMethod".to_owned(),
+                    method.as_str().to_owned(),
+                );
+                if !events.is_empty() {
+                    attributes.push(("statusCallbackEvent", events.join(" ")));
+                    extra.insert("ConferenceStatusCallbackEvent".to_owned(), events.join(" "));
+                }
+            }
+            (None, false) => {
+                return Err(conflict(
+                    "ConferenceStatusCallbackEvent",
+                    "ConferenceStatusCallbackEvent says which events ConferenceStatusCallback \
+                     hears; give it with ConferenceStatusCallback"
+                        .into(),
+                ));
+            }
+            (None, true) => {}
+        }
+        let early_media = raw.boolean("EarlyMedia")?.unwrap_or(true);
         let attributes: String = attributes
             .iter()
             .map(|(name, value)| format!(" {name}=\"{}\"", quick_xml::escape::escape(value)))
@@ -154,16 +225,31 @@ impl AddParticipant {
             "<Response><Dial><Conference{attributes}>{}</Conference></Dial></Response>",
             quick_xml::escape::escape(room)
         );
-        let mut pairs: Vec<(String, String)> = [
-            "From",
-            "To",
-            "Timeout",
-            "StatusCallback",
-            "StatusCallbackMethod",
-        ]
-        .into_iter()
-        .filter_map(|name| raw.get(name).map(|v| (name.to_owned(), v.to_owned())))
-        .collect();
+        // `CallerId` is what the called party sees, in place of `From`.
+        let caller_id = raw.get("CallerId");
+        if let Some(caller_id) = caller_id {
+            extra.insert("CallerId".to_owned(), caller_id.to_owned());
+        }
+        let mut pairs: Vec<(String, String)> =
+            ["To", "Timeout", "StatusCallback", "StatusCallbackMethod"]
+                .into_iter()
+                .filter_map(|name| raw.get(name).map(|v| (name.to_owned(), v.to_owned())))
+                .collect();
+        let from = match (caller_id, raw.get("From")) {
+            (Some(caller_id), _) => Some(("From", caller_id)),
+            (None, Some(from)) => Some(("From", from)),
+            (None, None) => None,
+        };
+        if raw.get("From").is_none() && caller_id.is_some() {
+            return Err(InvalidParameter::new(
+                "From",
+                crate::error::ProblemKind::Missing,
+                "From is required (CallerId only changes what the called party sees)".into(),
+            ));
+        }
+        if let Some((name, value)) = from {
+            pairs.push((name.to_owned(), value.to_owned()));
+        }
         for event in raw.get_all("StatusCallbackEvent") {
             pairs.push(("StatusCallbackEvent".into(), event.to_owned()));
         }
@@ -177,6 +263,8 @@ impl AddParticipant {
             end_conference_on_exit,
             call_sid_to_coach,
             label,
+            early_media,
+            extra,
         })
     }
 
@@ -199,6 +287,8 @@ impl AddParticipant {
         if let Some(coached) = &self.call_sid_to_coach {
             out.insert("CallSidToCoach".into(), coached.to_string());
         }
+        out.insert("EarlyMedia".into(), self.early_media.to_string());
+        out.extend(self.extra.clone());
         out
     }
 }

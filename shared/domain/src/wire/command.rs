@@ -112,6 +112,10 @@ pub struct CommandParameters {
     /// Dial: DTMF to play once the callee answers (`0-9 * #`; `w` waits half a second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_digits: Option<String>,
+    /// Dial: the sid the conference gets if this call's RCML creates it (a participant added
+    /// by the conference's name before it runs: the API answered with this sid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conference_sid: Option<crate::sid::ConferenceSid>,
     /// Dial: answering-machine detection, once the callee answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_detection: Option<Box<crate::call::MachineDetection>>,

@@ -97,6 +97,9 @@ pub(crate) struct Leg {
     document: Option<(String, Method)>,
     /// The media was told no (an inbound `<Reject>`): nothing to hang up.
     rejected: bool,
+    /// The sid of the room this call's `<Dial><Conference>` creates, if it creates one (the
+    /// API named it: a participant added by the room's name).
+    room_sid: Option<ConferenceSid>,
     /// Answering-machine detection the call asked for, until it has decided.
     machine_detection: Option<Box<teleapi_domain::call::MachineDetection>>,
     /// The detection running, from the answer.
@@ -136,6 +139,7 @@ impl Leg {
             record_on_answer: None,
             recorder: None,
             streams: Vec::new(),
+            room_sid: None,
             machine_detection: None,
             detection: None,
             answered_by: None,
@@ -250,6 +254,7 @@ impl Leg {
                 self.record_on_answer = intent.parameters.recording.as_deref().cloned();
                 self.digits_on_answer = intent.parameters.send_digits.clone();
                 self.machine_detection = intent.parameters.machine_detection.clone();
+                self.room_sid = intent.parameters.conference_sid.clone();
                 self.ring(timeout).await;
             }
             Start::Dialled {

@@ -261,9 +261,10 @@ impl Leg {
                     return;
                 }
                 Verb::Dial(DialVerb {
-                    target: DialTarget::Conference(noun),
+                    target: DialTarget::Conference(mut noun),
                     ..
                 }) => {
+                    noun.sid = self.room_sid.take();
                     let sid = self.rooms.join(
                         &self.shared,
                         &self.info.account_sid,

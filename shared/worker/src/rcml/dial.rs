@@ -249,6 +249,9 @@ pub struct ConferenceNoun {
     /// `onExit`), or neither (`false`).
     pub beep_on_enter: bool,
     pub beep_on_exit: bool,
+    /// The sid the room gets if this participant creates it: not RCML's, the API's (a
+    /// participant added by the room's name before it runs).
+    pub sid: Option<teleapi_domain::ConferenceSid>,
 }
 
 impl ConferenceNoun {
@@ -264,6 +267,7 @@ impl ConferenceNoun {
             wait: None,
             beep_on_enter: true,
             beep_on_exit: true,
+            sid: None,
         }
     }
 }
@@ -330,5 +334,6 @@ pub(super) fn conference(noun: &Noun, warnings: &mut Vec<Warning>) -> Option<Con
         coach: attrs.get("coach"),
         wait,
         status_callback,
+        sid: None,
     })
 }
