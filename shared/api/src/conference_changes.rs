@@ -85,7 +85,7 @@ pub async fn add_participant(
     let (conference, name) = match conference_in_path(services, &owner, route).await? {
         InPath::Running(conference) => {
             let name = conference.friendly_name.clone();
-            (Some(conference), name)
+            (Some(*conference), name)
         }
         InPath::NotRunning(name) => (None, name),
     };

@@ -62,7 +62,7 @@ pub async fn owned_conference(
 /// its friendly name.
 pub enum InPath {
     /// A conference of `owner`'s (by sid: any; by name: the one of that name not completed).
-    Running(teleapi_domain::conference::Conference),
+    Running(Box<teleapi_domain::conference::Conference>),
     /// No conference of that name is running: the name, percent-decoded.
     NotRunning(String),
 }
@@ -81,7 +81,7 @@ pub async fn conference_in_path(
     if raw.parse::<teleapi_domain::ConferenceSid>().is_ok() {
         return owned_conference(services, owner, route)
             .await
-            .map(InPath::Running);
+            .map(|conference| InPath::Running(Box::new(conference)));
     }
     let name = percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
@@ -107,7 +107,7 @@ pub async fn conference_in_path(
         .into_iter()
         .find(|c| c.status != teleapi_domain::conference::ConferenceStatus::Completed);
     Ok(match running {
-        Some(conference) => InPath::Running(conference),
+        Some(conference) => InPath::Running(Box::new(conference)),
         None => InPath::NotRunning(name),
     })
 }
