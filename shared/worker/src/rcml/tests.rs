@@ -73,6 +73,7 @@ fn parses_the_demo_verbs() {
                 wait: None,
                 beep_on_enter: false,
                 beep_on_exit: true,
+                sid: None,
             }))),
             Verb::Redirect {
                 url: "https://app.example.com/next?a=1&b=2".into(),
