@@ -757,3 +757,50 @@ async fn machines_are_told_from_people_and_voicemail_is_left() {
     let _ = alice.stop().await;
     let _ = nobody.stop().await;
 }
+
+/// A call queue on real phones: Alice (1 kHz) waits in `support`; Bob (2 kHz) dials the queue
+/// and is bridged with her: each hears the other. When Bob hangs up, Alice goes on after her
+/// `<Enqueue>` (nothing: her call completes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_caller_talks_with_its_agent() {
+    let media = crate::sip_calls::Media::start().await;
+    let (alice, bob) = (
+        media.phone("alice", ALICE).await,
+        media.phone("bob", BOB).await,
+    );
+    let enqueue = format!(
+        "<Response><Enqueue waitUrl=\"{}\">support</Enqueue></Response>",
+        media.app.url("/music")
+    );
+    media.app.always("/queue", Reply::rcml(&enqueue));
+    media.app.always(
+        "/music",
+        Reply::rcml("<Response><Pause length=\"60\"/></Response>"),
+    );
+    media.app.always(
+        "/agent",
+        Reply::rcml("<Response><Dial><Queue>support</Queue></Dial></Response>"),
+    );
+    let caller = media.call(&alice.uri(), "/queue").await;
+    until("the caller to wait", || async {
+        media.app.received_at("/music").into_iter().next()
+    })
+    .await;
+    let agent = media.call(&bob.uri(), "/agent").await;
+    media.until_status(&agent, "in-progress").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    media.modify(&agent, "Status=completed").await;
+    media.until_status(&caller, "completed").await;
+    let (alice, bob) = (alice.stop().await, bob.stop().await);
+    use crate::sip_calls::seconds_of;
+    assert!(
+        seconds_of(&alice, BOB) >= 2.0,
+        "Alice heard Bob: {} s",
+        seconds_of(&alice, BOB)
+    );
+    assert!(
+        seconds_of(&bob, ALICE) >= 2.0,
+        "Bob heard Alice: {} s",
+        seconds_of(&bob, ALICE)
+    );
+}

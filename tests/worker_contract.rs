@@ -4,7 +4,8 @@
 //! worker, the application's RCML server, and the far end's phones. The simulated worker runs
 //! it ([`simulated`]: fake phones), and so does the SIP/RTP worker ([`sip`]: baresip phones and
 //! SIPp on loopback): calls, busy and silent far ends, commands in order, redirects, draining;
-//! digits for a `<Gather>`, a recording, a conference room, a media stream.
+//! digits for a `<Gather>`, a recording, a conference room, a media stream; `<Dial>`'s action,
+//! `<Record>`, call queues.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -644,6 +645,95 @@ async fn a_message_is_recorded(mut b: Bench) {
     assert!(!done["media_url"].as_str().unwrap_or_default().is_empty());
 }
 
+/// Queues: an agent's `<Dial><Queue>` waits for a caller; a caller `<Enqueue>`d is taken at
+/// once, hears the agent's `url` first, and is bridged; when the agent hangs up, the caller's
+/// action hears `QueueResult=bridged` and the agent's dial action `completed`. A caller that
+/// `<Leave>`s is told `leave`; an agent with nobody to take is told `no-answer`.
+async fn a_queued_caller_meets_an_agent(mut b: Bench) {
+    b.app.always(
+        "/music",
+        Reply::rcml("<Response><Pause length=\"30\"/></Response>"),
+    );
+    // Its `url` runs on the caller taken, and connects it at once.
+    b.app.always("/whisper", Reply::rcml("<Response/>"));
+    b.app
+        .always("/left", Reply::rcml("<Response><Hangup/></Response>"));
+    b.app
+        .always("/done", Reply::rcml("<Response><Hangup/></Response>"));
+    let (whisper, music) = (b.app.url("/whisper"), b.app.url("/music"));
+    let agent_rcml = |action: String, timeout: u32| {
+        format!(
+            "<Response><Dial action=\"{}\" timeout=\"{timeout}\"><Queue url=\"{}\">support</Queue></Dial></Response>",
+            action, whisper
+        )
+    };
+    let caller_rcml = format!(
+        "<Response><Enqueue action=\"{}\" waitUrl=\"{}\">support</Enqueue></Response>",
+        b.app.url("/left"),
+        music
+    );
+    let agent = b
+        .dial(Phone::Answers, &agent_rcml(b.app.url("/done"), 600))
+        .await;
+    b.status(&agent, "in-progress").await;
+    let caller = b.dial(Phone::Answers, &caller_rcml).await;
+    b.status(&caller, "in-progress").await;
+    let whispered = until_request(&b.app, "/whisper").await;
+    assert_eq!(whispered["CallSid"], caller.as_str());
+    assert_eq!(whispered["DequeingCallSid"], agent.as_str());
+    assert!(whispered["QueueSid"].starts_with("QU"), "{whispered:?}");
+    // Bridged; the agent hangs up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.command(&agent, "hangup", 2, json!({}), true).await;
+    let left = until_request(&b.app, "/left").await;
+    assert_eq!(left["QueueResult"], "bridged", "{left:?}");
+    assert_eq!(left["QueueSid"], whispered["QueueSid"]);
+    let done = until_request(&b.app, "/done").await;
+    assert_eq!(done["DialCallStatus"], "completed", "{done:?}");
+    assert_eq!(done["DialCallSid"], caller.as_str());
+    b.status(&caller, "completed").await;
+
+    // A caller waits (its music asked with where it stands), then leaves.
+    b.app
+        .always("/leaving", Reply::rcml("<Response><Leave/></Response>"));
+    let leaving = format!(
+        "<Response><Enqueue action=\"{}\" waitUrl=\"{}\">support</Enqueue></Response>",
+        b.app.url("/gone"),
+        b.app.url("/leaving")
+    );
+    b.app
+        .always("/gone", Reply::rcml("<Response><Hangup/></Response>"));
+    let quitter = b.dial(Phone::Answers, &leaving).await;
+    let music = until_request(&b.app, "/leaving").await;
+    assert_eq!(music["QueuePosition"], "1", "{music:?}");
+    assert_eq!(music["CurrentQueueSize"], "1");
+    let gone = until_request(&b.app, "/gone").await;
+    assert_eq!(gone["QueueResult"], "leave");
+    b.status(&quitter, "completed").await;
+
+    // Nobody waits: the agent's dial gives up at its timeout.
+    b.app
+        .always("/nobody", Reply::rcml("<Response><Hangup/></Response>"));
+    let lonely = b
+        .dial(Phone::Answers, &agent_rcml(b.app.url("/nobody"), 2))
+        .await;
+    let nobody = until_request(&b.app, "/nobody").await;
+    assert_eq!(nobody["DialCallStatus"], "no-answer", "{nobody:?}");
+    b.status(&lonely, "completed").await;
+}
+
+/// The first request the application received at `path`, once it has.
+async fn until_request(app: &Sink, path: &str) -> std::collections::BTreeMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(first) = app.received_at(path).into_iter().next() {
+            return first.params;
+        }
+        assert!(Instant::now() < deadline, "no request to {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The contract, run against the simulated worker.
 mod simulator {
     macro_rules! simulated {
@@ -670,6 +760,7 @@ mod simulator {
         a_document_too_large_is_refused,
         a_dial_tells_its_action_how_it_ended,
         a_message_is_recorded,
+        a_queued_caller_meets_an_agent,
     );
 }
 
@@ -699,5 +790,6 @@ mod sip {
         a_document_too_large_is_refused,
         a_dial_tells_its_action_how_it_ended,
         a_message_is_recorded,
+        a_queued_caller_meets_an_agent,
     );
 }

@@ -78,8 +78,8 @@ pub use idempotency::{IdempotencyKey, IdempotencyRecord};
 pub use intent::{Intent, IntentAction, IntentCommand, IntentStatus};
 pub use rcml::Rcml;
 pub use sid::{
-    AccountSid, CallSid, ConferenceSid, IntentSid, NotificationSid, PhoneNumberSid, RecordingSid,
-    StreamSid, Subject,
+    AccountSid, CallSid, ConferenceSid, IntentSid, NotificationSid, PhoneNumberSid, QueueSid,
+    RecordingSid, StreamSid, Subject,
 };
 pub use time::Timestamp;
 pub use webhook::{AddressPolicy, CallbackEvent, Method, StatusCallbackEvents, WebhookUrl};

@@ -139,6 +139,13 @@ sid_type!(
 );
 
 sid_type!(
+    /// A call queue (`<Enqueue>`, `<Dial><Queue>`).
+    QueueSid,
+    "QU",
+    "QueueSid"
+);
+
+sid_type!(
     /// A recording of a call.
     RecordingSid,
     "RE",

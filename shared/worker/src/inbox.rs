@@ -64,6 +64,23 @@ pub(crate) enum Message {
     LegAnswered(CallSid),
     /// From a dialled leg: it ended, so.
     LegEnded(CallSid, teleapi_domain::CallStatus),
+    /// From the queue: a caller for this agent, which waited for one (`<Dial><Queue>`).
+    QueueMember {
+        queue: String,
+        call: CallSid,
+        leg: mpsc::UnboundedSender<Message>,
+        since: tokio::time::Instant,
+    },
+    /// From an agent: this queued caller is taken (its `url` to run first, if any); it answers
+    /// as a dialled leg does, and the agent's dial is its parent.
+    Dequeued {
+        agent: CallSid,
+        leg: mpsc::UnboundedSender<Message>,
+        url: Option<Source>,
+    },
+    /// From the agent: the bridge with this dequeued caller is over; the caller goes on with
+    /// its `<Enqueue>`'s action (`QueueResult=bridged`).
+    AgentLeft,
     /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
     ConferenceEnded(ConferenceSid),
     /// From one of the leg's streams: it is over.

@@ -20,6 +20,7 @@ mod fetch;
 mod inbox;
 mod leg;
 pub mod media;
+mod queues;
 pub mod rcml;
 mod recorder;
 mod rooms;

@@ -149,6 +149,8 @@ pub(crate) struct Shared {
     /// The timestamp of its last worker event (ms).
     pub(crate) last_stamp: Arc<AtomicI64>,
     pub media: Arc<dyn Media>,
+    /// Its call queues (`<Enqueue>`, `<Dial><Queue>`).
+    pub(crate) call_queues: crate::queues::SharedQueues,
 }
 
 impl Shared {

@@ -78,6 +78,7 @@ impl Worker {
                 signing: None,
                 last_stamp: Arc::default(),
                 media,
+                call_queues: Default::default(),
             },
             rooms: Arc::default(),
             queues,

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::inbox::Start;
-use crate::rcml::{DialLeg, DialVerb};
+use crate::rcml::{DialLeg, DialVerb, QueueNoun};
 use std::time::Duration;
 use teleapi_domain::recording::{RecordingSource, RecordingSpec};
 use teleapi_domain::{Direction, RecordingSid};
@@ -16,10 +16,13 @@ pub(super) struct Dialling {
     ringing: Vec<(CallSid, mpsc::UnboundedSender<Message>)>,
     /// The leg connected to the caller, and since when.
     connected: Option<(CallSid, mpsc::UnboundedSender<Message>, Instant)>,
-    /// How the last leg that ended unconnected ended.
-    unconnected: Option<(CallSid, CallStatus)>,
+    /// How the last leg that ended unconnected ended (no leg: nobody came).
+    unconnected: Option<(Option<CallSid>, CallStatus)>,
     /// The recording `record` started.
     recording: Option<RecordingSid>,
+    /// `<Dial><Queue>`: the queue, and its `url` for the caller taken; its legs are queued
+    /// callers, who go on with their own RCML when the dial ends.
+    queue: Option<QueueNoun>,
 }
 
 /// How a dial ended, as its `action` is told.
@@ -54,14 +57,119 @@ impl Dialling {
                 status: ended
                     .or(last.as_ref().map(|(_, s)| *s))
                     .unwrap_or(CallStatus::Canceled),
-                call_sid: last.as_ref().map(|(sid, _)| sid.clone()),
+                call_sid: last.as_ref().and_then(|(sid, _)| sid.clone()),
                 duration: None,
             },
         }
     }
 }
 
+impl Dialling {
+    /// Lets go of the dial's legs: dialled legs are hung up; queued callers go on with their
+    /// own RCML; an agent still waiting for one stops waiting.
+    fn release(&self, shared: &crate::shared::Shared, agent: &LegInfo) {
+        match &self.queue {
+            Some(queue) => {
+                for leg in self.legs() {
+                    let _ = leg.send(Message::AgentLeft);
+                }
+                shared
+                    .call_queues
+                    .give_up(&agent.account_sid, &queue.name, &agent.sid);
+            }
+            None => {
+                for leg in self.legs() {
+                    let _ = leg.send(Message::HangUp);
+                }
+            }
+        }
+    }
+
+    /// An agent waiting for a caller to arrive.
+    pub(super) fn waits_for_caller(&self) -> bool {
+        self.queue.is_some() && self.ringing.is_empty() && self.connected.is_none()
+    }
+}
+
 impl Leg {
+    /// `<Dial><Queue>`: the queue's first caller is taken, or the leg waits for the next (the
+    /// dial's `timeout` at most).
+    pub(super) async fn dial_queue(&mut self, verb: DialVerb, noun: QueueNoun) {
+        let timeout = f64::from(verb.timeout);
+        let first = self.shared.call_queues.take_first(
+            &self.info.account_sid,
+            &noun.name,
+            &self.info.sid,
+            self.sender.clone(),
+        );
+        self.dialling = Some(Dialling {
+            verb,
+            ringing: Vec::new(),
+            connected: None,
+            unconnected: None,
+            recording: None,
+            queue: Some(noun),
+        });
+        match first {
+            Some(member) => self.take_caller(member.call, member.leg),
+            None => {
+                self.wait = Wait::Dial {
+                    until: Some(Instant::now() + self.shared.scaled(timeout)),
+                };
+            }
+        }
+    }
+
+    /// The agent takes the queued caller `call`: told so (with the `url` to run first).
+    pub(super) fn take_caller(&mut self, call: CallSid, leg: mpsc::UnboundedSender<Message>) {
+        let url = self
+            .dialling
+            .as_ref()
+            .and_then(|d| d.queue.as_ref())
+            .and_then(|q| q.url.clone())
+            .map(|(url, method)| Source::fetch(self.resolve(&url), method));
+        let _ = leg.send(Message::Dequeued {
+            agent: self.info.sid.clone(),
+            leg: self.sender.clone(),
+            url,
+        });
+        if let Some(dialling) = &mut self.dialling {
+            dialling.ringing.push((call, leg));
+        }
+        self.wait = Wait::Dial { until: None };
+    }
+
+    /// A caller of `queue` arrived for this agent, which waited: taken, unless the agent has
+    /// stopped waiting, in which case the caller goes back to its queue.
+    pub(super) fn caller_arrived(
+        &mut self,
+        queue: &str,
+        call: CallSid,
+        leg: mpsc::UnboundedSender<Message>,
+        since: Instant,
+    ) {
+        if self
+            .dialling
+            .as_ref()
+            .is_some_and(Dialling::waits_for_caller)
+        {
+            self.take_caller(call, leg);
+            return;
+        }
+        let member = crate::queues::Member { call, leg, since };
+        self.shared
+            .call_queues
+            .enqueue(&self.info.account_sid, queue, member);
+    }
+
+    /// The agent's timeout passed with nobody in the queue: the dial ends, `no-answer`.
+    pub(super) async fn nobody_came(&mut self) {
+        if let Some(dialling) = &mut self.dialling {
+            dialling.unconnected = Some((None, CallStatus::NoAnswer));
+        }
+        self.dial_over().await;
+    }
+
     /// Rings `legs` for `verb`; the leg waits for the dial to end.
     pub(super) async fn dial(&mut self, verb: DialVerb, legs: Vec<DialLeg>) {
         // The caller's number is the dialled legs' caller ID unless `callerId` says.
@@ -101,6 +209,7 @@ impl Leg {
             connected: None,
             unconnected: None,
             recording: None,
+            queue: None,
         });
         self.wait = Wait::Dial { until: None };
         if from_ringing {
@@ -199,7 +308,7 @@ impl Leg {
             .as_ref()
             .is_none_or(|(_, last)| rank(status) <= rank(*last))
         {
-            dialling.unconnected = Some((sid, status));
+            dialling.unconnected = Some((Some(sid), status));
         }
         if dialling.ringing.is_empty() && dialling.connected.is_none() {
             self.dial_over().await;
@@ -236,9 +345,7 @@ impl Leg {
     /// (`ended`), the application is still told, and nothing runs.
     pub(super) async fn finish_dial(&mut self, ended: Option<CallStatus>) -> Option<Source> {
         let dialling = self.dialling.take()?;
-        for leg in dialling.legs() {
-            let _ = leg.send(Message::HangUp);
-        }
+        dialling.release(&self.shared, &self.info);
         self.shared.media.unbridge(&self.info.sid);
         if ended.is_none() {
             self.wait = Wait::Idle;
@@ -277,13 +384,14 @@ impl Leg {
             return;
         };
         self.shared.media.unbridge(&self.info.sid);
-        if let (Some(source), Some(leg)) = (moved, dialling.connected()) {
-            let _ = leg.send(Message::Run(source));
-        } else if let Some(leg) = dialling.connected() {
-            let _ = leg.send(Message::HangUp);
-        }
-        for (_, leg) in &dialling.ringing {
-            let _ = leg.send(Message::HangUp);
+        match (moved, dialling.connected()) {
+            (Some(source), Some(leg)) if dialling.queue.is_none() => {
+                let _ = leg.send(Message::Run(source));
+                for (_, leg) in &dialling.ringing {
+                    let _ = leg.send(Message::HangUp);
+                }
+            }
+            _ => dialling.release(&self.shared, &self.info),
         }
     }
 }

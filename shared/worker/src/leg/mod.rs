@@ -11,6 +11,7 @@ mod capture;
 mod detect;
 mod dial;
 mod program;
+mod queue;
 mod record;
 
 use std::time::Duration;
@@ -97,6 +98,8 @@ pub(crate) struct Leg {
     document: Option<(String, Method)>,
     /// The media was told no (an inbound `<Reject>`): nothing to hang up.
     rejected: bool,
+    /// The queue this call waits in (`<Enqueue>`), or was taken from by an agent.
+    queued: Option<queue::Queued>,
     /// The sid of the room this call's `<Dial><Conference>` creates, if it creates one (the
     /// API named it: a participant added by the room's name).
     room_sid: Option<ConferenceSid>,
@@ -139,6 +142,7 @@ impl Leg {
             record_on_answer: None,
             recorder: None,
             streams: Vec::new(),
+            queued: None,
             room_sid: None,
             machine_detection: None,
             detection: None,
@@ -276,6 +280,17 @@ impl Leg {
         // Commands that reached the inbox as the call ended: refused, so their intents settle.
         self.inbox.close();
         while let Ok(message) = self.inbox.try_recv() {
+            if let Message::QueueMember {
+                queue,
+                call,
+                leg,
+                since,
+            } = message
+            {
+                // A caller that arrived as this agent ended: back to its queue.
+                self.caller_arrived(&queue, call, leg, since);
+                continue;
+            }
             if let Message::Command(command) = message
                 && !self.is_redelivery(&command)
             {
@@ -363,6 +378,15 @@ impl Leg {
                 // Silence for `timeout` seconds, or `maxLength`.
                 self.wait = recording;
                 self.recorded("").await;
+            }
+            Wait::Dial { .. }
+                if self
+                    .dialling
+                    .as_ref()
+                    .is_some_and(dial::Dialling::waits_for_caller) =>
+            {
+                // Nobody came to the queue within the dial's timeout.
+                self.nobody_came().await;
             }
             Wait::Dial { .. } => {
                 // The time limit: the connected leg is hung up, and the dial ends with it.
@@ -473,6 +497,14 @@ impl Leg {
                 }
             }
             Message::LegAnswered(sid) => self.dialled_answered(sid).await,
+            Message::QueueMember {
+                queue,
+                call,
+                leg,
+                since,
+            } => self.caller_arrived(&queue, call, leg, since),
+            Message::Dequeued { agent, leg, url } => self.dequeued(agent, leg, url).await,
+            Message::AgentLeft => self.agent_left().await,
             Message::LegEnded(sid, status) => self.dialled_ended(sid, status).await,
             Message::Die => {}
         }
@@ -565,6 +597,7 @@ impl Leg {
                     self.pending = Some(source);
                 } else {
                     let moved = (p.move_connected_call_leg == Some(true)).then(|| source.clone());
+                    self.redirected_out_of_queue();
                     self.abandon_dial(moved);
                     self.run(source).await;
                 }
@@ -614,6 +647,7 @@ impl Leg {
         self.report_status().await;
         self.detection_cut_short().await;
         self.finish_dial(Some(status)).await;
+        self.queued_call_ended().await;
         if let Wait::Record(_) = waited {
             self.wait = waited;
             self.finish_record_verb("hangup", true).await;

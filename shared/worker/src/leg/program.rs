@@ -222,6 +222,18 @@ impl Leg {
                     }
                     return;
                 }
+                if self.waiting_in_queue() {
+                    // The wait music's document is over: asked again, with where it stands.
+                    let music = self.wait_music();
+                    match self.load(&music).await {
+                        Some(verbs) => {
+                            self.program = verbs;
+                            self.pc = 0;
+                            continue;
+                        }
+                        None => return,
+                    }
+                }
                 if self.ringing_inbound() {
                     // A document that runs nothing for the caller still answers, and hangs up:
                     // the call is `completed`, not left unanswered.
@@ -284,6 +296,18 @@ impl Leg {
                 }
                 Verb::Dial(
                     verb @ DialVerb {
+                        target: DialTarget::Queue(_),
+                        ..
+                    },
+                ) => {
+                    let DialTarget::Queue(noun) = verb.target.clone() else {
+                        unreachable!("matched above")
+                    };
+                    self.dial_queue(verb, noun).await;
+                    return;
+                }
+                Verb::Dial(
+                    verb @ DialVerb {
                         target: DialTarget::Legs(_),
                         ..
                     },
@@ -328,6 +352,28 @@ impl Leg {
                         let sid = self.start_stream(spec, true);
                         self.wait = Wait::Stream(sid);
                         return;
+                    }
+                }
+                Verb::Enqueue(verb) => {
+                    if let Some(next) = self.enqueue(verb) {
+                        match self.load(&next).await {
+                            Some(verbs) => {
+                                self.program = verbs;
+                                self.pc = 0;
+                            }
+                            None => return,
+                        }
+                    }
+                }
+                Verb::Leave => {
+                    if let Some(next) = self.leave_queue() {
+                        match self.load(&next).await {
+                            Some(verbs) => {
+                                self.program = verbs;
+                                self.pc = 0;
+                            }
+                            None => return,
+                        }
                     }
                 }
                 Verb::Record(verb) => {

@@ -69,6 +69,8 @@ pub enum DialTarget {
     /// once: the first to answer is connected and the others are hung up.
     Legs(Vec<DialLeg>),
     Conference(ConferenceNoun),
+    /// The first caller waiting in a queue (or the next to arrive).
+    Queue(super::queue::QueueNoun),
 }
 
 /// One leg a `<Dial>` rings.
@@ -102,9 +104,11 @@ pub(super) fn dial(attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -> Opti
         .unwrap_or(30);
     let mut legs = Vec::new();
     let mut conference_noun = None;
+    let mut queue_noun = None;
     for noun in nouns {
         match noun.name.as_str() {
             "Conference" => conference_noun = conference(&noun, attrs.warnings),
+            "Queue" => queue_noun = super::queue::queue(&noun, attrs.warnings),
             "Number" | "Client" | "Sip" => {
                 legs.extend(leg(&noun, attrs.warnings));
             }
@@ -114,10 +118,11 @@ pub(super) fn dial(attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -> Opti
     if legs.is_empty() && conference_noun.is_none() && !text.is_empty() {
         legs.push(DialLeg::to(text));
     }
-    let target = match conference_noun {
-        Some(room) => DialTarget::Conference(room),
-        None if legs.is_empty() => return None,
-        None => DialTarget::Legs(legs),
+    let target = match (conference_noun, queue_noun) {
+        (Some(room), _) => DialTarget::Conference(room),
+        (None, Some(queue)) => DialTarget::Queue(queue),
+        (None, None) if legs.is_empty() => return None,
+        (None, None) => DialTarget::Legs(legs),
     };
     let record = attrs
         .read("record", 13217, |value| match value {

@@ -9,11 +9,13 @@ use teleapi_domain::{Method, Rcml};
 use crate::media::Prompt;
 
 mod dial;
+mod queue;
 mod record;
 #[cfg(test)]
 mod tests;
 
 pub use dial::*;
+pub use queue::*;
 pub use record::*;
 
 /// A noun inside a verb: its name, its text, its attributes and its `<Parameter>`s.
@@ -60,6 +62,10 @@ pub enum Verb {
     /// `<Record>`: records the caller until silence, a key or its maximum length, then
     /// requests `action` with the recording.
     Record(RecordVerb),
+    /// `<Enqueue>`: the caller waits in a queue for an agent.
+    Enqueue(EnqueueVerb),
+    /// `<Leave>`: a queued caller leaves its queue (in its `waitUrl`'s RCML).
+    Leave,
     /// `<Gather>` (DTMF): collects pressed digits until `num_digits`, `finish_on_key` or
     /// `timeout` seconds without one, then requests `action` (the current document's URL if
     /// absent) with `Digits`; with nothing pressed, the document goes on.
@@ -379,6 +385,8 @@ fn read_verb(name: &str, attrs: &mut Attributes, text: &str, nouns: Vec<Noun>) -
                 .map(|name| Verb::StopStream { name })
         }),
         "Record" => Some(Verb::Record(record(attrs))),
+        "Enqueue" => queue::enqueue(attrs, text).map(Verb::Enqueue),
+        "Leave" => Some(Verb::Leave),
         "Hangup" => Some(Verb::Hangup),
         "Reject" => Some(Verb::Reject {
             busy: attrs.get("reason").as_deref() == Some("busy"),

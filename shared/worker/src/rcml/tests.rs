@@ -227,7 +227,7 @@ fn reads_a_dial_and_its_nouns() {
     // Values it does not take: warned of, and the defaults.
     let (verbs, warnings) = parse(
         r#"<Response><Dial callerId="not a number" timeLimit="0" record="always" hangupOnStar="maybe" answerOnBridge="yes" method="PUT">
-             <Number sendDigits="12x">+15550000000</Number><Number/><Queue>support</Queue></Dial></Response>"#,
+             <Number sendDigits="12x">+15550000000</Number><Number/><Bogus>support</Bogus></Dial></Response>"#,
     )
     .unwrap();
     let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
@@ -291,4 +291,48 @@ fn reads_a_record() {
     let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
     assert_eq!(codes, [13614, 13610, 13611, 13613, 13612, 13615]);
     assert_eq!(verbs, [Verb::Record(RecordVerb::default())]);
+}
+
+/// Queues: `<Enqueue>` with its wait music and action, `<Leave>`, `<Dial><Queue>`.
+#[test]
+fn reads_queues() {
+    let (verbs, warnings) = parse(
+        r#"<Response>
+             <Enqueue action="/done" method="GET" waitUrl="/music" waitUrlMethod="GET">support</Enqueue>
+             <Enqueue>sales</Enqueue>
+             <Leave/>
+             <Dial timeout="10"><Queue url="/whisper">support</Queue></Dial>
+             <Enqueue workflowSid="WW0123">vip</Enqueue>
+             <Enqueue></Enqueue>
+           </Response>"#,
+    )
+    .unwrap();
+    assert_eq!(
+        verbs[..4],
+        [
+            Verb::Enqueue(EnqueueVerb {
+                name: "support".into(),
+                action: Some("/done".into()),
+                method: Method::Get,
+                wait_url: Some(("/music".into(), Method::Get)),
+            }),
+            Verb::Enqueue(EnqueueVerb {
+                name: "sales".into(),
+                action: None,
+                method: Method::Post,
+                wait_url: None,
+            }),
+            Verb::Leave,
+            Verb::Dial(DialVerb {
+                timeout: 10,
+                ..DialVerb::to(DialTarget::Queue(QueueNoun {
+                    name: "support".into(),
+                    url: Some(("/whisper".into(), Method::Post)),
+                }))
+            }),
+        ]
+    );
+    assert_eq!(verbs.len(), 5, "the one without a name is skipped");
+    let codes: Vec<u32> = warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, [12200, 12200], "TaskRouter, and the empty name");
 }

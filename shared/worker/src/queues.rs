@@ -1,0 +1,167 @@
+//! A worker's call queues: who waits in each (an account's queue by name, first come first
+//! served), and the agents waiting for someone to arrive. A caller `<Enqueue>`d waits here; an
+//! agent's `<Dial><Queue>` takes the first, or waits for the next. The legs meet through their
+//! inboxes: the agent tells the caller it is dequeued, the caller answers as a dialled leg does.
+//! A queue is this worker's: callers and agents on other workers do not meet (docs/decisions.md,
+//! "Queues").
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use teleapi_domain::{AccountSid, CallSid, QueueSid};
+use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
+
+use crate::inbox::Message;
+
+/// The callers a queue holds at most (Twilio's default `MaxSize`).
+pub(crate) const MAX_SIZE: usize = 100;
+
+/// A caller waiting.
+pub(crate) struct Member {
+    pub call: CallSid,
+    pub leg: mpsc::UnboundedSender<Message>,
+    pub since: Instant,
+}
+
+/// An agent waiting for a caller.
+struct Agent {
+    call: CallSid,
+    leg: mpsc::UnboundedSender<Message>,
+}
+
+struct Line {
+    sid: QueueSid,
+    members: VecDeque<Member>,
+    agents: VecDeque<Agent>,
+    /// Callers who left it so far, and how long they waited in all (`AvgQueueTime`).
+    served: (u32, Duration),
+}
+
+/// Where a caller `<Enqueue>`d is now.
+pub(crate) enum Enqueued {
+    /// Waiting.
+    Waiting { sid: QueueSid },
+    /// An agent was waiting: it is told, and takes the caller at once.
+    Taken { sid: QueueSid },
+    /// The queue holds [`MAX_SIZE`] already.
+    Full { sid: QueueSid },
+}
+
+/// What a waiting caller's `waitUrl` is told (Twilio's parameters).
+pub(crate) struct Standing {
+    pub position: usize,
+    pub size: usize,
+    pub average: Duration,
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct SharedQueues {
+    lines: Arc<Mutex<HashMap<(AccountSid, String), Line>>>,
+}
+
+impl SharedQueues {
+    fn with<T>(&self, account: &AccountSid, name: &str, f: impl FnOnce(&mut Line) -> T) -> T {
+        let mut lines = self.lines.lock().unwrap();
+        let line = lines
+            .entry((account.clone(), name.to_owned()))
+            .or_insert_with(|| Line {
+                sid: QueueSid::generate(),
+                members: VecDeque::new(),
+                agents: VecDeque::new(),
+                served: (0, Duration::ZERO),
+            });
+        f(line)
+    }
+
+    /// `member` joins the queue `name` of `account`.
+    pub(crate) fn enqueue(&self, account: &AccountSid, name: &str, member: Member) -> Enqueued {
+        self.with(account, name, |line| {
+            let sid = line.sid.clone();
+            while let Some(agent) = line.agents.pop_front() {
+                let taken = agent.leg.send(Message::QueueMember {
+                    queue: name.to_owned(),
+                    call: member.call.clone(),
+                    leg: member.leg.clone(),
+                    since: member.since,
+                });
+                if taken.is_ok() {
+                    line.served.0 += 1;
+                    return Enqueued::Taken { sid };
+                }
+            }
+            if line.members.len() >= MAX_SIZE {
+                return Enqueued::Full { sid };
+            }
+            line.members.push_back(member);
+            Enqueued::Waiting { sid }
+        })
+    }
+
+    /// Where `call` stands in the queue, if it waits there.
+    pub(crate) fn standing(
+        &self,
+        account: &AccountSid,
+        name: &str,
+        call: &CallSid,
+    ) -> Option<Standing> {
+        self.with(account, name, |line| {
+            let position = line.members.iter().position(|m| m.call == *call)? + 1;
+            let (served, waited) = line.served;
+            Some(Standing {
+                position,
+                size: line.members.len(),
+                average: waited.checked_div(served).unwrap_or_default(),
+            })
+        })
+    }
+
+    /// `call` leaves the queue (it left, hung up, or was redirected); how long it waited.
+    pub(crate) fn leave(
+        &self,
+        account: &AccountSid,
+        name: &str,
+        call: &CallSid,
+    ) -> Option<Duration> {
+        self.with(account, name, |line| {
+            let at = line.members.iter().position(|m| m.call == *call)?;
+            let member = line.members.remove(at)?;
+            let waited = member.since.elapsed();
+            line.served.0 += 1;
+            line.served.1 += waited;
+            Some(waited)
+        })
+    }
+
+    /// The first caller of the queue, for the agent `call`; if there is none, the agent waits
+    /// for the next (told with [`Message::QueueMember`]).
+    pub(crate) fn take_first(
+        &self,
+        account: &AccountSid,
+        name: &str,
+        call: &CallSid,
+        leg: mpsc::UnboundedSender<Message>,
+    ) -> Option<Member> {
+        self.with(account, name, |line| match line.members.pop_front() {
+            Some(member) => {
+                line.served.0 += 1;
+                line.served.1 += member.since.elapsed();
+                Some(member)
+            }
+            None => {
+                line.agents.push_back(Agent {
+                    call: call.clone(),
+                    leg,
+                });
+                None
+            }
+        })
+    }
+
+    /// The agent `call` no longer waits (its dial timed out, or it hung up).
+    pub(crate) fn give_up(&self, account: &AccountSid, name: &str, call: &CallSid) {
+        self.with(account, name, |line| {
+            line.agents.retain(|a| a.call != *call)
+        });
+    }
+}
