@@ -548,6 +548,40 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     let answer = run.world.get("/Conferences.json?Status=in-progress").await;
     assert_eq!(answer.status(), 200);
     run.end("list page: conferences", "list-calls", Invocation::Api);
+    // A participant added by the room's name: the running room found through the account's
+    // listing, then create-call's write and command.
+    run.begin();
+    let answer = run
+        .world
+        .send(crate::post_request(
+            &format!(
+                "/call/2012-04-24/Accounts/{}/Conferences/support/Participants.json",
+                run.world.account.sid
+            ),
+            Some(&run.world.auth()),
+            "From=%2B15551230001&To=%2B15551230009",
+        ))
+        .await;
+    assert_eq!(answer.status(), 201, "{}", crate::body_text(&answer));
+    run.end(
+        "add a participant by the conference's name",
+        "create-call",
+        Invocation::Api,
+    );
+    Backend::drain(run.world.backend.commands.as_ref()).await;
+
+    // ---- answering-machine detection's outcome, asynchronous: the call keeps it, and the
+    // AsyncAmdStatusCallback is a job
+    let detected = CallSid::generate();
+    run.event(&detected, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230004", "command_queue_url": run.worker, "worker_id": WORKER})).await;
+    run.begin();
+    run.event(&detected, json!({"type": "call.answered_by", "answered_by": "machine_start", "machine_detection_duration": 2600, "callback": {"url": "https://app.example.com/amd", "method": "POST"}})).await;
+    run.end(
+        "event: call.answered_by (+ AsyncAmdStatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    Backend::drain(run.world.backend.callbacks.as_ref()).await;
 
     // ---- reading
     run.begin();
