@@ -651,7 +651,8 @@ async fn a_conference_room_mixes_its_participants() {
 /// machine's greeting (espeak-ng) is `machine_start`, one that says "Hello?" and waits is
 /// `human`, each RCML fetched with its `AnsweredBy`. Then forward, else voicemail: Alice
 /// (1 kHz) dials a phone that never answers; the dial's action hears `no-answer` and answers
-/// `<Record maxLength="3">`, which beeps and records Alice; the recording holds her tone.
+/// `<Record maxLength="3">`, which beeps and records Alice; the recording holds her tone. A
+/// message ended by silence holds what was said, trimmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machines_are_told_from_people_and_voicemail_is_left() {
     use teleapi_tests::phone::{Phone, Settings};
@@ -756,6 +757,43 @@ async fn machines_are_told_from_people_and_voicemail_is_left() {
     media.until_status(&call, "completed").await;
     let _ = alice.stop().await;
     let _ = nobody.stop().await;
+
+    // A message ended by silence: the far end says something for two seconds (a 700 Hz
+    // tone), then nothing; `timeout="2"` seconds of that silence end the recording, trimmed
+    // to what was said.
+    let talk = [
+        Part::Silence(1.0),
+        Part::Tone(700.0, 2.0),
+        Part::Silence(30.0),
+    ];
+    let microphone = media.dir.join("talker.wav");
+    write_wav(&microphone, &make(&media.dir, &talk));
+    let talker = Phone::start("talker", &media.dir, &microphone).await;
+    let record = format!(
+        "<Response><Record timeout=\"2\" playBeep=\"false\" action=\"{}\"/></Response>",
+        media.app.url("/said")
+    );
+    media.app.always("/record", Reply::rcml(&record));
+    media
+        .app
+        .always("/said", Reply::rcml("<Response><Hangup/></Response>"));
+    let call = media.call(&talker.uri(), "/record").await;
+    let said = until("the message ended by silence", || async {
+        media.app.received_at("/said").into_iter().next()
+    })
+    .await;
+    assert_eq!(said.params["CallSid"], call);
+    assert_eq!(said.params["Digits"], "", "ended by silence");
+    assert_eq!(said.params["RecordingDuration"], "2", "{:?}", said.params);
+    let recording = said.params["RecordingSid"].clone();
+    completed(&media, &recording).await;
+    let (_, samples) = recording_wav(&media, &recording).await;
+    assert!(
+        presence(&samples, 700.0) > 0.8,
+        "{}",
+        presence(&samples, 700.0)
+    );
+    let _ = talker.stop().await;
 }
 
 /// A call queue on real phones: Alice (1 kHz) waits in `support`; Bob (2 kHz) dials the queue

@@ -722,6 +722,37 @@ async fn a_queued_caller_meets_an_agent(mut b: Bench) {
     b.status(&lonely, "completed").await;
 }
 
+/// `<Dial record>`: the dial is recorded from the answer (both parties, a channel each); the
+/// caller hangs up, and the action still hears how the dial ended, with the recording.
+async fn a_dial_is_recorded(mut b: Bench) {
+    b.app
+        .always("/after", Reply::rcml("<Response><Hangup/></Response>"));
+    let rcml = format!(
+        "<Response><Dial record=\"record-from-answer-dual\" action=\"{}\"><Number>{}</Number></Dial></Response>",
+        b.app.url("/after"),
+        b.number(Phone::Answers)
+    );
+    let call = b.dial(Phone::Answers, &rcml).await;
+    let started = b
+        .until("recording.started", |e| e["type"] == "recording.started")
+        .await;
+    assert_eq!(started["call_sid"], call.as_str());
+    assert_eq!(started["recording"]["source"], "DialVerb");
+    assert_eq!(started["recording"]["channels"], "dual");
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    b.command(&call, "hangup", 2, json!({}), true).await;
+    let after = until_request(&b.app, "/after").await;
+    assert_eq!(after["DialCallStatus"], "completed", "{after:?}");
+    assert_eq!(after["DialBridged"], "true");
+    assert_eq!(after["CallStatus"], "completed", "the caller hung up");
+    assert_eq!(
+        after["RecordingSid"],
+        started["recording"]["recording_sid"].as_str().unwrap()
+    );
+    let seconds: u64 = after["RecordingDuration"].parse().unwrap();
+    assert!((1..=3).contains(&seconds), "{after:?}");
+}
+
 /// The first request the application received at `path`, once it has.
 async fn until_request(app: &Sink, path: &str) -> std::collections::BTreeMap<String, String> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -761,6 +792,7 @@ mod simulator {
         a_dial_tells_its_action_how_it_ended,
         a_message_is_recorded,
         a_queued_caller_meets_an_agent,
+        a_dial_is_recorded,
     );
 }
 
@@ -791,5 +823,6 @@ mod sip {
         a_dial_tells_its_action_how_it_ended,
         a_message_is_recorded,
         a_queued_caller_meets_an_agent,
+        a_dial_is_recorded,
     );
 }

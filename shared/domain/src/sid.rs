@@ -181,6 +181,17 @@ impl NotificationSid {
     }
 }
 
+impl QueueSid {
+    /// The queue `name` of `account`: the same sid on every worker and in the API, with no
+    /// lookup (a queue is made by its first `<Enqueue>` as well as by `POST …/Queues`).
+    pub fn named(account: &AccountSid, name: &str) -> Self {
+        Self(format!(
+            "QU{}",
+            &crate::sid::digest_hex(&format!("{account}\n{name}"))[..32]
+        ))
+    }
+}
+
 /// What an intent is about, and where its commands are ordered: a call, or a conference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {

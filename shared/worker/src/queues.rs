@@ -61,17 +61,22 @@ pub(crate) struct SharedQueues {
 }
 
 impl SharedQueues {
+    /// `f` on the queue `name` of `account`; a queue nobody is in is forgotten (its average
+    /// wait starts afresh when it is used again), so the worker holds only busy queues.
     fn with<T>(&self, account: &AccountSid, name: &str, f: impl FnOnce(&mut Line) -> T) -> T {
         let mut lines = self.lines.lock().unwrap();
-        let line = lines
-            .entry((account.clone(), name.to_owned()))
-            .or_insert_with(|| Line {
-                sid: QueueSid::generate(),
-                members: VecDeque::new(),
-                agents: VecDeque::new(),
-                served: (0, Duration::ZERO),
-            });
-        f(line)
+        let key = (account.clone(), name.to_owned());
+        let line = lines.entry(key.clone()).or_insert_with(|| Line {
+            sid: QueueSid::named(account, name),
+            members: VecDeque::new(),
+            agents: VecDeque::new(),
+            served: (0, Duration::ZERO),
+        });
+        let result = f(line);
+        if line.members.is_empty() && line.agents.is_empty() {
+            lines.remove(&key);
+        }
+        result
     }
 
     /// `member` joins the queue `name` of `account`.
