@@ -455,10 +455,70 @@ async fn participants_by_conference_name(local: Local) {
         .await;
 }
 
+/// A call queue on the simulated worker, through the API: the agent's `<Dial><Queue>` takes
+/// the waiting caller; the agent presses `*` (`hangupOnStar`), which ends its side only: the
+/// caller, still in progress, goes on with its `<Enqueue>`'s action (`QueueResult=bridged`).
+async fn a_queue_on_one_worker(local: Local) {
+    let app = &local.app;
+    app.always(
+        "/enqueue",
+        Reply::rcml("<Response><Enqueue action=\"/after-queue\">support</Enqueue></Response>"),
+    );
+    app.always(
+        "/after-queue",
+        Reply::rcml("<Response><Say>Thank you</Say><Hangup/></Response>"),
+    );
+    app.always(
+        "/agent",
+        Reply::rcml(
+            "<Response><Dial hangupOnStar=\"true\" action=\"/agent-after\"><Queue>support</Queue></Dial></Response>",
+        ),
+    );
+    app.always(
+        "/agent-after",
+        Reply::rcml("<Response><Hangup/></Response>"),
+    );
+    let create = |to: &str, path: &str| {
+        format!(
+            "From=%2B15551230001&To={}&Url={}",
+            encode(to),
+            local.app(path)
+        )
+    };
+    let caller = local.create(&create("+15551112222", "/enqueue")).await;
+    eventually("the caller to wait", || {
+        status_is(&local, &caller, "in-progress")
+    })
+    .await;
+    let agent = local.create(&create("client:agent", "/agent")).await;
+    eventually("the agent to answer", || {
+        status_is(&local, &agent, "in-progress")
+    })
+    .await;
+    // Taken at once; bridged.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(local.press(&agent, "*").await, 204);
+    let after = local.fetched("/agent-after").await;
+    assert_eq!(after["DialCallStatus"], "completed", "{after:?}");
+    assert_eq!(after["DialCallSid"], caller);
+    let queue = local.fetched("/after-queue").await;
+    assert_eq!(queue["QueueResult"], "bridged", "{queue:?}");
+    assert_eq!(
+        queue["CallStatus"], "in-progress",
+        "the caller was not hung up"
+    );
+    assert!(queue["QueueSid"].starts_with("QU"));
+    eventually("the caller to finish", || {
+        status_is(&local, &caller, "completed")
+    })
+    .await;
+}
+
 on_both_backends!(
     a_dial_tells_its_action_how_it_ended,
     a_caller_hangs_up_the_dialled_party_or_waits_unanswered,
     forward_else_voicemail,
     machine_detection,
     participants_by_conference_name,
+    a_queue_on_one_worker,
 );

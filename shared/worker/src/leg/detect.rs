@@ -91,7 +91,6 @@ impl Leg {
             callback,
         })
         .await;
-        self.answered_by = Some(answer);
         let synchronous = asked.is_some_and(|a| !a.asynchronous);
         if !synchronous || self.status.is_final() {
             return None;

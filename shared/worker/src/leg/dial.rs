@@ -62,9 +62,7 @@ impl Dialling {
             },
         }
     }
-}
 
-impl Dialling {
     /// Lets go of the dial's legs: dialled legs are hung up; queued callers go on with their
     /// own RCML; an agent still waiting for one stops waiting.
     fn release(&self, shared: &crate::shared::Shared, agent: &LegInfo) {
@@ -316,9 +314,15 @@ impl Leg {
     }
 
     /// The time limit passed, or the caller pressed `*` (`hangupOnStar`): the connected leg
-    /// is hung up, and the dial ends when it has.
-    pub(super) fn end_connected(&mut self) {
-        if let Some(leg) = self.dialling.as_ref().and_then(Dialling::connected) {
+    /// is hung up, and the dial ends when it has. A queued caller is not hung up: the dial ends
+    /// now, and the caller goes on with its own RCML.
+    pub(super) async fn end_connected(&mut self) {
+        let Some(dialling) = &self.dialling else {
+            return;
+        };
+        if dialling.queue.is_some() {
+            self.dial_over().await;
+        } else if let Some(leg) = dialling.connected() {
             let _ = leg.send(Message::HangUp);
         }
     }

@@ -107,8 +107,6 @@ pub(crate) struct Leg {
     machine_detection: Option<Box<teleapi_domain::call::MachineDetection>>,
     /// The detection running, from the answer.
     detection: Option<detect::Detection>,
-    /// Who answered, once detection decided.
-    answered_by: Option<teleapi_domain::call::AnsweredBy>,
     inbox: mpsc::UnboundedReceiver<Message>,
     sender: mpsc::UnboundedSender<Message>,
 }
@@ -146,7 +144,6 @@ impl Leg {
             room_sid: None,
             machine_detection: None,
             detection: None,
-            answered_by: None,
             digits_on_answer: None,
             document: None,
             rejected: false,
@@ -391,7 +388,7 @@ impl Leg {
             Wait::Dial { .. } => {
                 // The time limit: the connected leg is hung up, and the dial ends with it.
                 self.wait = Wait::Dial { until: None };
-                self.end_connected();
+                self.end_connected().await;
             }
             other => self.wait = other,
         }

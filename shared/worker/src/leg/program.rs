@@ -30,7 +30,7 @@ impl Leg {
                 stream.dtmf(key);
             }
             if self.hangs_up_on(key) {
-                self.end_connected();
+                self.end_connected().await;
                 continue;
             }
             if self.ends_recording(key) {
