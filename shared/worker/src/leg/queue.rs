@@ -193,7 +193,10 @@ impl Leg {
         let waited = queued.since.elapsed();
         queued.taken = Some(waited);
         let sid = queued.sid.clone();
-        if matches!(self.wait, Wait::Playing(_)) {
+        if matches!(
+            self.wait,
+            Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)
+        ) {
             self.shared.media.stop_playing(&self.info.sid);
         }
         self.program.clear();
