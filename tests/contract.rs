@@ -2948,3 +2948,199 @@ mod number_contract {
         numbers_are_listed_newest_first_by_account,
     );
 }
+
+// ---------------------------------------------------------------- call queues
+
+mod queues {
+    use teleapi_domain::paging::PageRequest;
+    use teleapi_domain::queue::{CallQueue, QueueChanges, Waiting};
+    use teleapi_domain::{AccountSid, Call, CallStatus, Form, QueueSid, Timestamp};
+    use teleapi_ports::{CallWrite, InsertError};
+    use teleapi_tests::{Backend, account, call};
+
+    fn queue(account: &AccountSid, name: &str, at: i64) -> CallQueue {
+        let body = format!("FriendlyName={name}&MaxSize=20");
+        CallQueue::parse_create(
+            account.clone(),
+            &Form::parse(body.as_bytes()).unwrap(),
+            Timestamp::from_millis(at),
+        )
+        .unwrap()
+    }
+
+    /// A queue is its account's by name: created once, changed and deleted under its version,
+    /// listed newest first, never another account's.
+    pub async fn a_queue_is_its_accounts_by_name(b: &Backend) {
+        let s = &b.queues;
+        let (mine, theirs) = (AccountSid::generate(), AccountSid::generate());
+        let support = queue(&mine, "support", 1_000);
+        s.insert_call_queue(&support).await.unwrap();
+        assert_eq!(
+            s.call_queue(&support.sid).await.unwrap().as_ref(),
+            Some(&support)
+        );
+        assert_eq!(
+            s.insert_call_queue(&queue(&mine, "support", 2_000)).await,
+            Err(InsertError::AlreadyExists),
+            "a name is one queue of the account"
+        );
+        assert_eq!(
+            s.call_queue(&support.sid).await.unwrap().as_ref(),
+            Some(&support),
+            "the second creation wrote nothing"
+        );
+        // Another account's queue of the same name is another queue.
+        let same_name = queue(&theirs, "support", 1_500);
+        assert_ne!(same_name.sid, support.sid);
+        s.insert_call_queue(&same_name).await.unwrap();
+
+        let bigger = QueueChanges::parse_update(&Form::parse(b"MaxSize=200").unwrap())
+            .unwrap()
+            .applied_to(&support, Timestamp::from_millis(3_000))
+            .unwrap()
+            .unwrap();
+        assert!(s.update_call_queue(&bigger, support.version).await.unwrap());
+        assert!(!s.update_call_queue(&bigger, support.version).await.unwrap());
+        assert_eq!(
+            s.call_queue(&support.sid)
+                .await
+                .unwrap()
+                .map(|q| q.max_size),
+            Some(200)
+        );
+
+        let sales = queue(&mine, "sales", 4_000);
+        s.insert_call_queue(&sales).await.unwrap();
+        let first = s
+            .list_call_queues(
+                &mine,
+                &PageRequest {
+                    size: 1,
+                    after: None,
+                    backward: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.items, vec![sales.clone()]);
+        let rest = s
+            .list_call_queues(
+                &mine,
+                &PageRequest {
+                    size: 5,
+                    after: first.more.clone(),
+                    backward: false,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.items, vec![bigger.clone()]);
+
+        assert!(
+            !s.delete_call_queue(&support.sid, support.version)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.delete_call_queue(&support.sid, bigger.version)
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.call_queue(&support.sid).await.unwrap(), None);
+        assert!(
+            !s.delete_call_queue(&support.sid, bigger.version)
+                .await
+                .unwrap()
+        );
+    }
+
+    async fn wait_in(b: &Backend, call: &Call, waiting: Option<Waiting>) -> Call {
+        let next = Call {
+            queue: waiting,
+            version: call.version + 1,
+            ..call.clone()
+        };
+        let write = CallWrite {
+            call: &next,
+            expected_version: Some(call.version),
+            intent: None,
+            idempotency: None,
+            now: Timestamp::now(),
+        };
+        b.calls.write_call(write).await.unwrap();
+        next
+    }
+
+    async fn members(b: &Backend, queue: &QueueSid) -> Vec<(teleapi_domain::CallSid, i64)> {
+        let mut found: Vec<_> = b
+            .queues
+            .members(queue)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                assert_eq!(m.queue_sid, *queue);
+                (m.call_sid, m.date_enqueued.millis())
+            })
+            .collect();
+        found.sort_by_key(|(_, at)| *at);
+        found
+    }
+
+    /// A queue's members are the calls that wait in it and have not ended, with when they
+    /// joined; a call that leaves, or ends, is no longer one.
+    pub async fn a_queues_members_are_the_calls_waiting_in_it(b: &Backend) {
+        let owner = account(b, None).await;
+        let support = QueueSid::named(&owner.sid, "support");
+        let sales = QueueSid::named(&owner.sid, "sales");
+        let now = Timestamp::now();
+        let mut calls = Vec::new();
+        for (n, queue) in [(1, &support), (2, &support), (3, &sales)] {
+            let placed = call(b, &owner.sid, CallStatus::InProgress, now).await;
+            let waiting = Waiting {
+                sid: queue.clone(),
+                since: Timestamp::from_millis(1_000 * n),
+            };
+            let waits = wait_in(b, &placed, Some(waiting.clone())).await;
+            assert_eq!(
+                b.calls.call(&waits.sid).await.unwrap().unwrap().queue,
+                Some(waiting),
+                "the call keeps where it waits"
+            );
+            calls.push(waits);
+        }
+        assert_eq!(
+            members(b, &support).await,
+            vec![(calls[0].sid.clone(), 1_000), (calls[1].sid.clone(), 2_000)]
+        );
+        assert_eq!(
+            members(b, &sales).await,
+            vec![(calls[2].sid.clone(), 3_000)]
+        );
+
+        // One leaves its queue; another's call ends while it still says it waits.
+        wait_in(b, &calls[0], None).await;
+        let mut ended = calls[2].clone();
+        ended.status = CallStatus::Completed;
+        wait_in(b, &ended, ended.queue.clone()).await;
+        assert_eq!(
+            members(b, &support).await,
+            vec![(calls[1].sid.clone(), 2_000)]
+        );
+        assert_eq!(members(b, &sales).await, Vec::new());
+        assert_eq!(
+            members(b, &QueueSid::named(&owner.sid, "nobody")).await,
+            Vec::new()
+        );
+    }
+}
+
+use queues::{a_queue_is_its_accounts_by_name, a_queues_members_are_the_calls_waiting_in_it};
+
+mod queue_contract {
+    use super::*;
+    contract!(
+        a_queue_is_its_accounts_by_name,
+        a_queues_members_are_the_calls_waiting_in_it,
+    );
+}

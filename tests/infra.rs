@@ -465,7 +465,8 @@ fn the_openapi_document_matches_the_handlers() {
             .replace("{RecordingSid}.json", "{RecordingSid}")
             .replace("{StreamSid}.json", "{StreamSid}")
             .replace("{NotificationSid}.json", "{NotificationSid}")
-            .replace("{PhoneNumberSid}.json", "{PhoneNumberSid}");
+            .replace("{PhoneNumberSid}.json", "{PhoneNumberSid}")
+            .replace("{QueueSid}.json", "{QueueSid}");
         for method in ["get", "post", "put", "patch", "delete"] {
             let Some(operation) = item.get(method) else {
                 continue;
@@ -620,7 +621,29 @@ fn the_openapi_document_matches_the_handlers() {
                         .collect();
                     assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
                 }
-                Operation::GetNumber
+                Operation::CreateQueue | Operation::UpdateQueue => {
+                    let expected: BTreeSet<String> = teleapi_domain::queue::QUEUE_PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
+                }
+                Operation::DequeueMember => {
+                    let expected: BTreeSet<String> =
+                        ["Url", "Method"].iter().map(|p| (*p).to_owned()).collect();
+                    assert_eq!(form_properties(&doc, operation), expected, "{op:?} form");
+                }
+                Operation::ListQueues | Operation::ListMembers => {
+                    let expected: BTreeSet<String> = teleapi_domain::paging::Paging::PARAMETERS
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect();
+                    assert_eq!(query_parameters(&doc, operation), expected, "{op:?} query");
+                }
+                Operation::GetQueue
+                | Operation::DeleteQueue
+                | Operation::GetMember
+                | Operation::GetNumber
                 | Operation::DeleteNumber
                 | Operation::GetCall
                 | Operation::GetNotification
@@ -717,6 +740,7 @@ fn the_media_fleet_grants_least_privilege() {
         ("Events", &["sqs:SendMessage"]),
         ("Accounts", &["dynamodb:GetItem"]),
         ("Numbers", &["dynamodb:GetItem"]),
+        ("Queues", &["dynamodb:GetItem"]),
         ("Recordings", &["s3:PutObject"]),
         ("Program", &["s3:GetObject"]),
         ("Drained", &["autoscaling:CompleteLifecycleAction"]),
@@ -747,6 +771,7 @@ fn the_media_fleet_grants_least_privilege() {
         teleapi_media::deploy::EVENTS_QUEUE_ENV,
         teleapi_media::deploy::ACCOUNTS_TABLE_ENV,
         teleapi_media::deploy::NUMBERS_TABLE_ENV,
+        teleapi_media::deploy::QUEUES_TABLE_ENV,
         teleapi_media::deploy::RECORDINGS_BUCKET_ENV,
         teleapi_media::deploy::WORKER_QUEUE_PREFIX_ENV,
         teleapi_media::deploy::SIP_ALLOW_ENV,

@@ -320,7 +320,7 @@ pub async fn post_event(
 }
 
 /// Sample RCML for trying the API without an application of one's own.
-const SAMPLES: [(&str, &str); 4] = [
+const SAMPLES: [(&str, &str); 5] = [
     (
         "call-bob",
         "<Response><Say>Connecting you to Bob</Say><Dial><Client>bob</Client></Dial></Response>",
@@ -337,10 +337,11 @@ const SAMPLES: [(&str, &str); 4] = [
         "hold",
         "<Response><Say>Please hold</Say><Play loop=\"0\">hold.mp3</Play></Response>",
     ),
+    ("queue", "<Response><Enqueue>support</Enqueue></Response>"),
 ];
 
 /// `GET|POST /dev/rcml/{name}`: one of the sample documents (call-bob, call-alice, conference,
-/// hold), as an application would answer.
+/// hold, queue), as an application would answer.
 pub async fn sample_rcml(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     match SAMPLES.iter().find(|(n, _)| *n == name) {
         Some((_, document)) => (

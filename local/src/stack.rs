@@ -16,8 +16,8 @@ use teleapi_domain::{Account, AccountSid, AddressPolicy, AuthToken, RateLimit, T
 use teleapi_pipeline::call_events::{EventConfig, EventServices};
 use teleapi_pipeline::callbacks::{CallbackConfig, CallbackServices};
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, InsertError, MediaStore,
-    NumberStore, Queue, RecordingStore, SystemClock, WorkerStore,
+    AccountStore, CallLogStore, CallQueueStore, CallStore, Clock, ConferenceStore, InsertError,
+    MediaStore, NumberStore, Queue, RecordingStore, SystemClock, WorkerStore,
 };
 
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -229,6 +229,7 @@ trait Stores:
     + RecordingStore
     + CallLogStore
     + NumberStore
+    + CallQueueStore
 {
 }
 
@@ -239,7 +240,8 @@ impl<
         + ConferenceStore
         + RecordingStore
         + CallLogStore
-        + NumberStore,
+        + NumberStore
+        + CallQueueStore,
 > Stores for T
 {
 }
@@ -309,6 +311,7 @@ impl Stack {
         let conferences: Arc<dyn ConferenceStore> = store.clone();
         let call_log: Arc<dyn CallLogStore> = store.clone();
         let numbers: Arc<dyn NumberStore> = store.clone();
+        let call_queues: Arc<dyn CallQueueStore> = store.clone();
         let recordings: Arc<dyn RecordingStore> = store;
         let recordings_dir = options.simulator.recordings_dir.clone();
         std::fs::create_dir_all(&recordings_dir)
@@ -353,6 +356,7 @@ impl Stack {
             workers,
             conferences: conferences.clone(),
             recordings: recordings.clone(),
+            queues: call_queues.clone(),
             call_log: call_log.clone(),
             commands: queues.commands.clone(),
             callbacks: queues.callbacks.clone(),
@@ -386,6 +390,7 @@ impl Stack {
             conferences,
             recordings,
             numbers: numbers.clone(),
+            queues: call_queues.clone(),
             call_log,
             media: media.clone(),
             commands: queues.commands.clone(),
@@ -428,7 +433,10 @@ impl Stack {
             |n| worker_urls[n - 1].clone(),
             queues.events.clone(),
             options.simulator,
-            Some(accounts.clone()),
+            Some(teleapi_worker::Stores {
+                accounts: accounts.clone(),
+                queues: call_queues.clone(),
+            }),
             real,
         );
         if let Some((media, offered)) = sip {

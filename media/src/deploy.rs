@@ -10,6 +10,7 @@ pub const COMMANDS_QUEUE_ENV: &str = "TELEAPI_COMMANDS_QUEUE_URL";
 pub const EVENTS_QUEUE_ENV: &str = "TELEAPI_EVENTS_QUEUE_URL";
 pub const ACCOUNTS_TABLE_ENV: &str = "TELEAPI_ACCOUNTS_TABLE";
 pub const NUMBERS_TABLE_ENV: &str = "TELEAPI_NUMBERS_TABLE";
+pub const QUEUES_TABLE_ENV: &str = "TELEAPI_QUEUES_TABLE";
 pub const WORKER_QUEUE_PREFIX_ENV: &str = "TELEAPI_WORKER_QUEUE_PREFIX";
 pub const WORKER_NAME_ENV: &str = "TELEAPI_WORKER_NAME";
 pub const CAPACITY_ENV: &str = "TELEAPI_WORKER_CAPACITY";
@@ -39,6 +40,8 @@ pub struct Deployment {
     pub public_url: String,
     /// Where the accounts' numbers are: an INVITE to one is a call of its account.
     pub numbers_table: String,
+    /// Where the accounts' call queues are: how many callers each holds (`MaxSize`).
+    pub queues_table: String,
     /// Its own commands queue's name: `{prefix}{name}.fifo`, created at start if missing.
     pub own_queue_name: String,
     /// The name of this host or task, in its worker ids (`{name}.{start}`).
@@ -109,6 +112,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         recordings_bucket: required(RECORDINGS_BUCKET_ENV)?,
         public_url: required(PUBLIC_URL_ENV)?,
         numbers_table: required(NUMBERS_TABLE_ENV)?,
+        queues_table: required(QUEUES_TABLE_ENV)?,
         own_queue_name: format!("{prefix}{name}.fifo"),
         name,
         capacity,
@@ -129,11 +133,12 @@ mod tests {
         from_env(|name| env.get(name).cloned())
     }
 
-    const BASE: [(&str, &str); 9] = [
+    const BASE: [(&str, &str); 10] = [
         (COMMANDS_QUEUE_ENV, "https://sqs/commands.fifo"),
         (EVENTS_QUEUE_ENV, "https://sqs/events.fifo"),
         (ACCOUNTS_TABLE_ENV, "prod-accounts"),
         (NUMBERS_TABLE_ENV, "prod-numbers"),
+        (QUEUES_TABLE_ENV, "prod-queues"),
         (RECORDINGS_BUCKET_ENV, "prod-recordings"),
         (PUBLIC_URL_ENV, "https://api.example.com/prod"),
         (SIP_ALLOW_ENV, "203.0.113.0/24"),

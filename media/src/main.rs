@@ -11,7 +11,7 @@ use teleapi_adapters::dynamodb::{DynamoStore, TableNames};
 use teleapi_adapters::sqs::{SqsQueue, create_queue};
 use teleapi_domain::Timestamp;
 use teleapi_domain::sid::WorkerId;
-use teleapi_worker::{SharedQueue, Signing, Worker, WorkerConfig, WorkerQueues};
+use teleapi_worker::{SharedQueue, Stores, Worker, WorkerConfig, WorkerQueues};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -43,11 +43,13 @@ async fn run() -> Result<(), String> {
         deployment.commands_queue.clone(),
     ));
     let events = Arc::new(SqsQueue::new(sqs, deployment.events_queue.clone()));
-    // It reads accounts (to sign its requests) and numbers (to take calls to them).
+    // It reads accounts (to sign its requests), numbers (to take calls to them) and call
+    // queues (how many callers each holds).
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
         TableNames {
             numbers: deployment.numbers_table.clone(),
+            queues: deployment.queues_table.clone(),
             ..TableNames::accounts_only(deployment.accounts_table.clone())
         },
     ));
@@ -71,8 +73,10 @@ async fn run() -> Result<(), String> {
         }),
         events,
     };
-    let worker = Worker::new(worker_config, queues, Arc::new(media.clone()))
-        .with_signing(Signing::new(store.clone()));
+    let worker = Worker::new(worker_config, queues, Arc::new(media.clone())).reading(Stores {
+        accounts: store.clone(),
+        queues: store.clone(),
+    });
     let handle = worker.handle();
     let directory = teleapi_media::Directory {
         numbers: store.clone(),

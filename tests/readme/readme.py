@@ -744,6 +744,13 @@ def plan():
         Run(r"^CF=\$\(curl", check=expect_sid_in("CF", "CF"), until=True),
         Run(r"/Participants.json .*-d Label=agent$", check=expect_ok),
         Run(r"/Participants/agent.json -d Hold=true", check=expect_field("hold", True), until=True),
+        # Call queues: the queue's sid is made of the account and the name, so the README's is
+        # the run's.
+        Run(r"/Queues.json --data-urlencode FriendlyName=support -d MaxSize=20 ", check=expect_json),
+        Run(r"/dev/IncomingCalls .*/dev/rcml/queue$", check=expect_ok),
+        Run(r"^QU=QU[0-9a-f]{32}$", check=expect_sid_in("QU", "QU")),
+        Run(r"/Queues/\$QU/Members.json \| jq", check=expect_json, until=True),
+        Run(r"/Queues/\$QU/Members/Front.json -d Url=", check=expect_json),
         # Recordings.
         Run(r"^RE=\$\(curl", check=expect_sid_in("RE", "RE")),
         Run(r"Twilio.CURRENT.json -d Status=paused", check=expect_field("status", "paused")),

@@ -515,6 +515,7 @@ impl crate::Backend {
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
             numbers: self.numbers.clone(),
+            queues: self.queues.clone(),
             call_log: Arc::new(Instrumented::new(
                 Shared(self.call_log.clone()),
                 hooks.clone(),

@@ -24,8 +24,8 @@ use teleapi_api::{ApiConfig, Services};
 use teleapi_domain::sid::random_hex32;
 use teleapi_domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, NumberStore, Queue,
-    ReceivedMessage, RecordingStore, WorkerStore,
+    AccountStore, CallLogStore, CallQueueStore, CallStore, Clock, ConferenceStore, NumberStore,
+    Queue, ReceivedMessage, RecordingStore, WorkerStore,
 };
 
 /// A clock that stands still until a test moves it.
@@ -64,6 +64,7 @@ pub struct Backend {
     pub recordings: Arc<dyn RecordingStore>,
     pub call_log: Arc<dyn CallLogStore>,
     pub numbers: Arc<dyn NumberStore>,
+    pub queues: Arc<dyn CallQueueStore>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -103,6 +104,7 @@ impl AwsParts {
             ("TELEAPI_RECORDINGS_TABLE", t.recordings.as_str()),
             ("TELEAPI_CALL_LOG_TABLE", t.call_log.as_str()),
             ("TELEAPI_NUMBERS_TABLE", t.numbers.as_str()),
+            ("TELEAPI_QUEUES_TABLE", t.queues.as_str()),
             ("TELEAPI_RECORDINGS_BUCKET", "teleapi-test-recordings"),
             ("TELEAPI_PUBLIC_URL", "http://127.0.0.1:8080"),
             ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
@@ -133,6 +135,7 @@ impl Backend {
             recordings: Arc::new(store.clone()),
             call_log: Arc::new(store.clone()),
             numbers: Arc::new(store.clone()),
+            queues: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -193,6 +196,7 @@ impl Backend {
             recordings: store.clone(),
             call_log: store.clone(),
             numbers: store.clone(),
+            queues: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),
@@ -219,6 +223,7 @@ impl Backend {
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
             numbers: self.numbers.clone(),
+            queues: self.queues.clone(),
             call_log: self.call_log.clone(),
             media: Arc::new(teleapi_adapters::media::FileMedia::new(std::env::temp_dir())),
             commands: self.commands.clone(),
@@ -265,6 +270,7 @@ impl Backend {
             workers: self.workers.clone(),
             conferences: self.conferences.clone(),
             recordings: self.recordings.clone(),
+            queues: self.queues.clone(),
             call_log: self.call_log.clone(),
             commands: self.commands.clone(),
             callbacks: self.callbacks.clone(),

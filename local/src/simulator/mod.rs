@@ -25,7 +25,7 @@ use teleapi_ports::Queue;
 use teleapi_worker::audio::{FRAME_BYTES, SAMPLE_RATE, mulaw};
 use teleapi_worker::{
     AudioTap, InboundCall, Inputs, LegInfo, LegInput, Life, Media, PlayId, Prompt, RecordingMedia,
-    SharedQueue, Signing, Track, Worker, WorkerConfig, WorkerHandle, WorkerQueues,
+    SharedQueue, Stores, Track, Worker, WorkerConfig, WorkerHandle, WorkerQueues,
 };
 use tokio::task::JoinHandle;
 
@@ -392,22 +392,23 @@ impl Simulator {
         events: Arc<dyn Queue>,
         config: SimulatorConfig,
     ) -> Self {
-        Self::signing(commands, own_url, events, config, None)
+        Self::reading(commands, own_url, events, config, None)
     }
 
-    /// [`Simulator::new`], with workers that sign their RCML fetches with the AuthTokens of
-    /// `accounts`.
-    pub fn signing(
+    /// [`Simulator::new`], with workers that read the control plane's `stores` (they sign
+    /// their RCML fetches with the accounts' AuthTokens, and hold as many callers in a queue
+    /// as the application set).
+    pub fn reading(
         commands: Arc<dyn Queue>,
         own_url: impl Fn(usize) -> String,
         events: Arc<dyn Queue>,
         config: SimulatorConfig,
-        accounts: Option<Arc<dyn teleapi_ports::AccountStore>>,
+        stores: Option<Stores>,
     ) -> Self {
-        Self::on_media(commands, own_url, events, config, accounts, None)
+        Self::on_media(commands, own_url, events, config, stores, None)
     }
 
-    /// [`Simulator::signing`], with the workers' legs on `media` instead of simulated phones
+    /// [`Simulator::reading`], with the workers' legs on `media` instead of simulated phones
     /// (`--sip`: the SIP/RTP worker's real phones); the workers are drained, killed and listed
     /// just the same.
     pub fn on_media(
@@ -415,7 +416,7 @@ impl Simulator {
         own_url: impl Fn(usize) -> String,
         events: Arc<dyn Queue>,
         config: SimulatorConfig,
-        accounts: Option<Arc<dyn teleapi_ports::AccountStore>>,
+        stores: Option<Stores>,
         real: Option<Arc<dyn Media>>,
     ) -> Self {
         let media = SimulatedMedia::new(config.clone());
@@ -446,8 +447,8 @@ impl Simulator {
                 events: events.clone(),
             };
             let mut worker = Worker::new(worker_config, queues, legs.clone());
-            if let Some(accounts) = &accounts {
-                worker = worker.with_signing(Signing::new(accounts.clone()));
+            if let Some(stores) = &stores {
+                worker = worker.reading(stores.clone());
             }
             workers.push(SimulatedWorker {
                 handle: worker.handle(),

@@ -181,6 +181,7 @@ mod tests {
             recordings: Arc::new(store.clone()),
             call_log: Arc::new(store.clone()),
             numbers: Arc::new(store.clone()),
+            queues: Arc::new(store.clone()),
             media: Arc::new(teleapi_adapters::media::FileMedia::new(std::env::temp_dir())),
             commands: Arc::new(teleapi_adapters::memory::MemoryQueue::new("commands")),
             clock: clock.clone(),

@@ -6,7 +6,7 @@ use lambda_http::Request;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::list::{bad_token, envelope, list_path, query_form, suffix};
+use super::list::{bad_token, envelope, list_path, page_of, query_form, suffix};
 use super::owned_conference;
 use super::representation::{API_VERSION, BASE_PATH};
 use super::{Route, Services, Success};
@@ -15,7 +15,6 @@ use teleapi_domain::conference::{
     Conference, ConferenceStatus, ListConferencesRequest, ListParticipantsRequest, Participant,
     ParticipantStatus, conference_position, conference_position_sid, participant_position,
 };
-use teleapi_domain::paging::Page;
 
 fn conference_path(conference: &Conference) -> String {
     format!(
@@ -158,7 +157,7 @@ pub async fn list_participants(
         .into_iter()
         .filter(|p| list.filter.matches(p))
         .collect();
-    let page = page_of(matching, &list.paging.request());
+    let page = page_of(matching, &list.paging.request(), participant_position);
     let path = format!(
         "{}/Participants{}",
         conference_path(&conference),
@@ -175,42 +174,6 @@ pub async fn list_participants(
         &list.query,
     );
     Ok(Success::ok(None, resource))
-}
-
-/// One page of `all` (in position order), after or before the request's position.
-fn page_of(
-    all: Vec<Participant>,
-    request: &teleapi_domain::paging::PageRequest,
-) -> Page<Participant> {
-    let size = request.size.max(1);
-    let scanned = all.len();
-    let position = |p: &Participant| participant_position(p);
-    let (items, more) = match (&request.after, request.backward) {
-        (None, _) => {
-            let more = all.len() > size;
-            let items: Vec<_> = all.into_iter().take(size).collect();
-            let more = more.then(|| items.last().map(position)).flatten();
-            (items, more)
-        }
-        (Some(after), false) => {
-            let rest: Vec<_> = all.into_iter().filter(|p| position(p) > *after).collect();
-            let more = rest.len() > size;
-            let items: Vec<_> = rest.into_iter().take(size).collect();
-            let more = more.then(|| items.last().map(position)).flatten();
-            (items, more)
-        }
-        (Some(before), true) => {
-            let earlier: Vec<_> = all.into_iter().filter(|p| position(p) < *before).collect();
-            let skip = earlier.len().saturating_sub(size);
-            let more = (skip > 0).then(|| position(&earlier[skip]));
-            (earlier.into_iter().skip(skip).collect(), more)
-        }
-    };
-    Page {
-        items,
-        more,
-        scanned,
-    }
 }
 
 pub async fn get_participant(

@@ -44,6 +44,9 @@ pub enum ApiError {
     Busy,
     #[error("PhoneNumber {0} is not available: it is already a number of this deployment")]
     NumberTaken(String),
+    /// A queue's state refuses the change: a name the account has, a queue not empty.
+    #[error("{0}")]
+    QueueConflict(String),
     #[error(
         "Too many requests: account {account} may make {} requests a second (bursts of {}); retry in {retry_after} s",
         limit.per_second,
@@ -132,6 +135,7 @@ impl ApiError {
                 }
             },
             Self::NumberTaken(_) => (StatusCode::BAD_REQUEST, 21422),
+            Self::QueueConflict(_) => (StatusCode::CONFLICT, 409),
             Self::MalformedBody(_) | Self::InvalidIdempotencyKey => {
                 (StatusCode::BAD_REQUEST, 21200)
             }

@@ -16,6 +16,7 @@ pub mod intents;
 pub mod list;
 pub mod modify_call;
 pub mod numbers;
+pub mod queues;
 pub mod rate_limit;
 pub mod recordings;
 pub mod representation;
@@ -136,6 +137,14 @@ async fn operate(
         Operation::GetNumber => numbers::get_number(services, route, request).await,
         Operation::UpdateNumber => numbers::update_number(services, route, request).await,
         Operation::DeleteNumber => numbers::delete_number(services, route, request).await,
+        Operation::CreateQueue => queues::create_queue(services, route, request).await,
+        Operation::ListQueues => queues::list_queues(services, route, request).await,
+        Operation::GetQueue => queues::get_queue(services, route, request).await,
+        Operation::UpdateQueue => queues::update_queue(services, route, request).await,
+        Operation::DeleteQueue => queues::delete_queue(services, route, request).await,
+        Operation::ListMembers => queues::list_members(services, route, request).await,
+        Operation::GetMember => queues::get_member(services, route, request).await,
+        Operation::DequeueMember => queues::dequeue_member(services, route, request).await,
     }
 }
 

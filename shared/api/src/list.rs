@@ -269,3 +269,40 @@ mod tests {
         );
     }
 }
+
+/// One page of `all` (in `position` order), after or before the request's position: for lists
+/// read whole (a room's participants, a queue's members).
+pub(super) fn page_of<T>(
+    all: Vec<T>,
+    request: &teleapi_domain::paging::PageRequest,
+    position: impl Fn(&T) -> String,
+) -> Page<T> {
+    let size = request.size.max(1);
+    let scanned = all.len();
+    let (items, more) = match (&request.after, request.backward) {
+        (None, _) => {
+            let more = all.len() > size;
+            let items: Vec<_> = all.into_iter().take(size).collect();
+            let more = more.then(|| items.last().map(&position)).flatten();
+            (items, more)
+        }
+        (Some(after), false) => {
+            let rest: Vec<_> = all.into_iter().filter(|p| position(p) > *after).collect();
+            let more = rest.len() > size;
+            let items: Vec<_> = rest.into_iter().take(size).collect();
+            let more = more.then(|| items.last().map(&position)).flatten();
+            (items, more)
+        }
+        (Some(before), true) => {
+            let earlier: Vec<_> = all.into_iter().filter(|p| position(p) < *before).collect();
+            let skip = earlier.len().saturating_sub(size);
+            let more = (skip > 0).then(|| position(&earlier[skip]));
+            (earlier.into_iter().skip(skip).collect(), more)
+        }
+    };
+    Page {
+        items,
+        more,
+        scanned,
+    }
+}

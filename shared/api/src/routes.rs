@@ -46,10 +46,20 @@ pub enum Operation {
     GetNumber,
     UpdateNumber,
     DeleteNumber,
+    /// The account's call queues, and who waits in each.
+    CreateQueue,
+    ListQueues,
+    GetQueue,
+    UpdateQueue,
+    DeleteQueue,
+    ListMembers,
+    GetMember,
+    /// A member redirected out of its queue (`POST …/Members/{CallSid|Front}` with `Url`).
+    DequeueMember,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 29] = [
+    pub const ALL: [Operation; 37] = [
         Self::CreateCall,
         Self::ListCalls,
         Self::GetCall,
@@ -79,6 +89,14 @@ impl Operation {
         Self::GetNumber,
         Self::UpdateNumber,
         Self::DeleteNumber,
+        Self::CreateQueue,
+        Self::ListQueues,
+        Self::GetQueue,
+        Self::UpdateQueue,
+        Self::DeleteQueue,
+        Self::ListMembers,
+        Self::GetMember,
+        Self::DequeueMember,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +130,14 @@ impl Operation {
             Self::GetNumber => "get-number",
             Self::UpdateNumber => "update-number",
             Self::DeleteNumber => "delete-number",
+            Self::CreateQueue => "create-queue",
+            Self::ListQueues => "list-queues",
+            Self::GetQueue => "get-queue",
+            Self::UpdateQueue => "update-queue",
+            Self::DeleteQueue => "delete-queue",
+            Self::ListMembers => "list-members",
+            Self::GetMember => "get-member",
+            Self::DequeueMember => "dequeue-member",
         }
     }
 
@@ -125,7 +151,8 @@ impl Operation {
             | Self::ListConferences
             | Self::ListRecordings
             | Self::ListNotifications
-            | Self::ListNumbers => "list-calls",
+            | Self::ListNumbers
+            | Self::ListQueues => "list-calls",
             Self::GetCall
             | Self::ListModifications
             | Self::GetConference
@@ -135,7 +162,10 @@ impl Operation {
             | Self::GetRecording
             | Self::ListCallEvents
             | Self::GetNotification
-            | Self::GetNumber => "get-call",
+            | Self::GetNumber
+            | Self::GetQueue
+            | Self::ListMembers
+            | Self::GetMember => "get-call",
             // Everything that records an intent of something live.
             Self::ModifyCall
             | Self::ModifyConference
@@ -145,10 +175,16 @@ impl Operation {
             | Self::UpdateRecording
             | Self::DeleteRecording
             | Self::StartStream
-            | Self::StopStream => "modify-call",
+            | Self::StopStream
+            | Self::DequeueMember => "modify-call",
             // Changes of an account's numbers: no intent, but the same function writes what
             // the account configures.
-            Self::CreateNumber | Self::UpdateNumber | Self::DeleteNumber => "modify-call",
+            Self::CreateNumber
+            | Self::UpdateNumber
+            | Self::DeleteNumber
+            | Self::CreateQueue
+            | Self::UpdateQueue
+            | Self::DeleteQueue => "modify-call",
         }
     }
 
@@ -164,7 +200,7 @@ impl Operation {
 /// The routes as API Gateway sees them: infra/template.yaml declares exactly these, and
 /// infra/openapi.yaml documents them (with the `{CallSid}.json` forms, which API Gateway matches
 /// with `{CallSid}`). [`route`] agrees with this table (a test holds it to it).
-pub const ROUTES: [(&str, &str, Operation); 53] = {
+pub const ROUTES: [(&str, &str, Operation); 64] = {
     use Operation::*;
     [
         (
@@ -432,6 +468,61 @@ pub const ROUTES: [(&str, &str, Operation); 53] = {
             "/call/2012-04-24/Accounts/{AccountSid}/IncomingPhoneNumbers/{PhoneNumberSid}",
             DeleteNumber,
         ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues",
+            ListQueues,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues.json",
+            ListQueues,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues",
+            CreateQueue,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues.json",
+            CreateQueue,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}",
+            GetQueue,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}",
+            UpdateQueue,
+        ),
+        (
+            "DELETE",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}",
+            DeleteQueue,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}/Members",
+            ListMembers,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}/Members.json",
+            ListMembers,
+        ),
+        (
+            "GET",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}/Members/{CallSid}",
+            GetMember,
+        ),
+        (
+            "POST",
+            "/call/2012-04-24/Accounts/{AccountSid}/Queues/{QueueSid}/Members/{CallSid}",
+            DequeueMember,
+        ),
     ]
 };
 
@@ -451,6 +542,8 @@ pub struct Route {
     pub notification: Option<String>,
     /// The PhoneNumberSid of the path, without `.json`.
     pub number: Option<String>,
+    /// The QueueSid of the path, without `.json`.
+    pub queue: Option<String>,
     /// The path asks for a recording's media (`RE….wav`, `RE….mp3`): the extension.
     pub media: Option<&'static str>,
     pub path_says_json: bool,
@@ -520,6 +613,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
     let mut stream = None;
     let mut notification = None;
     let mut number = None;
+    let mut queue = None;
     let recording_routes: &[(HttpMethod, Operation)] = &[
         (HttpMethod::GET, Operation::GetRecording),
         (HttpMethod::POST, Operation::UpdateRecording),
@@ -642,6 +736,49 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
                     ],
                 )
             }
+            [list @ ("Queues" | "Queues.json")] => (
+                None,
+                is_json(list),
+                &[
+                    (HttpMethod::GET, Operation::ListQueues),
+                    (HttpMethod::POST, Operation::CreateQueue),
+                ],
+            ),
+            ["Queues", sid] if !bare(sid).is_empty() => {
+                queue = Some(bare(sid));
+                (
+                    None,
+                    is_json(sid),
+                    &[
+                        (HttpMethod::GET, Operation::GetQueue),
+                        (HttpMethod::POST, Operation::UpdateQueue),
+                        (HttpMethod::DELETE, Operation::DeleteQueue),
+                    ],
+                )
+            }
+            ["Queues", sid, list @ ("Members" | "Members.json")]
+                if !sid.is_empty() && !is_json(sid) =>
+            {
+                queue = Some(*sid);
+                (
+                    None,
+                    is_json(list),
+                    &[(HttpMethod::GET, Operation::ListMembers)],
+                )
+            }
+            ["Queues", sid, "Members", call]
+                if !sid.is_empty() && !is_json(sid) && !bare(call).is_empty() =>
+            {
+                queue = Some(*sid);
+                (
+                    Some(bare(call)),
+                    is_json(call),
+                    &[
+                        (HttpMethod::GET, Operation::GetMember),
+                        (HttpMethod::POST, Operation::DequeueMember),
+                    ],
+                )
+            }
             [list @ ("Recordings" | "Recordings.json")] => (
                 None,
                 is_json(list),
@@ -729,6 +866,7 @@ pub fn route<'a>(method: &HttpMethod, path: &'a str) -> Result<Route, ApiError> 
         stream: stream.map(str::to_owned),
         notification: notification.map(str::to_owned),
         number: number.map(str::to_owned),
+        queue: queue.map(str::to_owned),
         media,
         path_says_json,
     })

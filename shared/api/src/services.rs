@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use teleapi_domain::AddressPolicy;
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, Clock, ConferenceStore, MediaStore, NumberStore, Queue,
-    RecordingStore,
+    AccountStore, CallLogStore, CallQueueStore, CallStore, Clock, ConferenceStore, MediaStore,
+    NumberStore, Queue, RecordingStore,
 };
 
 use crate::rate_limit;
@@ -53,6 +53,8 @@ pub struct Services {
     pub conferences: Arc<dyn ConferenceStore>,
     pub recordings: Arc<dyn RecordingStore>,
     pub numbers: Arc<dyn NumberStore>,
+    /// The account's call queues, and who waits in each.
+    pub queues: Arc<dyn CallQueueStore>,
     /// Where the API notes the requests on a call it refused, and reads calls' logs.
     pub call_log: Arc<dyn CallLogStore>,
     /// Where recordings' media is.

@@ -62,6 +62,7 @@ pub mod conference;
 pub mod idempotency;
 pub mod intent;
 pub mod number;
+pub mod queue;
 pub mod recording;
 pub mod stream;
 pub mod wire;

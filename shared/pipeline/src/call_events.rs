@@ -26,8 +26,9 @@ use teleapi_ports::account_cache::AccountCache;
 use teleapi_ports::insight;
 use teleapi_ports::retry::Retry;
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallStore, CallWrite, Clock, ConferenceStore, OutgoingMessage,
-    Queue, QueueError, RecordError, RecordingStore, Settlement, StoreError, WorkerStore,
+    AccountStore, CallLogStore, CallQueueStore, CallStore, CallWrite, Clock, ConferenceStore,
+    InsertError, OutgoingMessage, Queue, QueueError, RecordError, RecordingStore, Settlement,
+    StoreError, WorkerStore,
 };
 
 #[derive(Debug, Clone)]
@@ -68,6 +69,8 @@ pub struct EventServices {
     pub conferences: Arc<dyn ConferenceStore>,
     /// Where recording events are recorded.
     pub recordings: Arc<dyn RecordingStore>,
+    /// Where a queue a caller's `<Enqueue>` names is made, if its account has none of that name.
+    pub queues: Arc<dyn CallQueueStore>,
     /// Where the workers' requests and the problems of calls are logged.
     pub call_log: Arc<dyn CallLogStore>,
     pub commands: Arc<dyn Queue>,
@@ -610,6 +613,14 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
             }
             Verdict::Apply(progress) => progress,
         };
+        // The queue a caller joins exists before the call says it waits there (a redelivered
+        // event, once applied, is ignored: a queue made after could be lost).
+        if let EventKind::CallEnqueued {
+            queue_sid, queue, ..
+        } = &event.kind
+        {
+            ensure_queue(services, &progress.call.account_sid, queue_sid, queue, now).await?;
+        }
         // Before the write that applies the event, as a callback job is: once applied, a
         // redelivered event is ignored, so a note written after could be lost.
         if !noted && let Some(entry) = rcml_failure(event, &progress) {
@@ -640,6 +651,30 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
                 }
             }
         }
+    }
+}
+
+/// Makes the queue `<Enqueue>` named, unless its account has it (Twilio makes a queue by its
+/// first caller): read first, since it nearly always exists.
+async fn ensure_queue(
+    services: &EventServices,
+    account: &teleapi_domain::AccountSid,
+    sid: &teleapi_domain::QueueSid,
+    name: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if services.queues.call_queue(sid).await?.is_some() {
+        return Ok(());
+    }
+    let queue = teleapi_domain::queue::CallQueue::implicit(account.clone(), name, now);
+    if queue.sid != *sid {
+        // Not the sid of that name: the worker is wrong; the call still says where it waits.
+        tracing::warn!(queue_sid = %sid, "call.enqueued names a queue its name does not make");
+        return Ok(());
+    }
+    match services.queues.insert_call_queue(&queue).await {
+        Ok(()) | Err(InsertError::AlreadyExists) => Ok(()),
+        Err(InsertError::Store(err)) => Err(err),
     }
 }
 

@@ -18,6 +18,7 @@ use teleapi_domain::call_log::{LogEntry, Notification, NotificationFilter, Reque
 use teleapi_domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
 use teleapi_domain::number::{IncomingNumber, NumberFilter};
 use teleapi_domain::paging::{Page, PageRequest};
+use teleapi_domain::queue::{CallQueue, Member};
 use teleapi_domain::recording::{PlannedRecording, Recording, RecordingFilter};
 use teleapi_domain::sid::WorkerId;
 use teleapi_domain::wire::callback::Delivery;
@@ -25,7 +26,7 @@ use teleapi_domain::worker::Worker;
 use teleapi_domain::{
     Account, AccountSid, Call, CallSid, Command, ConferenceSid, IdempotencyKey, IdempotencyRecord,
     Intent, IntentCommand, IntentSid, IntentStatus, Method, NotificationSid, PhoneNumberSid,
-    RecordingSid, Subject, Timestamp,
+    QueueSid, RecordingSid, Subject, Timestamp,
 };
 
 /// A store failed to answer. `Unavailable` is worth retrying later (throttling, timeouts,
@@ -276,6 +277,41 @@ pub trait NumberStore: Send + Sync {
         filter: &NumberFilter,
         page: &PageRequest,
     ) -> Result<Page<IncomingNumber>, StoreError>;
+}
+
+/// An account's call queues (docs/data-model.md, "queues"): what the application set of each
+/// (the `queues` table), and who waits in each (the calls' sparse `queue` index).
+#[async_trait]
+pub trait CallQueueStore: Send + Sync {
+    /// The queue, read consistently.
+    async fn call_queue(&self, sid: &QueueSid) -> Result<Option<CallQueue>, StoreError>;
+
+    /// Adds the queue; `AlreadyExists` if its account has one of that name (its sid), which
+    /// changes nothing.
+    async fn insert_call_queue(&self, queue: &CallQueue) -> Result<(), InsertError>;
+
+    /// Writes the queue whole, only if the stored one still has `expected_version`; `false` if
+    /// not (or it is gone).
+    async fn update_call_queue(
+        &self,
+        queue: &CallQueue,
+        expected_version: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the queue if it still has `version`; `false` if not.
+    async fn delete_call_queue(&self, sid: &QueueSid, version: u64) -> Result<bool, StoreError>;
+
+    /// A page of the account's queues, newest first.
+    async fn list_call_queues(
+        &self,
+        account: &AccountSid,
+        page: &PageRequest,
+    ) -> Result<Page<CallQueue>, StoreError>;
+
+    /// Who waits in the queue: the calls, not ended, whose `queue` it is, in no particular
+    /// order. Read from an index (eventually consistent): a call that joined or left in the
+    /// last second may be missing or still there.
+    async fn members(&self, sid: &QueueSid) -> Result<Vec<Member>, StoreError>;
 }
 
 /// Where calls' logs are kept (docs/data-model.md, "call_log"): the requests the platform made

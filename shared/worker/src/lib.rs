@@ -32,6 +32,6 @@ pub use inbox::InboundCall;
 pub use media::{
     AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, Recorded, RecordingMedia, Track,
 };
-pub use shared::{Life, Signing, WorkerConfig};
+pub use shared::{Life, Signing, Stores, WorkerConfig};
 pub use streams::FRAME;
 pub use worker::{SharedQueue, Worker, WorkerHandle, WorkerQueues};

@@ -3,19 +3,60 @@
 //! agent's `<Dial><Queue>` takes the first, or waits for the next. The legs meet through their
 //! inboxes: the agent tells the caller it is dequeued, the caller answers as a dialled leg does.
 //! A queue is this worker's: callers and agents on other workers do not meet (docs/decisions.md,
-//! "Queues").
+//! "The verbs after the first ones"); each caller's joining and leaving is reported, so the API
+//! lists and dequeues every queue's callers. How many callers a queue holds is what the application set (`MaxSize`), read from
+//! the queues' store ([`QueueSizes`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use teleapi_domain::{AccountSid, CallSid, QueueSid};
+use teleapi_domain::queue::DEFAULT_MAX_SIZE;
+use teleapi_domain::{AccountSid, CallSid, QueueSid, Timestamp};
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
 use crate::inbox::Message;
 
-/// The callers a queue holds at most (Twilio's default `MaxSize`).
-pub(crate) const MAX_SIZE: usize = 100;
+/// How many callers each queue holds: the `MaxSize` the application set, read from the queues'
+/// store and used for [`QueueSizes::TTL`] (a change reaches the workers within it); Twilio's 100
+/// for a queue it has not set, or when the store cannot be read.
+#[derive(Clone)]
+pub struct QueueSizes {
+    queues: Arc<dyn teleapi_ports::CallQueueStore>,
+    read: Arc<Mutex<HashMap<QueueSid, (u32, Timestamp)>>>,
+}
+
+impl QueueSizes {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn new(queues: Arc<dyn teleapi_ports::CallQueueStore>) -> Self {
+        Self {
+            queues,
+            read: Arc::default(),
+        }
+    }
+
+    pub(crate) async fn max_size(&self, sid: &QueueSid) -> u32 {
+        let now = Timestamp::now();
+        if let Some((size, at)) = self.read.lock().unwrap().get(sid)
+            && now.millis() - at.millis() < Self::TTL.as_millis() as i64
+        {
+            return *size;
+        }
+        let size = match self.queues.call_queue(sid).await {
+            Ok(found) => found.map_or(DEFAULT_MAX_SIZE, |q| q.max_size),
+            Err(err) => {
+                tracing::warn!(queue_sid = %sid, error = %err, "worker: queue not read; it holds 100");
+                return DEFAULT_MAX_SIZE;
+            }
+        };
+        let mut read = self.read.lock().unwrap();
+        // Queues not asked for in a while are forgotten, so the map holds the busy ones.
+        read.retain(|_, (_, at)| now.millis() - at.millis() < Self::TTL.as_millis() as i64);
+        read.insert(sid.clone(), (size, now));
+        size
+    }
+}
 
 /// A caller waiting.
 pub(crate) struct Member {
@@ -44,7 +85,7 @@ pub(crate) enum Enqueued {
     Waiting { sid: QueueSid },
     /// An agent was waiting: it is told, and takes the caller at once.
     Taken { sid: QueueSid },
-    /// The queue holds [`MAX_SIZE`] already.
+    /// The queue holds its most callers already.
     Full { sid: QueueSid },
 }
 
@@ -79,8 +120,14 @@ impl SharedQueues {
         result
     }
 
-    /// `member` joins the queue `name` of `account`.
-    pub(crate) fn enqueue(&self, account: &AccountSid, name: &str, member: Member) -> Enqueued {
+    /// `member` joins the queue `name` of `account`, which holds at most `max_size` callers.
+    pub(crate) fn enqueue(
+        &self,
+        account: &AccountSid,
+        name: &str,
+        member: Member,
+        max_size: u32,
+    ) -> Enqueued {
         self.with(account, name, |line| {
             let sid = line.sid.clone();
             while let Some(agent) = line.agents.pop_front() {
@@ -95,7 +142,7 @@ impl SharedQueues {
                     return Enqueued::Taken { sid };
                 }
             }
-            if line.members.len() >= MAX_SIZE {
+            if line.members.len() >= max_size as usize {
                 return Enqueued::Full { sid };
             }
             line.members.push_back(member);

@@ -60,6 +60,14 @@ impl Signing {
     }
 }
 
+/// What a worker reads of the control plane's stores: the accounts, to sign its requests
+/// ([`Signing`]), and the call queues, for the `MaxSize` the application set of each.
+#[derive(Clone)]
+pub struct Stores {
+    pub accounts: Arc<dyn teleapi_ports::AccountStore>,
+    pub queues: Arc<dyn teleapi_ports::CallQueueStore>,
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -151,6 +159,8 @@ pub(crate) struct Shared {
     pub media: Arc<dyn Media>,
     /// Its call queues (`<Enqueue>`, `<Dial><Queue>`).
     pub(crate) call_queues: crate::queues::SharedQueues,
+    /// Where it reads how many callers each queue holds (none: Twilio's 100 each).
+    pub(crate) queue_sizes: Option<crate::queues::QueueSizes>,
 }
 
 impl Shared {

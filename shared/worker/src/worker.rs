@@ -20,7 +20,7 @@ use crate::inbox::{InboundCall, Message, Source, Start};
 use crate::leg::Leg;
 use crate::media::{LegInfo, Media};
 use crate::rooms::SharedRooms;
-use crate::shared::{Life, Shared, Signing, WorkerConfig};
+use crate::shared::{Life, Shared, Signing, Stores, WorkerConfig};
 
 /// Where a worker reads its commands and writes its events.
 #[derive(Clone)]
@@ -79,16 +79,19 @@ impl Worker {
                 last_stamp: Arc::default(),
                 media,
                 call_queues: Default::default(),
+                queue_sizes: None,
             },
             rooms: Arc::default(),
             queues,
         }
     }
 
-    /// Signs its requests to the application (RCML fetches) with the accounts' AuthTokens, as
-    /// every request of the platform is.
-    pub fn with_signing(mut self, signing: Signing) -> Self {
-        self.shared.signing = Some(signing);
+    /// Reads the control plane's `stores`: signs its requests to the application (RCML
+    /// fetches) with the accounts' AuthTokens, as every request of the platform is, and holds
+    /// as many callers in each queue as the application set.
+    pub fn reading(mut self, stores: Stores) -> Self {
+        self.shared.signing = Some(Signing::new(stores.accounts));
+        self.shared.queue_sizes = Some(crate::queues::QueueSizes::new(stores.queues));
         self
     }
 

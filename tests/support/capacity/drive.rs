@@ -583,6 +583,83 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     );
     Backend::drain(run.world.backend.callbacks.as_ref()).await;
 
+    // ---- call queues: the application makes one; a caller joins and waits (its worker reads
+    // the queue's MaxSize, its event marks the call); the application reads the queue and its
+    // members and dequeues the front caller (a redirect of its call), which leaves.
+    run.begin();
+    let made = run
+        .world
+        .post("/Queues.json", "FriendlyName=support&MaxSize=20")
+        .await;
+    assert_eq!(made.status(), 201, "{}", crate::body_text(&made));
+    run.end("create a queue", "modify-call", Invocation::Api);
+    let queue = teleapi_domain::QueueSid::named(&run.world.account.sid, "support");
+    run.begin();
+    let sizes = run.world.backend.queues.call_queue(&queue).await.unwrap();
+    assert_eq!(sizes.map(|q| q.max_size), Some(20));
+    run.end(
+        "a queue's MaxSize, read by the media worker a caller joins (cached 10 s)",
+        "media worker",
+        Invocation::Worker,
+    );
+    let waiting = CallSid::generate();
+    run.event(&waiting, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230004", "command_queue_url": run.worker, "worker_id": WORKER})).await;
+    run.event(&waiting, json!({"type": "call.status", "status": "in-progress", "start_time": run.world.clock.now().millis()})).await;
+    run.begin();
+    run.event(
+        &waiting,
+        json!({"type": "call.enqueued", "queue_sid": queue, "queue": "support"}),
+    )
+    .await;
+    run.end("event: call.enqueued", "call-events", Invocation::Queue);
+    let queue_path = format!("/Queues/{queue}.json");
+    run.begin();
+    let read = run.world.get(&queue_path).await;
+    assert_eq!(crate::body_json(&read)["current_size"], 1);
+    run.end("fetch a queue (1 caller)", "get-call", Invocation::Api);
+    run.begin();
+    let page = run.world.get("/Queues.json").await;
+    assert_eq!(
+        crate::body_json(&page)["queues"].as_array().unwrap().len(),
+        1
+    );
+    run.end("list page: 1 queue", "list-calls", Invocation::Api);
+    run.begin();
+    let members = run
+        .world
+        .get(&format!("/Queues/{queue}/Members.json"))
+        .await;
+    assert_eq!(
+        crate::body_json(&members)["queue_members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    run.end("list a queue's members (1)", "get-call", Invocation::Api);
+    run.begin();
+    let dequeued = run
+        .world
+        .post(
+            &format!("/Queues/{queue}/Members/Front.json"),
+            &format!("Url={URL}"),
+        )
+        .await;
+    assert_eq!(dequeued.status(), 200, "{}", crate::body_text(&dequeued));
+    run.end(
+        "dequeue the front caller (a redirect)",
+        "modify-call",
+        Invocation::Api,
+    );
+    Backend::drain(run.world.backend.commands.as_ref()).await;
+    run.begin();
+    run.event(
+        &waiting,
+        json!({"type": "call.dequeued", "queue_sid": queue}),
+    )
+    .await;
+    run.end("event: call.dequeued", "call-events", Invocation::Queue);
+
     // ---- reading
     run.begin();
     let answer = run.world.get("/Calls.json?PageSize=50").await;

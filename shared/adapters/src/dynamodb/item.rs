@@ -14,6 +14,7 @@ use teleapi_domain::conference::{
     conference_position,
 };
 use teleapi_domain::number::{IncomingNumber, Voice, number_position};
+use teleapi_domain::queue::{CallQueue, Member, queue_position};
 use teleapi_domain::sid::{PhoneNumberSid, WorkerId};
 use teleapi_domain::worker::{Worker, WorkerStatus};
 use teleapi_domain::{
@@ -228,6 +229,10 @@ pub(super) fn call_item(call: &Call) -> Item {
         .opt_s("Worker", call.worker.as_ref().map(WorkerId::as_str))
         .opt_s("Recording", call.recording.as_ref().map(|r| r.as_str()))
         .opt_s("AnsweredBy", call.answered_by.map(|a| a.as_str()))
+        // The `queue` index: who waits in each queue, oldest first (a call that ended waits
+        // nowhere, whether or not its worker has said so yet).
+        .opt_s("QueueSid", call.waiting().map(|q| q.sid.as_str()))
+        .opt_n("QueuedAt", call.waiting().map(|q| q.since.millis()))
         .opt_s(
             "Streams",
             (!call.streams.is_empty())
@@ -315,6 +320,14 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
             .opt_parse("Streams", |v| serde_json::from_str(v).ok())?
             .unwrap_or_default(),
         answered_by: r.opt_parse("AnsweredBy", teleapi_domain::call::AnsweredBy::parse)?,
+        queue: match (
+            r.opt_parse("QueueSid", |v| v.parse().ok())?,
+            r.opt_time("QueuedAt")?,
+        ) {
+            (Some(sid), Some(since)) => Some(teleapi_domain::queue::Waiting { sid, since }),
+            (None, None) => None,
+            _ => return Err(corrupt("QueuedAt")),
+        },
     })
 }
 
@@ -672,5 +685,43 @@ pub(super) fn number_from(item: &Item) -> Result<IncomingNumber, StoreError> {
         version: r.n("Version")?,
         date_created: r.time("DateCreated")?,
         date_updated: r.time("DateUpdated")?,
+    })
+}
+
+pub(super) fn call_queue_item(queue: &CallQueue) -> Item {
+    Writer::default()
+        .s("QueueSid", queue.sid.as_str())
+        .s("AccountSid", queue.account_sid.as_str())
+        .s("FriendlyName", &queue.friendly_name)
+        .n("MaxSize", queue.max_size)
+        // The `account` index: newest first.
+        .s("ListingAccount", queue.account_sid.as_str())
+        .s("Listing", &queue_position(queue))
+        .n("Version", queue.version)
+        .n("DateCreated", queue.date_created.millis())
+        .n("DateUpdated", queue.date_updated.millis())
+        .0
+}
+
+pub(super) fn call_queue_from(item: &Item) -> Result<CallQueue, StoreError> {
+    let r = Reader(item);
+    Ok(CallQueue {
+        sid: r.parse("QueueSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        friendly_name: r.s("FriendlyName")?.to_owned(),
+        max_size: r.n("MaxSize")?,
+        version: r.n("Version")?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+    })
+}
+
+/// A member as the calls' `queue` index holds it (keys only).
+pub(super) fn member_from(item: &Item) -> Result<Member, StoreError> {
+    let r = Reader(item);
+    Ok(Member {
+        call_sid: r.parse("CallSid", |v| v.parse().ok())?,
+        queue_sid: r.parse("QueueSid", |v| v.parse().ok())?,
+        date_enqueued: r.time("QueuedAt")?,
     })
 }

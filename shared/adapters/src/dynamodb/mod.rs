@@ -9,6 +9,7 @@ mod call_log;
 mod conferences;
 mod item;
 mod numbers;
+mod queues;
 mod recordings;
 pub mod schema;
 

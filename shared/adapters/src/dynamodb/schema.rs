@@ -36,6 +36,11 @@ pub const NOTIFICATIONS_INDEX: &str = "notifications";
 /// The index of an account's numbers, newest first (docs/data-model.md, "numbers"): only a
 /// number's own item carries its keys, not the item that routes its `PhoneNumber`.
 pub const NUMBER_ACCOUNT_INDEX: &str = "account";
+/// The index of an account's call queues, newest first (docs/data-model.md, "queues").
+pub const QUEUE_ACCOUNT_INDEX: &str = "account";
+/// The sparse index of the calls waiting in each queue, in the calls table (docs/data-model.md,
+/// "queues"): only a waiting call carries its keys, and it holds its keys alone.
+pub const QUEUE_INDEX: &str = "queue";
 /// What the listing index holds besides its keys and the CallSid: what its filters read. A
 /// write that changes none of these (a modification, most events) does not write the index.
 pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
@@ -51,11 +56,12 @@ pub struct TableNames {
     pub recordings: String,
     pub call_log: String,
     pub numbers: String,
+    pub queues: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 9] = [
+    pub const ENV: [&'static str; 10] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
@@ -65,11 +71,12 @@ impl TableNames {
         "TELEAPI_RECORDINGS_TABLE",
         "TELEAPI_CALL_LOG_TABLE",
         "TELEAPI_NUMBERS_TABLE",
+        "TELEAPI_QUEUES_TABLE",
     ];
 
     /// Each table's environment variable and name, in [`Self::ENV`]'s order: what a function
     /// beside a local stack exports to share its tables.
-    pub fn env(&self) -> [(&'static str, &str); 9] {
+    pub fn env(&self) -> [(&'static str, &str); 10] {
         let names = [
             &self.accounts,
             &self.calls,
@@ -80,6 +87,7 @@ impl TableNames {
             &self.recordings,
             &self.call_log,
             &self.numbers,
+            &self.queues,
         ];
         std::array::from_fn(|i| (Self::ENV[i], names[i].as_str()))
     }
@@ -97,6 +105,7 @@ impl TableNames {
             recordings: String::new(),
             call_log: String::new(),
             numbers: String::new(),
+            queues: String::new(),
         }
     }
 
@@ -112,6 +121,7 @@ impl TableNames {
             recordings: format!("{prefix}-recordings"),
             call_log: format!("{prefix}-call-log"),
             numbers: format!("{prefix}-numbers"),
+            queues: format!("{prefix}-queues"),
         }
     }
 
@@ -127,6 +137,7 @@ impl TableNames {
             recordings: var(Self::ENV[6])?,
             call_log: var(Self::ENV[7])?,
             numbers: var(Self::ENV[8])?,
+            queues: var(Self::ENV[9])?,
         })
     }
 }
@@ -193,6 +204,10 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
                 (
                     index(WORKER_INDEX, "LiveWorker", "DateCreated", Some(&[]))?,
                     [("LiveWorker", S), ("DateCreated", N)],
+                ),
+                (
+                    index(QUEUE_INDEX, "QueueSid", "QueuedAt", Some(&[]))?,
+                    [("QueueSid", S), ("QueuedAt", N)],
                 ),
             ],
             None,
@@ -274,6 +289,15 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             )],
             None,
         ),
+        (
+            &names.queues,
+            vec![("QueueSid", S, Hash)],
+            vec![(
+                index(QUEUE_ACCOUNT_INDEX, "ListingAccount", "Listing", None)?,
+                [("ListingAccount", S), ("Listing", S)],
+            )],
+            None,
+        ),
     ];
     for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -328,6 +352,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.recordings,
         &names.call_log,
         &names.numbers,
+        &names.queues,
     ] {
         wait_until_active(client, name).await?;
     }

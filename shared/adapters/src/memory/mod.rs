@@ -27,6 +27,7 @@ mod calls;
 mod conferences;
 mod numbers;
 mod queue;
+mod queues;
 mod recordings;
 mod workers;
 
@@ -53,6 +54,8 @@ struct Tables {
     /// Numbers by sid, and their sids by `PhoneNumber`.
     numbers: HashMap<teleapi_domain::PhoneNumberSid, teleapi_domain::number::IncomingNumber>,
     called: HashMap<String, teleapi_domain::PhoneNumberSid>,
+    /// Call queues by sid (their members are the calls that wait in them).
+    queues: HashMap<teleapi_domain::QueueSid, teleapi_domain::queue::CallQueue>,
     /// Calls' logs: entries by position, how many were written, and until when the log is kept.
     call_log: HashMap<CallSid, CallLog>,
     /// The listing index: by partition (account and shard), call positions.

@@ -108,7 +108,9 @@ pub fn progress(
         EventKind::CallInitiated { seq, .. }
         | EventKind::CallStatus { seq, .. }
         | EventKind::RcmlFailed { seq, .. }
-        | EventKind::CallAnsweredBy { seq, .. } => *seq,
+        | EventKind::CallAnsweredBy { seq, .. }
+        | EventKind::CallEnqueued { seq, .. }
+        | EventKind::CallDequeued { seq, .. } => *seq,
         EventKind::CommandApplied { .. } | EventKind::CommandRejected { .. } => {
             return ignore("command events settle intents".into());
         }
@@ -189,6 +191,7 @@ pub fn progress(
                 recording: None,
                 streams: Vec::new(),
                 answered_by: None,
+                queue: None,
             };
             Verdict::Apply(Box::new(Progress {
                 call,
@@ -241,6 +244,7 @@ pub fn progress(
                 let end = end_time.map_or(at, Timestamp::from_millis);
                 next.end_time = Some(end);
                 next.end_reported = true;
+                next.queue = None;
                 next.duration = match (duration, next.start_time) {
                     (Some(seconds), _) => Some(*seconds),
                     (None, Some(start)) if *status == CallStatus::Completed => {
@@ -315,6 +319,25 @@ pub fn progress(
             });
             apply(call, next, job, None)
         }
+        (EventKind::CallEnqueued { queue_sid, .. }, Some(call)) => {
+            let mut next = bumped(call, seq, now);
+            if call.status.is_final() {
+                // Its end came first (the API hung it up): it waits nowhere.
+                return apply(call, next, None, None);
+            }
+            next.queue = Some(crate::queue::Waiting {
+                sid: queue_sid.clone(),
+                since: at,
+            });
+            apply(call, next, None, None)
+        }
+        (EventKind::CallDequeued { queue_sid, .. }, Some(call)) => {
+            let mut next = bumped(call, seq, now);
+            if next.queue.as_ref().is_some_and(|q| q.sid == *queue_sid) {
+                next.queue = None;
+            }
+            apply(call, next, None, None)
+        }
         (_, None) => ignore(format!(
             "{} for unknown call {}",
             event.name(),
@@ -349,6 +372,7 @@ pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp, why: &str) -
     next.version += 1;
     next.date_updated = now;
     next.end_reported = true;
+    next.queue = None;
     let began = call.start_time.unwrap_or(call.date_created);
     let end = last_seen.max(began);
     next.end_time = Some(end);
@@ -601,6 +625,96 @@ mod tests {
             run(Some(&current), &backwards),
             Verdict::Ignore(_)
         ));
+    }
+
+    #[test]
+    fn a_caller_waits_in_its_queue_until_it_leaves_or_ends() {
+        let current = call(InProgress);
+        let queue = crate::QueueSid::named(&current.account_sid, "support");
+        let enqueued = event(
+            &current.sid,
+            EventKind::CallEnqueued {
+                seq: 3,
+                queue_sid: queue.clone(),
+                queue: "support".into(),
+            },
+        );
+        let Verdict::Apply(joined) = run(Some(&current), &enqueued) else {
+            panic!("applied")
+        };
+        let waiting = crate::queue::Waiting {
+            sid: queue.clone(),
+            since: Timestamp::from_millis(61_000),
+        };
+        assert_eq!(joined.call.queue.as_ref(), Some(&waiting));
+        assert!(joined.callback.is_none() && joined.intent.is_none());
+        // Again, it is a duplicate.
+        assert!(matches!(
+            run(Some(&joined.call), &enqueued),
+            Verdict::Ignore(_)
+        ));
+
+        // It leaves: it waits nowhere. A dequeue of another queue leaves it where it is.
+        let left = |seq, sid: &crate::QueueSid| {
+            event(
+                &current.sid,
+                EventKind::CallDequeued {
+                    seq,
+                    queue_sid: sid.clone(),
+                },
+            )
+        };
+        let other = crate::QueueSid::named(&current.account_sid, "sales");
+        let Verdict::Apply(elsewhere) = run(Some(&joined.call), &left(4, &other)) else {
+            panic!("applied")
+        };
+        assert_eq!(elsewhere.call.queue.as_ref(), Some(&waiting));
+        let Verdict::Apply(gone) = run(Some(&joined.call), &left(4, &queue)) else {
+            panic!("applied")
+        };
+        assert_eq!(gone.call.queue, None);
+
+        // Its end takes it out of its queue, and an ended call joins none.
+        let completed = event(
+            &current.sid,
+            EventKind::CallStatus {
+                seq: 4,
+                status: Completed,
+                start_time: None,
+                end_time: None,
+                duration: None,
+            },
+        );
+        let Verdict::Apply(ended) = run(Some(&joined.call), &completed) else {
+            panic!("applied")
+        };
+        assert_eq!(
+            (ended.call.queue.as_ref(), ended.call.waiting()),
+            (None, None)
+        );
+        let late = event(
+            &current.sid,
+            EventKind::CallEnqueued {
+                seq: 5,
+                queue_sid: queue,
+                queue: "support".into(),
+            },
+        );
+        let Verdict::Apply(still) = run(Some(&ended.call), &late) else {
+            panic!("applied")
+        };
+        assert_eq!(still.call.queue, None);
+        let lost = drop_call(
+            &joined.call,
+            Timestamp::from_millis(70_000),
+            Timestamp::from_millis(71_000),
+            "lost",
+        )
+        .unwrap();
+        assert_eq!(
+            lost.call.queue, None,
+            "a call its worker lost waits nowhere"
+        );
     }
 
     #[test]

@@ -379,6 +379,7 @@ pub fn plan_create(
         recording: request.record.as_ref().map(|_| RecordingSid::generate()),
         streams: Vec::new(),
         answered_by: None,
+        queue: None,
     };
     let recording = request
         .record

@@ -175,9 +175,18 @@ pub struct Call {
     pub listing_shard: u8,
     /// Who answered, when answering-machine detection was asked for and has decided.
     pub answered_by: Option<AnsweredBy>,
+    /// The queue the caller waits in (`<Enqueue>`), as its worker last reported: what the
+    /// calls' sparse `queue` index lists as the queue's members.
+    pub queue: Option<crate::queue::Waiting>,
 }
 
 impl Call {
+    /// The queue the call waits in: none once it has ended, whether or not its worker has
+    /// reported it left.
+    pub fn waiting(&self) -> Option<&crate::queue::Waiting> {
+        self.queue.as_ref().filter(|_| !self.status.is_final())
+    }
+
     /// A call that reached one of the account's numbers, as a media worker first reports it (or
     /// as the local stack's dev route creates it).
     pub fn inbound(
@@ -215,6 +224,7 @@ impl Call {
             recording: None,
             streams: Vec::new(),
             answered_by: None,
+            queue: None,
         }
     }
 

@@ -363,6 +363,8 @@ fn hang_up(call: &Call, next: &mut Call, now: Timestamp) {
         CallStatus::Completed
     };
     next.end_time = Some(now);
+    // An ended call waits in no queue.
+    next.queue = None;
     next.duration = match (next.status, call.start_time) {
         (CallStatus::Completed, Some(start)) => Some(now.seconds_since(start)),
         _ => None,
@@ -419,6 +421,7 @@ pub fn plan_system(
         SystemAction::Fail { reason } => {
             next.status = CallStatus::Failed;
             next.end_time = Some(now);
+            next.queue = None;
             parameters.insert(
                 "Status".to_owned(),
                 HangupStatus::Failed.as_str().to_owned(),
@@ -502,6 +505,7 @@ mod tests {
             recording: None,
             streams: Vec::new(),
             answered_by: None,
+            queue: None,
         }
     }
 

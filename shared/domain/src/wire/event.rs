@@ -107,6 +107,20 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         callback: Option<crate::call::AmdCallback>,
     },
+    /// The caller joined its account's queue `queue` (`<Enqueue>`), whose sid is
+    /// `QueueSid::named(account, queue)`; the queue exists from now on if it did not.
+    #[serde(rename = "call.enqueued")]
+    CallEnqueued {
+        seq: u64,
+        queue_sid: crate::sid::QueueSid,
+        queue: String,
+    },
+    /// The caller left its queue: an agent took it, it `<Leave>`s, hung up, or was redirected.
+    #[serde(rename = "call.dequeued")]
+    CallDequeued {
+        seq: u64,
+        queue_sid: crate::sid::QueueSid,
+    },
     /// The worker made an HTTP request for the call (an RCML fetch, a verb's `action`) and got
     /// this answer, or none: an entry of the call's request log (docs/data-model.md,
     /// "call_log"). Not numbered: it changes nothing about the call.
@@ -275,6 +289,8 @@ impl Event {
             EventKind::CommandRejected { .. } => "command.rejected",
             EventKind::RcmlFailed { .. } => "rcml.failed",
             EventKind::CallAnsweredBy { .. } => "call.answered_by",
+            EventKind::CallEnqueued { .. } => "call.enqueued",
+            EventKind::CallDequeued { .. } => "call.dequeued",
             EventKind::RecordingStarted { .. } => "recording.started",
             EventKind::RecordingChanged { .. } => "recording.status",
             EventKind::StreamStarted { .. } => "stream.started",
@@ -363,7 +379,7 @@ mod tests {
     #[test]
     fn documented_examples_round_trip() {
         let examples = crate::doc_examples("## Events");
-        assert_eq!(examples.len(), 8, "one example per event type");
+        assert_eq!(examples.len(), 10, "one example per event type");
         for example in examples {
             let event = Event::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
             let expected: serde_json::Value = serde_json::from_str(example).unwrap();

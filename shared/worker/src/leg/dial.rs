@@ -157,7 +157,8 @@ impl Leg {
         let member = crate::queues::Member { call, leg, since };
         self.shared
             .call_queues
-            .enqueue(&self.info.account_sid, queue, member);
+            // Back where it waited: it was counted in already.
+            .enqueue(&self.info.account_sid, queue, member, u32::MAX);
     }
 
     /// The agent's timeout passed with nobody in the queue: the dial ends, `no-answer`.

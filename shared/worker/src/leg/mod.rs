@@ -594,7 +594,7 @@ impl Leg {
                     self.pending = Some(source);
                 } else {
                     let moved = (p.move_connected_call_leg == Some(true)).then(|| source.clone());
-                    self.redirected_out_of_queue();
+                    self.redirected_out_of_queue().await;
                     self.abandon_dial(moved);
                     self.run(source).await;
                 }

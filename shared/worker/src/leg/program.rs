@@ -355,7 +355,7 @@ impl Leg {
                     }
                 }
                 Verb::Enqueue(verb) => {
-                    if let Some(next) = self.enqueue(verb) {
+                    if let Some(next) = self.enqueue(verb).await {
                         match self.load(&next).await {
                             Some(verbs) => {
                                 self.program = verbs;
@@ -366,7 +366,7 @@ impl Leg {
                     }
                 }
                 Verb::Leave => {
-                    if let Some(next) = self.leave_queue() {
+                    if let Some(next) = self.leave_queue().await {
                         match self.load(&next).await {
                             Some(verbs) => {
                                 self.program = verbs;

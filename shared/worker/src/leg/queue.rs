@@ -8,10 +8,11 @@
 //! dialled leg is; when the agent's side ends, the caller goes on with its action.
 
 use super::*;
-use crate::queues::{Enqueued, MAX_SIZE, Member};
+use crate::queues::{Enqueued, Member};
 use crate::rcml::{EnqueueVerb, Verb};
 use std::time::Duration;
 use teleapi_domain::QueueSid;
+use teleapi_domain::wire::event::EventKind;
 
 /// A caller in a queue, or taken from it by an agent.
 pub(super) struct Queued {
@@ -23,6 +24,8 @@ pub(super) struct Queued {
     wait: Option<(String, Method)>,
     /// The document and where it goes on after `<Enqueue>`, if there is no action.
     resume: (Vec<Verb>, usize),
+    /// The most callers the queue holds (`MaxQueueSize`).
+    max_size: u32,
     since: Instant,
     /// Taken by an agent, after waiting so long.
     taken: Option<Duration>,
@@ -32,9 +35,10 @@ pub(super) struct Queued {
 const SILENCE: &str = "<Response><Pause length=\"60\"/></Response>";
 
 impl Leg {
-    /// `<Enqueue>`: the caller joins its queue; the wait music's document to run, or, if the
-    /// queue is full, its action's (none: the document goes on, from the program restored).
-    pub(super) fn enqueue(&mut self, verb: EnqueueVerb) -> Option<Source> {
+    /// `<Enqueue>`: the caller joins its queue (reported: `call.enqueued`); the wait music's
+    /// document to run, or, if the queue is full, its action's (none: the document goes on,
+    /// from the program restored).
+    pub(super) async fn enqueue(&mut self, verb: EnqueueVerb) -> Option<Source> {
         let action = verb.action.as_ref().map(|a| (self.resolve(a), verb.method));
         let wait = verb
             .wait_url
@@ -45,10 +49,15 @@ impl Leg {
             leg: self.sender.clone(),
             since: Instant::now(),
         };
-        let enqueued = self
-            .shared
-            .call_queues
-            .enqueue(&self.info.account_sid, &verb.name, member);
+        let sid = QueueSid::named(&self.info.account_sid, &verb.name);
+        let max_size = match &self.shared.queue_sizes {
+            Some(sizes) => sizes.max_size(&sid).await,
+            None => teleapi_domain::queue::DEFAULT_MAX_SIZE,
+        };
+        let enqueued =
+            self.shared
+                .call_queues
+                .enqueue(&self.info.account_sid, &verb.name, member, max_size);
         let queued = Queued {
             name: verb.name,
             sid: match &enqueued {
@@ -61,12 +70,20 @@ impl Leg {
             resume: (self.program.clone(), self.pc),
             since: Instant::now(),
             taken: None,
+            max_size,
         };
         if let Enqueued::Full { .. } = enqueued {
             return self.after_queue(queued, "queue-full", Duration::ZERO);
         }
         tracing::info!(call_sid = %self.info.sid, queue = %queued.sid, "worker: enqueued");
+        let (queue_sid, queue) = (queued.sid.clone(), queued.name.clone());
         self.queued = Some(queued);
+        self.event(|seq| EventKind::CallEnqueued {
+            seq,
+            queue_sid,
+            queue,
+        })
+        .await;
         Some(self.wait_music())
     }
 
@@ -94,7 +111,7 @@ impl Leg {
                 ("QueueTime", queued.since.elapsed().as_secs().to_string()),
                 ("AvgQueueTime", average.as_secs().to_string()),
                 ("CurrentQueueSize", size.to_string()),
-                ("MaxQueueSize", MAX_SIZE.to_string()),
+                ("MaxQueueSize", queued.max_size.to_string()),
             ],
         }
     }
@@ -123,7 +140,7 @@ impl Leg {
     }
 
     /// `<Leave>`: a waiting caller leaves its queue; what runs next (see [`Leg::after_queue`]).
-    pub(super) fn leave_queue(&mut self) -> Option<Source> {
+    pub(super) async fn leave_queue(&mut self) -> Option<Source> {
         if !self.waiting_in_queue() {
             return None;
         }
@@ -133,7 +150,15 @@ impl Leg {
             .call_queues
             .leave(&self.info.account_sid, &queued.name, &self.info.sid)
             .unwrap_or_else(|| queued.since.elapsed());
+        self.report_dequeued(&queued.sid).await;
         self.after_queue(queued, "leave", waited)
+    }
+
+    /// `call.dequeued`: the caller no longer waits in `queue`.
+    async fn report_dequeued(&mut self, queue: &QueueSid) {
+        let queue_sid = queue.clone();
+        self.event(|seq| EventKind::CallDequeued { seq, queue_sid })
+            .await;
     }
 
     /// The caller's call ended: out of its queue, and its action is told (`hangup`, or
@@ -160,7 +185,7 @@ impl Leg {
 
     /// A redirect of the caller (`POST …/Calls/{CA}`): it leaves its queue, or the agent it is
     /// bridged to; the action is not asked (`redirected`).
-    pub(super) fn redirected_out_of_queue(&mut self) {
+    pub(super) async fn redirected_out_of_queue(&mut self) {
         let Some(queued) = self.queued.take() else {
             return;
         };
@@ -168,6 +193,7 @@ impl Leg {
             self.shared
                 .call_queues
                 .leave(&self.info.account_sid, &queued.name, &self.info.sid);
+            self.report_dequeued(&queued.sid).await;
         } else if let Some(agent) = self.parent.take() {
             self.shared.media.unbridge(&self.info.sid);
             let _ = agent.send(Message::LegEnded(
@@ -193,6 +219,7 @@ impl Leg {
         let waited = queued.since.elapsed();
         queued.taken = Some(waited);
         let sid = queued.sid.clone();
+        self.report_dequeued(&sid).await;
         if matches!(
             self.wait,
             Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)

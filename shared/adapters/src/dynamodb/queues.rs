@@ -1,0 +1,142 @@
+//! Call queues on DynamoDB (docs/data-model.md, "queues"): the `queues` table, one item a
+//! queue (what the application set), listed by account through its `account` index; and who
+//! waits in each, from the calls table's sparse `queue` index (a call carries `QueueSid` and
+//! `QueuedAt` while it waits), so that joining or leaving a queue costs no write besides the
+//! call's own.
+
+use async_trait::async_trait;
+
+use super::item::{self, n, s};
+use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
+use teleapi_domain::paging::{Page, PageRequest};
+use teleapi_domain::queue::{CallQueue, Member, queue_position_sid};
+use teleapi_domain::{AccountSid, QueueSid};
+use teleapi_ports::paging::{Order, fill_page};
+use teleapi_ports::{CallQueueStore, InsertError, StoreError};
+
+#[async_trait]
+impl CallQueueStore for DynamoStore {
+    async fn call_queue(&self, sid: &QueueSid) -> Result<Option<CallQueue>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.queues)
+            .key("QueueSid", s(sid.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        output.item.as_ref().map(item::call_queue_from).transpose()
+    }
+
+    async fn insert_call_queue(&self, queue: &CallQueue) -> Result<(), InsertError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.queues)
+            .set_item(Some(item::call_queue_item(queue)))
+            .condition_expression("attribute_not_exists(QueueSid)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
+            Err(err) => Err(store_error(err).into()),
+        }
+    }
+
+    async fn update_call_queue(
+        &self,
+        queue: &CallQueue,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.queues)
+            .set_item(Some(item::call_queue_item(queue)))
+            .condition_expression("Version = :version")
+            .expression_attribute_values(":version", n(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn delete_call_queue(&self, sid: &QueueSid, version: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.queues)
+            .key("QueueSid", s(sid.as_str()))
+            .condition_expression("Version = :version")
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failed(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn list_call_queues(
+        &self,
+        account: &AccountSid,
+        page: &PageRequest,
+    ) -> Result<Page<CallQueue>, StoreError> {
+        let ascending = Order::Descending.reading(page) == Order::Ascending;
+        fill_page(page, Order::Descending, 1, |_, after, limit| {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.queues)
+                .index_name(schema::QUEUE_ACCOUNT_INDEX)
+                .key_condition_expression("ListingAccount = :account")
+                .expression_attribute_values(":account", s(account.as_str()))
+                .scan_index_forward(ascending)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+            async move {
+                if let Some(after) = after {
+                    let sid = queue_position_sid(&after)
+                        .ok_or_else(|| StoreError::Failed("malformed queue position".into()))?;
+                    query = query
+                        .exclusive_start_key("ListingAccount", s(account.as_str()))
+                        .exclusive_start_key("Listing", s(&after))
+                        .exclusive_start_key("QueueSid", s(sid.as_str()));
+                }
+                let output = query.send().await.map_err(store_error)?;
+                listing_round(&output, |entry, _| item::call_queue_from(entry).ok())
+            }
+        })
+        .await
+    }
+
+    async fn members(&self, sid: &QueueSid) -> Result<Vec<Member>, StoreError> {
+        let mut members = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.calls)
+                .index_name(schema::QUEUE_INDEX)
+                .key_condition_expression("QueueSid = :queue")
+                .expression_attribute_values(":queue", s(sid.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for entry in page.items() {
+                members.push(item::member_from(entry)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(members),
+            }
+        }
+    }
+}
