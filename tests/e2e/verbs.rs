@@ -1,6 +1,6 @@
 //! The verbs a voice developer reaches for after the first ones (issue 27), end to end over
 //! HTTP on the simulated worker: `<Dial>`'s outcome and attributes, `<Record>`, answering-machine
-//! detection.
+//! detection, call queues and their API.
 
 use super::{Local, encode, eventually, leg_to, status_is};
 use serde_json::Value;
@@ -30,6 +30,18 @@ impl Local {
     }
 
     /// The first request the application received at `path`, once it has.
+    async fn delete(&self, url: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .delete(url)
+            .basic_auth(&self.sid, Some(super::TOKEN))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn fetched(&self, path: &str) -> std::collections::BTreeMap<String, String> {
         eventually(&format!("a request to {path}"), || async {
             self.fetches(path).first().map(|r| r.params.clone())
@@ -514,6 +526,184 @@ async fn a_queue_on_one_worker(local: Local) {
     .await;
 }
 
+/// The Queues and Members API over a queue the simulated worker runs: a queue made through the
+/// API holds what its `MaxSize` says (the third caller hears `queue-full`); the API lists the
+/// callers in order, refuses to delete a queue they wait in, and dequeues the front one and then
+/// a named one (each runs the `Url` given, its `<Enqueue>` action unasked); an empty queue has
+/// no front and can be deleted.
+async fn the_queues_and_members_api(local: Local) {
+    let app = &local.app;
+    app.always(
+        "/enqueue",
+        Reply::rcml(
+            "<Response><Enqueue action=\"/after-queue\" waitUrl=\"/wait\">support</Enqueue></Response>",
+        ),
+    );
+    app.always(
+        "/wait",
+        Reply::rcml("<Response><Pause length=\"30\"/></Response>"),
+    );
+    app.always(
+        "/after-queue",
+        Reply::rcml("<Response><Hangup/></Response>"),
+    );
+    app.always(
+        "/agent-ready",
+        Reply::rcml("<Response><Pause length=\"30\"/></Response>"),
+    );
+    let queues = format!(
+        "{}/call/2012-04-24/Accounts/{}/Queues",
+        local.base, local.sid
+    );
+
+    let (status, queue) = local
+        .post(&format!("{queues}.json"), "FriendlyName=support&MaxSize=2")
+        .await;
+    assert_eq!(status, 201, "{queue}");
+    let sid = queue["sid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (queue["max_size"].as_u64(), queue["current_size"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let (status, taken) = local
+        .post(&format!("{queues}.json"), "FriendlyName=support")
+        .await;
+    assert_eq!(
+        (status, taken["code"].as_u64()),
+        (409, Some(409)),
+        "{taken}"
+    );
+    let (status, renamed) = local
+        .post(&format!("{queues}/{sid}.json"), "FriendlyName=sales")
+        .await;
+    assert_eq!(
+        (status, renamed["code"].as_u64()),
+        (400, Some(21200)),
+        "{renamed}"
+    );
+
+    let create = |to: &str| {
+        format!(
+            "From=%2B15551230001&To={}&Url={}",
+            encode(to),
+            local.app("/enqueue")
+        )
+    };
+    let mut callers = Vec::new();
+    for n in 0..2 {
+        let caller = local.create(&create(&format!("+1555111222{n}"))).await;
+        // One after the other, so that their order is known.
+        eventually("the caller to wait", || async {
+            let members = local.get(&format!("{queues}/{sid}/Members.json")).await;
+            (members["queue_members"].as_array()?.len() == n + 1).then_some(())
+        })
+        .await;
+        callers.push(caller);
+    }
+    let full = local.create(&create("+15551112229")).await;
+    let heard = eventually("the third caller refused", || async {
+        local
+            .fetches("/after-queue")
+            .into_iter()
+            .find(|r| r.params.get("CallSid") == Some(&full))
+    })
+    .await;
+    assert_eq!(
+        heard.params["QueueResult"], "queue-full",
+        "{:?}",
+        heard.params
+    );
+
+    let members = local.get(&format!("{queues}/{sid}/Members.json")).await;
+    let listed: Vec<(&str, u64)> = members["queue_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["call_sid"].as_str().unwrap(),
+                m["position"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(callers[0].as_str(), 1), (callers[1].as_str(), 2)]
+    );
+    let second = local
+        .get(&format!("{queues}/{sid}/Members/{}.json", callers[1]))
+        .await;
+    assert_eq!(second["position"], 2, "{second}");
+    let read = local.get(&format!("{queues}/{sid}.json")).await;
+    assert_eq!(read["current_size"], 2, "{read}");
+    let list = local.get(&format!("{queues}.json")).await;
+    assert_eq!(list["queues"][0]["sid"], sid.as_str(), "{list}");
+    let (status, busy) = local.delete(&format!("{queues}/{sid}.json")).await;
+    assert_eq!((status, busy["code"].as_u64()), (409, Some(409)), "{busy}");
+
+    // The front caller is dequeued to the agent's RCML; its action is not asked.
+    let ready = format!("Url={}", local.app("/agent-ready"));
+    let (status, front) = local
+        .post(&format!("{queues}/{sid}/Members/Front.json"), &ready)
+        .await;
+    assert_eq!(status, 200, "{front}");
+    assert_eq!(front["call_sid"], callers[0].as_str());
+    eventually("the dequeued caller to run the Url", || async {
+        local
+            .fetches("/agent-ready")
+            .into_iter()
+            .find(|r| r.params.get("CallSid") == Some(&callers[0]))
+    })
+    .await;
+    eventually("the second caller at the front", || async {
+        let members = local.get(&format!("{queues}/{sid}/Members.json")).await;
+        let first = members["queue_members"].as_array()?.first()?.clone();
+        (members["queue_members"].as_array()?.len() == 1
+            && first["call_sid"] == callers[1].as_str()
+            && first["position"] == 1)
+            .then_some(())
+    })
+    .await;
+    let (status, named) = local
+        .post(
+            &format!("{queues}/{sid}/Members/{}.json", callers[1]),
+            &ready,
+        )
+        .await;
+    assert_eq!(
+        (status, named["call_sid"].as_str()),
+        (200, Some(callers[1].as_str())),
+        "{named}"
+    );
+    eventually("the queue empty", || async {
+        let read = local.get(&format!("{queues}/{sid}.json")).await;
+        (read["current_size"] == 0).then_some(())
+    })
+    .await;
+    let (status, nobody) = local
+        .post(&format!("{queues}/{sid}/Members/Front.json"), &ready)
+        .await;
+    assert_eq!(
+        (status, nobody["code"].as_u64()),
+        (404, Some(20404)),
+        "{nobody}"
+    );
+    assert!(
+        local
+            .fetches("/after-queue")
+            .iter()
+            .all(|r| r.params.get("CallSid") == Some(&full)),
+        "a dequeued caller's action is not asked"
+    );
+    for call in &callers {
+        local.modify(call, "Status=completed").await;
+    }
+    let (status, _) = local.delete(&format!("{queues}/{sid}.json")).await;
+    assert_eq!(status, 204);
+    let (status, gone) = local.delete(&format!("{queues}/{sid}.json")).await;
+    assert_eq!((status, gone["code"].as_u64()), (404, Some(20404)));
+}
+
 on_both_backends!(
     a_dial_tells_its_action_how_it_ended,
     a_caller_hangs_up_the_dialled_party_or_waits_unanswered,
@@ -521,4 +711,5 @@ on_both_backends!(
     machine_detection,
     participants_by_conference_name,
     a_queue_on_one_worker,
+    the_queues_and_members_api,
 );
