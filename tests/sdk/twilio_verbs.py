@@ -1,7 +1,8 @@
 """Twilio's official Python helper library drives issue 27's additions on a running
 teleapi-local, unchanged but for where its HTTP client sends requests: calls created with
 answering-machine detection (synchronous, and asynchronous with its callback), a `<Dial>` whose
-action hears how it ended, and participants added by a conference's friendly name.
+action hears how it ended, participants added by a conference's friendly name, and call queues
+(made, listed, their members listed and the front one dequeued).
 
 Usage: twilio_verbs.py TELEAPI_LOCAL_BINARY
 Everything on loopback: teleapi-local with its simulated media worker (whose far ends talk as
@@ -21,6 +22,7 @@ RCML = {
     "/hangup": "<Response><Hangup/></Response>",
     "/held": '<Response><Pause length="60"/></Response>',
     "/wait": '<Response><Play loop="0">music.mp3</Play></Response>',
+    "/enqueue": '<Response><Enqueue waitUrl="/held">support</Enqueue></Response>',
 }
 
 
@@ -69,7 +71,11 @@ def main():
             machine_detection(client, app_url)
             dial_outcome(client, app_url)
             participants_by_name(client, app_url)
-        print("twilio-python drove machine detection, <Dial action> and participants by name: ok")
+            queues(client, app_url)
+        print(
+            "twilio-python drove machine detection, <Dial action>, participants by name "
+            "and queues: ok"
+        )
     finally:
         app.shutdown()
 
@@ -131,6 +137,25 @@ def participants_by_name(client, app_url):
     assert second.conference_sid == first.conference_sid, (second.conference_sid, first.conference_sid)
     eventually("the room told of a join", lambda: received("/room"))
     client.conferences(first.conference_sid).update(status="completed")
+
+
+def queues(client, app_url):
+    made = client.queues.create(friendly_name="support", max_size=10)
+    assert made.sid.startswith("QU") and made.max_size == 10, (made.sid, made.max_size)
+    listed = client.queues.list()
+    assert [q.sid for q in listed] == [made.sid], [q.sid for q in listed]
+    caller = client.calls.create(from_="+15551230001", to="+15557654321", url=f"{app_url}/enqueue")
+    member = eventually(
+        "the caller in the queue",
+        lambda: (found := client.queues(made.sid).members.list()) and found[0],
+    )
+    assert (member.call_sid, member.position) == (caller.sid, 1), (member.call_sid, member.position)
+    assert client.queues(made.sid).fetch().current_size == 1
+    dequeued = client.queues(made.sid).members("Front").update(url=f"{app_url}/hangup", method="POST")
+    assert dequeued.call_sid == caller.sid, dequeued.call_sid
+    eventually("the dequeued caller runs the Url", lambda: received("/hangup", caller.sid))
+    eventually("the queue empty", lambda: client.queues(made.sid).fetch().current_size == 0)
+    assert client.queues(made.sid).delete()
 
 
 if __name__ == "__main__":
