@@ -692,6 +692,25 @@ async fn a_queued_caller_meets_an_agent(mut b: Bench) {
     assert_eq!(done["DialCallStatus"], "completed", "{done:?}");
     assert_eq!(done["DialCallSid"], caller.as_str());
     b.status(&caller, "completed").await;
+    // The caller's time in the queue was reported, numbered among its events: the API lists
+    // it as a member meanwhile.
+    let joined = b
+        .until("call.enqueued", |e| {
+            e["type"] == "call.enqueued" && e["call_sid"] == caller.as_str()
+        })
+        .await;
+    assert_eq!(joined["queue_sid"], whispered["QueueSid"].as_str());
+    assert_eq!(joined["queue"], "support");
+    let taken = b
+        .until("call.dequeued", |e| {
+            e["type"] == "call.dequeued" && e["call_sid"] == caller.as_str()
+        })
+        .await;
+    assert_eq!(taken["queue_sid"], joined["queue_sid"]);
+    assert!(
+        taken["seq"].as_u64() > joined["seq"].as_u64(),
+        "{taken} after {joined}"
+    );
 
     // A caller waits (its music asked with where it stands), then leaves.
     b.app
@@ -710,6 +729,12 @@ async fn a_queued_caller_meets_an_agent(mut b: Bench) {
     let gone = until_request(&b.app, "/gone").await;
     assert_eq!(gone["QueueResult"], "leave");
     b.status(&quitter, "completed").await;
+    let story = b.story(&quitter);
+    let at = |kind: &str| story.iter().position(|e| e == kind);
+    assert!(
+        at("call.enqueued") < at("call.dequeued") && at("call.dequeued").is_some(),
+        "{story:?}"
+    );
 
     // Nobody waits: the agent's dial gives up at its timeout.
     b.app
