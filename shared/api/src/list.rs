@@ -248,28 +248,6 @@ pub(super) fn envelope<T>(
     Value::Object(fields)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_uris_escape_filter_names_and_values() {
-        let uri = page_uri(
-            "/call/2012-04-24/Accounts/AC1/Calls.json",
-            &[
-                ("StartTime>", "2026-11-24".into()),
-                ("To", "+15551230002".into()),
-            ],
-            20,
-            None,
-        );
-        assert_eq!(
-            uri,
-            "/call/2012-04-24/Accounts/AC1/Calls.json?StartTime%3E=2026-11-24&To=%2B15551230002&PageSize=20"
-        );
-    }
-}
-
 /// One page of `all` (in `position` order), after or before the request's position: for lists
 /// read whole (a room's participants, a queue's members).
 pub(super) fn page_of<T>(
@@ -304,5 +282,27 @@ pub(super) fn page_of<T>(
         items,
         more,
         scanned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_uris_escape_filter_names_and_values() {
+        let uri = page_uri(
+            "/call/2012-04-24/Accounts/AC1/Calls.json",
+            &[
+                ("StartTime>", "2026-11-24".into()),
+                ("To", "+15551230002".into()),
+            ],
+            20,
+            None,
+        );
+        assert_eq!(
+            uri,
+            "/call/2012-04-24/Accounts/AC1/Calls.json?StartTime%3E=2026-11-24&To=%2B15551230002&PageSize=20"
+        );
     }
 }
