@@ -468,7 +468,10 @@ fn into_axum(response: lambda_http::Response<Body>) -> Response {
 }
 
 /// Settles intents left pending or unreported and ends the calls of workers whose lease ran
-/// out, as the scheduled function does when deployed (every 15 s here, by default).
+/// out, as the scheduled function does when deployed: the leases swept every `reconcile_every`
+/// (15 s by default, half a shorter lease), the pending intents settled at most every 15 s
+/// (none is due sooner than its 60 s grace). A short lease must not make the whole run, a
+/// Query of every `pending` partition, a busy loop on the stores.
 async fn reconcile_forever(stack: Stack) {
     let services = teleapi_pipeline::reconcile::ReconcilerServices {
         accounts: stack.accounts.clone(),
@@ -484,10 +487,24 @@ async fn reconcile_forever(stack: Stack) {
         write_budget: stack.events.config.write_budget,
         intent_retention: stack.events.config.intent_retention,
     };
+    let pending_every = StackOptions::default()
+        .reconcile_every
+        .max(stack.reconcile_every);
     let mut ticks = tokio::time::interval(stack.reconcile_every);
+    let mut pending_due = tokio::time::Instant::now();
     loop {
         ticks.tick().await;
-        if let Err(err) = teleapi_pipeline::reconcile::run_once(&services).await {
+        let run = if tokio::time::Instant::now() >= pending_due {
+            pending_due = tokio::time::Instant::now() + pending_every;
+            teleapi_pipeline::reconcile::run_once(&services)
+                .await
+                .map(|_| ())
+        } else {
+            teleapi_pipeline::reconcile::sweep_leases(&services)
+                .await
+                .map(|_| ())
+        };
+        if let Err(err) = run {
             tracing::warn!(error = %err, "reconciler run failed");
         }
     }
