@@ -527,10 +527,10 @@ async fn a_queue_on_one_worker(local: Local) {
 }
 
 /// The Queues and Members API over a queue the simulated worker runs: a queue made through the
-/// API holds what its `MaxSize` says (the third caller hears `queue-full`); the API lists the
-/// callers in order, refuses to delete a queue they wait in, and dequeues the front one and then
-/// a named one (each runs the `Url` given, its `<Enqueue>` action unasked); an empty queue has
-/// no front and can be deleted.
+/// API holds what its `MaxSize` says (the fourth caller hears `queue-full`); the API lists the
+/// callers in order, refuses to delete a queue they wait in, dequeues the front twice at once
+/// (two callers, one each) and then a named one (each runs the `Url` given, its `<Enqueue>`
+/// action unasked); an empty queue has no front and can be deleted.
 async fn the_queues_and_members_api(local: Local) {
     let app = &local.app;
     app.always(
@@ -557,13 +557,13 @@ async fn the_queues_and_members_api(local: Local) {
     );
 
     let (status, queue) = local
-        .post(&format!("{queues}.json"), "FriendlyName=support&MaxSize=2")
+        .post(&format!("{queues}.json"), "FriendlyName=support&MaxSize=3")
         .await;
     assert_eq!(status, 201, "{queue}");
     let sid = queue["sid"].as_str().unwrap().to_owned();
     assert_eq!(
         (queue["max_size"].as_u64(), queue["current_size"].as_u64()),
-        (Some(2), Some(0))
+        (Some(3), Some(0))
     );
     let (status, taken) = local
         .post(&format!("{queues}.json"), "FriendlyName=support")
@@ -590,7 +590,7 @@ async fn the_queues_and_members_api(local: Local) {
         )
     };
     let mut callers = Vec::new();
-    for n in 0..2 {
+    for n in 0..3 {
         let caller = local.create(&create(&format!("+1555111222{n}"))).await;
         // One after the other, so that their order is known.
         eventually("the caller to wait", || async {
@@ -628,51 +628,65 @@ async fn the_queues_and_members_api(local: Local) {
         .collect();
     assert_eq!(
         listed,
-        vec![(callers[0].as_str(), 1), (callers[1].as_str(), 2)]
+        vec![
+            (callers[0].as_str(), 1),
+            (callers[1].as_str(), 2),
+            (callers[2].as_str(), 3)
+        ]
     );
     let second = local
         .get(&format!("{queues}/{sid}/Members/{}.json", callers[1]))
         .await;
     assert_eq!(second["position"], 2, "{second}");
     let read = local.get(&format!("{queues}/{sid}.json")).await;
-    assert_eq!(read["current_size"], 2, "{read}");
+    assert_eq!(read["current_size"], 3, "{read}");
     let list = local.get(&format!("{queues}.json")).await;
     assert_eq!(list["queues"][0]["sid"], sid.as_str(), "{list}");
     let (status, busy) = local.delete(&format!("{queues}/{sid}.json")).await;
     assert_eq!((status, busy["code"].as_u64()), (409, Some(409)), "{busy}");
 
-    // The front caller is dequeued to the agent's RCML; its action is not asked.
+    // Two requests for the front at once take the two callers who waited longest, one each;
+    // they run the agent's RCML, and their action is not asked.
     let ready = format!("Url={}", local.app("/agent-ready"));
-    let (status, front) = local
-        .post(&format!("{queues}/{sid}/Members/Front.json"), &ready)
+    let front = format!("{queues}/{sid}/Members/Front.json");
+    let ((one, first), (two, second)) =
+        tokio::join!(local.post(&front, &ready), local.post(&front, &ready));
+    assert_eq!((one, two), (200, 200), "{first} {second}");
+    let mut taken = [
+        first["call_sid"].as_str().unwrap(),
+        second["call_sid"].as_str().unwrap(),
+    ];
+    taken.sort_unstable();
+    let mut longest = [callers[0].as_str(), callers[1].as_str()];
+    longest.sort_unstable();
+    assert_eq!(taken, longest);
+    for caller in &callers[..2] {
+        eventually("a dequeued caller to run the Url", || async {
+            local
+                .fetches("/agent-ready")
+                .into_iter()
+                .find(|r| r.params.get("CallSid") == Some(caller))
+        })
         .await;
-    assert_eq!(status, 200, "{front}");
-    assert_eq!(front["call_sid"], callers[0].as_str());
-    eventually("the dequeued caller to run the Url", || async {
-        local
-            .fetches("/agent-ready")
-            .into_iter()
-            .find(|r| r.params.get("CallSid") == Some(&callers[0]))
-    })
-    .await;
-    eventually("the second caller at the front", || async {
+    }
+    eventually("the third caller at the front", || async {
         let members = local.get(&format!("{queues}/{sid}/Members.json")).await;
         let first = members["queue_members"].as_array()?.first()?.clone();
         (members["queue_members"].as_array()?.len() == 1
-            && first["call_sid"] == callers[1].as_str()
+            && first["call_sid"] == callers[2].as_str()
             && first["position"] == 1)
             .then_some(())
     })
     .await;
     let (status, named) = local
         .post(
-            &format!("{queues}/{sid}/Members/{}.json", callers[1]),
+            &format!("{queues}/{sid}/Members/{}.json", callers[2]),
             &ready,
         )
         .await;
     assert_eq!(
         (status, named["call_sid"].as_str()),
-        (200, Some(callers[1].as_str())),
+        (200, Some(callers[2].as_str())),
         "{named}"
     );
     eventually("the queue empty", || async {
