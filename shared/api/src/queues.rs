@@ -14,10 +14,10 @@ use super::intents::{self, CallChange};
 use super::list::{bad_token, envelope, list_path, page_of, query_form, suffix};
 use super::representation::BASE_PATH;
 use super::{Route, Services, Success, form_body};
-use teleapi_domain::call::plan;
+use teleapi_domain::call::{parse_dequeue, plan};
 use teleapi_domain::paging::parse_paging_only;
 use teleapi_domain::queue::{
-    CallQueue, FRONT, Line, Member, QueueChanges, member_position, parse_dequeue, queue_position,
+    CallQueue, FRONT, Line, Member, QueueChanges, member_position, queue_position,
     queue_position_sid,
 };
 use teleapi_domain::{Account, CallSid, IntentSid, QueueSid};
@@ -130,8 +130,9 @@ pub async fn list_queues(
         .list_call_queues(&owner.sid, &paging.request())
         .await?;
     // Each queue's callers: one index query a queue, 16 at a time (a page may hold 1,000).
-    let lines: Vec<Line> = futures_util::stream::iter(&page.items)
-        .map(|q| line_of(services, &q.sid))
+    let sids: Vec<QueueSid> = page.items.iter().map(|q| q.sid.clone()).collect();
+    let lines: Vec<Line> = futures_util::stream::iter(sids)
+        .map(|sid| async move { line_of(services, &sid).await })
         .buffered(16)
         .try_collect()
         .await?;

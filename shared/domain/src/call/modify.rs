@@ -15,7 +15,7 @@ use crate::form::Form;
 
 use crate::intent::{Intent, IntentAction, IntentStatus};
 
-use crate::params::{Params, conflict, invalid};
+use crate::params::{Params, conflict, invalid, missing};
 
 use crate::rcml::Rcml;
 
@@ -465,6 +465,19 @@ pub fn plan_system(
     Some(Planned { call: next, intent })
 }
 
+/// `POST …/Queues/{QU}/Members/{CallSid|Front}`: `Url` (required) and `Method`, the RCML the
+/// dequeued caller runs: a redirect of its call.
+pub fn parse_dequeue(
+    form: &Form,
+    policy: AddressPolicy,
+) -> Result<ModifyRequest, InvalidParameter> {
+    let raw = Params::collect(form, &["Url", "Method"], &[])?;
+    raw.get("Url")
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| missing("Url"))?;
+    ModifyRequest::parse(form, policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,6 +715,28 @@ mod tests {
             planned.call.instructions.status_callback, None,
             "no effect means no change"
         );
+    }
+
+    #[test]
+    fn a_dequeue_names_the_rcml_to_run() {
+        let policy = AddressPolicy::default();
+        let redirect = parse_dequeue(
+            &Form::parse(b"Url=https://example.com/agent&Method=GET").unwrap(),
+            policy,
+        )
+        .unwrap();
+        assert!(redirect.parameters().contains_key("Url"));
+        for bad in [
+            "",
+            "Method=GET",
+            "Url=",
+            "Url=https://example.com&Status=completed",
+        ] {
+            assert!(
+                parse_dequeue(&Form::parse(bad.as_bytes()).unwrap(), policy).is_err(),
+                "{bad}"
+            );
+        }
     }
 }
 

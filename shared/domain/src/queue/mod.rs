@@ -6,13 +6,11 @@
 //! waits is each call's own (`Call::queue`, reported by its worker), listed through the calls'
 //! sparse `queue` index (docs/data-model.md, "queues").
 
-use crate::call::ModifyRequest;
 use crate::error::InvalidParameter;
 use crate::form::Form;
 use crate::params::{Params, conflict, invalid, missing};
 use crate::sid::{AccountSid, CallSid, QueueSid, shorten};
 use crate::time::Timestamp;
-use crate::webhook::AddressPolicy;
 
 /// Twilio's default `MaxSize`, and what a queue made by `<Enqueue>` holds.
 pub const DEFAULT_MAX_SIZE: u32 = 100;
@@ -217,19 +215,6 @@ impl QueueChanges {
     }
 }
 
-/// `POST …/Queues/{QU}/Members/{CallSid|Front}`: `Url` (required) and `Method`, the RCML the
-/// dequeued caller runs: a redirect of its call.
-pub fn parse_dequeue(
-    form: &Form,
-    policy: AddressPolicy,
-) -> Result<ModifyRequest, InvalidParameter> {
-    let raw = Params::collect(form, &["Url", "Method"], &[])?;
-    raw.get("Url")
-        .filter(|url| !url.is_empty())
-        .ok_or_else(|| missing("Url"))?;
-    ModifyRequest::parse(form, policy)
-}
-
 /// The path segment that names a queue's first caller.
 pub const FRONT: &str = "Front";
 
@@ -330,21 +315,5 @@ mod tests {
         assert_eq!(line.average_wait_time(), 45);
         assert_eq!(line.find(&member(2, 0).call_sid).map(|(at, _)| at), Some(2));
         assert_eq!(Line::new(Vec::new(), line.now).average_wait_time(), 0);
-    }
-
-    #[test]
-    fn a_dequeue_names_the_rcml_to_run() {
-        let policy = AddressPolicy::default();
-        let redirect =
-            parse_dequeue(&form("Url=https://example.com/agent&Method=GET"), policy).unwrap();
-        assert!(redirect.parameters().contains_key("Url"));
-        for bad in [
-            "",
-            "Method=GET",
-            "Url=",
-            "Url=https://example.com&Status=completed",
-        ] {
-            assert!(parse_dequeue(&form(bad), policy).is_err(), "{bad}");
-        }
     }
 }
