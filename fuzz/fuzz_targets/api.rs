@@ -51,6 +51,7 @@ fn world() -> &'static (tokio::runtime::Runtime, Services) {
             conferences: Arc::new(store.clone()),
             recordings: Arc::new(store.clone()),
             numbers: Arc::new(store.clone()),
+            queues: Arc::new(store.clone()),
             call_log: Arc::new(store.clone()),
             // Media of a folder of its own: nothing the fuzzer names is ever in it.
             media: Arc::new(FileMedia::new(
