@@ -678,15 +678,30 @@ async fn the_queues_and_members_api(local: Local) {
             .then_some(())
     })
     .await;
-    let (status, named) = local
-        .post(
-            &format!("{queues}/{sid}/Members/{}.json", callers[2]),
-            &ready,
+    // A named dequeue, with an Idempotency-Key: its retry answers the same, though the caller
+    // has left the queue since.
+    let named_dequeue = || async {
+        let response = local
+            .client
+            .post(format!("{queues}/{sid}/Members/{}.json", callers[2]))
+            .basic_auth(&local.sid, Some(super::TOKEN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("idempotency-key", "dequeue-third")
+            .body(ready.clone())
+            .send()
+            .await
+            .unwrap();
+        let replayed = response.headers().contains_key("idempotent-replayed");
+        (
+            response.status().as_u16(),
+            replayed,
+            response.json::<Value>().await.unwrap(),
         )
-        .await;
+    };
+    let (status, replayed, named) = named_dequeue().await;
     assert_eq!(
-        (status, named["call_sid"].as_str()),
-        (200, Some(callers[2].as_str())),
+        (status, replayed, named["call_sid"].as_str()),
+        (200, false, Some(callers[2].as_str())),
         "{named}"
     );
     eventually("the queue empty", || async {
@@ -694,6 +709,9 @@ async fn the_queues_and_members_api(local: Local) {
         (read["current_size"] == 0).then_some(())
     })
     .await;
+    let (status, replayed, again) = named_dequeue().await;
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again, named);
     let (status, nobody) = local
         .post(&format!("{queues}/{sid}/Members/Front.json"), &ready)
         .await;
