@@ -5,16 +5,10 @@ use super::*;
 #[async_trait]
 impl AccountStore for DynamoStore {
     async fn account(&self, sid: &AccountSid) -> Result<Option<Account>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.accounts)
-            .key("AccountSid", s(sid.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.map(|i| item::account_from(&i)).transpose()
+        let found = self
+            .read_item(&self.tables.accounts, "AccountSid", sid.as_str())
+            .await?;
+        found.map(|i| item::account_from(&i)).transpose()
     }
 
     async fn insert_account(&self, account: &Account) -> Result<(), InsertError> {
@@ -66,10 +60,6 @@ impl AccountStore for DynamoStore {
         if !removed.is_empty() {
             update.push_str(&format!(" REMOVE {}", removed.join(", ")));
         }
-        match request.update_expression(update).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(request.update_expression(update).send().await)
     }
 }

@@ -5,16 +5,10 @@ use super::*;
 #[async_trait]
 impl CallStore for DynamoStore {
     async fn call(&self, sid: &CallSid) -> Result<Option<Call>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.calls)
-            .key("CallSid", s(sid.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.map(|i| item::call_from(&i)).transpose()
+        let found = self
+            .read_item(&self.tables.calls, "CallSid", sid.as_str())
+            .await?;
+        found.map(|i| item::call_from(&i)).transpose()
     }
 
     async fn insert_call(&self, call: &Call) -> Result<(), InsertError> {
@@ -121,11 +115,7 @@ impl CallStore for DynamoStore {
         if to.is_settled() {
             update.push_str(" REMOVE PendingShard");
         }
-        match request.update_expression(update).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(request.update_expression(update).send().await)
     }
 
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
@@ -394,18 +384,11 @@ impl CallStore for DynamoStore {
         key: &IdempotencyKey,
         now: Timestamp,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.idempotency)
-            .key("IdempotencyKey", s(key.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
+        let found = self
+            .read_item(&self.tables.idempotency, "IdempotencyKey", key.as_str())
+            .await?;
         // TTL deletes lazily, so an expired record may still be there: it counts as absent.
-        Ok(output
-            .item
+        Ok(found
             .map(|i| item::idempotency_from(&i))
             .transpose()?
             .filter(|record| record.is_live(now)))

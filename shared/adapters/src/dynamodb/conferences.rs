@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::item::{self, CONFERENCE_MEMBER, n, s};
-use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
+use super::{DynamoStore, landed, listing_round, schema, store_error};
 use teleapi_domain::conference::{
     Conference, ConferenceChange, ConferenceFilter, Participant, ParticipantStatus,
     conference_position_sid,
@@ -123,11 +123,7 @@ impl ConferenceStore for DynamoStore {
                 .condition_expression("attribute_not_exists(ConferenceSid) OR EventSeq < :seq")
                 .expression_attribute_values(":seq", n(participant.event_seq)),
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(put.send().await)
     }
 
     async fn write_conference_intent(&self, write: ConferenceWrite<'_>) -> Result<(), RecordError> {

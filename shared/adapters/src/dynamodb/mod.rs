@@ -48,6 +48,15 @@ use item::{n, s};
 /// (docs/capacity.md); sixteen would have been over the limit.
 pub const PENDING_SHARDS: u32 = 64;
 
+/// A table listed by account through an index that projects all its attributes, partition key
+/// `ListingAccount`, sort key `Listing`: a created position, `{ms:015}#{key}`, of the item's
+/// one key `key`.
+struct AccountIndex<'a> {
+    table: &'a str,
+    index: &'static str,
+    key: &'static str,
+}
+
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -57,6 +66,70 @@ pub struct DynamoStore {
 impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
+    }
+
+    /// A page of `account`'s items of a table, newest first, those `keep` accepts, through its
+    /// account index: the numbers' and queues' lists.
+    async fn list_by_account<T>(
+        &self,
+        AccountIndex {
+            table,
+            index,
+            key: key_name,
+        }: AccountIndex<'_>,
+        account: &AccountSid,
+        page: &PageRequest,
+        read: impl Fn(&Item) -> Result<T, StoreError>,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Page<T>, StoreError> {
+        let ascending = Order::Descending.reading(page) == Order::Ascending;
+        let (read, keep) = (&read, &keep);
+        fill_page(page, Order::Descending, 1, |_, after, limit| {
+            let mut query = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(index)
+                .key_condition_expression("ListingAccount = :account")
+                .expression_attribute_values(":account", s(account.as_str()))
+                .scan_index_forward(ascending)
+                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+            async move {
+                if let Some(after) = after {
+                    let (_, key) = after.split_once('#').ok_or_else(|| {
+                        StoreError::Failed(format!("malformed position in {table}"))
+                    })?;
+                    query = query
+                        .exclusive_start_key("ListingAccount", s(account.as_str()))
+                        .exclusive_start_key("Listing", s(&after))
+                        .exclusive_start_key(key_name, s(key));
+                }
+                let output = query.send().await.map_err(store_error)?;
+                let mut round = listing_round(&output, |entry, _| read(entry).ok())?;
+                round.items.retain(|(_, found)| keep(found));
+                Ok(round)
+            }
+        })
+        .await
+    }
+
+    /// The item of `table` whose one key `key_name` is `key`, read consistently.
+    async fn read_item(
+        &self,
+        table: &str,
+        key_name: &str,
+        key: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key_name, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(output.item)
     }
 
     /// Up to `limit` of the `key`s in `table`'s sparse `worker` index (`LiveWorker`): what
@@ -372,6 +445,17 @@ where
             }
         }
         _ => StoreError::Failed(format!("{err:?}")),
+    }
+}
+
+/// Whether a conditional write of one item landed: `false` if its condition failed.
+fn landed<O, E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    result: Result<O, SdkError<E, R>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_conditional_check_failed(&err) => Ok(false),
+        Err(err) => Err(store_error(err)),
     }
 }
 

@@ -8,14 +8,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use super::item::{self, n, s};
-use super::{
-    DynamoStore, condition_failed, is_conditional_check_failed, listing_round, schema, store_error,
-};
+use super::{AccountIndex, DynamoStore, condition_failed, landed, schema, store_error};
 use teleapi_domain::AccountSid;
 use teleapi_domain::PhoneNumberSid;
-use teleapi_domain::number::{IncomingNumber, NumberFilter, number_position_sid};
+use teleapi_domain::number::{IncomingNumber, NumberFilter};
 use teleapi_domain::paging::{Page, PageRequest};
-use teleapi_ports::paging::{Order, fill_page};
 use teleapi_ports::{InsertError, NumberStore, StoreError};
 
 fn build_failed(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
@@ -24,16 +21,10 @@ fn build_failed(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
 
 impl DynamoStore {
     async fn read_number(&self, key: &str) -> Result<Option<IncomingNumber>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.numbers)
-            .key("NumberKey", s(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.as_ref().map(item::number_from).transpose()
+        let found = self
+            .read_item(&self.tables.numbers, "NumberKey", key)
+            .await?;
+        found.as_ref().map(item::number_from).transpose()
     }
 }
 
@@ -47,16 +38,10 @@ impl NumberStore for DynamoStore {
         &self,
         phone_number: &str,
     ) -> Result<Option<IncomingNumber>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.numbers)
-            .key("NumberKey", s(phone_number))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        let Some(route) = output.item else {
+        let found = self
+            .read_item(&self.tables.numbers, "NumberKey", phone_number)
+            .await?;
+        let Some(route) = found else {
             return Ok(None);
         };
         let sid = item::number_route_from(&route)?;
@@ -105,11 +90,7 @@ impl NumberStore for DynamoStore {
             .expression_attribute_values(":number", s(&number.phone_number))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(result)
     }
 
     async fn delete_number(
@@ -151,31 +132,13 @@ impl NumberStore for DynamoStore {
         filter: &NumberFilter,
         page: &PageRequest,
     ) -> Result<Page<IncomingNumber>, StoreError> {
-        let ascending = Order::Descending.reading(page) == Order::Ascending;
-        fill_page(page, Order::Descending, 1, |_, after, limit| {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.tables.numbers)
-                .index_name(schema::NUMBER_ACCOUNT_INDEX)
-                .key_condition_expression("ListingAccount = :account")
-                .expression_attribute_values(":account", s(account.as_str()))
-                .scan_index_forward(ascending)
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-            async move {
-                if let Some(after) = after {
-                    let sid = number_position_sid(&after)
-                        .ok_or_else(|| StoreError::Failed("malformed number position".into()))?;
-                    query = query
-                        .exclusive_start_key("ListingAccount", s(account.as_str()))
-                        .exclusive_start_key("Listing", s(&after))
-                        .exclusive_start_key("NumberKey", s(sid.as_str()));
-                }
-                let output = query.send().await.map_err(store_error)?;
-                let mut round = listing_round(&output, |entry, _| item::number_from(entry).ok())?;
-                round.items.retain(|(_, number)| filter.matches(number));
-                Ok(round)
-            }
+        let index = AccountIndex {
+            table: &self.tables.numbers,
+            index: schema::NUMBER_ACCOUNT_INDEX,
+            key: "NumberKey",
+        };
+        self.list_by_account(index, account, page, item::number_from, |number| {
+            filter.matches(number)
         })
         .await
     }

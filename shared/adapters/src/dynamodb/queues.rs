@@ -7,26 +7,19 @@
 use async_trait::async_trait;
 
 use super::item::{self, n, s};
-use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
+use super::{AccountIndex, DynamoStore, is_conditional_check_failed, landed, schema, store_error};
 use teleapi_domain::paging::{Page, PageRequest};
-use teleapi_domain::queue::{CallQueue, Member, queue_position_sid};
+use teleapi_domain::queue::{CallQueue, Member};
 use teleapi_domain::{AccountSid, QueueSid};
-use teleapi_ports::paging::{Order, fill_page};
 use teleapi_ports::{CallQueueStore, InsertError, StoreError};
 
 #[async_trait]
 impl CallQueueStore for DynamoStore {
     async fn call_queue(&self, sid: &QueueSid) -> Result<Option<CallQueue>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.queues)
-            .key("QueueSid", s(sid.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.as_ref().map(item::call_queue_from).transpose()
+        let found = self
+            .read_item(&self.tables.queues, "QueueSid", sid.as_str())
+            .await?;
+        found.as_ref().map(item::call_queue_from).transpose()
     }
 
     async fn insert_call_queue(&self, queue: &CallQueue) -> Result<(), InsertError> {
@@ -59,11 +52,7 @@ impl CallQueueStore for DynamoStore {
             .expression_attribute_values(":version", n(expected_version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(result)
     }
 
     async fn delete_call_queue(&self, sid: &QueueSid, version: u64) -> Result<bool, StoreError> {
@@ -76,11 +65,7 @@ impl CallQueueStore for DynamoStore {
             .expression_attribute_values(":version", n(version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(result)
     }
 
     async fn list_call_queues(
@@ -88,31 +73,13 @@ impl CallQueueStore for DynamoStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> Result<Page<CallQueue>, StoreError> {
-        let ascending = Order::Descending.reading(page) == Order::Ascending;
-        fill_page(page, Order::Descending, 1, |_, after, limit| {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.tables.queues)
-                .index_name(schema::QUEUE_ACCOUNT_INDEX)
-                .key_condition_expression("ListingAccount = :account")
-                .expression_attribute_values(":account", s(account.as_str()))
-                .scan_index_forward(ascending)
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-            async move {
-                if let Some(after) = after {
-                    let sid = queue_position_sid(&after)
-                        .ok_or_else(|| StoreError::Failed("malformed queue position".into()))?;
-                    query = query
-                        .exclusive_start_key("ListingAccount", s(account.as_str()))
-                        .exclusive_start_key("Listing", s(&after))
-                        .exclusive_start_key("QueueSid", s(sid.as_str()));
-                }
-                let output = query.send().await.map_err(store_error)?;
-                listing_round(&output, |entry, _| item::call_queue_from(entry).ok())
-            }
-        })
-        .await
+        let index = AccountIndex {
+            table: &self.tables.queues,
+            index: schema::QUEUE_ACCOUNT_INDEX,
+            key: "QueueSid",
+        };
+        self.list_by_account(index, account, page, item::call_queue_from, |_| true)
+            .await
     }
 
     async fn members(&self, sid: &QueueSid) -> Result<Vec<Member>, StoreError> {

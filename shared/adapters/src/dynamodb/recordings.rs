@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::item::{self, n, s};
-use super::{DynamoStore, is_conditional_check_failed, listing_round, schema, store_error};
+use super::{DynamoStore, landed, listing_round, schema, store_error};
 use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::recording::{Recording, RecordingFilter, recording_position_sid};
 use teleapi_domain::{AccountSid, RecordingSid};
@@ -15,16 +15,10 @@ use teleapi_ports::{RecordError, RecordingStore, RecordingWrite, StoreError};
 #[async_trait]
 impl RecordingStore for DynamoStore {
     async fn recording(&self, sid: &RecordingSid) -> Result<Option<Recording>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.recordings)
-            .key("RecordingSid", s(sid.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.as_ref().map(item::recording_from).transpose()
+        let found = self
+            .read_item(&self.tables.recordings, "RecordingSid", sid.as_str())
+            .await?;
+        found.as_ref().map(item::recording_from).transpose()
     }
 
     async fn write_recording(
@@ -43,11 +37,7 @@ impl RecordingStore for DynamoStore {
                 .expression_attribute_values(":version", n(version)),
             None => put.condition_expression("attribute_not_exists(RecordingSid)"),
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(put.send().await)
     }
 
     async fn write_recording_intent(&self, write: RecordingWrite<'_>) -> Result<(), RecordError> {
@@ -159,10 +149,6 @@ impl RecordingStore for DynamoStore {
             .expression_attribute_values(":version", n(version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(result)
     }
 }

@@ -5,16 +5,10 @@ use super::*;
 #[async_trait]
 impl WorkerStore for DynamoStore {
     async fn worker(&self, id: &WorkerId) -> Result<Option<Worker>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.tables.workers)
-            .key("WorkerId", s(id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.map(|i| item::worker_from(&i)).transpose()
+        let found = self
+            .read_item(&self.tables.workers, "WorkerId", id.as_str())
+            .await?;
+        found.map(|i| item::worker_from(&i)).transpose()
     }
 
     async fn record_worker(&self, worker: &Worker) -> Result<bool, StoreError> {
@@ -33,11 +27,7 @@ impl WorkerStore for DynamoStore {
             .expression_attribute_values(":at", n(worker.last_event.millis()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(result)
     }
 
     async fn expired_workers(
@@ -83,10 +73,6 @@ impl WorkerStore for DynamoStore {
             .expression_attribute_values(":now", n(now.millis()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        landed(result)
     }
 }
