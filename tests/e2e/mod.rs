@@ -30,15 +30,19 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let backing = teleapi_local::Backing::Aws {
-                        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-                        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
-                    };
-                    super::$case(super::Local::start(backing).await).await;
+                    super::$case(super::Local::start(crate::e2e::on_moto()).await).await;
                 }
             )*
         }
     };
+}
+
+/// A stack on the suite's moto, its tables and queues named apart from every other test's.
+fn on_moto() -> Backing {
+    Backing::Aws {
+        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
+        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
+    }
 }
 
 mod verbs;
@@ -1364,11 +1368,7 @@ async fn a_worker_that_dies_mid_call_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_dies_mid_call_on_moto() {
     let _turn = MOTO_WORKERS.acquire().await.expect("never closed");
-    a_worker_that_dies_mid_call(Backing::Aws {
-        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
-    })
-    .await;
+    a_worker_that_dies_mid_call(on_moto()).await;
 }
 
 /// Two workers, lease 5 s, heartbeats every 200 ms, a reconciler every 250 ms.
@@ -1604,11 +1604,7 @@ async fn a_killed_worker_and_a_survivor_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_and_a_survivor_on_moto() {
     let _turn = MOTO_WORKERS.acquire().await.expect("never closed");
-    a_killed_worker_and_a_survivor(Backing::Aws {
-        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
-    })
-    .await;
+    a_killed_worker_and_a_survivor(on_moto()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1619,11 +1615,7 @@ async fn a_drained_worker_leaves_when_its_calls_end_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_worker_leaves_when_its_calls_end_on_moto() {
     let _turn = MOTO_WORKERS.acquire().await.expect("never closed");
-    a_drained_worker_leaves_when_its_calls_end(Backing::Aws {
-        endpoint: Some(teleapi_tests::moto::endpoint().to_owned()),
-        prefix: format!("e2e{}", &teleapi_domain::sid::random_hex32()[..10]),
-    })
-    .await;
+    a_drained_worker_leaves_when_its_calls_end(on_moto()).await;
 }
 
 /// The WAV at `url` (with the account's credentials): its channels and seconds.
