@@ -12,19 +12,12 @@ impl AccountStore for DynamoStore {
     }
 
     async fn insert_account(&self, account: &Account) -> Result<(), InsertError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.accounts)
-            .set_item(Some(item::account_item(account)))
-            .condition_expression("attribute_not_exists(AccountSid)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
-            Err(err) => Err(store_error(err).into()),
-        }
+        self.insert_item(
+            &self.tables.accounts,
+            "AccountSid",
+            item::account_item(account),
+        )
+        .await
     }
 
     async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {

@@ -12,19 +12,8 @@ impl CallStore for DynamoStore {
     }
 
     async fn insert_call(&self, call: &Call) -> Result<(), InsertError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.calls)
-            .set_item(Some(item::call_item(call)))
-            .condition_expression("attribute_not_exists(CallSid)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
-            Err(err) => Err(store_error(err).into()),
-        }
+        self.insert_item(&self.tables.calls, "CallSid", item::call_item(call))
+            .await
     }
 
     async fn write_call(&self, write: CallWrite<'_>) -> Result<(), RecordError> {

@@ -113,6 +113,29 @@ impl DynamoStore {
         .await
     }
 
+    /// Puts `item` in `table` unless an item with its key `key_name` is there already
+    /// (`AlreadyExists`, which writes nothing).
+    async fn insert_item(
+        &self,
+        table: &str,
+        key_name: &str,
+        item: Item,
+    ) -> Result<(), InsertError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(format!("attribute_not_exists({key_name})"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
+            Err(err) => Err(store_error(err).into()),
+        }
+    }
+
     /// The item of `table` whose one key `key_name` is `key`, read consistently.
     async fn read_item(
         &self,

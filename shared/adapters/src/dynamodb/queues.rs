@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use super::item::{self, n, s};
-use super::{AccountIndex, DynamoStore, is_conditional_check_failed, landed, schema, store_error};
+use super::{AccountIndex, DynamoStore, landed, schema, store_error};
 use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::queue::{CallQueue, Member};
 use teleapi_domain::{AccountSid, QueueSid};
@@ -23,19 +23,12 @@ impl CallQueueStore for DynamoStore {
     }
 
     async fn insert_call_queue(&self, queue: &CallQueue) -> Result<(), InsertError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.queues)
-            .set_item(Some(item::call_queue_item(queue)))
-            .condition_expression("attribute_not_exists(QueueSid)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_check_failed(&err) => Err(InsertError::AlreadyExists),
-            Err(err) => Err(store_error(err).into()),
-        }
+        self.insert_item(
+            &self.tables.queues,
+            "QueueSid",
+            item::call_queue_item(queue),
+        )
+        .await
     }
 
     async fn update_call_queue(
