@@ -30,6 +30,16 @@ impl Local {
     }
 
     /// The first request the application received at `path`, once it has.
+    /// A call created through the API from +15551230001 to `to`, running the app's `path`.
+    async fn call_to(&self, to: &str, path: &str) -> String {
+        self.create(&format!(
+            "From=%2B15551230001&To={}&Url={}",
+            encode(to),
+            self.app(path)
+        ))
+        .await
+    }
+
     async fn delete(&self, url: &str) -> (u16, Value) {
         let response = self
             .client
@@ -76,12 +86,7 @@ async fn a_dial_tells_its_action_how_it_ended(local: Local) {
         Reply::rcml("<Response><Say>A call for you</Say></Response>"),
     );
     app.always("/after", Reply::rcml("<Response><Hangup/></Response>"));
-    let call = local
-        .create(&format!(
-            "From=%2B15551230001&To=%2B15551112222&Url={}",
-            local.app("/dialer")
-        ))
-        .await;
+    let call = local.call_to("+15551112222", "/dialer").await;
     let busy = local.fetched("/busy").await;
     assert_eq!(busy["DialCallStatus"], "busy", "{busy:?}");
     assert_eq!(busy["DialBridged"], "false");
@@ -132,12 +137,7 @@ async fn a_caller_hangs_up_the_dialled_party_or_waits_unanswered(local: Local) {
         "/starred",
         Reply::rcml("<Response><Say>Back with you</Say></Response>"),
     );
-    let call = local
-        .create(&format!(
-            "From=%2B15551230001&To=%2B15551112222&Url={}",
-            local.app("/star")
-        ))
-        .await;
+    let call = local.call_to("+15551112222", "/star").await;
     let callee = eventually("the dialled party to answer", || async {
         let legs = local.legs(&call).await;
         let leg = legs.first().filter(|l| l["status"] == "in-progress")?;
@@ -211,12 +211,7 @@ async fn forward_else_voicemail(local: Local) {
         )),
     );
     app.always("/saved", Reply::rcml("<Response><Hangup/></Response>"));
-    let call = local
-        .create(&format!(
-            "From=%2B15551230001&To=%2B15551112222&Url={}",
-            local.app("/forward")
-        ))
-        .await;
+    let call = local.call_to("+15551112222", "/forward").await;
     let voicemail = local.fetched("/voicemail").await;
     assert_eq!(voicemail["DialCallStatus"], "no-answer");
     eventually("the recording to start", || async {
@@ -253,12 +248,7 @@ async fn forward_else_voicemail(local: Local) {
     eventually("the call to end", || status_is(&local, &call, "completed")).await;
 
     // The caller hangs up mid-message.
-    let hangs_up = local
-        .create(&format!(
-            "From=%2B15551230001&To=%2B15551113333&Url={}",
-            local.app("/voicemail")
-        ))
-        .await;
+    let hangs_up = local.call_to("+15551113333", "/voicemail").await;
     eventually("the call to be answered", || {
         status_is(&local, &hangs_up, "in-progress")
     })
@@ -280,12 +270,7 @@ async fn forward_else_voicemail(local: Local) {
             "<Response><Record action=\"/never\" timeout=\"1\" playBeep=\"false\"/><Say>Goodbye</Say></Response>",
         ),
     );
-    let silent = local
-        .create(&format!(
-            "From=%2B15551230001&To=client%3Asilent-sam&Url={}",
-            local.app("/silence")
-        ))
-        .await;
+    let silent = local.call_to("client:silent-sam", "/silence").await;
     eventually("the silent call to end", || {
         status_is(&local, &silent, "completed")
     })
@@ -490,19 +475,12 @@ async fn a_queue_on_one_worker(local: Local) {
         "/agent-after",
         Reply::rcml("<Response><Hangup/></Response>"),
     );
-    let create = |to: &str, path: &str| {
-        format!(
-            "From=%2B15551230001&To={}&Url={}",
-            encode(to),
-            local.app(path)
-        )
-    };
-    let caller = local.create(&create("+15551112222", "/enqueue")).await;
+    let caller = local.call_to("+15551112222", "/enqueue").await;
     eventually("the caller to wait", || {
         status_is(&local, &caller, "in-progress")
     })
     .await;
-    let agent = local.create(&create("client:agent", "/agent")).await;
+    let agent = local.call_to("client:agent", "/agent").await;
     eventually("the agent to answer", || {
         status_is(&local, &agent, "in-progress")
     })
@@ -582,16 +560,9 @@ async fn the_queues_and_members_api(local: Local) {
         "{renamed}"
     );
 
-    let create = |to: &str| {
-        format!(
-            "From=%2B15551230001&To={}&Url={}",
-            encode(to),
-            local.app("/enqueue")
-        )
-    };
     let mut callers = Vec::new();
     for n in 0..3 {
-        let caller = local.create(&create(&format!("+1555111222{n}"))).await;
+        let caller = local.call_to(&format!("+1555111222{n}"), "/enqueue").await;
         // One after the other, so that their order is known.
         eventually("the caller to wait", || async {
             let members = local.get(&format!("{queues}/{sid}/Members.json")).await;
@@ -600,7 +571,7 @@ async fn the_queues_and_members_api(local: Local) {
         .await;
         callers.push(caller);
     }
-    let full = local.create(&create("+15551112229")).await;
+    let full = local.call_to("+15551112229", "/enqueue").await;
     let heard = eventually("the third caller refused", || async {
         local
             .fetches("/after-queue")
