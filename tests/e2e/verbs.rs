@@ -707,6 +707,134 @@ async fn the_queues_and_members_api(local: Local) {
     assert_eq!((status, gone["code"].as_u64()), (404, Some(20404)));
 }
 
+/// Callers and agents of one queue on two simulated workers: they meet over a bridge between
+/// the workers (the control plane takes the caller for the agent, `queue.bridge`), whichever
+/// came first. A caller who waits first is taken by an agent who arrives on the other worker:
+/// it hears the `<Queue url>` (told the agent's CallSid), is connected, and goes on with its
+/// action (`bridged`) when the agent hangs up, whose action names the caller. An agent who
+/// waits first takes a caller who joins on the other worker (the agent says again that it
+/// waits); when that caller hangs up, the agent's dial ends and its action is told.
+async fn callers_and_agents_on_two_workers(backing: teleapi_local::Backing) {
+    let local = Local::start_with(backing, |options| options.simulator.workers = 2).await;
+    let app = &local.app;
+    app.always(
+        "/enqueue",
+        Reply::rcml("<Response><Enqueue action=\"/after-queue\">support</Enqueue></Response>"),
+    );
+    app.always(
+        "/after-queue",
+        Reply::rcml("<Response><Say>Thank you</Say><Pause length=\"600\"/></Response>"),
+    );
+    // Agent `n`'s document; a long timeout: an agent who comes first waits (12 s at the
+    // tests' speed).
+    for n in 1..=2 {
+        app.always(
+            &format!("/agent{n}"),
+            Reply::rcml(&format!(
+                "<Response><Dial timeout=\"600\" action=\"/agent-after{n}\"><Queue url=\"/whisper{n}\">support</Queue></Dial><Say>Next</Say><Pause length=\"600\"/></Response>"
+            )),
+        );
+        app.always(
+            &format!("/whisper{n}"),
+            Reply::rcml("<Response><Say>An agent is here</Say></Response>"),
+        );
+        app.always(&format!("/agent-after{n}"), Reply::rcml("<Response/>"));
+    }
+
+    // New calls go to the workers in turn: the caller to one, the agent to the other.
+    let caller = local.incoming("/enqueue").await;
+    let queues = format!(
+        "{}/call/2012-04-24/Accounts/{}/Queues",
+        local.base, local.sid
+    );
+    eventually("the caller to wait", || async {
+        let list = local.get(&format!("{queues}.json")).await;
+        let queue = list["queues"].as_array()?.first()?.clone();
+        (queue["current_size"] == 1).then_some(())
+    })
+    .await;
+    let agent = local.incoming("/agent1").await;
+    let (on, other) = (
+        local
+            .worker_of(&caller)
+            .await
+            .expect("a worker runs the caller"),
+        local
+            .worker_of(&agent)
+            .await
+            .expect("a worker runs the agent"),
+    );
+    assert_ne!(
+        on["id"], other["id"],
+        "the caller and the agent on two workers"
+    );
+    let whisper = local.fetched("/whisper1").await;
+    assert_eq!(whisper["CallSid"], caller, "{whisper:?}");
+    assert_eq!(whisper["DequeingCallSid"], agent, "{whisper:?}");
+    assert!(whisper["QueueSid"].starts_with("QU"), "{whisper:?}");
+    let bridged = local
+        .modifications(&caller)
+        .await
+        .into_iter()
+        .find(|m| m["action"] == "queue-bridge");
+    let bridged = bridged.expect("the caller's queue-bridge intent");
+    assert_eq!(bridged["status"], "applied", "{bridged}");
+    // Connected: the queue is empty; the agent hangs up; the caller goes on.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    local.modify(&agent, "Status=completed").await;
+    let after = local.fetched("/after-queue").await;
+    assert_eq!(after["QueueResult"], "bridged", "{after:?}");
+    assert_eq!(after["CallStatus"], "in-progress", "{after:?}");
+    let dial = local.fetched("/agent-after1").await;
+    assert_eq!(dial["DialCallStatus"], "completed", "{dial:?}");
+    assert_eq!(dial["DialCallSid"], caller, "{dial:?}");
+    local.modify(&caller, "Status=completed").await;
+
+    // The other way round: the agent waits first, on one worker; a caller joins on the other.
+    let agent = local.incoming("/agent2").await;
+    eventually("the agent to wait", || {
+        status_is(&local, &agent, "in-progress")
+    })
+    .await;
+    let caller = local.incoming("/enqueue").await;
+    let (on, other) = (
+        local
+            .worker_of(&caller)
+            .await
+            .expect("a worker runs the caller"),
+        local
+            .worker_of(&agent)
+            .await
+            .expect("a worker runs the agent"),
+    );
+    assert_ne!(
+        on["id"], other["id"],
+        "the caller and the agent on two workers"
+    );
+    let whisper = local.fetched("/whisper2").await;
+    assert_eq!(whisper["DequeingCallSid"], agent, "{whisper:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    local.modify(&caller, "Status=completed").await;
+    let dial = local.fetched("/agent-after2").await;
+    assert_eq!(dial["DialCallStatus"], "completed", "{dial:?}");
+    assert_eq!(dial["DialCallSid"], caller, "{dial:?}");
+    // Its action's document is empty: the agent's call ends.
+    eventually("the agent's call to end", || {
+        status_is(&local, &agent, "completed")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_and_agents_on_two_workers_in_memory() {
+    callers_and_agents_on_two_workers(teleapi_local::Backing::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_and_agents_on_two_workers_on_moto() {
+    callers_and_agents_on_two_workers(super::on_moto()).await;
+}
+
 on_both_backends!(
     a_dial_tells_its_action_how_it_ended,
     a_caller_hangs_up_the_dialled_party_or_waits_unanswered,

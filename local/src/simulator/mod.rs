@@ -113,6 +113,12 @@ pub struct SimulatedMedia {
     phones: Arc<Mutex<HashMap<CallSid, Phone>>>,
     /// Every call's DTMF (only calls that played or heard some), for `GET /dev/Calls/{Sid}/Digits`.
     dtmf: Arc<Mutex<HashMap<CallSid, Dtmf>>>,
+    /// The workers, by the address a bridge between workers names ([`teleapi_worker::bridge_uri`]:
+    /// a worker's id).
+    workers: Arc<Mutex<HashMap<String, WorkerHandle>>>,
+    /// The legs of bridges between workers, each with the other end: one end's answer, refusal
+    /// or hanging up is what the other hears.
+    wires: Arc<Mutex<HashMap<CallSid, CallSid>>>,
 }
 
 impl SimulatedMedia {
@@ -121,6 +127,53 @@ impl SimulatedMedia {
             config,
             phones: Arc::default(),
             dtmf: Arc::default(),
+            workers: Arc::default(),
+            wires: Arc::default(),
+        }
+    }
+
+    /// A bridge between workers, placed by the caller's worker (`leg`): offered to the agent's
+    /// worker as a leg of its own, wired to this one; it fails if that worker does not take it.
+    fn place_bridge(&self, leg: &LegInfo, inputs: Inputs) {
+        self.add(leg, inputs.clone(), &leg.to);
+        let address = leg.to.rsplit('@').next().unwrap_or_default();
+        let worker = self.workers.lock().unwrap().get(address).cloned();
+        let far = CallSid::generate();
+        {
+            let mut wires = self.wires.lock().unwrap();
+            wires.insert(leg.sid.clone(), far.clone());
+            wires.insert(far.clone(), leg.sid.clone());
+        }
+        if !worker.is_some_and(|w| w.bridge_in(far, &leg.from, &leg.to)) {
+            self.unwire(&leg.sid);
+            inputs.send(LegInput::Failed(format!("no agent at {}", leg.to)));
+        }
+    }
+
+    /// The other end of `leg`'s wire, if it is a bridge's, which is cut.
+    fn unwire(&self, leg: &CallSid) -> Option<CallSid> {
+        let mut wires = self.wires.lock().unwrap();
+        let other = wires.remove(leg)?;
+        wires.remove(&other);
+        Some(other)
+    }
+
+    /// Tells the other end of `leg`'s wire `input`.
+    fn tell_other(&self, leg: &CallSid, input: LegInput, cut: bool) {
+        let other = if cut {
+            self.unwire(leg)
+        } else {
+            self.wires.lock().unwrap().get(leg).cloned()
+        };
+        let inputs = other.and_then(|o| {
+            self.phones
+                .lock()
+                .unwrap()
+                .get(&o)
+                .map(|p| p.inputs.clone())
+        });
+        if let Some(inputs) = inputs {
+            inputs.send(input);
         }
     }
 
@@ -219,6 +272,9 @@ fn digits_time(digits: &str) -> f64 {
 #[async_trait]
 impl Media for SimulatedMedia {
     fn place(&self, leg: &LegInfo, inputs: Inputs) {
+        if teleapi_worker::bridged_agent(&leg.to).is_some() {
+            return self.place_bridge(leg, inputs);
+        }
         let to = leg.to.to_ascii_lowercase();
         if to.contains("busy") {
             inputs.send(LegInput::Busy);
@@ -243,15 +299,23 @@ impl Media for SimulatedMedia {
         self.add(leg, inputs, &leg.from);
     }
 
-    async fn answer(&self, _leg: &CallSid) {
+    async fn answer(&self, leg: &CallSid) {
         tokio::time::sleep(self.config.ring).await;
+        self.tell_other(leg, LegInput::Answered, false);
     }
 
-    fn reject(&self, leg: &CallSid, _busy: bool) {
+    fn reject(&self, leg: &CallSid, busy: bool) {
+        let refusal = if busy {
+            LegInput::Busy
+        } else {
+            LegInput::Failed("refused".into())
+        };
+        self.tell_other(leg, refusal, true);
         self.hang_up(leg);
     }
 
     fn hang_up(&self, leg: &CallSid) {
+        self.tell_other(leg, LegInput::HungUp, true);
         if let Some(phone) = self.phones.lock().unwrap().remove(leg) {
             for timer in phone
                 .ringing
@@ -420,6 +484,7 @@ impl Simulator {
         real: Option<Arc<dyn Media>>,
     ) -> Self {
         let media = SimulatedMedia::new(config.clone());
+        let simulated = real.is_none();
         let legs: Arc<dyn Media> = real.unwrap_or_else(|| Arc::new(media.clone()));
         let started = Timestamp::now().millis();
         let mut workers = Vec::new();
@@ -433,8 +498,11 @@ impl Simulator {
         for n in 1..=count {
             let id = WorkerId::try_from(format!("teleapi-local.{started}.{n}"))
                 .expect("a valid worker id");
-            let mut worker_config = WorkerConfig::new(id);
+            let mut worker_config = WorkerConfig::new(id.clone());
             worker_config.heartbeat = config.heartbeat;
+            // Simulated workers (more than one) reach each other's agents through the
+            // simulated world, by id.
+            worker_config.bridge_address = (simulated && count > 1).then(|| id.to_string());
             worker_config.time_scale = config.speed;
             worker_config.public_url = config.public_url.clone();
             let queues = WorkerQueues {
@@ -450,6 +518,11 @@ impl Simulator {
             if let Some(stores) = &stores {
                 worker = worker.reading(stores.clone());
             }
+            media
+                .workers
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), worker.handle());
             workers.push(SimulatedWorker {
                 handle: worker.handle(),
                 killed_at: None,

@@ -38,10 +38,12 @@ pub enum IntentAction {
     StreamStart,
     /// A media stream of the call stopped through the API.
     StreamStop,
+    /// A queued caller taken for an agent on another worker (`queue.bridge`).
+    QueueBridge,
 }
 
 impl IntentAction {
-    pub const ALL: [IntentAction; 15] = [
+    pub const ALL: [IntentAction; 16] = [
         Self::Dial,
         Self::Redirect,
         Self::Execute,
@@ -57,6 +59,7 @@ impl IntentAction {
         Self::RecordingUpdate,
         Self::StreamStart,
         Self::StreamStop,
+        Self::QueueBridge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +79,7 @@ impl IntentAction {
             Self::RecordingUpdate => "recording-update",
             Self::StreamStart => "stream-start",
             Self::StreamStop => "stream-stop",
+            Self::QueueBridge => "queue-bridge",
         }
     }
 

@@ -205,6 +205,23 @@ pub async fn handle_event(services: &EventServices, body: &str) -> Result<Handle
             );
             log(services, &entry).await?
         }
+        EventKind::QueueAgentWaiting {
+            queue_sid,
+            address,
+            token,
+            url,
+            method,
+        } => {
+            let bridge = teleapi_domain::queue::Bridge {
+                queue_sid: queue_sid.clone(),
+                agent_call_sid: event.call_sid.clone(),
+                address: address.clone(),
+                token: token.clone(),
+                url: url.clone(),
+                method: *method,
+            };
+            take_caller_for(services, bridge).await?
+        }
         EventKind::CallNotification {
             account_sid,
             level,
@@ -652,6 +669,45 @@ async fn advance(services: &EventServices, event: &Event) -> Result<Handled, Eve
             }
         }
     }
+}
+
+/// An agent waits on its worker with no caller of its queue there: the queue's first caller
+/// that still waits (on any worker) is taken for it, by the same conditional write as a `Front`
+/// dequeue (one intent of the caller, its command `queue.bridge` to the caller's worker), so
+/// that two agents, or an agent and a dequeue through the API, never take the same caller.
+async fn take_caller_for(
+    services: &EventServices,
+    bridge: teleapi_domain::queue::Bridge,
+) -> Result<Handled, EventError> {
+    let agent = services.calls.call(&bridge.agent_call_sid).await?;
+    if agent.is_none_or(|a| a.status.is_final()) {
+        return Ok(Handled::Ignored("the agent's call has ended".into()));
+    }
+    let members = services.queues.members(&bridge.queue_sid).await?;
+    let action = teleapi_domain::call::SystemAction::Bridge(Box::new(bridge.clone()));
+    for member in members {
+        if member.call_sid == bridge.agent_call_sid {
+            continue;
+        }
+        let outcome = crate::system_intents::record_system_intent(
+            services.calls.as_ref(),
+            services.commands.as_ref(),
+            &member.call_sid,
+            &action,
+            || services.clock.now(),
+            services.config.intent_retention,
+            services.config.write_budget,
+        )
+        .await?;
+        if let crate::system_intents::SystemOutcome::Recorded(intent) = outcome {
+            tracing::info!(queue_sid = %bridge.queue_sid, caller = %member.call_sid, agent = %bridge.agent_call_sid, intent_sid = %intent, "queue: a caller taken for an agent on another worker");
+            return Ok(Handled::Applied {
+                callback: false,
+                intent: true,
+            });
+        }
+    }
+    Ok(Handled::Ignored("nobody waits in the queue".into()))
 }
 
 /// Makes the queue `<Enqueue>` named, unless its account has it (Twilio makes a queue by its

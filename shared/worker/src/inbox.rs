@@ -81,6 +81,19 @@ pub(crate) enum Message {
     /// From the agent: the bridge with this dequeued caller is over; the caller goes on with
     /// its `<Enqueue>`'s action (`QueueResult=bridged`).
     AgentLeft,
+    /// From a bridge of another worker (`crate::relay`): the caller `caller`, taken for this
+    /// agent by the control plane, is at `relay`; taken as a queued caller if the agent still
+    /// waits, else told `LegEnded`.
+    RemoteCaller {
+        caller: CallSid,
+        relay: CallSid,
+        leg: mpsc::UnboundedSender<Message>,
+    },
+    /// From the bridge toward a remote agent: it was not answered; the caller waits in its
+    /// queue again.
+    Requeue,
+    /// From the leg's own timer: an agent waiting with no caller says so again.
+    StillWaiting,
     /// From the room: the conference this leg is in ended; on with the RCML after `<Dial>`.
     ConferenceEnded(ConferenceSid),
     /// From one of the leg's streams: it is over.

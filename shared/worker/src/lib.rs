@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! Worker::new(config, queues, media).run()   // until it has left, or is killed
-//! WorkerHandle: inbound(call), drain(), kill(), life(), calls()
+//! WorkerHandle: inbound(call), bridge_in(leg), drain(), kill(), life(), calls()
 //! ```
 
 pub mod amd;
@@ -23,6 +23,7 @@ pub mod media;
 mod queues;
 pub mod rcml;
 mod recorder;
+mod relay;
 mod rooms;
 mod shared;
 mod streams;
@@ -32,6 +33,7 @@ pub use inbox::InboundCall;
 pub use media::{
     AudioTap, Inputs, LegInfo, LegInput, Media, PlayId, Prompt, Recorded, RecordingMedia, Track,
 };
+pub use relay::{bridge_uri, bridged_agent};
 pub use shared::{Life, Signing, Stores, WorkerConfig};
 pub use streams::FRAME;
 pub use worker::{SharedQueue, Worker, WorkerHandle, WorkerQueues};

@@ -86,6 +86,13 @@ pub struct WorkerConfig {
     /// Where the API is reached (`TELEAPI_PUBLIC_URL`), for the `RecordingUrl` an action URL
     /// is given; relative to the API's host if empty.
     pub public_url: String,
+    /// Where other workers reach this one to bridge a queued caller of theirs to an agent of
+    /// this one (its SIP address; a simulated worker's id). `None`: its agents take only its
+    /// own callers.
+    pub bridge_address: Option<String>,
+    /// How often (of the worker's own time) an agent that waits with no caller says so again:
+    /// a caller may have joined on another worker since.
+    pub agent_report: Duration,
 }
 
 impl WorkerConfig {
@@ -97,6 +104,8 @@ impl WorkerConfig {
             capacity: 10_000,
             fetch_timeout: Duration::from_secs(10),
             public_url: String::new(),
+            bridge_address: None,
+            agent_report: Duration::from_secs(5),
         }
     }
 }
@@ -161,6 +170,8 @@ pub(crate) struct Shared {
     pub(crate) call_queues: crate::queues::SharedQueues,
     /// Where it reads how many callers each queue holds (none: Twilio's 100 each).
     pub(crate) queue_sizes: Option<crate::queues::QueueSizes>,
+    /// Its agents that wait for callers of other workers (`crate::relay`).
+    pub(crate) waiting_agents: crate::relay::WaitingAgents,
 }
 
 impl Shared {

@@ -80,6 +80,7 @@ impl Worker {
                 media,
                 call_queues: Default::default(),
                 queue_sizes: None,
+                waiting_agents: Default::default(),
             },
             rooms: Arc::default(),
             queues,
@@ -194,6 +195,17 @@ impl WorkerHandle {
             call: Box::new(call),
         });
         true
+    }
+
+    /// A leg from another worker, the media's `sid`, to bridge its queued caller to an agent
+    /// of this one: `to` is [`crate::bridge_uri`] (or its user part), `from` the caller's
+    /// CallSid. Handed to the agent if it waits and the URI carries its wait's token; the
+    /// agent takes it if it still waits (else the leg is refused, busy, and the caller waits
+    /// in its queue again). `false`: no agent of this worker waits with that token; nothing
+    /// was attached, and the media refuses the leg. A draining worker takes it too: its
+    /// agent's call is still running.
+    pub fn bridge_in(&self, sid: CallSid, from: &str, to: &str) -> bool {
+        self.shared.life() != Life::Dead && crate::relay::from_caller(&self.shared, sid, from, to)
     }
 
     /// Takes no new call from now on, and leaves once its calls have ended.

@@ -124,6 +124,9 @@ pub fn progress(
         EventKind::HttpRequest { .. } | EventKind::CallNotification { .. } => {
             return ignore("requests and notifications go to the call's log".into());
         }
+        EventKind::QueueAgentWaiting { .. } => {
+            return ignore("an agent waiting takes a caller, and changes nothing itself".into());
+        }
     };
     if let Some(call) = current
         && seq <= call.event_seq
@@ -352,7 +355,8 @@ pub fn progress(
             | EventKind::StreamStopped { .. }
             | EventKind::StreamFailed { .. }
             | EventKind::HttpRequest { .. }
-            | EventKind::CallNotification { .. },
+            | EventKind::CallNotification { .. }
+            | EventKind::QueueAgentWaiting { .. },
             Some(_),
         ) => ignore("not an event of the call's progress".into()),
     }

@@ -317,6 +317,7 @@ pub fn plan(
         Some(CommandType::RecordingUpdate) => IntentAction::RecordingUpdate,
         Some(CommandType::StreamStart) => IntentAction::StreamStart,
         Some(CommandType::StreamStop) => IntentAction::StreamStop,
+        Some(CommandType::QueueBridge) => IntentAction::QueueBridge,
         Some(CommandType::Update) | None => IntentAction::Update,
     };
     match kind {
@@ -352,6 +353,9 @@ pub enum SystemAction {
     /// Hang the call up (`completed`, or `canceled` before it is answered): the leg it was
     /// bridged to is gone.
     HangUp { reason: String },
+    /// Take the call, if it still waits in `bridge.queue_sid`, out of its queue for the agent
+    /// `bridge` names, on another worker (`queue.bridge`).
+    Bridge(Box<crate::queue::Bridge>),
 }
 
 /// `next` (a copy of `call`) hung up at `now`: `canceled` if it was never answered, else
@@ -381,6 +385,12 @@ pub fn plan_system(
     retention: Duration,
 ) -> Option<Planned> {
     if call.status.is_final() {
+        return None;
+    }
+    if let SystemAction::Bridge(bridge) = action
+        && call.waiting().is_none_or(|w| w.sid != bridge.queue_sid)
+    {
+        // Taken, gone or ended since the index listed it.
         return None;
     }
     let mut next = call.clone();
@@ -435,6 +445,24 @@ pub fn plan_system(
                 CommandType::Hangup,
                 command,
                 Some(reason.clone()),
+            )
+        }
+        SystemAction::Bridge(bridge) => {
+            next.queue = None;
+            parameters.insert("QueueSid".to_owned(), bridge.queue_sid.to_string());
+            parameters.insert(
+                "DequeingCallSid".to_owned(),
+                bridge.agent_call_sid.to_string(),
+            );
+            let command = CommandParameters {
+                bridge: Some(bridge.clone()),
+                ..CommandParameters::default()
+            };
+            (
+                IntentAction::QueueBridge,
+                CommandType::QueueBridge,
+                command,
+                None,
             )
         }
     };

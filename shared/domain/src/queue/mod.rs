@@ -42,6 +42,26 @@ pub struct Waiting {
     pub since: Timestamp,
 }
 
+/// A caller taken from its queue for an agent on another worker (`queue.bridge`): the caller's
+/// worker reaches the agent over a media leg to the agent's worker (docs/decisions.md, "The
+/// verbs after the first ones").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bridge {
+    pub queue_sid: QueueSid,
+    /// The agent's call, which waits in `<Dial><Queue>` on its worker.
+    pub agent_call_sid: CallSid,
+    /// Where the agent's worker takes bridges (its SIP address; a simulated worker's id).
+    pub address: String,
+    /// The token of the agent's wait: its worker takes a bridge only with it.
+    pub token: String,
+    /// The `<Queue url>` the caller runs before it is connected (resolved by the agent's
+    /// worker), and its method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<crate::webhook::Method>,
+}
+
 /// A caller in a queue, as the queue's index lists it (oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {

@@ -44,6 +44,10 @@ pub enum CommandType {
     /// Stop the stream `stream_sid`.
     #[serde(rename = "stream.stop")]
     StreamStop,
+    /// The call, waiting in its queue, is taken for the agent `bridge` names, on another
+    /// worker: reach it there (the control plane took the caller out of the queue).
+    #[serde(rename = "queue.bridge")]
+    QueueBridge,
 }
 
 impl CommandType {
@@ -60,6 +64,7 @@ impl CommandType {
             Self::RecordingUpdate => "recording.update",
             Self::StreamStart => "stream.start",
             Self::StreamStop => "stream.stop",
+            Self::QueueBridge => "queue.bridge",
         }
     }
 }
@@ -119,6 +124,9 @@ pub struct CommandParameters {
     /// Dial: answering-machine detection, once the callee answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_detection: Option<Box<crate::call::MachineDetection>>,
+    /// Queue.bridge: the agent the caller is taken for, and where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<Box<crate::queue::Bridge>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

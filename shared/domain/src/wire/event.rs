@@ -121,6 +121,22 @@ pub enum EventKind {
         seq: u64,
         queue_sid: crate::sid::QueueSid,
     },
+    /// The call is an agent whose `<Dial><Queue>` waits and whose worker has no caller of that
+    /// queue: the control plane takes the queue's first caller on another worker for it (a
+    /// `queue.bridge` command to that caller's worker). Not numbered: it changes nothing about
+    /// the call, and the worker says it again while the agent waits (a caller may arrive later).
+    #[serde(rename = "queue.agent_waiting")]
+    QueueAgentWaiting {
+        queue_sid: crate::sid::QueueSid,
+        /// Where the agent's worker takes bridges, and the token a bridge must carry.
+        address: String,
+        token: String,
+        /// The `<Queue url>` for the caller, resolved, and its method.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<Method>,
+    },
     /// The worker made an HTTP request for the call (an RCML fetch, a verb's `action`) and got
     /// this answer, or none: an entry of the call's request log (docs/data-model.md,
     /// "call_log"). Not numbered: it changes nothing about the call.
@@ -291,6 +307,7 @@ impl Event {
             EventKind::CallAnsweredBy { .. } => "call.answered_by",
             EventKind::CallEnqueued { .. } => "call.enqueued",
             EventKind::CallDequeued { .. } => "call.dequeued",
+            EventKind::QueueAgentWaiting { .. } => "queue.agent_waiting",
             EventKind::RecordingStarted { .. } => "recording.started",
             EventKind::RecordingChanged { .. } => "recording.status",
             EventKind::StreamStarted { .. } => "stream.started",
@@ -379,7 +396,7 @@ mod tests {
     #[test]
     fn documented_examples_round_trip() {
         let examples = crate::doc_examples("## Events");
-        assert_eq!(examples.len(), 10, "one example per event type");
+        assert_eq!(examples.len(), 11, "one example per event type");
         for example in examples {
             let event = Event::from_json(example).unwrap_or_else(|e| panic!("{e}: {example}"));
             let expected: serde_json::Value = serde_json::from_str(example).unwrap();

@@ -23,6 +23,21 @@ pub(super) struct Dialling {
     /// `<Dial><Queue>`: the queue, and its `url` for the caller taken; its legs are queued
     /// callers, who go on with their own RCML when the dial ends.
     queue: Option<QueueNoun>,
+    /// Callers of other workers, each by its bridge's leg: `(relay, caller)` (the action
+    /// names the caller).
+    remote: Vec<(CallSid, CallSid)>,
+    /// While an agent waits with no caller: its wait, open to bridges from other workers, and
+    /// the timer that has it say so again.
+    waiting: Option<(crate::relay::Wait, Reminder)>,
+}
+
+/// A task that ends with its owner.
+pub(super) struct Reminder(tokio::task::JoinHandle<()>);
+
+impl Drop for Reminder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a dial ended, as its `action` is told.
@@ -50,17 +65,27 @@ impl Dialling {
         match (&self.connected, &self.unconnected) {
             (Some((sid, _, since)), _) => Outcome {
                 status: CallStatus::Completed,
-                call_sid: Some(sid.clone()),
+                call_sid: Some(self.shown(sid)),
                 duration: Some(since.elapsed().as_secs()),
             },
             (None, last) => Outcome {
                 status: ended
                     .or(last.as_ref().map(|(_, s)| *s))
                     .unwrap_or(CallStatus::Canceled),
-                call_sid: last.as_ref().and_then(|(sid, _)| sid.clone()),
+                call_sid: last
+                    .as_ref()
+                    .and_then(|(sid, _)| sid.as_ref().map(|s| self.shown(s))),
                 duration: None,
             },
         }
+    }
+
+    /// The call a leg of the dial is: itself, or the caller a bridge's leg stands for.
+    fn shown(&self, leg: &CallSid) -> CallSid {
+        self.remote
+            .iter()
+            .find(|(relay, _)| relay == leg)
+            .map_or_else(|| leg.clone(), |(_, caller)| caller.clone())
     }
 
     /// Lets go of the dial's legs: dialled legs are hung up; queued callers go on with their
@@ -107,6 +132,8 @@ impl Leg {
             unconnected: None,
             recording: None,
             queue: Some(noun),
+            remote: Vec::new(),
+            waiting: None,
         });
         match first {
             Some(member) => self.take_caller(member.call, member.leg),
@@ -114,8 +141,80 @@ impl Leg {
                 self.wait = Wait::Dial {
                     until: Some(Instant::now() + self.shared.scaled(timeout)),
                 };
+                self.waiting_for_remote().await;
             }
         }
+    }
+
+    /// An agent waits with no caller here: if other workers can reach it, the control plane
+    /// is told (`queue.agent_waiting`), now and again every `agent_report` while it waits, so
+    /// that a caller on another worker is taken for it.
+    async fn waiting_for_remote(&mut self) {
+        let Some(address) = self.shared.config.bridge_address.clone() else {
+            return;
+        };
+        let Some(noun) = self.dialling.as_ref().and_then(|d| d.queue.clone()) else {
+            return;
+        };
+        let token = match self.dialling.as_ref().and_then(|d| d.waiting.as_ref()) {
+            Some((wait, _)) => wait.token.clone(),
+            None => {
+                let every = self
+                    .shared
+                    .scaled(self.shared.config.agent_report.as_secs_f64());
+                let inbox = self.sender.clone();
+                let reminder = Reminder(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        if inbox.send(Message::StillWaiting).is_err() {
+                            return;
+                        }
+                    }
+                }));
+                let wait = crate::relay::Wait::open(&self.shared, &self.info, self.sender.clone());
+                let token = wait.token.clone();
+                if let Some(dialling) = &mut self.dialling {
+                    dialling.waiting = Some((wait, reminder));
+                }
+                token
+            }
+        };
+        let url = noun.url.as_ref().map(|(url, _)| self.resolve(url));
+        let kind = EventKind::QueueAgentWaiting {
+            queue_sid: teleapi_domain::QueueSid::named(&self.info.account_sid, &noun.name),
+            address,
+            token,
+            url,
+            method: noun.url.map(|(_, method)| method),
+        };
+        self.emit(kind).await;
+    }
+
+    /// The agent's timer: said again if it still waits.
+    pub(super) async fn still_waiting(&mut self) {
+        if self
+            .dialling
+            .as_ref()
+            .is_some_and(Dialling::waits_for_caller)
+        {
+            self.waiting_for_remote().await;
+        }
+    }
+
+    /// A caller of another worker, taken for this agent by the control plane, reaches it over
+    /// the bridge `relay`: taken if the agent still waits, else refused.
+    pub(super) fn remote_caller(
+        &mut self,
+        caller: CallSid,
+        relay: CallSid,
+        leg: mpsc::UnboundedSender<Message>,
+    ) {
+        let Some(dialling) = self.dialling.as_mut().filter(|d| d.waits_for_caller()) else {
+            let _ = leg.send(Message::LegEnded(self.info.sid.clone(), CallStatus::Busy));
+            return;
+        };
+        dialling.remote.push((relay.clone(), caller));
+        self.take_caller(relay, leg);
     }
 
     /// The agent takes the queued caller `call`: told so (with the `url` to run first).
@@ -133,6 +232,7 @@ impl Leg {
         });
         if let Some(dialling) = &mut self.dialling {
             dialling.ringing.push((call, leg));
+            dialling.waiting = None;
         }
         self.wait = Wait::Dial { until: None };
     }
@@ -209,6 +309,8 @@ impl Leg {
             unconnected: None,
             recording: None,
             queue: None,
+            remote: Vec::new(),
+            waiting: None,
         });
         self.wait = Wait::Dial { until: None };
         if from_ringing {

@@ -288,6 +288,11 @@ impl Leg {
                 self.caller_arrived(&queue, call, leg, since);
                 continue;
             }
+            if let Message::RemoteCaller { leg, .. } = message {
+                // A caller of another worker, for this agent which has ended: refused.
+                let _ = leg.send(Message::LegEnded(self.info.sid.clone(), CallStatus::Busy));
+                continue;
+            }
             if let Message::Command(command) = message
                 && !self.is_redelivery(&command)
             {
@@ -502,6 +507,9 @@ impl Leg {
             } => self.caller_arrived(&queue, call, leg, since),
             Message::Dequeued { agent, leg, url } => self.dequeued(agent, leg, url).await,
             Message::AgentLeft => self.agent_left().await,
+            Message::RemoteCaller { caller, relay, leg } => self.remote_caller(caller, relay, leg),
+            Message::Requeue => self.requeue().await,
+            Message::StillWaiting => self.still_waiting().await,
             Message::LegEnded(sid, status) => self.dialled_ended(sid, status).await,
             Message::Die => {}
         }
@@ -572,6 +580,10 @@ impl Leg {
                 }
                 None => false,
             },
+            CommandType::QueueBridge => {
+                self.taken_for_agent(&command).await;
+                return;
+            }
             CommandType::StreamStop => {
                 // A stream that has already ended is stopped: nothing left to do.
                 if let Some(sid) = &p.stream_sid {

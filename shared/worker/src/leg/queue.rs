@@ -246,6 +246,98 @@ impl Leg {
         }
     }
 
+    /// `queue.bridge`: the control plane took this waiting caller for an agent on another
+    /// worker. It leaves its queue and is "dequeued" by a bridge to that worker, which stands
+    /// for the agent (`crate::relay`); if the agent is this worker's after all, it is handed
+    /// to it as a caller who just joined. Refused if it no longer waits in that queue (taken
+    /// here, left, or redirected since).
+    pub(super) async fn taken_for_agent(&mut self, command: &Command) {
+        let bridge = command.parameters.bridge.as_deref().filter(|b| {
+            self.queued
+                .as_ref()
+                .is_some_and(|q| q.taken.is_none() && q.sid == b.queue_sid)
+        });
+        let Some(bridge) = bridge.cloned() else {
+            let kind = EventKind::CommandRejected {
+                intent_sid: command.intent_sid.clone(),
+                seq: command.seq,
+                reason: "not-waiting".into(),
+            };
+            self.emit(kind).await;
+            return;
+        };
+        self.applied(command).await;
+        let Some((name, since)) = self.queued.as_ref().map(|q| (q.name.clone(), q.since)) else {
+            return;
+        };
+        self.shared
+            .call_queues
+            .leave(&self.info.account_sid, &name, &self.info.sid);
+        let local = self
+            .shared
+            .legs
+            .lock()
+            .unwrap()
+            .get(&bridge.agent_call_sid)
+            .cloned();
+        if let Some(agent) = local {
+            let _ = agent.send(Message::QueueMember {
+                queue: name,
+                call: self.info.sid.clone(),
+                leg: self.sender.clone(),
+                since,
+            });
+            return;
+        }
+        let url = bridge
+            .url
+            .clone()
+            .map(|url| Source::fetch(url, bridge.method.unwrap_or_default()));
+        let relay =
+            crate::relay::toward_agent(&self.shared, &self.info, self.sender.clone(), &bridge);
+        self.dequeued(bridge.agent_call_sid, relay, url).await;
+    }
+
+    /// The bridge to an agent on another worker was not answered: the caller waits in its
+    /// queue again (where it stood, counted in already), hearing its wait music, and says so
+    /// (`call.enqueued`).
+    pub(super) async fn requeue(&mut self) {
+        let Some(queued) = self.queued.as_mut().filter(|q| q.taken.is_some()) else {
+            return;
+        };
+        queued.taken = None;
+        let (name, sid, since) = (queued.name.clone(), queued.sid.clone(), queued.since);
+        self.parent = None;
+        self.screening = false;
+        if matches!(
+            self.wait,
+            Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)
+        ) {
+            self.shared.media.stop_playing(&self.info.sid);
+        }
+        self.program.clear();
+        self.pc = 0;
+        self.wait = Wait::Idle;
+        tracing::info!(call_sid = %self.info.sid, queue = %sid, "worker: back in the queue");
+        let member = Member {
+            call: self.info.sid.clone(),
+            leg: self.sender.clone(),
+            since,
+        };
+        self.shared
+            .call_queues
+            .enqueue(&self.info.account_sid, &name, member, u32::MAX);
+        let queue_sid = sid.clone();
+        self.event(|seq| EventKind::CallEnqueued {
+            seq,
+            queue_sid,
+            queue: name,
+        })
+        .await;
+        let music = self.wait_music();
+        self.run(music).await;
+    }
+
     /// The agent's side of the bridge ended: the caller goes on with its action (`bridged`).
     pub(super) async fn agent_left(&mut self) {
         self.parent = None;
