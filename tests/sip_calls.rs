@@ -114,6 +114,12 @@ impl Media {
         self.sip
     }
 
+    /// Where worker `n` (from 0) of several hears SIP (`--workers`): the `n`th port after the
+    /// first's.
+    pub(crate) fn sip_of(&self, n: u16) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.sip.ip(), self.sip.port() + n)
+    }
+
     pub(crate) async fn phone(&self, name: &str, hz: f64) -> Phone {
         let microphone = tone_file(&self.dir, hz, 120.0);
         Phone::start(name, &self.dir, &microphone).await

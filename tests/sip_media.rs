@@ -842,3 +842,107 @@ async fn a_queued_caller_talks_with_its_agent() {
         seconds_of(&bob, ALICE)
     );
 }
+
+/// A call queue across two SIP/RTP workers (`--workers 2`): Bob (2 kHz) calls the support
+/// line on the second worker, whose `<Dial><Queue>` waits with no caller there. Carol, who
+/// knows Bob's CallSid but not his wait's token, calls the bridge address and is refused 404.
+/// Alice (1 kHz) calls a number on the first worker and waits in `support`: the control plane
+/// takes her for Bob (whose worker says again that he waits), and her worker reaches his over a
+/// SIP leg between the two. Each hears the other through both workers; when Bob hangs up,
+/// Alice goes on after her `<Enqueue>` (nothing: her call completes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_caller_and_an_agent_on_two_workers_talk() {
+    let media = crate::sip_calls::Media::start_with(|options| options.simulator.workers = 2).await;
+    // Carol's SIP user is a CallSid, as a bridge's caller is: only the token keeps her out.
+    let (alice, bob, carol) = (
+        media.phone("alice", ALICE).await,
+        media.phone("bob", BOB).await,
+        media
+            .phone(&teleapi_domain::CallSid::generate().to_string(), CAROL)
+            .await,
+    );
+    let enqueue = format!(
+        "<Response><Enqueue waitUrl=\"{}\">support</Enqueue></Response>",
+        media.app.url("/music")
+    );
+    media.app.always("/queue", Reply::rcml(&enqueue));
+    media.app.always(
+        "/music",
+        Reply::rcml("<Response><Pause length=\"60\"/></Response>"),
+    );
+    media.app.always(
+        "/agent",
+        Reply::rcml("<Response><Dial><Queue>support</Queue></Dial></Response>"),
+    );
+    let (line, support) = ("+15557651001", "+15557651002");
+    media.number(line, "/queue", "").await;
+    media.number(support, "/agent", "").await;
+    bob.dial(&format!("sip:{support}@{}", media.sip_of(1)))
+        .await;
+    media.until_call_to(support, "in-progress").await;
+    let agent = media
+        .get(&format!(
+            "{}.json?To={}",
+            media.calls(),
+            crate::sip_calls::encode(support)
+        ))
+        .await["calls"][0]["sid"]
+        .as_str()
+        .expect("the agent's call")
+        .to_owned();
+    let forged = teleapi_worker::bridge_uri(
+        &agent.parse().unwrap(),
+        &teleapi_domain::sid::random_hex32(),
+        &media.sip_of(1).to_string(),
+    );
+    carol.dial(&forged).await;
+    until("the forged bridge refused", || async {
+        carol.log().contains("404 Not Found").then_some(())
+    })
+    .await;
+    alice.dial(&format!("sip:{line}@{}", media.sip_of(0))).await;
+    until("the caller to wait", || async {
+        media.app.received_at("/music").into_iter().next()
+    })
+    .await;
+    // Taken within the agent's next report (5 s), then talking.
+    until("the caller taken", || async {
+        let calls = media
+            .get(&format!(
+                "{}.json?To={}",
+                media.calls(),
+                crate::sip_calls::encode(line)
+            ))
+            .await;
+        let caller = calls["calls"][0]["sid"].as_str()?.to_owned();
+        let intents = media
+            .get(&format!("{}/{caller}/Modifications.json", media.calls()))
+            .await;
+        intents["modifications"]
+            .as_array()?
+            .iter()
+            .any(|m| m["action"] == "queue-bridge" && m["status"] == "applied")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    media.modify(&agent, "Status=completed").await;
+    media.until_call_to(line, "completed").await;
+    let (alice, bob, _) = (alice.stop().await, bob.stop().await, carol.stop().await);
+    use crate::sip_calls::seconds_of;
+    assert!(
+        seconds_of(&alice, BOB) >= 2.0,
+        "Alice heard Bob: {} s",
+        seconds_of(&alice, BOB)
+    );
+    assert!(
+        seconds_of(&bob, ALICE) >= 2.0,
+        "Bob heard Alice: {} s",
+        seconds_of(&bob, ALICE)
+    );
+    assert!(
+        seconds_of(&bob, CAROL) < 0.5,
+        "Bob heard Carol: {} s",
+        seconds_of(&bob, CAROL)
+    );
+}

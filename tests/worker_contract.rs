@@ -144,7 +144,10 @@ async fn sip() -> Bench {
             ..Default::default()
         },
         None,
-        Some(Arc::new(media.clone())),
+        vec![teleapi_local::simulator::RealMedia {
+            media: Arc::new(media.clone()),
+            bridge_address: None,
+        }],
     );
     // No number is configured: whatever calls in is refused.
     let nobody = Arc::new(teleapi_adapters::memory::MemoryStore::new());
@@ -747,6 +750,95 @@ async fn a_queued_caller_meets_an_agent(mut b: Bench) {
     b.status(&lonely, "completed").await;
 }
 
+/// `queue.bridge`: the control plane took a waiting caller for an agent on another worker. A
+/// bridge naming another queue is refused (`not-waiting`); one whose agent's worker does not
+/// answer (gone) puts the caller back in its queue, which it says (`call.enqueued` again) and
+/// where its wait music goes on, and an agent of this worker then takes it as any caller.
+async fn a_caller_whose_agent_is_gone_waits_again(mut b: Bench) {
+    b.app.always(
+        "/music",
+        Reply::rcml("<Response><Pause length=\"30\"/></Response>"),
+    );
+    b.app
+        .always("/done", Reply::rcml("<Response><Hangup/></Response>"));
+    let caller_rcml = format!(
+        "<Response><Enqueue waitUrl=\"{}\">support</Enqueue></Response>",
+        b.app.url("/music")
+    );
+    let caller = b.dial(Phone::Answers, &caller_rcml).await;
+    let joined = b
+        .until("call.enqueued", |e| {
+            e["type"] == "call.enqueued" && e["call_sid"] == caller.as_str()
+        })
+        .await;
+    // A worker that is not there: nothing answers on the discard port; no such simulated
+    // worker.
+    let address = if b.far_ends.is_some() {
+        "127.0.0.1:9"
+    } else {
+        "gone"
+    };
+    let bridge = |queue_sid: &Value| {
+        json!({"bridge": {
+            "queue_sid": queue_sid, "agent_call_sid": CallSid::generate(),
+            "address": address, "token": "0123456789abcdef0123456789abcdef",
+        }})
+    };
+    b.command(
+        &caller,
+        "queue.bridge",
+        2,
+        bridge(&json!("QU0123456789abcdef0123456789abcdef")),
+        true,
+    )
+    .await;
+    let refused = b
+        .until("the other queue's bridge refused", |e| {
+            e["type"] == "command.rejected" && e["intent_sid"] == intent(2)
+        })
+        .await;
+    assert_eq!(refused["reason"], "not-waiting");
+    b.command(
+        &caller,
+        "queue.bridge",
+        3,
+        bridge(&joined["queue_sid"]),
+        true,
+    )
+    .await;
+    b.until("the bridge applied", |e| {
+        e["type"] == "command.applied" && e["intent_sid"] == intent(3)
+    })
+    .await;
+    let again = b
+        .until("call.enqueued again", |e| {
+            e["type"] == "call.enqueued"
+                && e["call_sid"] == caller.as_str()
+                && e["seq"].as_u64() > joined["seq"].as_u64()
+        })
+        .await;
+    assert_eq!(again["queue_sid"], joined["queue_sid"]);
+    let story = b.story(&caller);
+    let at = |kind: &str| story.iter().rposition(|e| e == kind);
+    assert!(
+        at("call.dequeued") < at("call.enqueued"),
+        "taken, then back: {story:?}"
+    );
+    // Back in the queue: an agent here takes it.
+    let agent_rcml = format!(
+        "<Response><Dial action=\"{}\"><Queue>support</Queue></Dial></Response>",
+        b.app.url("/done")
+    );
+    let agent = b.dial(Phone::Answers, &agent_rcml).await;
+    b.status(&agent, "in-progress").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.command(&agent, "hangup", 2, json!({}), true).await;
+    let done = until_request(&b.app, "/done").await;
+    assert_eq!(done["DialCallStatus"], "completed", "{done:?}");
+    assert_eq!(done["DialCallSid"], caller.as_str());
+    b.status(&caller, "completed").await;
+}
+
 /// `<Dial record>`: the dial is recorded from the answer (both parties, a channel each); the
 /// caller hangs up, and the action still hears how the dial ended, with the recording.
 async fn a_dial_is_recorded(mut b: Bench) {
@@ -817,6 +909,7 @@ mod simulator {
         a_dial_tells_its_action_how_it_ended,
         a_message_is_recorded,
         a_queued_caller_meets_an_agent,
+        a_caller_whose_agent_is_gone_waits_again,
         a_dial_is_recorded,
     );
 }
@@ -848,6 +941,7 @@ mod sip {
         a_dial_tells_its_action_how_it_ended,
         a_message_is_recorded,
         a_queued_caller_meets_an_agent,
+        a_caller_whose_agent_is_gone_waits_again,
         a_dial_is_recorded,
     );
 }

@@ -64,7 +64,9 @@ Options:
                       deployed); workers heartbeat every third of it, and the reconciler
                       sweeps at least every half of it
   --sip ADDR          run the SIP/RTP media worker instead of the simulated one: SIP on UDP
-                      at ADDR (127.0.0.1:5060), calls on real phones and trunks
+                      at ADDR (127.0.0.1:5060), calls on real phones and trunks; with
+                      --workers N, N of them, on ADDR's port and the N-1 after it, sharing
+                      out --rtp-ports
   --rtp-ports LOW-HIGH
                       the UDP ports of the calls' audio, two a leg (default 30000-30999)
   --public-addr IP    the address written in SDP and Contact, behind NAT (default: --sip's)
@@ -276,10 +278,9 @@ impl Options {
         };
         let sip = match sip {
             Some(address) => {
-                if simulator.workers != 1 || !simulator.enabled {
+                if !simulator.enabled {
                     return Err(invalid(
-                        "--sip runs one SIP/RTP worker: not with --workers or --no-simulator"
-                            .into(),
+                        "--sip runs SIP/RTP workers: not with --no-simulator".into(),
                     ));
                 }
                 let mut options =
@@ -293,6 +294,11 @@ impl Options {
                     options.rate = rate;
                 }
                 options.check().map_err(invalid)?;
+                // Every worker's share of the ports is there to be had.
+                let of = u16::try_from(simulator.workers.max(1)).unwrap_or(u16::MAX);
+                for n in 0..of {
+                    options.for_worker(n, of).map_err(invalid)?;
+                }
                 Some(options)
             }
             None if rtp_ports.is_some()

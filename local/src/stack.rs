@@ -408,17 +408,35 @@ impl Stack {
         };
         function_env.extend(queues.urls.iter().cloned());
         let worker_urls = queues.worker_urls.clone();
-        // `--sip`: the worker's legs are real phones, and calls to the accounts' numbers are
-        // offered to it.
-        let sip = match &options.sip {
-            // Its recordings go where the API serves them from.
-            Some(sip) => Some(teleapi_media::start(sip, Some(media.clone())).await?),
-            None => None,
-        };
+        // `--sip`: the workers' legs are real phones (a SIP/RTP worker each, on consecutive
+        // ports, sharing out the RTP ports), and calls to the accounts' numbers are offered to
+        // the worker they reach.
+        let workers = options.simulator.workers.max(1);
+        let mut sip = Vec::new();
+        if let Some(first) = &options.sip {
+            for n in 0..workers {
+                let of = u16::try_from(workers).map_err(|_| "too many workers".to_owned())?;
+                let mine = first.for_worker(n as u16, of)?;
+                // Its recordings go where the API serves them from.
+                sip.push(teleapi_media::start(&mine, Some(media.clone())).await?);
+            }
+        }
         let real = sip
-            .as_ref()
-            .map(|(media, _)| Arc::new(media.clone()) as Arc<dyn teleapi_worker::Media>);
+            .iter()
+            .map(|(media, _)| crate::simulator::RealMedia {
+                media: Arc::new(media.clone()),
+                // With others, it reaches their agents, and they its.
+                bridge_address: (workers > 1).then(|| media.address()),
+            })
+            .collect();
         let description = match &options.sip {
+            Some(first) if workers > 1 => format!(
+                "{description}; {workers} SIP/RTP workers: SIP on udp {} and the {} ports after it, RTP on ports {}-{} shared out",
+                first.sip,
+                workers - 1,
+                first.rtp_ports.start(),
+                first.rtp_ports.end()
+            ),
             Some(sip) => format!(
                 "{description}; SIP/RTP worker: SIP on udp {}, RTP on ports {}-{}",
                 sip.sip,
@@ -439,16 +457,16 @@ impl Stack {
             }),
             real,
         );
-        if let Some((media, offered)) = sip {
+        for ((media, offered), worker) in sip.into_iter().zip(simulator.workers()) {
             let directory = teleapi_media::Directory {
-                numbers,
+                numbers: numbers.clone(),
                 accounts: accounts.clone(),
             };
             tokio::spawn(teleapi_media::answer_offers(
                 offered,
                 media,
                 directory,
-                simulator.first(),
+                worker.handle,
             ));
         }
         Ok(Self {

@@ -61,6 +61,8 @@ async fn run() -> Result<(), String> {
     let id = WorkerId::try_from(format!("{}.{}", deployment.name, Timestamp::now().millis()))?;
     let mut worker_config = WorkerConfig::new(id.clone());
     worker_config.public_url = deployment.public_url.clone();
+    // The fleet's workers bridge their queued callers to each other's agents.
+    worker_config.bridge_address = Some(media.address());
     if let Some(capacity) = deployment.capacity {
         worker_config.capacity = capacity;
     }

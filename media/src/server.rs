@@ -55,6 +55,30 @@ impl SipOptions {
 }
 
 impl SipOptions {
+    /// The options of worker `n` (from 0) of `of` run together (`teleapi-local --sip ADDR
+    /// --workers N`): SIP on the port `n` after this one, and the `n`th of `of` equal parts of
+    /// the RTP ports (even-sized, at least a leg's two ports each).
+    pub fn for_worker(&self, n: u16, of: u16) -> Result<Self, String> {
+        let (low, high) = (*self.rtp_ports.start(), *self.rtp_ports.end());
+        let share = ((high - low + 1) / of.max(1)) & !1;
+        if share < 2 {
+            return Err(format!(
+                "RTP ports {low}-{high} are too few for {of} workers (two a leg, per worker)"
+            ));
+        }
+        let port = self
+            .sip
+            .port()
+            .checked_add(n)
+            .ok_or_else(|| format!("no SIP port {n} after {}", self.sip))?;
+        let start = low + n * share;
+        Ok(Self {
+            sip: SocketAddr::new(self.sip.ip(), port),
+            rtp_ports: start..=start + share - 1,
+            ..self.clone()
+        })
+    }
+
     /// Whether the options can run: an address to write in SDP and Contact is needed when the
     /// worker listens on every interface (`0.0.0.0`), where it has no address of its own.
     pub fn check(&self) -> Result<(), String> {
@@ -157,6 +181,23 @@ pub async fn answer_offers(
     }
 }
 
+/// A leg from another worker of the fleet (from an allowed address, as every INVITE must be)
+/// bridging its queued caller to an agent of this worker: taken if the agent waits and the
+/// request-URI carries its wait's token (the kit checks both), else refused 404 and nothing
+/// is made.
+async fn take_bridge(offer: Offer, media: &SipMedia, worker: &WorkerHandle) {
+    let sid = CallSid::generate();
+    let (to, from, source) = (offer.user.clone(), caller_of(&offer.from), offer.source);
+    if let Err(refusal) = media.take_offer(&sid, offer).await {
+        tracing::info!(code = refusal.code, reason = %refusal.reason, %source, "sip: bridge refused");
+        return;
+    }
+    if !worker.bridge_in(sid.clone(), &from, &to) {
+        tracing::info!(%source, "sip: a bridge for no agent waiting here");
+        media.refuse(&sid, 404);
+    }
+}
+
 /// Whether a call to `number` is taken: it needs RCML, and an active account (a suspended or
 /// closed account's RCML runs nothing, and dials nobody). The RCML's URL, or the SIP refusal.
 pub fn answerable<'a>(
@@ -180,6 +221,9 @@ async fn take_offer(offer: Offer, media: &SipMedia, directory: &Directory, worke
         tracing::info!(user = %offer.user, from = %offer.from, source = %offer.source, code, "sip: {why}");
         offer.dialog.reject(code);
     };
+    if teleapi_worker::bridged_agent(&offer.user).is_some() {
+        return take_bridge(offer, media, worker).await;
+    }
     let Some(called) = number_of_sip_user(&offer.user) else {
         return refuse(offer, 404, "not a number");
     };

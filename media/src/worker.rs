@@ -71,6 +71,21 @@ pub struct Refusal {
 }
 
 impl SipMedia {
+    /// Refuses an offered leg with the SIP status `code`, and forgets it.
+    pub fn refuse(&self, leg: &CallSid, code: u16) {
+        let entry = self.inner.legs.lock().unwrap().remove(leg);
+        if let Some(dialog) = entry.and_then(|e| e.dialog) {
+            dialog.reject(code);
+        }
+        self.inner.engine.close(leg);
+    }
+
+    /// Where other workers reach this one (its SIP address: the public one behind NAT), for
+    /// bridges of their queued callers to its agents.
+    pub fn address(&self) -> String {
+        self.inner.config.from_host.clone()
+    }
+
     pub fn new(
         config: SipMediaConfig,
         sip: Arc<dyn Sip>,
@@ -322,11 +337,7 @@ impl Media for SipMedia {
     }
 
     fn reject(&self, leg: &CallSid, busy: bool) {
-        let entry = self.inner.legs.lock().unwrap().remove(leg);
-        if let Some(dialog) = entry.and_then(|e| e.dialog) {
-            dialog.reject(if busy { 486 } else { 603 });
-        }
-        self.inner.engine.close(leg);
+        self.refuse(leg, if busy { 486 } else { 603 });
     }
 
     fn hang_up(&self, leg: &CallSid) {

@@ -434,6 +434,14 @@ pub struct SimulatedWorker {
     pub killed_at: Option<Timestamp>,
 }
 
+/// A worker's media that is not the simulated world's (a SIP/RTP worker's), and where other
+/// workers reach its agents (`None`: they do not).
+#[derive(Clone)]
+pub struct RealMedia {
+    pub media: Arc<dyn Media>,
+    pub bridge_address: Option<String>,
+}
+
 /// The simulated workers of a local stack, on one simulated world.
 #[derive(Clone)]
 pub struct Simulator {
@@ -469,31 +477,30 @@ impl Simulator {
         config: SimulatorConfig,
         stores: Option<Stores>,
     ) -> Self {
-        Self::on_media(commands, own_url, events, config, stores, None)
+        Self::on_media(commands, own_url, events, config, stores, Vec::new())
     }
 
-    /// [`Simulator::reading`], with the workers' legs on `media` instead of simulated phones
-    /// (`--sip`: the SIP/RTP worker's real phones); the workers are drained, killed and listed
-    /// just the same.
+    /// [`Simulator::reading`], with each worker's legs on a media of its own instead of
+    /// simulated phones (`--sip`: SIP/RTP workers' real phones; one worker per media, each
+    /// with the address other workers bridge to); the workers are drained, killed and listed
+    /// just the same. No media: `config.workers` simulated workers.
     pub fn on_media(
         commands: Arc<dyn Queue>,
         own_url: impl Fn(usize) -> String,
         events: Arc<dyn Queue>,
         config: SimulatorConfig,
         stores: Option<Stores>,
-        real: Option<Arc<dyn Media>>,
+        real: Vec<RealMedia>,
     ) -> Self {
         let media = SimulatedMedia::new(config.clone());
-        let simulated = real.is_none();
-        let legs: Arc<dyn Media> = real.unwrap_or_else(|| Arc::new(media.clone()));
         let started = Timestamp::now().millis();
         let mut workers = Vec::new();
         let mut pending = Vec::new();
         // `--no-simulator`: no worker at all (commands stay on the queue).
-        let count = if config.enabled {
-            config.workers.max(1)
-        } else {
-            0
+        let count = match (config.enabled, real.len()) {
+            (false, _) => 0,
+            (true, 0) => config.workers.max(1),
+            (true, media) => media,
         };
         for n in 1..=count {
             let id = WorkerId::try_from(format!("teleapi-local.{started}.{n}"))
@@ -501,8 +508,12 @@ impl Simulator {
             let mut worker_config = WorkerConfig::new(id.clone());
             worker_config.heartbeat = config.heartbeat;
             // Simulated workers (more than one) reach each other's agents through the
-            // simulated world, by id.
-            worker_config.bridge_address = (simulated && count > 1).then(|| id.to_string());
+            // simulated world, by id; real ones at their address.
+            let (legs, bridge_address): (Arc<dyn Media>, _) = match real.get(n - 1) {
+                Some(real) => (real.media.clone(), real.bridge_address.clone()),
+                None => (Arc::new(media.clone()), (count > 1).then(|| id.to_string())),
+            };
+            worker_config.bridge_address = bridge_address;
             worker_config.time_scale = config.speed;
             worker_config.public_url = config.public_url.clone();
             let queues = WorkerQueues {
@@ -514,7 +525,7 @@ impl Simulator {
                 }),
                 events: events.clone(),
             };
-            let mut worker = Worker::new(worker_config, queues, legs.clone());
+            let mut worker = Worker::new(worker_config, queues, legs);
             if let Some(stores) = &stores {
                 worker = worker.reading(stores.clone());
             }

@@ -255,11 +255,13 @@ pub(crate) fn toward_agent(
 }
 
 /// A bridge offered to this worker as the media's leg `sid`, to `to` (the bridge's URI or its
-/// user part) from `from` (the caller's CallSid): handed to the agent it names, if that agent
+/// user part) from `from` (the caller's CallSid, or a SIP URI of it: `sip:CA…@host`): handed to the agent it names, if that agent
 /// waits and the token is its wait's; the agent takes it if it still waits. `false` (nothing
 /// attached: the media refuses the leg) if not.
 pub(crate) fn from_caller(shared: &Shared, sid: CallSid, from: &str, to: &str) -> bool {
-    let (Some((agent, token)), Ok(caller)) = (bridged_agent(to), from.parse::<CallSid>()) else {
+    let caller = from.strip_prefix("sip:").unwrap_or(from);
+    let caller = caller.split('@').next().unwrap_or(caller);
+    let (Some((agent, token)), Ok(caller)) = (bridged_agent(to), caller.parse::<CallSid>()) else {
         return false;
     };
     let waiting = {

@@ -199,7 +199,7 @@ impl WorkerHandle {
 
     /// A leg from another worker, the media's `sid`, to bridge its queued caller to an agent
     /// of this one: `to` is [`crate::bridge_uri`] (or its user part), `from` the caller's
-    /// CallSid. Handed to the agent if it waits and the URI carries its wait's token; the
+    /// CallSid (or a SIP URI of it). Handed to the agent if it waits and the URI carries its wait's token; the
     /// agent takes it if it still waits (else the leg is refused, busy, and the caller waits
     /// in its queue again). `false`: no agent of this worker waits with that token; nothing
     /// was attached, and the media refuses the leg. A draining worker takes it too: its
