@@ -777,6 +777,7 @@ fn the_media_fleet_grants_least_privilege() {
         teleapi_media::deploy::SIP_ALLOW_ENV,
         teleapi_media::deploy::PUBLIC_ADDR_ENV,
         teleapi_media::deploy::RTP_PORTS_ENV,
+        teleapi_media::deploy::BRIDGE_ADDR_ENV,
     ] {
         assert!(
             user_data.contains(&format!("{variable}=")),

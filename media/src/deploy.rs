@@ -17,6 +17,9 @@ pub const CAPACITY_ENV: &str = "TELEAPI_WORKER_CAPACITY";
 pub const SIP_ADDR_ENV: &str = "TELEAPI_SIP_ADDR";
 pub const RTP_PORTS_ENV: &str = "TELEAPI_RTP_PORTS";
 pub const PUBLIC_ADDR_ENV: &str = "TELEAPI_PUBLIC_ADDR";
+/// Where the fleet's other workers reach this one (its private address and SIP port), for
+/// bridges of their queued callers to its agents; default: its public address.
+pub const BRIDGE_ADDR_ENV: &str = "TELEAPI_BRIDGE_ADDR";
 pub const SIP_ALLOW_ENV: &str = "TELEAPI_SIP_ALLOW";
 pub const TRUNK_ENV: &str = "TELEAPI_TRUNK";
 pub const SIP_RATE_ENV: &str = "TELEAPI_SIP_RATE";
@@ -93,6 +96,14 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         .parse()
         .map_err(|why| format!("{SIP_ALLOW_ENV}: {why}"))?;
     options.trunk = var(TRUNK_ENV).filter(|t| !t.trim().is_empty());
+    options.bridge = var(BRIDGE_ADDR_ENV)
+        .filter(|b| !b.trim().is_empty())
+        .map(|raw| {
+            raw.trim().parse().map_err(|_| {
+                format!("{BRIDGE_ADDR_ENV}: {raw:?} is not an address like 10.0.1.7:5060")
+            })
+        })
+        .transpose()?;
     if let Some(raw) = var(SIP_RATE_ENV) {
         options.rate = parse_sip_rate(&raw).map_err(|why| format!("{SIP_RATE_ENV}: {why}"))?;
     }
@@ -171,6 +182,11 @@ mod tests {
         assert_eq!(deployment.capacity, None);
         assert_eq!(deployment.recordings_bucket, "prod-recordings");
         assert_eq!(deployment.public_url, "https://api.example.com/prod");
+        assert_eq!(deployment.sip.bridge, None);
+        let mut pairs = BASE.to_vec();
+        pairs.push((BRIDGE_ADDR_ENV, "10.0.1.7:5060"));
+        let fleet = read(&pairs).unwrap().sip.bridge;
+        assert_eq!(fleet, Some("10.0.1.7:5060".parse().unwrap()));
     }
 
     #[test]
@@ -192,6 +208,7 @@ mod tests {
             (CAPACITY_ENV, "0"),
             (SIP_ALLOW_ENV, "10.0.0.0/99"),
             (SIP_RATE_ENV, "-5"),
+            (BRIDGE_ADDR_ENV, "10.0.1.7"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((name, value));

@@ -38,6 +38,10 @@ pub struct SipOptions {
     pub espeak: String,
     /// SIP datagrams a second one source may send.
     pub rate: f64,
+    /// Where the other workers of the fleet reach this one, for bridges of their queued
+    /// callers to its agents (its private address, `TELEAPI_BRIDGE_ADDR`); written in those
+    /// legs' SDP and Contact. None: its SIP address as the world sees it.
+    pub bridge: Option<SocketAddr>,
 }
 
 impl SipOptions {
@@ -50,6 +54,7 @@ impl SipOptions {
             trunk: None,
             espeak: "espeak-ng".into(),
             rate: 200.0,
+            bridge: None,
         }
     }
 }
@@ -72,8 +77,14 @@ impl SipOptions {
             .checked_add(n)
             .ok_or_else(|| format!("no SIP port {n} after {}", self.sip))?;
         let start = low + n * share;
+        let bridge = self
+            .bridge
+            .map(|b| b.port().checked_add(n).map(|p| SocketAddr::new(b.ip(), p)))
+            .map(|b| b.ok_or_else(|| format!("no bridge port {n} after {:?}", self.bridge)))
+            .transpose()?;
         Ok(Self {
             sip: SocketAddr::new(self.sip.ip(), port),
+            bridge,
             rtp_ports: start..=start + share - 1,
             ..self.clone()
         })
@@ -142,6 +153,7 @@ pub async fn start(
             public,
             allowed: options.allowed.clone(),
             rate: options.rate,
+            bridge: options.bridge,
         },
         offers,
     )
@@ -152,6 +164,7 @@ pub async fn start(
         media_ip,
         trunk: options.trunk.clone(),
         from_host: public.unwrap_or(options.sip).to_string(),
+        bridge: options.bridge,
         recordings,
     };
     let media = SipMedia::new(config, stack, engine, Prompts::new(&options.espeak));
@@ -302,6 +315,19 @@ pub fn caller_of(from: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_run_together_on_ports_of_their_own() {
+        let mut first = SipOptions::new("127.0.0.1:5060".parse().unwrap(), 30_000..=30_999);
+        first.bridge = Some("10.0.1.7:5070".parse().unwrap());
+        let second = first.for_worker(1, 3).unwrap();
+        assert_eq!(second.sip, "127.0.0.1:5061".parse().unwrap());
+        assert_eq!(second.bridge, Some("10.0.1.7:5071".parse().unwrap()));
+        assert_eq!(second.rtp_ports, 30_332..=30_663);
+        assert_eq!(first.for_worker(0, 1).unwrap().rtp_ports, 30_000..=30_999);
+        let few = SipOptions::new("127.0.0.1:5060".parse().unwrap(), 30_000..=30_003);
+        assert!(few.for_worker(0, 3).unwrap_err().contains("too few"));
+    }
 
     #[test]
     fn only_a_number_with_rcml_of_an_active_account_takes_calls() {

@@ -32,6 +32,9 @@ pub struct SipMediaConfig {
     pub trunk: Option<String>,
     /// The host part of From URIs this worker writes (`sip:+15551230000@host`).
     pub from_host: String,
+    /// Where the fleet's other workers reach this one for bridges (their SDP's address too);
+    /// none: `from_host`, and `media_ip`.
+    pub bridge: Option<SocketAddr>,
     /// Where recordings are kept (WAV, and MP3 beside it); none: a recording fails.
     pub recordings: Option<Arc<dyn MediaStore>>,
 }
@@ -83,7 +86,19 @@ impl SipMedia {
     /// Where other workers reach this one (its SIP address: the public one behind NAT), for
     /// bridges of their queued callers to its agents.
     pub fn address(&self) -> String {
-        self.inner.config.from_host.clone()
+        match self.inner.config.bridge {
+            Some(bridge) => bridge.to_string(),
+            None => self.inner.config.from_host.clone(),
+        }
+    }
+
+    /// The address written in the SDP of a leg whose request-URI is `to` (or its user): the
+    /// fleet's for a bridge between workers, else the world's.
+    fn media_ip_for(&self, to: &str) -> IpAddr {
+        match self.inner.config.bridge {
+            Some(bridge) if teleapi_worker::bridged_agent(to).is_some() => bridge.ip(),
+            _ => self.inner.config.media_ip,
+        }
     }
 
     pub fn new(
@@ -136,7 +151,7 @@ impl SipMedia {
         };
         let answer = sdp::write(
             u64::from(random_u32()),
-            SocketAddr::new(self.inner.config.media_ip, local.port()),
+            SocketAddr::new(self.media_ip_for(&offer.user), local.port()),
             Some(&negotiated),
         );
         self.inner.legs.lock().unwrap().insert(
@@ -197,7 +212,7 @@ impl SipMedia {
         };
         let offer = sdp::write(
             u64::from(random_u32()),
-            SocketAddr::new(self.inner.config.media_ip, local.port()),
+            SocketAddr::new(self.media_ip_for(&leg.to), local.port()),
             None,
         );
         let (events, mut incoming) = mpsc::unbounded_channel();

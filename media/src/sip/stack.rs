@@ -36,13 +36,44 @@ pub struct StackConfig {
     /// Datagrams a second one source may send (a burst of twice as many); beyond, they are
     /// dropped unanswered.
     pub rate: f64,
+    /// The address it writes in Contact in bridges between workers (`sip:bridge-…`), when the
+    /// fleet reaches it at another one than the world does (its private address).
+    pub bridge: Option<SocketAddr>,
 }
 
 /// The SIP endpoint.
 pub struct RsipStack {
     layer: Arc<DialogLayer>,
-    contact: Uri,
+    contact: Contacts,
     cancel: CancellationToken,
+}
+
+/// The Contact it writes: the world's, and the fleet's in bridges between workers.
+#[derive(Clone)]
+struct Contacts {
+    world: Uri,
+    fleet: Uri,
+}
+
+impl Contacts {
+    fn new(world: SocketAddr, fleet: Option<SocketAddr>) -> Result<Self, String> {
+        let uri = |host: SocketAddr| {
+            Uri::try_from(format!("sip:teleapi@{host}")).map_err(|e| e.to_string())
+        };
+        Ok(Self {
+            world: uri(world)?,
+            fleet: uri(fleet.unwrap_or(world))?,
+        })
+    }
+
+    /// The Contact of a dialog whose request-URI's user is `user`.
+    fn for_user(&self, user: &str) -> Uri {
+        if user.starts_with("bridge-") {
+            self.fleet.clone()
+        } else {
+            self.world.clone()
+        }
+    }
 }
 
 impl Drop for RsipStack {
@@ -82,8 +113,7 @@ impl RsipStack {
             .incoming_transactions()
             .map_err(|e| e.to_string())?;
         let layer = Arc::new(DialogLayer::new(endpoint.inner.clone()));
-        let host = config.public.unwrap_or(config.bind);
-        let contact = Uri::try_from(format!("sip:teleapi@{host}")).map_err(|e| e.to_string())?;
+        let contact = Contacts::new(config.public.unwrap_or(config.bind), config.bridge)?;
         let stack = Arc::new(Self {
             layer: layer.clone(),
             contact: contact.clone(),
@@ -96,7 +126,7 @@ impl RsipStack {
 
     /// The URI calls from this endpoint come from.
     pub fn contact(&self) -> &Uri {
-        &self.contact
+        &self.contact.world
     }
 }
 
@@ -104,7 +134,7 @@ impl RsipStack {
 async fn serve(
     layer: Arc<DialogLayer>,
     mut incoming: TransactionReceiver,
-    contact: Uri,
+    contact: Contacts,
     offers: mpsc::UnboundedSender<Offer>,
 ) {
     while let Some(mut tx) = incoming.recv().await {
@@ -154,7 +184,7 @@ async fn serve(
                     &tx,
                     states,
                     None,
-                    Some(contact.clone()),
+                    Some(contact.for_user(&user)),
                 ) {
                     Ok(dialog) => dialog,
                     Err(_) => {
@@ -334,11 +364,16 @@ impl Sip for RsipStack {
         events: mpsc::UnboundedSender<SipEvent>,
     ) -> Result<Arc<dyn Dialog>, String> {
         let callee = Uri::try_from(to).map_err(|e| format!("'{to}' is not a SIP URI: {e}"))?;
-        let caller = Uri::try_from(from).unwrap_or_else(|_| self.contact.clone());
+        let caller = Uri::try_from(from).unwrap_or_else(|_| self.contact.world.clone());
+        let user = callee
+            .auth
+            .as_ref()
+            .map(|a| a.user.clone())
+            .unwrap_or_default();
         let option = InviteOption {
             caller,
             callee,
-            contact: self.contact.clone(),
+            contact: self.contact.for_user(&user),
             content_type: Some("application/sdp".into()),
             offer: Some(sdp.into_bytes()),
             ..Default::default()
