@@ -11,6 +11,9 @@ pub const EVENTS_QUEUE_ENV: &str = "TELEAPI_EVENTS_QUEUE_URL";
 pub const ACCOUNTS_TABLE_ENV: &str = "TELEAPI_ACCOUNTS_TABLE";
 pub const NUMBERS_TABLE_ENV: &str = "TELEAPI_NUMBERS_TABLE";
 pub const QUEUES_TABLE_ENV: &str = "TELEAPI_QUEUES_TABLE";
+/// The calls table: a worker counts a queue's callers on every worker through its `queue`
+/// index when one more joins (`MaxSize`).
+pub const CALLS_TABLE_ENV: &str = "TELEAPI_CALLS_TABLE";
 pub const WORKER_QUEUE_PREFIX_ENV: &str = "TELEAPI_WORKER_QUEUE_PREFIX";
 pub const WORKER_NAME_ENV: &str = "TELEAPI_WORKER_NAME";
 pub const CAPACITY_ENV: &str = "TELEAPI_WORKER_CAPACITY";
@@ -45,6 +48,8 @@ pub struct Deployment {
     pub numbers_table: String,
     /// Where the accounts' call queues are: how many callers each holds (`MaxSize`).
     pub queues_table: String,
+    /// The calls table, whose `queue` index lists who waits in each queue.
+    pub calls_table: String,
     /// Its own commands queue's name: `{prefix}{name}.fifo`, created at start if missing.
     pub own_queue_name: String,
     /// The name of this host or task, in its worker ids (`{name}.{start}`).
@@ -124,6 +129,7 @@ pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Deployment, Stri
         public_url: required(PUBLIC_URL_ENV)?,
         numbers_table: required(NUMBERS_TABLE_ENV)?,
         queues_table: required(QUEUES_TABLE_ENV)?,
+        calls_table: required(CALLS_TABLE_ENV)?,
         own_queue_name: format!("{prefix}{name}.fifo"),
         name,
         capacity,
@@ -144,7 +150,7 @@ mod tests {
         from_env(|name| env.get(name).cloned())
     }
 
-    const BASE: [(&str, &str); 10] = [
+    const BASE: [(&str, &str); 11] = [
         (COMMANDS_QUEUE_ENV, "https://sqs/commands.fifo"),
         (EVENTS_QUEUE_ENV, "https://sqs/events.fifo"),
         (ACCOUNTS_TABLE_ENV, "prod-accounts"),
@@ -152,6 +158,7 @@ mod tests {
         (QUEUES_TABLE_ENV, "prod-queues"),
         (RECORDINGS_BUCKET_ENV, "prod-recordings"),
         (PUBLIC_URL_ENV, "https://api.example.com/prod"),
+        (CALLS_TABLE_ENV, "prod-calls"),
         (SIP_ALLOW_ENV, "203.0.113.0/24"),
         (PUBLIC_ADDR_ENV, "198.51.100.7"),
         (WORKER_NAME_ENV, "ip-10-0-1-7.ec2.internal"),
@@ -191,7 +198,7 @@ mod tests {
 
     #[test]
     fn what_is_missing_or_wrong_is_named() {
-        for (missing, _) in BASE.iter().take(7) {
+        for (missing, _) in BASE.iter().take(8) {
             let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| k != missing).collect();
             let err = read(&pairs).unwrap_err();
             assert!(err.contains(missing), "{err}");

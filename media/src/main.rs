@@ -43,13 +43,14 @@ async fn run() -> Result<(), String> {
         deployment.commands_queue.clone(),
     ));
     let events = Arc::new(SqsQueue::new(sqs, deployment.events_queue.clone()));
-    // It reads accounts (to sign its requests), numbers (to take calls to them) and call
-    // queues (how many callers each holds).
+    // It reads accounts (to sign its requests), numbers (to take calls to them), call queues
+    // (how many callers each holds) and the calls' `queue` index (how many wait in each).
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
         TableNames {
             numbers: deployment.numbers_table.clone(),
             queues: deployment.queues_table.clone(),
+            calls: deployment.calls_table.clone(),
             ..TableNames::accounts_only(deployment.accounts_table.clone())
         },
     ));

@@ -713,7 +713,8 @@ async fn the_queues_and_members_api(local: Local) {
 /// it hears the `<Queue url>` (told the agent's CallSid), is connected, and goes on with its
 /// action (`bridged`) when the agent hangs up, whose action names the caller. An agent who
 /// waits first takes a caller who joins on the other worker (the agent says again that it
-/// waits); when that caller hangs up, the agent's dial ends and its action is told.
+/// waits); when that caller hangs up, the agent's dial ends and its action is told. A queue's
+/// `MaxSize` counts the callers of both workers.
 async fn callers_and_agents_on_two_workers(backing: teleapi_local::Backing) {
     let local = Local::start_with(backing, |options| options.simulator.workers = 2).await;
     let app = &local.app;
@@ -823,6 +824,35 @@ async fn callers_and_agents_on_two_workers(backing: teleapi_local::Backing) {
         status_is(&local, &agent, "completed")
     })
     .await;
+
+    // `MaxSize` counts the callers of every worker: one waits on one worker; the next, on the
+    // other, hears `queue-full`.
+    let (status, small) = local
+        .post(&format!("{queues}.json"), "FriendlyName=small&MaxSize=1")
+        .await;
+    assert_eq!(status, 201, "{small}");
+    app.always(
+        "/small",
+        Reply::rcml("<Response><Enqueue action=\"/after-small\">small</Enqueue></Response>"),
+    );
+    app.always("/after-small", Reply::rcml("<Response/>"));
+    let first = local.incoming("/small").await;
+    let members = format!("{queues}/{}/Members.json", small["sid"].as_str().unwrap());
+    eventually("the first caller listed", || async {
+        let listed = local.get(&members).await;
+        (listed["queue_members"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+    let second = local.incoming("/small").await;
+    assert_ne!(
+        local.worker_of(&first).await.unwrap()["id"],
+        local.worker_of(&second).await.unwrap()["id"],
+        "two workers"
+    );
+    let full = local.fetched("/after-small").await;
+    assert_eq!(full["CallSid"], second, "{full:?}");
+    assert_eq!(full["QueueResult"], "queue-full", "{full:?}");
+    local.modify(&first, "Status=completed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,10 +2,11 @@
 //! served), and the agents waiting for someone to arrive. A caller `<Enqueue>`d waits here; an
 //! agent's `<Dial><Queue>` takes the first, or waits for the next. The legs meet through their
 //! inboxes: the agent tells the caller it is dequeued, the caller answers as a dialled leg does.
-//! A queue is this worker's: callers and agents on other workers do not meet (docs/decisions.md,
-//! "The verbs after the first ones"); each caller's joining and leaving is reported, so the API
-//! lists and dequeues every queue's callers. How many callers a queue holds is what the application set (`MaxSize`), read from
-//! the queues' store ([`QueueSizes`]).
+//! A line is this worker's: an agent with no caller here meets one of another worker through the
+//! control plane (`crate::relay`); each caller's joining and leaving is reported, so the API
+//! lists and dequeues every queue's callers. How many callers a queue holds is what the
+//! application set (`MaxSize`), read from the queues' store, counted over every worker from the
+//! queue's index ([`QueueSizes`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,18 @@ impl QueueSizes {
         Self {
             queues,
             read: Arc::default(),
+        }
+    }
+
+    /// How many callers wait in the queue on every worker, as its index lists them (within a
+    /// second or so); 0 if the store cannot be read (this worker's line still counts).
+    pub(crate) async fn listed(&self, sid: &QueueSid) -> usize {
+        match self.queues.members(sid).await {
+            Ok(members) => members.len(),
+            Err(err) => {
+                tracing::warn!(queue_sid = %sid, error = %err, "worker: queue's members not read; only this worker's are counted");
+                0
+            }
         }
     }
 
@@ -120,13 +133,16 @@ impl SharedQueues {
         result
     }
 
-    /// `member` joins the queue `name` of `account`, which holds at most `max_size` callers.
+    /// `member` joins the queue `name` of `account`, which holds at most `max_size` callers:
+    /// this worker's, or `listed` (every worker's, as the queue's index lists them), whichever
+    /// is more. An agent waiting here takes it, full or not.
     pub(crate) fn enqueue(
         &self,
         account: &AccountSid,
         name: &str,
         member: Member,
         max_size: u32,
+        listed: usize,
     ) -> Enqueued {
         self.with(account, name, |line| {
             let sid = line.sid.clone();
@@ -142,7 +158,7 @@ impl SharedQueues {
                     return Enqueued::Taken { sid };
                 }
             }
-            if line.members.len() >= max_size as usize {
+            if line.members.len().max(listed) >= max_size as usize {
                 return Enqueued::Full { sid };
             }
             line.members.push_back(member);

@@ -258,7 +258,7 @@ impl Leg {
         self.shared
             .call_queues
             // Back where it waited: it was counted in already.
-            .enqueue(&self.info.account_sid, queue, member, u32::MAX);
+            .enqueue(&self.info.account_sid, queue, member, u32::MAX, 0);
     }
 
     /// The agent's timeout passed with nobody in the queue: the dial ends, `no-answer`.

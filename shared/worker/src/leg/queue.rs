@@ -50,14 +50,17 @@ impl Leg {
             since: Instant::now(),
         };
         let sid = QueueSid::named(&self.info.account_sid, &verb.name);
-        let max_size = match &self.shared.queue_sizes {
-            Some(sizes) => sizes.max_size(&sid).await,
-            None => teleapi_domain::queue::DEFAULT_MAX_SIZE,
+        let (max_size, listed) = match &self.shared.queue_sizes {
+            Some(sizes) => (sizes.max_size(&sid).await, sizes.listed(&sid).await),
+            None => (teleapi_domain::queue::DEFAULT_MAX_SIZE, 0),
         };
-        let enqueued =
-            self.shared
-                .call_queues
-                .enqueue(&self.info.account_sid, &verb.name, member, max_size);
+        let enqueued = self.shared.call_queues.enqueue(
+            &self.info.account_sid,
+            &verb.name,
+            member,
+            max_size,
+            listed,
+        );
         let queued = Queued {
             name: verb.name,
             sid: match &enqueued {
@@ -326,7 +329,7 @@ impl Leg {
         };
         self.shared
             .call_queues
-            .enqueue(&self.info.account_sid, &name, member, u32::MAX);
+            .enqueue(&self.info.account_sid, &name, member, u32::MAX, 0);
         let queue_sid = sid.clone();
         self.event(|seq| EventKind::CallEnqueued {
             seq,
