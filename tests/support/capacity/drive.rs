@@ -597,8 +597,10 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     run.begin();
     let sizes = run.world.backend.queues.call_queue(&queue).await.unwrap();
     assert_eq!(sizes.map(|q| q.max_size), Some(20));
+    let listed = run.world.backend.queues.members(&queue).await.unwrap();
+    assert!(listed.is_empty());
     run.end(
-        "a queue's MaxSize, read by the media worker a caller joins (cached 10 s)",
+        "a queue's MaxSize (cached 10 s) and who waits in it, read by the media worker a caller joins",
         "media worker",
         Invocation::Worker,
     );
@@ -659,6 +661,32 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     )
     .await;
     run.end("event: call.dequeued", "call-events", Invocation::Queue);
+    // An agent waits on a worker with no caller of the queue there; a caller waits on another:
+    // the agent's report takes it (a conditional write of the caller and its intent, the
+    // `queue.bridge` command to its worker).
+    let (agent, other) = (CallSid::generate(), CallSid::generate());
+    for call in [&agent, &other] {
+        run.event(call, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230004", "command_queue_url": run.worker, "worker_id": WORKER})).await;
+        run.event(call, json!({"type": "call.status", "status": "in-progress", "start_time": run.world.clock.now().millis()})).await;
+    }
+    run.event(
+        &other,
+        json!({"type": "call.enqueued", "queue_sid": queue, "queue": "support"}),
+    )
+    .await;
+    run.begin();
+    run.event(
+        &agent,
+        json!({"type": "queue.agent_waiting", "queue_sid": queue, "address": "10.0.3.17:5060", "token": "5d0c8e2f1a3b4c6d7e8f90a1b2c3d4e5"}),
+    )
+    .await;
+    run.end(
+        "event: queue.agent_waiting (a caller on another worker taken)",
+        "call-events",
+        Invocation::Queue,
+    );
+    let taken = run.world.backend.calls.call(&other).await.unwrap().unwrap();
+    assert_eq!(taken.queue, None, "the caller was taken for the agent");
 
     // ---- reading
     run.begin();
