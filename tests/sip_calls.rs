@@ -203,14 +203,19 @@ impl Media {
         assert_eq!(status, 201, "{answer}");
     }
 
+    /// The latest call to `number`, as the API lists it (`null` if there is none).
+    pub(crate) async fn latest_call_to(&self, number: &str) -> Value {
+        let page = self
+            .get(&format!("{}.json?To={}", self.calls(), encode(number)))
+            .await;
+        page["calls"][0].clone()
+    }
+
     /// Waits for the latest call to `number` to reach `status`.
     pub(crate) async fn until_call_to(&self, number: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let page = self
-                .get(&format!("{}.json?To={}", self.calls(), encode(number)))
-                .await;
-            let call = &page["calls"][0];
+            let call = self.latest_call_to(number).await;
             if call["status"] == status {
                 return;
             }
@@ -267,6 +272,17 @@ impl Media {
 
 /// Seconds of `heard` in which `hz` is the sound (100 ms windows, loud enough and mostly
 /// that tone).
+/// Asserts that `listener` heard `talker` (whose tone is `hz`) for two seconds at least.
+pub(crate) fn assert_heard(listener: (&str, &[i16]), talker: (&str, f64)) {
+    let seconds = seconds_of(listener.1, talker.1);
+    assert!(
+        seconds >= 2.0,
+        "{} heard {} for {seconds} s",
+        listener.0,
+        talker.0
+    );
+}
+
 pub(crate) fn seconds_of(heard: &[i16], hz: f64) -> f64 {
     heard
         .chunks(800)

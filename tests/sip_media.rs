@@ -796,16 +796,9 @@ async fn machines_are_told_from_people_and_voicemail_is_left() {
     let _ = talker.stop().await;
 }
 
-/// A call queue on real phones: Alice (1 kHz) waits in `support`; Bob (2 kHz) dials the queue
-/// and is bridged with her: each hears the other. When Bob hangs up, Alice goes on after her
-/// `<Enqueue>` (nothing: her call completes).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queued_caller_talks_with_its_agent() {
-    let media = crate::sip_calls::Media::start().await;
-    let (alice, bob) = (
-        media.phone("alice", ALICE).await,
-        media.phone("bob", BOB).await,
-    );
+/// The app's documents of a call queue on real phones: `/queue` waits in `support` (`/music`:
+/// silence), `/agent` takes its first caller.
+fn queue_documents(media: &Media) {
     let enqueue = format!(
         "<Response><Enqueue waitUrl=\"{}\">support</Enqueue></Response>",
         media.app.url("/music")
@@ -819,6 +812,19 @@ async fn a_queued_caller_talks_with_its_agent() {
         "/agent",
         Reply::rcml("<Response><Dial><Queue>support</Queue></Dial></Response>"),
     );
+}
+
+/// A call queue on real phones: Alice (1 kHz) waits in `support`; Bob (2 kHz) dials the queue
+/// and is bridged with her: each hears the other. When Bob hangs up, Alice goes on after her
+/// `<Enqueue>` (nothing: her call completes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_caller_talks_with_its_agent() {
+    let media = Media::start().await;
+    let (alice, bob) = (
+        media.phone("alice", ALICE).await,
+        media.phone("bob", BOB).await,
+    );
+    queue_documents(&media);
     let caller = media.call(&alice.uri(), "/queue").await;
     until("the caller to wait", || async {
         media.app.received_at("/music").into_iter().next()
@@ -830,17 +836,9 @@ async fn a_queued_caller_talks_with_its_agent() {
     media.modify(&agent, "Status=completed").await;
     media.until_status(&caller, "completed").await;
     let (alice, bob) = (alice.stop().await, bob.stop().await);
-    use crate::sip_calls::seconds_of;
-    assert!(
-        seconds_of(&alice, BOB) >= 2.0,
-        "Alice heard Bob: {} s",
-        seconds_of(&alice, BOB)
-    );
-    assert!(
-        seconds_of(&bob, ALICE) >= 2.0,
-        "Bob heard Alice: {} s",
-        seconds_of(&bob, ALICE)
-    );
+    use crate::sip_calls::assert_heard;
+    assert_heard(("Alice", &alice), ("Bob", BOB));
+    assert_heard(("Bob", &bob), ("Alice", ALICE));
 }
 
 /// A call queue across two SIP/RTP workers (`--workers 2`): Bob (2 kHz) calls the support
@@ -852,7 +850,7 @@ async fn a_queued_caller_talks_with_its_agent() {
 /// Alice goes on after her `<Enqueue>` (nothing: her call completes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_caller_and_an_agent_on_two_workers_talk() {
-    let media = crate::sip_calls::Media::start_with(|options| options.simulator.workers = 2).await;
+    let media = Media::start_with(|options| options.simulator.workers = 2).await;
     // Carol's SIP user is a CallSid, as a bridge's caller is: only the token keeps her out.
     let (alice, bob, carol) = (
         media.phone("alice", ALICE).await,
@@ -861,35 +859,15 @@ async fn a_queued_caller_and_an_agent_on_two_workers_talk() {
             .phone(&teleapi_domain::CallSid::generate().to_string(), CAROL)
             .await,
     );
-    let enqueue = format!(
-        "<Response><Enqueue waitUrl=\"{}\">support</Enqueue></Response>",
-        media.app.url("/music")
-    );
-    media.app.always("/queue", Reply::rcml(&enqueue));
-    media.app.always(
-        "/music",
-        Reply::rcml("<Response><Pause length=\"60\"/></Response>"),
-    );
-    media.app.always(
-        "/agent",
-        Reply::rcml("<Response><Dial><Queue>support</Queue></Dial></Response>"),
-    );
+    queue_documents(&media);
     let (line, support) = ("+15557651001", "+15557651002");
     media.number(line, "/queue", "").await;
     media.number(support, "/agent", "").await;
     bob.dial(&format!("sip:{support}@{}", media.sip_of(1)))
         .await;
     media.until_call_to(support, "in-progress").await;
-    let agent = media
-        .get(&format!(
-            "{}.json?To={}",
-            media.calls(),
-            crate::sip_calls::encode(support)
-        ))
-        .await["calls"][0]["sid"]
-        .as_str()
-        .expect("the agent's call")
-        .to_owned();
+    let agent = media.latest_call_to(support).await;
+    let agent = agent["sid"].as_str().expect("the agent's call").to_owned();
     let forged = teleapi_worker::bridge_uri(
         &agent.parse().unwrap(),
         &teleapi_domain::sid::random_hex32(),
@@ -907,14 +885,7 @@ async fn a_queued_caller_and_an_agent_on_two_workers_talk() {
     .await;
     // Taken within the agent's next report (5 s), then talking.
     until("the caller taken", || async {
-        let calls = media
-            .get(&format!(
-                "{}.json?To={}",
-                media.calls(),
-                crate::sip_calls::encode(line)
-            ))
-            .await;
-        let caller = calls["calls"][0]["sid"].as_str()?.to_owned();
+        let caller = media.latest_call_to(line).await["sid"].as_str()?.to_owned();
         let intents = media
             .get(&format!("{}/{caller}/Modifications.json", media.calls()))
             .await;
@@ -929,17 +900,9 @@ async fn a_queued_caller_and_an_agent_on_two_workers_talk() {
     media.modify(&agent, "Status=completed").await;
     media.until_call_to(line, "completed").await;
     let (alice, bob, _) = (alice.stop().await, bob.stop().await, carol.stop().await);
-    use crate::sip_calls::seconds_of;
-    assert!(
-        seconds_of(&alice, BOB) >= 2.0,
-        "Alice heard Bob: {} s",
-        seconds_of(&alice, BOB)
-    );
-    assert!(
-        seconds_of(&bob, ALICE) >= 2.0,
-        "Bob heard Alice: {} s",
-        seconds_of(&bob, ALICE)
-    );
+    use crate::sip_calls::{assert_heard, seconds_of};
+    assert_heard(("Alice", &alice), ("Bob", BOB));
+    assert_heard(("Bob", &bob), ("Alice", ALICE));
     assert!(
         seconds_of(&bob, CAROL) < 0.5,
         "Bob heard Carol: {} s",

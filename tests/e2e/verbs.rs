@@ -52,6 +52,19 @@ impl Local {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Asserts that two different workers run the calls `a` and `b`.
+    async fn on_two_workers(&self, a: &str, b: &str) {
+        let worker = |call| async move {
+            let found = self.worker_of(call).await;
+            found.unwrap_or_else(|| panic!("no worker runs {call}"))["id"].clone()
+        };
+        assert_ne!(
+            worker(a).await,
+            worker(b).await,
+            "{a} and {b} on two workers"
+        );
+    }
+
     async fn fetched(&self, path: &str) -> std::collections::BTreeMap<String, String> {
         eventually(&format!("a request to {path}"), || async {
             self.fetches(path).first().map(|r| r.params.clone())
@@ -755,20 +768,7 @@ async fn callers_and_agents_on_two_workers(backing: teleapi_local::Backing) {
     })
     .await;
     let agent = local.incoming("/agent1").await;
-    let (on, other) = (
-        local
-            .worker_of(&caller)
-            .await
-            .expect("a worker runs the caller"),
-        local
-            .worker_of(&agent)
-            .await
-            .expect("a worker runs the agent"),
-    );
-    assert_ne!(
-        on["id"], other["id"],
-        "the caller and the agent on two workers"
-    );
+    local.on_two_workers(&caller, &agent).await;
     let whisper = local.fetched("/whisper1").await;
     assert_eq!(whisper["CallSid"], caller, "{whisper:?}");
     assert_eq!(whisper["DequeingCallSid"], agent, "{whisper:?}");
@@ -798,20 +798,7 @@ async fn callers_and_agents_on_two_workers(backing: teleapi_local::Backing) {
     })
     .await;
     let caller = local.incoming("/enqueue").await;
-    let (on, other) = (
-        local
-            .worker_of(&caller)
-            .await
-            .expect("a worker runs the caller"),
-        local
-            .worker_of(&agent)
-            .await
-            .expect("a worker runs the agent"),
-    );
-    assert_ne!(
-        on["id"], other["id"],
-        "the caller and the agent on two workers"
-    );
+    local.on_two_workers(&caller, &agent).await;
     let whisper = local.fetched("/whisper2").await;
     assert_eq!(whisper["DequeingCallSid"], agent, "{whisper:?}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -844,11 +831,7 @@ async fn callers_and_agents_on_two_workers(backing: teleapi_local::Backing) {
     })
     .await;
     let second = local.incoming("/small").await;
-    assert_ne!(
-        local.worker_of(&first).await.unwrap()["id"],
-        local.worker_of(&second).await.unwrap()["id"],
-        "two workers"
-    );
+    local.on_two_workers(&first, &second).await;
     let full = local.fetched("/after-small").await;
     assert_eq!(full["CallSid"], second, "{full:?}");
     assert_eq!(full["QueueResult"], "queue-full", "{full:?}");

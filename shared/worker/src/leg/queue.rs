@@ -223,15 +223,7 @@ impl Leg {
         queued.taken = Some(waited);
         let sid = queued.sid.clone();
         self.report_dequeued(&sid).await;
-        if matches!(
-            self.wait,
-            Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)
-        ) {
-            self.shared.media.stop_playing(&self.info.sid);
-        }
-        self.program.clear();
-        self.pc = 0;
-        self.wait = Wait::Idle;
+        self.stop_document();
         tracing::info!(call_sid = %self.info.sid, queue = %sid, agent = %agent, "worker: dequeued");
         self.parent = Some(leg.clone());
         match url {
@@ -312,15 +304,7 @@ impl Leg {
         let (name, sid, since) = (queued.name.clone(), queued.sid.clone(), queued.since);
         self.parent = None;
         self.screening = false;
-        if matches!(
-            self.wait,
-            Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)
-        ) {
-            self.shared.media.stop_playing(&self.info.sid);
-        }
-        self.program.clear();
-        self.pc = 0;
-        self.wait = Wait::Idle;
+        self.stop_document();
         tracing::info!(call_sid = %self.info.sid, queue = %sid, "worker: back in the queue");
         let member = Member {
             call: self.info.sid.clone(),
@@ -339,6 +323,19 @@ impl Leg {
         .await;
         let music = self.wait_music();
         self.run(music).await;
+    }
+
+    /// What the leg plays stops, and its document with it (taken from, or back in, its queue).
+    fn stop_document(&mut self) {
+        if matches!(
+            self.wait,
+            Wait::Playing(_) | Wait::Gather { .. } | Wait::Record(_)
+        ) {
+            self.shared.media.stop_playing(&self.info.sid);
+        }
+        self.program.clear();
+        self.pc = 0;
+        self.wait = Wait::Idle;
     }
 
     /// The agent's side of the bridge ended: the caller goes on with its action (`bridged`).
