@@ -754,10 +754,22 @@ mod tests {
         assert_eq!(options.public_ip, Some("203.0.113.9".parse().unwrap()));
         assert!(options.allowed.contains("192.0.2.1".parse().unwrap()));
         assert_eq!(options.trunk.as_deref(), Some("gw.example.com:5080"));
+        // Several SIP workers: on consecutive ports, the RTP ports shared out (the stack's).
+        let two = parse(&["--sip", "127.0.0.1:5060", "--workers", "2"]).unwrap();
+        assert_eq!(two.simulator.workers, 2);
+        assert!(two.sip.is_some());
         for args in [
             &["--sip", "nowhere"][..],
             &["--sip", "127.0.0.1:5060", "--rtp-ports", "100-200"],
-            &["--sip", "127.0.0.1:5060", "--workers", "2"],
+            &["--sip", "127.0.0.1:5060", "--no-simulator"],
+            &[
+                "--sip",
+                "127.0.0.1:5060",
+                "--workers",
+                "2",
+                "--rtp-ports",
+                "30000-30002",
+            ],
             &["--rtp-ports", "30000-30999"],
             &["--sip", "127.0.0.1:5060", "--sip-allow", "10.0.0.0/40"],
             &["--sip", "0.0.0.0:5060"],

@@ -108,33 +108,40 @@ impl Drop for Wait {
     }
 }
 
+/// Where the media reports a relay's leg: its inbox.
+fn inputs(sender: &mpsc::UnboundedSender<Message>) -> Inputs {
+    let sender = sender.clone();
+    Inputs::new(move |input| {
+        let _ = sender.send(Message::Media(input));
+    })
+}
+
 struct Relay {
     shared: Shared,
     /// The media's leg.
     sid: CallSid,
     /// This worker's leg it speaks to: the caller, or the agent.
     peer: mpsc::UnboundedSender<Message>,
+    /// Its inbox: it holds no sender of its own, so that it ends once nobody can tell it
+    /// anything more (its peer and its media gone).
     inbox: mpsc::UnboundedReceiver<Message>,
-    sender: mpsc::UnboundedSender<Message>,
 }
 
 impl Relay {
-    fn new(shared: &Shared, sid: CallSid, peer: mpsc::UnboundedSender<Message>) -> Self {
+    /// The relay, and its inbox's sender.
+    fn new(
+        shared: &Shared,
+        sid: CallSid,
+        peer: mpsc::UnboundedSender<Message>,
+    ) -> (Self, mpsc::UnboundedSender<Message>) {
         let (sender, inbox) = mpsc::unbounded_channel();
-        Self {
+        let relay = Self {
             shared: shared.clone(),
             sid,
             peer,
             inbox,
-            sender,
-        }
-    }
-
-    fn inputs(&self) -> Inputs {
-        let sender = self.sender.clone();
-        Inputs::new(move |input| {
-            let _ = sender.send(Message::Media(input));
-        })
+        };
+        (relay, sender)
     }
 
     /// The caller's side: rings the agent's worker; once it has answered and the caller is
@@ -239,7 +246,7 @@ pub(crate) fn toward_agent(
     leg: mpsc::UnboundedSender<Message>,
     bridge: &Bridge,
 ) -> mpsc::UnboundedSender<Message> {
-    let relay = Relay::new(shared, CallSid::generate(), leg);
+    let (relay, sender) = Relay::new(shared, CallSid::generate(), leg);
     let info = LegInfo {
         sid: relay.sid.clone(),
         account_sid: caller.account_sid.clone(),
@@ -248,16 +255,15 @@ pub(crate) fn toward_agent(
         direction: Direction::OutboundDial,
         parent: Some(caller.sid.clone()),
     };
-    shared.media.place(&info, relay.inputs());
-    let sender = relay.sender.clone();
+    shared.media.place(&info, inputs(&sender));
     tokio::spawn(relay.stand_for_agent(caller.sid.clone()));
     sender
 }
 
 /// A bridge offered to this worker as the media's leg `sid`, to `to` (the bridge's URI or its
-/// user part) from `from` (the caller's CallSid, or a SIP URI of it: `sip:CA…@host`): handed to the agent it names, if that agent
-/// waits and the token is its wait's; the agent takes it if it still waits. `false` (nothing
-/// attached: the media refuses the leg) if not.
+/// user part) from `from` (the caller's CallSid, or a SIP URI of it: `sip:CA…@host`): handed
+/// to the agent it names, if that agent waits and the token is its wait's; the agent takes it
+/// if it still waits. `false` (nothing attached: the media refuses the leg) if not.
 pub(crate) fn from_caller(shared: &Shared, sid: CallSid, from: &str, to: &str) -> bool {
     let caller = from.strip_prefix("sip:").unwrap_or(from);
     let caller = caller.split('@').next().unwrap_or(caller);
@@ -275,7 +281,7 @@ pub(crate) fn from_caller(shared: &Shared, sid: CallSid, from: &str, to: &str) -
         tracing::info!(agent = %agent, "worker: a bridge for no agent waiting here, refused");
         return false;
     };
-    let relay = Relay::new(shared, sid, agent_leg.clone());
+    let (relay, sender) = Relay::new(shared, sid, agent_leg.clone());
     let leg = LegInfo {
         sid: relay.sid.clone(),
         account_sid,
@@ -284,11 +290,11 @@ pub(crate) fn from_caller(shared: &Shared, sid: CallSid, from: &str, to: &str) -
         direction: Direction::Inbound,
         parent: None,
     };
-    shared.media.attach(&leg, relay.inputs());
+    shared.media.attach(&leg, inputs(&sender));
     let offered = agent_leg.send(Message::RemoteCaller {
         caller,
         relay: relay.sid.clone(),
-        leg: relay.sender.clone(),
+        leg: sender,
     });
     if offered.is_err() {
         shared.media.reject(&relay.sid, false);

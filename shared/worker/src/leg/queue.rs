@@ -81,12 +81,7 @@ impl Leg {
         tracing::info!(call_sid = %self.info.sid, queue = %queued.sid, "worker: enqueued");
         let (queue_sid, queue) = (queued.sid.clone(), queued.name.clone());
         self.queued = Some(queued);
-        self.event(|seq| EventKind::CallEnqueued {
-            seq,
-            queue_sid,
-            queue,
-        })
-        .await;
+        self.report_enqueued(queue_sid, queue).await;
         Some(self.wait_music())
     }
 
@@ -155,6 +150,16 @@ impl Leg {
             .unwrap_or_else(|| queued.since.elapsed());
         self.report_dequeued(&queued.sid).await;
         self.after_queue(queued, "leave", waited)
+    }
+
+    /// `call.enqueued`: the caller waits in `queue_sid` (named `queue`).
+    async fn report_enqueued(&mut self, queue_sid: QueueSid, queue: String) {
+        self.event(|seq| EventKind::CallEnqueued {
+            seq,
+            queue_sid,
+            queue,
+        })
+        .await;
     }
 
     /// `call.dequeued`: the caller no longer waits in `queue`.
@@ -276,12 +281,33 @@ impl Leg {
             .get(&bridge.agent_call_sid)
             .cloned();
         if let Some(agent) = local {
-            let _ = agent.send(Message::QueueMember {
+            // As if it had just joined: the agent takes it (`call.dequeued`), or it waits in
+            // its line, where the control plane, which took it out, must see it again.
+            self.report_enqueued(bridge.queue_sid.clone(), name.clone())
+                .await;
+            let offered = agent.send(Message::QueueMember {
                 queue: name,
                 call: self.info.sid.clone(),
                 leg: self.sender.clone(),
                 since,
             });
+            if let Err(mpsc::error::SendError(Message::QueueMember {
+                queue,
+                call,
+                leg,
+                since,
+            })) = offered
+            {
+                // The agent has just ended: back in the line.
+                let member = Member { call, leg, since };
+                self.shared.call_queues.enqueue(
+                    &self.info.account_sid,
+                    &queue,
+                    member,
+                    u32::MAX,
+                    0,
+                );
+            }
             return;
         }
         let url = bridge
@@ -314,13 +340,7 @@ impl Leg {
         self.shared
             .call_queues
             .enqueue(&self.info.account_sid, &name, member, u32::MAX, 0);
-        let queue_sid = sid.clone();
-        self.event(|seq| EventKind::CallEnqueued {
-            seq,
-            queue_sid,
-            queue: name,
-        })
-        .await;
+        self.report_enqueued(sid, name).await;
         let music = self.wait_music();
         self.run(music).await;
     }
