@@ -81,7 +81,7 @@ pub(crate) enum Message {
     /// From the agent: the bridge with this dequeued caller is over; the caller goes on with
     /// its `<Enqueue>`'s action (`QueueResult=bridged`).
     AgentLeft,
-    /// From a bridge of another worker (`crate::relay`): the caller `caller`, taken for this
+    /// From a bridge of another worker (relay.rs): the caller `caller`, taken for this
     /// agent by the control plane, is at `relay`; taken as a queued caller if the agent still
     /// waits, else told `LegEnded`.
     RemoteCaller {

@@ -3,7 +3,7 @@
 //! agent's `<Dial><Queue>` takes the first, or waits for the next. The legs meet through their
 //! inboxes: the agent tells the caller it is dequeued, the caller answers as a dialled leg does.
 //! A line is this worker's: an agent with no caller here meets one of another worker through the
-//! control plane (`crate::relay`); each caller's joining and leaving is reported, so the API
+//! control plane (a bridge between workers: relay.rs); each caller's joining and leaving is reported, so the API
 //! lists and dequeues every queue's callers. How many callers a queue holds is what the
 //! application set (`MaxSize`), read from the queues' store, counted over every worker from the
 //! queue's index ([`QueueSizes`]).

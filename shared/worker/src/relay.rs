@@ -17,19 +17,16 @@
 //! side's relay tells its call as the party itself would have. A leg that is refused or not
 //! answered puts the caller back in its queue.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use subtle::ConstantTimeEq;
 use teleapi_domain::queue::Bridge;
 use teleapi_domain::sid::random_hex32;
-use teleapi_domain::{AccountSid, CallSid, CallStatus, Direction};
+use teleapi_domain::{CallSid, CallStatus, Direction};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::inbox::Message;
 use crate::media::{Inputs, LegInfo, LegInput};
-use crate::shared::Shared;
+use crate::shared::{Shared, Waiting, WaitingAgents};
 
 /// What a bridge's URI begins with, before the agent's CallSid.
 const PREFIX: &str = "sip:bridge-";
@@ -53,17 +50,6 @@ pub fn bridged_agent(uri: &str) -> Option<(CallSid, String)> {
     let token_ok = token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
     Some((agent.parse().ok()?, token.to_owned())).filter(|_| token_ok)
 }
-
-/// An agent that waits for a caller of another worker: its wait's token, its account, and its
-/// inbox.
-pub(crate) struct Waiting {
-    token: String,
-    account_sid: AccountSid,
-    leg: mpsc::UnboundedSender<Message>,
-}
-
-/// The agents of a worker that wait for callers of other workers.
-pub(crate) type WaitingAgents = Arc<Mutex<HashMap<CallSid, Waiting>>>;
 
 /// An agent's wait, open to bridges until dropped (the agent took a caller, or its dial
 /// ended).

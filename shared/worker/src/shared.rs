@@ -143,6 +143,17 @@ impl Life {
     }
 }
 
+/// An agent that waits for a caller of another worker: its wait's token, its account, and its
+/// inbox.
+pub(crate) struct Waiting {
+    pub token: String,
+    pub account_sid: teleapi_domain::AccountSid,
+    pub leg: mpsc::UnboundedSender<Message>,
+}
+
+/// The agents of a worker that wait for callers of other workers, by their calls.
+pub(crate) type WaitingAgents = Arc<Mutex<HashMap<CallSid, Waiting>>>;
+
 /// What every leg, room and stream of one worker shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -170,8 +181,8 @@ pub(crate) struct Shared {
     pub(crate) call_queues: crate::queues::SharedQueues,
     /// Where it reads how many callers each queue holds (none: Twilio's 100 each).
     pub(crate) queue_sizes: Option<crate::queues::QueueSizes>,
-    /// Its agents that wait for callers of other workers (`crate::relay`).
-    pub(crate) waiting_agents: crate::relay::WaitingAgents,
+    /// Its agents that wait for callers of other workers (relay.rs: bridges between workers).
+    pub(crate) waiting_agents: WaitingAgents,
 }
 
 impl Shared {
