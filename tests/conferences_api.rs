@@ -278,10 +278,7 @@ async fn post(world: &World, path: &str, body: &str) -> lambda_http::Response<la
 }
 
 async fn delete(world: &World, path: &str) -> lambda_http::Response<lambda_http::Body> {
-    let path = format!("/call/2012-04-24/Accounts/{}{path}", world.account.sid);
-    let mut request = get_request(&path, Some(&world.auth()));
-    *request.method_mut() = lambda_http::http::Method::DELETE;
-    world.send(request).await
+    world.delete(path).await
 }
 
 /// A room of two (caller, agent), as reported.

@@ -563,6 +563,14 @@ impl World {
         self.send(get_request(&path, Some(&self.auth()))).await
     }
 
+    /// `DELETE` of a path relative to this account.
+    pub async fn delete(&self, path: &str) -> lambda_http::Response<Body> {
+        let path = format!("{BASE}/Accounts/{}{path}", self.account.sid);
+        let mut request = get_request(&path, Some(&self.auth()));
+        *request.method_mut() = Method::DELETE;
+        self.send(request).await
+    }
+
     /// `POST` of a form to a path relative to this account.
     pub async fn post(&self, path: &str, body: &str) -> lambda_http::Response<Body> {
         let path = format!("{BASE}/Accounts/{}{path}", self.account.sid);

@@ -31,6 +31,9 @@ pub struct Measured {
     pub billed: Vec<Billed>,
     /// Requests made to applications.
     pub http_requests: u64,
+    /// S3 requests to the recordings bucket, by action (`PutObject`, `GetObject`,
+    /// `DeleteObject`), counted at the media store's port.
+    pub s3: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +49,44 @@ pub enum Invocation {
     WithinSchedule,
     /// A media worker's own request (it reads numbers itself): no Lambda, no queue.
     Worker,
+}
+
+/// The recordings' media store, counting its requests as S3 requests.
+struct CountingMedia {
+    inner: Arc<dyn teleapi_ports::MediaStore>,
+    counts: Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
+}
+
+impl CountingMedia {
+    fn count(&self, action: &'static str) {
+        *self.counts.lock().unwrap().entry(action).or_default() += 1;
+    }
+}
+
+#[async_trait]
+impl teleapi_ports::MediaStore for CountingMedia {
+    async fn fetch(
+        &self,
+        location: &str,
+    ) -> Result<Option<teleapi_ports::Media>, teleapi_ports::StoreError> {
+        self.count("GetObject");
+        self.inner.fetch(location).await
+    }
+
+    async fn delete(&self, location: &str) -> Result<(), teleapi_ports::StoreError> {
+        self.count("DeleteObject");
+        self.inner.delete(location).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, teleapi_ports::StoreError> {
+        self.count("PutObject");
+        self.inner.put(key, content_type, bytes).await
+    }
 }
 
 /// A webhook client that answers every request 204 and counts them.
@@ -95,12 +136,15 @@ struct Run {
     app: Arc<CountingApp>,
     out: Vec<Measured>,
     event_seq: u64,
+    /// The recordings bucket's requests since `begin`.
+    s3: Arc<std::sync::Mutex<BTreeMap<&'static str, u64>>>,
 }
 
 impl Run {
     fn begin(&mut self) {
         self.probe.reset();
         self.app.0.store(0, Ordering::SeqCst);
+        self.s3.lock().unwrap().clear();
     }
 
     fn end(&mut self, name: &'static str, function: &'static str, invoked_by: Invocation) {
@@ -109,6 +153,7 @@ impl Run {
             function,
             invoked_by,
             http_requests: self.app.0.load(Ordering::SeqCst),
+            s3: std::mem::take(&mut *self.s3.lock().unwrap()),
             ..Measured::default()
         };
         match &self.probe {
@@ -183,6 +228,180 @@ async fn fill_account(
     }
 }
 
+/// A call of the world's account, in progress on the worker (not measured).
+async fn call_in_progress(run: &mut Run) -> CallSid {
+    let call = CallSid::generate();
+    run.event(&call, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230004", "command_queue_url": run.worker, "worker_id": WORKER})).await;
+    run.event(&call, json!({"type": "call.status", "status": "in-progress", "start_time": run.world.clock.now().millis()})).await;
+    call
+}
+
+/// Recordings: the application starts one on a call in progress; the worker reports it
+/// started, keeps its media in the bucket (WAV and MP3) and reports it completed (+ its
+/// RecordingStatusCallback); the application reads it, lists the call's, fetches its audio
+/// and deletes it. Media streams: the application starts one; the worker reports it started
+/// and stopped (+ its StatusCallback).
+async fn recordings_and_streams(run: &mut Run) {
+    let call = call_in_progress(run).await;
+    let recordings = format!("/Calls/{call}/Recordings.json");
+    run.begin();
+    let started = run
+        .world
+        .post(
+            &recordings,
+            &format!("RecordingStatusCallback={STATUS_CALLBACK}&RecordingStatusCallbackEvent=in-progress%20completed"),
+        )
+        .await;
+    assert_eq!(started.status(), 201, "{}", crate::body_text(&started));
+    run.end("start a recording", "modify-call", Invocation::Api);
+    let recording = crate::body_json(&started)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account = run.world.account.sid.clone();
+    run.begin();
+    run.event(&call, json!({"type": "recording.started", "account_sid": account, "recording": {"recording_sid": recording, "channels": "mono", "track": "both", "trim": "do-not-trim", "source": "StartCallRecordingAPI"}, "start_time": run.world.clock.now().millis()})).await;
+    run.end(
+        "event: recording.started (+ RecordingStatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    run.begin();
+    let media = run.world.services.media.clone();
+    let wav = media
+        .put(
+            &format!("{account}/{recording}.wav"),
+            "audio/wav",
+            vec![0; 44 + 16_000],
+        )
+        .await
+        .unwrap();
+    media
+        .put(
+            &format!("{account}/{recording}.mp3"),
+            "audio/mpeg",
+            vec![0; 4_000],
+        )
+        .await
+        .unwrap();
+    run.end(
+        "a recording's media kept by the media worker (WAV and MP3, 1 s each)",
+        "media worker",
+        Invocation::Worker,
+    );
+    run.begin();
+    run.event(&call, json!({"type": "recording.status", "recording_sid": recording, "status": "completed", "duration": 1, "media_url": wav})).await;
+    run.end(
+        "event: recording.status completed (+ RecordingStatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    let path = format!("/Calls/{call}/Recordings/{recording}.json");
+    run.begin();
+    assert_eq!(run.world.get(&path).await.status(), 200);
+    run.end("fetch a recording", "get-call", Invocation::Api);
+    run.begin();
+    let page = run.world.get(&recordings).await;
+    assert_eq!(
+        crate::body_json(&page)["recordings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    run.end(
+        "list page: a call's recordings (1)",
+        "list-calls",
+        Invocation::Api,
+    );
+    run.begin();
+    let audio = run.world.get(&format!("/Recordings/{recording}.wav")).await;
+    assert_eq!(audio.status(), 200, "{}", crate::body_text(&audio));
+    run.end(
+        "fetch a recording's audio (WAV)",
+        "get-call",
+        Invocation::Api,
+    );
+    run.begin();
+    let deleted = run
+        .world
+        .delete(&format!("/Recordings/{recording}.json"))
+        .await;
+    assert_eq!(deleted.status(), 204, "{}", crate::body_text(&deleted));
+    run.end(
+        "delete a recording (and its media)",
+        "modify-call",
+        Invocation::Api,
+    );
+
+    run.begin();
+    let stream = run
+        .world
+        .post(
+            &format!("/Calls/{call}/Streams.json"),
+            &format!("Url=wss%3A%2F%2Fbot.example.com%2Fmedia&StatusCallback={STATUS_CALLBACK}"),
+        )
+        .await;
+    assert_eq!(stream.status(), 201, "{}", crate::body_text(&stream));
+    run.end("start a media stream", "modify-call", Invocation::Api);
+    let stream = crate::body_json(&stream)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run.begin();
+    run.event(&call, json!({"type": "stream.started", "stream": {"stream_sid": stream, "url": "wss://bot.example.com/media", "track": "inbound_track"}})).await;
+    run.end(
+        "event: stream.started (+ StatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    run.begin();
+    run.event(
+        &call,
+        json!({"type": "stream.stopped", "stream_sid": stream}),
+    )
+    .await;
+    run.end(
+        "event: stream.stopped (+ StatusCallback job)",
+        "call-events",
+        Invocation::Queue,
+    );
+    Backend::drain(run.world.backend.callbacks.as_ref()).await;
+}
+
+/// What can never be applied is kept aside: an event that is no event, a callback job that is
+/// no job. (The commands' dead-letter queue is filled by SQS itself, after five receives.)
+async fn dead_letters(run: &mut Run) {
+    let services = run.world.backend.event_services(run.world.clock.clone());
+    let poison = teleapi_pipeline::consumer::BatchMessage {
+        id: "poison-1".into(),
+        body: "{\"version\": 1, \"type\": \"call.exploded\"}".into(),
+        group: Some("CA0123456789abcdef0123456789abcdef".into()),
+    };
+    run.begin();
+    teleapi_pipeline::call_events::consume(&services, &poison)
+        .await
+        .unwrap();
+    run.end(
+        "a poison event dead-lettered",
+        "call-events",
+        Invocation::Queue,
+    );
+    let services = run
+        .world
+        .backend
+        .callback_services(run.world.clock.clone(), run.app.clone());
+    run.begin();
+    teleapi_pipeline::callbacks::run_job(&services, "not a job")
+        .await
+        .unwrap();
+    run.end(
+        "an unreadable callback job dead-lettered",
+        "callback",
+        Invocation::Queue,
+    );
+}
+
 /// Where the capacity runs' clocks start: a fixed instant, so that every timestamp in every
 /// item has the same size on every run.
 const START: Timestamp = Timestamp::from_millis(1_796_224_896_123);
@@ -203,7 +422,12 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         }
         None => "worker.fifo".to_owned(),
     };
-    let world = World::with_clock(backend, crate::ManualClock::starting_at(START)).await;
+    let mut world = World::with_clock(backend, crate::ManualClock::starting_at(START)).await;
+    let s3 = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    world.services.media = Arc::new(CountingMedia {
+        inner: world.services.media.clone(),
+        counts: s3.clone(),
+    });
     let mut run = Run {
         world,
         worker,
@@ -211,6 +435,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         app: Arc::new(CountingApp::default()),
         out: Vec::new(),
         event_seq: 0,
+        s3,
     };
     let now = run.world.clock.now();
     fill_account(&run.world.backend, &run.world.account, 60, now).await;
@@ -604,9 +829,7 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
         "media worker",
         Invocation::Worker,
     );
-    let waiting = CallSid::generate();
-    run.event(&waiting, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230004", "command_queue_url": run.worker, "worker_id": WORKER})).await;
-    run.event(&waiting, json!({"type": "call.status", "status": "in-progress", "start_time": run.world.clock.now().millis()})).await;
+    let waiting = call_in_progress(&mut run).await;
     run.begin();
     run.event(
         &waiting,
@@ -664,11 +887,10 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     // An agent waits on a worker with no caller of the queue there; a caller waits on another:
     // the agent's report takes it (a conditional write of the caller and its intent, the
     // `queue.bridge` command to its worker).
-    let (agent, other) = (CallSid::generate(), CallSid::generate());
-    for call in [&agent, &other] {
-        run.event(call, json!({"type": "call.initiated", "account_sid": run.world.account.sid, "direction": "outbound-api", "from": "+15551230001", "to": "+15551230004", "command_queue_url": run.worker, "worker_id": WORKER})).await;
-        run.event(call, json!({"type": "call.status", "status": "in-progress", "start_time": run.world.clock.now().millis()})).await;
-    }
+    let (agent, other) = (
+        call_in_progress(&mut run).await,
+        call_in_progress(&mut run).await,
+    );
     run.event(
         &other,
         json!({"type": "call.enqueued", "queue_sid": queue, "queue": "support"}),
@@ -687,6 +909,9 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     );
     let taken = run.world.backend.calls.call(&other).await.unwrap().unwrap();
     assert_eq!(taken.queue, None, "the caller was taken for the agent");
+
+    recordings_and_streams(&mut run).await;
+    dead_letters(&mut run).await;
 
     // ---- reading
     run.begin();

@@ -9,9 +9,13 @@ pub mod units;
 
 /// The model, measured now, as markdown (the generated part of docs/capacity.md).
 pub async fn model() -> String {
+    model::render(&measured().await, &model::Deployment::from_template())
+}
+
+/// Every operation of the model, measured now.
+pub async fn measured() -> Vec<drive::Measured> {
     let meter = meter::Meter::start(crate::moto::endpoint()).await;
-    let ops = drive::measure(&meter).await;
-    model::render(&ops, &model::Deployment::from_template())
+    drive::measure(&meter).await
 }
 
 /// Where docs/capacity.md keeps the generated part.

@@ -83,6 +83,9 @@ pub struct Prices {
     pub read_unit: f64,
     pub sqs_fifo_request: f64,
     pub sqs_standard_request: f64,
+    /// S3 Standard: PUT (and COPY, POST, LIST) requests; GET requests. DELETE is free.
+    pub s3_put: f64,
+    pub s3_get: f64,
 }
 
 pub const HTTP_API_PER_MILLION: f64 = 1.00;
@@ -97,6 +100,8 @@ fn prices(api_per_million: f64) -> Prices {
         read_unit: 0.125 / 1e6,
         sqs_fifo_request: 0.50 / 1e6,
         sqs_standard_request: 0.40 / 1e6,
+        s3_put: 0.005 / 1e3,
+        s3_get: 0.0004 / 1e3,
     }
 }
 
@@ -110,6 +115,8 @@ pub fn latency_ms(action: &str) -> f64 {
         "BatchGetItem" => 8.0,
         "TransactWriteItems" => 12.0,
         "SendMessage" => 8.0,
+        "PutObject" | "GetObject" => 20.0,
+        "DeleteObject" => 15.0,
         _ => 6.0,
     }
 }
@@ -206,6 +213,8 @@ pub struct Usage {
     pub write_units: BTreeMap<String, f64>,
     /// SQS requests by `queue action`, ours and the consumers' (modelled).
     pub sqs: BTreeMap<String, f64>,
+    /// S3 requests by `bucket action`.
+    pub s3: BTreeMap<String, f64>,
     pub http_requests: f64,
     /// Duration of one invocation's work on this operation, ms.
     pub duration_ms: f64,
@@ -226,6 +235,7 @@ impl Usage {
         merge(&mut self.read_units, &other.read_units);
         merge(&mut self.write_units, &other.write_units);
         merge(&mut self.sqs, &other.sqs);
+        merge(&mut self.s3, &other.s3);
         self.http_requests += other.http_requests * times;
     }
 
@@ -261,6 +271,11 @@ impl Usage {
             (
                 "SQS",
                 fifo * p.sqs_fifo_request + standard * p.sqs_standard_request,
+            ),
+            (
+                "S3",
+                Self::sum(&self.s3, "recordings PutObject") * p.s3_put
+                    + Self::sum(&self.s3, "recordings GetObject") * p.s3_get,
             ),
         ])
     }
@@ -309,6 +324,10 @@ pub fn usage(op: &Measured) -> Usage {
                 }
             }
         }
+    }
+    for (action, count) in &op.s3 {
+        waited += latency_ms(action) * *count as f64;
+        *usage.s3.entry(format!("recordings {action}")).or_default() += *count as f64;
     }
     usage.http_requests = op.http_requests as f64;
     waited += usage.http_requests * APPLICATION_MS;
@@ -638,7 +657,7 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
 
     // Per operation.
     writeln!(w, "### Per operation\n").unwrap();
-    writeln!(w, "| operation | function | port calls (memory) | DynamoDB requests (moto) | read units | write units | SQS requests | HTTP | Lambda invocations | cost per million |").unwrap();
+    writeln!(w, "| operation | function | port calls (memory) | DynamoDB requests (moto) | read units | write units | SQS and S3 requests | HTTP | Lambda invocations | cost per million |").unwrap();
     writeln!(w, "|---|---|---|---|---|---|---|---|---:|---:|").unwrap();
     for op in ops {
         let u = usage(op);
@@ -651,7 +670,7 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
             requests(&u.dynamodb_requests),
             units(&u.read_units),
             units(&u.write_units),
-            requests(&u.sqs),
+            requests(&u.sqs.clone().into_iter().chain(u.s3.clone()).collect()),
             u.http_requests,
             format_args!("{:.1}", u.invocations),
             u.total_cost(deployment) * 1e6
