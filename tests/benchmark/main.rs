@@ -554,6 +554,11 @@ async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
         ("reconcile-intents", json!({"source": "aws.events"})),
     ];
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    // Exec to its first request for an event: its initialisation. A scheduled function's
+    // first answer is its work (the reconciler's sweep), which nobody waits for; what a cold
+    // start adds to it is this.
+    let mut ready: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let ms = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1000.0;
     for _ in 0..runs {
         for (name, event) in &functions {
             let binary = lambda.join(name).join("bootstrap");
@@ -573,6 +578,8 @@ async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
                 .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
             let outcome = emulator.invoke(event).await;
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            let polled = emulator.first_poll().expect("it asked for its event");
+            ready.entry(name).or_default().push(ms(started, polled));
             assert!(
                 matches!(outcome, Outcome::Response(_)),
                 "{name}: {outcome:?}"
@@ -583,21 +590,51 @@ async fn cold_start(rows: &mut Vec<Row>, runs: usize) {
         }
     }
     let hello = stats(&times["hello-lambda"]);
+    let hello_ready = stats(&ready["hello-lambda"]);
     for (name, _) in functions.iter().skip(1) {
-        let s = stats(&times[name]);
-        let ratio = s.median / hello.median;
+        let scheduled = *name == "reconcile-intents";
+        // The API and queue functions are timed to their first answer (a request or batch
+        // that needs no store); the scheduled reconciler to its readiness, both against hello's.
+        let (s, base, to) = if scheduled {
+            (
+                stats(&ready[name]),
+                &hello_ready,
+                "ready for its first event",
+            )
+        } else {
+            (stats(&times[name]), &hello, "first answer")
+        };
+        let ratio = s.median / base.median;
         rows.push(Row {
-            figure: format!("cold start: {name} / hello-world lambda_http"),
+            figure: format!("cold start: {name} / hello-world lambda_http ({to})"),
             value: format!("{ratio:.2}x"),
             target: "<= 1.5".into(),
             met: Some(ratio <= 1.5),
             detail: format!(
                 "{name} {}; hello {}",
                 describe(&s, "ms"),
-                describe(&hello, "ms")
+                describe(base, "ms")
             ),
         });
     }
+    // The reconciler's first answer is its sweep: its work, which must end within its timeout
+    // (60 s, the schedule's minute), with room to spare.
+    let sweeps: Vec<f64> = times["reconcile-intents"]
+        .iter()
+        .zip(&ready["reconcile-intents"])
+        .map(|(answer, ready)| answer - ready)
+        .collect();
+    let sweep = stats(&sweeps);
+    rows.push(Row {
+        figure: "reconcile-intents: its first sweep, after its start (moto)".into(),
+        value: format!("{:.0} ms", sweep.median),
+        target: "<= 6000 ms (a tenth of its timeout)".into(),
+        met: Some(sweep.median <= 6000.0),
+        detail: format!(
+            "{}; the pending index's 80 partitions, queried at once (moto serialises them)",
+            describe(&sweep, "ms")
+        ),
+    });
     for (name, _) in &functions {
         let bytes = std::fs::metadata(lambda.join(name).join("bootstrap"))
             .map(|m| m.len())

@@ -31,6 +31,8 @@ struct Runtime {
     waiting: HashMap<String, oneshot::Sender<Outcome>>,
     init_errors: Vec<Value>,
     next_id: u64,
+    /// When the function first asked for an event: its initialisation was over.
+    first_poll: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -48,6 +50,12 @@ pub struct Emulator {
 }
 
 async fn next(State(shared): State<Shared>) -> Response {
+    shared
+        .runtime
+        .lock()
+        .unwrap()
+        .first_poll
+        .get_or_insert_with(std::time::Instant::now);
     loop {
         let arrived = shared.arrived.notified();
         if let Some((id, body)) = shared.runtime.lock().unwrap().pending.pop_front() {
@@ -140,6 +148,11 @@ impl Emulator {
             shared,
             _stop: stop,
         }
+    }
+
+    /// When the function first asked for an event (its initialisation over), if it has.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        self.shared.runtime.lock().unwrap().first_poll
     }
 
     /// Hands `event` to the function and waits (at most 30 s) for its answer.
