@@ -414,9 +414,9 @@ impl Stack {
         let workers = options.simulator.workers.max(1);
         let mut sip = Vec::new();
         if let Some(first) = &options.sip {
-            for n in 0..workers {
-                let of = u16::try_from(workers).map_err(|_| "too many workers".to_owned())?;
-                let mine = first.for_worker(n as u16, of)?;
+            let of = u16::try_from(workers).map_err(|_| "too many workers".to_owned())?;
+            for n in 0..of {
+                let mine = first.for_worker(n, of)?;
                 // Its recordings go where the API serves them from.
                 sip.push(teleapi_media::start(&mine, Some(media.clone())).await?);
             }

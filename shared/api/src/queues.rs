@@ -333,7 +333,7 @@ pub async fn dequeue_member(
             status: StatusCode::OK,
         };
         let dequeued = intents::change_call(services, change, |before, now| {
-            if before.waiting().is_none_or(|w| w.sid != queue.sid) {
+            if !before.waits_in(&queue.sid) {
                 // Taken, gone or ended since the index listed it.
                 return Err(ApiError::NotFound(member.call_sid.to_string()));
             }

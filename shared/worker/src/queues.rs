@@ -166,6 +166,13 @@ impl SharedQueues {
         })
     }
 
+    /// `member` goes back where it waited (an agent it reached stopped waiting, or a bridge to
+    /// one was not answered): it was counted in already, so the queue is never full for it;
+    /// an agent waiting here takes it.
+    pub(crate) fn put_back(&self, account: &AccountSid, name: &str, member: Member) -> Enqueued {
+        self.enqueue(account, name, member, u32::MAX, 0)
+    }
+
     /// Where `call` stands in the queue, if it waits there.
     pub(crate) fn standing(
         &self,

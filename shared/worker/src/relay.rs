@@ -41,11 +41,16 @@ pub fn bridge_uri(agent: &CallSid, token: &str, address: &str) -> String {
     format!("{PREFIX}{agent}-{token}@{address}")
 }
 
+/// The user part of a SIP URI (`sip:user@host` is `user`), or the text itself if it is one.
+fn sip_user(uri: &str) -> &str {
+    let user = uri.strip_prefix("sip:").unwrap_or(uri);
+    user.split('@').next().unwrap_or(user)
+}
+
 /// The agent a bridge's URI names, and the token it carries, if it is a bridge's. The URI, or
 /// only its user part (`bridge-CA…-…`).
 pub fn bridged_agent(uri: &str) -> Option<(CallSid, String)> {
-    let user = uri.strip_prefix("sip:").unwrap_or(uri);
-    let user = user.strip_prefix(&PREFIX[4..])?.split('@').next()?;
+    let user = sip_user(uri).strip_prefix(&PREFIX[4..])?;
     let (agent, token) = user.split_once('-')?;
     let token_ok = token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit());
     Some((agent.parse().ok()?, token.to_owned())).filter(|_| token_ok)
@@ -60,18 +65,13 @@ pub(crate) struct Wait {
 }
 
 impl Wait {
-    pub(crate) fn open(
-        shared: &Shared,
-        agent: &LegInfo,
-        leg: mpsc::UnboundedSender<Message>,
-    ) -> Self {
+    pub(crate) fn open(shared: &Shared, agent: &LegInfo) -> Self {
         let token = random_hex32();
         shared.waiting_agents.lock().unwrap().insert(
             agent.sid.clone(),
             Waiting {
                 token: token.clone(),
                 account_sid: agent.account_sid.clone(),
-                leg,
             },
         );
         Self {
@@ -251,19 +251,20 @@ pub(crate) fn toward_agent(
 /// to the agent it names, if that agent waits and the token is its wait's; the agent takes it
 /// if it still waits. `false` (nothing attached: the media refuses the leg) if not.
 pub(crate) fn from_caller(shared: &Shared, sid: CallSid, from: &str, to: &str) -> bool {
-    let caller = from.strip_prefix("sip:").unwrap_or(from);
-    let caller = caller.split('@').next().unwrap_or(caller);
-    let (Some((agent, token)), Ok(caller)) = (bridged_agent(to), caller.parse::<CallSid>()) else {
+    let (Some((agent, token)), Ok(caller)) = (bridged_agent(to), sip_user(from).parse::<CallSid>())
+    else {
         return false;
     };
-    let waiting = {
+    let account = {
         let agents = shared.waiting_agents.lock().unwrap();
         agents
             .get(&agent)
             .filter(|w| bool::from(w.token.as_bytes().ct_eq(token.as_bytes())))
-            .map(|w| (w.account_sid.clone(), w.leg.clone()))
+            .map(|w| w.account_sid.clone())
     };
-    let Some((account_sid, agent_leg)) = waiting else {
+    // The agent's inbox is its entry among the worker's legs.
+    let agent_leg = shared.legs.lock().unwrap().get(&agent).cloned();
+    let Some((account_sid, agent_leg)) = account.zip(agent_leg) else {
         tracing::info!(agent = %agent, "worker: a bridge for no agent waiting here, refused");
         return false;
     };

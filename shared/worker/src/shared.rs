@@ -143,12 +143,11 @@ impl Life {
     }
 }
 
-/// An agent that waits for a caller of another worker: its wait's token, its account, and its
-/// inbox.
+/// An agent that waits for a caller of another worker: its wait's token, and its account (its
+/// inbox is its entry in `legs`).
 pub(crate) struct Waiting {
     pub token: String,
     pub account_sid: teleapi_domain::AccountSid,
-    pub leg: mpsc::UnboundedSender<Message>,
 }
 
 /// The agents of a worker that wait for callers of other workers, by their calls.

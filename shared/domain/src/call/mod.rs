@@ -187,6 +187,11 @@ impl Call {
         self.queue.as_ref().filter(|_| !self.status.is_final())
     }
 
+    /// Whether the call waits in the queue `sid` now.
+    pub fn waits_in(&self, sid: &crate::sid::QueueSid) -> bool {
+        self.waiting().is_some_and(|w| w.sid == *sid)
+    }
+
     /// A call that reached one of the account's numbers, as a media worker first reports it (or
     /// as the local stack's dev route creates it).
     pub fn inbound(

@@ -388,7 +388,7 @@ pub fn plan_system(
         return None;
     }
     if let SystemAction::Bridge(bridge) = action
-        && call.waiting().is_none_or(|w| w.sid != bridge.queue_sid)
+        && !call.waits_in(&bridge.queue_sid)
     {
         // Taken, gone or ended since the index listed it.
         return None;

@@ -171,7 +171,7 @@ impl Leg {
                         }
                     }
                 }));
-                let wait = crate::relay::Wait::open(&self.shared, &self.info, self.sender.clone());
+                let wait = crate::relay::Wait::open(&self.shared, &self.info);
                 let token = wait.token.clone();
                 if let Some(dialling) = &mut self.dialling {
                     dialling.waiting = Some((wait, reminder));
@@ -257,8 +257,7 @@ impl Leg {
         let member = crate::queues::Member { call, leg, since };
         self.shared
             .call_queues
-            // Back where it waited: it was counted in already.
-            .enqueue(&self.info.account_sid, queue, member, u32::MAX, 0);
+            .put_back(&self.info.account_sid, queue, member);
     }
 
     /// The agent's timeout passed with nobody in the queue: the dial ends, `no-answer`.

@@ -300,13 +300,9 @@ impl Leg {
             {
                 // The agent has just ended: back in the line.
                 let member = Member { call, leg, since };
-                self.shared.call_queues.enqueue(
-                    &self.info.account_sid,
-                    &queue,
-                    member,
-                    u32::MAX,
-                    0,
-                );
+                self.shared
+                    .call_queues
+                    .put_back(&self.info.account_sid, &queue, member);
             }
             return;
         }
@@ -339,7 +335,7 @@ impl Leg {
         };
         self.shared
             .call_queues
-            .enqueue(&self.info.account_sid, &name, member, u32::MAX, 0);
+            .put_back(&self.info.account_sid, &name, member);
         self.report_enqueued(sid, name).await;
         let music = self.wait_music();
         self.run(music).await;
