@@ -500,11 +500,16 @@ async fn a_conference_room_mixes_its_participants() {
         "{}/call/2012-04-24/Accounts/{}/Conferences",
         media.base, media.sid
     );
-    let room = until("the room", || async {
+    // Started (its worker reported it, so the waiting music has stopped), not only listed: the
+    // phases below are timed from here.
+    let room = until("the room started", || async {
         let page = media
             .get(&format!("{conferences}.json?FriendlyName=standup"))
             .await;
-        page["conferences"][0]["sid"].as_str().map(str::to_owned)
+        let room = &page["conferences"][0];
+        (room["status"] == "in-progress")
+            .then(|| room["sid"].as_str().map(str::to_owned))
+            .flatten()
     })
     .await;
     let participant = |n: usize| format!("{conferences}/{room}/Participants/{}.json", calls[n]);
