@@ -321,13 +321,21 @@ async fn moto() {
     listing_partitions_grow(World::new(Backend::moto().await).await).await;
 }
 
-/// Deployed, an account's rate limit is its API key's usage plan: created with the account, in
-/// the default plan; moved to the plan of its own limit (created once, shared by the accounts of
-/// that limit); back to the default plan; `sync-usage-plans` gives every account its key. On
-/// moto's API Gateway.
+/// Deployed, an account's rate limit is its API key's usage plan, and API Gateway allows 10,000
+/// keys a region: an account with a limit of its own has its own key, in the plan of that limit
+/// (created once, shared by the accounts of that limit); every other account borrows a key of
+/// the pool while it is active. On moto's API Gateway and DynamoDB, with the key quota lowered
+/// to 8 above the keys the test found, and more accounts than that: a deployment from before
+/// the pool (every account with its own key) is migrated by `sync-usage-plans`, which fills the
+/// pool; active accounts each hold a key of their own; once the pool is all lent, the others
+/// share the unassigned key until loans end; an account given a limit at the quota takes the
+/// pool's last key, and gives it back with `default`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_usage_plans_on_api_gateway() {
+    use teleapi_api::authorizer::{AuthorizerServices, UsageKeys, authorize};
     use teleapi_local::admin::usage_plans::ApiGatewayPlans;
+    use teleapi_ports::key_pool::LEASE;
+
     let world = World::new(Backend::moto().await).await;
     let aws = world.backend.aws.clone().unwrap();
     let apigateway = aws_sdk_apigateway::Client::new(&teleapi_tests::moto::sdk_config().await);
@@ -348,7 +356,25 @@ async fn rate_limits_are_usage_plans_on_api_gateway() {
         .id()
         .unwrap()
         .to_owned();
-    let plans = ApiGatewayPlans::new(apigateway.clone(), &api_id, "live", &default_plan, &prefix);
+    let keys_before = apigateway
+        .get_api_keys()
+        .limit(500)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .len() as u32;
+    let quota = keys_before + 8;
+    let plans = ApiGatewayPlans::new(
+        apigateway.clone(),
+        &api_id,
+        "live",
+        &default_plan,
+        &prefix,
+        world.backend.key_pool.clone(),
+    )
+    .with_key_quota(quota)
+    .with_clock(world.clock.clone());
     let accounts = world.backend.accounts.as_ref();
     // The plans a key is in, by name.
     let plans_of = |key_value: String| {
@@ -375,80 +401,212 @@ async fn rate_limits_are_usage_plans_on_api_gateway() {
             names
         }
     };
-
-    let created = run(
-        accounts,
-        Some(&plans),
-        Command::Create {
-            name: "Acme".into(),
-            parent: None,
+    let unassigned = format!("{prefix}unassigned-accounts");
+    let authorizer = AuthorizerServices {
+        accounts: world.backend.accounts.clone(),
+        account_cache: Default::default(),
+        clock: world.clock.clone(),
+        account_cache_ttl: std::time::Duration::ZERO,
+        keys: UsageKeys {
+            unauthenticated: format!("{prefix}unauthenticated-requests"),
+            unassigned: unassigned.clone(),
         },
-    )
-    .await
-    .unwrap();
-    let sid: AccountSid = created["sid"].as_str().unwrap().parse().unwrap();
-    let key = format!("{prefix}{sid}");
-    assert_eq!(created["usage_key"], key.as_str());
-    assert_eq!(plans_of(key.clone()).await, [format!("{prefix}default")]);
-    let stored = accounts.account(&sid).await.unwrap().unwrap();
-    assert_eq!(
-        stored.usage_key.as_deref(),
-        Some(key.as_str()),
-        "the authorizer's key"
-    );
+        pool: world.backend.key_pool.clone(),
+        pool_size: Default::default(),
+    };
+    let key_of = |account: &teleapi_domain::Account| {
+        let event = serde_json::json!({
+            "type": "REQUEST",
+            "methodArn": format!("arn:aws:execute-api:us-east-1:123456789012:{api_id}/live/GET/x"),
+            "headers": {"Authorization": basic_auth(account)},
+        });
+        let authorizer = &authorizer;
+        async move {
+            let answer = authorize(authorizer, &event).await;
+            answer["usageIdentifierKey"].as_str().unwrap().to_owned()
+        }
+    };
 
+    // A deployment from before the pool: three accounts of the default limit with keys of
+    // their own in the default plan, one with a limit of its own in that limit's plan.
+    let legacy = |limit| {
+        let (world, apigateway, prefix, default_plan) =
+            (&world, &apigateway, &prefix, &default_plan);
+        async move {
+            let mut account = teleapi_tests::account(&world.backend, None).await;
+            let value = format!("{prefix}{}", account.sid);
+            let key = apigateway
+                .create_api_key()
+                .name(&value)
+                .value(&value)
+                .enabled(true)
+                .send()
+                .await
+                .unwrap();
+            apigateway
+                .create_usage_plan_key()
+                .usage_plan_id(default_plan)
+                .key_id(key.id().unwrap())
+                .key_type("API_KEY")
+                .send()
+                .await
+                .unwrap();
+            account.usage_key = Some(value);
+            account.rate_limit = limit;
+            accounts.update_account(&account).await.unwrap();
+            account
+        }
+    };
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        old.push(legacy(None).await);
+    }
     let limit = RateLimit::new(500, 800).unwrap();
-    run(
-        accounts,
-        Some(&plans),
-        Command::SetRateLimit(sid.clone(), Some(limit)),
-    )
-    .await
-    .unwrap();
+    let limited = legacy(Some(limit)).await;
     let own_plan = format!("{prefix}rate-500-burst-800");
-    assert_eq!(plans_of(key.clone()).await, std::slice::from_ref(&own_plan));
-    let plan = apigateway
-        .get_usage_plans()
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .iter()
-        .find(|p| p.name() == Some(own_plan.as_str()))
-        .cloned()
-        .unwrap();
-    let throttle = plan.throttle().unwrap();
-    assert_eq!(throttle.rate_limit(), 500.0);
-    assert_eq!(throttle.burst_limit(), 800);
 
-    // A second account of the same limit shares the plan (each key has its own bucket in it).
-    let other = teleapi_tests::account(&world.backend, None).await;
-    run(
-        accounts,
-        None,
-        Command::SetRateLimit(other.sid.clone(), Some(limit)),
+    let synced = teleapi_local::admin::sync_usage_plans(
+        &teleapi_adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone()),
+        &plans,
     )
     .await
     .unwrap();
-    assert!(
+    // 4 keys made before; the pool fills the quota of 8 but for 1: 3 more.
+    assert_eq!(synced["accounts_with_own_keys"], 1, "{synced}");
+    assert_eq!(synced["keys_given_to_the_pool"], 3, "{synced}");
+    assert_eq!(synced["pool_keys"], 6, "{synced}");
+    let limited_key = format!("{prefix}{}", limited.sid);
+    assert_eq!(
+        plans_of(limited_key.clone()).await,
+        std::slice::from_ref(&own_plan)
+    );
+    for account in &old {
+        let stored = accounts.account(&account.sid).await.unwrap().unwrap();
+        assert_eq!(stored.usage_key, None, "it borrows now");
+        let key = account.usage_key.clone().unwrap();
+        assert_eq!(plans_of(key).await, [format!("{prefix}default")]);
+    }
+    let again = teleapi_local::admin::sync_usage_plans(
+        &teleapi_adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone()),
+        &plans,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["keys_given_to_the_pool"], 0, "{again}");
+    assert_eq!(again["pool_keys"], 6, "{again}");
+
+    // The account with its own limit names its own key.
+    assert_eq!(key_of(&limited).await, limited_key);
+
+    // Twenty new accounts, past the quota: the old accounts' keys are still lent to them (their
+    // cached answers may name them), so three new accounts find a key and the others share.
+    let mut new = Vec::new();
+    for i in 0..20 {
+        let created = run(
+            accounts,
+            Some(&plans),
+            Command::Create {
+                name: format!("new {i}"),
+                parent: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            created["usage_key"],
+            serde_json::Value::Null,
+            "no key of its own"
+        );
+        new.push(accounts.account(&sid(&created)).await.unwrap().unwrap());
+    }
+    let pool_keys = |keys: &[String]| {
+        keys.iter()
+            .filter(|k| **k != unassigned)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut first = Vec::new();
+    for account in &new[..10] {
+        first.push(key_of(account).await);
+    }
+    let lent = pool_keys(&first);
+    assert_eq!(lent.len(), 3, "{first:?}");
+    let mut distinct = lent.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "one account a key: {first:?}");
+    for key in &lent {
+        assert_eq!(plans_of(key.clone()).await, [format!("{prefix}default")]);
+        assert!(!old.iter().any(|a| a.usage_key.as_ref() == Some(key)));
+    }
+    // Each keeps its key while it stays active.
+    for (account, key) in new[..10].iter().zip(&first) {
+        if *key != unassigned {
+            assert_eq!(key_of(account).await, *key);
+        }
+    }
+
+    // Once every loan has ended, the next six accounts each hold one of the six keys.
+    world
+        .clock
+        .advance(LEASE + std::time::Duration::from_secs(61));
+    let mut second = Vec::new();
+    for account in &new[10..] {
+        second.push(key_of(account).await);
+    }
+    let mut lent = pool_keys(&second);
+    assert_eq!(lent.len(), 6, "{second:?}");
+    lent.sort();
+    lent.dedup();
+    assert_eq!(lent.len(), 6, "{second:?}");
+
+    // A limit of its own at the quota: one key is left under it (the reserve), made for the
+    // first account; the second takes the pool's last key once nobody holds it.
+    let given = |account: &teleapi_domain::Account, limit| {
+        run(
+            accounts,
+            Some(&plans),
+            Command::SetRateLimit(account.sid.clone(), limit),
+        )
+    };
+    let made = given(&new[0], Some(limit)).await.unwrap();
+    assert_eq!(made["usage_key"], format!("{prefix}{}", new[0].sid));
+    assert_eq!(
+        plans_of(format!("{prefix}{}", new[0].sid)).await,
+        std::slice::from_ref(&own_plan)
+    );
+    let refused = given(&new[1], Some(limit)).await.unwrap_err();
+    assert!(refused.contains("lent"), "{refused}");
+    assert_eq!(
         accounts
-            .account(&other.sid)
+            .account(&new[1].sid)
             .await
             .unwrap()
             .unwrap()
-            .usage_key
-            .is_none(),
-        "without the usage-plan settings only the table changes"
+            .usage_key,
+        None,
+        "nothing changed"
     );
-    let store =
-        teleapi_adapters::dynamodb::DynamoStore::new(aws.dynamodb.clone(), aws.tables.clone());
-    let synced = teleapi_local::admin::sync_usage_plans(&store, &plans)
-        .await
-        .unwrap();
-    assert!(synced["accounts_synced"].as_u64().unwrap() >= 3, "{synced}");
+    world
+        .clock
+        .advance(LEASE + std::time::Duration::from_secs(1));
+    let taken = given(&new[1], Some(limit)).await.unwrap();
+    let taken_key = taken["usage_key"].as_str().unwrap().to_owned();
+    assert!(taken_key.starts_with(&format!("{prefix}pool-")), "{taken}");
     assert_eq!(
-        plans_of(format!("{prefix}{}", other.sid)).await,
+        plans_of(taken_key.clone()).await,
         std::slice::from_ref(&own_plan)
+    );
+    assert_eq!(world.backend.key_pool.pool_size().await.unwrap(), 5);
+    assert_eq!(key_of(&new[1]).await, taken_key);
+
+    // Back to the default: the key goes back to the pool, still lent to the account.
+    let back = given(&new[1], None).await.unwrap();
+    assert_eq!(back["usage_key"], serde_json::Value::Null);
+    assert_eq!(world.backend.key_pool.pool_size().await.unwrap(), 6);
+    assert_eq!(
+        plans_of(taken_key.clone()).await,
+        [format!("{prefix}default")]
     );
     let named_plans = apigateway.get_usage_plans().send().await.unwrap();
     assert_eq!(
@@ -460,13 +618,13 @@ async fn rate_limits_are_usage_plans_on_api_gateway() {
         1,
         "one plan per limit"
     );
-
-    run(
-        accounts,
-        Some(&plans),
-        Command::SetRateLimit(sid.clone(), None),
-    )
-    .await
-    .unwrap();
-    assert_eq!(plans_of(key).await, [format!("{prefix}default")]);
+    let total = apigateway
+        .get_api_keys()
+        .limit(500)
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .len() as u32;
+    assert_eq!(total, quota, "the quota reached, never passed");
 }

@@ -3144,3 +3144,107 @@ mod queue_contract {
         a_queues_members_are_the_calls_waiting_in_it,
     );
 }
+
+// ---------------------------------------------------------------- the key pool
+
+mod key_pool {
+    use std::time::Duration;
+
+    use teleapi_domain::{AccountSid, Timestamp};
+    use teleapi_ports::key_pool::{LEASE, PoolSize, lend};
+    use teleapi_tests::Backend;
+
+    /// A slot's key is lent to one account at a time, renewed by that account, free again when
+    /// its loan ends; a key is in the pool once; only a last slot nobody holds is taken out.
+    pub async fn a_key_of_the_pool_is_lent_to_one_account_at_a_time(b: &Backend) {
+        let pool = b.key_pool.as_ref();
+        let now = Timestamp::now();
+        let (a, x, y) = (
+            AccountSid::generate(),
+            AccountSid::generate(),
+            AccountSid::generate(),
+        );
+        let later = |secs| now.plus(Duration::from_secs(secs));
+        assert_eq!(pool.pool_size().await.unwrap(), 0);
+        assert_eq!(pool.lend_slot(0, &a, now, later(360)).await.unwrap(), None);
+        assert_eq!(pool.take_last_key(now).await.unwrap(), None, "empty");
+
+        assert_eq!(pool.add_key("k0", None).await.unwrap(), 0);
+        assert_eq!(pool.add_key("k1", Some((&x, later(10)))).await.unwrap(), 1);
+        assert_eq!(
+            pool.add_key("k0", None).await.unwrap(),
+            0,
+            "once in the pool"
+        );
+        assert_eq!(pool.pool_size().await.unwrap(), 2);
+
+        let lent = |slot, account, at| async move {
+            pool.lend_slot(
+                slot,
+                account,
+                at,
+                Timestamp::from_millis(at.millis() + 360_000),
+            )
+            .await
+            .unwrap()
+        };
+        assert_eq!(lent(0, &a, now).await.as_deref(), Some("k0"));
+        assert_eq!(lent(0, &y, now).await, None, "lent to a");
+        assert_eq!(
+            lent(0, &a, later(100)).await.as_deref(),
+            Some("k0"),
+            "renewed"
+        );
+        assert_eq!(lent(0, &y, later(400)).await, None, "renewed until 460 s");
+        assert_eq!(
+            lent(1, &a, now).await,
+            None,
+            "lent to x (handed on with it)"
+        );
+        assert_eq!(
+            lent(1, &x, now).await.as_deref(),
+            Some("k1"),
+            "x's own loan"
+        );
+        assert_eq!(lent(2, &a, now).await, None, "no such slot");
+
+        // x's loan runs to 360 s: the last slot is not taken out before.
+        assert_eq!(pool.take_last_key(later(300)).await.unwrap(), None);
+        assert_eq!(pool.pool_size().await.unwrap(), 2);
+        assert_eq!(
+            pool.take_last_key(later(361)).await.unwrap().as_deref(),
+            Some("k1")
+        );
+        assert_eq!(pool.pool_size().await.unwrap(), 1);
+        assert_eq!(lent(1, &x, later(361)).await, None, "gone from the pool");
+        assert_eq!(
+            pool.add_key("k1", None).await.unwrap(),
+            1,
+            "back at the end"
+        );
+
+        // Through the lending rule: each account its own key while the pool has one free.
+        let size = PoolSize::default();
+        let at = later(1000);
+        let first = lend(pool, &size, &x, at, LEASE).await.unwrap();
+        let second = lend(pool, &size, &y, at, LEASE).await.unwrap();
+        assert!(first.is_some() && second.is_some() && first != second);
+        assert_eq!(
+            lend(pool, &size, &a, at, LEASE).await.unwrap(),
+            None,
+            "full"
+        );
+        assert_eq!(
+            lend(pool, &size, &x, at, LEASE).await.unwrap(),
+            first,
+            "its own"
+        );
+    }
+}
+
+use key_pool::a_key_of_the_pool_is_lent_to_one_account_at_a_time;
+
+mod key_pool_contract {
+    use super::*;
+    contract!(a_key_of_the_pool_is_lent_to_one_account_at_a_time);
+}

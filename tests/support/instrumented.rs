@@ -516,6 +516,7 @@ impl crate::Backend {
             recordings: self.recordings.clone(),
             numbers: self.numbers.clone(),
             queues: self.queues.clone(),
+            key_pool: self.key_pool.clone(),
             call_log: Arc::new(Instrumented::new(
                 Shared(self.call_log.clone()),
                 hooks.clone(),

@@ -24,8 +24,8 @@ use teleapi_api::{ApiConfig, Services};
 use teleapi_domain::sid::random_hex32;
 use teleapi_domain::{Account, AccountSid, Call, CallStatus, Instructions, Timestamp, WebhookUrl};
 use teleapi_ports::{
-    AccountStore, CallLogStore, CallQueueStore, CallStore, Clock, ConferenceStore, NumberStore,
-    Queue, ReceivedMessage, RecordingStore, WorkerStore,
+    AccountStore, CallLogStore, CallQueueStore, CallStore, Clock, ConferenceStore, KeyPool,
+    NumberStore, Queue, ReceivedMessage, RecordingStore, WorkerStore,
 };
 
 /// A clock that stands still until a test moves it.
@@ -65,6 +65,7 @@ pub struct Backend {
     pub call_log: Arc<dyn CallLogStore>,
     pub numbers: Arc<dyn NumberStore>,
     pub queues: Arc<dyn CallQueueStore>,
+    pub key_pool: Arc<dyn KeyPool>,
     /// The default commands queue (FIFO).
     pub commands: Arc<dyn Queue>,
     /// The events queue (FIFO) and its dead-letter queue.
@@ -105,6 +106,7 @@ impl AwsParts {
             ("TELEAPI_CALL_LOG_TABLE", t.call_log.as_str()),
             ("TELEAPI_NUMBERS_TABLE", t.numbers.as_str()),
             ("TELEAPI_QUEUES_TABLE", t.queues.as_str()),
+            ("TELEAPI_KEY_POOL_TABLE", t.key_pool.as_str()),
             ("TELEAPI_RECORDINGS_BUCKET", "teleapi-test-recordings"),
             ("TELEAPI_PUBLIC_URL", "http://127.0.0.1:8080"),
             ("TELEAPI_COMMANDS_QUEUE_URL", self.commands_url.as_str()),
@@ -136,6 +138,7 @@ impl Backend {
             call_log: Arc::new(store.clone()),
             numbers: Arc::new(store.clone()),
             queues: Arc::new(store.clone()),
+            key_pool: Arc::new(store.clone()),
             calls: Arc::new(store),
             commands: Arc::new(queues.queue("commands.fifo")),
             events: Arc::new(
@@ -197,6 +200,7 @@ impl Backend {
             call_log: store.clone(),
             numbers: store.clone(),
             queues: store.clone(),
+            key_pool: store.clone(),
             calls: store,
             commands: sqs_queue(&commands_url),
             events: sqs_queue(&events_url),

@@ -1,7 +1,8 @@
 //! `teleapi-admin`: accounts in a deployment's Accounts table, through the same adapters the
 //! functions use. Creates the first account and subaccounts, rotates an AuthToken, suspends and
 //! reactivates, spreads a busy account's listing, sets its rate limit and keeps its API key in
-//! the right usage plan ([`usage_plans`]). Prints the account as JSON (with its AuthToken: the
+//! the right usage plan, or gives it to the pool the other accounts borrow from
+//! ([`usage_plans`]). Prints the account as JSON (with its AuthToken: the
 //! one place it is handed out).
 
 pub mod usage_plans;
@@ -28,9 +29,12 @@ Commands:
   set-rate-limit ACCOUNT_SID RATE[/BURST]      the account's own API request rate limit
                                                (requests a second, and at once; BURST defaults
                                                to twice RATE); `default` for the deployment's
-  sync-usage-plans                             give every account its API key in the usage
-                                               plan of its limit (once, after deploying; needs
-                                               the usage-plan variables below)
+  sync-usage-plans                             give every account with a limit of its own its
+                                               API key in that limit's usage plan, give the
+                                               keys of the others to the pool they borrow
+                                               from, and fill the pool (after deploying, and
+                                               again if interrupted; needs the usage-plan
+                                               variables below)
   backfill-listing                             put calls stored before listings were
                                                partitioned into the listing (once, after
                                                deploying; needs --calls-table)
@@ -42,10 +46,13 @@ Options:
                        CallsTableName output)
 
 Deployed, API Gateway enforces rate limits: with TELEAPI_REST_API_ID, TELEAPI_API_STAGE,
-TELEAPI_DEFAULT_USAGE_PLAN_ID and TELEAPI_API_KEY_PREFIX set (the stack's outputs RestApiId,
-ApiStageName, DefaultUsagePlanId and ApiKeyPrefix), create-account and set-rate-limit also put
-the account's API key in the usage plan of its limit. Without them, only the Accounts table
-changes.
+TELEAPI_DEFAULT_USAGE_PLAN_ID, TELEAPI_API_KEY_PREFIX and TELEAPI_KEY_POOL_TABLE set (the
+stack's outputs RestApiId, ApiStageName, DefaultUsagePlanId, ApiKeyPrefix and
+KeyPoolTableName), set-rate-limit also gives the account its own API key in the usage plan of
+its limit (`default`: gives the key back to the pool). Accounts without a limit of their own
+borrow a key of the pool while they are active. TELEAPI_API_KEY_QUOTA: the API keys this AWS
+account may have in the region, if not API Gateway's 10,000. Without these variables, only the
+Accounts table changes.
 
 AWS credentials, region and endpoint come from the standard environment (AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL for an emulator).";
@@ -196,17 +203,14 @@ pub async fn run(
                     return Err(format!("{} is itself a subaccount", parent.sid));
                 }
             }
-            let mut account = Account::open(name, parent, Timestamp::now());
+            // Its limit is the default: it borrows a key of the pool, it needs none of its own.
+            let account = Account::open(name, parent, Timestamp::now());
             match accounts.insert_account(&account).await {
-                Ok(()) => {}
+                Ok(()) => Ok(describe(&account)),
                 Err(InsertError::AlreadyExists) => {
-                    return Err("a fresh AccountSid collided; run it again".into());
+                    Err("a fresh AccountSid collided; run it again".into())
                 }
-                Err(InsertError::Store(e)) => return Err(e.to_string()),
-            }
-            match plans {
-                Some(plans) => assign(accounts, plans, &mut account).await,
-                None => Ok(describe(&account)),
+                Err(InsertError::Store(e)) => Err(e.to_string()),
             }
         }
         Command::Rotate(sid) => {
@@ -245,28 +249,54 @@ pub async fn run(
     }
 }
 
-/// Puts the account's key in the plan of its limit, and records the key on the account.
+/// An account with a limit of its own gets its own key in that limit's plan; one without gives
+/// its key, if it has one, to the pool. The account records the key it now names (or none).
 async fn assign(
     accounts: &dyn AccountStore,
     plans: &dyn UsagePlans,
     account: &mut Account,
 ) -> Result<Value, String> {
-    account.usage_key = Some(plans.assign(&account.sid, account.rate_limit).await?);
+    match (account.rate_limit, account.usage_key.clone()) {
+        (Some(limit), current) => {
+            account.usage_key = Some(
+                plans
+                    .assign(&account.sid, limit, current.as_deref())
+                    .await?,
+            );
+        }
+        (None, Some(key)) => {
+            // In the pool first: a run that stops between the two leaves the account naming a
+            // key lent to it, which the next run gives to the pool again (nothing is lost).
+            plans.release(&account.sid, &key).await?;
+            account.usage_key = None;
+        }
+        (None, None) => return Ok(describe(account)),
+    }
     update(accounts, account).await
 }
 
-/// `sync-usage-plans`: every account's key in the plan of its limit (accounts created before the
-/// deployment had usage plans, or by a run without the usage-plan variables).
+/// `sync-usage-plans`: every account with a limit of its own has its key in that limit's plan;
+/// the keys of the others (a deployment from before the pool, or a run without the usage-plan
+/// variables) go to the pool; then the pool is filled.
 pub async fn sync_usage_plans(
     store: &DynamoStore,
     plans: &dyn UsagePlans,
 ) -> Result<Value, String> {
-    let mut synced = 0;
+    let (mut own, mut returned) = (0, 0);
     for mut account in store.all_accounts().await.map_err(|e| e.to_string())? {
+        match (account.rate_limit, &account.usage_key) {
+            (Some(_), _) => own += 1,
+            (None, Some(_)) => returned += 1,
+            (None, None) => continue,
+        }
         assign(store, plans, &mut account).await?;
-        synced += 1;
     }
-    Ok(json!({ "accounts_synced": synced }))
+    let pool = plans.fill_pool().await?;
+    Ok(json!({
+        "accounts_with_own_keys": own,
+        "keys_given_to_the_pool": returned,
+        "pool_keys": pool,
+    }))
 }
 
 /// `backfill-listing`: every call stored before listings were partitioned, listed again.

@@ -4,11 +4,13 @@
 //!
 //! It authenticates as the API functions do (the same credentials check, the same cache) and
 //! always allows the request: the functions still authenticate and answer 401 or 403 in the API's
-//! own shape. Only the key differs: the account's own; a key shared by the accounts that have
-//! none yet; or a key shared by every request whose credentials are wrong, whose plan is small,
-//! so that guessing at credentials cannot spend anyone's share but its own. API Gateway caches the
-//! answer per `Authorization` header (infra/template.yaml), so a busy account costs an
-//! invocation every few minutes, not one per request.
+//! own shape. Only the key differs: the account's own (an account with a limit of its own); one
+//! the pool lends it for as long as the answer may be cached (every other account:
+//! teleapi_ports::key_pool); a key shared by the accounts that find no key of the pool free; or a
+//! key shared by every request whose credentials are wrong, whose plan is small, so that guessing
+//! at credentials cannot spend anyone's share but its own. API Gateway caches the answer per
+//! `Authorization` header (infra/template.yaml), so a busy account costs an invocation (one
+//! account read, one loan renewed) every five minutes, not one per request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,15 +20,17 @@ use serde_json::{Value, json};
 
 use super::auth::{AccountReader, authenticate_with};
 use super::error::ApiError;
+use teleapi_domain::AccountSid;
 use teleapi_ports::account_cache::AccountCache;
-use teleapi_ports::{AccountStore, Clock};
+use teleapi_ports::key_pool::{self, LEASE, PoolSize};
+use teleapi_ports::{AccountStore, Clock, KeyPool};
 
 /// The shared keys (created by infra/template.yaml, their values in the environment).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageKeys {
     /// Requests whose credentials are missing or wrong.
     pub unauthenticated: String,
-    /// Accounts without a key of their own.
+    /// Accounts that found no key of the pool free (and every account, before the pool has keys).
     pub unassigned: String,
 }
 
@@ -37,6 +41,8 @@ pub struct AuthorizerServices {
     pub clock: Arc<dyn Clock>,
     pub account_cache_ttl: Duration,
     pub keys: UsageKeys,
+    pub pool: Arc<dyn KeyPool>,
+    pub pool_size: Arc<PoolSize>,
 }
 
 /// The request's headers, from a REQUEST authorizer event (`headers`, one value each).
@@ -63,6 +69,32 @@ fn whole_stage(method_arn: &str) -> String {
     }
 }
 
+/// A key of the pool lent to `account`, or the unassigned key when none is free (or the pool
+/// cannot be read: the request is still served, counted with the others that share that key).
+async fn borrowed(services: &AuthorizerServices, account: &AccountSid) -> String {
+    let now = services.clock.now();
+    match key_pool::lend(
+        services.pool.as_ref(),
+        &services.pool_size,
+        account,
+        now,
+        LEASE,
+    )
+    .await
+    {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            // A metric filter counts these (infra/template.yaml, KeyPoolExhaustedMetric).
+            tracing::warn!(account = %account, "key pool exhausted");
+            services.keys.unassigned.clone()
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "authorizer could not lend a key of the pool");
+            services.keys.unassigned.clone()
+        }
+    }
+}
+
 /// The authorizer's answer to one REQUEST event.
 pub async fn authorize(services: &AuthorizerServices, event: &Value) -> Value {
     let reader = AccountReader {
@@ -72,12 +104,13 @@ pub async fn authorize(services: &AuthorizerServices, event: &Value) -> Value {
         ttl: services.account_cache_ttl,
     };
     let (principal, key) = match authenticate_with(&reader, &headers(event)).await {
-        Ok(account) => (
-            account.sid.to_string(),
-            account
-                .usage_key
-                .unwrap_or_else(|| services.keys.unassigned.clone()),
-        ),
+        Ok(account) => {
+            let key = match account.usage_key {
+                Some(own) => own,
+                None => borrowed(services, &account.sid).await,
+            };
+            (account.sid.to_string(), key)
+        }
         Err(err) => {
             if matches!(err, ApiError::Unavailable | ApiError::Internal) {
                 // The function will answer 503 itself; the request is counted as unknown.
@@ -110,7 +143,6 @@ mod tests {
     use super::*;
     use teleapi_adapters::memory::MemoryStore;
     use teleapi_domain::{Account, AccountStatus, Timestamp};
-    use teleapi_ports::SystemClock;
 
     const ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abc123/live/POST/call/2012-04-24/Accounts/AC1/Calls";
 
@@ -127,28 +159,46 @@ mod tests {
         Some(format!("Basic {pair}"))
     }
 
+    /// A clock the test moves.
+    struct Moved(std::sync::atomic::AtomicI64);
+
+    impl Clock for Moved {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+        }
+    }
+
     #[tokio::test]
     async fn each_request_is_counted_against_the_right_key() {
         let store = MemoryStore::new();
+        let clock = Arc::new(Moved(Timestamp::now().millis().into()));
         let services = AuthorizerServices {
             accounts: Arc::new(store.clone()),
             account_cache: AccountCache::default(),
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
             account_cache_ttl: Duration::from_secs(10),
             keys: UsageKeys {
                 unauthenticated: "stack-unauthenticated-requests".into(),
                 unassigned: "stack-unassigned-accounts".into(),
             },
+            pool: Arc::new(store.clone()),
+            pool_size: Default::default(),
         };
         let mut own = Account::open("own", None, Timestamp::now());
         own.usage_key = Some(format!("stack-{}", own.sid));
         let plain = Account::open("plain", None, Timestamp::now());
+        let other = Account::open("other", None, Timestamp::now());
         let mut suspended = Account::open("suspended", None, Timestamp::now());
         suspended.status = AccountStatus::Suspended;
-        for account in [&own, &plain, &suspended] {
+        for account in [&own, &plain, &other, &suspended] {
             store.insert_account(account).await.unwrap();
         }
         let key = |answer: Value| answer["usageIdentifierKey"].as_str().unwrap().to_owned();
+        let key_of = |account: &Account| {
+            let request = event(basic(account.sid.as_str(), account.auth_token.expose()));
+            let services = &services;
+            async move { key(authorize(services, &request).await) }
+        };
 
         let answer = authorize(
             &services,
@@ -164,12 +214,30 @@ mod tests {
             "arn:aws:execute-api:us-east-1:123456789012:abc123/live/*/*"
         );
 
-        let answer = authorize(
-            &services,
-            &event(basic(plain.sid.as_str(), plain.auth_token.expose())),
-        )
-        .await;
-        assert_eq!(key(answer), "stack-unassigned-accounts");
+        // Before the pool has keys, accounts without their own share the unassigned key.
+        assert_eq!(key_of(&plain).await, "stack-unassigned-accounts");
+
+        // With one key in the pool, the first account borrows it and keeps it while its loan is
+        // renewed; the second finds none free until the loan ends.
+        store.add_key("stack-pool-1", None).await.unwrap();
+        clock
+            .0
+            .fetch_add(61_000, std::sync::atomic::Ordering::SeqCst); // the size is re-read
+        assert_eq!(key_of(&plain).await, "stack-pool-1");
+        assert_eq!(key_of(&other).await, "stack-unassigned-accounts");
+        clock.0.fetch_add(
+            i64::try_from(LEASE.as_millis()).unwrap() - 1000,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        assert_eq!(key_of(&plain).await, "stack-pool-1", "renewed");
+        clock.0.fetch_add(
+            i64::try_from(LEASE.as_millis()).unwrap() - 1000,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        assert_eq!(key_of(&other).await, "stack-unassigned-accounts");
+        clock.0.fetch_add(2000, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(key_of(&other).await, "stack-pool-1", "the loan ended");
+        assert_eq!(key_of(&plain).await, "stack-unassigned-accounts");
 
         for wrong in [
             basic(own.sid.as_str(), "not-the-token"),

@@ -2,10 +2,12 @@
 //! in-memory twin, and one contract test suite (tests/contract.rs) holds both to the same
 //! semantics. Beside them, the rules for using them that the API and the pipeline share: retry
 //! with backoff ([`retry`]), merging a listing's partitions into pages ([`paging`]), the
-//! accounts' cache ([`account_cache`]) and notes in a call's log ([`insight`]).
+//! accounts' cache ([`account_cache`]), notes in a call's log ([`insight`]) and which of the
+//! pool's API keys an account borrows ([`key_pool`]).
 
 pub mod account_cache;
 pub mod insight;
+pub mod key_pool;
 pub mod paging;
 pub mod retry;
 
@@ -110,6 +112,40 @@ pub trait AccountStore: Send + Sync {
     /// Replaces what may change of an account (AuthToken, status, listing partitions, rate
     /// limit) with `account`'s; `false` if there is no such account.
     async fn update_account(&self, account: &Account) -> Result<bool, StoreError>;
+}
+
+/// The API keys lent to accounts that have no key of their own (docs/decisions.md, "Rate
+/// limits"; docs/data-model.md, "key-pool"): slots `0..size`, each holding one key of the
+/// default usage plan and, while it is lent, the account it is lent to and until when.
+/// [`key_pool::lend`] is how an account borrows one.
+#[async_trait]
+pub trait KeyPool: Send + Sync {
+    /// How many slots the pool has (read consistently).
+    async fn pool_size(&self) -> Result<u32, StoreError>;
+
+    /// Lends slot `slot`'s key to `account` until `until` if the slot exists and is free: never
+    /// lent, its lease over by `now`, or lent to `account` already (then the lease is renewed).
+    /// The key's value, or `None` (nothing written).
+    async fn lend_slot(
+        &self,
+        slot: u32,
+        account: &AccountSid,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Adds `key` to the pool as its last slot, lent to `lent.0` until `lent.1` if given (a key
+    /// that was an account's own, handed on while that account's cached authorizer answers may
+    /// still name it). A key already in the pool is not added again. The key's slot.
+    async fn add_key(
+        &self,
+        key: &str,
+        lent: Option<(&AccountSid, Timestamp)>,
+    ) -> Result<u32, StoreError>;
+
+    /// Takes the last slot's key out of the pool if nobody holds it at `now`; `None` if the pool
+    /// is empty or its last key is lent.
+    async fn take_last_key(&self, now: Timestamp) -> Result<Option<String>, StoreError>;
 }
 
 /// The media workers the control plane knows (docs/messages.md, "Worker events").

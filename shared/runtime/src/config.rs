@@ -282,6 +282,8 @@ pub async fn authorizer_services_from_env()
             unauthenticated: var(UNAUTHENTICATED_KEY_ENV)?,
             unassigned: var(UNASSIGNED_KEY_ENV)?,
         },
+        pool: aws.store.clone(),
+        pool_size: Default::default(),
     })
 }
 

@@ -8,6 +8,7 @@ mod workers;
 mod call_log;
 mod conferences;
 mod item;
+mod key_pool;
 mod numbers;
 mod queues;
 mod recordings;

@@ -57,11 +57,13 @@ pub struct TableNames {
     pub call_log: String,
     pub numbers: String,
     pub queues: String,
+    /// The API keys lent to accounts without a key of their own.
+    pub key_pool: String,
 }
 
 impl TableNames {
     /// The environment variables the functions read their table names from.
-    pub const ENV: [&'static str; 10] = [
+    pub const ENV: [&'static str; 11] = [
         "TELEAPI_ACCOUNTS_TABLE",
         "TELEAPI_CALLS_TABLE",
         "TELEAPI_INTENTS_TABLE",
@@ -72,11 +74,12 @@ impl TableNames {
         "TELEAPI_CALL_LOG_TABLE",
         "TELEAPI_NUMBERS_TABLE",
         "TELEAPI_QUEUES_TABLE",
+        "TELEAPI_KEY_POOL_TABLE",
     ];
 
     /// Each table's environment variable and name, in [`Self::ENV`]'s order: what a function
     /// beside a local stack exports to share its tables.
-    pub fn env(&self) -> [(&'static str, &str); 10] {
+    pub fn env(&self) -> [(&'static str, &str); 11] {
         let names = [
             &self.accounts,
             &self.calls,
@@ -88,6 +91,7 @@ impl TableNames {
             &self.call_log,
             &self.numbers,
             &self.queues,
+            &self.key_pool,
         ];
         std::array::from_fn(|i| (Self::ENV[i], names[i].as_str()))
     }
@@ -106,6 +110,7 @@ impl TableNames {
             call_log: String::new(),
             numbers: String::new(),
             queues: String::new(),
+            key_pool: String::new(),
         }
     }
 
@@ -122,6 +127,7 @@ impl TableNames {
             call_log: format!("{prefix}-call-log"),
             numbers: format!("{prefix}-numbers"),
             queues: format!("{prefix}-queues"),
+            key_pool: format!("{prefix}-key-pool"),
         }
     }
 
@@ -138,6 +144,7 @@ impl TableNames {
             call_log: var(Self::ENV[7])?,
             numbers: var(Self::ENV[8])?,
             queues: var(Self::ENV[9])?,
+            key_pool: var(Self::ENV[10])?,
         })
     }
 }
@@ -298,6 +305,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
             )],
             None,
         ),
+        (&names.key_pool, vec![("PoolKey", S, Hash)], vec![], None),
     ];
     for (name, keys, indexes, ttl) in tables {
         if existing.iter().any(|t| t == name) {
@@ -353,6 +361,7 @@ pub async fn create_tables(client: &Client, names: &TableNames) -> Result<(), St
         &names.call_log,
         &names.numbers,
         &names.queues,
+        &names.key_pool,
     ] {
         wait_until_active(client, name).await?;
     }

@@ -25,6 +25,7 @@ mod accounts;
 mod call_log;
 mod calls;
 mod conferences;
+mod key_pool;
 mod numbers;
 mod queue;
 mod queues;
@@ -64,6 +65,8 @@ struct Tables {
     /// retention per process that is nearly expiry order, and an item written out of order is
     /// deleted when it reaches the front (DynamoDB's TTL is no more punctual: within days).
     expiring: VecDeque<(Timestamp, Expiring)>,
+    /// The API keys lent to accounts: each slot's key and, while lent, to whom and until when.
+    key_pool: Vec<(String, Option<(AccountSid, Timestamp)>)>,
 }
 
 /// One call's log: its entries (with their expiry) by position, and its counter item.
