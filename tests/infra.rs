@@ -191,9 +191,31 @@ fn every_request_is_counted_against_its_accounts_rate_limit() {
         get(identity, "Headers"),
         &serde_norway::from_str::<Value>("[Authorization]").unwrap()
     );
+    let cached = get(identity, "ReauthorizeEvery").as_u64().unwrap();
+    assert!(cached > 0, "cached");
+    // A key of the pool is lent for longer than the answer that names it may be cached.
     assert!(
-        get(identity, "ReauthorizeEvery").as_u64().unwrap() > 0,
-        "cached"
+        cached + 60 <= teleapi_ports::key_pool::LEASE.as_secs(),
+        "ReauthorizeEvery {cached} s against a loan of {:?}",
+        teleapi_ports::key_pool::LEASE
+    );
+    // Accounts that find no key free are counted, by the message the authorizer logs.
+    let filter = get(
+        get(get(&template, "Resources"), "KeyPoolExhaustedMetric"),
+        "Properties",
+    );
+    assert_eq!(
+        references(get(filter, "LogGroupName")),
+        ["AuthorizeAccountLogs"]
+    );
+    let pattern = str_of(get(filter, "FilterPattern"));
+    let message = pattern
+        .split('"')
+        .nth(1)
+        .expect("the pattern names a message");
+    assert!(
+        include_str!("../shared/api/src/authorizer.rs").contains(&format!("\"{message}\"")),
+        "{pattern}"
     );
 
     let responses = get(properties, "GatewayResponses");

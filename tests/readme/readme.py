@@ -54,6 +54,8 @@ WAIT_SECONDS = 30
 # SIP over TLS listens on the port after 5062).
 CTRL_PORT = 5070
 COMMAND_SECONDS = 60
+# API keys the deployer's AWS environment (moto) may have: sync-usage-plans fills the pool to it.
+README_KEY_QUOTA = 8
 
 
 class Failed(Exception):
@@ -686,9 +688,16 @@ def expect_account(_command, answer, context):
     body = admin_printed(answer)
     if not re.fullmatch(r"AC[0-9a-f]{32}", body.get("sid") or "") or body.get("friendly_name") != "Acme":
         fail(f"teleapi-admin printed {body}")
-    if not body.get("usage_key"):
-        fail(f"the account was given no API key in the usage plan: {body}")
+    if body.get("usage_key") is not None:
+        fail(f"an account of the default limit was given a key of its own, not the pool's: {body}")
     context.values.update({"AC...": body["sid"], "token": body["auth_token"]})
+
+
+def expect_pool(_command, answer, _context):
+    """The pool of keys made: the quota less a hundredth (no account has a key yet)."""
+    body = admin_printed(answer)
+    if body.get("pool_keys") != README_KEY_QUOTA - 1 or body.get("keys_given_to_the_pool") != 0:
+        fail(f"sync-usage-plans printed {body}")
 
 
 def expect_admin(check):
@@ -783,8 +792,10 @@ def plan():
                 "<ApiStageName>": "stage",
                 "<DefaultUsagePlanId>": "default_plan",
                 "<ApiKeyPrefix>": "key_prefix",
+                "<KeyPoolTableName>": "key_pool_table",
             },
         ),
+        Run(r"teleapi-admin -- sync-usage-plans ", "deployer", check=expect_pool),
         Run(r"teleapi-admin -- create-account \"Acme\" ", "deployer", check=expect_account),
         Run(
             r"teleapi-admin -- create-account \"Acme EU\" --parent AC\.\.\.$",
@@ -813,7 +824,10 @@ def plan():
         Run(
             r"teleapi-admin -- set-rate-limit AC\.\.\. 2000/4000 ",
             "deployer",
-            check=expect_admin(lambda body, _: body["rate_limit"] == {"per_second": 2000, "burst": 4000}),
+            check=expect_admin(
+                lambda body, _: body["rate_limit"] == {"per_second": 2000, "burst": 4000}
+                and body["usage_key"] == f"teleapi-readme-{body['sid']}"
+            ),
             fill={"AC...": "AC..."},
         ),
         # Media workers: the SIP/RTP worker in place of the simulated one, and a SIP phone.
@@ -884,9 +898,14 @@ class Context:
         plan = gateway.create_usage_plan(name="teleapi-readme-default")["id"]
         printed = self.terminals["first"].servers[-1].printed()
         table = re.search(r"export TELEAPI_ACCOUNTS_TABLE=(\S+)", printed)
-        if table is None:
-            fail("teleapi-local on moto did not print TELEAPI_ACCOUNTS_TABLE")
+        pool = re.search(r"export TELEAPI_KEY_POOL_TABLE=(\S+)", printed)
+        if table is None or pool is None:
+            fail("teleapi-local on moto did not print TELEAPI_ACCOUNTS_TABLE and TELEAPI_KEY_POOL_TABLE")
+        # The deployer's AWS account, as far as API Gateway's key quota goes: moto has no quota,
+        # and filling a pool up to the real one (10,000 keys) would take the test minutes.
+        aws["TELEAPI_API_KEY_QUOTA"] = str(README_KEY_QUOTA)
         self.values.update(
+            key_pool_table=pool.group(1),
             accounts_table=table.group(1),
             rest_api_id=api,
             stage="live",

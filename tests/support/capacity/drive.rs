@@ -49,6 +49,8 @@ pub enum Invocation {
     WithinSchedule,
     /// A media worker's own request (it reads numbers itself): no Lambda, no queue.
     Worker,
+    /// The API's authorizer, invoked by API Gateway within a request (no request of its own).
+    Authorizer,
 }
 
 /// The recordings' media store, counting its requests as S3 requests.
@@ -1018,6 +1020,53 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
     *delete.method_mut() = lambda_http::http::Method::DELETE;
     assert_eq!(run.world.send(delete).await.status(), 204);
     run.end("delete a number", "modify-call", Invocation::Api);
+
+    // ---- the authorizer: an account's run every five minutes, which renews its loan of a key
+    // of the pool (the pool's size is read once a minute per sandbox: warmed by another account)
+    for n in 0..4 {
+        run.world
+            .backend
+            .key_pool
+            .add_key(&format!("capacity-pool-{n}"), None)
+            .await
+            .unwrap();
+    }
+    let authorizer = teleapi_api::authorizer::AuthorizerServices {
+        accounts: run.world.backend.accounts.clone(),
+        account_cache: Default::default(),
+        clock: run.world.clock.clone(),
+        account_cache_ttl: Duration::from_secs(10),
+        keys: teleapi_api::authorizer::UsageKeys {
+            unauthenticated: "capacity-unauthenticated".into(),
+            unassigned: "capacity-unassigned".into(),
+        },
+        pool: run.world.backend.key_pool.clone(),
+        pool_size: Default::default(),
+    };
+    let authorize = |account: &teleapi_domain::Account| {
+        let event = json!({
+            "type": "REQUEST",
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api/live/GET/x",
+            "headers": {"Authorization": crate::basic_auth(account)},
+        });
+        let authorizer = &authorizer;
+        async move {
+            let answer = teleapi_api::authorizer::authorize(authorizer, &event).await;
+            answer["usageIdentifierKey"].as_str().unwrap().to_owned()
+        }
+    };
+    assert!(authorize(&busy).await.starts_with("capacity-pool-"));
+    run.begin();
+    assert!(
+        authorize(&run.world.account.clone())
+            .await
+            .starts_with("capacity-pool-")
+    );
+    run.end(
+        "authorizer: an active account borrows a key of the pool (each 300 s)",
+        "authorize-account",
+        Invocation::Authorizer,
+    );
 
     // ---- the reconciler: a run each minute, and two more lease sweeps within it
     let services = run

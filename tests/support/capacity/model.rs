@@ -359,7 +359,7 @@ pub fn usage(op: &Measured) -> Usage {
                 .entry(format!("{queue} DeleteMessageBatch"))
                 .or_default() += 1.0 / WORKER_BATCH;
         }
-        Invocation::Schedule => {
+        Invocation::Schedule | Invocation::Authorizer => {
             usage.invocations = 1.0;
             usage.concurrency_seconds = waited / 1000.0;
         }
@@ -393,6 +393,9 @@ pub fn mix(ops: &[Measured], parts: &[(&str, f64)]) -> Usage {
 const HEARTBEAT_OP: &str = "event: worker.heartbeat (lease renewed)";
 const RECONCILER_RUN: &str = "reconciler run (nothing pending, no lease expired)";
 const LEASE_SWEEP: &str = "reconciler: a further lease sweep (none expired)";
+/// An active account's authorizer run, once each `ReauthorizeEvery` (infra/template.yaml).
+const AUTHORIZER_RUN: &str = "authorizer: an active account borrows a key of the pool (each 300 s)";
+const REAUTHORIZE_SECONDS: f64 = 300.0;
 const HEARTBEAT_SECONDS: f64 = teleapi_domain::worker::HEARTBEAT_INTERVAL.as_secs_f64();
 /// Lease sweeps per one-minute run, and the wait between them.
 const LEASE_SWEEP_SECONDS: f64 = teleapi_pipeline::reconcile::LEASE_SWEEP_INTERVAL.as_secs_f64();
@@ -898,7 +901,7 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     writeln!(w, "The floor of a modification: one API request, one invocation of {floor_ms} ms, the one conditional write the design requires (call item and intent in one transaction: {floor_write} write units at the measured sizes) and one SendMessage: ${:.2} per million. A modification request costs **{ratio:.2}x** its floor.\n", floor * 1e6).unwrap();
 
     // What does not scale with calls.
-    writeln!(w, "### Media workers and the reconciler\n").unwrap();
+    writeln!(w, "### Media workers, the reconciler and active accounts\n").unwrap();
     let worker_month = heartbeat.total_cost(deployment) * MONTH_SECONDS / HEARTBEAT_SECONDS;
     let mut reconciler = mix(
         ops,
@@ -922,8 +925,13 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     writeln!(w, "|---|---:|---:|").unwrap();
     writeln!(w, "| one media worker's heartbeats (one each {HEARTBEAT_SECONDS} s: the event, its invocation share, the workers item and its `leases` entry) | {} | ${worker_month:.2} |", number(MONTH_SECONDS / HEARTBEAT_SECONDS)).unwrap();
     writeln!(w, "| the reconciler (a run each minute: pending intents and {SWEEPS_PER_RUN} lease sweeps, {} s apart, the wait billed) | {} | ${reconciler_month:.2} |", LEASE_SWEEP_SECONDS, number(MONTH_SECONDS / 60.0)).unwrap();
+    let authorizer = usage(find(ops, AUTHORIZER_RUN));
+    let account_month = authorizer.total_cost(deployment) * MONTH_SECONDS / REAUTHORIZE_SECONDS;
+    writeln!(w, "| one account making requests all month: its authorizer runs (one each {REAUTHORIZE_SECONDS} s: an invocation, the account read, its key's loan renewed) | {} | ${account_month:.4} |", number(MONTH_SECONDS / REAUTHORIZE_SECONDS)).unwrap();
     writeln!(w).unwrap();
     writeln!(w, "Every heartbeat moves its worker's entry in the `leases` index ({lease_units} write units), whose one partition (`live`) takes 1,000 writes a second: {} workers at most, {} at half of it. A worker's calls add their `worker` index entry when it reports them and remove it when they end (in the per-operation table above).\n", number(max_workers), number(max_workers / 2.0)).unwrap();
+    let million = 1e6 / REAUTHORIZE_SECONDS;
+    writeln!(w, "An account's requests cost nothing more for its rate limit: API Gateway counts them against the key the authorizer named, whose answer it caches for {REAUTHORIZE_SECONDS} s. A million accounts all making requests all month would run the authorizer {} times a second (their loans spread over the pool's slots, an item each: no hot key), ${} a month. What bounds the accounts is not their number but how many hold a key at once: those active within the same {} s (a loan's length), at most the pool's keys, which is API Gateway's quota of 10,000 keys a region less the keys of accounts with limits of their own and a hundredth kept for them (docs/decisions.md, \"Rate limits\").\n", number(million), number(account_month * 1e6), teleapi_ports::key_pool::LEASE.as_secs()).unwrap();
 
     // Conferences.
     writeln!(w, "### Conferences\n").unwrap();
