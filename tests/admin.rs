@@ -332,7 +332,6 @@ async fn moto() {
 /// pool's last key, and gives it back with `default`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_usage_plans_on_api_gateway() {
-    use teleapi_api::authorizer::{AuthorizerServices, UsageKeys, authorize};
     use teleapi_local::admin::usage_plans::ApiGatewayPlans;
     use teleapi_ports::key_pool::LEASE;
 
@@ -400,30 +399,10 @@ async fn rate_limits_are_usage_plans_on_api_gateway() {
         }
     };
     let unassigned = format!("{prefix}unassigned-accounts");
-    let authorizer = AuthorizerServices {
-        accounts: world.backend.accounts.clone(),
-        account_cache: Default::default(),
-        clock: world.clock.clone(),
-        account_cache_ttl: std::time::Duration::ZERO,
-        keys: UsageKeys {
-            unauthenticated: format!("{prefix}unauthenticated-requests"),
-            unassigned: unassigned.clone(),
-        },
-        pool: world.backend.key_pool.clone(),
-        pool_size: Default::default(),
-    };
-    let key_of = |account: &teleapi_domain::Account| {
-        let event = serde_json::json!({
-            "type": "REQUEST",
-            "methodArn": format!("arn:aws:execute-api:us-east-1:123456789012:{api_id}/live/GET/x"),
-            "headers": {"Authorization": basic_auth(account)},
-        });
-        let authorizer = &authorizer;
-        async move {
-            let answer = authorize(authorizer, &event).await;
-            answer["usageIdentifierKey"].as_str().unwrap().to_owned()
-        }
-    };
+    let authorizer = world
+        .backend
+        .authorizer_services(world.clock.clone(), &prefix);
+    let key_of = |account| teleapi_tests::usage_key(&authorizer, account);
 
     // A deployment from before the pool: three accounts of the default limit with keys of
     // their own in the default plan, one with a limit of its own in that limit's plan.

@@ -241,6 +241,29 @@ impl Backend {
         }
     }
 
+    /// The API authorizer's services on this backend, the shared usage keys named
+    /// `{prefix}unassigned-accounts` and `{prefix}unauthenticated-requests`. It reads the account
+    /// on every run, as deployed: it runs once per account every five minutes, long past the
+    /// accounts' 10 s cache.
+    pub fn authorizer_services(
+        &self,
+        clock: Arc<ManualClock>,
+        prefix: &str,
+    ) -> teleapi_api::authorizer::AuthorizerServices {
+        teleapi_api::authorizer::AuthorizerServices {
+            accounts: self.accounts.clone(),
+            account_cache: Default::default(),
+            clock,
+            account_cache_ttl: Duration::ZERO,
+            keys: teleapi_api::authorizer::UsageKeys {
+                unauthenticated: format!("{prefix}unauthenticated-requests"),
+                unassigned: format!("{prefix}unassigned-accounts"),
+            },
+            pool: self.key_pool.clone(),
+            pool_size: Default::default(),
+        }
+    }
+
     /// The reconciler's services on this backend.
     pub fn reconciler_services(
         &self,
@@ -420,6 +443,17 @@ pub async fn call(
     let call = new_call(account, status, now);
     backend.calls.insert_call(&call).await.expect("call stored");
     call
+}
+
+/// The API key the authorizer names for `account`'s requests (its answer's
+/// `usageIdentifierKey`).
+pub async fn usage_key(
+    authorizer: &teleapi_api::authorizer::AuthorizerServices,
+    account: &Account,
+) -> String {
+    let event = runtime::authorizer_event("/x", &basic_auth(account));
+    let answer = teleapi_api::authorizer::authorize(authorizer, &event).await;
+    answer["usageIdentifierKey"].as_str().unwrap().to_owned()
 }
 
 pub fn basic_auth(account: &Account) -> String {

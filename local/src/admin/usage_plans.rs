@@ -203,15 +203,21 @@ impl ApiGatewayPlans {
                 .map_err(|e| failed("taking the key out of its old plan")(e.into()))?;
         }
         if !in_target {
-            self.client
-                .create_usage_plan_key()
-                .usage_plan_id(target)
-                .key_id(key)
-                .key_type("API_KEY")
-                .send()
-                .await
-                .map_err(|e| failed("putting the key in its plan")(e.into()))?;
+            self.add_to_plan(key, target).await?;
         }
+        Ok(())
+    }
+
+    /// Puts the key `key` (an id) in the plan `plan`.
+    async fn add_to_plan(&self, key: &str, plan: &str) -> Result<(), String> {
+        self.client
+            .create_usage_plan_key()
+            .usage_plan_id(plan)
+            .key_id(key)
+            .key_type("API_KEY")
+            .send()
+            .await
+            .map_err(|e| failed("putting the key in its plan")(e.into()))?;
         Ok(())
     }
 
@@ -225,14 +231,19 @@ impl ApiGatewayPlans {
             .send()
             .await
             .map_err(|e| failed("listing API keys")(e.into()))?;
-        if let Some(key) = found
+        match found
             .items()
             .iter()
             .find(|k| k.name() == Some(value))
             .and_then(|k| k.id())
         {
-            return Ok(key.to_owned());
+            Some(key) => Ok(key.to_owned()),
+            None => self.create_key(value).await,
         }
+    }
+
+    /// A new key named and valued `value`; its id.
+    async fn create_key(&self, value: &str) -> Result<String, String> {
         let created = self
             .client
             .create_api_key()
@@ -360,8 +371,9 @@ impl UsagePlans for ApiGatewayPlans {
                 self.prefix,
                 teleapi_domain::sid::random_hex32()
             );
-            let key = self.key(&value).await?;
-            self.move_key(&key, &self.default_plan).await?;
+            // A new name: the key is made and put in the default plan, nothing looked up.
+            let key = self.create_key(&value).await?;
+            self.add_to_plan(&key, &self.default_plan).await?;
             self.pool
                 .add_key(&value, None)
                 .await

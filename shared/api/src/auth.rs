@@ -124,7 +124,7 @@ pub async fn authorize(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::*;
 
@@ -155,15 +155,7 @@ mod tests {
         assert!(credentials(&HeaderMap::new()).is_none());
     }
 
-    use teleapi_ports::Clock;
-
-    struct SteppedClock(Mutex<Timestamp>);
-
-    impl Clock for SteppedClock {
-        fn now(&self) -> Timestamp {
-            *self.0.lock().unwrap()
-        }
-    }
+    use crate::test_clock::SteppedClock;
 
     fn services(
         ttl: std::time::Duration,
@@ -173,7 +165,7 @@ mod tests {
         Arc<SteppedClock>,
     ) {
         let store = teleapi_adapters::memory::MemoryStore::new();
-        let clock = Arc::new(SteppedClock(Mutex::new(Timestamp::now())));
+        let clock = SteppedClock::starting_now();
         let services = Services {
             accounts: Arc::new(store.clone()),
             calls: Arc::new(store.clone()),
@@ -229,10 +221,7 @@ mod tests {
         use teleapi_ports::AccountStore;
         let ttl = std::time::Duration::from_secs(10);
         let (services, store, clock) = services(ttl);
-        let advance = |by: std::time::Duration| {
-            let mut now = clock.0.lock().unwrap();
-            *now = now.plus(by);
-        };
+        let advance = |by: std::time::Duration| clock.advance(by);
         let account = Account::open("a", None, Timestamp::now());
         store.insert_account(&account).await.unwrap();
         assert_eq!(outcome(&services, &account).await, Ok(()));

@@ -159,19 +159,10 @@ mod tests {
         Some(format!("Basic {pair}"))
     }
 
-    /// A clock the test moves.
-    struct Moved(std::sync::atomic::AtomicI64);
-
-    impl Clock for Moved {
-        fn now(&self) -> Timestamp {
-            Timestamp::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
-        }
-    }
-
     #[tokio::test]
     async fn each_request_is_counted_against_the_right_key() {
         let store = MemoryStore::new();
-        let clock = Arc::new(Moved(Timestamp::now().millis().into()));
+        let clock = crate::test_clock::SteppedClock::starting_now();
         let services = AuthorizerServices {
             accounts: Arc::new(store.clone()),
             account_cache: AccountCache::default(),
@@ -220,22 +211,14 @@ mod tests {
         // With one key in the pool, the first account borrows it and keeps it while its loan is
         // renewed; the second finds none free until the loan ends.
         store.add_key("stack-pool-1", None).await.unwrap();
-        clock
-            .0
-            .fetch_add(61_000, std::sync::atomic::Ordering::SeqCst); // the size is re-read
+        clock.advance(Duration::from_secs(61)); // the size is re-read
         assert_eq!(key_of(&plain).await, "stack-pool-1");
         assert_eq!(key_of(&other).await, "stack-unassigned-accounts");
-        clock.0.fetch_add(
-            i64::try_from(LEASE.as_millis()).unwrap() - 1000,
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        clock.advance(LEASE - Duration::from_secs(1));
         assert_eq!(key_of(&plain).await, "stack-pool-1", "renewed");
-        clock.0.fetch_add(
-            i64::try_from(LEASE.as_millis()).unwrap() - 1000,
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        clock.advance(LEASE - Duration::from_secs(1));
         assert_eq!(key_of(&other).await, "stack-unassigned-accounts");
-        clock.0.fetch_add(2000, std::sync::atomic::Ordering::SeqCst);
+        clock.advance(Duration::from_secs(2));
         assert_eq!(key_of(&other).await, "stack-pool-1", "the loan ended");
         assert_eq!(key_of(&plain).await, "stack-unassigned-accounts");
 

@@ -32,6 +32,8 @@ mod answer;
 mod paths;
 mod routes;
 mod services;
+#[cfg(test)]
+mod test_clock;
 
 use answer::respond;
 pub use answer::{Success, form_body, respond_error};

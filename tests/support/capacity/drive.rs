@@ -1031,37 +1031,15 @@ async fn drive(backend: Backend, probe: Probe) -> Vec<Measured> {
             .await
             .unwrap();
     }
-    let authorizer = teleapi_api::authorizer::AuthorizerServices {
-        accounts: run.world.backend.accounts.clone(),
-        account_cache: Default::default(),
-        clock: run.world.clock.clone(),
-        account_cache_ttl: Duration::from_secs(10),
-        keys: teleapi_api::authorizer::UsageKeys {
-            unauthenticated: "capacity-unauthenticated".into(),
-            unassigned: "capacity-unassigned".into(),
-        },
-        pool: run.world.backend.key_pool.clone(),
-        pool_size: Default::default(),
-    };
-    let authorize = |account: &teleapi_domain::Account| {
-        let event = json!({
-            "type": "REQUEST",
-            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api/live/GET/x",
-            "headers": {"Authorization": crate::basic_auth(account)},
-        });
-        let authorizer = &authorizer;
-        async move {
-            let answer = teleapi_api::authorizer::authorize(authorizer, &event).await;
-            answer["usageIdentifierKey"].as_str().unwrap().to_owned()
-        }
-    };
+    let authorizer = run
+        .world
+        .backend
+        .authorizer_services(run.world.clock.clone(), "capacity-");
+    let authorize = |account| crate::usage_key(&authorizer, account);
     assert!(authorize(&busy).await.starts_with("capacity-pool-"));
     run.begin();
-    assert!(
-        authorize(&run.world.account.clone())
-            .await
-            .starts_with("capacity-pool-")
-    );
+    let account = run.world.account.clone();
+    assert!(authorize(&account).await.starts_with("capacity-pool-"));
     run.end(
         "authorizer: an active account borrows a key of the pool (each 300 s)",
         "authorize-account",

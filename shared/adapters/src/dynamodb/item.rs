@@ -725,3 +725,32 @@ pub(super) fn member_from(item: &Item) -> Result<Member, StoreError> {
         date_enqueued: r.time("QueuedAt")?,
     })
 }
+
+/// A slot of the key pool (`PoolKey` `slot#{n}`): its key and, while lent, to whom and until when.
+pub(super) fn pool_slot_item(
+    pool_key: &str,
+    key: &str,
+    lent: Option<(&teleapi_domain::AccountSid, Timestamp)>,
+) -> Item {
+    Writer::default()
+        .s("PoolKey", pool_key)
+        .s("KeyValue", key)
+        .opt_s("Account", lent.map(|(account, _)| account.as_str()))
+        .opt_n("LentUntil", lent.map(|(_, until)| until.millis()))
+        .0
+}
+
+/// The key a slot of the key pool holds.
+pub(super) fn pool_key_from(item: &Item) -> Result<String, StoreError> {
+    Reader(item).s("KeyValue").map(str::to_owned)
+}
+
+/// Which slot holds a key of the pool (`PoolKey` `key#{value}`).
+pub(super) fn pool_index_item(pool_key: &str, slot: u32) -> Item {
+    Writer::default().s("PoolKey", pool_key).n("Slot", slot).0
+}
+
+/// A number of a key-pool item: the size's `Slots`, a key's `Slot`.
+pub(super) fn pool_number_from(item: &Item, name: &str) -> Result<u32, StoreError> {
+    Reader(item).n(name)
+}

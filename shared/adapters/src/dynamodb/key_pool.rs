@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem, Update};
 
-use super::item::{n, s};
+use super::item::{self, n, s};
 use super::{DynamoStore, Item, is_conditional_check_failed, store_error};
 use teleapi_domain::{AccountSid, Timestamp};
 use teleapi_ports::{KeyPool, StoreError};
@@ -34,13 +34,6 @@ impl DynamoStore {
         self.read_item(&self.tables.key_pool, "PoolKey", key).await
     }
 
-    fn number_of(item: &Item, attribute: &str) -> Result<u32, StoreError> {
-        item.get(attribute)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Failed(format!("key-pool item without {attribute}")))
-    }
-
     /// The update of the size item from `size` to `to`, only if it still says `size`.
     fn resize(&self, size: u32, to: u32) -> Result<TransactWriteItem, StoreError> {
         let update = built(
@@ -65,7 +58,7 @@ impl DynamoStore {
 impl KeyPool for DynamoStore {
     async fn pool_size(&self) -> Result<u32, StoreError> {
         match self.pool_item(SIZE).await? {
-            Some(item) => Self::number_of(&item, "Slots"),
+            Some(item) => item::pool_number_from(&item, "Slots"),
             None => Ok(0),
         }
     }
@@ -94,12 +87,7 @@ impl KeyPool for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(output) => output
-                .attributes()
-                .and_then(|a| a.get("KeyValue"))
-                .and_then(|v| v.as_s().ok())
-                .map(|v| Some(v.clone()))
-                .ok_or_else(|| StoreError::Failed("key-pool slot without KeyValue".into())),
+            Ok(output) => item::pool_key_from(&output.attributes.unwrap_or_default()).map(Some),
             Err(err) if is_conditional_check_failed(&err) => Ok(None),
             Err(err) => Err(store_error(err)),
         }
@@ -112,17 +100,9 @@ impl KeyPool for DynamoStore {
     ) -> Result<u32, StoreError> {
         for _ in 0..RACES {
             if let Some(found) = self.pool_item(&key_key(key)).await? {
-                return Self::number_of(&found, "Slot");
+                return item::pool_number_from(&found, "Slot");
             }
             let slot = self.pool_size().await?;
-            let mut item = std::collections::HashMap::from([
-                ("PoolKey".to_owned(), s(&slot_key(slot))),
-                ("KeyValue".to_owned(), s(key)),
-            ]);
-            if let Some((account, until)) = lent {
-                item.insert("Account".into(), s(account.as_str()));
-                item.insert("LentUntil".into(), n(until.millis()));
-            }
             let put = |item| {
                 built(
                     Put::builder()
@@ -133,15 +113,11 @@ impl KeyPool for DynamoStore {
                 )
                 .map(|put| TransactWriteItem::builder().put(put).build())
             };
-            let index = std::collections::HashMap::from([
-                ("PoolKey".to_owned(), s(&key_key(key))),
-                ("Slot".to_owned(), n(slot)),
-            ]);
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(put(item)?)
-                .transact_items(put(index)?)
+                .transact_items(put(item::pool_slot_item(&slot_key(slot), key, lent))?)
+                .transact_items(put(item::pool_index_item(&key_key(key), slot))?)
                 .transact_items(self.resize(slot, slot + 1)?)
                 .send()
                 .await;
@@ -162,14 +138,10 @@ impl KeyPool for DynamoStore {
         let Some(last) = size.checked_sub(1) else {
             return Ok(None);
         };
-        let Some(item) = self.pool_item(&slot_key(last)).await? else {
+        let Some(stored) = self.pool_item(&slot_key(last)).await? else {
             return Ok(None);
         };
-        let key = item
-            .get("KeyValue")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .ok_or_else(|| StoreError::Failed("key-pool slot without KeyValue".into()))?;
+        let key = item::pool_key_from(&stored)?;
         let delete = |pool_key: String, condition: Option<&str>| {
             let mut delete = Delete::builder()
                 .table_name(&self.tables.key_pool)
