@@ -51,7 +51,8 @@ async fn the_model_uses_every_table_index_queue_and_bucket() {
             "AWS::DynamoDB::Table" => {
                 let table = kebab(id.strip_suffix("Table").unwrap());
                 let indexes = resource["Properties"]["GlobalSecondaryIndexes"].as_sequence();
-                for index in indexes.into_iter().flatten() {
+                // Less an index kept only for an upgrade (`!If`: the calls' old `listing`).
+                for index in indexes.into_iter().flatten().filter(|i| i.is_mapping()) {
                     declared.insert(format!("{table}/{}", index["IndexName"].as_str().unwrap()));
                 }
                 declared.insert(table);

@@ -708,7 +708,7 @@ async fn list_newest_first(b: &Backend, shards: u8) {
     let sids: Vec<CallSid> = back.items.iter().map(|c| c.sid.clone()).collect();
     assert_eq!(sids, created[10..20]);
     // And backward from the second page's first: the first page, then the start.
-    let second_start = teleapi_domain::call::call_position(&back.items[0]);
+    let second_start = back.items[0].position();
     let back = b
         .calls
         .list_calls(
@@ -727,6 +727,57 @@ async fn list_newest_first(b: &Backend, shards: u8) {
 
 async fn calls_are_listed_newest_first_page_by_page(b: &Backend) {
     list_newest_first(b, 1).await;
+}
+
+async fn first_page(b: &Backend, account: &AccountSid) -> Vec<teleapi_domain::call::ListedCall> {
+    let (everything, first) = (CallFilter::default(), page(10, None, false));
+    let got = b.calls.list_calls(account, 1, &everything, &first).await;
+    got.unwrap().items
+}
+
+/// A page holds what the call's resource shows, every field of it (DynamoDB's listing index
+/// projects them: a page reads nothing else), and follows the call as it changes.
+async fn a_listed_call_shows_what_the_call_shows(b: &Backend) {
+    let owner = account(b, None).await;
+    let at = Timestamp::now();
+    let parent = listed_call(b, &owner.sid, 1, CallStatus::InProgress, at).await;
+    let mut call = teleapi_tests::new_call(
+        &owner.sid,
+        CallStatus::InProgress,
+        at.plus(Duration::from_secs(1)),
+    );
+    call.parent_call_sid = Some(parent.sid.clone());
+    call.direction = teleapi_domain::Direction::OutboundDial;
+    call.muted = true;
+    call.answered_by = Some(teleapi_domain::call::AnsweredBy::MachineEndBeep);
+    b.calls.insert_call(&call).await.unwrap();
+    assert_eq!(
+        first_page(b, &owner.sid).await,
+        [call.listed(), parent.listed()]
+    );
+
+    // Ended: its status, end and duration shown, and its date_updated moved with them.
+    let mut ended = call.clone();
+    ended.status = CallStatus::Completed;
+    ended.end_time = Some(at.plus(Duration::from_secs(61)));
+    ended.duration = Some(60);
+    ended.version += 1;
+    let ended = ended.updated_over(&call, at.plus(Duration::from_secs(61)));
+    b.calls
+        .write_call(CallWrite {
+            call: &ended,
+            expected_version: Some(call.version),
+            intent: None,
+            idempotency: None,
+            now: at.plus(Duration::from_secs(61)),
+        })
+        .await
+        .unwrap();
+    // The index is eventually consistent on DynamoDB; moto's and the twin's are at once.
+    assert_eq!(
+        first_page(b, &owner.sid).await,
+        [ended.listed(), parent.listed()]
+    );
 }
 
 async fn a_large_accounts_calls_are_listed_across_its_partitions(b: &Backend) {
@@ -1306,6 +1357,7 @@ contract!(
     settings_only_and_no_effect_intents_are_never_pending,
     creating_a_call_writes_it_once,
     calls_are_listed_newest_first_page_by_page,
+    a_listed_call_shows_what_the_call_shows,
     a_large_accounts_calls_are_listed_across_its_partitions,
     listing_partitions_can_grow,
     filters_across_partitions,

@@ -244,7 +244,11 @@ pub async fn create_incoming_call(
                 .map(|url| (url, call.instructions.status_callback_method)),
         });
     }
-    Ok((StatusCode::CREATED, Json(call_resource(&call, None))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(call_resource(&call.listed(), None)),
+    )
+        .into_response())
 }
 
 /// `POST /dev/Calls/{CallSid}/Digits` (`Digits`: `0-9 * #`, 1 to 64): the caller of a live

@@ -46,8 +46,11 @@ pub async fn create_call(
         now,
         services.config.intent_retention,
     );
-    let resource = call_resource(&planned.call, Some(&planned.intent.sid));
-    let location = ("location", call_uri(&planned.call));
+    let resource = call_resource(&planned.call.listed(), Some(&planned.intent.sid));
+    let location = (
+        "location",
+        call_uri(&planned.call.account_sid, &planned.call.sid),
+    );
     let new = NewCall {
         key: key.as_ref(),
         fingerprint: &fingerprint,

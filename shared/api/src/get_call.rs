@@ -13,5 +13,8 @@ pub async fn get_call(
 ) -> Result<Success, ApiError> {
     let (_, owner) = super::accounts(services, route, request).await?;
     let call = super::owned_call(services, &owner, &route.call_sid()?).await?;
-    Ok(Success::ok(Some("Call"), call_resource(&call, None)))
+    Ok(Success::ok(
+        Some("Call"),
+        call_resource(&call.listed(), None),
+    ))
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::representation::{BASE_PATH, call_resource, modification_resource};
 use super::{Route, Services, Success};
-use teleapi_domain::call::{ListCallsRequest, call_position, call_position_sid};
+use teleapi_domain::call::{ListCallsRequest, ListedCall, call_position_sid};
 use teleapi_domain::paging::{
     Page, PageToken, Paging, intent_position, intent_position_seq, parse_paging_only,
 };
@@ -55,7 +55,7 @@ pub async fn list_calls(
             .map(|call| call_resource(call, None))
             .collect(),
         &page,
-        call_position,
+        ListedCall::position,
         &list.paging,
         &path,
         &list.query,

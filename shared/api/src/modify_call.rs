@@ -41,7 +41,7 @@ pub async fn modify_call(
     intents::change_call(services, change, |before, now| {
         let retention = services.config.intent_retention;
         let planned = plan(before, &modification, intent_sid.clone(), now, retention)?;
-        let resource = call_resource(&planned.call, Some(&planned.intent.sid));
+        let resource = call_resource(&planned.call.listed(), Some(&planned.intent.sid));
         Ok((planned, resource))
     })
     .await

@@ -6,7 +6,8 @@ use lambda_http::http::{HeaderMap, header};
 use quick_xml::escape::escape;
 use serde_json::{Map, Value, json};
 
-use teleapi_domain::{Call, Intent, IntentSid};
+use teleapi_domain::call::ListedCall;
+use teleapi_domain::{AccountSid, CallSid, Intent, IntentSid};
 
 pub use teleapi_domain::API_VERSION;
 pub const BASE_PATH: &str = "/call/2012-04-24";
@@ -137,16 +138,13 @@ pub fn error_resource(status: u16, code: u32, message: &str) -> Value {
     })
 }
 
-pub fn call_uri(call: &Call) -> String {
-    format!(
-        "{BASE_PATH}/Accounts/{}/Calls/{}.json",
-        call.account_sid, call.sid
-    )
+pub fn call_uri(account: &AccountSid, call: &CallSid) -> String {
+    format!("{BASE_PATH}/Accounts/{account}/Calls/{call}.json")
 }
 
 /// The Call resource with Twilio's field names, plus `muted` and, after a modification, the
 /// new intent's sid.
-pub fn call_resource(call: &Call, intent_sid: Option<&IntentSid>) -> Value {
+pub fn call_resource(call: &ListedCall, intent_sid: Option<&IntentSid>) -> Value {
     let mut fields = Map::new();
     let mut put = |key: &str, value: Value| {
         fields.insert(key.to_owned(), value);
@@ -167,7 +165,7 @@ pub fn call_resource(call: &Call, intent_sid: Option<&IntentSid>) -> Value {
     put("api_version", json!(API_VERSION));
     put("muted", json!(call.muted));
     put("answered_by", json!(call.answered_by.map(|a| a.as_str())));
-    put("uri", json!(call_uri(call)));
+    put("uri", json!(call_uri(&call.account_sid, &call.sid)));
     put(
         "subresource_uris",
         json!({

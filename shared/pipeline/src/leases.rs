@@ -140,7 +140,16 @@ async fn hang_up_legs(
             .list_calls(&call.account_sid, shards, &filter, &page)
             .await?;
         for leg in &legs.items {
-            if leg.status.is_final() || leg.worker.as_ref() == Some(&worker.id) {
+            if leg.status.is_final() {
+                continue;
+            }
+            // Its worker is not in the listing: read it (a dead worker's, rarely, legs).
+            let held_by_the_dead = services
+                .calls
+                .call(&leg.sid)
+                .await?
+                .is_some_and(|leg| leg.worker.as_ref() == Some(&worker.id));
+            if held_by_the_dead {
                 continue;
             }
             let outcome = record_system_intent(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use teleapi_domain::call::CallFilter;
+use teleapi_domain::call::{CallFilter, ListedCall};
 use teleapi_domain::call_log::{LogEntry, Notification, NotificationFilter, RequestEntry};
 use teleapi_domain::conference::{Conference, ConferenceChange, ConferenceFilter, Participant};
 use teleapi_domain::number::{IncomingNumber, NumberFilter};
@@ -416,15 +416,15 @@ pub trait CallStore: Send + Sync {
     ) -> Result<Vec<Intent>, StoreError>;
 
     /// A page of the account's calls matching `filter`, newest first, from its `shards` listing
-    /// partitions (the account's `listing_shards`). Served by the listing index; reads at most a
-    /// bounded number of items (see docs/data-model.md).
+    /// partitions (the account's `listing_shards`), as the listing holds them. Served by the
+    /// listing index alone; reads at most a bounded number of entries (see docs/data-model.md).
     async fn list_calls(
         &self,
         account: &AccountSid,
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<Call>, StoreError>;
+    ) -> Result<Page<ListedCall>, StoreError>;
 
     /// A page of the call's intents, in sequence order.
     async fn list_intents(

@@ -25,7 +25,7 @@ pub struct Billed {
     pub service: &'static str,
     /// `PutItem`, `SendMessage`, …
     pub action: String,
-    /// Read and write units by table or `table/index` (logical names: `calls`, `calls/listing`).
+    /// Read and write units by table or `table/index` (logical names: `calls`, `calls/listed`).
     pub read_units: BTreeMap<String, f64>,
     pub write_units: BTreeMap<String, f64>,
     /// SQS: the queue (logical name) and the billed requests (one per 64 KB of payload).

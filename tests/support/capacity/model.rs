@@ -74,6 +74,66 @@ pub const USAGE_PLAN_RATE: Quota = Quota {
     source: "https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html",
 };
 
+/// Where the regions' defaults differ from us-east-1's, which the tables above assume: API
+/// Gateway's account-level throttle (2,500 requests/s in thirteen newer regions) and the FIFO
+/// queues' high-throughput quota (per queue and action; not adjustable).
+pub struct Region {
+    pub names: &'static str,
+    pub api_gateway: f64,
+    pub fifo: f64,
+}
+
+pub const REGIONS: [Region; 6] = [
+    Region {
+        names: "us-east-1, us-west-2, eu-west-1",
+        api_gateway: 10_000.0,
+        fifo: 70_000.0,
+    },
+    Region {
+        names: "us-east-2, eu-central-1",
+        api_gateway: 10_000.0,
+        fifo: 19_000.0,
+    },
+    Region {
+        names: "ap-south-1, ap-southeast-1, ap-southeast-2, ap-northeast-1",
+        api_gateway: 10_000.0,
+        fifo: 9_000.0,
+    },
+    Region {
+        names: "eu-west-2, sa-east-1",
+        api_gateway: 10_000.0,
+        fifo: 4_500.0,
+    },
+    Region {
+        names: "every other region but the thirteen below",
+        api_gateway: 10_000.0,
+        fifo: 2_400.0,
+    },
+    Region {
+        names: "af-south-1, eu-south-1, eu-south-2, eu-central-2, ap-southeast-3, ap-southeast-4, ap-southeast-5, ap-southeast-7, ap-south-2, me-central-1, il-central-1, ca-west-1, mx-central-1",
+        api_gateway: 2_500.0,
+        fifo: 2_400.0,
+    },
+];
+
+impl Region {
+    /// The lowest ceiling of `limits` at this region's defaults, and what sets it.
+    fn ceiling(&self, limits: &[Limit]) -> (f64, String) {
+        limits
+            .iter()
+            .map(|limit| {
+                let quota = match limit.quota.name {
+                    name if name == API_GATEWAY_RPS.name => self.api_gateway,
+                    name if name == SQS_FIFO_HIGH_THROUGHPUT.name => self.fifo,
+                    _ => limit.quota.default,
+                };
+                (limit.ceiling(quota), limit.resource.clone())
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap_or((f64::INFINITY, String::new()))
+    }
+}
+
 /// On-demand prices, us-east-1, US dollars per unit.
 pub struct Prices {
     pub api_request: f64,
@@ -135,6 +195,9 @@ pub const PROFILE_CALLS_PER_SECOND: f64 = 1_000.0;
 pub const PROFILE_MODIFICATIONS_PER_CALL: f64 = 2.0;
 /// Listing reads are 20% of the API's requests: one page per four other requests.
 pub const PROFILE_LIST_SHARE: f64 = 0.20;
+/// The index of an account's calls (`table/index`), keyed by its listing partitions.
+const LISTING: &str = "calls/listed";
+
 /// The listing partitions of the profile's account (`teleapi-admin set-listing-shards`).
 pub const PROFILE_LISTING_SHARDS: f64 = 16.0;
 /// Media workers heartbeating: 1,000 new calls a second of two minutes each are 120,000 live
@@ -519,14 +582,9 @@ pub fn deployment_limits(traffic: &Usage, deployment: &Deployment) -> Vec<Limit>
 pub fn account_limits(traffic: &Usage, deployment: &Deployment, shards: f64) -> Vec<Limit> {
     let mut limits = deployment_limits(traffic, deployment);
     limits.push(Limit {
-        resource: format!("DynamoDB calls/listing, one of the account's {shards} partitions"),
+        resource: format!("DynamoDB {LISTING}, one of the account's {shards} partitions"),
         quota: PARTITION_WRITES,
-        per_unit: traffic
-            .write_units
-            .get("calls/listing")
-            .copied()
-            .unwrap_or(0.0)
-            / shards,
+        per_unit: traffic.write_units.get(LISTING).copied().unwrap_or(0.0) / shards,
     });
     limits.push(Limit {
         resource: "DynamoDB accounts, the account's item (cache refreshes)".into(),
@@ -723,6 +781,28 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     let (c_default, c_raised) =
         limit_table(w, &deployment_limits(&call, deployment), 2_000.0, "call");
     writeln!(w).unwrap();
+    writeln!(w, "**By region**, at each region's default quotas (the tables above are us-east-1's): API Gateway's account-level throttle and the FIFO queues' high-throughput quota (per queue and API action, not adjustable) differ; the lowest ceiling and what sets it.\n").unwrap();
+    writeln!(
+        w,
+        "| regions | API Gateway requests/s | FIFO API calls/s | modifications/s | new calls/s |"
+    )
+    .unwrap();
+    writeln!(w, "|---|---:|---:|---|---|").unwrap();
+    for region in &REGIONS {
+        let (mods, mods_by) = region.ceiling(&deployment_limits(&modification, deployment));
+        let (calls, calls_by) = region.ceiling(&deployment_limits(&call, deployment));
+        writeln!(
+            w,
+            "| {} | {} | {} | {} ({mods_by}) | {} ({calls_by}) |",
+            region.names,
+            number(region.api_gateway),
+            number(region.fifo),
+            number(mods),
+            number(calls)
+        )
+        .unwrap();
+    }
+    writeln!(w).unwrap();
 
     writeln!(w, "### Ceilings of one account\n").unwrap();
     writeln!(w, "The deployment's limits and the account's own keys: its listing partitions, its account item, its usage plan.\n").unwrap();
@@ -737,7 +817,7 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
     let one = account_limits(&call, deployment, 1.0);
     let one_partition = one
         .iter()
-        .find(|l| l.resource.contains("partitions") && l.resource.contains("listing"))
+        .find(|l| l.resource.contains("partitions") && l.resource.contains(LISTING))
         .map(|l| l.ceiling(l.quota.default))
         .unwrap_or(f64::INFINITY);
     writeln!(w, "With one listing partition (the default) an account's calls stop at {} a second (the partition's 1,000 writes), {} at half of it.\n", number(one_partition), number(one_partition / 2.0)).unwrap();
@@ -778,22 +858,16 @@ pub fn render(ops: &[Measured], deployment: &Deployment) -> String {
             "writes",
         ),
         (
-            "calls/listing",
+            LISTING,
             "ListingKey (account#partition)",
-            call.write_units
-                .get("calls/listing")
-                .copied()
-                .unwrap_or(0.0)
-                * rate
-                / PROFILE_LISTING_SHARDS,
+            call.write_units.get(LISTING).copied().unwrap_or(0.0) * rate / PROFILE_LISTING_SHARDS,
             PARTITION_WRITES.default,
             "writes",
         ),
         (
-            "calls/listing",
+            LISTING,
             "ListingKey (account#partition)",
-            call.read_units.get("calls/listing").copied().unwrap_or(0.0) * rate
-                / PROFILE_LISTING_SHARDS,
+            call.read_units.get(LISTING).copied().unwrap_or(0.0) * rate / PROFILE_LISTING_SHARDS,
             PARTITION_READS.default,
             "reads",
         ),

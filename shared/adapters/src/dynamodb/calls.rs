@@ -236,7 +236,7 @@ impl CallStore for DynamoStore {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<Call>, StoreError> {
+    ) -> Result<Page<ListedCall>, StoreError> {
         let mut key_condition = "ListingKey = :key".to_owned();
         let mut values: Vec<(&str, AttributeValue)> = Vec::new();
         // A call starts after it is created: an upper bound on the start time bounds the key.
@@ -273,9 +273,8 @@ impl CallStore for DynamoStore {
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let ascending = Order::Descending.reading(page) == Order::Ascending;
-        // The index holds positions and what the filters read; the page's calls are then read
-        // whole from the table.
-        let listed = fill_page(
+        // The index holds what a page shows: the page is its entries, with no read of the table.
+        fill_page(
             page,
             Order::Descending,
             usize::from(shards),
@@ -307,18 +306,11 @@ impl CallStore for DynamoStore {
                             .exclusive_start_key("CallSid", s(sid.as_str()));
                     }
                     let output = query.send().await.map_err(store_error)?;
-                    listing_round(&output, |entry, _| {
-                        entry
-                            .get("CallSid")
-                            .and_then(|v| v.as_s().ok())
-                            .and_then(|v| v.parse::<CallSid>().ok())
-                    })
+                    listing_round(&output, |entry, _| item::listed_from(entry).ok())
                 }
             },
         )
-        .await?;
-        let calls = self.calls_by_sid(&listed.items).await?;
-        Ok(resolve(listed, calls, |call| filter.matches(call)))
+        .await
     }
 
     async fn list_intents(

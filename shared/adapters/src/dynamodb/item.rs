@@ -9,6 +9,7 @@ use teleapi_domain::recording::{
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use teleapi_domain::account::MAX_LISTING_SHARDS;
+use teleapi_domain::call::ListedCall;
 use teleapi_domain::conference::{
     Conference, ConferenceStatus, EndReason, Participant, ParticipantState, ParticipantStatus,
     conference_position,
@@ -260,6 +261,27 @@ pub(super) fn call_item(call: &Call) -> Item {
         .0;
     item.insert("StatusCallbackEvents".into(), AttributeValue::L(events));
     item
+}
+
+/// A call as an entry of the listing index holds it (schema::LISTING_PROJECTION).
+pub(super) fn listed_from(item: &Item) -> Result<ListedCall, StoreError> {
+    let r = Reader(item);
+    Ok(ListedCall {
+        sid: r.parse("CallSid", |v| v.parse().ok())?,
+        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
+        parent_call_sid: r.opt_parse("ParentCallSid", |v| v.parse().ok())?,
+        from: r.s("From")?.to_owned(),
+        to: r.s("To")?.to_owned(),
+        direction: r.parse("Direction", Direction::parse)?,
+        status: r.parse("Status", CallStatus::parse)?,
+        muted: r.bool("Muted")?,
+        answered_by: r.opt_parse("AnsweredBy", teleapi_domain::call::AnsweredBy::parse)?,
+        date_created: r.time("DateCreated")?,
+        date_updated: r.time("DateUpdated")?,
+        start_time: r.opt_time("StartTime")?,
+        end_time: r.opt_time("EndTime")?,
+        duration: r.opt_n("Duration")?,
+    })
 }
 
 pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {

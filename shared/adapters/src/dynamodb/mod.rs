@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 
-use teleapi_domain::call::CallFilter;
+use teleapi_domain::call::{CallFilter, ListedCall};
 use teleapi_domain::paging;
 use teleapi_domain::paging::{Page, PageRequest};
 use teleapi_domain::sid::WorkerId;
@@ -33,7 +33,7 @@ use teleapi_domain::{
     Account, AccountSid, Call, CallSid, IdempotencyKey, IdempotencyRecord, Intent, IntentStatus,
     Subject, Timestamp,
 };
-use teleapi_ports::paging::{Order, Round, fill_page, resolve};
+use teleapi_ports::paging::{Order, Round, fill_page};
 use teleapi_ports::{
     AccountStore, CallStore, CallWrite, InsertError, IntentFailure, RecordError, Settlement,
     StoreError, WorkerStore,
@@ -332,19 +332,6 @@ impl DynamoStore {
 
     /// The calls named, read whole from the table (eventually consistent, as the listing index
     /// they come from is), by CallSid.
-    async fn calls_by_sid(&self, sids: &[CallSid]) -> Result<HashMap<CallSid, Call>, StoreError> {
-        let keys = sids
-            .iter()
-            .map(|sid| HashMap::from([("CallSid".to_owned(), s(sid.as_str()))]))
-            .collect();
-        Ok(self
-            .batch_get(&self.tables.calls, keys, item::call_from)
-            .await?
-            .into_iter()
-            .map(|call| (call.sid.clone(), call))
-            .collect())
-    }
-
     /// The items of `table` with `keys`, read whole (eventually consistent): one BatchGetItem per
     /// hundred, all at once, taking back what DynamoDB left unprocessed.
     pub(super) async fn batch_get<T>(
@@ -462,7 +449,9 @@ where
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or("");
-            if TRANSIENT.contains(&code) {
+            // An index being built (a stack's upgrade adding one) serves again within minutes.
+            let backfilling = code == "ValidationException" && message.contains("backfilling");
+            if TRANSIENT.contains(&code) || backfilling {
                 StoreError::Unavailable(format!("{code}: {message}"))
             } else {
                 StoreError::Failed(format!("{code}: {message}"))

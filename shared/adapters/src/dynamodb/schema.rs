@@ -11,9 +11,10 @@ use teleapi_ports::StoreError;
 
 /// The sparse index of pending intents (docs/data-model.md).
 pub const PENDING_INDEX: &str = "pending";
-/// The index of an account's calls, newest first, over the account's listing partitions
-/// (docs/data-model.md). It replaced `account-calls` (docs/capacity.md, "Migrating").
-pub const LISTING_INDEX: &str = "listing";
+/// The index of an account's calls, newest first, over the account's listing partitions, with
+/// what a page shows (docs/data-model.md). It replaced `listing`, which held only what the
+/// filters read, and that `account-calls` (docs/capacity.md, "Migrating").
+pub const LISTING_INDEX: &str = "listed";
 /// The sparse index of each media worker's live calls, and of its live conferences, in their
 /// tables (docs/data-model.md): what is left to end when the worker's lease runs out.
 pub const WORKER_INDEX: &str = "worker";
@@ -41,9 +42,25 @@ pub const QUEUE_ACCOUNT_INDEX: &str = "account";
 /// The sparse index of the calls waiting in each queue, in the calls table (docs/data-model.md,
 /// "queues"): only a waiting call carries its keys, and it holds its keys alone.
 pub const QUEUE_INDEX: &str = "queue";
-/// What the listing index holds besides its keys and the CallSid: what its filters read. A
-/// write that changes none of these (a modification, most events) does not write the index.
-pub const LISTING_PROJECTION: [&str; 5] = ["To", "From", "Status", "ParentCallSid", "StartTime"];
+/// What the listing index holds besides its keys and the CallSid: what a page shows
+/// (`ListedCall`: the Call resource), which its filters read too. A write
+/// that changes none of these (a modification but `Mute`, most events) does not write the
+/// index: `DateUpdated` moves only when what the resource shows does (`Call::updated_over`).
+pub const LISTING_PROJECTION: [&str; 13] = [
+    "AccountSid",
+    "ParentCallSid",
+    "From",
+    "To",
+    "Direction",
+    "Status",
+    "Muted",
+    "AnsweredBy",
+    "DateCreated",
+    "DateUpdated",
+    "StartTime",
+    "EndTime",
+    "Duration",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {

@@ -3,7 +3,7 @@
 use super::*;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use teleapi_domain::call::CallFilter;
+use teleapi_domain::call::{CallFilter, ListedCall};
 use teleapi_domain::paging::{Page, PageRequest, intent_position, partition_key};
 use teleapi_domain::sid::WorkerId;
 use teleapi_domain::{
@@ -147,7 +147,7 @@ impl CallStore for MemoryStore {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<Call>, StoreError> {
+    ) -> Result<Page<ListedCall>, StoreError> {
         // The listing index, as DynamoDB keeps it: per partition of the account, its calls by
         // position, bounded above by the start-time filter (a call starts after it is created).
         let upper = filter
@@ -172,8 +172,8 @@ impl CallStore for MemoryStore {
                             tables
                                 .calls
                                 .get(sid)
+                                .map(Call::listed)
                                 .filter(|call| filter.matches(call))
-                                .cloned()
                         },
                     ),
                     None => Round {

@@ -211,11 +211,11 @@ pub fn progress(
             },
             Some(call),
         ) => {
-            let mut next = bumped(call, seq, now);
+            let mut next = bumped(call, seq);
             next.command_queue = Some(command_queue_url.clone());
             next.worker = worker_id.clone();
             let callback = announce(&mut next, CallbackEvent::Initiated, seq, at);
-            apply(call, next, callback, None)
+            apply(call, next, callback, None, now)
         }
         (
             EventKind::CallStatus {
@@ -235,7 +235,7 @@ pub fn progress(
                     call.sid
                 ));
             }
-            let mut next = bumped(call, seq, now);
+            let mut next = bumped(call, seq);
             next.status = *status;
             if *status == CallStatus::InProgress || (status.is_final() && start_time.is_some()) {
                 next.start_time = start_time
@@ -257,7 +257,7 @@ pub fn progress(
                 };
             }
             let callback = announce(&mut next, callback_event(*status), seq, at);
-            apply(call, next, callback, None)
+            apply(call, next, callback, None, now)
         }
         (
             EventKind::RcmlFailed {
@@ -275,7 +275,7 @@ pub fn progress(
             let failed_fallback =
                 fallback_url.is_some_and(|f| f.as_str().split('#').next() == Some(url.as_str()));
             if !failed_fallback && let Some(job) = fallback(call, seq, *error_code, url) {
-                return apply(call, bumped(call, seq, now), Some(job), None);
+                return apply(call, bumped(call, seq), Some(job), None, now);
             }
             let reason = format!(
                 "RCML failed at {url}: error {error_code} ({detail}); {}",
@@ -295,7 +295,7 @@ pub fn progress(
                 Some(planned) => {
                     let mut next = planned.call;
                     next.event_seq = seq;
-                    apply(call, next, None, Some(planned.intent))
+                    apply(call, next, None, Some(planned.intent), now)
                 }
                 None => ignore(format!("rcml.failed for {} which has ended", call.sid)),
             }
@@ -309,7 +309,7 @@ pub fn progress(
             },
             Some(call),
         ) => {
-            let mut next = bumped(call, seq, now);
+            let mut next = bumped(call, seq);
             next.answered_by = Some(*answered_by);
             let job = callback.as_ref().map(|callback| {
                 amd_callback(
@@ -320,26 +320,26 @@ pub fn progress(
                     callback,
                 )
             });
-            apply(call, next, job, None)
+            apply(call, next, job, None, now)
         }
         (EventKind::CallEnqueued { queue_sid, .. }, Some(call)) => {
-            let mut next = bumped(call, seq, now);
+            let mut next = bumped(call, seq);
             if call.status.is_final() {
                 // Its end came first (the API hung it up): it waits nowhere.
-                return apply(call, next, None, None);
+                return apply(call, next, None, None, now);
             }
             next.queue = Some(crate::queue::Waiting {
                 sid: queue_sid.clone(),
                 since: at,
             });
-            apply(call, next, None, None)
+            apply(call, next, None, None, now)
         }
         (EventKind::CallDequeued { queue_sid, .. }, Some(call)) => {
-            let mut next = bumped(call, seq, now);
+            let mut next = bumped(call, seq);
             if next.queue.as_ref().is_some_and(|q| q.sid == *queue_sid) {
                 next.queue = None;
             }
-            apply(call, next, None, None)
+            apply(call, next, None, None, now)
         }
         (_, None) => ignore(format!(
             "{} for unknown call {}",
@@ -374,7 +374,6 @@ pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp, why: &str) -
     }
     let mut next = call.clone();
     next.version += 1;
-    next.date_updated = now;
     next.end_reported = true;
     next.queue = None;
     let began = call.start_time.unwrap_or(call.date_created);
@@ -393,7 +392,7 @@ pub fn drop_call(call: &Call, last_seen: Timestamp, now: Timestamp, why: &str) -
         job.job_id = format!("{}-{why}", call.sid);
     }
     Some(Progress {
-        call: next,
+        call: next.updated_over(call, now),
         expected_version: Some(call.version),
         callback,
         intent: None,
@@ -472,11 +471,10 @@ fn reported(call_sid: &CallSid, kind: EventKind, now: Timestamp) -> Event {
 }
 
 /// `call` with the event counted and the version moved on.
-fn bumped(call: &Call, seq: u64, now: Timestamp) -> Call {
+fn bumped(call: &Call, seq: u64) -> Call {
     let mut next = call.clone();
     next.event_seq = seq;
     next.version += 1;
-    next.date_updated = now;
     next
 }
 
@@ -485,9 +483,10 @@ fn apply(
     next: Call,
     callback: Option<CallbackJob>,
     intent: Option<Intent>,
+    now: Timestamp,
 ) -> Verdict {
     Verdict::Apply(Box::new(Progress {
-        call: next,
+        call: next.updated_over(call, now),
         expected_version: Some(call.version),
         callback,
         intent,

@@ -1,7 +1,7 @@
 //! Listing an account's calls: their place in the listing index, the filters of
 //! `GET …/Calls` and its paging.
 
-use crate::call::{Call, CallStatus};
+use crate::call::{AnsweredBy, Call, CallStatus, Direction};
 use crate::error::InvalidParameter;
 use crate::form::Form;
 use crate::paging::Paging;
@@ -9,7 +9,7 @@ use crate::paging::created_position;
 use crate::paging::created_position_sid;
 use crate::paging::parse_time;
 use crate::params::{Params, invalid};
-use crate::sid::{CallSid, shorten};
+use crate::sid::{AccountSid, CallSid, shorten};
 use crate::time::Timestamp;
 
 /// A call's place in its account's listing, newest first: creation time, then CallSid. Stored
@@ -21,6 +21,35 @@ pub fn call_position(call: &Call) -> String {
 /// The CallSid of a well-formed call position.
 pub fn call_position_sid(position: &str) -> Option<CallSid> {
     created_position_sid(position)
+}
+
+/// A call as its account's listing holds it: what the Call resource shows. The listing index of
+/// DynamoDB carries exactly this, so that a page is read from the index alone; none of it
+/// changes on a write the resource does not show ([`Call::updated_over`]), so a modification
+/// (but a mute) and most events do not write the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedCall {
+    pub sid: CallSid,
+    pub account_sid: AccountSid,
+    pub parent_call_sid: Option<CallSid>,
+    pub from: String,
+    pub to: String,
+    pub direction: Direction,
+    pub status: CallStatus,
+    pub muted: bool,
+    pub answered_by: Option<AnsweredBy>,
+    pub date_created: Timestamp,
+    pub date_updated: Timestamp,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    pub duration: Option<u64>,
+}
+
+impl ListedCall {
+    /// The call's place in its account's listing ([`call_position`]).
+    pub fn position(&self) -> String {
+        created_position(self.date_created, &self.sid)
+    }
 }
 
 /// The filters of `GET …/Calls`. Times are inclusive bounds on the call's start time.
@@ -39,7 +68,7 @@ impl CallFilter {
         *self == Self::default()
     }
 
-    pub fn matches(&self, call: &Call) -> bool {
+    pub fn matches(&self, call: &ListedCall) -> bool {
         self.to.as_ref().is_none_or(|to| *to == call.to)
             && self.from.as_ref().is_none_or(|from| *from == call.from)
             && self.status.is_none_or(|status| status == call.status)

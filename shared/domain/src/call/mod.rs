@@ -233,6 +233,45 @@ impl Call {
         }
     }
 
+    /// `self`, written over `before` at `now`: `date_updated` moves to `now` when what the Call
+    /// resource shows changed ([`ListedCall`]), and only then, so that a write the resource
+    /// does not show (a redirect, a new StatusCallback, a worker's report of a stream) leaves
+    /// the account's listing of the call as it was (docs/decisions.md, "A call's
+    /// date_updated").
+    pub fn updated_over(mut self, before: &Call, now: Timestamp) -> Self {
+        fn shown(c: &Call) -> impl PartialEq + '_ {
+            (
+                (&c.parent_call_sid, &c.from, &c.to, c.direction, c.status),
+                (c.muted, c.answered_by, c.date_created),
+                (c.start_time, c.end_time, c.duration),
+            )
+        }
+        if shown(&self) != shown(before) {
+            self.date_updated = now;
+        }
+        self
+    }
+
+    /// The call as its account's listing holds it.
+    pub fn listed(&self) -> ListedCall {
+        ListedCall {
+            sid: self.sid.clone(),
+            account_sid: self.account_sid.clone(),
+            parent_call_sid: self.parent_call_sid.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            direction: self.direction,
+            status: self.status,
+            muted: self.muted,
+            answered_by: self.answered_by,
+            date_created: self.date_created,
+            date_updated: self.date_updated,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            duration: self.duration,
+        }
+    }
+
     /// The call placed in one of its account's `listing_shards` listing partitions.
     pub fn listed_in(mut self, listing_shards: u8) -> Self {
         self.listing_shard = crate::call::shard_of(&self.sid, listing_shards);

@@ -221,7 +221,6 @@ pub fn plan(
     let mut next = call.clone();
     next.seq += 1;
     next.version += 1;
-    next.date_updated = now;
 
     let mut intent = Intent {
         sid: intent_sid,
@@ -247,7 +246,10 @@ pub fn plan(
              Use Status=completed to hang up a call in progress."
                 .into(),
         );
-        return Ok(Planned { call: next, intent });
+        return Ok(Planned {
+            call: next.updated_over(call, now),
+            intent,
+        });
     }
 
     // Settings: in force from now on, whatever else the request does.
@@ -337,7 +339,10 @@ pub fn plan(
         }
         None => intent.status = IntentStatus::Applied,
     }
-    Ok(Planned { call: next, intent })
+    Ok(Planned {
+        call: next.updated_over(call, now),
+        intent,
+    })
 }
 
 /// What the control plane itself asks of a call, outside any API request.
@@ -396,7 +401,6 @@ pub fn plan_system(
     let mut next = call.clone();
     next.seq += 1;
     next.version += 1;
-    next.date_updated = now;
     let mut parameters = BTreeMap::new();
     let (action_name, kind, command_parameters, reason) = match action {
         SystemAction::RunFallback { rcml, fallback_url } => {
@@ -490,7 +494,10 @@ pub fn plan_system(
         date_updated: now,
         expires_at: now.plus(retention).whole_seconds(),
     };
-    Some(Planned { call: next, intent })
+    Some(Planned {
+        call: next.updated_over(call, now),
+        intent,
+    })
 }
 
 /// `POST …/Queues/{QU}/Members/{CallSid|Front}`: `Url` (required) and `Method`, the RCML the
@@ -559,6 +566,25 @@ mod tests {
             now,
             Duration::from_secs(60),
         )
+    }
+
+    #[test]
+    fn date_updated_moves_only_with_what_the_resource_shows() {
+        let before = call(CallStatus::InProgress);
+        let now = Timestamp::from_millis(91_000);
+        // What the call will do changes; what its resource shows does not.
+        for body in [
+            "Url=https://a.example/x",
+            "StatusCallback=https://a.example/s",
+        ] {
+            let planned = decide(CallStatus::InProgress, body).unwrap();
+            assert_eq!(planned.call.date_updated, before.date_updated, "{body}");
+            assert_eq!(planned.call.version, before.version + 1, "{body}");
+        }
+        for body in ["Mute=true", "Status=completed"] {
+            let planned = decide(CallStatus::InProgress, body).unwrap();
+            assert_eq!(planned.call.date_updated, now, "{body}");
+        }
     }
 
     #[test]
