@@ -22,6 +22,7 @@ use teleapi_tests::runtime::{Emulator, Outcome};
 use teleapi_tests::{Backend, World, basic_auth};
 use tokio::net::TcpListener;
 
+mod ab;
 mod amd;
 mod live;
 mod media;
@@ -904,6 +905,13 @@ async fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(200);
     let only: Option<String> = std::env::args().nth(1);
+    if only.as_deref() == Some("ab") {
+        // `ab BASE_BENCH [GROUP…]`: this bench against another commit's (tests/bench ab REV).
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        let base = args.first().expect("ab BASE_BENCH [GROUP…]");
+        let worse = ab::ab(Path::new(base), &args[1..]);
+        std::process::exit(i32::from(worse));
+    }
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     println!(
         "teleapi-bench on {}; {} (UTC)",
