@@ -48,15 +48,18 @@ fn rows(output: &str) -> BTreeMap<String, Printed> {
         .collect()
 }
 
-/// The first number of a value (`1.05x`, `0.140% of a core`, `16.4 ms`, `2,667`).
+/// The number a value states (`1.05x`, `0.140% of a core (…)`, `16.4 ms`, `2,667`); none for
+/// a value of several (`1 read + 1 write`), which is compared as text.
 fn number(value: &str) -> Option<f64> {
-    let start = value.find(|c: char| c.is_ascii_digit())?;
-    let digits: String = value[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',')
-        .filter(|c| *c != ',')
-        .collect();
-    digits.trim_end_matches('.').parse().ok()
+    let stated = value.split('(').next().unwrap_or_default();
+    let mut numbers = stated
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .filter(|part| part.chars().any(|c| c.is_ascii_digit()));
+    let first = numbers.next()?;
+    if numbers.next().is_some() {
+        return None;
+    }
+    first.replace(',', "").trim_matches('.').parse().ok()
 }
 
 /// Which way is better for a figure, from its target: `Some(true)` when higher is.
@@ -144,7 +147,10 @@ pub fn ab(base: &Path, groups: &[String]) -> bool {
     for ((_, figure), (target, base, head)) in &figures {
         let numbers =
             |values: &[String]| values.iter().map(|v| number(v)).collect::<Option<Vec<_>>>();
-        let shown = |values: &[String]| values.join("; ");
+        let shown = |values: &[String]| match values {
+            [first, rest @ ..] if rest.iter().all(|v| v == first) => first.clone(),
+            _ => values.join("; "),
+        };
         let (change, verdict) = match (numbers(base), numbers(head)) {
             (Some(b), Some(h)) if !b.is_empty() && !h.is_empty() => {
                 let change = if median(&b) == 0.0 {
@@ -183,6 +189,8 @@ mod tests {
         assert_eq!(rows["backend floor"].value, "1.05x");
         assert_eq!(number("2,667 at default"), Some(2667.0));
         assert_eq!(number("0.140% of a core"), Some(0.14));
+        assert_eq!(number("97.6/s (97.6, 99.1)"), Some(97.6));
+        assert_eq!(number("1 read + 1 write + 1 send"), None);
         assert_eq!(number("n/a"), None);
         assert_eq!(higher_is_better(">= 0.8"), Some(true));
         assert_eq!(higher_is_better("<= 1.5"), Some(false));

@@ -409,9 +409,8 @@ pub(super) fn round_by<K>(
                 .and_then(|v| v.as_s().ok())
                 .cloned()
                 .ok_or_else(|| StoreError::Failed(format!("index entry without {attribute}")))?;
-            let key = key(entry, &position).ok_or_else(|| {
-                StoreError::Failed(format!("index entry {position} without its key"))
-            })?;
+            let key = key(entry, &position)
+                .ok_or_else(|| StoreError::Failed(format!("index entry {position} unreadable")))?;
             Ok((position, key))
         })
         .collect::<Result<_, StoreError>>()?;
