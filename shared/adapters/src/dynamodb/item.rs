@@ -297,15 +297,38 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
             .ok_or_else(|| corrupt("StatusCallbackEvents"))?,
         _ => return Err(corrupt("StatusCallbackEvents")),
     };
+    // What the resource shows is read as the listing index holds it.
+    let ListedCall {
+        sid,
+        account_sid,
+        parent_call_sid,
+        from,
+        to,
+        direction,
+        status,
+        muted,
+        answered_by,
+        date_created,
+        date_updated,
+        start_time,
+        end_time,
+        duration,
+    } = listed_from(item)?;
     Ok(Call {
-        sid: r.parse("CallSid", |v| v.parse().ok())?,
-        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
-        parent_call_sid: r.opt_parse("ParentCallSid", |v| v.parse().ok())?,
-        from: r.s("From")?.to_owned(),
-        to: r.s("To")?.to_owned(),
-        direction: r.parse("Direction", Direction::parse)?,
-        status: r.parse("Status", CallStatus::parse)?,
-        muted: r.bool("Muted")?,
+        sid,
+        account_sid,
+        parent_call_sid,
+        from,
+        to,
+        direction,
+        status,
+        muted,
+        answered_by,
+        date_created,
+        date_updated,
+        start_time,
+        end_time,
+        duration,
         instructions: Instructions {
             url: r.url("Url")?,
             method: r.method("Method")?,
@@ -323,11 +346,6 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
         event_seq: r.n("EventSeq")?,
         callback_seq: r.n("CallbackSeq")?,
         end_reported: r.bool("EndReported")?,
-        date_created: r.time("DateCreated")?,
-        date_updated: r.time("DateUpdated")?,
-        start_time: r.opt_time("StartTime")?,
-        end_time: r.opt_time("EndTime")?,
-        duration: r.opt_n("Duration")?,
         // Calls stored before listings were partitioned (no ListingKey yet) are in partition 0,
         // where `teleapi-admin backfill-listing` puts them.
         listing_shard: match r.opt_s("ListingKey")? {
@@ -341,7 +359,6 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
         streams: r
             .opt_parse("Streams", |v| serde_json::from_str(v).ok())?
             .unwrap_or_default(),
-        answered_by: r.opt_parse("AnsweredBy", teleapi_domain::call::AnsweredBy::parse)?,
         queue: match (
             r.opt_parse("QueueSid", |v| v.parse().ok())?,
             r.opt_time("QueuedAt")?,
