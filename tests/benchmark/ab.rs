@@ -92,7 +92,7 @@ fn verdict(base: &[f64], head: &[f64], higher_better: Option<bool>) -> &'static 
     let noise = spread(base).max(spread(head));
     match higher_better {
         None => "-",
-        _ if change.abs() <= noise || change == 0.0 => "same",
+        _ if change.abs() <= noise => "same",
         Some(true) if change > 0.0 => "better",
         Some(false) if change < 0.0 => "better",
         _ => "WORSE",
