@@ -608,7 +608,7 @@ async fn all_calls_reading(
             .await
             .unwrap();
         most_scanned = most_scanned.max(got.scanned);
-        out.extend(got.items.iter().map(|c| c.sid.clone()));
+        out.extend(got.items.iter().map(|c| c.sid.clone().into_owned()));
         match got.more {
             Some(more) => after = Some(more),
             None => return (out, most_scanned),
@@ -674,7 +674,11 @@ async fn list_newest_first(b: &Backend, shards: u8) {
         .list_calls(&owner.sid, shards, &everything, &page(10, None, false))
         .await
         .unwrap();
-    let sids: Vec<CallSid> = first.items.iter().map(|c| c.sid.clone()).collect();
+    let sids: Vec<CallSid> = first
+        .items
+        .iter()
+        .map(|c| c.sid.clone().into_owned())
+        .collect();
     assert_eq!(sids, created[..10]);
     assert!(first.more.is_some());
     if shards == 1 {
@@ -705,7 +709,11 @@ async fn list_newest_first(b: &Backend, shards: u8) {
         )
         .await
         .unwrap();
-    let sids: Vec<CallSid> = back.items.iter().map(|c| c.sid.clone()).collect();
+    let sids: Vec<CallSid> = back
+        .items
+        .iter()
+        .map(|c| c.sid.clone().into_owned())
+        .collect();
     assert_eq!(sids, created[10..20]);
     // And backward from the second page's first: the first page, then the start.
     let second_start = back.items[0].position();
@@ -720,7 +728,10 @@ async fn list_newest_first(b: &Backend, shards: u8) {
         .await
         .unwrap();
     assert_eq!(
-        back.items.iter().map(|c| c.sid.clone()).collect::<Vec<_>>(),
+        back.items
+            .iter()
+            .map(|c| c.sid.clone().into_owned())
+            .collect::<Vec<_>>(),
         created[..10]
     );
 }
@@ -729,7 +740,10 @@ async fn calls_are_listed_newest_first_page_by_page(b: &Backend) {
     list_newest_first(b, 1).await;
 }
 
-async fn first_page(b: &Backend, account: &AccountSid) -> Vec<teleapi_domain::call::ListedCall> {
+async fn first_page(
+    b: &Backend,
+    account: &AccountSid,
+) -> Vec<teleapi_domain::call::ListedCall<'static>> {
     let (everything, first) = (CallFilter::default(), page(10, None, false));
     let got = b.calls.list_calls(account, 1, &everything, &first).await;
     got.unwrap().items

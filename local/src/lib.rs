@@ -450,7 +450,11 @@ async fn serve_api(State(stack): State<Arc<Stack>>, request: Request) -> Respons
     // client that hangs up must not cancel a request between its write and its send.
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let feed = stack.feed.clone();
-    let handled = tokio::spawn(async move { api::handle(&stack.services, request, None).await });
+    // Boxed: the task then holds a pointer, not the handler's whole state, which tokio would
+    // copy into the task, and again as the task finishes and its output is read.
+    let handled = tokio::spawn(Box::pin(async move {
+        api::handle(&stack.services, request, None).await
+    }));
     match handled.await {
         Ok(response) => {
             feed.api_request(&method, &path);

@@ -262,7 +262,7 @@ impl<T: CallStore> CallStore for Instrumented<T> {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<teleapi_domain::call::ListedCall>, StoreError> {
+    ) -> Result<Page<teleapi_domain::call::ListedCall<'static>>, StoreError> {
         store_call!(
             self,
             "list_calls",
@@ -455,7 +455,7 @@ impl CallStore for Shared<dyn CallStore> {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<teleapi_domain::call::ListedCall>, StoreError> {
+    ) -> Result<Page<teleapi_domain::call::ListedCall<'static>>, StoreError> {
         self.0.list_calls(account, shards, filter, page).await
     }
     async fn list_intents(

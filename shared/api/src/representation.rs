@@ -54,7 +54,13 @@ impl Format {
     /// envelope has none, and its fields sit directly in `<TeleapiResponse>`.
     pub fn render(self, root: Option<&str>, resource: &Value) -> String {
         match self {
-            Self::Json => resource.to_string(),
+            Self::Json => {
+                // Into bytes, sized for a call's resource at once: `Value`'s `Display` goes
+                // through `fmt` and grows its string a piece at a time.
+                let mut out = Vec::with_capacity(1024);
+                serde_json::to_writer(&mut out, resource).expect("a JSON value serializes");
+                String::from_utf8(out).expect("serde_json writes UTF-8")
+            }
             Self::Xml => {
                 let mut out = String::from(r#"<?xml version="1.0" encoding="UTF-8"?>"#);
                 match root {
@@ -145,7 +151,7 @@ pub fn call_uri(account: &AccountSid, call: &CallSid) -> String {
 /// The Call resource with Twilio's field names, plus `muted` and, after a modification, the
 /// new intent's sid.
 pub fn call_resource(call: &ListedCall, intent_sid: Option<&IntentSid>) -> Value {
-    let mut fields = Map::new();
+    let mut fields = Map::with_capacity(19);
     let mut put = |key: &str, value: Value| {
         fields.insert(key.to_owned(), value);
     };

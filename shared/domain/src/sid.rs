@@ -29,9 +29,15 @@ const HEX_DIGITS: usize = 32;
 
 /// 32 random lowercase hex digits from the operating system's CSPRNG.
 pub fn random_hex32() -> String {
+    prefixed_random_hex32("")
+}
+
+/// `prefix` followed by [`random_hex32`], in one allocation.
+fn prefixed_random_hex32(prefix: &str) -> String {
     let mut bytes = [0u8; HEX_DIGITS / 2];
     getrandom::fill(&mut bytes).expect("the operating system's random source is available");
-    let mut out = String::with_capacity(HEX_DIGITS);
+    let mut out = String::with_capacity(prefix.len() + HEX_DIGITS);
+    out.push_str(prefix);
     for byte in bytes {
         out.push(char::from_digit(u32::from(byte >> 4), 16).expect("nibble"));
         out.push(char::from_digit(u32::from(byte & 0xf), 16).expect("nibble"));
@@ -77,7 +83,7 @@ macro_rules! sid_type {
 
             /// A new Sid with 128 random bits.
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, random_hex32()))
+                Self(prefixed_random_hex32($prefix))
             }
 
             pub fn as_str(&self) -> &str {

@@ -424,7 +424,7 @@ pub trait CallStore: Send + Sync {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<ListedCall>, StoreError>;
+    ) -> Result<Page<ListedCall<'static>>, StoreError>;
 
     /// A page of the call's intents, in sequence order.
     async fn list_intents(

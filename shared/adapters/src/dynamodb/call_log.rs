@@ -122,7 +122,7 @@ impl CallLogStore for DynamoStore {
                         .exclusive_start_key("Entry", s(&after));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                round_by("Entry", &output, |item, _| data(item).ok())
+                round_by("Entry", &output, |item, _| data(item))
             }
         })
         .await
@@ -186,7 +186,7 @@ impl CallLogStore for DynamoStore {
                         .exclusive_start_key("CallSid", s(call.as_str()));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                round_by("Entry", &output, |item, _| data(item).ok())
+                round_by("Entry", &output, |item, _| data(item))
             }
         })
         .await

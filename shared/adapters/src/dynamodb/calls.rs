@@ -236,7 +236,7 @@ impl CallStore for DynamoStore {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<ListedCall>, StoreError> {
+    ) -> Result<Page<ListedCall<'static>>, StoreError> {
         let mut key_condition = "ListingKey = :key".to_owned();
         let mut values: Vec<(&str, AttributeValue)> = Vec::new();
         // A call starts after it is created: an upper bound on the start time bounds the key.
@@ -306,7 +306,7 @@ impl CallStore for DynamoStore {
                             .exclusive_start_key("CallSid", s(sid.as_str()));
                     }
                     let output = query.send().await.map_err(store_error)?;
-                    listing_round(&output, |entry, _| item::listed_from(entry).ok())
+                    listing_round(&output, |entry, _| item::listed_from(entry))
                 }
             },
         )

@@ -228,7 +228,10 @@ impl ConferenceStore for DynamoStore {
                         .exclusive_start_key("Member", s(CONFERENCE_MEMBER));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                listing_round(&output, |_, position| conference_position_sid(position))
+                listing_round(&output, |_, position| {
+                    conference_position_sid(position)
+                        .ok_or_else(|| StoreError::Failed("malformed conference position".into()))
+                })
             }
         })
         .await?;

@@ -8,6 +8,7 @@ use teleapi_domain::recording::{
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use std::borrow::Cow;
 use teleapi_domain::account::MAX_LISTING_SHARDS;
 use teleapi_domain::call::ListedCall;
 use teleapi_domain::conference::{
@@ -264,14 +265,16 @@ pub(super) fn call_item(call: &Call) -> Item {
 }
 
 /// A call as an entry of the listing index holds it (schema::LISTING_PROJECTION).
-pub(super) fn listed_from(item: &Item) -> Result<ListedCall, StoreError> {
+pub(super) fn listed_from(item: &Item) -> Result<ListedCall<'static>, StoreError> {
     let r = Reader(item);
     Ok(ListedCall {
-        sid: r.parse("CallSid", |v| v.parse().ok())?,
-        account_sid: r.parse("AccountSid", |v| v.parse().ok())?,
-        parent_call_sid: r.opt_parse("ParentCallSid", |v| v.parse().ok())?,
-        from: r.s("From")?.to_owned(),
-        to: r.s("To")?.to_owned(),
+        sid: Cow::Owned(r.parse("CallSid", |v| v.parse().ok())?),
+        account_sid: Cow::Owned(r.parse("AccountSid", |v| v.parse().ok())?),
+        parent_call_sid: r
+            .opt_parse("ParentCallSid", |v| v.parse().ok())?
+            .map(Cow::Owned),
+        from: Cow::Owned(r.s("From")?.to_owned()),
+        to: Cow::Owned(r.s("To")?.to_owned()),
         direction: r.parse("Direction", Direction::parse)?,
         status: r.parse("Status", CallStatus::parse)?,
         muted: r.bool("Muted")?,
@@ -315,11 +318,11 @@ pub(super) fn call_from(item: &Item) -> Result<Call, StoreError> {
         duration,
     } = listed_from(item)?;
     Ok(Call {
-        sid,
-        account_sid,
-        parent_call_sid,
-        from,
-        to,
+        sid: sid.into_owned(),
+        account_sid: account_sid.into_owned(),
+        parent_call_sid: parent_call_sid.map(Cow::into_owned),
+        from: from.into_owned(),
+        to: to.into_owned(),
         direction,
         status,
         muted,

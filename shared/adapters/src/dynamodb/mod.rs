@@ -106,7 +106,7 @@ impl DynamoStore {
                         .exclusive_start_key(key_name, s(key));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                let mut round = listing_round(&output, |entry, _| read(entry).ok())?;
+                let mut round = listing_round(&output, |entry, _| read(entry))?;
                 round.items.retain(|(_, found)| keep(found));
                 Ok(round)
             }
@@ -389,7 +389,7 @@ impl DynamoStore {
 /// entry's position and the key `key(entry, position)` reads from it.
 pub(super) fn listing_round<K>(
     output: &aws_sdk_dynamodb::operation::query::QueryOutput,
-    key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Option<K>,
+    key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Result<K, StoreError>,
 ) -> Result<Round<K>, StoreError> {
     round_by("Listing", output, key)
 }
@@ -398,7 +398,7 @@ pub(super) fn listing_round<K>(
 pub(super) fn round_by<K>(
     attribute: &str,
     output: &aws_sdk_dynamodb::operation::query::QueryOutput,
-    key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Option<K>,
+    key: impl Fn(&HashMap<String, AttributeValue>, &str) -> Result<K, StoreError>,
 ) -> Result<Round<K>, StoreError> {
     let items = output
         .items()
@@ -409,8 +409,10 @@ pub(super) fn round_by<K>(
                 .and_then(|v| v.as_s().ok())
                 .cloned()
                 .ok_or_else(|| StoreError::Failed(format!("index entry without {attribute}")))?;
-            let key = key(entry, &position)
-                .ok_or_else(|| StoreError::Failed(format!("index entry {position} unreadable")))?;
+            let key = key(entry, &position).map_err(|err| match err {
+                StoreError::Failed(why) => StoreError::Failed(format!("entry {position}: {why}")),
+                other => other,
+            })?;
             Ok((position, key))
         })
         .collect::<Result<_, StoreError>>()?;

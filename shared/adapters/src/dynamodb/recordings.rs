@@ -128,8 +128,7 @@ impl RecordingStore for DynamoStore {
                         .exclusive_start_key("RecordingSid", s(sid.as_str()));
                 }
                 let output = query.send().await.map_err(store_error)?;
-                let mut round =
-                    listing_round(&output, |entry, _| item::recording_from(entry).ok())?;
+                let mut round = listing_round(&output, |entry, _| item::recording_from(entry))?;
                 round
                     .items
                     .retain(|(_, recording)| filter.matches(recording));

@@ -54,19 +54,13 @@ impl CallStore for MemoryStore {
     }
 
     async fn intent(&self, subject: &Subject, seq: u64) -> Result<Option<Intent>, StoreError> {
-        Ok(lock(&self.tables)
-            .intents
-            .get(&(subject.clone(), seq))
-            .cloned())
+        Ok(lock(&self.tables).intent(subject, seq).cloned())
     }
 
     async fn settle_intent(&self, settlement: Settlement<'_>) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
         tables.expire(settlement.now);
-        match tables
-            .intents
-            .get_mut(&(settlement.subject.clone(), settlement.seq))
-        {
+        match tables.intent_mut(settlement.subject, settlement.seq) {
             Some(intent)
                 if settlement.from.contains(&intent.status)
                     && settlement.intent_sid.is_none_or(|sid| *sid == intent.sid) =>
@@ -85,8 +79,8 @@ impl CallStore for MemoryStore {
     async fn fail_intent(&self, failure: IntentFailure<'_>) -> Result<bool, StoreError> {
         let mut tables = lock(&self.tables);
         tables.expire(failure.now);
-        let key = (Subject::Call(failure.call_sid.clone()), failure.seq);
-        match tables.intents.get_mut(&key) {
+        let subject = Subject::Call(failure.call_sid.clone());
+        match tables.intent_mut(&subject, failure.seq) {
             Some(intent) if intent.status == IntentStatus::Pending => {
                 intent.status = IntentStatus::Failed;
                 intent.reason = Some(failure.reason.to_owned());
@@ -133,6 +127,7 @@ impl CallStore for MemoryStore {
         let mut pending: Vec<Intent> = tables
             .intents
             .values()
+            .flat_map(BTreeMap::values)
             .filter(|i| !i.status.is_settled() && i.date_created < created_before)
             .cloned()
             .collect();
@@ -147,7 +142,7 @@ impl CallStore for MemoryStore {
         shards: u8,
         filter: &CallFilter,
         page: &PageRequest,
-    ) -> Result<Page<ListedCall>, StoreError> {
+    ) -> Result<Page<ListedCall<'static>>, StoreError> {
         // The listing index, as DynamoDB keeps it: per partition of the account, its calls by
         // position, bounded above by the start-time filter (a call starts after it is created).
         let upper = filter
@@ -174,6 +169,7 @@ impl CallStore for MemoryStore {
                                 .get(sid)
                                 .map(Call::listed)
                                 .filter(|call| filter.matches(call))
+                                .map(ListedCall::into_owned)
                         },
                     ),
                     None => Round {
@@ -195,8 +191,10 @@ impl CallStore for MemoryStore {
     ) -> Result<Page<Intent>, StoreError> {
         let listing: BTreeMap<String, Intent> = lock(&self.tables)
             .intents
-            .range((subject.clone(), 0)..=(subject.clone(), u64::MAX))
-            .map(|(_, intent)| (intent_position(intent.seq), intent.clone()))
+            .get(subject)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .map(|intent| (intent_position(intent.seq), intent.clone()))
             .collect();
         let reading = Order::Ascending.reading(page);
         fill_page(page, Order::Ascending, 1, |_, after, limit| {

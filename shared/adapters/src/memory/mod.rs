@@ -46,7 +46,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Tables {
     accounts: HashMap<AccountSid, Account>,
     calls: HashMap<CallSid, Call>,
-    intents: BTreeMap<(Subject, u64), Intent>,
+    /// Intents by subject, then seq (as DynamoDB's partition and sort key).
+    intents: HashMap<Subject, BTreeMap<u64, Intent>>,
     idempotency: HashMap<IdempotencyKey, IdempotencyRecord>,
     workers: HashMap<WorkerId, Worker>,
     conferences: HashMap<ConferenceSid, Conference>,
@@ -98,9 +99,16 @@ impl Tables {
         })
     }
 
+    fn intent(&self, subject: &Subject, seq: u64) -> Option<&Intent> {
+        self.intents.get(subject)?.get(&seq)
+    }
+
     fn intent_taken(&self, intent: &Intent) -> bool {
-        self.intents
-            .contains_key(&(intent.subject.clone(), intent.seq))
+        self.intent(&intent.subject, intent.seq).is_some()
+    }
+
+    fn intent_mut(&mut self, subject: &Subject, seq: u64) -> Option<&mut Intent> {
+        self.intents.get_mut(subject)?.get_mut(&seq)
     }
 
     fn put_intent(&mut self, intent: &Intent) {
@@ -109,7 +117,9 @@ impl Tables {
             Expiring::Intent(intent.subject.clone(), intent.seq),
         ));
         self.intents
-            .insert((intent.subject.clone(), intent.seq), intent.clone());
+            .entry(intent.subject.clone())
+            .or_default()
+            .insert(intent.seq, intent.clone());
     }
 
     fn put_key(&mut self, record: Option<&IdempotencyRecord>) {
@@ -147,10 +157,14 @@ impl Tables {
                         }
                     }
                 }
-                Expiring::Intent(call, seq) => {
-                    let key = (call, seq);
-                    if self.intents.get(&key).is_some_and(|i| i.expires_at == at) {
-                        self.intents.remove(&key);
+                Expiring::Intent(subject, seq) => {
+                    if let Some(intents) = self.intents.get_mut(&subject)
+                        && intents.get(&seq).is_some_and(|i| i.expires_at == at)
+                    {
+                        intents.remove(&seq);
+                        if intents.is_empty() {
+                            self.intents.remove(&subject);
+                        }
                     }
                 }
                 Expiring::Conference(sid) => {
@@ -330,7 +344,10 @@ mod tests {
         let call = modify(&store, &call, start.plus(HOUR / 2), HOUR).await;
         let sizes = |store: &MemoryStore| {
             let tables = lock(&store.tables);
-            (tables.intents.len(), tables.idempotency.len())
+            (
+                tables.intents.values().map(BTreeMap::len).sum::<usize>(),
+                tables.idempotency.len(),
+            )
         };
         assert_eq!(sizes(&store), (2, 2));
         // An hour after the first: the first intent and key are gone at the next write, the

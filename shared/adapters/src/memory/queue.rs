@@ -196,7 +196,12 @@ impl Queue for MemoryQueue {
         let now = Instant::now();
         let arrived = {
             let mut queues = lock(&self.queues);
-            let state = queues.entry(self.name(queue).to_owned()).or_default();
+            let name = self.name(queue);
+            // The queue's name copied once, when it is first sent to; not on every send.
+            if !queues.contains_key(name) {
+                queues.insert(name.to_owned(), QueueState::default());
+            }
+            let state = queues.get_mut(name).expect("inserted above");
             self.expire(state, now);
             if let Some(dedup_id) = &message.dedup_id {
                 // The id within its group: one allocation, shared by the set and the order.

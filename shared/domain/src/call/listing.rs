@@ -11,6 +11,7 @@ use crate::paging::parse_time;
 use crate::params::{Params, invalid};
 use crate::sid::{AccountSid, CallSid, shorten};
 use crate::time::Timestamp;
+use std::borrow::Cow;
 
 /// A call's place in its account's listing, newest first: creation time, then CallSid. Stored
 /// on the call item as the sort key of the listing index.
@@ -25,15 +26,18 @@ pub fn call_position_sid(position: &str) -> Option<CallSid> {
 
 /// A call as its account's listing holds it: what the Call resource shows. The listing index of
 /// DynamoDB carries exactly this, so that a page is read from the index alone; none of it
-/// changes on a write the resource does not show ([`Call::updated_over`]), so a modification
-/// (but a mute) and most events do not write the index.
+/// changes on a write the resource does not show ([`Call::updated_over`], which compares two
+/// of these), so a modification (but a mute) and most events do not write the index.
+///
+/// Borrowed from a [`Call`] by [`Call::listed`] (rendered, compared, filtered without a copy),
+/// owned (`ListedCall<'static>`) as a page of the listing holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedCall {
-    pub sid: CallSid,
-    pub account_sid: AccountSid,
-    pub parent_call_sid: Option<CallSid>,
-    pub from: String,
-    pub to: String,
+pub struct ListedCall<'a> {
+    pub sid: Cow<'a, CallSid>,
+    pub account_sid: Cow<'a, AccountSid>,
+    pub parent_call_sid: Option<Cow<'a, CallSid>>,
+    pub from: Cow<'a, str>,
+    pub to: Cow<'a, str>,
     pub direction: Direction,
     pub status: CallStatus,
     pub muted: bool,
@@ -45,10 +49,22 @@ pub struct ListedCall {
     pub duration: Option<u64>,
 }
 
-impl ListedCall {
+impl ListedCall<'_> {
     /// The call's place in its account's listing ([`call_position`]).
     pub fn position(&self) -> String {
         created_position(self.date_created, &self.sid)
+    }
+
+    /// The same, owning what it borrowed.
+    pub fn into_owned(self) -> ListedCall<'static> {
+        ListedCall {
+            sid: Cow::Owned(self.sid.into_owned()),
+            account_sid: Cow::Owned(self.account_sid.into_owned()),
+            parent_call_sid: self.parent_call_sid.map(|p| Cow::Owned(p.into_owned())),
+            from: Cow::Owned(self.from.into_owned()),
+            to: Cow::Owned(self.to.into_owned()),
+            ..self
+        }
     }
 }
 
@@ -75,7 +91,7 @@ impl CallFilter {
             && self
                 .parent_call_sid
                 .as_ref()
-                .is_none_or(|parent| call.parent_call_sid.as_ref() == Some(parent))
+                .is_none_or(|parent| call.parent_call_sid.as_deref() == Some(parent))
             && self
                 .started_at_or_after
                 .is_none_or(|t| call.start_time.is_some_and(|start| start >= t))

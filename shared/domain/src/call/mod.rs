@@ -32,6 +32,7 @@ use crate::webhook::StatusCallbackEvents;
 use crate::webhook::WebhookUrl;
 use serde::Deserialize;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// The listing partition of a call among its account's `shards` (1 if 0): a hash of the
 /// CallSid (its random hex), so that an account's new calls spread evenly over its partitions.
@@ -239,27 +240,24 @@ impl Call {
     /// the account's listing of the call as it was (docs/decisions.md, "A call's
     /// date_updated").
     pub fn updated_over(mut self, before: &Call, now: Timestamp) -> Self {
-        fn shown(c: &Call) -> impl PartialEq + '_ {
-            (
-                (&c.parent_call_sid, &c.from, &c.to, c.direction, c.status),
-                (c.muted, c.answered_by, c.date_created),
-                (c.start_time, c.end_time, c.duration),
-            )
-        }
-        if shown(&self) != shown(before) {
+        let before = ListedCall {
+            date_updated: self.date_updated,
+            ..before.listed()
+        };
+        if self.listed() != before {
             self.date_updated = now;
         }
         self
     }
 
-    /// The call as its account's listing holds it.
-    pub fn listed(&self) -> ListedCall {
+    /// The call as its account's listing holds it, borrowed from the call.
+    pub fn listed(&self) -> ListedCall<'_> {
         ListedCall {
-            sid: self.sid.clone(),
-            account_sid: self.account_sid.clone(),
-            parent_call_sid: self.parent_call_sid.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
+            sid: Cow::Borrowed(&self.sid),
+            account_sid: Cow::Borrowed(&self.account_sid),
+            parent_call_sid: self.parent_call_sid.as_ref().map(Cow::Borrowed),
+            from: Cow::Borrowed(&self.from),
+            to: Cow::Borrowed(&self.to),
             direction: self.direction,
             status: self.status,
             muted: self.muted,
