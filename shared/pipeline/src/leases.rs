@@ -127,11 +127,14 @@ async fn hang_up_legs(
         after: None,
         backward: false,
     };
+    // A leg on the dead worker itself is left to this sweep, which ends it as one of its calls
+    // (the leg's worker is not in the listing; the system intent reads the leg, and skips it).
     let action = SystemAction::HangUp {
         reason: format!(
             "The leg it was connected to ended: media worker {} stopped",
             worker.id
         ),
+        unless_on: Some(worker.id.clone()),
     };
     let mut hung_up = 0;
     loop {
@@ -141,15 +144,6 @@ async fn hang_up_legs(
             .await?;
         for leg in &legs.items {
             if leg.status.is_final() {
-                continue;
-            }
-            // Its worker is not in the listing: read it (a dead worker's, rarely, legs).
-            let held_by_the_dead = services
-                .calls
-                .call(&leg.sid)
-                .await?
-                .is_some_and(|leg| leg.worker.as_ref() == Some(&worker.id));
-            if held_by_the_dead {
                 continue;
             }
             let outcome = record_system_intent(

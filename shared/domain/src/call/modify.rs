@@ -19,7 +19,7 @@ use crate::params::{Params, conflict, invalid, missing};
 
 use crate::rcml::Rcml;
 
-use crate::sid::{IntentSid, shorten};
+use crate::sid::{IntentSid, WorkerId, shorten};
 
 use crate::time::Timestamp;
 
@@ -356,8 +356,12 @@ pub enum SystemAction {
     /// End the call as failed: its RCML failed and nothing can replace it.
     Fail { reason: String },
     /// Hang the call up (`completed`, or `canceled` before it is answered): the leg it was
-    /// bridged to is gone.
-    HangUp { reason: String },
+    /// bridged to is gone. Not if it is on the worker `unless_on` (the dead worker whose calls
+    /// are ended, this one with them).
+    HangUp {
+        reason: String,
+        unless_on: Option<WorkerId>,
+    },
     /// Take the call, if it still waits in `bridge.queue_sid`, out of its queue for the agent
     /// `bridge` names, on another worker (`queue.bridge`).
     Bridge(Box<crate::queue::Bridge>),
@@ -398,6 +402,14 @@ pub fn plan_system(
         // Taken, gone or ended since the index listed it.
         return None;
     }
+    if let SystemAction::HangUp {
+        unless_on: Some(worker),
+        ..
+    } = action
+        && call.worker.as_ref() == Some(worker)
+    {
+        return None;
+    }
     let mut next = call.clone();
     next.seq += 1;
     next.version += 1;
@@ -413,7 +425,7 @@ pub fn plan_system(
             };
             (IntentAction::Execute, CommandType::Execute, command, None)
         }
-        SystemAction::HangUp { reason } => {
+        SystemAction::HangUp { reason, .. } => {
             hang_up(call, &mut next, now);
             let status = if call.status.is_unanswered() {
                 HangupStatus::Canceled
@@ -566,6 +578,28 @@ mod tests {
             now,
             Duration::from_secs(60),
         )
+    }
+
+    #[test]
+    fn a_leg_on_the_dead_worker_is_not_hung_up_as_a_leg() {
+        let id = |name: &str| WorkerId::try_from(name.to_owned()).unwrap();
+        let dead = id("worker-dead");
+        let hang_up = SystemAction::HangUp {
+            reason: "gone".into(),
+            unless_on: Some(dead.clone()),
+        };
+        let planned = |worker: &str| {
+            let leg = Call {
+                worker: Some(id(worker)),
+                ..call(CallStatus::InProgress)
+            };
+            let now = Timestamp::from_millis(91_000);
+            plan_system(&leg, &hang_up, IntentSid::generate(), now, Duration::ZERO)
+        };
+        assert!(planned(dead.as_str()).is_none(), "ended with its worker");
+        let elsewhere = planned("worker-alive").expect("hung up");
+        assert_eq!(elsewhere.call.status, CallStatus::Completed);
+        assert_eq!(elsewhere.intent.action, IntentAction::Hangup);
     }
 
     #[test]
