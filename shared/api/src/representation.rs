@@ -151,7 +151,7 @@ pub fn call_uri(account: &AccountSid, call: &CallSid) -> String {
 /// The Call resource with Twilio's field names, plus `muted` and, after a modification, the
 /// new intent's sid.
 pub fn call_resource(call: &ListedCall, intent_sid: Option<&IntentSid>) -> Value {
-    let mut fields = Map::with_capacity(19);
+    let mut fields = Map::with_capacity(18); // the fields below, `intent_sid` included
     let mut put = |key: &str, value: Value| {
         fields.insert(key.to_owned(), value);
     };
