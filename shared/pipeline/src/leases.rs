@@ -134,7 +134,7 @@ async fn hang_up_legs(
             "The leg it was connected to ended: media worker {} stopped",
             worker.id
         ),
-        unless_on: Some(worker.id.clone()),
+        dead_worker: worker.id.clone(),
     };
     let mut hung_up = 0;
     loop {

@@ -356,11 +356,11 @@ pub enum SystemAction {
     /// End the call as failed: its RCML failed and nothing can replace it.
     Fail { reason: String },
     /// Hang the call up (`completed`, or `canceled` before it is answered): the leg it was
-    /// bridged to is gone. Not if it is on the worker `unless_on` (the dead worker whose calls
-    /// are ended, this one with them).
+    /// bridged to is gone with `dead_worker`. Not if it is on that worker too: it ends with the
+    /// worker's other calls.
     HangUp {
         reason: String,
-        unless_on: Option<WorkerId>,
+        dead_worker: WorkerId,
     },
     /// Take the call, if it still waits in `bridge.queue_sid`, out of its queue for the agent
     /// `bridge` names, on another worker (`queue.bridge`).
@@ -402,11 +402,8 @@ pub fn plan_system(
         // Taken, gone or ended since the index listed it.
         return None;
     }
-    if let SystemAction::HangUp {
-        unless_on: Some(worker),
-        ..
-    } = action
-        && call.worker.as_ref() == Some(worker)
+    if let SystemAction::HangUp { dead_worker, .. } = action
+        && call.worker.as_ref() == Some(dead_worker)
     {
         return None;
     }
@@ -586,7 +583,7 @@ mod tests {
         let dead = id("worker-dead");
         let hang_up = SystemAction::HangUp {
             reason: "gone".into(),
-            unless_on: Some(dead.clone()),
+            dead_worker: dead.clone(),
         };
         let planned = |worker: &str| {
             let leg = Call {
